@@ -1,0 +1,33 @@
+// The `layer` command: subcommands over liblayer.
+#include <CLI/CLI.hpp>
+
+#include <cstdio>
+
+#include "cli/serve.h"
+#include "common/config.h"
+#include "common/version.h"
+
+int main(int argc, char** argv) {
+  CLI::App app{"Layer: a caching gateway for Turbopuffer", "layer"};
+  app.set_version_flag("--version", layer::kVersion);
+  app.require_subcommand(1);
+
+  layer::ServeConfig serve_cfg;
+  auto* serve = app.add_subcommand("serve", "run the gateway");
+  layer::AddServeFlags(*serve, serve_cfg);
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  }
+
+  if (serve->parsed()) {
+    if (layer::Status st = serve_cfg.Validate(); !st.ok()) {
+      std::fprintf(stderr, "layer serve: invalid configuration: %s\n", st.message().c_str());
+      return 2;
+    }
+    return layer::cli::RunServe(serve_cfg);
+  }
+  return 0;
+}

@@ -1,0 +1,138 @@
+#include "cli/serve.h"
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <spdlog/spdlog.h>
+
+#include <csignal>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+
+#include "common/log.h"
+#include "common/version.h"
+#include "gateway/gateway.h"
+#include "http/server.h"
+#include "http/upstream.h"
+
+namespace layer::cli {
+namespace {
+
+namespace asio = boost::asio;
+using namespace std::chrono_literals;
+
+Status WritePortFile(const std::string& path, uint16_t port) {
+  std::string tmp = path + ".tmp";
+  {
+    std::ofstream f(tmp, std::ios::trunc);
+    f << port << "\n";
+    if (!f) return Status::IoError("cannot write port file " + path);
+  }
+  std::error_code ec;
+  std::filesystem::rename(tmp, path, ec);
+  if (ec) return Status::IoError("cannot write port file " + path + ": " + ec.message());
+  return Status::Ok();
+}
+
+// SIGTERM/SIGINT: drain (keep serving health, refuse new API work, let in-flight requests
+// finish), then stop. A second signal stops at once.
+http::Task<void> DrainOnSignal(asio::signal_set& signals, http::HttpServer& server,
+                               http::IoPool& pool, const ServeConfig& cfg) {
+  auto [ec, sig] = co_await signals.async_wait(asio::as_tuple(asio::use_awaitable));
+  if (ec) co_return;
+  spdlog::info("signal {} received: draining (grace {} ms)", sig, cfg.drain_grace_ms);
+  server.BeginDrain();
+  signals.async_wait([&pool](const boost::system::error_code& e, int) {
+    if (!e) {
+      spdlog::warn("second signal: stopping now");
+      pool.Stop();
+    }
+  });
+  auto start = std::chrono::steady_clock::now();
+  auto deadline = start + std::chrono::milliseconds(cfg.drain_grace_ms);
+  asio::steady_timer timer(co_await asio::this_coro::executor);
+  timer.expires_at(start + std::chrono::milliseconds(cfg.drain_delay_ms));
+  co_await timer.async_wait(asio::as_tuple(asio::use_awaitable));
+  while (server.inflight() > 0 && std::chrono::steady_clock::now() < deadline) {
+    timer.expires_after(20ms);
+    co_await timer.async_wait(asio::as_tuple(asio::use_awaitable));
+  }
+  if (server.inflight() > 0) {
+    spdlog::warn("drain grace period over with {} requests in flight", server.inflight());
+  } else {
+    spdlog::info("drained; exiting");
+  }
+  server.StopAccepting();
+  pool.Stop();
+}
+
+}  // namespace
+
+int RunServe(const ServeConfig& cfg) {
+  if (Status st = InitLogging(cfg.log_level); !st.ok()) {
+    std::fprintf(stderr, "layer serve: %s\n", st.message().c_str());
+    return 2;
+  }
+  spdlog::info("layer {} starting", kVersion);
+  spdlog::info("configuration: {}", cfg.Redacted());
+  if (cfg.upstream.empty()) {
+    spdlog::error("no upstream configured: pass --upstream URL (or TURBOPUFFER_BASE_URL)");
+    return 2;
+  }
+
+  http::IoPool pool(cfg.threads);
+  http::UpstreamOptions uopts;
+  uopts.base_url = cfg.upstream;
+  uopts.ca_file = cfg.upstream_ca_file;
+  uopts.connect_timeout = std::chrono::milliseconds(cfg.upstream_connect_timeout_ms);
+  uopts.response_timeout = std::chrono::milliseconds(cfg.upstream_timeout_ms);
+  uopts.max_idle = cfg.upstream_max_idle;
+  uopts.idle_ttl = std::chrono::milliseconds(cfg.upstream_idle_ttl_ms);
+  auto upstream = http::MakeHttpUpstream(pool, uopts);
+  if (!upstream.ok()) {
+    spdlog::error("upstream: {}", upstream.status().message());
+    return 2;
+  }
+
+  gateway::Gateway gw(cfg, **upstream);
+  http::ServerOptions sopts;
+  uint16_t port = 0;
+  if (Status st = ParseHostPort(cfg.listen, &sopts.host, &port); !st.ok()) {
+    spdlog::error("{}", st.message());
+    return 2;
+  }
+  sopts.port = port;
+  sopts.max_body_bytes = cfg.max_body_bytes;
+  sopts.max_header_bytes = cfg.max_header_bytes;
+  sopts.header_timeout = std::chrono::milliseconds(cfg.header_timeout_ms);
+  sopts.body_timeout = std::chrono::milliseconds(cfg.body_timeout_ms);
+  sopts.idle_timeout = std::chrono::milliseconds(cfg.idle_timeout_ms);
+  sopts.access_log = cfg.access_log;
+  http::HttpServer server(pool, sopts, [&gw](http::Exchange& ex) { return gw.Handle(ex); });
+  gw.AttachServer(&server);
+  if (Status st = server.Listen(); !st.ok()) {
+    spdlog::error("{}", st.message());
+    return 1;
+  }
+  if (!cfg.port_file.empty()) {
+    if (Status st = WritePortFile(cfg.port_file, server.port()); !st.ok()) {
+      spdlog::error("{}", st.message());
+      return 1;
+    }
+  }
+  spdlog::info("listening on http://{}:{} with {} worker threads, upstream {}", sopts.host,
+               server.port(), pool.size(), (*upstream)->base());
+
+  asio::signal_set signals(pool.at(0), SIGTERM, SIGINT);
+  asio::co_spawn(pool.at(0), DrainOnSignal(signals, server, pool, cfg), asio::detached);
+  server.Start();
+  pool.Start();
+  pool.Join();
+  return 0;
+}
+
+}  // namespace layer::cli

@@ -1,0 +1,254 @@
+#include "common/config.h"
+
+#include <CLI/CLI.hpp>
+#include <boost/url/parse.hpp>
+#include <fmt/format.h>
+
+#include <charconv>
+#include <fstream>
+
+namespace layer {
+namespace {
+
+constexpr std::string_view kRedacted = "<redacted>";
+
+std::string ScopeNames(unsigned scopes) {
+  std::string out;
+  auto add = [&](unsigned bit, const char* name) {
+    if (!(scopes & bit)) return;
+    if (!out.empty()) out += '+';
+    out += name;
+  };
+  add(kScopeRead, "read");
+  add(kScopeWrite, "write");
+  add(kScopeAdmin, "admin");
+  return out;
+}
+
+}  // namespace
+
+Result<AuthMode> ParseAuthMode(const std::string& s) {
+  if (s == "derive" || s == "deriveFromStore") return AuthMode::kDerive;
+  if (s == "keys") return AuthMode::kKeys;
+  if (s == "open") return AuthMode::kOpen;
+  return Status::InvalidArgument("auth mode must be one of derive, keys, open (got '" + s + "')");
+}
+
+std::string_view AuthModeName(AuthMode m) {
+  switch (m) {
+    case AuthMode::kDerive: return "derive";
+    case AuthMode::kKeys: return "keys";
+    case AuthMode::kOpen: return "open";
+  }
+  return "?";
+}
+
+Result<std::vector<GatewayKey>> ParseGatewayKeys(const std::string& spec) {
+  std::vector<GatewayKey> keys;
+  std::string_view rest = spec;
+  while (!rest.empty()) {
+    size_t comma = rest.find(',');
+    std::string_view item = rest.substr(0, comma);
+    rest = comma == std::string_view::npos ? std::string_view() : rest.substr(comma + 1);
+    if (item.empty()) continue;
+    GatewayKey k;
+    size_t colon = item.find(':');
+    k.key = std::string(item.substr(0, colon));
+    if (k.key.empty()) return Status::InvalidArgument("gateway key entry has an empty key");
+    for (char c : k.key) {
+      if (c <= ' ' || c == 0x7f) {
+        return Status::InvalidArgument("gateway keys may not contain spaces or control characters");
+      }
+    }
+    if (colon != std::string_view::npos) {
+      k.scopes = 0;
+      std::string_view scopes = item.substr(colon + 1);
+      while (!scopes.empty()) {
+        size_t plus = scopes.find('+');
+        std::string_view s = scopes.substr(0, plus);
+        scopes = plus == std::string_view::npos ? std::string_view() : scopes.substr(plus + 1);
+        if (s == "read") {
+          k.scopes |= kScopeRead;
+        } else if (s == "write") {
+          k.scopes |= kScopeWrite;
+        } else if (s == "admin") {
+          k.scopes |= kScopeAdmin;
+        } else {
+          return Status::InvalidArgument("unknown gateway key scope '" + std::string(s) +
+                                         "' (use read, write, admin joined with '+')");
+        }
+      }
+      if (k.scopes == 0) return Status::InvalidArgument("gateway key has no scopes");
+    }
+    keys.push_back(std::move(k));
+  }
+  return keys;
+}
+
+Status ParseHostPort(const std::string& s, std::string* host, uint16_t* port) {
+  size_t colon = s.rfind(':');
+  if (colon == std::string::npos || colon + 1 == s.size()) {
+    return Status::InvalidArgument("listen address must be host:port (got '" + s + "')");
+  }
+  std::string h = s.substr(0, colon);
+  if (h.size() >= 2 && h.front() == '[' && h.back() == ']') h = h.substr(1, h.size() - 2);
+  if (h.empty()) h = "0.0.0.0";
+  unsigned p = 0;
+  const char* b = s.data() + colon + 1;
+  const char* e = s.data() + s.size();
+  auto [ptr, ec] = std::from_chars(b, e, p);
+  if (ec != std::errc() || ptr != e || p > 65535) {
+    return Status::InvalidArgument("listen port must be 0..65535 (got '" + s + "')");
+  }
+  *host = std::move(h);
+  *port = static_cast<uint16_t>(p);
+  return Status::Ok();
+}
+
+Status ServeConfig::Validate() const {
+  std::string host;
+  uint16_t port = 0;
+  if (Status st = ParseHostPort(listen, &host, &port); !st.ok()) return st;
+  if (threads < 0 || threads > 256) return Status::InvalidArgument("--threads must be 0..256");
+  if (!upstream.empty()) {
+    auto u = boost::urls::parse_absolute_uri(upstream);
+    if (!u || (u->scheme() != "http" && u->scheme() != "https") || u->host().empty()) {
+      return Status::InvalidArgument("--upstream must be an http:// or https:// URL (got '" +
+                                     upstream + "')");
+    }
+    if (u->has_query() || u->has_fragment()) {
+      return Status::InvalidArgument("--upstream may not carry a query string or fragment");
+    }
+  }
+  if (!upstream_ca_file.empty()) {
+    std::ifstream f(upstream_ca_file);
+    if (!f) return Status::InvalidArgument("--upstream-ca-file cannot be read: " + upstream_ca_file);
+  }
+  if (auth_mode == AuthMode::kKeys && gateway_keys.empty()) {
+    return Status::InvalidArgument("--auth-mode keys needs at least one --gateway-key");
+  }
+  if (auth_mode != AuthMode::kKeys && !gateway_keys.empty()) {
+    return Status::InvalidArgument("--gateway-key is only used with --auth-mode keys");
+  }
+  auto positive = [](int64_t v, const char* name) -> Status {
+    if (v <= 0) return Status::InvalidArgument(std::string(name) + " must be positive");
+    return Status::Ok();
+  };
+  for (auto [v, name] : {std::pair{upstream_connect_timeout_ms, "--upstream-connect-timeout-ms"},
+                         {upstream_timeout_ms, "--upstream-timeout-ms"},
+                         {upstream_idle_ttl_ms, "--upstream-idle-ttl-ms"},
+                         {header_timeout_ms, "--header-timeout-ms"},
+                         {body_timeout_ms, "--body-timeout-ms"},
+                         {idle_timeout_ms, "--idle-timeout-ms"},
+                         {drain_grace_ms, "--drain-grace-ms"}}) {
+    if (Status st = positive(v, name); !st.ok()) return st;
+  }
+  if (drain_delay_ms < 0) return Status::InvalidArgument("--drain-delay-ms must be >= 0");
+  if (upstream_max_idle < 0) return Status::InvalidArgument("--upstream-max-idle must be >= 0");
+  if (max_body_bytes == 0) return Status::InvalidArgument("--max-body-bytes must be positive");
+  if (max_header_bytes < 1024) return Status::InvalidArgument("--max-header-bytes must be >= 1024");
+  if (!public_url.empty()) {
+    auto u = boost::urls::parse_absolute_uri(public_url);
+    if (!u || (u->scheme() != "http" && u->scheme() != "https")) {
+      return Status::InvalidArgument("--public-url must be an http(s) URL");
+    }
+  }
+  if (log_level != "trace" && log_level != "debug" && log_level != "info" && log_level != "warn" &&
+      log_level != "error") {
+    return Status::InvalidArgument("--log-level must be trace, debug, info, warn or error");
+  }
+  return Status::Ok();
+}
+
+std::string ServeConfig::Redacted() const {
+  std::string keys;
+  for (const auto& k : gateway_keys) {
+    if (!keys.empty()) keys += ',';
+    keys += fmt::format("{}:{}", kRedacted, ScopeNames(k.scopes));
+  }
+  return fmt::format(
+      "listen={} threads={} upstream={} upstream_api_key={} upstream_ca_file={} "
+      "upstream_connect_timeout_ms={} upstream_timeout_ms={} upstream_max_idle={} "
+      "upstream_idle_ttl_ms={} auth_mode={} gateway_keys=[{}] max_body_bytes={} "
+      "max_header_bytes={} header_timeout_ms={} body_timeout_ms={} idle_timeout_ms={} "
+      "drain_grace_ms={} drain_delay_ms={} public_url={} log_level={} access_log={}",
+      listen, threads, upstream.empty() ? "<embedded origin>" : upstream,
+      upstream_api_key.empty() ? "<none>" : kRedacted,
+      upstream_ca_file.empty() ? "<system>" : upstream_ca_file, upstream_connect_timeout_ms,
+      upstream_timeout_ms, upstream_max_idle, upstream_idle_ttl_ms, AuthModeName(auth_mode), keys,
+      max_body_bytes, max_header_bytes, header_timeout_ms, body_timeout_ms, idle_timeout_ms,
+      drain_grace_ms, drain_delay_ms, public_url.empty() ? "<from Host header>" : public_url,
+      log_level, access_log);
+}
+
+void AddServeFlags(CLI::App& app, ServeConfig& cfg) {
+  app.add_option("--listen", cfg.listen, "host:port to listen on")
+      ->envname("LAYER_LISTEN")
+      ->capture_default_str();
+  app.add_option("--port-file", cfg.port_file, "write the bound port to this file");
+  app.add_option("--threads", cfg.threads, "worker threads (0 = one per core)")
+      ->envname("LAYER_THREADS");
+  app.add_option("--upstream", cfg.upstream, "Turbopuffer base URL (empty = embedded origin)")
+      ->envname("TURBOPUFFER_BASE_URL");
+  app.add_option("--upstream-api-key", cfg.upstream_api_key, "Turbopuffer API key")
+      ->envname("TURBOPUFFER_API_KEY");
+  app.add_option("--upstream-ca-file", cfg.upstream_ca_file, "PEM CA bundle for the upstream")
+      ->envname("LAYER_UPSTREAM_CA_FILE");
+  app.add_option("--upstream-connect-timeout-ms", cfg.upstream_connect_timeout_ms)
+      ->envname("LAYER_UPSTREAM_CONNECT_TIMEOUT_MS")
+      ->capture_default_str();
+  app.add_option("--upstream-timeout-ms", cfg.upstream_timeout_ms, "upstream response timeout")
+      ->envname("LAYER_UPSTREAM_TIMEOUT_MS")
+      ->capture_default_str();
+  app.add_option("--upstream-max-idle", cfg.upstream_max_idle, "idle upstream connections kept")
+      ->envname("LAYER_UPSTREAM_MAX_IDLE")
+      ->capture_default_str();
+  app.add_option("--upstream-idle-ttl-ms", cfg.upstream_idle_ttl_ms)
+      ->envname("LAYER_UPSTREAM_IDLE_TTL_MS")
+      ->capture_default_str();
+
+  auto* mode = app.add_option("--auth-mode", "derive | keys | open")->envname("LAYER_AUTH_MODE");
+  mode->each([&cfg](const std::string& v) {
+    auto m = ParseAuthMode(v);
+    if (!m.ok()) throw CLI::ValidationError("--auth-mode", m.status().message());
+    cfg.auth_mode = *m;
+  });
+  auto* keys = app.add_option("--gateway-key", "gateway key, key[:read+write+admin]; repeatable")
+                   ->envname("LAYER_GATEWAY_KEYS")
+                   ->delimiter(',');
+  keys->each([&cfg](const std::string& v) {
+    auto k = ParseGatewayKeys(v);
+    if (!k.ok()) throw CLI::ValidationError("--gateway-key", k.status().message());
+    for (auto& key : *k) cfg.gateway_keys.push_back(std::move(key));
+  });
+
+  app.add_option("--max-body-bytes", cfg.max_body_bytes)
+      ->envname("LAYER_MAX_BODY_BYTES")
+      ->capture_default_str();
+  app.add_option("--max-header-bytes", cfg.max_header_bytes)
+      ->envname("LAYER_MAX_HEADER_BYTES")
+      ->capture_default_str();
+  app.add_option("--header-timeout-ms", cfg.header_timeout_ms)
+      ->envname("LAYER_HEADER_TIMEOUT_MS")
+      ->capture_default_str();
+  app.add_option("--body-timeout-ms", cfg.body_timeout_ms)
+      ->envname("LAYER_BODY_TIMEOUT_MS")
+      ->capture_default_str();
+  app.add_option("--idle-timeout-ms", cfg.idle_timeout_ms)
+      ->envname("LAYER_IDLE_TIMEOUT_MS")
+      ->capture_default_str();
+  app.add_option("--drain-grace-ms", cfg.drain_grace_ms)
+      ->envname("LAYER_DRAIN_GRACE_MS")
+      ->capture_default_str();
+  app.add_option("--drain-delay-ms", cfg.drain_delay_ms)
+      ->envname("LAYER_DRAIN_DELAY_MS")
+      ->capture_default_str();
+  app.add_option("--public-url", cfg.public_url, "gateway origin for rewritten Location headers")
+      ->envname("LAYER_PUBLIC_URL");
+  app.add_option("--log-level", cfg.log_level)->envname("LAYER_LOG_LEVEL")->capture_default_str();
+  app.add_option("--access-log", cfg.access_log, "one log line per request")
+      ->envname("LAYER_ACCESS_LOG")
+      ->capture_default_str();
+}
+
+}  // namespace layer

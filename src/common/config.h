@@ -1,0 +1,81 @@
+// Gateway configuration: one value type, filled from flags with environment fallbacks.
+//
+// Precedence: command-line flag > environment variable > default. Validate() reports the first
+// problem in words an operator can act on; `layer serve` prints it and exits non-zero.
+// Redacted() renders the effective configuration with every secret replaced by "<redacted>".
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "common/status.h"
+
+namespace CLI {
+class App;
+}
+
+namespace layer {
+
+enum class AuthMode {
+  kDerive,  // reference `deriveFromStore`: upstream key if configured, else any bearer (forwarded)
+  kKeys,    // gateway keys with scopes
+  kOpen,    // no inbound auth
+};
+
+enum Scope : unsigned { kScopeRead = 1, kScopeWrite = 2, kScopeAdmin = 4 };
+
+struct GatewayKey {
+  std::string key;
+  unsigned scopes = kScopeRead | kScopeWrite | kScopeAdmin;
+};
+
+struct ServeConfig {
+  // Listening.
+  std::string listen = "0.0.0.0:8080";  // LAYER_LISTEN
+  std::string port_file;                // write the bound port here once listening
+  int threads = 0;                      // 0 = one per core; LAYER_THREADS
+
+  // Upstream (Turbopuffer or the local origin).
+  std::string upstream;                 // TURBOPUFFER_BASE_URL; empty = embedded local origin
+  std::string upstream_api_key;         // TURBOPUFFER_API_KEY (secret)
+  std::string upstream_ca_file;         // LAYER_UPSTREAM_CA_FILE: extra trust anchors (PEM)
+  int64_t upstream_connect_timeout_ms = 5000;
+  int64_t upstream_timeout_ms = 60000;  // whole response, per attempt
+  int upstream_max_idle = 64;           // idle keep-alive connections kept, in total
+  int64_t upstream_idle_ttl_ms = 30000; // idle connections older than this are closed
+
+  // Auth.
+  AuthMode auth_mode = AuthMode::kDerive;  // LAYER_AUTH_MODE: derive|keys|open
+  std::vector<GatewayKey> gateway_keys;    // LAYER_GATEWAY_KEYS: key[:read+write+admin],...
+
+  // Limits and timeouts for inbound connections.
+  uint64_t max_body_bytes = 512ull << 20;  // LAYER_MAX_BODY_BYTES
+  uint32_t max_header_bytes = 64 << 10;    // LAYER_MAX_HEADER_BYTES
+  int64_t header_timeout_ms = 10000;       // time to receive a complete request head
+  int64_t body_timeout_ms = 300000;        // time to receive the body once the head arrived
+  int64_t idle_timeout_ms = 75000;         // keep-alive idle time between requests
+  int64_t drain_grace_ms = 30000;          // longest wait for in-flight requests on SIGTERM
+  int64_t drain_delay_ms = 0;              // keep answering 503 at least this long first
+
+  // Operations.
+  std::string public_url;  // LAYER_PUBLIC_URL: gateway origin used to rewrite Location
+  std::string log_level = "info";
+  bool access_log = true;
+
+  Status Validate() const;
+  std::string Redacted() const;
+};
+
+// Registers every `serve` flag (with its environment variable) on `app`, writing into `cfg`.
+void AddServeFlags(CLI::App& app, ServeConfig& cfg);
+
+// Parses "key[:scope+scope]" entries separated by commas.
+Result<std::vector<GatewayKey>> ParseGatewayKeys(const std::string& spec);
+Result<AuthMode> ParseAuthMode(const std::string& s);
+std::string_view AuthModeName(AuthMode m);
+
+// Splits "host:port" ("[v6]:port" too). Port 0 asks the kernel for a free port.
+Status ParseHostPort(const std::string& s, std::string* host, uint16_t* port);
+
+}  // namespace layer

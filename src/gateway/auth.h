@@ -1,0 +1,49 @@
+// Inbound authentication and the upstream credential (layer-reference §2.1).
+//
+// Modes: derive (default; with an upstream key only that key is accepted, without one any
+// well-formed bearer is accepted and forwarded upstream), keys (gateway keys with scopes) and
+// open. A missing or malformed Authorization header is 401 in every mode but open. Keys are
+// compared in constant time over their SHA-256 digests, so neither content nor length leaks.
+// Thread-safe (immutable after construction). Tokens are never logged.
+#pragma once
+
+#include <array>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/config.h"
+#include "http/message.h"
+
+namespace layer::gateway {
+
+struct AuthResult {
+  std::optional<http::Response> denied;  // set when the request must be refused
+  std::string upstream_authorization;    // "Bearer …" to send upstream, or empty for none
+};
+
+class Authenticator {
+ public:
+  explicit Authenticator(const ServeConfig& cfg);
+
+  // `authorization` is the raw header value ("" when absent); `required` a kScope* bit.
+  AuthResult Check(std::string_view authorization, unsigned required) const;
+
+ private:
+  using Digest = std::array<unsigned char, 32>;
+  struct Key {
+    Digest digest;
+    unsigned scopes;
+  };
+  static Digest Hash(std::string_view s);
+
+  AuthMode mode_;
+  std::vector<Key> keys_;              // keys mode: gateway keys; derive mode: the upstream key
+  std::string upstream_authorization_; // "Bearer <upstream key>" or empty
+};
+
+// The token of a well-formed "Bearer <token>" header, or nullopt.
+std::optional<std::string_view> ParseBearer(std::string_view header);
+
+}  // namespace layer::gateway

@@ -1,0 +1,64 @@
+#include "gateway/gateway.h"
+
+#include "gateway/health.h"
+#include "gateway/passthrough.h"
+#include "http/errors.h"
+
+namespace layer::gateway {
+
+Gateway::Gateway(const ServeConfig& cfg, http::Upstream& upstream)
+    : cfg_(cfg), upstream_(upstream), auth_(cfg) {}
+
+http::Task<http::Response> Gateway::Handle(http::Exchange& ex) {
+  const auto& req = ex.request();
+  std::string_view target = req.target();
+  size_t qpos = target.find('?');
+  std::string_view path = target.substr(0, qpos);
+  std::string_view query = qpos == std::string_view::npos ? std::string_view()
+                                                          : target.substr(qpos + 1);
+
+  auto route = MatchRoute(req.method(), path);
+  if (!route) {
+    ex.info.route = "unknown";
+    co_return http::MakeError(http::Code::not_found, "not_found",
+                              "no route for " + std::string(req.method_string()) + " " +
+                                  std::string(path));
+  }
+  ex.info.route = route->family;
+
+  HealthInfo health{cfg_.upstream.empty() ? "embedded_origin" : "turbopuffer",
+                    upstream_.base(), draining()};
+  switch (route->id) {
+    case RouteId::kHealth: co_return HealthResponse(health);
+    case RouteId::kReady: co_return ReadyResponse(health);
+    case RouteId::kMetrics: co_return MetricsResponse();
+    default: break;
+  }
+
+  if (draining()) {
+    auto res = http::MakeError(http::Code::service_unavailable, "gateway_draining",
+                               "the gateway is shutting down; retry on another replica");
+    res.keep_alive(false);
+    co_return res;
+  }
+
+  AuthResult auth = auth_.Check(req[http::Field::authorization], route->required_scope);
+  if (auth.denied) co_return std::move(*auth.denied);
+
+  if (route->ns_error != NamespaceNameError::kNone) {
+    std::string text = NamespaceNameErrorText(route->ns_error, route->raw_ns);
+    if (route->turbopuffer_route) co_return http::MakeText(http::Code::bad_request, text);
+    co_return http::MakeError(http::Code::unprocessable_entity, "validation_error", text);
+  }
+
+  RequestContext ctx{ex, *route, query, auth};
+  co_return co_await Dispatch(ctx);
+}
+
+http::Task<http::Response> Gateway::Dispatch(RequestContext& ctx) {
+  // Every Turbopuffer-compatible route is a pure passthrough at this stage; Layer-enhanced
+  // handlers (write mirroring, fetch, warm) take over their routes here.
+  co_return co_await Passthrough(ctx, upstream_, cfg_.public_url);
+}
+
+}  // namespace layer::gateway

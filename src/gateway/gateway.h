@@ -1,0 +1,45 @@
+// The gateway's request handler: matches the route, applies drain and auth, and dispatches to
+// the handler of the route's family (one file per family in src/gateway/).
+//
+// Thread-safe: one Gateway serves every worker; per-request state lives in the Exchange.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "common/config.h"
+#include "gateway/auth.h"
+#include "gateway/routes.h"
+#include "http/server.h"
+#include "http/upstream.h"
+
+namespace layer::gateway {
+
+// What a route handler gets besides the exchange.
+struct RequestContext {
+  http::Exchange& ex;
+  const RouteMatch& route;
+  std::string_view query;  // raw query string, without '?'
+  const AuthResult& auth;
+};
+
+class Gateway {
+ public:
+  Gateway(const ServeConfig& cfg, http::Upstream& upstream);
+
+  // Set once, before serving: the server whose drain state /ready and API routes report.
+  void AttachServer(const http::HttpServer* server) { server_ = server; }
+
+  http::Task<http::Response> Handle(http::Exchange& ex);
+
+ private:
+  http::Task<http::Response> Dispatch(RequestContext& ctx);
+  bool draining() const { return server_ && server_->draining(); }
+
+  const ServeConfig& cfg_;
+  http::Upstream& upstream_;
+  Authenticator auth_;
+  const http::HttpServer* server_ = nullptr;
+};
+
+}  // namespace layer::gateway

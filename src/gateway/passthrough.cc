@@ -1,0 +1,118 @@
+#include "gateway/passthrough.h"
+
+#include <boost/beast/core/string.hpp>
+
+#include "http/errors.h"
+
+namespace layer::gateway {
+namespace {
+
+namespace beast = boost::beast;
+
+bool IsForwardedRequestHeader(std::string_view name) {
+  static constexpr std::string_view kNames[] = {"content-type", "content-encoding", "accept",
+                                                "accept-encoding", "prefer", "user-agent"};
+  for (auto n : kNames) {
+    if (beast::iequals(name, n)) return true;
+  }
+  return name.size() > 12 && beast::iequals(name.substr(0, 12), "x-stainless-");
+}
+
+bool IsRelayedResponseHeader(std::string_view name) {
+  static constexpr std::string_view kNames[] = {"content-type",   "content-encoding",
+                                                "retry-after",    "retry-after-ms",
+                                                "x-should-retry", "preference-applied"};
+  for (auto n : kNames) {
+    if (beast::iequals(name, n)) return true;
+  }
+  return name.size() > 13 && beast::iequals(name.substr(0, 13), "x-turbopuffer-");
+}
+
+// If `location` is under the upstream base URL, re-anchor it at the gateway's origin.
+std::string RewriteLocation(std::string_view location, const std::string& upstream_base,
+                            std::string_view gateway_origin) {
+  if (gateway_origin.empty() || location.size() < upstream_base.size() ||
+      !beast::iequals(location.substr(0, upstream_base.size()), upstream_base)) {
+    return std::string(location);
+  }
+  std::string_view rest = location.substr(upstream_base.size());
+  if (!rest.empty() && rest[0] != '/' && rest[0] != '?') return std::string(location);
+  std::string out(gateway_origin);
+  while (!out.empty() && out.back() == '/') out.pop_back();
+  out += rest;
+  return out;
+}
+
+}  // namespace
+
+void CopyForwardedHeaders(const RequestContext& ctx, http::Request& up) {
+  for (const auto& f : ctx.ex.request()) {
+    if (IsForwardedRequestHeader(f.name_string())) up.insert(f.name_string(), f.value());
+  }
+  if (!ctx.auth.upstream_authorization.empty()) {
+    up.set(http::Field::authorization, ctx.auth.upstream_authorization);
+  }
+}
+
+http::Task<Result<http::Response>> SendUpstream(RequestContext& ctx, http::Upstream& upstream,
+                                                http::Request req) {
+  auto t0 = std::chrono::steady_clock::now();
+  auto res = co_await upstream.Send(std::move(req), ctx.route.idempotent);
+  ctx.ex.info.upstream_seconds +=
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  co_return res;
+}
+
+http::Response UpstreamError(const Status& st) {
+  return http::MakeError(http::Code::bad_gateway, "upstream_error", st.message());
+}
+
+http::Response RelayResponse(const RequestContext& ctx, http::Response& ur,
+                             const std::string& upstream_base, const std::string& public_url) {
+  http::Response out{ur.result(), 11};
+  for (const auto& f : ur) {
+    if (IsRelayedResponseHeader(f.name_string())) out.insert(f.name_string(), f.value());
+  }
+  if (auto loc = ur[http::Field::location]; !loc.empty()) {
+    std::string origin = public_url;
+    if (origin.empty()) {
+      auto host = ctx.ex.request()[http::Field::host];
+      if (!host.empty()) origin = "http://" + std::string(host);
+    }
+    out.set(http::Field::location, RewriteLocation(loc, upstream_base, origin));
+  }
+  if (ctx.ex.request().method() == http::Verb::head) {
+    if (auto len = ur[http::Field::content_length]; !len.empty()) {
+      out.set(http::Field::content_length, len);
+    }
+  }
+  out.body() = std::move(ur.body());
+  return out;
+}
+
+http::Task<http::Response> Passthrough(RequestContext& ctx, http::Upstream& upstream,
+                                       const std::string& public_url) {
+  switch (co_await ctx.ex.ReadBody()) {
+    case http::BodyStatus::kOk:
+      break;
+    case http::BodyStatus::kTooLarge:
+      co_return http::MakeError(http::Code::payload_too_large, "payload_too_large",
+                                "request body exceeds the configured limit");
+    case http::BodyStatus::kFailed:
+      co_return http::MakeError(http::Code::bad_request, "bad_request",
+                                "request body could not be read");
+  }
+  std::string target = ctx.route.upstream_path;
+  if (!ctx.query.empty()) {
+    target += '?';
+    target += ctx.query;
+  }
+  http::Request up{ctx.ex.request().method(), target, 11};
+  CopyForwardedHeaders(ctx, up);
+  up.body() = std::move(ctx.ex.body());
+  auto res = co_await SendUpstream(ctx, upstream, std::move(up));
+  if (!res.ok()) co_return UpstreamError(res.status());
+  co_return RelayResponse(ctx, *res, upstream.base(), public_url);
+}
+
+}  // namespace layer::gateway

@@ -1,0 +1,34 @@
+// Pure passthrough of a Turbopuffer route (architecture §1.1).
+//
+// Forwards method, the route's upstream path, the raw query string and the body bytes unchanged
+// (gzip stays gzip), with the request headers Turbopuffer clients rely on. Relays the upstream
+// status, Content-Type, Content-Encoding, retry hints and body verbatim, and rewrites a Location
+// that points at the upstream to the gateway's own origin. A transport failure is 502
+// upstream_error. The body is moved, never copied or re-serialised.
+#pragma once
+
+#include "gateway/gateway.h"
+
+namespace layer::gateway {
+
+// `public_url` is the gateway origin for Location rewriting; empty = from the Host header.
+http::Task<http::Response> Passthrough(RequestContext& ctx, http::Upstream& upstream,
+                                       const std::string& public_url);
+
+// Sends `req` upstream on behalf of `ctx` and accounts the time in ctx.ex.info. Shared by every
+// handler that talks to the upstream.
+http::Task<Result<http::Response>> SendUpstream(RequestContext& ctx, http::Upstream& upstream,
+                                                http::Request req);
+
+// Copies the request headers that are forwarded upstream (content-type, content-encoding, accept,
+// accept-encoding, prefer, user-agent, x-stainless-*) and the upstream Authorization.
+void CopyForwardedHeaders(const RequestContext& ctx, http::Request& up);
+
+// Builds the client response from an upstream response: status, relayed headers, body (moved).
+http::Response RelayResponse(const RequestContext& ctx, http::Response& upstream_res,
+                             const std::string& upstream_base, const std::string& public_url);
+
+// The 502 answered for a transport failure.
+http::Response UpstreamError(const Status& st);
+
+}  // namespace layer::gateway

@@ -1,0 +1,237 @@
+// HTTP/1.1 upstream client with a per-worker keep-alive pool. See upstream.h for the contract.
+#include <sys/socket.h>
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ssl/context.hpp>
+#include <boost/asio/ssl/host_name_verification.hpp>
+#include <boost/asio/ssl/stream.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/core/tcp_stream.hpp>
+#include <boost/beast/http/parser.hpp>
+#include <boost/beast/http/read.hpp>
+#include <boost/beast/http/write.hpp>
+#include <boost/url/parse.hpp>
+#include <openssl/ssl.h>
+
+#include <cassert>
+#include <vector>
+
+#include "common/metrics.h"
+#include "http/upstream.h"
+
+namespace layer::http {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace ssl = boost::asio::ssl;
+using tcp = asio::ip::tcp;
+constexpr auto kTuple = asio::as_tuple(asio::use_awaitable);
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+struct Connection {
+  std::unique_ptr<beast::tcp_stream> tcp;                // plain upstream
+  std::unique_ptr<ssl::stream<beast::tcp_stream>> tls;  // https upstream
+  beast::flat_buffer buffer;
+  Clock::time_point idle_since;
+
+  beast::tcp_stream& lowest() { return tls ? tls->next_layer() : *tcp; }
+
+  // A pooled connection is usable if the peer has neither closed it nor sent unsolicited bytes.
+  bool LooksAlive() {
+    if (buffer.size() != 0) return false;
+    char c;
+    ssize_t n = ::recv(lowest().socket().native_handle(), &c, 1, MSG_PEEK | MSG_DONTWAIT);
+    return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
+  }
+};
+
+struct Shard {
+  std::vector<std::unique_ptr<Connection>> idle;  // newest at the back; touched by one thread
+};
+
+class HttpUpstream final : public Upstream {
+ public:
+  HttpUpstream(IoPool& pool, UpstreamOptions opts) : pool_(pool), opts_(std::move(opts)) {}
+
+  Status Init() {
+    auto u = boost::urls::parse_absolute_uri(opts_.base_url);
+    if (!u) return Status::InvalidArgument("invalid upstream URL '" + opts_.base_url + "'");
+    tls_ = u->scheme() == "https";
+    host_ = u->host();
+    if (host_.size() >= 2 && host_.front() == '[') host_ = host_.substr(1, host_.size() - 2);
+    port_ = u->has_port() ? std::string(u->port()) : (tls_ ? "443" : "80");
+    bool default_port = !u->has_port() || (tls_ && port_ == "443") || (!tls_ && port_ == "80");
+    host_header_ = std::string(u->encoded_host_and_port());
+    origin_ = std::string(u->scheme()) + "://" + host_header_;
+    if (default_port) host_header_ = std::string(u->encoded_host());
+    base_path_ = std::string(u->encoded_path());
+    while (!base_path_.empty() && base_path_.back() == '/') base_path_.pop_back();
+    base_ = origin_ + base_path_;
+    shards_.resize(pool_.size());
+    per_shard_idle_ = opts_.max_idle <= 0 ? 0 : std::max(1, opts_.max_idle / pool_.size());
+    if (tls_) {
+      ssl_ctx_ = std::make_unique<ssl::context>(ssl::context::tls_client);
+      beast::error_code ec;
+      ssl_ctx_->set_default_verify_paths(ec);
+      if (!opts_.ca_file.empty()) {
+        ssl_ctx_->load_verify_file(opts_.ca_file, ec);
+        if (ec) return Status::InvalidArgument("cannot load CA file: " + ec.message());
+      }
+      ssl_ctx_->set_verify_mode(ssl::verify_peer);
+    }
+    return Status::Ok();
+  }
+
+  const std::string& base() const override { return base_; }
+
+  Task<Result<Response>> Send(Request req, bool idempotent) override {
+    int idx = IoPool::CurrentIndex();
+    assert(idx >= 0 && idx < static_cast<int>(shards_.size()));
+    Shard& shard = shards_[idx];
+    if (!base_path_.empty()) req.target(base_path_ + std::string(req.target()));
+    req.set(Field::host, host_header_);
+    req.version(11);
+    req.keep_alive(true);
+    if (!req.body().empty() || req.method() == Verb::post || req.method() == Verb::put ||
+        req.method() == Verb::patch) {
+      req.content_length(req.body().size());
+    }
+    const bool head = req.method() == Verb::head;
+    auto started = Clock::now();
+
+    for (int attempt = 0;; ++attempt) {
+      std::unique_ptr<Connection> conn = TakeIdle(shard);
+      const bool reused = conn != nullptr;
+      if (reused) {
+        metrics_.reused.Inc();
+      } else {
+        auto c = co_await Connect();
+        if (!c.ok()) co_return c.status();
+        conn = std::move(*c);
+        metrics_.opened.Inc();
+      }
+      bhttp::response_parser<bhttp::string_body> parser;
+      parser.body_limit(opts_.max_response_bytes);
+      parser.header_limit(1 << 20);
+      if (head) parser.skip(true);
+      conn->lowest().expires_after(opts_.response_timeout);
+      beast::error_code ec = co_await RoundTrip(*conn, req, parser);
+      if (!ec) {
+        Response res = parser.release();
+        metrics_.duration.Observe(std::chrono::duration<double>(Clock::now() - started).count());
+        if (res.keep_alive() && shard.idle.size() < per_shard_idle_) {
+          conn->lowest().expires_never();
+          conn->idle_since = Clock::now();
+          shard.idle.push_back(std::move(conn));
+        }
+        co_return res;
+      }
+      // A reused connection that failed before any response byte was most likely closed by the
+      // upstream while idle; only a request that is safe to repeat gets a second attempt.
+      if (reused && idempotent && attempt == 0 && !parser.got_some() &&
+          ec != beast::error::timeout) {
+        continue;
+      }
+      metrics_.failures.Inc();
+      if (ec == beast::error::timeout) {
+        co_return Status::Timeout("upstream did not answer within " +
+                                  std::to_string(opts_.response_timeout.count()) + " ms");
+      }
+      co_return Status::Unavailable("upstream request failed: " + ec.message());
+    }
+  }
+
+ private:
+  struct UpstreamMetrics {
+    Counter& opened = Metrics().GetCounter("layer_upstream_connections_opened_total",
+                                           "Upstream connections opened");
+    Counter& reused = Metrics().GetCounter("layer_upstream_connections_reused_total",
+                                           "Upstream requests sent on a pooled connection");
+    Counter& failures = Metrics().GetCounter("layer_upstream_transport_failures_total",
+                                             "Upstream requests that failed in transport");
+    Histogram& duration = Metrics().GetHistogram("layer_upstream_request_duration_seconds",
+                                                 "Upstream round-trip time");
+  };
+
+  std::unique_ptr<Connection> TakeIdle(Shard& shard) {
+    auto now = Clock::now();
+    while (!shard.idle.empty()) {
+      std::unique_ptr<Connection> c = std::move(shard.idle.back());
+      shard.idle.pop_back();
+      if (now - c->idle_since < opts_.idle_ttl && c->LooksAlive()) return c;
+    }
+    return nullptr;
+  }
+
+  Task<Result<std::unique_ptr<Connection>>> Connect() {
+    auto ex = co_await asio::this_coro::executor;
+    tcp::resolver resolver(ex);
+    auto [rec, endpoints] = co_await resolver.async_resolve(host_, port_, kTuple);
+    if (rec) co_return Status::Unavailable("cannot resolve upstream host " + host_ + ": " +
+                                           rec.message());
+    auto conn = std::make_unique<Connection>();
+    if (tls_) {
+      conn->tls = std::make_unique<ssl::stream<beast::tcp_stream>>(ex, *ssl_ctx_);
+    } else {
+      conn->tcp = std::make_unique<beast::tcp_stream>(ex);
+    }
+    auto& low = conn->lowest();
+    low.expires_after(opts_.connect_timeout);
+    auto [cec, ep] = co_await low.async_connect(endpoints, kTuple);
+    if (cec) {
+      co_return Status::Unavailable("cannot connect to upstream " + origin_ + ": " +
+                                    (cec == beast::error::timeout ? std::string("timed out")
+                                                                  : cec.message()));
+    }
+    low.socket().set_option(tcp::no_delay(true));
+    if (tls_) {
+      if (!SSL_set_tlsext_host_name(conn->tls->native_handle(), host_.c_str())) {
+        co_return Status::Unavailable("cannot set TLS SNI");
+      }
+      conn->tls->set_verify_callback(ssl::host_name_verification(host_));
+      auto [hec] = co_await conn->tls->async_handshake(ssl::stream_base::client, kTuple);
+      if (hec) co_return Status::Unavailable("TLS handshake with upstream failed: " +
+                                             hec.message());
+    }
+    low.expires_never();
+    co_return conn;
+  }
+
+  Task<beast::error_code> RoundTrip(Connection& c, const Request& req,
+                                    bhttp::response_parser<bhttp::string_body>& parser) {
+    if (c.tls) {
+      auto [wec, wn] = co_await bhttp::async_write(*c.tls, req, kTuple);
+      if (wec) co_return wec;
+      auto [rec, rn] = co_await bhttp::async_read(*c.tls, c.buffer, parser, kTuple);
+      co_return rec;
+    }
+    auto [wec, wn] = co_await bhttp::async_write(*c.tcp, req, kTuple);
+    if (wec) co_return wec;
+    auto [rec, rn] = co_await bhttp::async_read(*c.tcp, c.buffer, parser, kTuple);
+    co_return rec;
+  }
+
+  IoPool& pool_;
+  UpstreamOptions opts_;
+  bool tls_ = false;
+  std::string host_, port_, host_header_, origin_, base_path_, base_;
+  std::unique_ptr<ssl::context> ssl_ctx_;
+  std::vector<Shard> shards_;  // one per IoPool worker, each touched only by its worker
+  size_t per_shard_idle_ = 0;
+  UpstreamMetrics metrics_;
+};
+
+}  // namespace
+
+Result<std::unique_ptr<Upstream>> MakeHttpUpstream(IoPool& pool, UpstreamOptions options) {
+  auto up = std::make_unique<HttpUpstream>(pool, std::move(options));
+  if (Status st = up->Init(); !st.ok()) return st;
+  return std::unique_ptr<Upstream>(std::move(up));
+}
+
+}  // namespace layer::http

@@ -1,0 +1,43 @@
+// A pool of single-threaded io_contexts, one thread each ("one thread per core").
+//
+// Every connection and every coroutine lives on exactly one io_context, so per-connection state
+// needs no strand and per-thread state (the upstream pool's shards) needs no lock.
+// CurrentIndex() tells a coroutine which worker it runs on (-1 off the pool).
+#pragma once
+
+#include <boost/asio/io_context.hpp>
+
+#include <memory>
+#include <thread>
+#include <vector>
+
+namespace layer::http {
+
+class IoPool {
+ public:
+  explicit IoPool(int threads);
+  ~IoPool();
+  IoPool(const IoPool&) = delete;
+  IoPool& operator=(const IoPool&) = delete;
+
+  int size() const { return static_cast<int>(contexts_.size()); }
+  boost::asio::io_context& at(int i) { return *contexts_[i]; }
+  // Round-robin choice for new connections and background tasks.
+  boost::asio::io_context& Next();
+
+  // Starts the worker threads; they run until Stop() or until every context runs out of work.
+  void Start();
+  void Stop();
+  void Join();
+
+  static int CurrentIndex();
+
+ private:
+  std::vector<std::unique_ptr<boost::asio::io_context>> contexts_;
+  std::vector<std::thread> threads_;
+  std::atomic<unsigned> next_{0};
+  using Guard = boost::asio::executor_work_guard<boost::asio::io_context::executor_type>;
+  std::vector<Guard> guards_;
+};
+
+}  // namespace layer::http

@@ -1,0 +1,308 @@
+#include "http/server.h"
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/core/tcp_stream.hpp>
+#include <boost/beast/http/empty_body.hpp>
+#include <boost/beast/http/parser.hpp>
+#include <boost/beast/http/read.hpp>
+#include <boost/beast/http/write.hpp>
+#include <spdlog/spdlog.h>
+
+#include <random>
+#include <unordered_map>
+
+#include "common/metrics.h"
+#include "http/errors.h"
+
+namespace layer::http {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+using tcp = asio::ip::tcp;
+constexpr auto kTuple = asio::as_tuple(asio::use_awaitable);
+
+namespace {
+
+struct ServerMetrics {
+  Gauge& inflight = Metrics().GetGauge("layer_http_inflight_requests",
+                                       "Requests being served right now");
+
+  Counter& Requests(std::string_view route, unsigned status) {
+    // Series are resolved once per (route, status) per thread; route labels are static strings.
+    thread_local std::unordered_map<uint64_t, Counter*> cache;
+    uint64_t key = reinterpret_cast<uintptr_t>(route.data()) * 1000 + status;
+    auto it = cache.find(key);
+    if (it != cache.end()) return *it->second;
+    Counter& c = Metrics().GetCounter("layer_http_requests_total", "Requests served",
+                                      {{"route", std::string(route)},
+                                       {"status", std::to_string(status)}});
+    cache.emplace(key, &c);
+    return c;
+  }
+  Histogram& Duration(std::string_view route) {
+    thread_local std::unordered_map<const char*, Histogram*> cache;
+    auto it = cache.find(route.data());
+    if (it != cache.end()) return *it->second;
+    Histogram& h = Metrics().GetHistogram("layer_http_request_duration_seconds",
+                                          "Time from request head to response written",
+                                          {{"route", std::string(route)}});
+    cache.emplace(route.data(), &h);
+    return h;
+  }
+};
+
+ServerMetrics& Sm() {
+  static ServerMetrics m;
+  return m;
+}
+
+bool ValidRequestId(std::string_view id) {
+  if (id.empty() || id.size() > 128) return false;
+  for (char c : id) {
+    if (c <= ' ' || c > '~') return false;
+  }
+  return true;
+}
+
+std::string MintRequestId() {
+  thread_local std::mt19937_64 rng{std::random_device{}()};
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string id(24, '0');
+  uint64_t a = rng(), b = rng();
+  for (int i = 0; i < 16; ++i) id[i] = kHex[(a >> (i * 4)) & 15];
+  for (int i = 16; i < 24; ++i) id[i] = kHex[(b >> (i * 4)) & 15];
+  return id;
+}
+
+using Parser = bhttp::request_parser<bhttp::string_body>;
+
+class ExchangeImpl final : public Exchange {
+ public:
+  ExchangeImpl(beast::tcp_stream& stream, beast::flat_buffer& buffer, Parser& parser,
+               std::chrono::milliseconds body_timeout)
+      : stream_(stream), buffer_(buffer), parser_(parser), body_timeout_(body_timeout) {}
+
+  const Request& request() const override { return parser_.get(); }
+  std::string& body() override { return parser_.get().body(); }
+
+  Task<BodyStatus> ReadBody() override {
+    if (parser_.is_done()) {
+      info.bytes_in = parser_.get().body().size();
+      co_return BodyStatus::kOk;
+    }
+    if (failed_) co_return BodyStatus::kFailed;
+    const auto& req = parser_.get();
+    auto expect = req[Field::expect];
+    if (!sent_continue_ && beast::iequals(expect, "100-continue")) {
+      sent_continue_ = true;
+      bhttp::response<bhttp::empty_body> cont{Code::continue_, 11};
+      stream_.expires_after(body_timeout_);
+      auto [ec, n] = co_await bhttp::async_write(stream_, cont, kTuple);
+      if (ec) {
+        failed_ = true;
+        co_return BodyStatus::kFailed;
+      }
+    }
+    stream_.expires_after(body_timeout_);
+    auto [ec, n] = co_await bhttp::async_read(stream_, buffer_, parser_, kTuple);
+    if (ec) {
+      failed_ = true;
+      co_return ec == bhttp::error::body_limit ? BodyStatus::kTooLarge : BodyStatus::kFailed;
+    }
+    info.bytes_in = parser_.get().body().size();
+    co_return BodyStatus::kOk;
+  }
+
+  bool body_complete() const { return parser_.is_done() && !failed_; }
+
+ private:
+  beast::tcp_stream& stream_;
+  beast::flat_buffer& buffer_;
+  Parser& parser_;
+  std::chrono::milliseconds body_timeout_;
+  bool sent_continue_ = false;
+  bool failed_ = false;
+};
+
+}  // namespace
+
+struct HttpServer::Impl {
+  IoPool& pool;
+  ServerOptions opts;
+  Handler handler;
+  HttpServer* owner;
+  std::unique_ptr<tcp::acceptor> acceptor;
+
+  Task<void> AcceptLoop() {
+    for (;;) {
+      asio::io_context& target = pool.Next();
+      auto [ec, sock] = co_await acceptor->async_accept(target, kTuple);
+      if (ec) {
+        if (ec == asio::error::operation_aborted || !acceptor->is_open()) co_return;
+        spdlog::warn("accept failed: {}", ec.message());
+        continue;
+      }
+      sock.set_option(tcp::no_delay(true));
+      asio::co_spawn(target, Session(std::move(sock)), asio::detached);
+    }
+  }
+
+  // Writes a gateway-generated error and reports whether the write succeeded.
+  Task<void> WriteFinal(beast::tcp_stream& stream, Response res, RequestInfo* info,
+                        const Request* req) {
+    res.keep_alive(false);
+    if (info) res.set("x-request-id", info->request_id);
+    res.prepare_payload();
+    stream.expires_after(opts.body_timeout);
+    co_await bhttp::async_write(stream, res, kTuple);
+    if (info && req) Finish(*info, *req, res);
+    beast::error_code ignored;
+    stream.socket().shutdown(tcp::socket::shutdown_send, ignored);
+  }
+
+  void Finish(const RequestInfo& info, const Request& req, const Response& res) {
+    double total = std::chrono::duration<double>(std::chrono::steady_clock::now() - info.start)
+                       .count();
+    unsigned status = res.result_int();
+    Sm().Requests(info.route, status).Inc();
+    Sm().Duration(info.route).Observe(total);
+    if (opts.access_log) {
+      auto target = req.target();
+      auto path = target.substr(0, target.find('?'));
+      spdlog::info("access method={} route={} path={} status={} total_ms={:.3f} "
+                   "upstream_ms={:.3f} bytes_in={} bytes_out={} request_id={}",
+                   std::string_view(req.method_string()), info.route, std::string_view(path),
+                   status, total * 1e3, info.upstream_seconds * 1e3, info.bytes_in,
+                   res.body().size(), info.request_id);
+    }
+  }
+
+  Task<void> Session(tcp::socket sock) {
+    beast::tcp_stream stream(std::move(sock));
+    beast::flat_buffer buffer;
+    for (;;) {
+      if (buffer.size() == 0) {
+        // Idle keep-alive wait: nothing of the next request has arrived yet.
+        stream.expires_after(opts.idle_timeout);
+        auto [ec, n] = co_await stream.async_read_some(buffer.prepare(16 << 10), kTuple);
+        if (ec) co_return;
+        buffer.commit(n);
+      }
+      Parser parser;
+      parser.header_limit(opts.max_header_bytes);
+      parser.body_limit(opts.max_body_bytes);
+      stream.expires_after(opts.header_timeout);
+      auto [ec, n] = co_await bhttp::async_read_header(stream, buffer, parser, kTuple);
+      if (ec) {
+        if (ec == bhttp::error::end_of_stream || ec == asio::error::eof ||
+            ec == asio::error::connection_reset) {
+          co_return;
+        }
+        if (ec == beast::error::timeout) {
+          co_await WriteFinal(stream,
+                              MakeError(Code::request_timeout, "request_timeout",
+                                        "request head not received in time"),
+                              nullptr, nullptr);
+        } else if (ec == bhttp::error::header_limit) {
+          co_await WriteFinal(stream,
+                              MakeError(Code::request_header_fields_too_large,
+                                        "header_too_large", "request header fields too large"),
+                              nullptr, nullptr);
+        } else if (ec == bhttp::error::body_limit) {
+          co_await WriteFinal(stream,
+                              MakeError(Code::payload_too_large, "payload_too_large",
+                                        "request body exceeds the limit of " +
+                                            std::to_string(opts.max_body_bytes) + " bytes"),
+                              nullptr, nullptr);
+        } else {
+          co_await WriteFinal(stream,
+                              MakeError(Code::bad_request, "bad_request",
+                                        "malformed HTTP request: " + ec.message()),
+                              nullptr, nullptr);
+        }
+        co_return;
+      }
+
+      ExchangeImpl ex(stream, buffer, parser, opts.body_timeout);
+      ex.info.start = std::chrono::steady_clock::now();
+      auto rid = parser.get()["x-request-id"];
+      ex.info.request_id = ValidRequestId(rid) ? std::string(rid) : MintRequestId();
+
+      owner->inflight_.fetch_add(1);
+      Sm().inflight.Add(1);
+      Response res = co_await handler(ex);
+      owner->inflight_.fetch_sub(1);
+      Sm().inflight.Add(-1);
+
+      const Request& req = parser.get();
+      bool keep = req.keep_alive() && ex.body_complete() && !owner->draining() && res.keep_alive();
+      res.keep_alive(keep);
+      res.set("x-request-id", ex.info.request_id);
+      if (req.method() != Verb::head) {
+        res.prepare_payload();
+      } else if (res[Field::content_length].empty()) {
+        res.content_length(0);
+      }
+      stream.expires_after(opts.body_timeout);
+      bhttp::response_serializer<bhttp::string_body> sr{res};
+      if (req.method() == Verb::head) sr.split(true);
+      beast::error_code wec;
+      if (req.method() == Verb::head) {
+        std::tie(wec, std::ignore) = co_await bhttp::async_write_header(stream, sr, kTuple);
+      } else {
+        std::tie(wec, std::ignore) = co_await bhttp::async_write(stream, sr, kTuple);
+      }
+      Finish(ex.info, req, res);
+      if (wec) co_return;
+      if (!keep) {
+        beast::error_code ignored;
+        stream.socket().shutdown(tcp::socket::shutdown_send, ignored);
+        co_return;
+      }
+    }
+  }
+};
+
+HttpServer::HttpServer(IoPool& pool, ServerOptions options, Handler handler)
+    : impl_(new Impl{pool, std::move(options), std::move(handler), this, nullptr}) {}
+
+HttpServer::~HttpServer() = default;
+
+Status HttpServer::Listen() {
+  beast::error_code ec;
+  auto addr = asio::ip::make_address(impl_->opts.host, ec);
+  if (ec) return Status::InvalidArgument("invalid listen address '" + impl_->opts.host + "'");
+  tcp::endpoint ep(addr, impl_->opts.port);
+  auto acc = std::make_unique<tcp::acceptor>(impl_->pool.at(0));
+  acc->open(ep.protocol(), ec);
+  if (!ec) acc->set_option(asio::socket_base::reuse_address(true), ec);
+  if (!ec) acc->bind(ep, ec);
+  if (!ec) acc->listen(asio::socket_base::max_listen_connections, ec);
+  if (ec) {
+    return Status::Unavailable("cannot listen on " + impl_->opts.host + ":" +
+                               std::to_string(impl_->opts.port) + ": " + ec.message());
+  }
+  bound_port_ = acc->local_endpoint().port();
+  impl_->acceptor = std::move(acc);
+  return Status::Ok();
+}
+
+void HttpServer::Start() {
+  asio::co_spawn(impl_->pool.at(0), impl_->AcceptLoop(), asio::detached);
+}
+
+void HttpServer::StopAccepting() {
+  asio::post(impl_->pool.at(0), [this] {
+    if (impl_->acceptor) {
+      beast::error_code ignored;
+      impl_->acceptor->close(ignored);
+    }
+  });
+}
+
+}  // namespace layer::http
