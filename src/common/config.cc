@@ -215,7 +215,9 @@ void AddServeFlags(CLI::App& app, ServeConfig& cfg) {
   });
   auto* keys = app.add_option("--gateway-key", "gateway key, key[:read+write+admin]; repeatable")
                    ->envname("LAYER_GATEWAY_KEYS")
-                   ->delimiter(',');
+                   ->delimiter(',')
+                   ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll)
+                   ->expected(1, CLI::detail::expected_max_vector_size);
   keys->each([&cfg](const std::string& v) {
     auto k = ParseGatewayKeys(v);
     if (!k.ok()) throw CLI::ValidationError("--gateway-key", k.status().message());

@@ -219,3 +219,10 @@ def test_http_client_request(derive_keyed, upstream):
     assert r.status == 200
     r = http_request(derive_keyed, "GET", "/v2/namespaces/a/metadata", token="nope")
     assert r.status == 403
+
+
+def test_keys_mode_never_forwards_gateway_key(upstream, start_gateway):
+    gw = start_gateway(upstream, "--auth-mode", "keys", "--gateway-key", "gwsecret-a1:admin")
+    call(gw, "GET", "/v1/namespaces", "Bearer gwsecret-a1")
+    for u in upstream.requests:
+        assert "gwsecret-a1" not in (u.header("authorization") or ""), u.headers

@@ -369,3 +369,33 @@ def test_keepalive_idle_timeout_closes_connection(upstream, start_gateway):
         c.send(build_request("GET", "/v1/namespaces", AUTH))
         assert c.read_response().status == 200
         assert c.closed_by_peer(5.0), "idle keep-alive connection never closed"
+
+
+def test_upstream_connect_timeout_is_502(start_gateway):
+    """A connect that never completes (listener with a full backlog) fails after
+    --upstream-connect-timeout-ms, not after the much longer --upstream-timeout-ms."""
+    hole = socket.socket()
+    hole.bind(("127.0.0.1", 0))
+    hole.listen(0)
+    port = hole.getsockname()[1]
+    fillers = []
+    try:
+        for _ in range(3):  # fill the accept backlog; further SYNs are dropped
+            f = socket.socket()
+            f.settimeout(0.3)
+            try:
+                f.connect(("127.0.0.1", port))
+            except OSError:
+                pass
+            fillers.append(f)
+        gw = start_gateway(f"http://127.0.0.1:{port}", "--upstream-connect-timeout-ms", "500",
+                           "--upstream-timeout-ms", "30000")
+        t0 = time.monotonic()
+        r = req(gw, "GET", "/v1/namespaces", timeout=60)
+        elapsed = time.monotonic() - t0
+        assert_gateway_error(r, 502, "upstream_error")
+        assert elapsed < 0.5 + 5.0, f"connect timeout 500 ms but 502 came after {elapsed:.1f}s"
+    finally:
+        for f in fillers:
+            f.close()
+        hole.close()

@@ -425,3 +425,94 @@ def test_pipelined_requests_answered_in_order(gw, upstream):
             r = c.read_response()
             assert r.status == 200
             assert r.json()["path"] == f"/v2/namespaces/p{i}/metadata"
+
+
+def test_upstream_host_header_names_upstream(gw, upstream):
+    r = req(gw, "GET", "/v1/namespaces", headers={"Host": "client-facing.example"})
+    assert r.status == 200
+    u = upstream.wait_for_requests(1)[0]
+    assert u.header("host") in ("127.0.0.1", f"127.0.0.1:{upstream.port}"), u.headers
+    assert len(u.header_all("host")) == 1
+
+
+def test_concurrent_requests_get_their_own_responses(gw, upstream):
+    """Many parallel clients through the upstream pool: no crossed or lost responses."""
+    import threading
+    upstream.set_rule(lambda rq: Response(delay=0.01, body=json.dumps(
+        {"target": rq.target, "body": rq.body.decode()}).encode()))
+    errors = []
+
+    def client(cid):
+        conn = http.client.HTTPConnection("127.0.0.1", gw.port, timeout=30)
+        try:
+            for i in range(6):
+                body = json.dumps({"c": cid, "i": i}).encode()
+                target = f"/v2/namespaces/c{cid}/query?i={i}"
+                r = req(gw, "POST", target, body=body, conn=conn)
+                if r.status != 200 or r.json() != {"target": target, "body": body.decode()}:
+                    errors.append((cid, i, r))
+        except Exception as e:  # noqa: BLE001
+            errors.append((cid, repr(e)))
+        finally:
+            conn.close()
+    threads = [threading.Thread(target=client, args=(c,)) for c in range(24)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert not errors, errors[:5]
+    assert len(upstream.requests) == 24 * 6
+
+
+def test_large_response_relayed_byte_for_byte(gw, upstream):
+    import os
+    payload = os.urandom(24 << 20)
+    upstream.set_rule(Response(body=payload, headers=[("Content-Type", "application/octet-stream")]))
+    r = req(gw, "POST", "/v2/namespaces/big/query", body=QUERY_BODY, timeout=60)
+    assert r.status == 200
+    assert r.header("content-type") == "application/octet-stream"
+    assert len(r.body) == len(payload) and r.body == payload
+
+
+def test_upstream_connection_close_header_respected(gw, upstream):
+    upstream.set_rule(Response(close=True))
+    for _ in range(5):
+        assert req(gw, "GET", "/v1/namespaces").status == 200
+    assert len(upstream.distinct_connections()) == 5
+
+
+def test_pooled_connection_closed_by_upstream_while_idle(gw, upstream):
+    """Upstream (e.g. a load balancer) silently closes an idle keep-alive connection: the next
+    request must not fail with 502."""
+    import time
+    upstream.set_rule(Response(raw=b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                                   b"Content-Length: 11\r\n\r\n{\"ok\":true}", close=True))
+    for _ in range(4):
+        r = req(gw, "GET", "/v1/namespaces")
+        assert r.status == 200, r
+        time.sleep(0.1)  # let the FIN arrive before the next request
+    assert len(upstream.requests) == 4
+
+
+def test_empty_post_body(gw, upstream):
+    r = req(gw, "POST", "/v1/namespaces/e/_debug/recall", body=b"")
+    assert r.status == 200
+    u = upstream.wait_for_requests(1)[0]
+    assert u.body == b""
+    assert u.method == "POST"
+
+
+def test_http10_client(gw, upstream):
+    r = raw_request(gw.port, b"GET /v1/namespaces HTTP/1.0\r\nAuthorization: Bearer " +
+                    TOKEN.encode() + b"\r\n\r\n")
+    assert r.status == 200
+    assert r.body == b'{"ok":true}'
+
+
+def test_client_connection_close(gw, upstream):
+    with RawConn(gw.port) as c:
+        c.send(build_request("GET", "/v1/namespaces",
+                             [("Authorization", f"Bearer {TOKEN}"), ("Connection", "close")]))
+        r = c.read_response()
+        assert r.status == 200
+        assert c.closed_by_peer(5)
