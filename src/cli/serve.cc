@@ -10,9 +10,8 @@
 
 #include <csignal>
 #include <cstdio>
-#include <filesystem>
-#include <fstream>
 
+#include "cli/port_file.h"
 #include "common/log.h"
 #include "common/version.h"
 #include "gateway/gateway.h"
@@ -24,19 +23,6 @@ namespace {
 
 namespace asio = boost::asio;
 using namespace std::chrono_literals;
-
-Status WritePortFile(const std::string& path, uint16_t port) {
-  std::string tmp = path + ".tmp";
-  {
-    std::ofstream f(tmp, std::ios::trunc);
-    f << port << "\n";
-    if (!f) return Status::IoError("cannot write port file " + path);
-  }
-  std::error_code ec;
-  std::filesystem::rename(tmp, path, ec);
-  if (ec) return Status::IoError("cannot write port file " + path + ": " + ec.message());
-  return Status::Ok();
-}
 
 // SIGTERM/SIGINT: drain (keep serving health, refuse new API work, let in-flight requests
 // finish), then stop. A second signal stops at once.

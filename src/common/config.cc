@@ -143,6 +143,8 @@ Status ServeConfig::Validate() const {
                          {drain_grace_ms, "--drain-grace-ms"}}) {
     if (Status st = positive(v, name); !st.ok()) return st;
   }
+  if (data_dir.empty()) return Status::InvalidArgument("--data-dir may not be empty");
+  if (origin_index_lag_ms < 0) return Status::InvalidArgument("--origin-index-lag-ms must be >= 0");
   if (drain_delay_ms < 0) return Status::InvalidArgument("--drain-delay-ms must be >= 0");
   if (upstream_max_idle < 0) return Status::InvalidArgument("--upstream-max-idle must be >= 0");
   if (max_body_bytes == 0) return Status::InvalidArgument("--max-body-bytes must be positive");
@@ -171,13 +173,13 @@ std::string ServeConfig::Redacted() const {
       "upstream_connect_timeout_ms={} upstream_timeout_ms={} upstream_max_idle={} "
       "upstream_idle_ttl_ms={} auth_mode={} gateway_keys=[{}] max_body_bytes={} "
       "max_header_bytes={} header_timeout_ms={} body_timeout_ms={} idle_timeout_ms={} "
-      "drain_grace_ms={} drain_delay_ms={} public_url={} log_level={} access_log={}",
+      "drain_grace_ms={} drain_delay_ms={} data_dir={} public_url={} log_level={} access_log={}",
       listen, threads, upstream.empty() ? "<embedded origin>" : upstream,
       upstream_api_key.empty() ? "<none>" : kRedacted,
       upstream_ca_file.empty() ? "<system>" : upstream_ca_file, upstream_connect_timeout_ms,
       upstream_timeout_ms, upstream_max_idle, upstream_idle_ttl_ms, AuthModeName(auth_mode), keys,
       max_body_bytes, max_header_bytes, header_timeout_ms, body_timeout_ms, idle_timeout_ms,
-      drain_grace_ms, drain_delay_ms, public_url.empty() ? "<from Host header>" : public_url,
+      drain_grace_ms, drain_delay_ms, data_dir, public_url.empty() ? "<from Host header>" : public_url,
       log_level, access_log);
 }
 
@@ -245,12 +247,49 @@ void AddServeFlags(CLI::App& app, ServeConfig& cfg) {
   app.add_option("--drain-delay-ms", cfg.drain_delay_ms)
       ->envname("LAYER_DRAIN_DELAY_MS")
       ->capture_default_str();
+  app.add_option("--data-dir", cfg.data_dir, "directory for all local state")
+      ->envname("LAYER_DATA_DIR")
+      ->capture_default_str();
+  app.add_option("--origin-index-lag-ms", cfg.origin_index_lag_ms,
+                 "embedded origin: report index 'updating' this long after a write")
+      ->envname("LAYER_ORIGIN_INDEX_LAG_MS");
   app.add_option("--public-url", cfg.public_url, "gateway origin for rewritten Location headers")
       ->envname("LAYER_PUBLIC_URL");
   app.add_option("--log-level", cfg.log_level)->envname("LAYER_LOG_LEVEL")->capture_default_str();
   app.add_option("--access-log", cfg.access_log, "one log line per request")
       ->envname("LAYER_ACCESS_LOG")
       ->capture_default_str();
+}
+
+Status OriginConfig::Validate() const {
+  std::string host;
+  uint16_t port = 0;
+  if (Status st = ParseHostPort(listen, &host, &port); !st.ok()) return st;
+  if (data_dir.empty()) return Status::InvalidArgument("--data-dir may not be empty");
+  if (index_lag_ms < 0) return Status::InvalidArgument("--index-lag-ms must be >= 0");
+  if (threads < 0 || threads > 256) return Status::InvalidArgument("--threads must be 0..256");
+  if (max_body_bytes == 0) return Status::InvalidArgument("--max-body-bytes must be positive");
+  return Status::Ok();
+}
+
+void AddOriginFlags(CLI::App& app, OriginConfig& cfg) {
+  app.add_option("--listen", cfg.listen, "host:port to listen on")
+      ->envname("LAYER_ORIGIN_LISTEN")
+      ->capture_default_str();
+  app.add_option("--port-file", cfg.port_file, "write the bound port to this file");
+  app.add_option("--data-dir", cfg.data_dir, "where namespaces are stored")
+      ->envname("LAYER_ORIGIN_DATA_DIR")
+      ->capture_default_str();
+  app.add_option("--index-lag-ms", cfg.index_lag_ms,
+                 "report index status 'updating' this long after each write")
+      ->envname("LAYER_ORIGIN_INDEX_LAG_MS")
+      ->capture_default_str();
+  app.add_flag("--test-faults", cfg.test_faults,
+               "enable run-time fault injection at /_test/faults (tests only)");
+  app.add_option("--threads", cfg.threads, "worker threads (0 = one per core)");
+  app.add_option("--max-body-bytes", cfg.max_body_bytes)->capture_default_str();
+  app.add_option("--log-level", cfg.log_level)->capture_default_str();
+  app.add_option("--access-log", cfg.access_log)->capture_default_str();
 }
 
 }  // namespace layer

@@ -58,6 +58,10 @@ struct ServeConfig {
   int64_t drain_grace_ms = 30000;          // longest wait for in-flight requests on SIGTERM
   int64_t drain_delay_ms = 0;              // keep answering 503 at least this long first
 
+  // Embedded local origin (used when no upstream is configured).
+  std::string data_dir = "layer-data";  // LAYER_DATA_DIR: all local state lives under here
+  int64_t origin_index_lag_ms = 0;      // LAYER_ORIGIN_INDEX_LAG_MS
+
   // Operations.
   std::string public_url;  // LAYER_PUBLIC_URL: gateway origin used to rewrite Location
   std::string log_level = "info";
@@ -69,6 +73,22 @@ struct ServeConfig {
 
 // Registers every `serve` flag (with its environment variable) on `app`, writing into `cfg`.
 void AddServeFlags(CLI::App& app, ServeConfig& cfg);
+
+// `layer origin`: the local Turbopuffer-compatible server on its own.
+struct OriginConfig {
+  std::string listen = "127.0.0.1:8090";  // LAYER_ORIGIN_LISTEN
+  std::string port_file;
+  std::string data_dir = "layer-data/origin";  // LAYER_ORIGIN_DATA_DIR
+  int64_t index_lag_ms = 0;                    // LAYER_ORIGIN_INDEX_LAG_MS
+  bool test_faults = false;  // enables /_test/faults (fault injection); never in production
+  int threads = 0;
+  uint64_t max_body_bytes = 512ull << 20;
+  std::string log_level = "info";
+  bool access_log = false;
+
+  Status Validate() const;
+};
+void AddOriginFlags(CLI::App& app, OriginConfig& cfg);
 
 // Parses "key[:scope+scope]" entries separated by commas.
 Result<std::vector<GatewayKey>> ParseGatewayKeys(const std::string& spec);

@@ -240,6 +240,10 @@ struct HttpServer::Impl {
       Sm().inflight.Add(-1);
 
       const Request& req = parser.get();
+      if (ex.info.drop_connection) {
+        Finish(ex.info, req, res);
+        co_return;
+      }
       bool keep = req.keep_alive() && ex.body_complete() && !owner->draining() && res.keep_alive();
       res.keep_alive(keep);
       res.set("x-request-id", ex.info.request_id);

@@ -34,6 +34,7 @@ struct RequestInfo {
   std::chrono::steady_clock::time_point start;
   double upstream_seconds = 0;         // time spent waiting on the upstream, summed
   uint64_t bytes_in = 0;               // request body bytes received
+  bool drop_connection = false;        // close the connection without answering (fault tests)
 };
 
 class Exchange {
