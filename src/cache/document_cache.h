@@ -1,0 +1,117 @@
+// DocumentCache: the document cache's interface, implemented by sibling backends
+// (rocksdb/ embedded on local NVMe; redis/ shared by replicas) and wrapped by CacheGuard.
+//
+// What a record is: the full attribute map of one upstream row as ready-to-send JSON object text
+// (never `id`, `vector`, `vectors`, `$dist`), the row's `_hevlayer_upserted_at` stamp, and a
+// tombstone flag. Only full rows are ever stored; a projected read must never be written here.
+// A vector, when kept, is stored apart (PutVector/GetVector) and never returned by a fetch.
+//
+// Keys: (namespace, namespace epoch, typed id). u64 7, the string "7" and a UUID never collide.
+// BumpEpoch(ns) makes every record of `ns` unreachable in O(1); the old records are garbage that
+// eviction reclaims.
+//
+// Newer wins: PutIfNewer stores a record only if no record with a strictly newer stamp (document
+// or tombstone) is present, atomically with respect to every other write of the same key in this
+// cache (per-key lock stripes in-process, a script in Redis). Tombstones carry the delete's stamp
+// and expire after the backend's tombstone TTL.
+//
+// Blocking: every call may block on I/O. Callers on the request path go through CacheGuard,
+// which runs calls on its own threads with a deadline. Thread-safe.
+//
+// Failure: a non-OK Status means the cache could not answer; the caller must treat the cache as
+// unavailable for that call (fetch falls through to upstream, writes skip mirroring). A failed
+// write leaves the previous record in place.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "common/status.h"
+
+namespace layer::cache {
+
+enum class IdType : uint8_t { kU64 = 1, kUuid = 2, kString = 3 };
+
+// A typed document id in canonical form: u64 as 8 big-endian bytes, UUID as 16 bytes, string as
+// its UTF-8 bytes.
+struct DocId {
+  IdType type = IdType::kString;
+  std::string bytes;
+
+  static DocId U64(uint64_t v);
+  static DocId String(std::string_view s);
+  // Accepts the four textual UUID forms Turbopuffer accepts (hyphenated or not, any case,
+  // optionally braced); InvalidArgument otherwise.
+  static Result<DocId> Uuid(std::string_view text);
+
+  uint64_t as_u64() const;  // type must be kU64
+  // The id as Turbopuffer returns it in JSON: a number for u64, a string otherwise (UUIDs in
+  // lower-case hyphenated form).
+  std::string ToJson() const;
+  // The id as plain text (u64 in decimal, UUID hyphenated lower-case, string as is).
+  std::string ToText() const;
+
+  friend bool operator==(const DocId&, const DocId&) = default;
+};
+
+struct CachedDoc {
+  std::string attributes_json;  // JSON object text; "{}" for a row with no attributes
+  uint64_t upserted_at = 0;     // `_hevlayer_upserted_at` (epoch ms); 0 when unstamped
+  bool tombstone = false;       // a delete marker; attributes_json is empty
+};
+
+struct CacheStats {
+  std::string backend;        // "rocksdb", "redis", ...
+  uint64_t approx_bytes = 0;  // live data size, best effort
+  uint64_t approx_keys = 0;
+};
+
+class DocumentCache {
+ public:
+  virtual ~DocumentCache() = default;
+
+  // nullopt = no record (a clean miss). A tombstone is returned as such; callers treat it as a
+  // miss for reads but it still blocks older puts.
+  virtual Result<std::optional<CachedDoc>> Get(std::string_view ns, const DocId& id) = 0;
+  // One entry per id, in order.
+  virtual Result<std::vector<std::optional<CachedDoc>>> MultiGet(std::string_view ns,
+                                                                 std::span<const DocId> ids) = 0;
+
+  // Stores `doc` unless a record with a newer stamp exists. Returns true if stored.
+  virtual Result<bool> PutIfNewer(std::string_view ns, const DocId& id, const CachedDoc& doc) = 0;
+  // The same for many records; one flag per record, in order.
+  virtual Result<std::vector<bool>> PutIfNewerBatch(
+      std::string_view ns, std::span<const std::pair<DocId, CachedDoc>> docs) = 0;
+  // Writes a tombstone with `stamp` unless a newer record exists.
+  virtual Status Tombstone(std::string_view ns, const DocId& id, uint64_t stamp) = 0;
+  // Removes records (documents, vectors and tombstones) whatever their stamps.
+  virtual Status Invalidate(std::string_view ns, std::span<const DocId> ids) = 0;
+
+  // Vectors are kept apart from attributes: little-endian f32 bytes.
+  virtual Status PutVector(std::string_view ns, const DocId& id, std::string_view f32le) = 0;
+  virtual Result<std::optional<std::string>> GetVector(std::string_view ns, const DocId& id) = 0;
+
+  // Makes every record of `ns` unreachable (documents, vectors, tombstones), in O(1). Namespace
+  // records (below) are dropped too.
+  virtual Status BumpEpoch(std::string_view ns) = 0;
+
+  // A small per-namespace key/value record (e.g. "cache_warmed_through", "latest_snapshot").
+  virtual Result<std::optional<std::string>> GetNamespaceRecord(std::string_view ns,
+                                                                std::string_view key) = 0;
+  virtual Status PutNamespaceRecord(std::string_view ns, std::string_view key,
+                                    std::string_view value) = 0;
+  // Every namespace that has a namespace record with `key`, with its value.
+  virtual Result<std::vector<std::pair<std::string, std::string>>> ListNamespaceRecords(
+      std::string_view key) = 0;
+
+  // Cheap liveness check.
+  virtual Status Ping() = 0;
+  virtual CacheStats Stats() = 0;
+};
+
+}  // namespace layer::cache
