@@ -65,6 +65,10 @@ int RunServe(const ServeConfig& cfg) {
   }
   spdlog::info("layer {} starting", kVersion);
   spdlog::info("configuration: {}", cfg.Redacted());
+  if (cfg.auth_mode == AuthMode::kKeys && !cfg.upstream.empty() && cfg.upstream_api_key.empty()) {
+    spdlog::warn("--auth-mode keys without --upstream-api-key: requests reach the upstream "
+                 "without credentials (gateway keys are never forwarded)");
+  }
   if (cfg.upstream.empty()) {
     spdlog::error("no upstream configured: pass --upstream URL (or TURBOPUFFER_BASE_URL)");
     return 2;

@@ -95,8 +95,9 @@ AuthResult Authenticator::Check(std::string_view authorization, unsigned require
     r.denied = InsufficientScope(required);
     return r;
   }
-  r.upstream_authorization =
-      !upstream_authorization_.empty() ? upstream_authorization_ : "Bearer " + std::string(*token);
+  // Gateway keys are Layer's own secrets and never leave the process; derive mode's only key
+  // is the upstream key itself.
+  r.upstream_authorization = upstream_authorization_;
   return r;
 }
 

@@ -4,6 +4,8 @@
 // well-formed bearer is accepted and forwarded upstream), keys (gateway keys with scopes) and
 // open. A missing or malformed Authorization header is 401 in every mode but open. Keys are
 // compared in constant time over their SHA-256 digests, so neither content nor length leaks.
+// Gateway keys are never sent upstream: in keys and open modes the upstream gets the configured
+// upstream key (or, in open mode without one, the caller's own bearer token).
 // Thread-safe (immutable after construction). Tokens are never logged.
 #pragma once
 

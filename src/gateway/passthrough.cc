@@ -15,7 +15,9 @@ bool IsForwardedRequestHeader(std::string_view name) {
   for (auto n : kNames) {
     if (beast::iequals(name, n)) return true;
   }
-  return name.size() > 12 && beast::iequals(name.substr(0, 12), "x-stainless-");
+  constexpr std::string_view kStainlessPrefix = "x-stainless-";
+  return name.size() > kStainlessPrefix.size() &&
+         beast::iequals(name.substr(0, kStainlessPrefix.size()), kStainlessPrefix);
 }
 
 bool IsRelayedResponseHeader(std::string_view name) {
@@ -25,7 +27,9 @@ bool IsRelayedResponseHeader(std::string_view name) {
   for (auto n : kNames) {
     if (beast::iequals(name, n)) return true;
   }
-  return name.size() > 13 && beast::iequals(name.substr(0, 13), "x-turbopuffer-");
+  constexpr std::string_view kTurbopufferPrefix = "x-turbopuffer-";
+  return name.size() > kTurbopufferPrefix.size() &&
+         beast::iequals(name.substr(0, kTurbopufferPrefix.size()), kTurbopufferPrefix);
 }
 
 // If `location` is under the upstream base URL, re-anchor it at the gateway's origin.

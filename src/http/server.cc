@@ -198,6 +198,9 @@ struct HttpServer::Impl {
       parser.body_limit(opts.max_body_bytes);
       stream.expires_after(opts.header_timeout);
       auto [ec, n] = co_await bhttp::async_read_header(stream, buffer, parser, kTuple);
+      // Beast enforces header_limit only while it waits for more bytes; a head that arrived
+      // whole in one read is measured here.
+      if (!ec && n > opts.max_header_bytes) ec = bhttp::error::header_limit;
       if (ec) {
         if (ec == bhttp::error::end_of_stream || ec == asio::error::eof ||
             ec == asio::error::connection_reset) {

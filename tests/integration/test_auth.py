@@ -222,7 +222,13 @@ def test_http_client_request(derive_keyed, upstream):
 
 
 def test_keys_mode_never_forwards_gateway_key(upstream, start_gateway):
-    gw = start_gateway(upstream, "--auth-mode", "keys", "--gateway-key", "gwsecret-a1:admin")
+    """Gateway keys are Layer's own credentials: they must not leak to Turbopuffer. With no
+    --upstream-api-key, keys mode must either refuse to start or send no gateway key upstream."""
+    try:
+        gw = start_gateway(upstream, "--auth-mode", "keys", "--gateway-key", "gwsecret-a1:admin")
+    except AssertionError as e:
+        assert "exited with code" in str(e), e
+        return
     call(gw, "GET", "/v1/namespaces", "Bearer gwsecret-a1")
     for u in upstream.requests:
         assert "gwsecret-a1" not in (u.header("authorization") or ""), u.headers

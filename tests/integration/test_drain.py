@@ -40,6 +40,9 @@ def test_drain_on_sigterm(upstream, start_gateway):
     idle.send(build_request("GET", "/v1/namespaces", AUTH))
     assert idle.read_response().status == 200
 
+    r = http_request(gw, "GET", "/ready")
+    assert r.status == 200 and r.json()["status"] == "ok"
+
     results = {}
     t = start_slow_request(gw, results)
     upstream.wait_for_requests(2)

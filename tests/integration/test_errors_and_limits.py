@@ -258,7 +258,10 @@ def test_expect_100_continue_over_limit_gets_413(upstream, start_gateway):
     (b"GET /v1/namespaces HTTP/9.9\r\nHost: x\r\n\r\n", (400, 505)),
     (b"GET /v1/namespaces HTTP/1.1\r\nHost x-no-colon\r\n\r\n", (400,)),
     (b"POST /v2/namespaces/a/query HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n", (400,)),
-], ids=["garbage-line", "tls-hello", "http-9.9", "header-no-colon", "bad-content-length"])
+    (b"POST /v2/namespaces/a/query HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n"
+     b"Content-Length: 6\r\n\r\n123456", (400,)),
+], ids=["garbage-line", "tls-hello", "http-9.9", "header-no-colon", "bad-content-length",
+        "conflicting-content-length"])
 def test_malformed_request_400_and_closed(upstream, start_gateway, data, statuses):
     gw = start_gateway(upstream)
     with RawConn(gw.port, timeout=10) as c:
@@ -399,3 +402,50 @@ def test_upstream_connect_timeout_is_502(start_gateway):
         for f in fillers:
             f.close()
         hole.close()
+
+
+def test_absolute_form_target_is_not_an_open_proxy(upstream, make_upstream, start_gateway):
+    other = make_upstream()
+    gw = start_gateway(upstream)
+    data = build_request("GET", f"http://127.0.0.1:{other.port}/v1/namespaces", AUTH,
+                         host=f"127.0.0.1:{other.port}")
+    with RawConn(gw.port) as c:
+        c.send(data)
+        try:
+            r = c.read_response()
+        except ConnectionError:
+            r = None
+    assert other.connections_accepted == 0 and other.requests == []
+    if r is not None and r.status == 200:  # absolute-form mapped onto the configured upstream
+        assert [u.target for u in upstream.requests] == ["/v1/namespaces"]
+
+
+def test_connect_method_is_not_tunnelled(upstream, make_upstream, start_gateway):
+    other = make_upstream()
+    gw = start_gateway(upstream)
+    data = (f"CONNECT 127.0.0.1:{other.port} HTTP/1.1\r\nHost: 127.0.0.1:{other.port}\r\n"
+            f"Authorization: Bearer {TOKEN}\r\n\r\n").encode()
+    with RawConn(gw.port) as c:
+        c.send(data)
+        try:
+            r = c.read_response()
+            assert r.status >= 400, r
+        except ConnectionError:
+            pass
+    time.sleep(0.1)
+    assert other.connections_accepted == 0
+    assert upstream.requests == []
+
+
+def test_very_long_target_rejected_cleanly(upstream, start_gateway):
+    gw = start_gateway(upstream)
+    target = "/v2/namespaces/a/query?x=" + "y" * 100_000
+    with RawConn(gw.port) as c:
+        try:
+            c.send(build_request("POST", target, AUTH, b"{}"))
+        except OSError:
+            pass
+        r = c.read_response()
+    assert r.status in (400, 414, 431), r
+    assert upstream.requests == []
+    assert req(gw, "GET", "/v1/namespaces").status == 200

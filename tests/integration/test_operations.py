@@ -104,13 +104,17 @@ def test_metrics_counts_requests(gw, upstream):
 
 def test_inflight_gauge_sees_slow_request(gw, upstream):
     import threading
+    base = metric_sum(parse_prometheus(_metrics(gw)), "layer_http_inflight_requests")
     upstream.set_rule(lambda rq: Response(delay=1.0) if "slow" in rq.path else Response())
     t = threading.Thread(target=lambda: req(gw, "GET", "/v2/namespaces/slow/metadata"), daemon=True)
     t.start()
     upstream.wait_for_requests(1)
-    s = parse_prometheus(_metrics(gw))
-    assert metric_sum(s, "layer_http_inflight_requests") >= 1
+    during = metric_sum(parse_prometheus(_metrics(gw)), "layer_http_inflight_requests")
+    assert during >= base + 1, (base, during)
     t.join(5)
+    wait_until(lambda: metric_sum(parse_prometheus(_metrics(gw)),
+                                  "layer_http_inflight_requests") == base,
+               timeout=3, what="inflight gauge back to its idle value")
 
 
 def test_request_id_echoed(gw, upstream):

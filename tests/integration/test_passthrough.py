@@ -516,3 +516,30 @@ def test_client_connection_close(gw, upstream):
         r = c.read_response()
         assert r.status == 200
         assert c.closed_by_peer(5)
+
+
+def test_no_accept_encoding_added_upstream(gw, upstream):
+    """A client that did not ask for gzip must not get gzip: the gateway adds no Accept-Encoding."""
+    r = raw_request(gw.port, build_request("GET", "/v1/namespaces",
+                                           [("Authorization", f"Bearer {TOKEN}")]))
+    assert r.status == 200
+    u = upstream.wait_for_requests(1)[0]
+    assert u.header("accept-encoding") in (None, "identity"), u.headers
+
+
+def test_public_url_with_trailing_slash(upstream, start_gateway):
+    gw = start_gateway(upstream, "--public-url", "https://layer.example.com/")
+    upstream.set_rule(_async_rule(f"{upstream.url}/v2/namespaces/cp/operations/op-1"))
+    r = req(gw, "POST", "/v2/namespaces/cp", body=b'{"copy_from_namespace":"src"}')
+    assert r.header("location") == "https://layer.example.com/v2/namespaces/cp/operations/op-1"
+
+
+def test_upstream_url_with_trailing_slash(upstream, start_gateway):
+    gw = start_gateway(upstream.url + "/")
+    upstream.set_rule(lambda rq: _async_rule(f"{upstream.url}/v1/namespaces/cp/operations/o")
+                      if rq.method == "POST" else Response())
+    assert req(gw, "GET", "/v1/namespaces?prefix=a").status == 200
+    r = req(gw, "POST", "/v2/namespaces/cp", body=b"{}")
+    assert r.header("location") == f"http://127.0.0.1:{gw.port}/v1/namespaces/cp/operations/o"
+    assert [u.target for u in upstream.wait_for_requests(2)] == ["/v1/namespaces?prefix=a",
+                                                                 "/v2/namespaces/cp"]

@@ -63,6 +63,16 @@ TEST(Authenticator, KeysModeEnforcesScopes) {
   EXPECT_EQ(Body(a.Check("Bearer nope", kScopeRead)), R"({"error":"invalid API key"})");
 }
 
+TEST(Authenticator, KeysModeNeverForwardsGatewayKeys) {
+  ServeConfig cfg;
+  cfg.auth_mode = AuthMode::kKeys;
+  cfg.gateway_keys = {{"gwsecret", kScopeAdmin}};
+  Authenticator a(cfg);
+  auto r = a.Check("Bearer gwsecret", kScopeRead);
+  EXPECT_FALSE(r.denied);
+  EXPECT_TRUE(r.upstream_authorization.empty());
+}
+
 TEST(Authenticator, OpenModeNeedsNoHeader) {
   ServeConfig cfg;
   cfg.auth_mode = AuthMode::kOpen;
