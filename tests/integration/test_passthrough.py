@@ -153,6 +153,22 @@ def test_response_headers_and_gzip_body_relayed_verbatim(gw, upstream):
     assert r.header("preference-applied") == "respond-async"
 
 
+def test_legacy_head_metadata_headers_relayed(gw, upstream):
+    """Pre-2025 clients read namespace metadata from the x-turbopuffer-* headers of a HEAD."""
+    upstream.set_rule(Response(status=200, body=b"", headers=[
+        ("x-turbopuffer-approx-num-vectors", "42"),
+        ("x-turbopuffer-dimensions", "3"),
+        ("x-turbopuffer-created-at", "2024-03-15T10:30:45Z"),
+        ("x-unrelated", "no"),
+    ]))
+    r = req(gw, "HEAD", "/v1/namespaces/legacy")
+    assert r.status == 200
+    assert r.header("x-turbopuffer-approx-num-vectors") == "42"
+    assert r.header("x-turbopuffer-dimensions") == "3"
+    assert r.header("x-turbopuffer-created-at") == "2024-03-15T10:30:45Z"
+    assert r.header("x-unrelated") is None
+
+
 def test_non_json_content_type_relayed(gw, upstream):
     upstream.set_rule(Response(status=200, body=b"plain words",
                                headers=[("Content-Type", "text/plain; charset=utf-8")]))
