@@ -144,6 +144,15 @@ ApiStatus ParseLeaf(const json::array& arr, const FilterContext& ctx, Filter* ou
   }
   std::optional<TypeInfo> info;
   if (attr != nullptr) info = ParseTypeName(attr->type);
+  bool index_op = out->op == FilterOp::kGlob || out->op == FilterOp::kNotGlob ||
+                  out->op == FilterOp::kIGlob || out->op == FilterOp::kNotIGlob ||
+                  out->op == FilterOp::kRegex || out->op == FilterOp::kFuzzy ||
+                  out->op == FilterOp::kContainsAllTokens ||
+                  out->op == FilterOp::kContainsAnyToken ||
+                  out->op == FilterOp::kContainsTokenSequence;
+  if (attr != nullptr && attr->filterable == std::optional<bool>(false) && !index_op) {
+    return BadRequest("attribute '" + out->attr + "' is not filterable");
+  }
   std::string elem = attr ? ElementTypeName(attr->type) : "";
   switch (out->op) {
     case FilterOp::kEq:
@@ -492,7 +501,17 @@ bool EvalFilter(const Filter& f, const DocId& id, const Document& doc, const Doc
     case Filter::Kind::kNot: return !EvalFilter(f.children[0], id, doc, ref_new, ref_new_id);
     case Filter::Kind::kLeaf: break;
   }
-  json::value v = AttrValue(id, doc, f.attr);
+  static const json::value kNull;
+  json::value id_value;
+  const json::value* vp;
+  if (f.attr == "id") {
+    id_value = IdToJson(id);
+    vp = &id_value;
+  } else {
+    vp = doc.attrs.if_contains(f.attr);
+    if (vp == nullptr) vp = &kNull;
+  }
+  const json::value& v = *vp;
   json::value ref_operand;
   const json::value* operand = &f.operand;
   if (!f.ref_new_attr.empty()) {

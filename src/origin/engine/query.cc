@@ -746,11 +746,17 @@ void Execute(Query& q, const NamespaceState& state, json::object* out) {
     ranked.resize(k);
   } else {
     has_dist = false;
+    static const json::value kNull;
     auto less = [&](size_t a, size_t b) {
       for (const auto& key : q.order) {
-        json::value va = AttrValue(*all[a].first, *all[a].second, key.attr);
-        json::value vb = AttrValue(*all[b].first, *all[b].second, key.attr);
-        int c = CompareValues(va, vb);
+        int c;
+        if (key.attr == "id") {
+          c = *all[a].first < *all[b].first ? -1 : (*all[b].first < *all[a].first ? 1 : 0);
+        } else {
+          const json::value* va = all[a].second->attrs.if_contains(key.attr);
+          const json::value* vb = all[b].second->attrs.if_contains(key.attr);
+          c = CompareValues(va ? *va : kNull, vb ? *vb : kNull);
+        }
         if (c != 0) return key.desc ? c > 0 : c < 0;
       }
       return a < b;  // document order is id order

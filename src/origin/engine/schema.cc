@@ -256,14 +256,12 @@ ApiStatus ParseSchemaInput(const json::value& body, std::string_view path_prefix
     std::string name(kv.key());
     const json::value& v = kv.value();
     AttrSchema a;
-    bool object_form = false;
     if (v.is_string()) {
       a.type = v.get_string();
     } else if (v.is_object()) {
       const auto& o = v.get_object();
       const auto* t = o.if_contains("type");
       if (t == nullptr || !t->is_string()) return NoVariant(path_prefix, name);
-      object_form = true;
       a.type = t->get_string();
       if (const auto* f = o.if_contains("filterable")) {
         if (!f->is_bool() && !f->is_null()) return NoVariant(path_prefix, name);
@@ -321,7 +319,12 @@ ApiStatus ParseSchemaInput(const json::value& body, std::string_view path_prefix
       }
       a.filterable.reset();
     } else if (!a.filterable) {
-      a.filterable = !object_form;
+      // Documented default: filterable unless a text index (full-text, regex, glob, fuzzy) is
+      // enabled; sparse vectors are never filterable. This matches every live observation
+      // (SC-02's fuzzy `title`, FTS `text`, `sparse_vector`).
+      bool text_index = a.fts.has_value() || a.regex.value_or(false) || a.glob.value_or(false) ||
+                        a.fuzzy.value_or(false);
+      a.filterable = !text_index && info->base != TypeInfo::Base::kSparse;
     }
     if (info->base == TypeInfo::Base::kSparse) a.sparse_knn = true;
     out->emplace_back(name, std::move(a));

@@ -152,6 +152,17 @@ TEST_F(NamespaceTest, SchemaUpdates) {  // SC-06..SC-09
             R"({"type":"int","filterable":false,"full_text_search":null})");
 }
 
+TEST_F(NamespaceTest, FilterableDefaultsAndNonFilterableErrors) {  // SC-10
+  ASSERT_EQ(Write("n", R"({"upsert_rows":[{"id":1,"hello":"foobar","x":"a"}],"schema":{"x":{"type":"string"}}})").status, 200);
+  Reply r = Do("POST", "/v1/namespaces/n/schema", R"({"hello":{"type":"string","filterable":false}})");
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(r.json.at("hello").at("filterable"), false);
+  EXPECT_EQ(r.json.at("x").at("filterable"), true);
+  r = Query("n", R"({"rank_by":["id","asc"],"limit":1,"filters":["hello","Eq","foobar"]})");
+  EXPECT_EQ(r.status, 400);
+  EXPECT_EQ(Query("n", R"({"rank_by":["id","asc"],"limit":1,"filters":["x","Eq","a"]})").status, 200);
+}
+
 TEST_F(NamespaceTest, InferredBoolAndFloat) {
   ASSERT_EQ(Write("n", R"({"upsert_rows":[{"id":1,"b":true,"f":1.5,"fs":[1.5,2]},{"id":2,"b":null}]})").status, 200);
   Reply r = Do("GET", "/v1/namespaces/n/schema");
