@@ -115,16 +115,39 @@ ApiStatus ParseBody(const OriginRequest& req, json::value* out, size_t* decoded_
     body = decoded;
   }
   *decoded_bytes = body.size();
-  boost::system::error_code ec;
   json::parse_options opts;
   opts.max_depth = 256;
-  *out = json::parse(body, ec, {}, opts);
+  json::stream_parser parser(json::storage_ptr(), opts);
+  boost::system::error_code ec;
+  size_t consumed = parser.write_some(body.data(), body.size(), ec);
+  std::string what;
+  size_t pos = consumed;
   if (ec) {
-    std::string what = body.find_first_not_of(" \t\r\n") == std::string_view::npos
-                           ? "EOF while parsing a value at line 1 column 0"
-                           : "expected value at line 1 column 1";
-    return BadRequestRaw("Failed to parse the request body as JSON: " + what);
+    what = "expected value";
+  } else if (!parser.done()) {
+    parser.finish(ec);
+    if (ec || !parser.done()) what = "EOF while parsing a value";
+    pos = body.size();
+  } else if (body.find_first_not_of(" \t\r\n", consumed) != std::string_view::npos) {
+    what = "trailing characters";
+    pos = body.find_first_not_of(" \t\r\n", consumed) + 1;
   }
+  if (!what.empty()) {
+    // serde_json style position: 1-based line, column of the offending character.
+    size_t line = 1, column = 0;
+    for (size_t i = 0; i < pos && i < body.size(); ++i) {
+      if (body[i] == '\n') {
+        ++line;
+        column = 0;
+      } else {
+        ++column;
+      }
+    }
+    if (what == "expected value") ++column;
+    return BadRequestRaw("Failed to parse the request body as JSON: " + what + " at line " +
+                         std::to_string(line) + " column " + std::to_string(column));
+  }
+  *out = parser.release();
   return {};
 }
 
@@ -165,7 +188,7 @@ class Engine::Router {
     }
     std::vector<std::string_view> rest(parts.begin() + 3, parts.end());
     if (rest.empty()) {
-      if (m == "POST") return Write(name);
+      if (m == "POST") return Write(name, v1);
       if (m == "DELETE") return DeleteNamespace(name);
       if (v1 && m == "GET") return Export(name);
       if (v1 && m == "HEAD") return Head(name);
@@ -204,7 +227,7 @@ class Engine::Router {
 
   // -- writes --
 
-  OriginResponse Write(const std::string& name) {
+  OriginResponse Write(const std::string& name, bool v1) {
     json::value body;
     size_t bytes = 0;
     ApiStatus st = ParseBody(req_, &body, &bytes);
@@ -213,6 +236,7 @@ class Engine::Router {
       return Error(Unprocessable("invalid type: " + SerdeUnexpected(body) +
                                  ", expected struct WriteRequest"));
     }
+    if (v1) body = TranslateV1Write(body.get_object());
     std::string source;
     bool is_branch = false;
     st = ParseCopySource(body.get_object(), &source, &is_branch);

@@ -24,13 +24,14 @@ using DocRef = std::pair<const DocId*, const Document*>;
 // ---- Rank expressions ---------------------------------------------------------------------
 
 struct RankExpr {
-  enum class Kind { kBm25, kSum, kMax, kProduct, kFilter, kSparse };
+  enum class Kind { kBm25, kSum, kMax, kProduct, kFilter, kSparse, kAttribute, kSaturate, kDecay };
   Kind kind = Kind::kBm25;
   std::string attr;
   std::vector<std::string> tokens;
   bool last_as_prefix = false;
   std::vector<RankExpr> children;
   double weight = 1;
+  double midpoint = 1, exponent = 1;  // Saturate / Decay
   Filter filter;
   json::object sparse_query;
   std::vector<double> scores;  // kBm25: per document index, filled before evaluation
@@ -123,6 +124,24 @@ ApiStatus ParseRankExpr(const json::value& v, const Schema& schema, RankExpr* ou
       if (out->weight < 0) return BadRequest("Product weight must be non-negative");
       RankExpr child;
       ORIGIN_RETURN_IF_ERROR(ParseRankExpr(*expr, schema, &child));
+      out->children.push_back(std::move(child));
+      return {};
+    }
+    if (head == "Attribute" && arr.size() == 2 && arr[1].is_string()) {
+      out->kind = RankExpr::Kind::kAttribute;
+      out->attr = arr[1].get_string();
+      return {};
+    }
+    if ((head == "Saturate" || head == "Decay") && arr.size() == 3 && arr[2].is_object()) {
+      out->kind = head == "Saturate" ? RankExpr::Kind::kSaturate : RankExpr::Kind::kDecay;
+      const auto& opts = arr[2].get_object();
+      const auto* m = opts.if_contains("midpoint");
+      const auto* e = opts.if_contains("exponent");
+      if (m == nullptr || !IsNumber(*m)) return RankShape();
+      out->midpoint = NumberAsDouble(*m);
+      if (e != nullptr && IsNumber(*e)) out->exponent = NumberAsDouble(*e);
+      RankExpr child;
+      ORIGIN_RETURN_IF_ERROR(ParseRankExpr(arr[1], schema, &child));
       out->children.push_back(std::move(child));
       return {};
     }
@@ -528,6 +547,17 @@ double EvalRank(const RankExpr& e, size_t index, const DocRef& doc) {
       return s;
     }
     case RankExpr::Kind::kProduct: return e.weight * EvalRank(e.children[0], index, doc);
+    case RankExpr::Kind::kAttribute: {
+      const auto* v = doc.second->attrs.if_contains(e.attr);
+      return v != nullptr && IsNumber(*v) ? NumberAsDouble(*v) : 0.0;
+    }
+    case RankExpr::Kind::kSaturate:
+    case RankExpr::Kind::kDecay: {
+      double x = std::pow(std::max(0.0, EvalRank(e.children[0], index, doc)), e.exponent);
+      double m = std::pow(e.midpoint, e.exponent);
+      if (x + m == 0) return 0;
+      return e.kind == RankExpr::Kind::kSaturate ? x / (x + m) : m / (x + m);
+    }
     case RankExpr::Kind::kFilter:
       return EvalFilter(e.filter, *doc.first, *doc.second, nullptr, nullptr) ? 1.0 : 0.0;
     case RankExpr::Kind::kSparse: {

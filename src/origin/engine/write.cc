@@ -244,6 +244,71 @@ ApiStatus ParseCopySource(const json::object& body, std::string* source, bool* i
   return {};
 }
 
+json::object TranslateV1Write(const json::object& body) {
+  const auto* ids = body.if_contains("ids");
+  const auto* upserts = body.if_contains("upserts");
+  if ((ids == nullptr || !ids->is_array()) && (upserts == nullptr || !upserts->is_array())) {
+    return body;
+  }
+  json::object out;
+  for (const auto& kv : body) {
+    if (kv.key() != "ids" && kv.key() != "vectors" && kv.key() != "attributes" &&
+        kv.key() != "upserts") {
+      out[kv.key()] = kv.value();
+    }
+  }
+  json::array rows, deletes;
+  if (ids != nullptr && ids->is_array()) {
+    const auto* vectors = body.if_contains("vectors");
+    const auto* attrs = body.if_contains("attributes");
+    for (size_t i = 0; i < ids->get_array().size(); ++i) {
+      const json::value* vec = vectors && vectors->is_array() && i < vectors->get_array().size()
+                                   ? &vectors->get_array()[i]
+                                   : nullptr;
+      if (vectors != nullptr && vectors->is_array() && (vec == nullptr || vec->is_null())) {
+        deletes.push_back(ids->get_array()[i]);
+        continue;
+      }
+      json::object row;
+      row["id"] = ids->get_array()[i];
+      if (vec != nullptr) row["vector"] = *vec;
+      if (attrs != nullptr && attrs->is_object()) {
+        for (const auto& col : attrs->get_object()) {
+          if (col.value().is_array() && i < col.value().get_array().size()) {
+            row[col.key()] = col.value().get_array()[i];
+          }
+        }
+      }
+      rows.push_back(std::move(row));
+    }
+  } else {
+    for (const auto& u : upserts->get_array()) {
+      if (!u.is_object()) {
+        rows.push_back(u);
+        continue;
+      }
+      const auto& uo = u.get_object();
+      const auto* vec = uo.if_contains("vector");
+      if (uo.contains("vector") && vec->is_null()) {
+        if (const auto* id = uo.if_contains("id")) deletes.push_back(*id);
+        continue;
+      }
+      json::object row;
+      for (const auto& kv : uo) {
+        if (kv.key() == "attributes" && kv.value().is_object()) {
+          for (const auto& a : kv.value().get_object()) row[a.key()] = a.value();
+        } else {
+          row[kv.key()] = kv.value();
+        }
+      }
+      rows.push_back(std::move(row));
+    }
+  }
+  if (!rows.empty()) out["upsert_rows"] = std::move(rows);
+  if (!deletes.empty()) out["deletes"] = std::move(deletes);
+  return out;
+}
+
 ApiStatus PlanWrite(const json::object& body, const NamespaceState& state, bool exists,
                     int64_t now_ms, uint64_t request_bytes, WritePlan* plan) {
   ParsedWrite w;

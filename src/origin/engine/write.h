@@ -29,6 +29,10 @@ struct WritePlan {
 // Errors: mixing copy with other fields (W-16) and malformed copy bodies.
 ApiStatus ParseCopySource(const json::object& body, std::string* source, bool* is_branch);
 
+// Rewrites a legacy v1 write body (columnar "ids"/"vectors"/"attributes" or row "upserts", where
+// a null vector means delete) into the v2 shape. Other bodies are returned unchanged.
+json::object TranslateV1Write(const json::object& body);
+
 // `exists` says whether the namespace already exists; `request_bytes` is the decoded body size.
 ApiStatus PlanWrite(const json::object& body, const NamespaceState& state, bool exists,
                     int64_t now_ms, uint64_t request_bytes, WritePlan* plan);

@@ -421,3 +421,45 @@ TEST_F(QueryTest, RecallAndExplain) {  // RC-01, RC-02, EX-01
 
 }  // namespace
 }  // namespace layer::origin::testing
+
+namespace layer::origin::testing {
+namespace {
+
+using ExtrasTest = EngineTest;
+
+TEST_F(ExtrasTest, AttributeSaturateDecayRankExpressions) {
+  ASSERT_EQ(Write("n", R"({"upsert_rows":[{"id":1,"pop":1},{"id":2,"pop":5},{"id":3,"pop":0},{"id":4,"pop":3}]})").status, 200);
+  EXPECT_EQ(Rows("n", R"({"rank_by":["Attribute","pop"],"top_k":10})"),
+            R"([{"id":2,"$dist":5.0},{"id":4,"$dist":3.0},{"id":1,"$dist":1.0}])");
+  EXPECT_EQ(Rows("n", R"({"rank_by":["Saturate",["Attribute","pop"],{"midpoint":1,"exponent":1}],"top_k":1})"),
+            R"([{"id":2,"$dist":0.8333333}])");
+  EXPECT_EQ(Rows("n", R"({"rank_by":["Decay",["Attribute","pop"],{"midpoint":1,"exponent":1}],"top_k":1})"),
+            R"([{"id":3,"$dist":1.0}])");
+}
+
+TEST_F(ExtrasTest, JsonSyntaxErrorsArePlain400WithPosition) {
+  ASSERT_EQ(Write("n", R"({"upsert_rows":[{"id":1}]})").status, 200);
+  Reply r = Query("n", "{\"rank_by\":");
+  EXPECT_EQ(r.status, 400);
+  EXPECT_EQ(r.error(), "Failed to parse the request body as JSON: EOF while parsing a value at line 1 column 11");
+  r = Query("n", "{} x");
+  EXPECT_EQ(r.error(), "Failed to parse the request body as JSON: trailing characters at line 1 column 4");
+  r = Query("n", "{\"a\":\n  nope}");
+  EXPECT_EQ(r.error(), "Failed to parse the request body as JSON: expected value at line 2 column 3");
+}
+
+TEST_F(ExtrasTest, LegacyV1WriteShapes) {
+  Reply r = Do("POST", "/v1/namespaces/old", R"({"ids":[1,2,3],"vectors":[[1,0],[0,1],[1,1]],"attributes":{"k":["a","b",null]},"distance_metric":"cosine_distance"})");
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(Rows("old", R"({"rank_by":["id","asc"],"top_k":10,"include_attributes":["k"]})"),
+            R"([{"id":1,"k":"a"},{"id":2,"k":"b"},{"id":3}])");
+  r = Do("POST", "/v1/namespaces/old", R"({"upserts":[{"id":4,"vector":[0.5,0.5],"attributes":{"k":"d"}},{"id":1,"vector":null}]})");
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(Rows("old", R"({"rank_by":["id","asc"],"top_k":10,"include_attributes":["k"]})"),
+            R"([{"id":2,"k":"b"},{"id":3},{"id":4,"k":"d"}])");
+  EXPECT_EQ(Do("DELETE", "/v1/namespaces/old").status, 200);
+  EXPECT_EQ(Do("GET", "/v1/namespaces/old").status, 404);
+}
+
+}  // namespace
+}  // namespace layer::origin::testing
