@@ -3,6 +3,7 @@
 
 #include <cstdio>
 
+#include "cli/origin.h"
 #include "cli/serve.h"
 #include "common/config.h"
 #include "common/version.h"
@@ -16,6 +17,10 @@ int main(int argc, char** argv) {
   auto* serve = app.add_subcommand("serve", "run the gateway");
   layer::AddServeFlags(*serve, serve_cfg);
 
+  layer::OriginConfig origin_cfg;
+  auto* origin = app.add_subcommand("origin", "run the local Turbopuffer-compatible server");
+  layer::AddOriginFlags(*origin, origin_cfg);
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -28,6 +33,13 @@ int main(int argc, char** argv) {
       return 2;
     }
     return layer::cli::RunServe(serve_cfg);
+  }
+  if (origin->parsed()) {
+    if (layer::Status st = origin_cfg.Validate(); !st.ok()) {
+      std::fprintf(stderr, "layer origin: invalid configuration: %s\n", st.message().c_str());
+      return 2;
+    }
+    return layer::cli::RunOrigin(origin_cfg);
   }
   return 0;
 }

@@ -10,7 +10,9 @@
 
 #include <csignal>
 #include <cstdio>
+#include <filesystem>
 
+#include "cli/origin.h"
 #include "cli/port_file.h"
 #include "common/log.h"
 #include "common/version.h"
@@ -64,19 +66,31 @@ int RunServe(const ServeConfig& cfg) {
     return 2;
   }
   spdlog::info("layer {} starting", kVersion);
-  spdlog::info("configuration: {}", cfg.Redacted());
   if (cfg.auth_mode == AuthMode::kKeys && !cfg.upstream.empty() && cfg.upstream_api_key.empty()) {
     spdlog::warn("--auth-mode keys without --upstream-api-key: requests reach the upstream "
                  "without credentials (gateway keys are never forwarded)");
   }
-  if (cfg.upstream.empty()) {
-    spdlog::error("no upstream configured: pass --upstream URL (or TURBOPUFFER_BASE_URL)");
-    return 2;
+  http::IoPool pool(cfg.threads);
+  std::unique_ptr<EmbeddedOrigin> local_origin;
+  std::string upstream_url = cfg.upstream;
+  if (upstream_url.empty()) {
+    std::string dir = (std::filesystem::path(cfg.data_dir) / "origin").string();
+    std::error_code ec;
+    spdlog::info("no upstream configured: serving the local Turbopuffer-compatible origin "
+                 "in-process, data in {}",
+                 std::filesystem::absolute(dir, ec).string());
+    auto started = StartEmbeddedOrigin(pool, dir, cfg.origin_index_lag_ms);
+    if (!started.ok()) {
+      spdlog::error("cannot start the local origin: {}", started.status().ToString());
+      return 1;
+    }
+    local_origin = std::move(*started);
+    upstream_url = local_origin->base_url;
   }
 
-  http::IoPool pool(cfg.threads);
+  spdlog::info("configuration: {}", cfg.Redacted());
   http::UpstreamOptions uopts;
-  uopts.base_url = cfg.upstream;
+  uopts.base_url = upstream_url;
   uopts.ca_file = cfg.upstream_ca_file;
   uopts.connect_timeout = std::chrono::milliseconds(cfg.upstream_connect_timeout_ms);
   uopts.response_timeout = std::chrono::milliseconds(cfg.upstream_timeout_ms);

@@ -1,0 +1,162 @@
+#include "origin/origin_server.h"
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/json.hpp>
+
+#include "gateway/routes.h"
+#include "http/errors.h"
+
+namespace layer::origin {
+
+namespace asio = boost::asio;
+namespace json = boost::json;
+
+Status FaultInjector::Replace(std::string_view text) {
+  boost::system::error_code ec;
+  json::value v = json::parse(text, ec);
+  if (ec || !v.is_object()) return Status::InvalidArgument("fault rules must be a JSON object");
+  std::map<std::string, FaultRule, std::less<>> rules;
+  for (const auto& [family, spec] : v.as_object()) {
+    if (!spec.is_object()) return Status::InvalidArgument("each fault rule must be an object");
+    FaultRule r;
+    for (const auto& [k, val] : spec.as_object()) {
+      if (!val.is_number()) return Status::InvalidArgument("fault values must be numbers");
+      double d = val.to_number<double>();
+      if (k == "latency_ms" && d >= 0) {
+        r.latency_ms = static_cast<int64_t>(d);
+      } else if (k == "error_rate" && d >= 0 && d <= 1) {
+        r.error_rate = d;
+      } else if (k == "error_status" && d >= 400 && d <= 599) {
+        r.error_status = static_cast<int>(d);
+      } else if (k == "drop_rate" && d >= 0 && d <= 1) {
+        r.drop_rate = d;
+      } else {
+        return Status::InvalidArgument("unknown or out-of-range fault field '" +
+                                       std::string(k) + "'");
+      }
+    }
+    rules[std::string(family)] = r;
+  }
+  std::lock_guard lock(mu_);
+  rules_ = std::move(rules);
+  return Status::Ok();
+}
+
+void FaultInjector::Clear() {
+  std::lock_guard lock(mu_);
+  rules_.clear();
+}
+
+std::string FaultInjector::ToJson() const {
+  std::lock_guard lock(mu_);
+  json::object out;
+  for (const auto& [family, r] : rules_) {
+    out[family] = json::object{{"latency_ms", r.latency_ms},
+                               {"error_rate", r.error_rate},
+                               {"error_status", r.error_status},
+                               {"drop_rate", r.drop_rate}};
+  }
+  return json::serialize(out);
+}
+
+std::optional<FaultRule> FaultInjector::For(std::string_view family) const {
+  std::lock_guard lock(mu_);
+  if (auto it = rules_.find(family); it != rules_.end()) return it->second;
+  if (auto it = rules_.find("*"); it != rules_.end()) return it->second;
+  return std::nullopt;
+}
+
+double FaultInjector::Draw() {
+  std::lock_guard lock(mu_);
+  return std::uniform_real_distribution<double>(0, 1)(rng_);
+}
+
+OriginHandler::OriginHandler(Engine& engine, FaultInjector* faults, int blocking_threads)
+    : engine_(engine), faults_(faults), blocking_(blocking_threads) {}
+
+OriginHandler::~OriginHandler() { blocking_.join(); }
+
+http::Task<http::Response> OriginHandler::HandleFaultAdmin(http::Exchange& ex) {
+  ex.info.route = "test_faults";
+  if (co_await ex.ReadBody() != http::BodyStatus::kOk) {
+    co_return http::MakeError(http::Code::bad_request, "bad_request", "unreadable body");
+  }
+  switch (ex.request().method()) {
+    case http::Verb::get:
+      break;
+    case http::Verb::put:
+    case http::Verb::post:
+      if (Status st = faults_->Replace(ex.body()); !st.ok()) {
+        co_return http::MakeError(http::Code::unprocessable_entity, "validation_error",
+                                  st.message());
+      }
+      break;
+    case http::Verb::delete_:
+      faults_->Clear();
+      break;
+    default:
+      co_return http::MakeError(http::Code::method_not_allowed, "not_found", "use GET/PUT/DELETE");
+  }
+  http::Response res{http::Code::ok, 11};
+  res.set(http::Field::content_type, "application/json");
+  res.body() = faults_->ToJson();
+  co_return res;
+}
+
+http::Task<http::Response> OriginHandler::Handle(http::Exchange& ex) {
+  const auto& req = ex.request();
+  std::string_view target = req.target();
+  size_t q = target.find('?');
+  std::string_view path = target.substr(0, q);
+  std::string_view query = q == std::string_view::npos ? std::string_view() : target.substr(q + 1);
+
+  if (faults_ && path == "/_test/faults") co_return co_await HandleFaultAdmin(ex);
+
+  auto route = gateway::MatchRoute(req.method(), path);
+  ex.info.route = route ? route->family : std::string_view("unknown");
+  if (faults_ && route) {
+    if (auto rule = faults_->For(route->family)) {
+      if (rule->latency_ms > 0) {
+        asio::steady_timer t(co_await asio::this_coro::executor);
+        t.expires_after(std::chrono::milliseconds(rule->latency_ms));
+        co_await t.async_wait(asio::use_awaitable);
+      }
+      if (rule->drop_rate > 0 && faults_->Draw() < rule->drop_rate) {
+        ex.info.drop_connection = true;
+        co_return http::Response{};
+      }
+      if (rule->error_rate > 0 && faults_->Draw() < rule->error_rate) {
+        http::Response res{static_cast<http::Code>(rule->error_status), 11};
+        res.set(http::Field::content_type, "application/json");
+        res.body() = R"({"status":"error","error":"injected fault"})";
+        co_return res;
+      }
+    }
+  }
+
+  switch (co_await ex.ReadBody()) {
+    case http::BodyStatus::kOk:
+      break;
+    case http::BodyStatus::kTooLarge:
+      co_return http::MakeError(http::Code::payload_too_large, "payload_too_large",
+                                "request body too large");
+    case http::BodyStatus::kFailed:
+      co_return http::MakeError(http::Code::bad_request, "bad_request", "unreadable body");
+  }
+  OriginRequest oreq{req.method_string(), path, query, req[http::Field::content_encoding],
+                     ex.body()};
+  OriginResponse ores = co_await asio::co_spawn(
+      blocking_.get_executor(),
+      [this, &oreq]() -> http::Task<OriginResponse> { co_return engine_.Handle(oreq); },
+      asio::use_awaitable);
+  http::Response res{static_cast<http::Code>(ores.status), 11};
+  res.set(http::Field::content_type, ores.content_type);
+  for (auto& [k, v] : ores.headers) res.set(k, v);
+  res.body() = std::move(ores.body);
+  co_return res;
+}
+
+}  // namespace layer::origin
