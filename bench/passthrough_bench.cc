@@ -17,9 +17,11 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <fmt/core.h>
 #include <CLI/CLI.hpp>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -32,7 +34,6 @@
 #include <boost/beast/http/read.hpp>
 #include <boost/beast/http/string_body.hpp>
 #include <boost/beast/http/write.hpp>
-#include <fmt/core.h>
 
 #include <algorithm>
 #include <atomic>
@@ -69,8 +70,7 @@ constexpr auto kTuple = asio::as_tuple(asio::use_awaitable);
 using namespace std::chrono_literals;
 
 constexpr std::string_view kToken = "bench";
-constexpr std::string_view kQueryBody =
-    R"({"rank_by":["vector","ANN",[0.1,0.2,0.3]],"top_k":10})";
+constexpr std::string_view kQueryBody = R"({"rank_by":["vector","ANN",[0.1,0.2,0.3]],"top_k":10})";
 // Shaped like a Turbopuffer query answer (rows, billing, performance).
 constexpr std::string_view kResultBody =
     R"({"rows":[{"id":1,"$dist":0.1}],)"
@@ -92,10 +92,12 @@ class FastUpstream {
   explicit FastUpstream(int threads) : pool_(threads) {
     ok_ = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: " +
           std::to_string(kResultBody.size()) + "\r\n\r\n" + std::string(kResultBody);
-    not_found_ = "HTTP/1.1 404 Not Found\r\nContent-Type: text/plain\r\nContent-Length: 9\r\n\r\n"
-                 "not found";
-    unauthorized_ = "HTTP/1.1 401 Unauthorized\r\nContent-Type: application/json\r\n"
-                    "Content-Length: 2\r\n\r\n{}";
+    not_found_ =
+        "HTTP/1.1 404 Not Found\r\nContent-Type: text/plain\r\nContent-Length: 9\r\n\r\n"
+        "not found";
+    unauthorized_ =
+        "HTTP/1.1 401 Unauthorized\r\nContent-Type: application/json\r\n"
+        "Content-Length: 2\r\n\r\n{}";
   }
   ~FastUpstream() { Stop(); }
 
@@ -231,7 +233,7 @@ class GatewayProcess {
       int status = 0;
       if (waitpid(pid_, &status, WNOHANG) == pid_) {
         pid_ = -1;
-        *why = "gateway exited during start-up; log: " + log_;
+        *why = "gateway exited during start-up (status " + std::to_string(status) + "); its log:";
         return false;
       }
       std::ifstream f(port_file);
@@ -242,18 +244,22 @@ class GatewayProcess {
       }
       std::this_thread::sleep_for(10ms);
     }
-    *why = "gateway did not write its port file within 15 s; log: " + log_;
+    *why = "gateway did not write its port file within 15 s; its log:";
     return false;
   }
 
   uint16_t port() const { return port_; }
+  pid_t pid() const { return pid_; }
   double CpuSeconds() const {
     return pid_ > 0 ? ProcCpuSeconds("/proc/" + std::to_string(pid_) + "/stat") : 0;
   }
 
   // SIGTERM (the gateway drains; nothing is in flight), SIGKILL after 5 s.
   void Stop() {
-    if (pid_ <= 0) return;
+    if (pid_ <= 0) {
+      RemoveDir();
+      return;
+    }
     kill(pid_, SIGTERM);
     int status = 0;
     auto deadline = Clock::now() + 5s;
@@ -266,11 +272,23 @@ class GatewayProcess {
       std::this_thread::sleep_for(10ms);
     }
     pid_ = -1;
-    std::error_code ec;
-    std::filesystem::remove_all(dir_, ec);
+    RemoveDir();
+  }
+
+  // The gateway's stdout/stderr so far (for start-up failures).
+  std::string LogText() const {
+    std::ifstream f(log_);
+    return std::string((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
   }
 
  private:
+  void RemoveDir() {
+    if (dir_.empty()) return;
+    std::error_code ec;
+    std::filesystem::remove_all(dir_, ec);
+    dir_.clear();
+  }
+
   pid_t pid_ = -1;
   uint16_t port_ = 0;
   std::string dir_, log_;
@@ -310,8 +328,11 @@ double MetricValue(const std::string& text, std::string_view name) {
   return sum;
 }
 
+// Gateway-side counters: the upstream pool, and the time split of query requests.
 struct PoolCounters {
   double opened = 0, reused = 0;
+  double served_sum = 0, served_count = 0;      // request head parsed -> response written
+  double upstream_sum = 0, upstream_count = 0;  // upstream round trip, inside the above
 };
 
 PoolCounters ReadPoolCounters(uint16_t gateway_port) {
@@ -323,6 +344,10 @@ PoolCounters ReadPoolCounters(uint16_t gateway_port) {
   }
   c.opened = MetricValue(*text, "layer_upstream_connections_opened_total");
   c.reused = MetricValue(*text, "layer_upstream_connections_reused_total");
+  c.served_sum = MetricValue(*text, "layer_http_request_duration_seconds_sum{route=\"query\"}");
+  c.served_count = MetricValue(*text, "layer_http_request_duration_seconds_count{route=\"query\"}");
+  c.upstream_sum = MetricValue(*text, "layer_upstream_request_duration_seconds_sum");
+  c.upstream_count = MetricValue(*text, "layer_upstream_request_duration_seconds_count");
   return c;
 }
 
@@ -360,8 +385,7 @@ class LoadGen {
   LoadGen(asio::io_context& ctx, const std::string& ns) : ctx_(ctx) {
     request_ = "POST /v2/namespaces/" + ns +
                "/query HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer " +
-               std::string(kToken) +
-               "\r\nContent-Type: application/json\r\nContent-Length: " +
+               std::string(kToken) + "\r\nContent-Type: application/json\r\nContent-Length: " +
                std::to_string(kQueryBody.size()) + "\r\n\r\n" + std::string(kQueryBody);
   }
 
@@ -393,8 +417,8 @@ class LoadGen {
   Samples RunClosed(Target& t, double seconds) {
     Samples s;
     auto start = Clock::now();
-    auto end = start + std::chrono::duration_cast<Clock::duration>(
-                           std::chrono::duration<double>(seconds));
+    auto end =
+        start + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(seconds));
     for (auto& c : t.conns) asio::co_spawn(ctx_, ClosedWorker(*c, t, end, s), Rethrow);
     ctx_.restart();
     ctx_.run();
@@ -510,6 +534,14 @@ Summary Summarize(std::vector<int64_t>& ns) {
   return s;
 }
 
+// 1-minute load average: other work on a shared machine shows up in the tails.
+double LoadAverage() {
+  std::ifstream f("/proc/loadavg");
+  double v = 0;
+  f >> v;
+  return v;
+}
+
 std::string DefaultLayerBin() {
   std::error_code ec;
   auto self = std::filesystem::read_symlink("/proc/self/exe", ec);
@@ -560,23 +592,26 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--layer-bin", o.layer_bin, "gateway binary (default: ../layer next to this)");
   app.add_option("--namespace", o.ns, "namespace in the query path")->capture_default_str();
-  app.add_option("--gateway-arg", o.gateway_args, "extra argument for layer serve; repeatable")
+  app.add_option(
+         "--gateway-arg", o.gateway_args,
+         "extra argument for layer serve, e.g. --gateway-arg=--upstream-max-idle=8; repeatable")
       ->allow_extra_args(false);
   CLI11_PARSE(app, argc, argv);
   if (o.layer_bin.empty()) o.layer_bin = DefaultLayerBin();
   std::signal(SIGPIPE, SIG_IGN);
   const bool open_loop = o.mode == "latency";
+  const double load_before = LoadAverage();
 
   FastUpstream upstream(o.upstream_threads);
   uint16_t upstream_port = upstream.Start();
   GatewayProcess gateway;
   std::string why;
   if (!gateway.Start(o.layer_bin, upstream_port, o.gateway_threads, o.gateway_args, &why)) {
-    fmt::print(stderr, "error: {}\n", why);
+    fmt::print(stderr, "error: {}\n{}", why, gateway.LogText());
     return 1;
   }
-  fmt::print(stderr, "upstream on :{}, gateway ({}) on :{}\n", upstream_port, o.layer_bin,
-             gateway.port());
+  fmt::print(stderr, "upstream on :{}, gateway {} on :{} (pid {})\n", upstream_port, o.layer_bin,
+             gateway.port(), gateway.pid());
 
   asio::io_context ctx(1);
   LoadGen gen(ctx, o.ns);
@@ -585,13 +620,17 @@ int main(int argc, char** argv) {
   Target through{"gateway", tcp::endpoint(loopback, gateway.port()), {}, 0};
   gen.Connect(direct, o.connections);
   gen.Connect(through, o.connections);
+  // Let the upstream accept the direct connections, so later accepts are the gateway's.
+  for (auto until = Clock::now() + 2s;
+       upstream.accepted() < static_cast<uint64_t>(o.connections) && Clock::now() < until;) {
+    std::this_thread::sleep_for(1ms);
+  }
 
   auto run = [&](Target& t, double seconds) {
     return open_loop ? gen.RunOpen(t, o.rate, seconds) : gen.RunClosed(t, seconds);
   };
 
-  // Warm-up: direct first, so every direct connection has been accepted before the upstream's
-  // accept count is read; after that only the gateway opens upstream connections.
+  // Warm-up: direct first, then the gateway; pool counters are read around the gateway's part.
   fmt::print(stderr, "warm-up {:.1f} s per target\n", o.warmup);
   if (o.warmup > 0) run(direct, o.warmup);
   uint64_t accepted0 = upstream.accepted();
@@ -604,17 +643,20 @@ int main(int argc, char** argv) {
   int phases = std::max(1, static_cast<int>(std::lround(o.duration / o.phase)));
   double phase_s = o.duration / phases;
   Samples direct_s, gateway_s;
-  double gateway_cpu = 0;
+  double gateway_cpu = 0, bench_cpu_direct = 0, bench_cpu_gateway = 0;  // seconds of CPU
   fmt::print(stderr, "measuring: {} x {:.2f} s phases per target, ABBA order\n", phases, phase_s);
   for (int p = 0; p < phases; ++p) {
     for (int j = 0; j < 2; ++j) {
       bool gw_turn = (p % 2 == 0) == (j == 1);  // D G | G D | D G ...
       if (gw_turn) {
-        double cpu0 = gateway.CpuSeconds();
+        double cpu0 = gateway.CpuSeconds(), self0 = ProcCpuSeconds("/proc/self/stat");
         gateway_s.Merge(run(through, phase_s));
         gateway_cpu += gateway.CpuSeconds() - cpu0;
+        bench_cpu_gateway += ProcCpuSeconds("/proc/self/stat") - self0;
       } else {
+        double self0 = ProcCpuSeconds("/proc/self/stat");
         direct_s.Merge(run(direct, phase_s));
+        bench_cpu_direct += ProcCpuSeconds("/proc/self/stat") - self0;
       }
     }
   }
@@ -630,8 +672,8 @@ int main(int argc, char** argv) {
         "\"p999_us\":{:.1f},\"max_us\":{:.1f},\"mean_us\":{:.1f}}}\n",
         o.mode, t.name, open_loop ? fmt::format("{:.0f}", o.rate) : std::string("null"),
         o.connections, s.seconds, s.ok + s.errors, s.errors, reconnects,
-        static_cast<double>(s.ok) / std::max(s.seconds, 1e-9), sum.p50, sum.p90, sum.p99,
-        sum.p999, sum.max, sum.mean);
+        static_cast<double>(s.ok) / std::max(s.seconds, 1e-9), sum.p50, sum.p90, sum.p99, sum.p999,
+        sum.max, sum.mean);
     return sum;
   };
   Summary d = print_target(direct, direct_s, direct.reconnects - direct_reconnects0);
@@ -643,6 +685,11 @@ int main(int argc, char** argv) {
   double opened_all = m2.opened - m0.opened, reused_all = m2.reused - m0.reused;
   double opened_meas = m2.opened - m1.opened, reused_meas = m2.reused - m1.reused;
   uint64_t gw_requests = gateway_s.ok + gateway_s.errors;
+  auto mean_us = [](double sum_s, double count) { return count > 0 ? sum_s * 1e6 / count : 0.0; };
+  // CPU from /proc/<pid>/stat (clock-tick resolution; fine over seconds of load).
+  auto per_req = [](double cpu_s, uint64_t n) {
+    return n > 0 ? cpu_s * 1e6 / static_cast<double>(n) : 0.0;
+  };
   fmt::print(
       "{{\"bench\":\"passthrough\",\"mode\":\"{}\",\"gateway_threads\":{},"
       "\"upstream_threads\":{},\"added_p50_us\":{:.1f},\"added_p90_us\":{:.1f},"
@@ -650,15 +697,21 @@ int main(int argc, char** argv) {
       "\"rps_ratio\":{:.3f},\"reuse_ratio\":{:.5f},\"reuse_ratio_after_warmup\":{:.5f},"
       "\"upstream_conns_opened\":{:.0f},\"upstream_conns_reused\":{:.0f},"
       "\"upstream_accepted_from_gateway\":{},\"upstream_accepted_after_warmup\":{},"
-      "\"gateway_cpu_us_per_req\":{:.1f}}}\n",
-      o.mode, o.gateway_threads, o.upstream_threads, g.p50 - d.p50, g.p90 - d.p90,
-      g.p99 - d.p99, g.p999 - d.p999, g.mean - d.mean,
+      "\"gateway_cpu_us_per_req\":{:.1f},\"bench_cpu_us_per_req_direct\":{:.1f},"
+      "\"bench_cpu_us_per_req_gateway\":{:.1f},\"gateway_served_mean_us\":{:.1f},"
+      "\"gateway_upstream_mean_us\":{:.1f},\"loadavg_before\":{:.2f},\"loadavg_after\":{:.2f}}}\n",
+      o.mode, o.gateway_threads, o.upstream_threads, g.p50 - d.p50, g.p90 - d.p90, g.p99 - d.p99,
+      g.p999 - d.p999, g.mean - d.mean,
       direct_s.ok > 0 ? (static_cast<double>(gateway_s.ok) / gateway_s.seconds) /
                             (static_cast<double>(direct_s.ok) / direct_s.seconds)
                       : 0.0,
       ratio(reused_all, opened_all), ratio(reused_meas, opened_meas), opened_all, reused_all,
-      accepted2 - accepted0, accepted2 - accepted1,
-      gw_requests > 0 ? gateway_cpu * 1e6 / static_cast<double>(gw_requests) : 0.0);
+      accepted2 - accepted0, accepted2 - accepted1, per_req(gateway_cpu, gw_requests),
+      per_req(bench_cpu_direct, direct_s.ok + direct_s.errors),
+      per_req(bench_cpu_gateway, gw_requests),
+      mean_us(m2.served_sum - m1.served_sum, m2.served_count - m1.served_count),
+      mean_us(m2.upstream_sum - m1.upstream_sum, m2.upstream_count - m1.upstream_count),
+      load_before, LoadAverage());
   std::fflush(stdout);
 
   gateway.Stop();
