@@ -4,6 +4,7 @@
 #include <exception>
 #include <future>
 
+#include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -19,7 +20,12 @@ namespace {
 namespace asio = boost::asio;
 using Clock = std::chrono::steady_clock;
 
-struct Unit {};
+// The Status of a backend call's outcome, whichever type it returns.
+const Status& StatusOf(const Status& s) { return s; }
+template <typename T>
+const Status& StatusOf(const Result<T>& r) {
+  return r.status();
+}
 
 enum OutcomeLabel { kOk = 0, kError = 1, kTimeoutLabel = 2, kRejected = 3 };
 constexpr std::string_view kOutcomeNames[] = {"ok", "error", "timeout", "rejected"};
@@ -44,8 +50,8 @@ std::string ErrorKind(const Status& s) {
 }
 
 // Runs a backend call; nothing escapes.
-template <typename T, typename Fn>
-Result<T> RunCatching(Fn& fn) {
+template <typename R, typename Fn>
+R RunCatching(Fn& fn) {
   try {
     return fn();
   } catch (const std::exception& e) {
@@ -55,25 +61,29 @@ Result<T> RunCatching(Fn& fn) {
   }
 }
 
-// Shared between a waiting coroutine and the pool thread running the backend call.
-template <typename T>
+// Shared between a waiting coroutine and the pool thread running the backend call. The pool side
+// touches the waiter's timer and executor only under `mu` and only while not abandoned, so a late
+// call never reaches into an io_context that may be gone.
+template <typename R>
 struct PendingCall {
   std::mutex mu;
-  std::optional<Result<T>> result;  // set by the pool thread unless abandoned
-  bool abandoned = false;           // set by the waiter once it stops waiting
+  std::optional<R> result;                    // set by the pool thread unless abandoned
+  bool abandoned = false;                     // set once the waiter stops waiting
+  asio::steady_timer* timer = nullptr;        // the waiter's deadline timer (in its frame)
+  std::optional<asio::any_io_executor> ex;    // the waiter's executor
 };
 
 // Marks the call abandoned when the waiting coroutine's frame goes away by any path.
-template <typename T>
+template <typename R>
 struct AbandonOnExit {
-  std::shared_ptr<PendingCall<T>> call;
+  std::shared_ptr<PendingCall<R>> call;
   ~AbandonOnExit() {
     std::lock_guard lk(call->mu);
     call->abandoned = true;
+    call->timer = nullptr;
+    call->ex.reset();
   }
 };
-
-Status ToStatus(const Result<Unit>& r) { return r.status(); }
 
 }  // namespace
 
@@ -195,85 +205,91 @@ void CacheGuard::Finish(CacheOp op, const Ticket& ticket, const Status& status,
   }
 }
 
-template <typename T, typename Fn>
-http::Task<Result<T>> CacheGuard::Call(CacheOp op, Fn fn) {
+template <typename R, typename Fn>
+http::Task<R> CacheGuard::Call(CacheOp op, Fn fn) {
   const Ticket ticket = Admit();
   if (!ticket.admitted) {
     RecordRejected(op);
     co_return Status::Unavailable("cache circuit open");
   }
   const Clock::time_point start = Clock::now();
-  auto ex = co_await asio::this_coro::executor;
-  auto timer = std::make_shared<asio::steady_timer>(ex, options_.op_timeout);
-  auto call = std::make_shared<PendingCall<T>>();
-  AbandonOnExit<T> abandon{call};
-  asio::post(*pool_, [call, timer, ex, fn = std::move(fn)]() mutable {
-    Result<T> r = RunCatching<T>(fn);
+  asio::steady_timer timer(co_await asio::this_coro::executor, options_.op_timeout);
+  auto call = std::make_shared<PendingCall<R>>();
+  call->timer = &timer;
+  call->ex.emplace(timer.get_executor());
+  AbandonOnExit<R> abandon{call};  // declared after `timer`, so it runs before the timer dies
+  asio::post(*pool_, [call, fn = std::move(fn)]() mutable {
+    R r = RunCatching<R>(fn);
     std::lock_guard lk(call->mu);
     if (call->abandoned) return;  // the caller timed out: discard
     call->result.emplace(std::move(r));
     // Wake the waiter on its own executor (timers are not thread-safe).
-    asio::post(ex, [timer] { timer->cancel(); });
+    asio::post(*call->ex, [call] {
+      std::lock_guard lk2(call->mu);
+      if (!call->abandoned) call->timer->cancel();
+    });
   });
-  co_await timer->async_wait(asio::as_tuple(asio::use_awaitable));
-  std::optional<Result<T>> result;
+  co_await timer.async_wait(asio::as_tuple(asio::use_awaitable));
+  std::optional<R> result;
   {
     std::lock_guard lk(call->mu);
     call->abandoned = true;
+    call->timer = nullptr;
+    call->ex.reset();
     result = std::move(call->result);
   }
   if (!result) {
     result.emplace(Status::Timeout("cache " + std::string(CacheOpName(op)) + " timed out after " +
                                    std::to_string(options_.op_timeout.count()) + " ms"));
   }
-  Finish(op, ticket, result->status(), Clock::now() - start);
+  Finish(op, ticket, StatusOf(*result), Clock::now() - start);
   co_return std::move(*result);
 }
 
-template <typename T, typename Fn>
-Result<T> CacheGuard::CallSync(CacheOp op, Fn fn) {
+template <typename R, typename Fn>
+R CacheGuard::CallSync(CacheOp op, Fn fn) {
   const Ticket ticket = Admit();
   if (!ticket.admitted) {
     RecordRejected(op);
     return Status::Unavailable("cache circuit open");
   }
   const Clock::time_point start = Clock::now();
-  auto promise = std::make_shared<std::promise<Result<T>>>();
-  std::future<Result<T>> future = promise->get_future();
+  auto promise = std::make_shared<std::promise<R>>();
+  std::future<R> future = promise->get_future();
   asio::post(*pool_, [promise, fn = std::move(fn)]() mutable {
-    promise->set_value(RunCatching<T>(fn));
+    promise->set_value(RunCatching<R>(fn));
   });
-  std::optional<Result<T>> result;
+  std::optional<R> result;
   if (future.wait_for(options_.op_timeout) == std::future_status::ready) {
     result.emplace(future.get());
   } else {
     result.emplace(Status::Timeout("cache " + std::string(CacheOpName(op)) + " timed out after " +
                                    std::to_string(options_.op_timeout.count()) + " ms"));
   }
-  Finish(op, ticket, result->status(), Clock::now() - start);
+  Finish(op, ticket, StatusOf(*result), Clock::now() - start);
   return std::move(*result);
 }
 
-// Each lambda captures the backend's shared_ptr and owns its inputs, so a late call stays valid
-// after the caller has gone.
+// The public methods are plain functions returning Call's coroutine (not coroutines awaiting it):
+// the callable is handed to Call as an ordinary argument, never as a temporary inside a co_await
+// expression (GCC 12 mishandles such temporaries). Each callable captures the backend's
+// shared_ptr and owns copies of its inputs, so a late call stays valid after the caller has gone.
 
 http::Task<Result<std::optional<CachedDoc>>> CacheGuard::Get(std::string ns, DocId id) {
-  co_return co_await Call<std::optional<CachedDoc>>(
-      CacheOp::kGet, [b = backend_, ns = std::move(ns), id = std::move(id)] {
-        return b->Get(ns, id);
-      });
+  return Call<Result<std::optional<CachedDoc>>>(
+      CacheOp::kGet,
+      [b = backend_, ns = std::move(ns), id = std::move(id)] { return b->Get(ns, id); });
 }
 
 http::Task<Result<std::vector<std::optional<CachedDoc>>>> CacheGuard::MultiGet(
     std::string ns, std::vector<DocId> ids) {
-  co_return co_await Call<std::vector<std::optional<CachedDoc>>>(
-      CacheOp::kMultiGet, [b = backend_, ns = std::move(ns), ids = std::move(ids)] {
-        return b->MultiGet(ns, ids);
-      });
+  return Call<Result<std::vector<std::optional<CachedDoc>>>>(
+      CacheOp::kMultiGet,
+      [b = backend_, ns = std::move(ns), ids = std::move(ids)] { return b->MultiGet(ns, ids); });
 }
 
 http::Task<Result<bool>> CacheGuard::PutIfNewer(std::string ns, DocId id, CachedDoc doc) {
-  co_return co_await Call<bool>(
+  return Call<Result<bool>>(
       CacheOp::kPutIfNewer,
       [b = backend_, ns = std::move(ns), id = std::move(id), doc = std::move(doc)] {
         return b->PutIfNewer(ns, id, doc);
@@ -282,58 +298,47 @@ http::Task<Result<bool>> CacheGuard::PutIfNewer(std::string ns, DocId id, Cached
 
 http::Task<Result<std::vector<bool>>> CacheGuard::PutIfNewerBatch(
     std::string ns, std::vector<std::pair<DocId, CachedDoc>> docs) {
-  co_return co_await Call<std::vector<bool>>(
+  return Call<Result<std::vector<bool>>>(
       CacheOp::kPutIfNewerBatch, [b = backend_, ns = std::move(ns), docs = std::move(docs)] {
         return b->PutIfNewerBatch(ns, docs);
       });
 }
 
 http::Task<Status> CacheGuard::Tombstone(std::string ns, DocId id, uint64_t stamp) {
-  co_return ToStatus(co_await Call<Unit>(
-      CacheOp::kTombstone,
-      [b = backend_, ns = std::move(ns), id = std::move(id), stamp]() -> Result<Unit> {
-        if (Status s = b->Tombstone(ns, id, stamp); !s.ok()) return s;
-        return Unit{};
-      }));
+  return Call<Status>(CacheOp::kTombstone,
+                      [b = backend_, ns = std::move(ns), id = std::move(id), stamp] {
+                        return b->Tombstone(ns, id, stamp);
+                      });
 }
 
 http::Task<Status> CacheGuard::Invalidate(std::string ns, std::vector<DocId> ids) {
-  co_return ToStatus(co_await Call<Unit>(
-      CacheOp::kInvalidate,
-      [b = backend_, ns = std::move(ns), ids = std::move(ids)]() -> Result<Unit> {
-        if (Status s = b->Invalidate(ns, ids); !s.ok()) return s;
-        return Unit{};
-      }));
+  return Call<Status>(CacheOp::kInvalidate, [b = backend_, ns = std::move(ns),
+                                             ids = std::move(ids)] {
+    return b->Invalidate(ns, ids);
+  });
 }
 
 http::Task<Status> CacheGuard::PutVector(std::string ns, DocId id, std::string f32le) {
-  co_return ToStatus(co_await Call<Unit>(
-      CacheOp::kPutVector,
-      [b = backend_, ns = std::move(ns), id = std::move(id),
-       v = std::move(f32le)]() -> Result<Unit> {
-        if (Status s = b->PutVector(ns, id, v); !s.ok()) return s;
-        return Unit{};
-      }));
+  return Call<Status>(CacheOp::kPutVector, [b = backend_, ns = std::move(ns), id = std::move(id),
+                                            v = std::move(f32le)] {
+    return b->PutVector(ns, id, v);
+  });
 }
 
 http::Task<Result<std::optional<std::string>>> CacheGuard::GetVector(std::string ns, DocId id) {
-  co_return co_await Call<std::optional<std::string>>(
-      CacheOp::kGetVector, [b = backend_, ns = std::move(ns), id = std::move(id)] {
-        return b->GetVector(ns, id);
-      });
+  return Call<Result<std::optional<std::string>>>(
+      CacheOp::kGetVector,
+      [b = backend_, ns = std::move(ns), id = std::move(id)] { return b->GetVector(ns, id); });
 }
 
 http::Task<Status> CacheGuard::BumpEpoch(std::string ns) {
-  co_return ToStatus(co_await Call<Unit>(
-      CacheOp::kBumpEpoch, [b = backend_, ns = std::move(ns)]() -> Result<Unit> {
-        if (Status s = b->BumpEpoch(ns); !s.ok()) return s;
-        return Unit{};
-      }));
+  return Call<Status>(CacheOp::kBumpEpoch,
+                      [b = backend_, ns = std::move(ns)] { return b->BumpEpoch(ns); });
 }
 
 http::Task<Result<std::optional<std::string>>> CacheGuard::GetNamespaceRecord(std::string ns,
                                                                               std::string key) {
-  co_return co_await Call<std::optional<std::string>>(
+  return Call<Result<std::optional<std::string>>>(
       CacheOp::kGetNamespaceRecord, [b = backend_, ns = std::move(ns), key = std::move(key)] {
         return b->GetNamespaceRecord(ns, key);
       });
@@ -341,44 +346,36 @@ http::Task<Result<std::optional<std::string>>> CacheGuard::GetNamespaceRecord(st
 
 http::Task<Status> CacheGuard::PutNamespaceRecord(std::string ns, std::string key,
                                                   std::string value) {
-  co_return ToStatus(co_await Call<Unit>(
-      CacheOp::kPutNamespaceRecord,
-      [b = backend_, ns = std::move(ns), key = std::move(key),
-       value = std::move(value)]() -> Result<Unit> {
-        if (Status s = b->PutNamespaceRecord(ns, key, value); !s.ok()) return s;
-        return Unit{};
-      }));
+  return Call<Status>(CacheOp::kPutNamespaceRecord, [b = backend_, ns = std::move(ns),
+                                                     key = std::move(key),
+                                                     value = std::move(value)] {
+    return b->PutNamespaceRecord(ns, key, value);
+  });
 }
 
 http::Task<Result<std::vector<std::pair<std::string, std::string>>>>
 CacheGuard::ListNamespaceRecords(std::string key) {
-  co_return co_await Call<std::vector<std::pair<std::string, std::string>>>(
+  return Call<Result<std::vector<std::pair<std::string, std::string>>>>(
       CacheOp::kListNamespaceRecords,
       [b = backend_, key = std::move(key)] { return b->ListNamespaceRecords(key); });
 }
 
 http::Task<Status> CacheGuard::Ping() {
-  co_return ToStatus(co_await Call<Unit>(CacheOp::kPing, [b = backend_]() -> Result<Unit> {
-    if (Status s = b->Ping(); !s.ok()) return s;
-    return Unit{};
-  }));
+  return Call<Status>(CacheOp::kPing, [b = backend_] { return b->Ping(); });
 }
 
 http::Task<Result<CacheStats>> CacheGuard::Stats() {
-  co_return co_await Call<CacheStats>(CacheOp::kStats,
-                                      [b = backend_]() -> Result<CacheStats> { return b->Stats(); });
+  return Call<Result<CacheStats>>(CacheOp::kStats,
+                                  [b = backend_]() -> Result<CacheStats> { return b->Stats(); });
 }
 
 Status CacheGuard::PingSync() {
-  return CallSync<Unit>(CacheOp::kPing, [b = backend_]() -> Result<Unit> {
-           if (Status s = b->Ping(); !s.ok()) return s;
-           return Unit{};
-         }).status();
+  return CallSync<Status>(CacheOp::kPing, [b = backend_] { return b->Ping(); });
 }
 
 Result<CacheStats> CacheGuard::StatsSync() {
-  return CallSync<CacheStats>(CacheOp::kStats,
-                              [b = backend_]() -> Result<CacheStats> { return b->Stats(); });
+  return CallSync<Result<CacheStats>>(
+      CacheOp::kStats, [b = backend_]() -> Result<CacheStats> { return b->Stats(); });
 }
 
 bool CacheGuard::connected() const {

@@ -104,10 +104,11 @@ class CacheGuard {
     bool admitted = false;
     bool probe = false;
   };
-  template <typename T, typename Fn>
-  http::Task<Result<T>> Call(CacheOp op, Fn fn);
-  template <typename T, typename Fn>
-  Result<T> CallSync(CacheOp op, Fn fn);
+  // R is Status or Result<X>; fn() -> R runs on the pool.
+  template <typename R, typename Fn>
+  http::Task<R> Call(CacheOp op, Fn fn);
+  template <typename R, typename Fn>
+  R CallSync(CacheOp op, Fn fn);
 
   Ticket Admit();
   // Records the outcome of an admitted call: breaker transitions and metrics.
