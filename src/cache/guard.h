@@ -20,10 +20,16 @@
 // circuit_open or the lower-case status code (unavailable, io_error, ...), and
 // layer_cache_breaker_state (0 closed, 1 open, 2 half-open).
 //
-// Thread safety: all methods are thread-safe. Coroutine methods take their arguments by value, so
-// temporaries are safe, and complete on the caller's executor. Lifetime: the guard must outlive
-// the coroutines that call it; its destructor waits for in-flight backend calls to finish. Nothing
-// here throws.
+// Thread safety: all methods are thread-safe. Coroutine methods take their arguments by value (the
+// background call owns copies) and complete on the caller's executor. Lifetime: the guard must
+// outlive the coroutines that call it; its destructor waits for in-flight backend calls to
+// finish. Nothing here throws.
+//
+// Compiler caveat (GCC 12, reproduced on this toolchain): a brace-initialised aggregate temporary
+// inside a co_await expression is destroyed twice. Write
+//   CachedDoc doc{...}; co_await guard.PutIfNewer(ns, id, std::move(doc));
+// never `co_await guard.PutIfNewer(ns, id, CachedDoc{...})` (a double free). Prvalues returned by
+// functions (DocId::U64(7)) are fine.
 #pragma once
 
 #include <array>

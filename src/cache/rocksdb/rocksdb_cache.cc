@@ -1,12 +1,14 @@
 #include "cache/rocksdb/rocksdb_cache.h"
 
 #include <fcntl.h>
+#include <sys/file.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <filesystem>
 #include <functional>
 #include <limits>
+#include <utility>
 #include <unordered_map>
 
 #include <rocksdb/db.h>
@@ -25,6 +27,7 @@ namespace fs = std::filesystem;
 
 constexpr char kMetaCf[] = "meta";
 constexpr char kMarkerFile[] = "CLEAN_SHUTDOWN";
+constexpr char kLockFile[] = "cache.lock";
 constexpr char kDbDir[] = "db";
 constexpr char kEpochTag = 'E';
 constexpr char kRecordTag = 'R';
@@ -133,6 +136,21 @@ Result<std::unique_ptr<RocksDbCache>> RocksDbCache::Open(RocksDbCacheOptions opt
   fs::create_directories(dir, ec);
   if (ec) return Status::IoError("cannot create cache dir " + dir.string() + ": " + ec.message());
 
+  // Only one process may own the directory: without this a second gateway pointed at a running
+  // cache would see no marker and wipe the live database.
+  int lock_fd = ::open((dir / kLockFile).c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  if (lock_fd < 0) return Status::IoError("cannot open " + (dir / kLockFile).string());
+  if (::flock(lock_fd, LOCK_EX | LOCK_NB) != 0) {
+    ::close(lock_fd);
+    return Status::Unavailable("cache dir " + dir.string() + " is in use by another process");
+  }
+  struct LockCloser {
+    int fd;
+    ~LockCloser() {
+      if (fd >= 0) ::close(fd);
+    }
+  } lock{lock_fd};
+
   const bool clean = fs::exists(marker, ec);
   const bool has_db = fs::exists(db_dir, ec);
   if (has_db && (!clean || options.reset_on_start)) {
@@ -147,7 +165,16 @@ Result<std::unique_ptr<RocksDbCache>> RocksDbCache::Open(RocksDbCacheOptions opt
   if (Status s = SyncDir(dir); !s.ok()) return s;
 
   std::unique_ptr<RocksDbCache> cache(new RocksDbCache(std::move(options)));
-  if (Status s = cache->OpenDb(); !s.ok()) return s;
+  Status opened = cache->OpenDb();
+  if (opened.code() == StatusCode::kCorruption) {
+    // The cache is disposable: start over rather than refuse to start.
+    spdlog::warn("document cache: discarding {} ({})", db_dir.string(), opened.ToString());
+    fs::remove_all(db_dir, ec);
+    if (ec) return Status::IoError("cannot wipe " + db_dir.string() + ": " + ec.message());
+    opened = cache->OpenDb();
+  }
+  if (!opened.ok()) return opened;
+  cache->lock_fd_ = std::exchange(lock.fd, -1);
   return cache;
 }
 
@@ -193,7 +220,11 @@ Status RocksDbCache::OpenDb() {
 }
 
 void RocksDbCache::CloseDb(bool write_marker) {
-  if (!db_) return;
+  if (!db_) {
+    if (lock_fd_ >= 0) ::close(lock_fd_);
+    lock_fd_ = -1;
+    return;
+  }
   rocksdb::FlushOptions fo;
   fo.wait = true;
   rocksdb::Status fs_status = db_->Flush(fo, handles_);
@@ -210,7 +241,14 @@ void RocksDbCache::CloseDb(bool write_marker) {
     write_marker = false;
   }
   db_.reset();
-  if (!write_marker) return;
+  if (write_marker) WriteMarker();
+  if (lock_fd_ >= 0) {
+    ::close(lock_fd_);  // releases the flock
+    lock_fd_ = -1;
+  }
+}
+
+void RocksDbCache::WriteMarker() {
   const fs::path marker = fs::path(options_.path) / kMarkerFile;
   int fd = ::open(marker.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
   if (fd < 0) {

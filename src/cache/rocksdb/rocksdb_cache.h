@@ -16,7 +16,9 @@
 // the memtables, closes the DB and then writes a clean-shutdown marker file. Open() accepts the
 // existing data only if that marker is present; otherwise (a crash, a kill, a power loss) or with
 // `reset_on_start` it destroys and recreates the database, so a crash can never serve stale rows.
-// The marker is removed at Open() before any write.
+// The marker is removed at Open() before any write. A lock file (flock on <path>/cache.lock) keeps
+// a second process from opening, and so wiping, a directory that is in use. A database that fails
+// to open as corrupt is wiped and recreated too.
 //
 // Newer wins: PutIfNewer/PutIfNewerBatch/Tombstone hold the lock stripes of their keys (a hash of
 // the full key picks one of `lock_stripes` mutexes; a batch locks its stripes in ascending order)
@@ -60,7 +62,8 @@ struct RocksDbCacheOptions {
 class RocksDbCache final : public DocumentCache {
  public:
   // Opens (or creates, or wipes and recreates; see above) the cache at `options.path`.
-  // Fails with InvalidArgument for bad options and IoError when RocksDB cannot open the directory.
+  // Fails with InvalidArgument for bad options, Unavailable when another process holds the
+  // directory, and IoError when RocksDB cannot open it.
   static Result<std::unique_ptr<RocksDbCache>> Open(RocksDbCacheOptions options);
 
   ~RocksDbCache() override;  // Close()
@@ -101,6 +104,7 @@ class RocksDbCache final : public DocumentCache {
   explicit RocksDbCache(RocksDbCacheOptions options);
   Status OpenDb();
   void CloseDb(bool write_marker);
+  void WriteMarker();
 
   int64_t NowMs() const;
   // The namespace's current epoch (0 if never bumped); cached in memory after the first read.
@@ -113,6 +117,7 @@ class RocksDbCache final : public DocumentCache {
                                      std::span<const std::pair<DocId, CachedDoc>> docs);
 
   const RocksDbCacheOptions options_;
+  int lock_fd_ = -1;  // flock on <path>/cache.lock, held from Open() until Close()
   std::unique_ptr<rocksdb::DB> db_;
   rocksdb::ColumnFamilyHandle* docs_cf_ = nullptr;  // owned by db_'s handle list (handles_)
   rocksdb::ColumnFamilyHandle* meta_cf_ = nullptr;

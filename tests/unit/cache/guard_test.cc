@@ -102,7 +102,7 @@ TEST_F(CacheGuardTest, SlowBackendTimesOutQuicklyAndTheLateCallFinishesInTheBack
   Result<bool> put = RunTask([&]() -> http::Task<Result<bool>> {
     // Locals of this coroutine, gone once it returns: the late backend call must own copies.
     // (Named, not brace-initialised temporaries inside the co_await: GCC 12 double-destroys
-    // those, PR 100611.)
+    // those; see guard.h.)
     std::string ns = "ns";
     DocId id = DocId::String(std::string("late"));
     CachedDoc doc{std::string("{\"late\":true}"), 7, false};

@@ -296,6 +296,18 @@ TEST_F(RocksDbCacheTest, CopyOfARunningCacheIsDiscarded) {
   EXPECT_TRUE(MustGet(*c, "ns", DocId::U64(1)).has_value());
 }
 
+TEST_F(RocksDbCacheTest, ASecondOpenOfALiveDirectoryFailsWithoutWipingIt) {
+  auto c = OpenCache();
+  ASSERT_TRUE(c->PutIfNewer("ns", DocId::U64(1), Doc("{}", 1)).ok());
+  ASSERT_TRUE(c->FlushForTest().ok());
+  auto second = RocksDbCache::Open(Options());
+  EXPECT_EQ(second.status().code(), StatusCode::kUnavailable);
+  EXPECT_TRUE(MustGet(*c, "ns", DocId::U64(1)).has_value());
+  ASSERT_TRUE(c->Close().ok());
+  auto reopened = OpenCache();  // the lock is released by Close()
+  EXPECT_TRUE(MustGet(*reopened, "ns", DocId::U64(1)).has_value());
+}
+
 TEST_F(RocksDbCacheTest, ResetOnStartWipesEvenAfterACleanShutdown) {
   { ASSERT_TRUE(OpenCache()->PutIfNewer("ns", DocId::U64(1), Doc("{}", 1)).ok()); }
   RocksDbCacheOptions o = Options();
