@@ -1,0 +1,51 @@
+// CacheOp: one value per DocumentCache method, for per-operation metrics (CacheGuard) and
+// per-operation fault knobs (FaultInjectingCache).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string_view>
+
+namespace layer::cache {
+
+enum class CacheOp : uint8_t {
+  kGet = 0,
+  kMultiGet,
+  kPutIfNewer,
+  kPutIfNewerBatch,
+  kTombstone,
+  kInvalidate,
+  kPutVector,
+  kGetVector,
+  kBumpEpoch,
+  kGetNamespaceRecord,
+  kPutNamespaceRecord,
+  kListNamespaceRecords,
+  kPing,
+  kStats,
+};
+
+inline constexpr size_t kCacheOpCount = static_cast<size_t>(CacheOp::kStats) + 1;
+
+// The metric label of an op: "get", "multi_get", "put_if_newer", ...
+constexpr std::string_view CacheOpName(CacheOp op) {
+  switch (op) {
+    case CacheOp::kGet: return "get";
+    case CacheOp::kMultiGet: return "multi_get";
+    case CacheOp::kPutIfNewer: return "put_if_newer";
+    case CacheOp::kPutIfNewerBatch: return "put_if_newer_batch";
+    case CacheOp::kTombstone: return "tombstone";
+    case CacheOp::kInvalidate: return "invalidate";
+    case CacheOp::kPutVector: return "put_vector";
+    case CacheOp::kGetVector: return "get_vector";
+    case CacheOp::kBumpEpoch: return "bump_epoch";
+    case CacheOp::kGetNamespaceRecord: return "get_namespace_record";
+    case CacheOp::kPutNamespaceRecord: return "put_namespace_record";
+    case CacheOp::kListNamespaceRecords: return "list_namespace_records";
+    case CacheOp::kPing: return "ping";
+    case CacheOp::kStats: return "stats";
+  }
+  return "unknown";
+}
+
+}  // namespace layer::cache

@@ -1,0 +1,146 @@
+// CacheGuard: the request path's only door to a DocumentCache backend.
+//
+// Every call runs on the guard's own small thread pool (backends block on I/O) with a deadline
+// (`op_timeout`, default 200 ms). When the deadline passes first the caller gets Timeout at once;
+// the backend call keeps running in the background, owns copies of its inputs, and its result is
+// discarded.
+//
+// Circuit breaker: one failure (an error or a timeout) opens it; while open every call fails at
+// once with Unavailable("cache circuit open") without touching the backend. After `open_interval`
+// (default 2 s) exactly one caller is let through as a half-open probe: its success closes the
+// breaker, its failure re-opens it for another interval. InvalidArgument and NotFound mean the
+// backend answered, so they never count as failures.
+//
+// Connection state: connected() turns true on the first success and false when the breaker opens;
+// generation() increases by one on every transition to connected (1 after the first success), so
+// callers can notice a reconnect (e.g. to schedule one background warm per namespace).
+//
+// Metrics (layer::Metrics() unless a registry is given): layer_cache_op_duration_seconds{op,status}
+// with status ok|error|timeout|rejected, layer_cache_op_errors_total{op,kind} with kind timeout,
+// circuit_open or the lower-case status code (unavailable, io_error, ...), and
+// layer_cache_breaker_state (0 closed, 1 open, 2 half-open).
+//
+// Thread safety: all methods are thread-safe. Coroutine methods take their arguments by value (the
+// background call owns copies) and complete on the caller's executor. Lifetime: the guard must
+// outlive the coroutines that call it; its destructor waits for in-flight backend calls to
+// finish. Nothing here throws.
+//
+// Compiler caveat (GCC 12, reproduced on this toolchain): a brace-initialised aggregate temporary
+// inside a co_await expression is destroyed twice. Write
+//   CachedDoc doc{...}; co_await guard.PutIfNewer(ns, id, std::move(doc));
+// never `co_await guard.PutIfNewer(ns, id, CachedDoc{...})` (a double free). Prvalues returned by
+// functions (DocId::U64(7)) are fine.
+#pragma once
+
+#include <array>
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "cache/cache_op.h"
+#include "cache/document_cache.h"
+#include "common/metrics.h"
+#include "http/message.h"
+
+namespace boost::asio {
+class thread_pool;
+}  // namespace boost::asio
+
+namespace layer::cache {
+
+enum class BreakerState : uint8_t { kClosed = 0, kOpen = 1, kHalfOpen = 2 };
+std::string_view BreakerStateName(BreakerState s);
+
+struct CacheGuardOptions {
+  std::chrono::milliseconds op_timeout{200};
+  std::chrono::milliseconds open_interval{2000};  // how long the breaker stays open
+  int threads = 2;                                // backend threads
+  // Clock for the breaker's open interval. Empty = std::chrono::steady_clock::now.
+  std::function<std::chrono::steady_clock::time_point()> now;
+  MetricsRegistry* metrics = nullptr;  // null = layer::Metrics()
+};
+
+class CacheGuard {
+ public:
+  CacheGuard(std::shared_ptr<DocumentCache> backend, CacheGuardOptions options = {});
+  ~CacheGuard();
+  CacheGuard(const CacheGuard&) = delete;
+  CacheGuard& operator=(const CacheGuard&) = delete;
+
+  // One coroutine per DocumentCache method; same meaning, plus Timeout / Unavailable from the
+  // guard itself.
+  http::Task<Result<std::optional<CachedDoc>>> Get(std::string ns, DocId id);
+  http::Task<Result<std::vector<std::optional<CachedDoc>>>> MultiGet(std::string ns,
+                                                                     std::vector<DocId> ids);
+  http::Task<Result<bool>> PutIfNewer(std::string ns, DocId id, CachedDoc doc);
+  http::Task<Result<std::vector<bool>>> PutIfNewerBatch(
+      std::string ns, std::vector<std::pair<DocId, CachedDoc>> docs);
+  http::Task<Status> Tombstone(std::string ns, DocId id, uint64_t stamp);
+  http::Task<Status> Invalidate(std::string ns, std::vector<DocId> ids);
+  http::Task<Status> PutVector(std::string ns, DocId id, std::string f32le);
+  http::Task<Result<std::optional<std::string>>> GetVector(std::string ns, DocId id);
+  http::Task<Status> BumpEpoch(std::string ns);
+  http::Task<Result<std::optional<std::string>>> GetNamespaceRecord(std::string ns,
+                                                                    std::string key);
+  http::Task<Status> PutNamespaceRecord(std::string ns, std::string key, std::string value);
+  http::Task<Result<std::vector<std::pair<std::string, std::string>>>> ListNamespaceRecords(
+      std::string key);
+  http::Task<Status> Ping();
+  http::Task<Result<CacheStats>> Stats();
+
+  // Blocking variants for callers off the event loop (/health, start-up): same pool, deadline and
+  // breaker; block the calling thread for at most op_timeout.
+  Status PingSync();
+  Result<CacheStats> StatsSync();
+
+  bool connected() const;
+  uint64_t generation() const;
+  Status last_error() const;  // OK until the first failure
+  BreakerState breaker_state() const;
+  DocumentCache& backend() { return *backend_; }
+
+ private:
+  struct Ticket {
+    bool admitted = false;
+    bool probe = false;
+  };
+  // R is Status or Result<X>; fn() -> R runs on the pool.
+  template <typename R, typename Fn>
+  http::Task<R> Call(CacheOp op, Fn fn);
+  template <typename R, typename Fn>
+  R CallSync(CacheOp op, Fn fn);
+
+  Ticket Admit();
+  // Records the outcome of an admitted call: breaker transitions and metrics.
+  void Finish(CacheOp op, const Ticket& ticket, const Status& status,
+              std::chrono::steady_clock::duration elapsed);
+  void RecordRejected(CacheOp op);
+  std::chrono::steady_clock::time_point Now() const;
+  void SetStateLocked(BreakerState s);
+
+  const std::shared_ptr<DocumentCache> backend_;
+  const CacheGuardOptions options_;
+  MetricsRegistry& metrics_;
+  std::unique_ptr<boost::asio::thread_pool> pool_;
+
+  // Metric series resolved once: [op][ok, error, timeout, rejected] and [op][timeout, open].
+  std::array<std::array<Histogram*, 4>, kCacheOpCount> durations_{};
+  std::array<std::array<Counter*, 2>, kCacheOpCount> common_errors_{};
+  Gauge* state_gauge_ = nullptr;
+
+  mutable std::mutex mu_;  // guards the breaker and connection state below
+  BreakerState state_ = BreakerState::kClosed;
+  std::chrono::steady_clock::time_point opened_at_{};
+  std::chrono::steady_clock::time_point probe_started_{};
+  bool connected_ = false;
+  uint64_t generation_ = 0;
+  Status last_error_;
+};
+
+}  // namespace layer::cache

@@ -1,0 +1,574 @@
+#include "cache/rocksdb/rocksdb_cache.h"
+
+#include <fcntl.h>
+#include <sys/file.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <filesystem>
+#include <functional>
+#include <limits>
+#include <utility>
+#include <unordered_map>
+
+#include <rocksdb/db.h>
+#include <rocksdb/filter_policy.h>
+#include <rocksdb/options.h>
+#include <rocksdb/slice.h>
+#include <rocksdb/table.h>
+#include <rocksdb/write_batch.h>
+
+#include "common/log.h"
+
+namespace layer::cache {
+namespace {
+
+namespace fs = std::filesystem;
+
+constexpr char kMetaCf[] = "meta";
+constexpr char kMarkerFile[] = "CLEAN_SHUTDOWN";
+constexpr char kLockFile[] = "cache.lock";
+constexpr char kDbDir[] = "db";
+constexpr char kEpochTag = 'E';
+constexpr char kRecordTag = 'R';
+constexpr uint8_t kVectorTagBit = 0x80;
+constexpr uint8_t kFlagTombstone = 0x01;
+constexpr size_t kValueHeader = 9;  // flags + stamp
+
+void AppendU64(std::string* out, uint64_t v) {
+  for (int shift = 56; shift >= 0; shift -= 8) out->push_back(static_cast<char>((v >> shift) & 0xff));
+}
+
+uint64_t ReadU64(std::string_view s) {
+  uint64_t v = 0;
+  for (size_t i = 0; i < 8; ++i) v = (v << 8) | static_cast<unsigned char>(s[i]);
+  return v;
+}
+
+Status CheckNs(std::string_view ns) {
+  if (ns.empty() || ns.size() > 0xffff) {
+    return Status::InvalidArgument("cache namespace must be 1..65535 bytes");
+  }
+  return Status::Ok();
+}
+
+void AppendNs(std::string* out, std::string_view ns) {
+  out->push_back(static_cast<char>((ns.size() >> 8) & 0xff));
+  out->push_back(static_cast<char>(ns.size() & 0xff));
+  out->append(ns);
+}
+
+// [u16 ns length][ns][u64 epoch][tag][id bytes]
+std::string DocKey(std::string_view ns, uint64_t epoch, const DocId& id, bool vector) {
+  std::string key;
+  key.reserve(2 + ns.size() + 8 + 1 + id.bytes.size());
+  AppendNs(&key, ns);
+  AppendU64(&key, epoch);
+  uint8_t tag = static_cast<uint8_t>(id.type);
+  if (vector) tag |= kVectorTagBit;
+  key.push_back(static_cast<char>(tag));
+  key.append(id.bytes);
+  return key;
+}
+
+std::string EpochKey(std::string_view ns) {
+  std::string key(1, kEpochTag);
+  key.append(ns);
+  return key;
+}
+
+std::string RecordPrefix(std::string_view ns) {
+  std::string key(1, kRecordTag);
+  AppendNs(&key, ns);
+  return key;
+}
+
+std::string RecordKey(std::string_view ns, uint64_t epoch, std::string_view record) {
+  std::string key = RecordPrefix(ns);
+  AppendU64(&key, epoch);
+  key.append(record);
+  return key;
+}
+
+Status FromRocks(const rocksdb::Status& s, std::string_view what) {
+  if (s.ok()) return Status::Ok();
+  std::string msg = "rocksdb " + std::string(what) + ": " + s.ToString();
+  if (s.IsCorruption()) return Status::Corruption(std::move(msg));
+  if (s.IsTimedOut() || s.IsBusy() || s.IsTryAgain()) return Status::IoError(std::move(msg), true);
+  return Status::IoError(std::move(msg));
+}
+
+rocksdb::WriteOptions CacheWriteOptions() {
+  rocksdb::WriteOptions wo;
+  wo.disableWAL = true;  // an unclean shutdown discards the cache anyway
+  return wo;
+}
+
+Status SyncDir(const fs::path& dir) {
+  int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY);
+  if (fd < 0) return Status::IoError("cannot open " + dir.string());
+  int rc = ::fsync(fd);
+  ::close(fd);
+  if (rc != 0) return Status::IoError("cannot fsync " + dir.string());
+  return Status::Ok();
+}
+
+}  // namespace
+
+RocksDbCache::RocksDbCache(RocksDbCacheOptions options)
+    : options_(std::move(options)),
+      stripes_(std::make_unique<std::mutex[]>(options_.lock_stripes)) {}
+
+RocksDbCache::~RocksDbCache() { (void)Close(); }
+
+Result<std::unique_ptr<RocksDbCache>> RocksDbCache::Open(RocksDbCacheOptions options) {
+  if (options.path.empty()) return Status::InvalidArgument("cache path is empty");
+  if (options.max_bytes == 0) return Status::InvalidArgument("cache max_bytes must be > 0");
+  if (options.lock_stripes == 0) options.lock_stripes = 1;
+  if (options.tombstone_ttl.count() < 0) {
+    return Status::InvalidArgument("tombstone_ttl must be >= 0");
+  }
+
+  const fs::path dir(options.path);
+  const fs::path db_dir = dir / kDbDir;
+  const fs::path marker = dir / kMarkerFile;
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  if (ec) return Status::IoError("cannot create cache dir " + dir.string() + ": " + ec.message());
+
+  // Only one process may own the directory: without this a second gateway pointed at a running
+  // cache would see no marker and wipe the live database.
+  int lock_fd = ::open((dir / kLockFile).c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  if (lock_fd < 0) return Status::IoError("cannot open " + (dir / kLockFile).string());
+  if (::flock(lock_fd, LOCK_EX | LOCK_NB) != 0) {
+    ::close(lock_fd);
+    return Status::Unavailable("cache dir " + dir.string() + " is in use by another process");
+  }
+  struct LockCloser {
+    int fd;
+    ~LockCloser() {
+      if (fd >= 0) ::close(fd);
+    }
+  } lock{lock_fd};
+
+  const bool clean = fs::exists(marker, ec);
+  const bool has_db = fs::exists(db_dir, ec);
+  if (has_db && (!clean || options.reset_on_start)) {
+    spdlog::info("document cache: discarding {} ({})", db_dir.string(),
+                 clean ? "reset on start" : "no clean-shutdown marker");
+    fs::remove_all(db_dir, ec);
+    if (ec) return Status::IoError("cannot wipe " + db_dir.string() + ": " + ec.message());
+  }
+  // From here on the data on disk is live: a crash before the next Close() must discard it.
+  fs::remove(marker, ec);
+  if (ec) return Status::IoError("cannot remove " + marker.string() + ": " + ec.message());
+  if (Status s = SyncDir(dir); !s.ok()) return s;
+
+  std::unique_ptr<RocksDbCache> cache(new RocksDbCache(std::move(options)));
+  Status opened = cache->OpenDb();
+  if (opened.code() == StatusCode::kCorruption) {
+    // The cache is disposable: start over rather than refuse to start.
+    spdlog::warn("document cache: discarding {} ({})", db_dir.string(), opened.ToString());
+    fs::remove_all(db_dir, ec);
+    if (ec) return Status::IoError("cannot wipe " + db_dir.string() + ": " + ec.message());
+    opened = cache->OpenDb();
+  }
+  if (!opened.ok()) return opened;
+  cache->lock_fd_ = std::exchange(lock.fd, -1);
+  return cache;
+}
+
+Status RocksDbCache::OpenDb() {
+  rocksdb::DBOptions db_opts;
+  db_opts.create_if_missing = true;
+  db_opts.create_missing_column_families = true;
+  db_opts.max_background_jobs = 2;
+  db_opts.avoid_flush_during_shutdown = false;
+
+  rocksdb::BlockBasedTableOptions table;
+  table.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
+
+  rocksdb::ColumnFamilyOptions docs;
+  docs.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
+  docs.compaction_style = rocksdb::kCompactionStyleFIFO;
+  docs.compaction_options_fifo.max_table_files_size = options_.max_bytes;
+  docs.compaction_options_fifo.allow_compaction = false;
+  // Memtables are flushed into files FIFO can evict; keep them a fraction of the bound so the
+  // bound is honoured within one memtable or two.
+  docs.write_buffer_size = static_cast<size_t>(
+      std::clamp<uint64_t>(options_.max_bytes / 8, 64 << 10, 64 << 20));
+  // FIFO keeps every file in L0: never stall writes on the L0 file count.
+  docs.level0_file_num_compaction_trigger = 4;
+  docs.level0_slowdown_writes_trigger = 1 << 30;
+  docs.level0_stop_writes_trigger = 1 << 30;
+
+  rocksdb::ColumnFamilyOptions meta;
+  meta.write_buffer_size = 4 << 20;
+
+  std::vector<rocksdb::ColumnFamilyDescriptor> cfs = {
+      {rocksdb::kDefaultColumnFamilyName, docs},
+      {kMetaCf, meta},
+  };
+  rocksdb::DB* raw = nullptr;
+  const std::string db_dir = (fs::path(options_.path) / kDbDir).string();
+  rocksdb::Status s = rocksdb::DB::Open(db_opts, db_dir, cfs, &handles_, &raw);
+  if (!s.ok()) return FromRocks(s, "open " + db_dir);
+  db_.reset(raw);
+  docs_cf_ = handles_[0];
+  meta_cf_ = handles_[1];
+  return Status::Ok();
+}
+
+void RocksDbCache::CloseDb(bool write_marker) {
+  if (!db_) {
+    if (lock_fd_ >= 0) ::close(lock_fd_);
+    lock_fd_ = -1;
+    return;
+  }
+  rocksdb::FlushOptions fo;
+  fo.wait = true;
+  rocksdb::Status fs_status = db_->Flush(fo, handles_);
+  if (!fs_status.ok()) {
+    spdlog::warn("document cache: flush at close failed: {}", fs_status.ToString());
+    write_marker = false;
+  }
+  for (auto* h : handles_) (void)db_->DestroyColumnFamilyHandle(h);
+  handles_.clear();
+  docs_cf_ = meta_cf_ = nullptr;
+  rocksdb::Status cs = db_->Close();
+  if (!cs.ok()) {
+    spdlog::warn("document cache: close failed: {}", cs.ToString());
+    write_marker = false;
+  }
+  db_.reset();
+  if (write_marker) WriteMarker();
+  if (lock_fd_ >= 0) {
+    ::close(lock_fd_);  // releases the flock
+    lock_fd_ = -1;
+  }
+}
+
+void RocksDbCache::WriteMarker() {
+  const fs::path marker = fs::path(options_.path) / kMarkerFile;
+  int fd = ::open(marker.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  if (fd < 0) {
+    spdlog::warn("document cache: cannot write {}", marker.string());
+    return;
+  }
+  (void)::fsync(fd);
+  ::close(fd);
+  (void)SyncDir(options_.path);
+}
+
+Status RocksDbCache::Close() {
+  CloseDb(/*write_marker=*/true);
+  return Status::Ok();
+}
+
+void RocksDbCache::AbandonForTest() { CloseDb(/*write_marker=*/false); }
+
+Status RocksDbCache::FlushForTest() {
+  if (!db_) return Status::Unavailable("cache closed");
+  rocksdb::FlushOptions fo;
+  fo.wait = true;
+  return FromRocks(db_->Flush(fo, handles_), "flush");
+}
+
+int64_t RocksDbCache::NowMs() const {
+  if (options_.now_ms) return options_.now_ms();
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+Result<uint64_t> RocksDbCache::EpochOf(std::string_view ns) {
+  if (Status s = CheckNs(ns); !s.ok()) return s;
+  std::string key(ns);
+  {
+    std::shared_lock lk(epochs_mu_);
+    auto it = epochs_.find(key);
+    if (it != epochs_.end()) return it->second;
+  }
+  std::string value;
+  rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), meta_cf_, EpochKey(ns), &value);
+  uint64_t epoch = 0;
+  if (s.ok()) {
+    if (value.size() != 8) return Status::Corruption("bad epoch record for " + key);
+    epoch = ReadU64(value);
+  } else if (!s.IsNotFound()) {
+    return FromRocks(s, "get epoch");
+  }
+  std::unique_lock lk(epochs_mu_);
+  // A concurrent BumpEpoch may have stored a newer value: keep the larger one.
+  auto [it, inserted] = epochs_.emplace(std::move(key), epoch);
+  if (!inserted && it->second < epoch) it->second = epoch;
+  return it->second;
+}
+
+Result<std::optional<CachedDoc>> RocksDbCache::Decode(std::string_view value) const {
+  if (value.size() < kValueHeader) return Status::Corruption("short cache record");
+  CachedDoc doc;
+  doc.upserted_at = ReadU64(value.substr(1));
+  doc.tombstone = (static_cast<uint8_t>(value[0]) & kFlagTombstone) != 0;
+  std::string_view payload = value.substr(kValueHeader);
+  if (doc.tombstone) {
+    if (payload.size() != 8) return Status::Corruption("bad tombstone record");
+    if (NowMs() >= static_cast<int64_t>(ReadU64(payload))) return std::optional<CachedDoc>();
+  } else {
+    doc.attributes_json.assign(payload);
+  }
+  return std::optional<CachedDoc>(std::move(doc));
+}
+
+std::string RocksDbCache::EncodeDoc(const CachedDoc& doc) const {
+  std::string v;
+  v.reserve(kValueHeader + (doc.tombstone ? 8 : doc.attributes_json.size()));
+  v.push_back(static_cast<char>(doc.tombstone ? kFlagTombstone : 0));
+  AppendU64(&v, doc.upserted_at);
+  if (doc.tombstone) {
+    AppendU64(&v, static_cast<uint64_t>(std::max<int64_t>(0, NowMs() + options_.tombstone_ttl.count())));
+  } else {
+    v.append(doc.attributes_json);
+  }
+  return v;
+}
+
+Result<std::optional<CachedDoc>> RocksDbCache::Get(std::string_view ns, const DocId& id) {
+  if (!db_) return Status::Unavailable("cache closed");
+  Result<uint64_t> epoch = EpochOf(ns);
+  if (!epoch.ok()) return epoch.status();
+  rocksdb::PinnableSlice value;
+  rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), docs_cf_,
+                               DocKey(ns, *epoch, id, /*vector=*/false), &value);
+  if (s.IsNotFound()) return std::optional<CachedDoc>();
+  if (!s.ok()) return FromRocks(s, "get");
+  return Decode(value.ToStringView());
+}
+
+Result<std::vector<std::optional<CachedDoc>>> RocksDbCache::MultiGet(std::string_view ns,
+                                                                     std::span<const DocId> ids) {
+  if (!db_) return Status::Unavailable("cache closed");
+  Result<uint64_t> epoch = EpochOf(ns);
+  if (!epoch.ok()) return epoch.status();
+  std::vector<std::optional<CachedDoc>> out(ids.size());
+  if (ids.empty()) return out;
+  std::vector<std::string> keys;
+  keys.reserve(ids.size());
+  for (const DocId& id : ids) keys.push_back(DocKey(ns, *epoch, id, /*vector=*/false));
+  std::vector<rocksdb::Slice> slices(keys.begin(), keys.end());
+  std::vector<rocksdb::PinnableSlice> values(ids.size());
+  std::vector<rocksdb::Status> statuses(ids.size());
+  db_->MultiGet(rocksdb::ReadOptions(), docs_cf_, ids.size(), slices.data(), values.data(),
+                statuses.data());
+  for (size_t i = 0; i < ids.size(); ++i) {
+    if (statuses[i].IsNotFound()) continue;
+    if (!statuses[i].ok()) return FromRocks(statuses[i], "multi_get");
+    Result<std::optional<CachedDoc>> doc = Decode(values[i].ToStringView());
+    if (!doc.ok()) return doc.status();
+    out[i] = std::move(*doc);
+  }
+  return out;
+}
+
+Result<bool> RocksDbCache::PutIfNewer(std::string_view ns, const DocId& id, const CachedDoc& doc) {
+  std::pair<DocId, CachedDoc> one(id, doc);
+  Result<std::vector<bool>> r = PutBatch(ns, std::span(&one, 1));
+  if (!r.ok()) return r.status();
+  return static_cast<bool>((*r)[0]);
+}
+
+Result<std::vector<bool>> RocksDbCache::PutIfNewerBatch(
+    std::string_view ns, std::span<const std::pair<DocId, CachedDoc>> docs) {
+  return PutBatch(ns, docs);
+}
+
+Status RocksDbCache::Tombstone(std::string_view ns, const DocId& id, uint64_t stamp) {
+  CachedDoc tomb;
+  tomb.upserted_at = stamp;
+  tomb.tombstone = true;
+  std::pair<DocId, CachedDoc> one(id, std::move(tomb));
+  return PutBatch(ns, std::span(&one, 1)).status();
+}
+
+Result<std::vector<bool>> RocksDbCache::PutBatch(
+    std::string_view ns, std::span<const std::pair<DocId, CachedDoc>> docs) {
+  if (!db_) return Status::Unavailable("cache closed");
+  Result<uint64_t> epoch = EpochOf(ns);
+  if (!epoch.ok()) return epoch.status();
+  std::vector<bool> stored(docs.size(), false);
+  if (docs.empty()) return stored;
+
+  std::vector<std::string> keys;
+  keys.reserve(docs.size());
+  std::vector<size_t> stripes;
+  stripes.reserve(docs.size());
+  for (const auto& [id, doc] : docs) {
+    keys.push_back(DocKey(ns, *epoch, id, /*vector=*/false));
+    stripes.push_back(std::hash<std::string_view>{}(keys.back()) % options_.lock_stripes);
+  }
+  std::sort(stripes.begin(), stripes.end());
+  stripes.erase(std::unique(stripes.begin(), stripes.end()), stripes.end());
+  std::vector<std::unique_lock<std::mutex>> locks;  // ascending order: no deadlock
+  locks.reserve(stripes.size());
+  for (size_t s : stripes) locks.emplace_back(stripes_[s]);
+
+  std::vector<rocksdb::Slice> slices(keys.begin(), keys.end());
+  std::vector<rocksdb::PinnableSlice> values(docs.size());
+  std::vector<rocksdb::Status> statuses(docs.size());
+  db_->MultiGet(rocksdb::ReadOptions(), docs_cf_, docs.size(), slices.data(), values.data(),
+                statuses.data());
+
+  // The stamp currently in force per key, counting earlier records of this same batch.
+  std::unordered_map<std::string_view, uint64_t> current;
+  rocksdb::WriteBatch batch;
+  for (size_t i = 0; i < docs.size(); ++i) {
+    const CachedDoc& doc = docs[i].second;
+    std::optional<uint64_t> existing;
+    if (auto it = current.find(keys[i]); it != current.end()) {
+      existing = it->second;
+    } else if (statuses[i].ok()) {
+      Result<std::optional<CachedDoc>> old = Decode(values[i].ToStringView());
+      // A corrupt record is replaced rather than blocking writes forever.
+      if (old.ok() && old->has_value()) existing = (*old)->upserted_at;
+    } else if (!statuses[i].IsNotFound()) {
+      return FromRocks(statuses[i], "get before put");
+    }
+    if (existing && *existing > doc.upserted_at) continue;
+    batch.Put(docs_cf_, keys[i], EncodeDoc(doc));
+    if (doc.tombstone) {
+      batch.Delete(docs_cf_, DocKey(ns, *epoch, docs[i].first, /*vector=*/true));
+    }
+    current[keys[i]] = doc.upserted_at;
+    stored[i] = true;
+  }
+  if (batch.Count() > 0) {
+    if (Status s = FromRocks(db_->Write(CacheWriteOptions(), &batch), "put"); !s.ok()) return s;
+  }
+  return stored;
+}
+
+Status RocksDbCache::Invalidate(std::string_view ns, std::span<const DocId> ids) {
+  if (!db_) return Status::Unavailable("cache closed");
+  Result<uint64_t> epoch = EpochOf(ns);
+  if (!epoch.ok()) return epoch.status();
+  rocksdb::WriteBatch batch;
+  for (const DocId& id : ids) {
+    batch.Delete(docs_cf_, DocKey(ns, *epoch, id, /*vector=*/false));
+    batch.Delete(docs_cf_, DocKey(ns, *epoch, id, /*vector=*/true));
+  }
+  if (batch.Count() == 0) return Status::Ok();
+  return FromRocks(db_->Write(CacheWriteOptions(), &batch), "invalidate");
+}
+
+Status RocksDbCache::PutVector(std::string_view ns, const DocId& id, std::string_view f32le) {
+  if (!db_) return Status::Unavailable("cache closed");
+  Result<uint64_t> epoch = EpochOf(ns);
+  if (!epoch.ok()) return epoch.status();
+  return FromRocks(db_->Put(CacheWriteOptions(), docs_cf_, DocKey(ns, *epoch, id, true), f32le),
+                   "put vector");
+}
+
+Result<std::optional<std::string>> RocksDbCache::GetVector(std::string_view ns, const DocId& id) {
+  if (!db_) return Status::Unavailable("cache closed");
+  Result<uint64_t> epoch = EpochOf(ns);
+  if (!epoch.ok()) return epoch.status();
+  std::string value;
+  rocksdb::Status s =
+      db_->Get(rocksdb::ReadOptions(), docs_cf_, DocKey(ns, *epoch, id, true), &value);
+  if (s.IsNotFound()) return std::optional<std::string>();
+  if (!s.ok()) return FromRocks(s, "get vector");
+  return std::optional<std::string>(std::move(value));
+}
+
+Status RocksDbCache::BumpEpoch(std::string_view ns) {
+  if (!db_) return Status::Unavailable("cache closed");
+  std::unique_lock bump_lock(epoch_write_mu_);
+  Result<uint64_t> epoch = EpochOf(ns);
+  if (!epoch.ok()) return epoch.status();
+  const uint64_t next = *epoch + 1;
+  rocksdb::WriteBatch batch;
+  std::string value;
+  AppendU64(&value, next);
+  batch.Put(meta_cf_, EpochKey(ns), value);
+  // Namespace records die with the epoch; they are few, so delete them outright.
+  const std::string prefix = RecordPrefix(ns);
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), meta_cf_));
+  for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix); it->Next()) {
+    batch.Delete(meta_cf_, it->key());
+  }
+  if (!it->status().ok()) return FromRocks(it->status(), "scan namespace records");
+  if (Status s = FromRocks(db_->Write(CacheWriteOptions(), &batch), "bump epoch"); !s.ok()) {
+    return s;
+  }
+  std::unique_lock lk(epochs_mu_);
+  epochs_[std::string(ns)] = next;
+  return Status::Ok();
+}
+
+Result<std::optional<std::string>> RocksDbCache::GetNamespaceRecord(std::string_view ns,
+                                                                    std::string_view key) {
+  if (!db_) return Status::Unavailable("cache closed");
+  Result<uint64_t> epoch = EpochOf(ns);
+  if (!epoch.ok()) return epoch.status();
+  std::string value;
+  rocksdb::Status s =
+      db_->Get(rocksdb::ReadOptions(), meta_cf_, RecordKey(ns, *epoch, key), &value);
+  if (s.IsNotFound()) return std::optional<std::string>();
+  if (!s.ok()) return FromRocks(s, "get namespace record");
+  return std::optional<std::string>(std::move(value));
+}
+
+Status RocksDbCache::PutNamespaceRecord(std::string_view ns, std::string_view key,
+                                        std::string_view value) {
+  if (!db_) return Status::Unavailable("cache closed");
+  // Shared with other record writers, exclusive with BumpEpoch: a record written concurrently
+  // with a bump lands either before it (and is deleted) or after it (in the new epoch).
+  std::shared_lock bump_lock(epoch_write_mu_);
+  Result<uint64_t> epoch = EpochOf(ns);
+  if (!epoch.ok()) return epoch.status();
+  return FromRocks(
+      db_->Put(CacheWriteOptions(), meta_cf_, RecordKey(ns, *epoch, key), value),
+      "put namespace record");
+}
+
+Result<std::vector<std::pair<std::string, std::string>>> RocksDbCache::ListNamespaceRecords(
+    std::string_view key) {
+  if (!db_) return Status::Unavailable("cache closed");
+  std::vector<std::pair<std::string, std::string>> out;
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), meta_cf_));
+  const std::string prefix(1, kRecordTag);
+  for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix); it->Next()) {
+    std::string_view k = it->key().ToStringView().substr(1);
+    if (k.size() < 2) continue;
+    size_t ns_len = (static_cast<unsigned char>(k[0]) << 8) | static_cast<unsigned char>(k[1]);
+    if (k.size() < 2 + ns_len + 8) continue;
+    std::string_view ns = k.substr(2, ns_len);
+    uint64_t epoch = ReadU64(k.substr(2 + ns_len));
+    if (k.substr(2 + ns_len + 8) != key) continue;
+    Result<uint64_t> current = EpochOf(ns);
+    if (!current.ok()) return current.status();
+    if (*current != epoch) continue;
+    out.emplace_back(std::string(ns), it->value().ToString());
+  }
+  if (!it->status().ok()) return FromRocks(it->status(), "list namespace records");
+  return out;
+}
+
+Status RocksDbCache::Ping() {
+  if (!db_) return Status::Unavailable("cache closed");
+  return Status::Ok();
+}
+
+CacheStats RocksDbCache::Stats() {
+  CacheStats stats;
+  stats.backend = "rocksdb";
+  if (!db_) return stats;
+  for (auto* cf : handles_) {
+    uint64_t v = 0;
+    if (db_->GetIntProperty(cf, "rocksdb.estimate-live-data-size", &v)) stats.approx_bytes += v;
+    if (db_->GetIntProperty(cf, "rocksdb.estimate-num-keys", &v)) stats.approx_keys += v;
+  }
+  return stats;
+}
+
+}  // namespace layer::cache

@@ -1,0 +1,134 @@
+// RocksDbCache: the embedded DocumentCache backend, on local disk (RocksDB).
+//
+// Layout. Two column families:
+//  * "default" holds documents, tombstones and vectors, keyed
+//      [u16 BE ns length][ns][u64 BE epoch][tag][id bytes]
+//    where tag is the IdType byte (1..3) for a document or tombstone and 0x80|IdType for a vector.
+//    It uses FIFO compaction bounded by `max_bytes`: when the SST files exceed the bound, the
+//    oldest files are dropped whole (oldest-first eviction; newer versions of a key always live in
+//    newer files, so eviction never resurrects an old version).
+//  * "meta" holds what eviction must never drop: per-namespace epochs ('E' + ns -> u64 BE) and
+//    namespace records ('R' + [u16 BE ns length][ns][u64 BE epoch][record key] -> value).
+// Document values are [u8 flags][u64 BE stamp][payload]: payload is the attributes JSON for a
+// document and, for a tombstone (flags bit 0), the u64 BE wall-clock ms at which it expires.
+//
+// Durability. The cache is disposable: writes skip the WAL. Close() (and the destructor) flushes
+// the memtables, closes the DB and then writes a clean-shutdown marker file. Open() accepts the
+// existing data only if that marker is present; otherwise (a crash, a kill, a power loss) or with
+// `reset_on_start` it destroys and recreates the database, so a crash can never serve stale rows.
+// The marker is removed at Open() before any write. A lock file (flock on <path>/cache.lock) keeps
+// a second process from opening, and so wiping, a directory that is in use. A database that fails
+// to open as corrupt is wiped and recreated too.
+//
+// Newer wins: PutIfNewer/PutIfNewerBatch/Tombstone hold the lock stripes of their keys (a hash of
+// the full key picks one of `lock_stripes` mutexes; a batch locks its stripes in ascending order)
+// across the read-compare-write, so concurrent writes of one key are linearised. A record is
+// replaced when the existing stamp is <= the new stamp (ties go to the newer write). An expired
+// tombstone counts as absent.
+//
+// Thread safety: every DocumentCache method is thread-safe and blocks on local disk I/O. Close()
+// must not race with other calls (the owner stops traffic first).
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <shared_mutex>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "cache/document_cache.h"
+
+namespace rocksdb {
+class DB;
+class ColumnFamilyHandle;
+}  // namespace rocksdb
+
+namespace layer::cache {
+
+struct RocksDbCacheOptions {
+  std::string path;                 // the cache directory; created if missing
+  uint64_t max_bytes = 1ull << 30;  // bound on the on-disk size of documents and vectors
+  bool reset_on_start = false;      // wipe the cache at Open() even after a clean shutdown
+  std::chrono::milliseconds tombstone_ttl = std::chrono::minutes(10);
+  // Wall clock in epoch ms, for tombstone expiry. Empty = std::chrono::system_clock.
+  std::function<int64_t()> now_ms;
+  size_t lock_stripes = 256;
+};
+
+class RocksDbCache final : public DocumentCache {
+ public:
+  // Opens (or creates, or wipes and recreates; see above) the cache at `options.path`.
+  // Fails with InvalidArgument for bad options, Unavailable when another process holds the
+  // directory, and IoError when RocksDB cannot open it.
+  static Result<std::unique_ptr<RocksDbCache>> Open(RocksDbCacheOptions options);
+
+  ~RocksDbCache() override;  // Close()
+  RocksDbCache(const RocksDbCache&) = delete;
+  RocksDbCache& operator=(const RocksDbCache&) = delete;
+
+  // Flushes, closes the database and writes the clean-shutdown marker. Idempotent. Later calls of
+  // any other method fail with Unavailable.
+  Status Close();
+
+  // Test-only: flushes and closes the database WITHOUT writing the clean-shutdown marker, as if
+  // the process had died, so the next Open() must discard the data.
+  void AbandonForTest();
+  // Test-only: flushes the memtables to SST files (which lets FIFO eviction see them).
+  Status FlushForTest();
+
+  Result<std::optional<CachedDoc>> Get(std::string_view ns, const DocId& id) override;
+  Result<std::vector<std::optional<CachedDoc>>> MultiGet(std::string_view ns,
+                                                         std::span<const DocId> ids) override;
+  Result<bool> PutIfNewer(std::string_view ns, const DocId& id, const CachedDoc& doc) override;
+  Result<std::vector<bool>> PutIfNewerBatch(
+      std::string_view ns, std::span<const std::pair<DocId, CachedDoc>> docs) override;
+  Status Tombstone(std::string_view ns, const DocId& id, uint64_t stamp) override;
+  Status Invalidate(std::string_view ns, std::span<const DocId> ids) override;
+  Status PutVector(std::string_view ns, const DocId& id, std::string_view f32le) override;
+  Result<std::optional<std::string>> GetVector(std::string_view ns, const DocId& id) override;
+  Status BumpEpoch(std::string_view ns) override;
+  Result<std::optional<std::string>> GetNamespaceRecord(std::string_view ns,
+                                                        std::string_view key) override;
+  Status PutNamespaceRecord(std::string_view ns, std::string_view key,
+                            std::string_view value) override;
+  Result<std::vector<std::pair<std::string, std::string>>> ListNamespaceRecords(
+      std::string_view key) override;
+  Status Ping() override;
+  CacheStats Stats() override;
+
+ private:
+  explicit RocksDbCache(RocksDbCacheOptions options);
+  Status OpenDb();
+  void CloseDb(bool write_marker);
+  void WriteMarker();
+
+  int64_t NowMs() const;
+  // The namespace's current epoch (0 if never bumped); cached in memory after the first read.
+  Result<uint64_t> EpochOf(std::string_view ns);
+  // Decodes a stored document value; expired tombstones become nullopt.
+  Result<std::optional<CachedDoc>> Decode(std::string_view value) const;
+  std::string EncodeDoc(const CachedDoc& doc) const;
+  // Shared by PutIfNewer and PutIfNewerBatch (and Tombstone, as a one-record batch).
+  Result<std::vector<bool>> PutBatch(std::string_view ns,
+                                     std::span<const std::pair<DocId, CachedDoc>> docs);
+
+  const RocksDbCacheOptions options_;
+  int lock_fd_ = -1;  // flock on <path>/cache.lock, held from Open() until Close()
+  std::unique_ptr<rocksdb::DB> db_;
+  rocksdb::ColumnFamilyHandle* docs_cf_ = nullptr;  // owned by db_'s handle list (handles_)
+  rocksdb::ColumnFamilyHandle* meta_cf_ = nullptr;
+  std::vector<rocksdb::ColumnFamilyHandle*> handles_;
+
+  std::unique_ptr<std::mutex[]> stripes_;  // per-key write locks for compare-and-put
+
+  // Exclusive in BumpEpoch, shared in PutNamespaceRecord.
+  std::shared_mutex epoch_write_mu_;
+  mutable std::shared_mutex epochs_mu_;  // guards epochs_
+  std::unordered_map<std::string, uint64_t> epochs_;  // cache of the meta CF's epoch rows
+};
+
+}  // namespace layer::cache

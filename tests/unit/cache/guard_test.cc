@@ -1,0 +1,260 @@
+#include "cache/guard.h"
+
+#include <gtest/gtest.h>
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/io_context.hpp>
+
+#include <atomic>
+#include <thread>
+
+#include "cache/fault_injecting_cache.h"
+#include "cache/rocksdb/rocksdb_cache.h"
+#include "unit/cache/test_util.h"
+
+namespace layer::cache {
+namespace {
+
+using testing::RunTask;
+using testing::TempDir;
+using namespace std::chrono_literals;
+using Clock = std::chrono::steady_clock;
+
+class CacheGuardTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    RocksDbCacheOptions o;
+    o.path = dir_.Sub("cache");
+    auto r = RocksDbCache::Open(o);
+    ASSERT_TRUE(r.ok()) << r.status().ToString();
+    inner_ = std::shared_ptr<DocumentCache>(std::move(r).value());
+    faults_ = std::make_shared<FaultInjectingCache>(inner_);
+  }
+  void TearDown() override {
+    faults_->ClearLatency();  // lets late background calls finish before the guard joins
+  }
+
+  CacheGuardOptions Options() {
+    CacheGuardOptions o;
+    o.op_timeout = 1000ms;
+    o.open_interval = 2000ms;
+    o.now = [this] { return base_ + std::chrono::milliseconds(clock_ms_.load()); };
+    o.metrics = &metrics_;
+    return o;
+  }
+
+  TempDir dir_;
+  std::shared_ptr<DocumentCache> inner_;
+  std::shared_ptr<FaultInjectingCache> faults_;
+  MetricsRegistry metrics_;
+  const Clock::time_point base_ = Clock::now();
+  std::atomic<int64_t> clock_ms_{0};
+};
+
+TEST_F(CacheGuardTest, PassesCallsThroughAndConnectsOnFirstSuccess) {
+  CacheGuard guard(faults_, Options());
+  EXPECT_FALSE(guard.connected());
+  EXPECT_EQ(guard.generation(), 0u);
+  auto put = RunTask(guard.PutIfNewer("ns", DocId::String("a"), CachedDoc{"{\"x\":1}", 5, false}));
+  ASSERT_TRUE(put.ok()) << put.status().ToString();
+  EXPECT_TRUE(*put);
+  EXPECT_TRUE(guard.connected());
+  EXPECT_EQ(guard.generation(), 1u);
+  auto got = RunTask(guard.Get("ns", DocId::String("a")));
+  ASSERT_TRUE(got.ok());
+  EXPECT_EQ((*got)->attributes_json, "{\"x\":1}");
+
+  auto batch = RunTask(guard.PutIfNewerBatch(
+      "ns", {{DocId::U64(1), CachedDoc{"{}", 1, false}}, {DocId::U64(2), CachedDoc{"{}", 1, false}}}));
+  ASSERT_TRUE(batch.ok());
+  EXPECT_EQ(*batch, (std::vector<bool>{true, true}));
+  auto multi = RunTask(guard.MultiGet("ns", {DocId::U64(2), DocId::U64(3)}));
+  ASSERT_TRUE(multi.ok());
+  EXPECT_TRUE((*multi)[0].has_value());
+  EXPECT_FALSE((*multi)[1].has_value());
+  EXPECT_TRUE(RunTask(guard.Tombstone("ns", DocId::U64(1), 10)).ok());
+  EXPECT_TRUE((*RunTask(guard.Get("ns", DocId::U64(1))))->tombstone);
+  EXPECT_TRUE(RunTask(guard.PutVector("ns", DocId::U64(2), "vvvv")).ok());
+  EXPECT_EQ(**RunTask(guard.GetVector("ns", DocId::U64(2))), "vvvv");
+  EXPECT_TRUE(RunTask(guard.Invalidate("ns", {DocId::U64(2)})).ok());
+  EXPECT_FALSE(RunTask(guard.GetVector("ns", DocId::U64(2)))->has_value());
+  EXPECT_TRUE(RunTask(guard.PutNamespaceRecord("ns", "k", "v")).ok());
+  EXPECT_EQ(**RunTask(guard.GetNamespaceRecord("ns", "k")), "v");
+  EXPECT_EQ(RunTask(guard.ListNamespaceRecords("k"))->size(), 1u);
+  EXPECT_TRUE(RunTask(guard.BumpEpoch("ns")).ok());
+  EXPECT_FALSE(RunTask(guard.Get("ns", DocId::String("a")))->has_value());
+  EXPECT_TRUE(RunTask(guard.Ping()).ok());
+  EXPECT_EQ(RunTask(guard.Stats())->backend, "rocksdb");
+  EXPECT_TRUE(guard.PingSync().ok());
+  EXPECT_EQ(guard.StatsSync()->backend, "rocksdb");
+  EXPECT_EQ(guard.breaker_state(), BreakerState::kClosed);
+  EXPECT_EQ(guard.generation(), 1u);
+  EXPECT_TRUE(guard.last_error().ok());
+}
+
+TEST_F(CacheGuardTest, SlowBackendTimesOutQuicklyAndTheLateCallFinishesInTheBackground) {
+  CacheGuardOptions o = Options();
+  o.op_timeout = 50ms;
+  CacheGuard guard(faults_, o);
+  faults_->SetLatency(5000ms);
+  auto start = Clock::now();
+  Result<bool> put = RunTask([&]() -> http::Task<Result<bool>> {
+    // Locals of this coroutine, gone once it returns: the late backend call must own copies.
+    // (Named, not brace-initialised temporaries inside the co_await: GCC 12 double-destroys
+    // those; see guard.h.)
+    std::string ns = "ns";
+    DocId id = DocId::String(std::string("late"));
+    CachedDoc doc{std::string("{\"late\":true}"), 7, false};
+    co_return co_await guard.PutIfNewer(ns, std::move(id), std::move(doc));
+  }());
+  auto elapsed = Clock::now() - start;
+  ASSERT_FALSE(put.ok());
+  EXPECT_EQ(put.status().code(), StatusCode::kTimeout);
+  EXPECT_LT(elapsed, 1000ms);
+  EXPECT_EQ(guard.breaker_state(), BreakerState::kOpen);
+  EXPECT_FALSE(guard.connected());
+  EXPECT_EQ(guard.last_error().code(), StatusCode::kTimeout);
+
+  // Release the sleeping backend call; it completes with its own copies of the inputs.
+  faults_->ClearLatency();
+  bool landed = false;
+  for (int i = 0; i < 100 && !landed; ++i) {
+    auto r = inner_->Get("ns", DocId::String("late"));
+    landed = r.ok() && r->has_value() && (*r)->attributes_json == "{\"late\":true}";
+    if (!landed) std::this_thread::sleep_for(10ms);
+  }
+  EXPECT_TRUE(landed);
+  EXPECT_NE(metrics_.Render().find(
+                "layer_cache_op_errors_total{op=\"put_if_newer\",kind=\"timeout\"} 1"),
+            std::string::npos);
+}
+
+TEST_F(CacheGuardTest, SyncPingTimesOut) {
+  CacheGuardOptions o = Options();
+  o.op_timeout = 50ms;
+  CacheGuard guard(faults_, o);
+  faults_->SetOpLatency(CacheOp::kPing, 5000ms);
+  auto start = Clock::now();
+  EXPECT_EQ(guard.PingSync().code(), StatusCode::kTimeout);
+  EXPECT_LT(Clock::now() - start, 1000ms);
+  EXPECT_EQ(guard.breaker_state(), BreakerState::kOpen);
+  faults_->ClearLatency();  // before ~CacheGuard waits for the sleeping call
+}
+
+TEST_F(CacheGuardTest, BreakerOpensHalfOpensAndCloses) {
+  CacheGuard guard(faults_, Options());
+  ASSERT_TRUE(RunTask(guard.Ping()).ok());
+  EXPECT_EQ(guard.generation(), 1u);
+
+  // One failure opens the breaker.
+  faults_->FailAll(Status::IoError("boom"));
+  auto r = RunTask(guard.Get("ns", DocId::U64(1)));
+  EXPECT_EQ(r.status().code(), StatusCode::kIoError);
+  EXPECT_EQ(guard.breaker_state(), BreakerState::kOpen);
+  EXPECT_FALSE(guard.connected());
+  EXPECT_EQ(guard.last_error().message(), "boom");
+  EXPECT_NE(metrics_.Render().find("layer_cache_breaker_state 1"), std::string::npos);
+
+  // While open, calls fail at once without reaching the backend.
+  faults_->ClearFailures();
+  const uint64_t calls = faults_->calls(CacheOp::kGet);
+  r = RunTask(guard.Get("ns", DocId::U64(1)));
+  EXPECT_EQ(r.status().code(), StatusCode::kUnavailable);
+  EXPECT_EQ(r.status().message(), "cache circuit open");
+  EXPECT_EQ(faults_->calls(CacheOp::kGet), calls);
+  clock_ms_ = 1999;
+  EXPECT_EQ(RunTask(guard.Get("ns", DocId::U64(1))).status().message(), "cache circuit open");
+
+  // After the interval exactly one caller probes; a concurrent caller is still turned away.
+  clock_ms_ = 2000;
+  faults_->SetLatency(100ms);
+  boost::asio::io_context io;
+  std::optional<Result<std::optional<CachedDoc>>> probe, second;
+  std::optional<BreakerState> state_during_probe;
+  boost::asio::co_spawn(
+      io,
+      [&]() -> http::Task<void> { probe.emplace(co_await guard.Get("ns", DocId::U64(1))); },
+      boost::asio::detached);
+  boost::asio::co_spawn(
+      io,
+      [&]() -> http::Task<void> {
+        state_during_probe = guard.breaker_state();
+        second.emplace(co_await guard.Get("ns", DocId::U64(2)));
+      },
+      boost::asio::detached);
+  io.run();
+  EXPECT_EQ(state_during_probe, BreakerState::kHalfOpen);
+  ASSERT_TRUE(probe && second);
+  EXPECT_TRUE(probe->ok()) << probe->status().ToString();
+  EXPECT_EQ(second->status().message(), "cache circuit open");
+  EXPECT_EQ(guard.breaker_state(), BreakerState::kClosed);
+  EXPECT_TRUE(guard.connected());
+  EXPECT_EQ(guard.generation(), 2u);
+  EXPECT_NE(metrics_.Render().find("layer_cache_breaker_state 0"), std::string::npos);
+  EXPECT_NE(metrics_.Render().find(
+                "layer_cache_op_errors_total{op=\"get\",kind=\"circuit_open\"} 3"),
+            std::string::npos);
+  EXPECT_NE(metrics_.Render().find("layer_cache_op_errors_total{op=\"get\",kind=\"io_error\"} 1"),
+            std::string::npos);
+}
+
+TEST_F(CacheGuardTest, FailedProbeReopensTheBreaker) {
+  CacheGuard guard(faults_, Options());
+  faults_->FailOp(CacheOp::kPing, Status::Unavailable("down"));
+  EXPECT_FALSE(RunTask(guard.Ping()).ok());
+  EXPECT_EQ(guard.breaker_state(), BreakerState::kOpen);
+  clock_ms_ = 2500;
+  EXPECT_EQ(RunTask(guard.Ping()).message(), "down");  // the probe reached the backend and failed
+  EXPECT_EQ(guard.breaker_state(), BreakerState::kOpen);
+  clock_ms_ = 4000;  // re-opened at 2500: still open
+  EXPECT_EQ(RunTask(guard.Ping()).message(), "cache circuit open");
+  faults_->ClearFailures();
+  clock_ms_ = 4500;
+  EXPECT_TRUE(RunTask(guard.Ping()).ok());
+  EXPECT_EQ(guard.breaker_state(), BreakerState::kClosed);
+  EXPECT_EQ(guard.generation(), 1u);  // first time connected
+}
+
+TEST_F(CacheGuardTest, GenerationIncrementsOnEveryReconnect) {
+  CacheGuard guard(faults_, Options());
+  ASSERT_TRUE(guard.PingSync().ok());
+  EXPECT_EQ(guard.generation(), 1u);
+  for (uint64_t round = 2; round <= 4; ++round) {
+    faults_->Disconnect();
+    EXPECT_EQ(RunTask(guard.Get("ns", DocId::U64(1))).status().code(),
+              StatusCode::kUnavailable);
+    EXPECT_FALSE(guard.connected());
+    EXPECT_EQ(guard.generation(), round - 1);
+    faults_->Reconnect();
+    clock_ms_ += 2000;
+    ASSERT_TRUE(RunTask(guard.Get("ns", DocId::U64(1))).ok());
+    EXPECT_TRUE(guard.connected());
+    EXPECT_EQ(guard.generation(), round);
+  }
+}
+
+TEST_F(CacheGuardTest, CallerErrorsDoNotOpenTheBreaker) {
+  CacheGuard guard(faults_, Options());
+  auto r = RunTask(guard.Get("", DocId::U64(1)));  // empty namespace: InvalidArgument
+  EXPECT_EQ(r.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(guard.breaker_state(), BreakerState::kClosed);
+}
+
+TEST_F(CacheGuardTest, RealClockBreakerWithShortInterval) {
+  CacheGuardOptions o;
+  o.op_timeout = 200ms;
+  o.open_interval = 50ms;
+  o.metrics = &metrics_;
+  CacheGuard guard(faults_, o);
+  faults_->Disconnect();
+  EXPECT_FALSE(RunTask(guard.Ping()).ok());
+  EXPECT_EQ(RunTask(guard.Ping()).message(), "cache circuit open");
+  faults_->Reconnect();
+  std::this_thread::sleep_for(60ms);
+  EXPECT_TRUE(RunTask(guard.Ping()).ok());
+  EXPECT_EQ(guard.breaker_state(), BreakerState::kClosed);
+}
+
+}  // namespace
+}  // namespace layer::cache
