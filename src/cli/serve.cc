@@ -16,6 +16,9 @@
 #include "cli/port_file.h"
 #include "common/log.h"
 #include "common/version.h"
+#include "cache/guard.h"
+#include "cache/rocksdb/rocksdb_cache.h"
+#include "gateway/cache_context.h"
 #include "gateway/gateway.h"
 #include "http/server.h"
 #include "http/upstream.h"
@@ -56,6 +59,43 @@ http::Task<void> DrainOnSignal(asio::signal_set& signals, http::HttpServer& serv
   }
   server.StopAccepting();
   pool.Stop();
+}
+
+Status OpenCache(const ServeConfig& cfg, gateway::CacheContext* cache) {
+  cache::RocksDbCacheOptions copts;
+  copts.path = cfg.cache_dir.empty() ? (std::filesystem::path(cfg.data_dir) / "cache").string()
+                                     : cfg.cache_dir;
+  copts.max_bytes = cfg.cache_max_bytes;
+  copts.reset_on_start = cfg.cache_reset_on_start;
+  auto db = cache::RocksDbCache::Open(copts);
+  if (!db.ok()) return db.status();
+  std::error_code ec;
+  spdlog::info("document cache: rocksdb in {} (max {} bytes)",
+               std::filesystem::absolute(copts.path, ec).string(), cfg.cache_max_bytes);
+  cache::CacheGuardOptions gopts;
+  gopts.op_timeout = std::chrono::milliseconds(cfg.cache_op_timeout_ms);
+  cache->guard = std::make_unique<cache::CacheGuard>(
+      std::shared_ptr<cache::DocumentCache>(std::move(*db)), gopts);
+  cache->backend_name = "rocksdb";
+  cache->fetch_consistency = cfg.fetch_consistency == "eventual"
+                                 ? gateway::FetchConsistency::kEventual
+                                 : gateway::FetchConsistency::kStrong;
+  (void)cache->guard->PingSync();
+  return Status::Ok();
+}
+
+// Writes the invalidations the cache could not take when they happened, as soon as it can.
+http::Task<void> RetryPendingInvalidations(gateway::CacheContext& cache) {
+  asio::steady_timer timer(co_await asio::this_coro::executor);
+  for (;;) {
+    timer.expires_after(250ms);
+    auto [ec] = co_await timer.async_wait(asio::as_tuple(asio::use_awaitable));
+    if (ec) co_return;
+    if (cache.guard && cache.pending.size() > 0) {
+      co_await cache.pending.Retry(*cache.guard);
+      cache.metrics.pending.Set(static_cast<double>(cache.pending.size()));
+    }
+  }
 }
 
 }  // namespace
@@ -102,7 +142,12 @@ int RunServe(const ServeConfig& cfg) {
     return 2;
   }
 
-  gateway::Gateway gw(cfg, **upstream);
+  gateway::CacheContext cache;
+  if (Status st = OpenCache(cfg, &cache); !st.ok()) {
+    spdlog::error("cannot open the document cache: {}", st.ToString());
+    return 1;
+  }
+  gateway::Gateway gw(cfg, **upstream, cache);
   http::ServerOptions sopts;
   uint16_t port = 0;
   if (Status st = ParseHostPort(cfg.listen, &sopts.host, &port); !st.ok()) {
@@ -131,6 +176,7 @@ int RunServe(const ServeConfig& cfg) {
   spdlog::info("listening on http://{}:{} with {} worker threads, upstream {}", sopts.host,
                server.port(), pool.size(), (*upstream)->base());
 
+  asio::co_spawn(pool.at(0), RetryPendingInvalidations(cache), asio::detached);
   asio::signal_set signals(pool.at(0), SIGTERM, SIGINT);
   asio::co_spawn(pool.at(0), DrainOnSignal(signals, server, pool, cfg), asio::detached);
   server.Start();

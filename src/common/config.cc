@@ -145,6 +145,13 @@ Status ServeConfig::Validate() const {
   }
   if (data_dir.empty()) return Status::InvalidArgument("--data-dir may not be empty");
   if (origin_index_lag_ms < 0) return Status::InvalidArgument("--origin-index-lag-ms must be >= 0");
+  if (cache_max_bytes < (1u << 20)) {
+    return Status::InvalidArgument("--cache-max-bytes must be at least 1 MiB");
+  }
+  if (cache_op_timeout_ms <= 0) return Status::InvalidArgument("--cache-op-timeout-ms must be positive");
+  if (fetch_consistency != "strong" && fetch_consistency != "eventual") {
+    return Status::InvalidArgument("--fetch-consistency must be strong or eventual");
+  }
   if (drain_delay_ms < 0) return Status::InvalidArgument("--drain-delay-ms must be >= 0");
   if (upstream_max_idle < 0) return Status::InvalidArgument("--upstream-max-idle must be >= 0");
   if (max_body_bytes == 0) return Status::InvalidArgument("--max-body-bytes must be positive");
@@ -173,13 +180,17 @@ std::string ServeConfig::Redacted() const {
       "upstream_connect_timeout_ms={} upstream_timeout_ms={} upstream_max_idle={} "
       "upstream_idle_ttl_ms={} auth_mode={} gateway_keys=[{}] max_body_bytes={} "
       "max_header_bytes={} header_timeout_ms={} body_timeout_ms={} idle_timeout_ms={} "
-      "drain_grace_ms={} drain_delay_ms={} data_dir={} public_url={} log_level={} access_log={}",
+      "drain_grace_ms={} drain_delay_ms={} data_dir={} cache_dir={} cache_max_bytes={} "
+      "cache_reset_on_start={} cache_op_timeout_ms={} fetch_consistency={} public_url={} "
+      "log_level={} access_log={}",
       listen, threads, upstream.empty() ? "<embedded origin>" : upstream,
       upstream_api_key.empty() ? "<none>" : kRedacted,
       upstream_ca_file.empty() ? "<system>" : upstream_ca_file, upstream_connect_timeout_ms,
       upstream_timeout_ms, upstream_max_idle, upstream_idle_ttl_ms, AuthModeName(auth_mode), keys,
       max_body_bytes, max_header_bytes, header_timeout_ms, body_timeout_ms, idle_timeout_ms,
-      drain_grace_ms, drain_delay_ms, data_dir, public_url.empty() ? "<from Host header>" : public_url,
+      drain_grace_ms, drain_delay_ms, data_dir, cache_dir.empty() ? "<data_dir>/cache" : cache_dir,
+      cache_max_bytes, cache_reset_on_start, cache_op_timeout_ms, fetch_consistency,
+      public_url.empty() ? "<from Host header>" : public_url,
       log_level, access_log);
 }
 
@@ -253,6 +264,21 @@ void AddServeFlags(CLI::App& app, ServeConfig& cfg) {
   app.add_option("--origin-index-lag-ms", cfg.origin_index_lag_ms,
                  "embedded origin: report index 'updating' this long after a write")
       ->envname("LAYER_ORIGIN_INDEX_LAG_MS");
+  app.add_option("--cache-dir", cfg.cache_dir, "document cache directory (default <data-dir>/cache)")
+      ->envname("LAYER_CACHE_DIR");
+  app.add_option("--cache-max-bytes", cfg.cache_max_bytes, "bound on the cache's size on disk")
+      ->envname("LAYER_CACHE_MAX_BYTES")
+      ->capture_default_str();
+  app.add_option("--cache-reset-on-start", cfg.cache_reset_on_start, "empty the cache at start")
+      ->envname("LAYER_CACHE_RESET_ON_START")
+      ->capture_default_str();
+  app.add_option("--cache-op-timeout-ms", cfg.cache_op_timeout_ms, "deadline of one cache call")
+      ->envname("LAYER_CACHE_OP_TIMEOUT_MS")
+      ->capture_default_str();
+  app.add_option("--fetch-consistency", cfg.fetch_consistency,
+                 "consistency of upstream reads on a fetch miss: strong|eventual")
+      ->envname("LAYER_FETCH_CONSISTENCY")
+      ->capture_default_str();
   app.add_option("--public-url", cfg.public_url, "gateway origin for rewritten Location headers")
       ->envname("LAYER_PUBLIC_URL");
   app.add_option("--log-level", cfg.log_level)->envname("LAYER_LOG_LEVEL")->capture_default_str();

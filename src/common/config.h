@@ -62,6 +62,13 @@ struct ServeConfig {
   std::string data_dir = "layer-data";  // LAYER_DATA_DIR: all local state lives under here
   int64_t origin_index_lag_ms = 0;      // LAYER_ORIGIN_INDEX_LAG_MS
 
+  // Document cache (embedded RocksDB).
+  std::string cache_dir;                    // LAYER_CACHE_DIR; empty = <data_dir>/cache
+  uint64_t cache_max_bytes = 8ull << 30;    // LAYER_CACHE_MAX_BYTES: oldest data evicted beyond
+  bool cache_reset_on_start = false;        // LAYER_CACHE_RESET_ON_START
+  int64_t cache_op_timeout_ms = 200;        // LAYER_CACHE_OP_TIMEOUT_MS
+  std::string fetch_consistency = "strong"; // LAYER_FETCH_CONSISTENCY: strong|eventual
+
   // Operations.
   std::string public_url;  // LAYER_PUBLIC_URL: gateway origin used to rewrite Location
   std::string log_level = "info";

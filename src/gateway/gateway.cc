@@ -1,13 +1,15 @@
 #include "gateway/gateway.h"
 
 #include "gateway/health.h"
+#include "gateway/fetch.h"
 #include "gateway/passthrough.h"
+#include "gateway/write.h"
 #include "http/errors.h"
 
 namespace layer::gateway {
 
-Gateway::Gateway(const ServeConfig& cfg, http::Upstream& upstream)
-    : cfg_(cfg), upstream_(upstream), auth_(cfg) {}
+Gateway::Gateway(const ServeConfig& cfg, http::Upstream& upstream, CacheContext& cache)
+    : cfg_(cfg), upstream_(upstream), cache_(cache), auth_(cfg) {}
 
 http::Task<http::Response> Gateway::Handle(http::Exchange& ex) {
   const auto& req = ex.request();
@@ -27,7 +29,7 @@ http::Task<http::Response> Gateway::Handle(http::Exchange& ex) {
   ex.info.route = route->family;
 
   HealthInfo health{cfg_.upstream.empty() ? "embedded_origin" : "turbopuffer",
-                    upstream_.base(), draining()};
+                    upstream_.base(), draining(), &cache_};
   switch (route->id) {
     case RouteId::kHealth: co_return HealthResponse(health);
     case RouteId::kReady: co_return ReadyResponse(health);
@@ -56,9 +58,21 @@ http::Task<http::Response> Gateway::Handle(http::Exchange& ex) {
 }
 
 http::Task<http::Response> Gateway::Dispatch(RequestContext& ctx) {
-  // Every Turbopuffer-compatible route is a pure passthrough at this stage; Layer-enhanced
-  // handlers (write mirroring, fetch, warm) take over their routes here.
-  co_return co_await Passthrough(ctx, upstream_, cfg_.public_url);
+  switch (ctx.route.id) {
+    case RouteId::kWrite:
+      co_return co_await Write(ctx, upstream_, cache_, cfg_.public_url);
+    case RouteId::kDeleteNamespace:
+      co_return co_await DeleteNamespace(ctx, upstream_, cache_, cfg_.public_url);
+    case RouteId::kQuery:
+    case RouteId::kQueryV1:
+      co_return co_await Query(ctx, upstream_, cfg_.public_url);
+    case RouteId::kFetchDocument:
+      co_return co_await FetchDocument(ctx, upstream_, cache_);
+    case RouteId::kFetchDocuments:
+      co_return co_await FetchDocuments(ctx, upstream_, cache_);
+    default:
+      co_return co_await Passthrough(ctx, upstream_, cfg_.public_url);
+  }
 }
 
 }  // namespace layer::gateway

@@ -9,6 +9,7 @@
 
 #include "common/config.h"
 #include "gateway/auth.h"
+#include "gateway/cache_context.h"
 #include "gateway/routes.h"
 #include "http/server.h"
 #include "http/upstream.h"
@@ -25,7 +26,7 @@ struct RequestContext {
 
 class Gateway {
  public:
-  Gateway(const ServeConfig& cfg, http::Upstream& upstream);
+  Gateway(const ServeConfig& cfg, http::Upstream& upstream, CacheContext& cache);
 
   // Set once, before serving: the server whose drain state /ready and API routes report.
   void AttachServer(const http::HttpServer* server) { server_ = server; }
@@ -38,6 +39,7 @@ class Gateway {
 
   const ServeConfig& cfg_;
   http::Upstream& upstream_;
+  CacheContext& cache_;
   Authenticator auth_;
   const http::HttpServer* server_ = nullptr;
 };

@@ -9,12 +9,30 @@
 namespace layer::gateway {
 namespace {
 
+boost::json::object CacheBody(CacheContext& cache) {
+  boost::json::object out{{"backend", cache.backend_name}};
+  if (!cache.guard) {
+    out["connected"] = false;
+    return out;
+  }
+  auto& g = *cache.guard;
+  if (!g.connected()) (void)g.PingSync();  // lets /health notice a cache that came back
+  out["connected"] = g.connected();
+  out["generation"] = g.generation();
+  out["breaker"] = cache::BreakerStateName(g.breaker_state());
+  if (!g.last_error().ok()) out["last_error"] = g.last_error().ToString();
+  out["pending_invalidations"] = cache.pending.size();
+  return out;
+}
+
 boost::json::object HealthBody(const HealthInfo& info) {
-  return boost::json::object{
+  boost::json::object body{
       {"status", "ok"},
       {"version", kVersion},
       {"upstream", boost::json::object{{"kind", info.upstream_kind}, {"url", info.upstream_url}}},
   };
+  if (info.cache) body["cache"] = CacheBody(*info.cache);
+  return body;
 }
 
 }  // namespace

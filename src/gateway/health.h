@@ -1,6 +1,9 @@
 // Unauthenticated operations routes: GET /health, GET /ready, GET /metrics (reference §2.6).
+// The health body reports the cache backend, whether it is connected, its connection generation
+// and last error; a disconnected cache is probed (bounded by the cache's op timeout).
 #pragma once
 
+#include "gateway/cache_context.h"
 #include "http/message.h"
 
 namespace layer::gateway {
@@ -9,6 +12,7 @@ struct HealthInfo {
   std::string upstream_kind;  // "turbopuffer" or "embedded_origin"
   std::string upstream_url;
   bool draining = false;
+  CacheContext* cache = nullptr;
 };
 
 http::Response HealthResponse(const HealthInfo& info);

@@ -58,6 +58,21 @@ void CopyForwardedHeaders(const RequestContext& ctx, http::Request& up) {
   }
 }
 
+http::Request GatewayRequest(const RequestContext& ctx, http::Verb method, std::string target,
+                             std::string body) {
+  http::Request up{method, std::move(target), 11};
+  up.set(http::Field::accept, "application/json");
+  if (!body.empty()) up.set(http::Field::content_type, "application/json");
+  if (auto ua = ctx.ex.request()[http::Field::user_agent]; !ua.empty()) {
+    up.set(http::Field::user_agent, ua);
+  }
+  if (!ctx.auth.upstream_authorization.empty()) {
+    up.set(http::Field::authorization, ctx.auth.upstream_authorization);
+  }
+  up.body() = std::move(body);
+  return up;
+}
+
 http::Task<Result<http::Response>> SendUpstream(RequestContext& ctx, http::Upstream& upstream,
                                                 http::Request req) {
   auto t0 = std::chrono::steady_clock::now();

@@ -24,6 +24,11 @@ http::Task<Result<http::Response>> SendUpstream(RequestContext& ctx, http::Upstr
 // accept-encoding, prefer, user-agent, x-stainless-*) and the upstream Authorization.
 void CopyForwardedHeaders(const RequestContext& ctx, http::Request& up);
 
+// A request the gateway itself sends upstream on behalf of `ctx` (fetch reads, schema reads,
+// stamped writes): JSON in and out, identity encoding, the upstream credential of `ctx`.
+http::Request GatewayRequest(const RequestContext& ctx, http::Verb method, std::string target,
+                             std::string body);
+
 // Builds the client response from an upstream response: status, relayed headers, body (moved).
 http::Response RelayResponse(const RequestContext& ctx, http::Response& upstream_res,
                              const std::string& upstream_base, const std::string& public_url);

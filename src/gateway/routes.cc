@@ -130,12 +130,19 @@ std::optional<RouteMatch> MatchRoute(Verb method, std::string_view path) {
       m = Make(RouteId::kUpdateSchema, "schema", kScopeWrite, false);
     } else if (v1 && op == "hint_cache_warm" && get) {
       m = Make(RouteId::kHintCacheWarm, "hint_cache_warm", kScopeRead, true);
+    } else if (!v1 && op == "documents" && method == Verb::post) {
+      m = Make(RouteId::kFetchDocuments, "fetch", kScopeRead, true);
+      m->turbopuffer_route = false;
     }
   } else if (n == 5) {
     if (v1 && op == "_debug" && s[4] == "recall" && method == Verb::post) {
       m = Make(RouteId::kRecall, "recall", kScopeRead, true);
     } else if (op == "operations" && get && SafeOpaqueId(s[4])) {
       m = Make(RouteId::kOperation, "operations", kScopeRead, true);
+    } else if (!v1 && op == "documents" && get && !s[4].empty()) {
+      m = Make(RouteId::kFetchDocument, "fetch", kScopeRead, true);
+      m->turbopuffer_route = false;
+      if (!PercentDecode(s[4], &m->param)) return std::nullopt;
     }
   }
   if (!m) return std::nullopt;
@@ -153,6 +160,9 @@ std::optional<RouteMatch> MatchRoute(Verb method, std::string_view path) {
       case RouteId::kOperation:
         m->upstream_path = base + "/operations/" + std::string(s[4]);
         break;
+      case RouteId::kFetchDocument:
+      case RouteId::kFetchDocuments:
+        break;  // Layer-only: served by the gateway, which builds its own upstream reads
       default:
         m->upstream_path = n == 3 ? base : base + "/" + std::string(op);
     }

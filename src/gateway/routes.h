@@ -37,6 +37,9 @@ enum class RouteId {
   kQueryV1,             // POST /v1/namespaces/{ns}/query (forwarded to the v2 path)
   kLegacyNamespace,     // GET|HEAD|DELETE|POST /v1/namespaces/{ns}
   kOperation,           // GET /v{1,2}/namespaces/{ns}/operations/{id} (async poll)
+  // Layer-only.
+  kFetchDocument,       // GET /v2/namespaces/{ns}/documents/{id}
+  kFetchDocuments,      // POST /v2/namespaces/{ns}/documents
 };
 
 struct RouteMatch {
@@ -49,6 +52,7 @@ struct RouteMatch {
   bool turbopuffer_route = true;  // answers namespace errors the way Turbopuffer does
   bool idempotent = false;        // safe for the upstream client to retry
   std::string upstream_path;      // path (no query) to send upstream; empty if not forwarded
+  std::string param;              // decoded trailing parameter (document id), if the route has one
 };
 
 // Returns nullopt for an unknown method/path combination (answered 404 not_found).

@@ -1,0 +1,36 @@
+// Document fetch (Layer-only, reference §3.3 and §5.4 with architecture §3 decisions 2–6):
+//   GET  /v2/namespaces/{ns}/documents/{id}?include_attributes=a,b
+//   POST /v2/namespaces/{ns}/documents  {"ids":[…], "include_attributes"?:[…]}
+//
+// Pull-through: a cache hit is served from the cache; a miss reads the full row upstream
+// (strong consistency by default), coalescing concurrent misses of one id into one read, and
+// backfills it with newer-wins. A cache error never fails a fetch nor turns a present document
+// into a 404: it falls through to upstream (`x-layer-cache: miss-on-error`) without backfill.
+// Reserved `_hevlayer_*` attributes are returned only when named in include_attributes; a
+// requested `vector` is dropped with `x-layer-warning: vector_attribute_dropped`.
+#pragma once
+
+#include <boost/json/fwd.hpp>
+
+#include "gateway/cache_context.h"
+#include "gateway/gateway.h"
+
+namespace layer::gateway {
+
+inline constexpr size_t kMaxFetchIds = 1000;
+
+http::Task<http::Response> FetchDocument(RequestContext& ctx, http::Upstream& upstream,
+                                         CacheContext& cache);
+http::Task<http::Response> FetchDocuments(RequestContext& ctx, http::Upstream& upstream,
+                                          CacheContext& cache);
+
+// The namespace's id type: known, or learned from the upstream schema (NotFound when the
+// namespace does not exist upstream).
+http::Task<Result<cache::IdType>> ResolveIdType(RequestContext& ctx, http::Upstream& upstream,
+                                                CacheContext& cache);
+
+// Parses a full upstream row (id + attributes) into what the cache stores: attributes without id,
+// vector(s), $dist and `_hevlayer_*` (the stamp is kept apart).
+std::optional<FetchedRow> RowForCache(const boost::json::object& row);
+
+}  // namespace layer::gateway

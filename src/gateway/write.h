@@ -1,0 +1,38 @@
+// Writes and namespace deletes with cache mirroring (reference §5.5 and §3.6, architecture §3
+// decisions 1–4 and 7).
+//
+// POST /v2/namespaces/{ns}: validate (422 before anything is forwarded), stamp, forward, and only
+// after a 2xx mirror into the cache: upserts put full rows (newer wins), patches merge into a
+// cached full row or invalidate the id, deletes write tombstones, and conditional or by-filter
+// writes invalidate exactly the ids the upstream reports (the gateway asks for them; the client
+// sees `*_ids` only if it asked too). Upstream non-2xx is relayed verbatim and a transport failure
+// is 502; in both cases the cache is untouched. A mirroring failure never fails the write: the ids
+// are held as pending invalidations so nothing stale is served.
+//
+// DELETE /v2/namespaces/{ns}: upstream first (a 404 counts as done), then an O(1) epoch bump of
+// the namespace in the cache and a purge of the gateway's state for it.
+//
+// POST /v2/namespaces/{ns}/query (and the v1 alias): reserved `_hevlayer_*` attributes stay
+// invisible: `include_attributes: true` becomes an `exclude_attributes` list on the way up, and
+// an explicit `exclude_attributes` gains the reserved names. Other queries pass through untouched.
+#pragma once
+
+#include "gateway/cache_context.h"
+#include "gateway/gateway.h"
+
+namespace layer::gateway {
+
+http::Task<http::Response> Write(RequestContext& ctx, http::Upstream& upstream,
+                                 CacheContext& cache, const std::string& public_url);
+
+http::Task<http::Response> DeleteNamespace(RequestContext& ctx, http::Upstream& upstream,
+                                           CacheContext& cache, const std::string& public_url);
+
+http::Task<http::Response> Query(RequestContext& ctx, http::Upstream& upstream,
+                                 const std::string& public_url);
+
+// Rewrites a query body so reserved attributes are not returned unless named. Returns the new
+// body, or nullopt when the body needs no change (or is not JSON: the upstream answers it).
+std::optional<std::string> HideReservedAttributes(std::string_view query_body);
+
+}  // namespace layer::gateway

@@ -1,0 +1,298 @@
+#include "gateway/write_plan.h"
+
+#include <boost/json.hpp>
+
+#include <cstring>
+
+#include "common/base64.h"
+#include "origin/engine/json_out.h"
+
+namespace layer::gateway {
+namespace {
+
+namespace json = boost::json;
+
+constexpr std::string_view kRowOps[] = {"upsert_rows",  "upsert_columns",  "patch_rows",
+                                        "patch_columns", "deletes",        "delete_by_filter",
+                                        "patch_by_filter"};
+constexpr std::string_view kConditionalOrFilter[] = {"upsert_condition", "patch_condition",
+                                                     "delete_condition", "delete_by_filter",
+                                                     "patch_by_filter"};
+constexpr std::string_view kNonRowWrites[] = {"schema", "copy_from_namespace",
+                                              "branch_from_namespace", "encryption"};
+
+bool IsReserved(std::string_view name) { return name.starts_with(kReservedPrefix); }
+bool IsVectorKey(std::string_view name) { return name == "vector" || name == "vectors"; }
+
+Status Invalid(std::string msg) { return Status::InvalidArgument(std::move(msg)); }
+
+Status ReservedError(std::string_view name) {
+  return Invalid("attribute '" + std::string(name) + "' uses the reserved _hevlayer_* prefix");
+}
+
+bool LooksLikeUuid(std::string_view s) { return cache::DocId::Uuid(s).ok(); }
+
+// Little-endian f32 bytes of a vector given as a number array or a base64 string.
+std::optional<std::string> VectorBytes(const json::value& v) {
+  if (v.is_string()) {
+    auto raw = Base64Decode(std::string_view(v.as_string()));
+    if (!raw.ok() || raw->size() % 4 != 0) return std::nullopt;
+    return std::move(*raw);
+  }
+  if (!v.is_array()) return std::nullopt;
+  std::string out;
+  out.resize(v.as_array().size() * 4);
+  size_t i = 0;
+  for (const auto& x : v.as_array()) {
+    if (!x.is_number()) return std::nullopt;
+    float f = static_cast<float>(x.to_number<double>());
+    std::memcpy(out.data() + 4 * i++, &f, 4);  // x86-64 and aarch64 are little-endian
+  }
+  return out;
+}
+
+struct Planner {
+  uint64_t stamp;
+  StringIdType string_ids;
+  WritePlan plan;
+
+  // Returns the typed id, or nullopt (and notes it) if the cache cannot key it.
+  std::optional<cache::DocId> Id(const json::value& v) {
+    auto id = CacheIdFromJson(v, string_ids);
+    if (!id) plan.has_untyped_ids = true;
+    return id;
+  }
+
+  static bool ValidIdShape(const json::value& v) {
+    return v.is_uint64() || (v.is_int64() && v.as_int64() >= 0) || v.is_string();
+  }
+
+  Status Rows(json::object& body, std::string_view key, bool patch) {
+    auto it = body.find(key);
+    if (it == body.end()) return Status::Ok();
+    if (!it->value().is_array()) return Invalid("`" + std::string(key) + "` must be an array of rows");
+    size_t i = 0;
+    for (auto& row_v : it->value().as_array()) {
+      std::string where = std::string(key) + "[" + std::to_string(i++) + "]";
+      if (!row_v.is_object()) return Invalid(where + " must be an object");
+      auto& row = row_v.as_object();
+      auto idit = row.find("id");
+      if (idit == row.end() || !ValidIdShape(idit->value())) {
+        return Invalid(where + " must have an `id` that is an unsigned integer or a string");
+      }
+      json::object attrs;
+      std::optional<std::string> vec;
+      for (auto& [k, v] : row) {
+        if (IsReserved(k)) return ReservedError(k);
+        if (patch && IsVectorKey(k)) {
+          return Invalid("cannot patch vector or vectors values; upsert full rows instead");
+        }
+        if (k == "id") continue;
+        if (k == "vector") {
+          vec = VectorBytes(v);
+          continue;
+        }
+        if (k == "vectors") continue;
+        if (!patch && v.is_null()) continue;  // a written null is an absent attribute
+        attrs[k] = v;
+      }
+      row[kStampAttribute] = stamp;
+      if (auto id = Id(idit->value())) {
+        auto& list = patch ? plan.patches : plan.upserts;
+        list.push_back({std::move(*id), origin::SerializeJson(attrs), std::move(vec)});
+      }
+    }
+    return Status::Ok();
+  }
+
+  Status Columns(json::object& body, std::string_view key, bool patch) {
+    auto it = body.find(key);
+    if (it == body.end()) return Status::Ok();
+    std::string name(key);
+    if (!it->value().is_object()) return Invalid("`" + name + "` must be an object of columns");
+    auto& cols = it->value().as_object();
+    auto idit = cols.find("id");
+    if (idit == cols.end() || !idit->value().is_array()) {
+      return Invalid("`" + name + "` must have an `id` column (an array)");
+    }
+    const auto& ids = idit->value().as_array();
+    for (const auto& id : ids) {
+      if (!ValidIdShape(id)) {
+        return Invalid("`" + name + ".id` entries must be unsigned integers or strings");
+      }
+    }
+    for (auto& [k, v] : cols) {
+      if (IsReserved(k)) return ReservedError(k);
+      if (patch && IsVectorKey(k)) {
+        return Invalid("cannot patch vector or vectors values; upsert full rows instead");
+      }
+      if (k == "id" || (k == "vector" && !v.is_array())) continue;
+      if (!v.is_array() || v.as_array().size() != ids.size()) {
+        return Invalid("column `" + std::string(k) + "` of `" + name + "` must be an array with " +
+                       std::to_string(ids.size()) + " entries, like `id`");
+      }
+    }
+    json::array stamps(ids.size(), json::value(stamp));
+    for (size_t r = 0; r < ids.size(); ++r) {
+      json::object attrs;
+      std::optional<std::string> vec;
+      for (const auto& [k, v] : cols) {
+        if (k == "id" || k == "vectors") continue;
+        if (k == "vector") {
+          if (v.is_array()) vec = VectorBytes(v.as_array()[r]);
+          continue;
+        }
+        const json::value& cell = v.as_array()[r];
+        if (!patch && cell.is_null()) continue;
+        attrs[k] = cell;
+      }
+      if (auto id = Id(ids[r])) {
+        auto& list = patch ? plan.patches : plan.upserts;
+        list.push_back({std::move(*id), origin::SerializeJson(attrs), std::move(vec)});
+      }
+    }
+    cols[kStampAttribute] = std::move(stamps);
+    return Status::Ok();
+  }
+
+  Status Deletes(json::object& body) {
+    auto it = body.find("deletes");
+    if (it == body.end()) return Status::Ok();
+    if (!it->value().is_array()) return Invalid("`deletes` must be an array of ids");
+    for (const auto& v : it->value().as_array()) {
+      if (!ValidIdShape(v)) return Invalid("`deletes` entries must be unsigned integers or strings");
+      if (auto id = Id(v)) plan.deletes.push_back(std::move(*id));
+    }
+    return Status::Ok();
+  }
+
+  Status PatchByFilter(json::object& body) {
+    auto it = body.find("patch_by_filter");
+    if (it == body.end()) return Status::Ok();
+    if (!it->value().is_object()) return Invalid("`patch_by_filter` must be an object");
+    auto pit = it->value().as_object().find("patch");
+    if (pit == it->value().as_object().end() || !pit->value().is_object()) {
+      return Invalid("`patch_by_filter.patch` must be an object of attributes");
+    }
+    auto& patch = pit->value().as_object();
+    for (const auto& [k, v] : patch) {
+      if (IsReserved(k)) return ReservedError(k);
+      if (IsVectorKey(k)) {
+        return Invalid("cannot patch vector or vectors values; upsert full rows instead");
+      }
+    }
+    patch[kStampAttribute] = stamp;
+    return Status::Ok();
+  }
+};
+
+void CollectIds(const json::object& o, std::string_view key, StringIdType string_ids,
+                std::vector<cache::DocId>* out, bool* untyped) {
+  auto it = o.find(key);
+  if (it == o.end() || !it->value().is_array()) return;
+  for (const auto& v : it->value().as_array()) {
+    if (auto id = CacheIdFromJson(v, string_ids)) {
+      out->push_back(std::move(*id));
+    } else {
+      *untyped = true;
+    }
+  }
+}
+
+}  // namespace
+
+std::optional<cache::DocId> CacheIdFromJson(const json::value& v, StringIdType string_ids) {
+  if (v.is_uint64()) return cache::DocId::U64(v.as_uint64());
+  if (v.is_int64() && v.as_int64() >= 0) {
+    return cache::DocId::U64(static_cast<uint64_t>(v.as_int64()));
+  }
+  if (!v.is_string()) return std::nullopt;
+  std::string_view s = v.as_string();
+  if (string_ids == cache::IdType::kUuid) {
+    auto id = cache::DocId::Uuid(s);
+    if (!id.ok()) return std::nullopt;
+    return std::move(*id);
+  }
+  if (string_ids == cache::IdType::kString || !LooksLikeUuid(s)) return cache::DocId::String(s);
+  return std::nullopt;
+}
+
+Result<WritePlan> PlanWrite(std::string_view body, uint64_t stamp, StringIdType string_ids) {
+  boost::system::error_code ec;
+  json::value root = json::parse(body, ec);
+  Planner p{stamp, string_ids, {}};
+  p.plan.stamp = stamp;
+  if (ec || !root.is_object()) return std::move(p.plan);  // the upstream answers its own error
+  json::object& o = root.as_object();
+
+  if (o.contains("upserts") || o.contains("patches")) {
+    return Invalid(
+        "custom write bodies were removed; use native Turbopuffer write keys (upsert_rows, "
+        "upsert_columns, patch_rows, patch_columns, deletes, ...)");
+  }
+  bool row_op = false;
+  for (auto k : kRowOps) row_op |= o.contains(k);
+  if (!row_op) {
+    bool other = false;
+    for (auto k : kNonRowWrites) other |= o.contains(k);
+    if (!other) {
+      return Invalid(
+          "request body must include a native Turbopuffer write operation (upsert_rows, "
+          "upsert_columns, patch_rows, patch_columns, deletes, delete_by_filter, "
+          "patch_by_filter, schema, copy_from_namespace or branch_from_namespace)");
+    }
+    return std::move(p.plan);
+  }
+
+  if (Status st = p.Rows(o, "upsert_rows", false); !st.ok()) return st;
+  if (Status st = p.Columns(o, "upsert_columns", false); !st.ok()) return st;
+  if (Status st = p.Rows(o, "patch_rows", true); !st.ok()) return st;
+  if (Status st = p.Columns(o, "patch_columns", true); !st.ok()) return st;
+  if (Status st = p.Deletes(o); !st.ok()) return st;
+  if (Status st = p.PatchByFilter(o); !st.ok()) return st;
+
+  WritePlan& plan = p.plan;
+  plan.row_write = true;
+  for (auto k : kConditionalOrFilter) plan.by_affected_ids |= o.contains(k);
+  auto rai = o.find("return_affected_ids");
+  plan.client_asked_affected_ids =
+      rai != o.end() && rai->value().is_bool() && rai->value().as_bool();
+  if (plan.by_affected_ids) {
+    // Effects come from the upstream's answer; the body only tells what was attempted.
+    plan.upserts.clear();
+    plan.patches.clear();
+    plan.deletes.clear();
+    plan.has_untyped_ids = false;
+    o["return_affected_ids"] = true;
+  }
+  plan.upstream_body = origin::SerializeJson(root);
+  return std::move(plan);
+}
+
+std::optional<std::string> StripAffectedIds(std::string_view response_body) {
+  boost::system::error_code ec;
+  json::value v = json::parse(response_body, ec);
+  if (ec || !v.is_object()) return std::nullopt;
+  auto& o = v.as_object();
+  o.erase("upserted_ids");
+  o.erase("patched_ids");
+  o.erase("deleted_ids");
+  return origin::SerializeJson(v);
+}
+
+AffectedIds ParseAffectedIds(std::string_view response_body, StringIdType string_ids) {
+  AffectedIds out;
+  boost::system::error_code ec;
+  json::value v = json::parse(response_body, ec);
+  if (ec || !v.is_object()) {
+    out.has_untyped_ids = true;
+    return out;
+  }
+  const auto& o = v.as_object();
+  CollectIds(o, "upserted_ids", string_ids, &out.upserted, &out.has_untyped_ids);
+  CollectIds(o, "patched_ids", string_ids, &out.patched, &out.has_untyped_ids);
+  CollectIds(o, "deleted_ids", string_ids, &out.deleted, &out.has_untyped_ids);
+  return out;
+}
+
+}  // namespace layer::gateway

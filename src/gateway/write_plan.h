@@ -1,0 +1,72 @@
+// Planning a write (POST /v2/namespaces/{ns}): validation, stamping and the cache effects to
+// apply once the upstream has accepted it (architecture §3 decisions 1–4, reference §5.5).
+//
+// PlanWrite is pure: it parses the (already decompressed) body, rejects what must never reach
+// Turbopuffer (422 validation_error), stamps `_hevlayer_upserted_at` on every row-producing
+// operation (rows and columns alike, one stamp per request), forces `return_affected_ids` on
+// conditional and by-filter writes, and lists what to mirror. It never touches the cache.
+#pragma once
+
+#include <boost/json/fwd.hpp>
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "cache/document_cache.h"
+#include "common/status.h"
+
+namespace layer::gateway {
+
+inline constexpr std::string_view kStampAttribute = "_hevlayer_upserted_at";
+inline constexpr std::string_view kReservedPrefix = "_hevlayer_";
+
+// One full row to cache (upserts) or one partial row to merge (patches).
+struct RowEffect {
+  cache::DocId id;
+  std::string attributes_json;            // JSON object without id, vector(s) and the stamp
+  std::optional<std::string> vector_f32;  // little-endian f32 bytes of `vector`, if any
+};
+
+struct WritePlan {
+  // False when the body has no row-producing or deleting operation (schema-only, copy, branch):
+  // the original bytes are forwarded unchanged and nothing is mirrored.
+  bool row_write = false;
+  std::string upstream_body;  // the stamped JSON to send (row_write only)
+  uint64_t stamp = 0;
+  // Conditional or by-filter writes: effects come from the response's *_ids, not from the body.
+  bool by_affected_ids = false;
+  bool client_asked_affected_ids = false;
+  std::vector<RowEffect> upserts;
+  std::vector<RowEffect> patches;
+  std::vector<cache::DocId> deletes;
+  // Ids the cache cannot key safely (their type is unknown); they are never mirrored.
+  bool has_untyped_ids = false;
+};
+
+// How string ids of the namespace are typed: kUuid, kString, or unknown (nullopt). A string id
+// that looks like a UUID in a namespace of unknown id type cannot be keyed and is skipped.
+using StringIdType = std::optional<cache::IdType>;
+
+// Classifies a JSON id as the cache keys it; nullopt if it cannot be keyed safely.
+std::optional<cache::DocId> CacheIdFromJson(const boost::json::value& id, StringIdType string_ids);
+
+// InvalidArgument (answered 422 validation_error) for a body that must not be forwarded.
+// A body that is not a JSON object is reported as row_write=false so the upstream answers it
+// with its own error, exactly as without the gateway.
+Result<WritePlan> PlanWrite(std::string_view body, uint64_t stamp, StringIdType string_ids);
+
+// Removes upserted_ids/patched_ids/deleted_ids from a WriteResult body (used when the gateway
+// asked for them and the client did not). Returns nullopt if the body is not a JSON object.
+std::optional<std::string> StripAffectedIds(std::string_view response_body);
+
+// The affected ids of a WriteResult, typed for the cache.
+struct AffectedIds {
+  std::vector<cache::DocId> upserted, patched, deleted;
+  bool has_untyped_ids = false;
+};
+AffectedIds ParseAffectedIds(std::string_view response_body, StringIdType string_ids);
+
+}  // namespace layer::gateway
