@@ -304,15 +304,7 @@ http::Task<http::Response> FetchDocument(RequestContext& ctx, http::Upstream& up
 http::Task<http::Response> FetchDocuments(RequestContext& ctx, http::Upstream& upstream,
                                           CacheContext& cache) {
   const std::string& ns = ctx.route.ns;
-  switch (co_await ctx.ex.ReadBody()) {
-    case http::BodyStatus::kOk:
-      break;
-    case http::BodyStatus::kTooLarge:
-      co_return http::MakeError(http::Code::payload_too_large, "payload_too_large",
-                                "request body exceeds the configured limit");
-    case http::BodyStatus::kFailed:
-      co_return http::MakeError(http::Code::bad_request, "bad_request", "unreadable body");
-  }
+  if (auto err = co_await ReadBodyOrError(ctx)) co_return std::move(*err);
   auto invalid = [](std::string msg) {
     return http::MakeError(http::Code::unprocessable_entity, "validation_error", msg);
   };

@@ -3,6 +3,7 @@
 #include "gateway/health.h"
 #include "gateway/fetch.h"
 #include "gateway/passthrough.h"
+#include "gateway/query.h"
 #include "gateway/write.h"
 #include "http/errors.h"
 
@@ -66,6 +67,17 @@ http::Task<http::Response> Gateway::Dispatch(RequestContext& ctx) {
     case RouteId::kQuery:
     case RouteId::kQueryV1:
       co_return co_await Query(ctx, upstream_, cfg_.public_url);
+    case RouteId::kGetSchema:
+    case RouteId::kUpdateSchema:
+    case RouteId::kMetadataV1:
+    case RouteId::kMetadataV2:
+    case RouteId::kPatchMetadata:
+      co_return co_await NamespaceInfo(ctx, upstream_, cfg_.public_url);
+    case RouteId::kLegacyNamespace:
+      if (ctx.ex.request().method() == http::Verb::get) {
+        co_return co_await NamespaceInfo(ctx, upstream_, cfg_.public_url);
+      }
+      co_return co_await Passthrough(ctx, upstream_, cfg_.public_url);
     case RouteId::kFetchDocument:
       co_return co_await FetchDocument(ctx, upstream_, cache_);
     case RouteId::kFetchDocuments:

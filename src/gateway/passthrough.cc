@@ -2,6 +2,7 @@
 
 #include <boost/beast/core/string.hpp>
 
+#include "common/gzip.h"
 #include "http/errors.h"
 
 namespace layer::gateway {
@@ -109,27 +110,59 @@ http::Response RelayResponse(const RequestContext& ctx, http::Response& ur,
   return out;
 }
 
-http::Task<http::Response> Passthrough(RequestContext& ctx, http::Upstream& upstream,
-                                       const std::string& public_url) {
-  switch (co_await ctx.ex.ReadBody()) {
+http::Task<std::optional<http::Response>> ReadBodyOrError(RequestContext& ctx) {
+  http::BodyStatus st = co_await ctx.ex.ReadBody();
+  switch (st) {
     case http::BodyStatus::kOk:
-      break;
+      co_return std::nullopt;
     case http::BodyStatus::kTooLarge:
       co_return http::MakeError(http::Code::payload_too_large, "payload_too_large",
                                 "request body exceeds the configured limit");
     case http::BodyStatus::kFailed:
-      co_return http::MakeError(http::Code::bad_request, "bad_request",
-                                "request body could not be read");
+      break;
   }
+  co_return http::MakeError(http::Code::bad_request, "bad_request",
+                            "request body could not be read");
+}
+
+std::optional<std::string> DecodedBody(const RequestContext& ctx, size_t max_bytes) {
+  auto enc = ctx.ex.request()[http::Field::content_encoding];
+  if (enc.empty() || beast::iequals(enc, "identity")) return ctx.ex.body();
+  if (!beast::iequals(enc, "gzip")) return std::nullopt;
+  auto raw = GzipDecompress(ctx.ex.body(), max_bytes);
+  if (!raw.ok()) return std::nullopt;
+  return std::move(*raw);
+}
+
+std::string TargetWithQuery(const RequestContext& ctx) {
   std::string target = ctx.route.upstream_path;
   if (!ctx.query.empty()) {
     target += '?';
     target += ctx.query;
   }
-  http::Request up{ctx.ex.request().method(), target, 11};
+  return target;
+}
+
+http::Task<Result<http::Response>> Forward(RequestContext& ctx, http::Upstream& upstream,
+                                           std::optional<std::string> replacement,
+                                           bool read_response) {
+  http::Request up{ctx.ex.request().method(), TargetWithQuery(ctx), 11};
   CopyForwardedHeaders(ctx, up);
-  up.body() = std::move(ctx.ex.body());
-  auto res = co_await SendUpstream(ctx, upstream, std::move(up));
+  if (replacement) {
+    up.erase(http::Field::content_encoding);
+    up.set(http::Field::content_type, "application/json");
+    up.body() = std::move(*replacement);
+  } else {
+    up.body() = std::move(ctx.ex.body());
+  }
+  if (read_response) up.erase(http::Field::accept_encoding);
+  co_return co_await SendUpstream(ctx, upstream, std::move(up));
+}
+
+http::Task<http::Response> Passthrough(RequestContext& ctx, http::Upstream& upstream,
+                                       const std::string& public_url) {
+  if (auto err = co_await ReadBodyOrError(ctx)) co_return std::move(*err);
+  auto res = co_await Forward(ctx, upstream, std::nullopt, false);
   if (!res.ok()) co_return UpstreamError(res.status());
   co_return RelayResponse(ctx, *res, upstream.base(), public_url);
 }

@@ -6,7 +6,6 @@
 
 #include <chrono>
 
-#include "common/gzip.h"
 #include "gateway/fetch.h"
 #include "gateway/passthrough.h"
 #include "gateway/write_plan.h"
@@ -22,52 +21,6 @@ uint64_t NowMs() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(
              std::chrono::system_clock::now().time_since_epoch())
       .count();
-}
-
-std::optional<http::Response> ReadBodyOrError(http::BodyStatus st) {
-  switch (st) {
-    case http::BodyStatus::kOk:
-      return std::nullopt;
-    case http::BodyStatus::kTooLarge:
-      return http::MakeError(http::Code::payload_too_large, "payload_too_large",
-                             "request body exceeds the configured limit");
-    case http::BodyStatus::kFailed:
-      break;
-  }
-  return http::MakeError(http::Code::bad_request, "bad_request", "request body could not be read");
-}
-
-// The identity-encoded body, or nullopt when it cannot be decoded (the upstream then answers).
-std::optional<std::string> DecodedBody(RequestContext& ctx, size_t max_bytes) {
-  auto enc = ctx.ex.request()[http::Field::content_encoding];
-  if (enc.empty() || boost::beast::iequals(enc, "identity")) return ctx.ex.body();
-  if (!boost::beast::iequals(enc, "gzip")) return std::nullopt;
-  auto raw = GzipDecompress(ctx.ex.body(), max_bytes);
-  if (!raw.ok()) return std::nullopt;
-  return std::move(*raw);
-}
-
-std::string TargetWithQuery(const RequestContext& ctx) {
-  std::string target = ctx.route.upstream_path;
-  if (!ctx.query.empty()) {
-    target += '?';
-    target += ctx.query;
-  }
-  return target;
-}
-
-// Forwards `body` (identity-encoded JSON) in place of the client's body, with the client's
-// forwarded headers. With `read_response`, the response is asked for unencoded so the gateway
-// can read it.
-http::Task<Result<http::Response>> ForwardRewritten(RequestContext& ctx, http::Upstream& upstream,
-                                                   std::string body, bool read_response) {
-  http::Request up{ctx.ex.request().method(), TargetWithQuery(ctx), 11};
-  CopyForwardedHeaders(ctx, up);
-  up.erase(http::Field::content_encoding);
-  if (read_response) up.erase(http::Field::accept_encoding);
-  up.set(http::Field::content_type, "application/json");
-  up.body() = std::move(body);
-  co_return co_await SendUpstream(ctx, upstream, std::move(up));
 }
 
 // Applies a successful write's effects to the cache. Every id whose effect could not be written
@@ -190,8 +143,7 @@ void LearnIdType(CacheContext& cache, const std::string& ns, const WritePlan& pl
 
 http::Task<http::Response> Write(RequestContext& ctx, http::Upstream& upstream,
                                  CacheContext& cache, const std::string& public_url) {
-  http::BodyStatus body_status = co_await ctx.ex.ReadBody();
-  if (auto err = ReadBodyOrError(body_status)) co_return std::move(*err);
+  if (auto err = co_await ReadBodyOrError(ctx)) co_return std::move(*err);
   const std::string& ns = ctx.route.ns;
   auto decoded = DecodedBody(ctx, ctx.ex.body().size() * 64 + (64u << 20));
   if (!decoded) co_return co_await Passthrough(ctx, upstream, public_url);
@@ -203,9 +155,18 @@ http::Task<http::Response> Write(RequestContext& ctx, http::Upstream& upstream,
                               planned.status().message());
   }
   WritePlan plan = std::move(*planned);
+  if (plan.upstream_decides) {
+    http::Response res = co_await Passthrough(ctx, upstream, public_url);
+    if (res.result_int() / 100 == 2 && cache.guard) {
+      // Applied, but the gateway could not tell which ids it touched.
+      Status st = co_await cache.guard->BumpEpoch(ns);
+      if (!st.ok()) cache.pending.AddNamespace(ns);
+    }
+    co_return res;
+  }
   if (!plan.row_write) co_return co_await Passthrough(ctx, upstream, public_url);
 
-  auto sent = co_await ForwardRewritten(ctx, upstream, std::move(plan.upstream_body), true);
+  auto sent = co_await Forward(ctx, upstream, std::move(plan.upstream_body), true);
   if (!sent.ok()) co_return UpstreamError(sent.status());
   http::Response& ures = *sent;
   const bool applied = ures.result_int() / 100 == 2;
@@ -250,11 +211,8 @@ http::Task<http::Response> Write(RequestContext& ctx, http::Upstream& upstream,
 
 http::Task<http::Response> DeleteNamespace(RequestContext& ctx, http::Upstream& upstream,
                                            CacheContext& cache, const std::string& public_url) {
-  http::BodyStatus body_status = co_await ctx.ex.ReadBody();
-  if (auto err = ReadBodyOrError(body_status)) co_return std::move(*err);
-  http::Request up{http::Verb::delete_, TargetWithQuery(ctx), 11};
-  CopyForwardedHeaders(ctx, up);
-  auto sent = co_await SendUpstream(ctx, upstream, std::move(up));
+  if (auto err = co_await ReadBodyOrError(ctx)) co_return std::move(*err);
+  auto sent = co_await Forward(ctx, upstream, std::nullopt, false);
   if (!sent.ok()) co_return UpstreamError(sent.status());
   const unsigned status = sent->result_int();
   if (status / 100 == 2 || status == 404) {
@@ -270,51 +228,6 @@ http::Task<http::Response> DeleteNamespace(RequestContext& ctx, http::Upstream& 
       }
     }
   }
-  co_return RelayResponse(ctx, *sent, upstream.base(), public_url);
-}
-
-std::optional<std::string> HideReservedAttributes(std::string_view query_body) {
-  boost::system::error_code ec;
-  json::value root = json::parse(query_body, ec);
-  if (ec || !root.is_object()) return std::nullopt;
-  bool changed = false;
-  auto rewrite = [&changed](json::object& q) {
-    json::value* inc = q.if_contains("include_attributes");
-    json::value* exc = q.if_contains("exclude_attributes");
-    if (inc && exc) return;  // invalid together: the upstream answers
-    if (inc && inc->is_bool() && inc->as_bool()) {
-      q.erase("include_attributes");
-      q["exclude_attributes"] = json::array{json::string(kStampAttribute)};
-      changed = true;
-    } else if (exc && exc->is_array()) {
-      for (const auto& v : exc->as_array()) {
-        if (v.is_string() && v.as_string() == kStampAttribute) return;
-      }
-      exc->as_array().emplace_back(json::string(kStampAttribute));
-      changed = true;
-    }
-  };
-  auto& o = root.as_object();
-  rewrite(o);
-  if (json::value* queries = o.if_contains("queries"); queries && queries->is_array()) {
-    for (auto& q : queries->as_array()) {
-      if (q.is_object()) rewrite(q.as_object());
-    }
-  }
-  if (!changed) return std::nullopt;
-  return origin::SerializeJson(root);
-}
-
-http::Task<http::Response> Query(RequestContext& ctx, http::Upstream& upstream,
-                                 const std::string& public_url) {
-  http::BodyStatus body_status = co_await ctx.ex.ReadBody();
-  if (auto err = ReadBodyOrError(body_status)) co_return std::move(*err);
-  auto decoded = DecodedBody(ctx, ctx.ex.body().size() * 64 + (64u << 20));
-  std::optional<std::string> rewritten;
-  if (decoded) rewritten = HideReservedAttributes(*decoded);
-  if (!rewritten) co_return co_await Passthrough(ctx, upstream, public_url);
-  auto sent = co_await ForwardRewritten(ctx, upstream, std::move(*rewritten), false);
-  if (!sent.ok()) co_return UpstreamError(sent.status());
   co_return RelayResponse(ctx, *sent, upstream.base(), public_url);
 }
 

@@ -11,10 +11,7 @@
 //
 // DELETE /v2/namespaces/{ns}: upstream first (a 404 counts as done), then an O(1) epoch bump of
 // the namespace in the cache and a purge of the gateway's state for it.
-//
-// POST /v2/namespaces/{ns}/query (and the v1 alias): reserved `_hevlayer_*` attributes stay
-// invisible: `include_attributes: true` becomes an `exclude_attributes` list on the way up, and
-// an explicit `exclude_attributes` gains the reserved names. Other queries pass through untouched.
+
 #pragma once
 
 #include "gateway/cache_context.h"
@@ -27,12 +24,5 @@ http::Task<http::Response> Write(RequestContext& ctx, http::Upstream& upstream,
 
 http::Task<http::Response> DeleteNamespace(RequestContext& ctx, http::Upstream& upstream,
                                            CacheContext& cache, const std::string& public_url);
-
-http::Task<http::Response> Query(RequestContext& ctx, http::Upstream& upstream,
-                                 const std::string& public_url);
-
-// Rewrites a query body so reserved attributes are not returned unless named. Returns the new
-// body, or nullopt when the body needs no change (or is not JSON: the upstream answers it).
-std::optional<std::string> HideReservedAttributes(std::string_view query_body);
 
 }  // namespace layer::gateway

@@ -25,6 +25,9 @@ bool IsReserved(std::string_view name) { return name.starts_with(kReservedPrefix
 bool IsVectorKey(std::string_view name) { return name == "vector" || name == "vectors"; }
 
 Status Invalid(std::string msg) { return Status::InvalidArgument(std::move(msg)); }
+// A body Turbopuffer itself rejects (or judges): it is forwarded untouched so the client gets
+// Turbopuffer's own answer. Internal to this file.
+Status Malformed(std::string msg) { return Status::Corruption(std::move(msg)); }
 
 Status ReservedError(std::string_view name) {
   return Invalid("attribute '" + std::string(name) + "' uses the reserved _hevlayer_* prefix");
@@ -70,22 +73,22 @@ struct Planner {
   Status Rows(json::object& body, std::string_view key, bool patch) {
     auto it = body.find(key);
     if (it == body.end()) return Status::Ok();
-    if (!it->value().is_array()) return Invalid("`" + std::string(key) + "` must be an array of rows");
+    if (!it->value().is_array()) return Malformed("`" + std::string(key) + "` must be an array of rows");
     size_t i = 0;
     for (auto& row_v : it->value().as_array()) {
       std::string where = std::string(key) + "[" + std::to_string(i++) + "]";
-      if (!row_v.is_object()) return Invalid(where + " must be an object");
+      if (!row_v.is_object()) return Malformed(where + " must be an object");
       auto& row = row_v.as_object();
       auto idit = row.find("id");
       if (idit == row.end() || !ValidIdShape(idit->value())) {
-        return Invalid(where + " must have an `id` that is an unsigned integer or a string");
+        return Malformed(where + " must have an `id` that is an unsigned integer or a string");
       }
       json::object attrs;
       std::optional<std::string> vec;
       for (auto& [k, v] : row) {
         if (IsReserved(k)) return ReservedError(k);
         if (patch && IsVectorKey(k)) {
-          return Invalid("cannot patch vector or vectors values; upsert full rows instead");
+          return Malformed("cannot patch vector or vectors values");
         }
         if (k == "id") continue;
         if (k == "vector") {
@@ -109,26 +112,26 @@ struct Planner {
     auto it = body.find(key);
     if (it == body.end()) return Status::Ok();
     std::string name(key);
-    if (!it->value().is_object()) return Invalid("`" + name + "` must be an object of columns");
+    if (!it->value().is_object()) return Malformed("`" + name + "` must be an object of columns");
     auto& cols = it->value().as_object();
     auto idit = cols.find("id");
     if (idit == cols.end() || !idit->value().is_array()) {
-      return Invalid("`" + name + "` must have an `id` column (an array)");
+      return Malformed("`" + name + "` must have an `id` column (an array)");
     }
     const auto& ids = idit->value().as_array();
     for (const auto& id : ids) {
       if (!ValidIdShape(id)) {
-        return Invalid("`" + name + ".id` entries must be unsigned integers or strings");
+        return Malformed("`" + name + ".id` entries must be unsigned integers or strings");
       }
     }
     for (auto& [k, v] : cols) {
       if (IsReserved(k)) return ReservedError(k);
       if (patch && IsVectorKey(k)) {
-        return Invalid("cannot patch vector or vectors values; upsert full rows instead");
+        return Malformed("cannot patch vector or vectors values");
       }
       if (k == "id" || (k == "vector" && !v.is_array())) continue;
       if (!v.is_array() || v.as_array().size() != ids.size()) {
-        return Invalid("column `" + std::string(k) + "` of `" + name + "` must be an array with " +
+        return Malformed("column `" + std::string(k) + "` of `" + name + "` must be an array with " +
                        std::to_string(ids.size()) + " entries, like `id`");
       }
     }
@@ -158,9 +161,9 @@ struct Planner {
   Status Deletes(json::object& body) {
     auto it = body.find("deletes");
     if (it == body.end()) return Status::Ok();
-    if (!it->value().is_array()) return Invalid("`deletes` must be an array of ids");
+    if (!it->value().is_array()) return Malformed("`deletes` must be an array of ids");
     for (const auto& v : it->value().as_array()) {
-      if (!ValidIdShape(v)) return Invalid("`deletes` entries must be unsigned integers or strings");
+      if (!ValidIdShape(v)) return Malformed("`deletes` entries must be unsigned integers or strings");
       if (auto id = Id(v)) plan.deletes.push_back(std::move(*id));
     }
     return Status::Ok();
@@ -169,16 +172,16 @@ struct Planner {
   Status PatchByFilter(json::object& body) {
     auto it = body.find("patch_by_filter");
     if (it == body.end()) return Status::Ok();
-    if (!it->value().is_object()) return Invalid("`patch_by_filter` must be an object");
+    if (!it->value().is_object()) return Malformed("`patch_by_filter` must be an object");
     auto pit = it->value().as_object().find("patch");
     if (pit == it->value().as_object().end() || !pit->value().is_object()) {
-      return Invalid("`patch_by_filter.patch` must be an object of attributes");
+      return Malformed("`patch_by_filter.patch` must be an object of attributes");
     }
     auto& patch = pit->value().as_object();
     for (const auto& [k, v] : patch) {
       if (IsReserved(k)) return ReservedError(k);
       if (IsVectorKey(k)) {
-        return Invalid("cannot patch vector or vectors values; upsert full rows instead");
+        return Malformed("cannot patch vector or vectors values");
       }
     }
     patch[kStampAttribute] = stamp;
@@ -244,12 +247,19 @@ Result<WritePlan> PlanWrite(std::string_view body, uint64_t stamp, StringIdType 
     return std::move(p.plan);
   }
 
-  if (Status st = p.Rows(o, "upsert_rows", false); !st.ok()) return st;
-  if (Status st = p.Columns(o, "upsert_columns", false); !st.ok()) return st;
-  if (Status st = p.Rows(o, "patch_rows", true); !st.ok()) return st;
-  if (Status st = p.Columns(o, "patch_columns", true); !st.ok()) return st;
-  if (Status st = p.Deletes(o); !st.ok()) return st;
-  if (Status st = p.PatchByFilter(o); !st.ok()) return st;
+  Status st = p.Rows(o, "upsert_rows", false);
+  if (st.ok()) st = p.Columns(o, "upsert_columns", false);
+  if (st.ok()) st = p.Rows(o, "patch_rows", true);
+  if (st.ok()) st = p.Columns(o, "patch_columns", true);
+  if (st.ok()) st = p.Deletes(o);
+  if (st.ok()) st = p.PatchByFilter(o);
+  if (st.code() == StatusCode::kCorruption) {
+    WritePlan unchecked;
+    unchecked.stamp = stamp;
+    unchecked.upstream_decides = true;
+    return unchecked;
+  }
+  if (!st.ok()) return st;
 
   WritePlan& plan = p.plan;
   plan.row_write = true;

@@ -34,6 +34,10 @@ struct WritePlan {
   // False when the body has no row-producing or deleting operation (schema-only, copy, branch):
   // the original bytes are forwarded unchanged and nothing is mirrored.
   bool row_write = false;
+  // The body is a write whose shape the gateway cannot follow (e.g. rows that are not objects):
+  // it is forwarded untouched so Turbopuffer answers it. Should Turbopuffer accept it anyway, the
+  // affected ids are unknown and the whole namespace must be invalidated in the cache.
+  bool upstream_decides = false;
   std::string upstream_body;  // the stamped JSON to send (row_write only)
   uint64_t stamp = 0;
   // Conditional or by-filter writes: effects come from the response's *_ids, not from the body.
@@ -53,9 +57,10 @@ using StringIdType = std::optional<cache::IdType>;
 // Classifies a JSON id as the cache keys it; nullopt if it cannot be keyed safely.
 std::optional<cache::DocId> CacheIdFromJson(const boost::json::value& id, StringIdType string_ids);
 
-// InvalidArgument (answered 422 validation_error) for a body that must not be forwarded.
-// A body that is not a JSON object is reported as row_write=false so the upstream answers it
-// with its own error, exactly as without the gateway.
+// InvalidArgument (answered 422 validation_error) for a body that must never reach Turbopuffer:
+// a client-supplied `_hevlayer_*` attribute, no write operation at all, or the removed custom
+// write keys. A body that is not a JSON object is reported as row_write=false, and a malformed
+// write as upstream_decides, so Turbopuffer answers them exactly as without the gateway.
 Result<WritePlan> PlanWrite(std::string_view body, uint64_t stamp, StringIdType string_ids);
 
 // Removes upserted_ids/patched_ids/deleted_ids from a WriteResult body (used when the gateway

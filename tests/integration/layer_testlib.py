@@ -9,6 +9,7 @@ import re
 import signal
 import socket
 import subprocess
+import tempfile
 import time
 from dataclasses import dataclass
 from typing import Dict, List, Optional, Tuple
@@ -60,7 +61,8 @@ class Gateway:
             raise AssertionError(f"gateway binary not found at {binary} (set LAYER_BIN)")
         self._out = open(self.stdout_path, "wb")
         self._err = open(self.stderr_path, "wb")
-        self.proc = subprocess.Popen(self.argv, env=self.env, stdin=subprocess.DEVNULL,
+        # cwd: the default --data-dir (layer-data/) lands in this test's own directory.
+        self.proc = subprocess.Popen(self.argv, env=self.env, cwd=self.workdir, stdin=subprocess.DEVNULL,
                                      stdout=self._out, stderr=self._err)
         deadline = time.monotonic() + timeout
         while True:
@@ -144,8 +146,10 @@ class Gateway:
 def run_layer(args: List[str], env: Optional[Dict[str, str]] = None,
               timeout: float = 10.0) -> Tuple[Optional[int], str, str]:
     """Runs `layer <args>` expecting it to exit; returns (rc or None if still running, out, err)."""
+    workdir = tempfile.mkdtemp(prefix="layer-run-")  # the default data dir lands here
     p = subprocess.Popen([layer_bin(), *args], env=env if env is not None else clean_env(),
-                         stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                         cwd=workdir, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE)
     try:
         out, err = p.communicate(timeout=timeout)
         rc = p.returncode

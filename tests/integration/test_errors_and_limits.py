@@ -208,8 +208,8 @@ def test_body_at_limit_is_forwarded(upstream, start_gateway):
 
 def test_chunked_request_body_forwarded(upstream, start_gateway):
     gw = start_gateway(upstream)
-    body = b'{"upsert_rows":[{"id":1}]}'
-    data = build_request("POST", "/v2/namespaces/chunky", AUTH + [
+    body = b'{"rank_by":["id","asc"],"top_k":1}'
+    data = build_request("POST", "/v2/namespaces/chunky/query", AUTH + [
         ("Content-Type", "application/json"), ("Transfer-Encoding", "chunked")])
     data += b"5\r\n" + body[:5] + b"\r\n" + b"%x\r\n" % (len(body) - 5) + body[5:] + b"\r\n0\r\n\r\n"
     with RawConn(gw.port) as c:
@@ -221,8 +221,8 @@ def test_chunked_request_body_forwarded(upstream, start_gateway):
 
 def test_expect_100_continue(upstream, start_gateway):
     gw = start_gateway(upstream)
-    body = b'{"upsert_rows":[{"id":42}]}'
-    head = build_request("POST", "/v2/namespaces/expect", AUTH + [
+    body = b'{"rank_by":["id","asc"],"top_k":42}'
+    head = build_request("POST", "/v2/namespaces/expect/query", AUTH + [
         ("Content-Type", "application/json"), ("Content-Length", str(len(body))),
         ("Expect", "100-continue")])
     with RawConn(gw.port) as c:

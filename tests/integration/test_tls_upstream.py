@@ -96,7 +96,7 @@ def test_https_location_rewrite(tls_upstream, start_gateway, certs):
         ("Content-Type", "application/json"), ("Preference-Applied", "respond-async"),
         ("Location", f"{tls_upstream.url_for('localhost')}/v1/namespaces/a/operations/o1")],
         body=b'{"status":"running"}'))
-    r = http_request(gw, "POST", "/v2/namespaces/a", body=b"{}", token="tok")
+    r = http_request(gw, "POST", "/v2/namespaces/a", body=b'{"copy_from_namespace":"src"}', token="tok")
     assert r.status == 202
     assert r.header("location") == f"http://127.0.0.1:{gw.port}/v1/namespaces/a/operations/o1"
 

@@ -1,0 +1,105 @@
+#include "gateway/query.h"
+
+#include <boost/json.hpp>
+
+#include "gateway/passthrough.h"
+#include "gateway/write_plan.h"
+#include "origin/engine/json_out.h"
+
+namespace layer::gateway {
+
+namespace json = boost::json;
+
+std::optional<std::string> HideReservedAttributes(std::string_view query_body) {
+  boost::system::error_code ec;
+  json::value root = json::parse(query_body, ec);
+  if (ec || !root.is_object()) return std::nullopt;
+  bool changed = false;
+  auto rewrite = [&changed](json::object& q) {
+    json::value* inc = q.if_contains("include_attributes");
+    json::value* exc = q.if_contains("exclude_attributes");
+    if (inc && exc) return;  // invalid together: the upstream answers
+    if (inc && inc->is_bool() && inc->as_bool()) {
+      q.erase("include_attributes");
+      q["exclude_attributes"] = json::array{json::string(kStampAttribute)};
+      changed = true;
+    } else if (exc && exc->is_array()) {
+      for (const auto& v : exc->as_array()) {
+        if (v.is_string() && v.as_string() == kStampAttribute) return;
+      }
+      exc->as_array().emplace_back(json::string(kStampAttribute));
+      changed = true;
+    }
+  };
+  auto& o = root.as_object();
+  rewrite(o);
+  if (json::value* queries = o.if_contains("queries"); queries && queries->is_array()) {
+    for (auto& q : queries->as_array()) {
+      if (q.is_object()) rewrite(q.as_object());
+    }
+  }
+  if (!changed) return std::nullopt;
+  return origin::SerializeJson(root);
+}
+
+http::Task<http::Response> Query(RequestContext& ctx, http::Upstream& upstream,
+                                 const std::string& public_url) {
+  if (auto err = co_await ReadBodyOrError(ctx)) co_return std::move(*err);
+  auto decoded = DecodedBody(ctx, ctx.ex.body().size() * 64 + (64u << 20));
+  std::optional<std::string> rewritten;
+  if (decoded) rewritten = HideReservedAttributes(*decoded);
+  if (!rewritten) co_return co_await Passthrough(ctx, upstream, public_url);
+  auto sent = co_await Forward(ctx, upstream, std::move(*rewritten), false);
+  if (!sent.ok()) co_return UpstreamError(sent.status());
+  co_return RelayResponse(ctx, *sent, upstream.base(), public_url);
+}
+
+namespace {
+
+// Erases every key with the reserved prefix from `o`; returns whether any was there.
+bool EraseReserved(json::object& o) {
+  bool changed = false;
+  for (auto it = o.begin(); it != o.end();) {
+    if (it->key().starts_with(kReservedPrefix)) {
+      it = o.erase(it);
+      changed = true;
+    } else {
+      ++it;
+    }
+  }
+  return changed;
+}
+
+}  // namespace
+
+std::optional<std::string> StripReservedFromInfo(RouteId route, std::string_view body) {
+  boost::system::error_code ec;
+  json::value root = json::parse(body, ec);
+  if (ec || !root.is_object()) return std::nullopt;
+  json::object* target = &root.as_object();
+  if (route == RouteId::kMetadataV1 || route == RouteId::kMetadataV2 ||
+      route == RouteId::kPatchMetadata) {
+    json::value* schema = target->if_contains("schema");
+    target = schema && schema->is_object() ? &schema->as_object() : nullptr;
+  } else if (route == RouteId::kLegacyNamespace) {
+    json::value* attrs = target->if_contains("attributes");
+    target = attrs && attrs->is_object() ? &attrs->as_object() : nullptr;
+  }
+  if (!target || !EraseReserved(*target)) return std::nullopt;
+  return origin::SerializeJson(root);
+}
+
+http::Task<http::Response> NamespaceInfo(RequestContext& ctx, http::Upstream& upstream,
+                                         const std::string& public_url) {
+  if (auto err = co_await ReadBodyOrError(ctx)) co_return std::move(*err);
+  auto sent = co_await Forward(ctx, upstream, std::nullopt, true);
+  if (!sent.ok()) co_return UpstreamError(sent.status());
+  if (sent->result_int() / 100 == 2 && sent->base()[http::Field::content_encoding].empty()) {
+    if (auto stripped = StripReservedFromInfo(ctx.route.id, sent->body())) {
+      sent->body() = std::move(*stripped);
+    }
+  }
+  co_return RelayResponse(ctx, *sent, upstream.base(), public_url);
+}
+
+}  // namespace layer::gateway
