@@ -74,8 +74,13 @@ Status OpenCache(const ServeConfig& cfg, gateway::CacheContext* cache) {
                std::filesystem::absolute(copts.path, ec).string(), cfg.cache_max_bytes);
   cache::CacheGuardOptions gopts;
   gopts.op_timeout = std::chrono::milliseconds(cfg.cache_op_timeout_ms);
-  cache->guard = std::make_unique<cache::CacheGuard>(
-      std::shared_ptr<cache::DocumentCache>(std::move(*db)), gopts);
+  std::shared_ptr<cache::DocumentCache> backend(std::move(*db));
+  if (cfg.test_faults) {
+    spdlog::warn("cache fault injection enabled at /_test/cache-faults (test mode)");
+    cache->faults = std::make_shared<cache::FaultInjectingCache>(backend);
+    backend = cache->faults;
+  }
+  cache->guard = std::make_unique<cache::CacheGuard>(backend, gopts);
   cache->backend_name = "rocksdb";
   cache->fetch_consistency = cfg.fetch_consistency == "eventual"
                                  ? gateway::FetchConsistency::kEventual

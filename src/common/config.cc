@@ -279,6 +279,8 @@ void AddServeFlags(CLI::App& app, ServeConfig& cfg) {
                  "consistency of upstream reads on a fetch miss: strong|eventual")
       ->envname("LAYER_FETCH_CONSISTENCY")
       ->capture_default_str();
+  app.add_flag("--test-faults", cfg.test_faults,
+               "enable run-time cache fault injection at /_test/cache-faults (tests only)");
   app.add_option("--public-url", cfg.public_url, "gateway origin for rewritten Location headers")
       ->envname("LAYER_PUBLIC_URL");
   app.add_option("--log-level", cfg.log_level)->envname("LAYER_LOG_LEVEL")->capture_default_str();

@@ -68,6 +68,7 @@ struct ServeConfig {
   bool cache_reset_on_start = false;        // LAYER_CACHE_RESET_ON_START
   int64_t cache_op_timeout_ms = 200;        // LAYER_CACHE_OP_TIMEOUT_MS
   std::string fetch_consistency = "strong"; // LAYER_FETCH_CONSISTENCY: strong|eventual
+  bool test_faults = false;  // --test-faults: cache fault injection at /_test/cache-faults
 
   // Operations.
   std::string public_url;  // LAYER_PUBLIC_URL: gateway origin used to rewrite Location

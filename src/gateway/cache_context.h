@@ -18,6 +18,7 @@
 #include <string>
 #include <vector>
 
+#include "cache/fault_injecting_cache.h"
 #include "cache/guard.h"
 #include "common/metrics.h"
 #include "gateway/single_flight.h"
@@ -93,6 +94,8 @@ struct CacheMetrics {
 
 struct CacheContext {
   std::unique_ptr<cache::CacheGuard> guard;  // null when the gateway runs without a cache
+  // Set only under --test-faults: the decorator between the guard and the backend.
+  std::shared_ptr<cache::FaultInjectingCache> faults;
   std::string backend_name;
   FetchConsistency fetch_consistency = FetchConsistency::kStrong;
   NamespaceIdTypes id_types;

@@ -4,6 +4,7 @@
 #include "gateway/fetch.h"
 #include "gateway/passthrough.h"
 #include "gateway/query.h"
+#include "gateway/test_faults.h"
 #include "gateway/write.h"
 #include "http/errors.h"
 
@@ -20,6 +21,7 @@ http::Task<http::Response> Gateway::Handle(http::Exchange& ex) {
   std::string_view query = qpos == std::string_view::npos ? std::string_view()
                                                           : target.substr(qpos + 1);
 
+  if (cache_.faults && path == kCacheFaultsPath) co_return co_await HandleCacheFaults(ex, *cache_.faults);
   auto route = MatchRoute(req.method(), path);
   if (!route) {
     ex.info.route = "unknown";

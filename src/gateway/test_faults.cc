@@ -1,0 +1,55 @@
+#include "gateway/test_faults.h"
+
+#include <boost/json.hpp>
+
+#include "http/errors.h"
+
+namespace layer::gateway {
+
+namespace json = boost::json;
+
+http::Task<http::Response> HandleCacheFaults(http::Exchange& ex, cache::FaultInjectingCache& f) {
+  ex.info.route = "test_faults";
+  if (co_await ex.ReadBody() != http::BodyStatus::kOk) {
+    co_return http::MakeError(http::Code::bad_request, "bad_request", "unreadable body");
+  }
+  auto invalid = [](std::string_view msg) {
+    return http::MakeError(http::Code::unprocessable_entity, "validation_error", msg);
+  };
+  switch (ex.request().method()) {
+    case http::Verb::get:
+      break;
+    case http::Verb::delete_:
+      f.Reconnect();
+      f.ClearFailures();
+      f.ClearLatency();
+      break;
+    case http::Verb::put:
+    case http::Verb::post: {
+      boost::system::error_code ec;
+      json::value v = json::parse(ex.body(), ec);
+      if (ec || !v.is_object()) co_return invalid("body must be a JSON object");
+      for (const auto& [k, val] : v.as_object()) {
+        if (k == "disconnect" && val.is_bool()) {
+          val.as_bool() ? f.Disconnect() : f.Reconnect();
+        } else if (k == "fail" && val.is_bool()) {
+          if (val.as_bool()) {
+            f.FailAll(Status::IoError("injected cache failure"));
+          } else {
+            f.ClearFailures();
+          }
+        } else if (k == "latency_ms" && val.is_int64() && val.as_int64() >= 0) {
+          f.SetLatency(std::chrono::milliseconds(val.as_int64()));
+        } else {
+          co_return invalid("unknown or invalid field '" + std::string(k) + "'");
+        }
+      }
+      break;
+    }
+    default:
+      co_return http::MakeError(http::Code::method_not_allowed, "not_found", "use GET/PUT/DELETE");
+  }
+  co_return http::MakeJson(http::Code::ok, json::object{{"disconnected", f.disconnected()}});
+}
+
+}  // namespace layer::gateway

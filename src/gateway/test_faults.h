@@ -1,0 +1,19 @@
+// /_test/cache-faults: run-time cache fault injection, served only when the gateway was started
+// with --test-faults (never in production). Lets integration tests take the real cache "down",
+// make it slow or make it fail, then bring it back, while the gateway runs.
+//
+//   PUT    /_test/cache-faults  {"disconnect":bool?, "fail":bool?, "latency_ms":int?}
+//   GET    /_test/cache-faults  the current knobs
+//   DELETE /_test/cache-faults  clear every fault
+#pragma once
+
+#include "cache/fault_injecting_cache.h"
+#include "http/server.h"
+
+namespace layer::gateway {
+
+inline constexpr std::string_view kCacheFaultsPath = "/_test/cache-faults";
+
+http::Task<http::Response> HandleCacheFaults(http::Exchange& ex, cache::FaultInjectingCache& f);
+
+}  // namespace layer::gateway
