@@ -1,0 +1,46 @@
+#include "gateway/query.h"
+
+#include <gtest/gtest.h>
+
+namespace layer::gateway {
+namespace {
+
+TEST(HideReservedAttributes, IncludeTrueBecomesExclude) {
+  auto r = HideReservedAttributes(R"({"rank_by":["id","asc"],"include_attributes":true})");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(*r, R"({"rank_by":["id","asc"],"exclude_attributes":["_hevlayer_upserted_at"]})");
+}
+
+TEST(HideReservedAttributes, ExcludeGainsTheStampAndMultiQueryIsCovered) {
+  auto r = HideReservedAttributes(
+      R"({"queries":[{"exclude_attributes":["a"]},{"include_attributes":["a"]}]})");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(*r,
+            R"({"queries":[{"exclude_attributes":["a","_hevlayer_upserted_at"]},{"include_attributes":["a"]}]})");
+}
+
+TEST(HideReservedAttributes, UntouchedBodiesPassVerbatim) {
+  EXPECT_FALSE(HideReservedAttributes(R"({"rank_by":["id","asc"],"include_attributes":["a"]})"));
+  EXPECT_FALSE(HideReservedAttributes(R"({"include_attributes":false})"));
+  EXPECT_FALSE(HideReservedAttributes("not json"));
+  EXPECT_FALSE(HideReservedAttributes(R"({"include_attributes":true,"exclude_attributes":[]})"));
+}
+
+TEST(StripReservedFromInfo, SchemaMetadataAndExport) {
+  auto s = StripReservedFromInfo(RouteId::kGetSchema,
+                                 R"({"id":{"type":"uint"},"_hevlayer_upserted_at":{"type":"uint"}})");
+  ASSERT_TRUE(s);
+  EXPECT_EQ(*s, R"({"id":{"type":"uint"}})");
+  auto m = StripReservedFromInfo(RouteId::kMetadataV2,
+                                 R"({"schema":{"_hevlayer_upserted_at":{"type":"uint"}},"approx_row_count":1})");
+  ASSERT_TRUE(m);
+  EXPECT_EQ(*m, R"({"schema":{},"approx_row_count":1})");
+  auto e = StripReservedFromInfo(RouteId::kLegacyNamespace,
+                                 R"({"ids":[1],"attributes":{"a":[1],"_hevlayer_upserted_at":[5]}})");
+  ASSERT_TRUE(e);
+  EXPECT_EQ(*e, R"({"ids":[1],"attributes":{"a":[1]}})");
+  EXPECT_FALSE(StripReservedFromInfo(RouteId::kGetSchema, R"({"id":{"type":"uint"}})"));
+}
+
+}  // namespace
+}  // namespace layer::gateway
