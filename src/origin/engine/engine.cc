@@ -61,8 +61,7 @@ std::string PercentDecode(std::string_view s, bool plus_is_space) {
   std::string out;
   out.reserve(s.size());
   for (size_t i = 0; i < s.size(); ++i) {
-    if (s[i] == '%' && i + 2 < s.size() + 0 && i + 2 <= s.size() - 1 + 0 &&
-        HexValue(s[i + 1]) >= 0 && HexValue(s[i + 2]) >= 0) {
+    if (s[i] == '%' && i + 2 < s.size() && HexValue(s[i + 1]) >= 0 && HexValue(s[i + 2]) >= 0) {
       out += static_cast<char>(HexValue(s[i + 1]) * 16 + HexValue(s[i + 2]));
       i += 2;
     } else if (plus_is_space && s[i] == '+') {
@@ -210,8 +209,14 @@ class Engine::Router {
       }
       if (leaf == "hint_cache_warm") return m == "GET" ? HintCacheWarm(name) : MethodNotAllowed();
     }
-    if (rest.size() == 2 && leaf == "_debug" && rest[1] == "recall") {
-      return m == "POST" ? Recall(name) : MethodNotAllowed();
+    if (rest.size() == 2 && leaf == "_debug") {
+      if (rest[1] == "recall") return m == "POST" ? Recall(name) : MethodNotAllowed();
+      // Undocumented cache endpoints used by turbopuffer's benchmark tool; nothing to do here.
+      if (rest[1] == "purge_cache" || rest[1] == "warm_cache") {
+        if (m != "GET") return MethodNotAllowed();
+        if (e_->Find(name) == nullptr) return Error(NamespaceNotFound(name));
+        return Json(200, json::object{{"status", "OK"}});
+      }
     }
     return NotFound();
   }

@@ -95,9 +95,7 @@ std::string SerdeUnexpected(const json::value& v) {
   switch (v.kind()) {
     case json::kind::null: return "null";
     case json::kind::bool_: return std::string("boolean `") + (v.get_bool() ? "true" : "false") + "`";
-    case json::kind::int64:
-      if (v.get_int64() < 0) return "integer `" + std::to_string(v.get_int64()) + "`";
-      return "integer `" + std::to_string(v.get_int64()) + "`";
+    case json::kind::int64: return "integer `" + std::to_string(v.get_int64()) + "`";
     case json::kind::uint64: return "integer `" + std::to_string(v.get_uint64()) + "`";
     case json::kind::double_: return "floating point `" + FormatDouble(v.get_double()) + "`";
     case json::kind::string: return "string \"" + std::string(v.get_string()) + "\"";

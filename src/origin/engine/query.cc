@@ -650,17 +650,20 @@ void RunAggregation(const Query& q, const NamespaceState& state,
     void Add(const json::value& v, bool flt) {
       is_float = is_float || flt;
       f += NumberAsDouble(v);
-      if (!v.is_double()) i += v.is_int64() ? v.get_int64() : static_cast<int64_t>(v.get_uint64());
-      else i += static_cast<int64_t>(v.get_double());
+      if (v.is_int64()) {
+        i += v.get_int64();
+      } else if (v.is_uint64()) {
+        i += static_cast<int64_t>(v.get_uint64());
+      } else {
+        i += static_cast<int64_t>(v.get_double());
+      }
     }
   };
   if (q.group_by.empty()) {
     Acc acc;
     if (q.agg_fn == "Sum") {
-      for (const auto& attr : {q.agg_attr}) {
-        const AttrSchema* a = schema.Find(attr);
-        acc.is_float = a != nullptr && a->type == "float";
-      }
+      const AttrSchema* a = schema.Find(q.agg_attr);
+      acc.is_float = a != nullptr && a->type == "float";
     }
     for (const auto& d : matched) {
       bool flt = false;

@@ -52,6 +52,26 @@ TEST_F(WriteTest, ColumnsConditionsAndByFilterFollowParitySequence) {  // W-02..
   EXPECT_EQ(Rows("p", R"({"rank_by":["id","asc"],"limit":10,"include_attributes":["title","score","category"]})"),
             R"([{"id":1,"title":"walrus den","score":10,"category":"mammal"},{"id":2,"title":"reef fish","score":7,"category":"fish"},{"id":3,"title":"quick walrus","score":5,"category":"mammal"},{"id":4,"title":"patched column","score":4,"category":"mammal"},{"id":6,"title":"patched insert","score":100,"category":"mammal"}])");
 
+  // AG-01..AG-03 and MQ-01 run on this 5-row state.
+  r = Query("p", R"({"aggregate_by":{"count":["Count"]},"group_by":[{"tag":["ForEachUnique","tags"]}],"top_k":10})");
+  EXPECT_EQ(RawField(r.body, "aggregation_groups"),
+            R"([{"tag":"arctic","count":1},{"tag":"fish","count":1},{"tag":"mammal","count":4},{"tag":"sea","count":1}])");
+  r = Query("p", R"({"aggregate_by":{"count":["Count"]},"group_by":["category"]})");
+  EXPECT_EQ(RawField(r.body, "aggregation_groups"),
+            R"([{"category":"fish","count":1},{"category":"mammal","count":4}])");
+  r = Query("p", R"({"aggregate_by":{"score_sum":["Sum","score"]}})");
+  EXPECT_EQ(RawField(r.body, "aggregations"), R"({"score_sum":126})");
+  r = Query("p", R"({"queries":[{"rank_by":["vector","ANN",[1.0,0.0]],"limit":1},{"rank_by":["text","BM25","walrus"],"limit":2}]})");
+  ASSERT_EQ(r.status, 200) << r.body;
+  const auto& results = r.json.at("results").as_array();
+  EXPECT_EQ(boost::json::serialize(results[0].at("rows").at(0).at("id")), "1");
+  EXPECT_EQ(results[0].at("rows").at(0).at("$dist").to_number<double>(), 0.0);
+  ASSERT_EQ(results[1].at("rows").as_array().size(), 2u);
+  EXPECT_EQ(results[1].at("rows").at(0).at("id"), 1);
+  EXPECT_EQ(results[1].at("rows").at(1).at("id"), 3);
+  EXPECT_NEAR(results[1].at("rows").at(0).at("$dist").to_number<double>(), 0.8165, 1e-4);
+  EXPECT_NEAR(results[1].at("rows").at(1).at("$dist").to_number<double>(), 0.8165, 1e-4);
+
   r = Write("p", R"({"patch_by_filter":{"filters":["category","Eq","fish"],"patch":{"category":"reef","score":8}},"return_affected_ids":true})");
   ASSERT_EQ(r.status, 200) << r.body;
   EXPECT_EQ(r.json.at("rows_patched"), 1);
@@ -66,6 +86,20 @@ TEST_F(WriteTest, ColumnsConditionsAndByFilterFollowParitySequence) {  // W-02..
   EXPECT_EQ(RawField(r.body, "deleted_ids"), "[3,4]");
   EXPECT_EQ(Rows("p", R"({"rank_by":["id","asc"],"limit":10,"include_attributes":["category","score"]})"),
             R"([{"id":1,"category":"mammal","score":10},{"id":2,"category":"reef","score":8},{"id":6,"category":"mammal","score":100}])");
+
+  // CP-01: copy into a new namespace gives identical rows.
+  r = Write("p-copy", R"({"copy_from_namespace":"p"})");
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(r.json.at("rows_affected"), 3);
+  EXPECT_EQ(Rows("p-copy", R"({"rank_by":["id","asc"],"limit":10,"include_attributes":["category","score"]})"),
+            Rows("p", R"({"rank_by":["id","asc"],"limit":10,"include_attributes":["category","score"]})"));
+  // EXP-01: the deprecated export is columnar and aligned to ids.
+  Reply ex = Do("GET", "/v1/namespaces/p");
+  ASSERT_EQ(ex.status, 200);
+  EXPECT_EQ(RawField(ex.body, "ids"), "[1,2,6]");
+  EXPECT_EQ(RawField(ex.body, "vectors"), "[[1.0,0.0],[0.0,1.0],[0.3,0.7]]");
+  EXPECT_EQ(boost::json::serialize(ex.json.at("attributes").at("score")), "[10,8,100]");
+  EXPECT_TRUE(ex.json.at("next_cursor").is_null());
 }
 
 TEST_F(WriteTest, DeleteByFilterCounts) {  // W-09
