@@ -48,7 +48,9 @@ OriginResponse Error(const ApiError& e) {
   return r;
 }
 
-ApiError PlainText(int status, std::string text) { return ApiError{status, std::move(text), {}, true}; }
+ApiError PlainText(int status, std::string text) {
+  return ApiError{status, std::move(text), {}, true};
+}
 
 int HexValue(char c) {
   if (c >= '0' && c <= '9') return c - '0';
@@ -223,8 +225,11 @@ class Engine::Router {
 
  private:
   OriginResponse NotFound() {
-    return Error(ApiError{404, "🤷 route not found: " + std::string(req_.method) + " " +
-                                   std::string(req_.path), {}, false});
+    return Error(
+        ApiError{404,
+                 "🤷 route not found: " + std::string(req_.method) + " " + std::string(req_.path),
+                 {},
+                 false});
   }
   OriginResponse MethodNotAllowed() {
     return Error(ApiError{405, "💔 method not allowed", {}, false});
@@ -399,7 +404,8 @@ class Engine::Router {
     if (s.meta.pinning.is_object()) {
       json::object pin = s.meta.pinning.get_object();
       int64_t replicas = 1;
-      if (const auto* r = pin.if_contains("replicas"); r && r->is_int64()) replicas = r->get_int64();
+      if (const auto* r = pin.if_contains("replicas"); r && r->is_int64())
+        replicas = r->get_int64();
       pin["status"] = json::object{{"ready_replicas", replicas},
                                    {"updated_at", FormatTimestamp(s.meta.updated_at_ms)},
                                    {"utilization", 0.0}};
@@ -441,8 +447,9 @@ class Engine::Router {
         pin["replicas"] = r && r->is_int64() ? r->get_int64() : 1;
         meta.pinning = std::move(pin);
       } else {
-        return Error(Unprocessable("pinning: data did not match any variant of untagged enum "
-                                   "PinningInput"));
+        return Error(
+            Unprocessable("pinning: data did not match any variant of untagged enum "
+                          "PinningInput"));
       }
     }
     meta.updated_at_ms = e_->Now();
@@ -503,8 +510,8 @@ class Engine::Router {
       uint64_t v = 0;
       for (char c : s) {
         if (c < '0' || c > '9') {
-          return Error(PlainText(400,
-                                 "Failed to deserialize query string: invalid digit found in string"));
+          return Error(
+              PlainText(400, "Failed to deserialize query string: invalid digit found in string"));
         }
         if (v > (UINT32_MAX - static_cast<uint64_t>(c - '0')) / 10) {
           return Error(PlainText(
@@ -706,10 +713,9 @@ Result<std::unique_ptr<Engine>> Engine::Open(EngineOptions options) {
   for (const auto& name : ListSubdirs(engine->options_.data_dir + "/namespaces")) {
     if (CheckNamespaceName(name) != NamespaceNameError::kNone) continue;
     auto ns = std::make_shared<Namespace>();
-    auto log = NamespaceLog::Open(engine->NamespaceDir(name), /*create=*/false,
-                                  [&](std::string_view payload) {
-                                    return ApplyLogRecord(payload, &ns->state);
-                                  });
+    auto log = NamespaceLog::Open(
+        engine->NamespaceDir(name), /*create=*/false,
+        [&](std::string_view payload) { return ApplyLogRecord(payload, &ns->state); });
     if (!log.ok()) {
       if (log.status().IsNotFound()) continue;  // an interrupted create or delete
       return log.status();

@@ -50,7 +50,8 @@ std::string EncodeLogRecord(const LogRecord& record) {
   rec["meta"] = MetaToJson(*record.meta);
   if (record.reset) rec["reset"] = true;
   json::array puts;
-  for (const auto& [id, doc] : record.puts) puts.push_back(DocToJson(id, *doc, record.meta->schema));
+  for (const auto& [id, doc] : record.puts)
+    puts.push_back(DocToJson(id, *doc, record.meta->schema));
   rec["puts"] = std::move(puts);
   json::array dels;
   for (const auto& id : record.deletes) dels.push_back(IdToJson(id));
