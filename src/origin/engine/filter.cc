@@ -253,6 +253,10 @@ ApiStatus ParseLeaf(const json::array& arr, const FilterContext& ctx, Filter* ou
         if (!operand.is_string()) return TypeMismatch(out->attr, op_name, "string", operand);
         out->tokens = TokenizeText(operand.get_string(), *attr->fts);
       }
+      if (arr.size() == 4 && arr[3].is_object()) {
+        const auto* p = arr[3].get_object().if_contains("last_as_prefix");
+        out->last_as_prefix = p != nullptr && p->is_bool() && p->get_bool();
+      }
       out->operand = operand;
       return {};
     }
@@ -449,8 +453,16 @@ bool Glob(const Filter& f, const json::value& v, bool ci) {
 bool TokenMatch(const Filter& f, const json::value& v) {
   if (v.is_null() || !f.fts) return false;
   std::vector<std::string> doc = TokenizeValue(v, *f.fts);
-  auto has = [&](const std::string& t) {
+  auto has_exact = [&](const std::string& t) {
     return std::find(doc.begin(), doc.end(), t) != doc.end();
+  };
+  auto has_prefix = [&](const std::string& t) {
+    return std::any_of(doc.begin(), doc.end(),
+                       [&](const std::string& d) { return d.compare(0, t.size(), t) == 0; });
+  };
+  auto has = [&](const std::string& t) {
+    bool is_last = f.last_as_prefix && !f.tokens.empty() && &t == &f.tokens.back();
+    return is_last ? has_prefix(t) : has_exact(t);
   };
   switch (f.op) {
     case FilterOp::kContainsAllTokens:

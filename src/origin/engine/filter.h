@@ -55,6 +55,7 @@ struct Filter {
   std::string ref_new_attr;                 // set when the operand is {"$ref_new": attr}
   std::optional<FtsConfig> fts;             // token operators
   std::vector<std::string> tokens;          // token operators: the tokenised operand
+  bool last_as_prefix = false;              // token operators: last token matches as a prefix
   std::shared_ptr<const std::regex> regex;  // kRegex
   int fuzzy_distance = 1;
   bool fuzzy_case_sensitive = false;

@@ -44,14 +44,7 @@ ApiStatus RunMultiQuery(const json::object& body, const NamespaceState& state,
     }
     env.forced_vector_encoding = got;
   }
-  // Validate root consistency the same way as a single query does.
-  if (const auto* c = body.if_contains("consistency"); c && !c->is_null()) {
-    json::object probe;
-    probe["consistency"] = *c;
-    probe["aggregate_by"] = json::object{{"c", json::array{"Count"}}};
-    Query unused;
-    ORIGIN_RETURN_IF_ERROR(ParseQuery(probe, state.meta.schema, env, &unused));
-  }
+  ORIGIN_RETURN_IF_ERROR(ValidateConsistency(body));
   std::vector<Query> parsed(arr.size());
   for (size_t i = 0; i < arr.size(); ++i) {
     ORIGIN_RETURN_IF_ERROR(ParseQuery(arr[i], state.meta.schema, env, &parsed[i]));

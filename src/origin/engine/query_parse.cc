@@ -275,6 +275,27 @@ ApiStatus ParseAggregation(const json::object& body, const Schema& schema, Query
 
 }  // namespace
 
+ApiStatus ValidateConsistency(const json::object& body) {
+  const auto* c = body.if_contains("consistency");
+  if (c == nullptr || c->is_null()) return {};
+  if (!c->is_object()) {
+    return Unprocessable("consistency: invalid type: " + SerdeUnexpected(*c) +
+                         ", expected struct Consistency");
+  }
+  const auto* level = c->get_object().if_contains("level");
+  if (level == nullptr) return Unprocessable("consistency: missing field `level`");
+  if (!level->is_string()) {
+    // Live answers this one with axum's syntax-error text and a 400.
+    return BadRequestRaw(
+        "Failed to parse the request body as JSON: consistency.level: expected value");
+  }
+  if (level->get_string() != "strong" && level->get_string() != "eventual") {
+    return Unprocessable("consistency.level: unknown variant `" + std::string(level->get_string()) +
+                         "`, expected `strong` or `eventual`");
+  }
+  return {};
+}
+
 ApiStatus ParseQuery(const json::value& body_value, const Schema& schema, const QueryEnv& env,
                      Query* q) {
   if (!body_value.is_object()) {
@@ -282,23 +303,7 @@ ApiStatus ParseQuery(const json::value& body_value, const Schema& schema, const 
                          ", expected struct QueryRankBy");
   }
   const auto& body = body_value.get_object();
-  if (const auto* c = body.if_contains("consistency"); c && !c->is_null()) {
-    if (!c->is_object()) {
-      return Unprocessable("consistency: invalid type: " + SerdeUnexpected(*c) +
-                           ", expected struct Consistency");
-    }
-    const auto* level = c->get_object().if_contains("level");
-    if (level == nullptr) return Unprocessable("consistency: missing field `level`");
-    if (!level->is_string()) {
-      return BadRequestRaw(
-          "Failed to parse the request body as JSON: consistency.level: expected "
-          "value");
-    }
-    if (level->get_string() != "strong" && level->get_string() != "eventual") {
-      return Unprocessable("consistency.level: unknown variant `" +
-                           std::string(level->get_string()) + "`, expected `strong` or `eventual`");
-    }
-  }
+  ORIGIN_RETURN_IF_ERROR(ValidateConsistency(body));
   auto parse_encoding = [&](const json::value& e) -> ApiStatus {
     std::string got = e.is_string() ? std::string(e.get_string()) : SerializeJson(e);
     if (!e.is_string() || (got != "float" && got != "base64")) {

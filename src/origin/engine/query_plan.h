@@ -73,6 +73,9 @@ struct Query {
   std::vector<GroupKey> group_by;
 };
 
+// Validates an optional "consistency" field (queries and multi-query roots).
+ApiStatus ValidateConsistency(const json::object& body);
+
 // Parses a query body with the live 400/422 answers.
 ApiStatus ParseQuery(const json::value& body, const Schema& schema, const QueryEnv& env, Query* q);
 

@@ -622,3 +622,36 @@ TEST_F(ExtrasTest, LegacyV1WriteShapes) {
 
 }  // namespace
 }  // namespace layer::origin::testing
+
+namespace layer::origin::testing {
+namespace {
+
+TEST_F(ExtrasTest, TokenFilterLastAsPrefix) {
+  ASSERT_EQ(Write("f", kFixtureF).status, 200);
+  Reply r = Query(
+      "f",
+      R"({"rank_by":["id","asc"],"limit":10,"filters":["text","ContainsAllTokens","quick wal",{"last_as_prefix":true}]})");
+  EXPECT_EQ(RawField(r.body, "rows"), R"([{"id":3}])");
+  r = Query(
+      "f",
+      R"({"rank_by":["id","asc"],"limit":10,"filters":["text","ContainsAnyToken","clown",{"last_as_prefix":true}]})");
+  EXPECT_EQ(RawField(r.body, "rows"), R"([{"id":2},{"id":6}])");
+}
+
+TEST_F(ExtrasTest, MultiQueryValidatesRootConsistency) {
+  ASSERT_EQ(Write("n", R"({"upsert_rows":[{"id":1}]})").status, 200);
+  EXPECT_EQ(
+      Query("n",
+            R"({"queries":[{"rank_by":["id","asc"],"limit":1}],"consistency":{"level":"bad"}})")
+          .status,
+      422);
+  EXPECT_EQ(
+      Query(
+          "n",
+          R"({"queries":[{"rank_by":["id","asc"],"limit":1}],"consistency":{"level":"eventual"}})")
+          .status,
+      200);
+}
+
+}  // namespace
+}  // namespace layer::origin::testing
