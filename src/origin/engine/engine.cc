@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cctype>
 #include <chrono>
 #include <shared_mutex>
 
@@ -109,11 +110,18 @@ std::vector<std::string_view> SplitPath(std::string_view path) {
 ApiStatus ParseBody(const OriginRequest& req, json::value* out, size_t* decoded_bytes) {
   std::string decoded;
   std::string_view body = req.body;
-  if (req.content_encoding == "gzip") {
+  std::string encoding;
+  for (char c : req.content_encoding) {
+    if (c != ' ' && c != '\t')
+      encoding += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  }
+  if (encoding == "gzip" || encoding == "x-gzip") {
     auto r = GzipDecompress(req.body, kMaxBodyBytes);
     if (!r.ok()) return PlainText(400, "Failed to decompress request body");
     decoded = std::move(r).value();
     body = decoded;
+  } else if (!encoding.empty() && encoding != "identity") {
+    return PlainText(415, "Unsupported Content-Encoding: " + std::string(req.content_encoding));
   }
   *decoded_bytes = body.size();
   json::parse_options opts;

@@ -436,6 +436,11 @@ TEST_F(WriteTest, GzipBody) {
   req.body = gz;
   EXPECT_EQ(engine_->Handle(req).status, 200);
   EXPECT_EQ(Rows("gz", R"({"rank_by":["id","asc"],"top_k":10})"), R"([{"id":1}])");
+  // Gzip'ed query bodies too; garbage gzip and unknown encodings are rejected.
+  std::string q = GzipCompressForTest(R"({"rank_by":["id","asc"],"top_k":10})");
+  EXPECT_EQ(Do("POST", "/v2/namespaces/gz/query", q, "", "GZIP").status, 200);
+  EXPECT_EQ(Do("POST", "/v2/namespaces/gz/query", "not gzip", "", "gzip").status, 400);
+  EXPECT_EQ(Do("POST", "/v2/namespaces/gz/query", "{}", "", "br").status, 415);
 }
 
 TEST_F(WriteTest, StainlessOverloadIgnoredAndBranchCopies) {
