@@ -10,6 +10,7 @@
 #include "common/gzip.h"
 #include "common/namespace_name.h"
 #include "origin/engine/api_error.h"
+#include "origin/engine/json_in.h"
 #include "origin/engine/json_out.h"
 #include "origin/engine/namespace_state.h"
 #include "origin/engine/query.h"
@@ -157,6 +158,7 @@ ApiStatus ParseBody(const OriginRequest& req, json::value* out, size_t* decoded_
                          std::to_string(line) + " column " + std::to_string(column));
   }
   *out = parser.release();
+  (void)RestoreExactDoubles(body, out);
   return {};
 }
 

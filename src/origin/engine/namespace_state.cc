@@ -1,5 +1,6 @@
 #include "origin/engine/namespace_state.h"
 
+#include "origin/engine/json_in.h"
 #include "origin/engine/json_out.h"
 
 namespace layer::origin {
@@ -72,6 +73,7 @@ bool ApplyLogRecord(std::string_view payload, NamespaceState* state) {
   boost::system::error_code ec;
   json::value v = json::parse(payload, ec);
   if (ec || !v.is_object()) return false;
+  (void)RestoreExactDoubles(payload, &v);
   const auto& rec = v.get_object();
   const auto* meta = rec.if_contains("meta");
   if (meta == nullptr || !meta->is_object()) return false;

@@ -103,10 +103,9 @@ TEST(Text, PorterStemmer) {
 
 TEST(Text, Bm25MatchesLiveValues) {  // B-01 arithmetic
   FtsConfig cfg;
-  std::vector<std::vector<std::string>> docs = {
-      TokenizeText("walrus narwhal arctic mammal", cfg),
-      TokenizeText("pufferfish clownfish swordfish", cfg),
-      TokenizeText("quick walrus sea mammal", cfg)};
+  std::vector<std::vector<std::string>> docs = {TokenizeText("walrus narwhal arctic mammal", cfg),
+                                                TokenizeText("pufferfish clownfish swordfish", cfg),
+                                                TokenizeText("quick walrus sea mammal", cfg)};
   std::vector<bool> has(3, true);
   Bm25Scorer scorer(cfg, docs, has, TokenizeText("quick walrus", cfg), false);
   EXPECT_NEAR(scorer.Score(2), 1.3988, 1e-4);
@@ -133,6 +132,26 @@ TEST(DocModel, ValueOrder) {
   EXPECT_LT(CompareValues(json::value(1.5), json::value(2)), 0);
   EXPECT_LT(CompareValues(json::value("a"), json::value("b")), 0);
   EXPECT_LT(CompareValues(json::array{1, 2}, json::array{1, 3}), 0);
+}
+
+}  // namespace
+}  // namespace layer::origin
+
+#include "origin/engine/json_in.h"
+
+namespace layer::origin {
+namespace {
+
+TEST(JsonIn, RestoresExactDoubles) {
+  // Boost.JSON 1.81 parses this literal one ulp off; serde_json does not.
+  std::string text = R"({"a":[1.6266288757324219,"x\"1.5",2,-9.355753898620605e0],"b":{"c":0.1}})";
+  json::value v = json::parse(text);
+  ASSERT_TRUE(RestoreExactDoubles(text, &v));
+  EXPECT_EQ(v.at("a").at(0).as_double(), 1.6266288757324219);
+  EXPECT_EQ(v.at("a").at(3).as_double(), -9.355753898620605);
+  EXPECT_EQ(FormatDouble(v.at("a").at(0).as_double()), "1.6266288757324219");
+  EXPECT_EQ(v.at("a").at(2).as_int64(), 2);
+  EXPECT_EQ(v.at("b").at("c").as_double(), 0.1);
 }
 
 }  // namespace

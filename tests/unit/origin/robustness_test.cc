@@ -11,15 +11,24 @@ class RobustnessTest : public EngineTest {
  protected:
   boost::json::value RandomValue() {
     switch (rng_() % 9) {
-      case 0: return nullptr;
-      case 1: return rng_() % 2 == 0;
-      case 2: return static_cast<int64_t>(rng_() % 21) - 10;
-      case 3: return 0.5;
-      case 4: return "id";
-      case 5: return boost::json::array{"vector", "ANN", boost::json::array{1.0, 0.0}};
-      case 6: return boost::json::array{};
-      case 7: return boost::json::object{{"$ref_new", "score"}};
-      default: return boost::json::array{"score", "Eq", 1};
+      case 0:
+        return nullptr;
+      case 1:
+        return rng_() % 2 == 0;
+      case 2:
+        return static_cast<int64_t>(rng_() % 21) - 10;
+      case 3:
+        return 0.5;
+      case 4:
+        return "id";
+      case 5:
+        return boost::json::array{"vector", "ANN", boost::json::array{1.0, 0.0}};
+      case 6:
+        return boost::json::array{};
+      case 7:
+        return boost::json::object{{"$ref_new", "score"}};
+      default:
+        return boost::json::array{"score", "Eq", 1};
     }
   }
 
@@ -56,7 +65,8 @@ TEST_F(RobustnessTest, MutatedRequestsNeverFailInternally) {
       {"/v2/namespaces/p/query",
        R"({"queries":[{"rank_by":[["category","asc"],["score","desc"]],"limit":3},{"rank_by":["text","BM25","walrus"],"limit":2}],"rerank_by":["RRF",{"rank_constant":60}],"vector_encoding":"base64"})"},
       {"/v1/namespaces/p/_debug/recall", R"({"num":1,"top_k":2,"filters":["public","Eq",1]})"},
-      {"/v1/namespaces/p/schema", R"({"category":{"type":"string","regex":true,"filterable":true}})"},
+      {"/v1/namespaces/p/schema",
+       R"({"category":{"type":"string","regex":true,"filterable":true}})"},
       {"/v2/namespaces/p/explain_query", R"({"rank_by":["id","asc"],"limit":3})"},
   };
   int internal = 0;
