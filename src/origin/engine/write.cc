@@ -527,9 +527,10 @@ ApiStatus PlanWrite(const json::object& body, const NamespaceState& state, bool 
   if (w.has_deletes || w.delete_by_filter) r["rows_deleted"] = rows_deleted;
   if (rows_remaining) r["rows_remaining"] = true;
   if (w.return_affected_ids) {
-    if (w.has_upserts) r["upserted_ids"] = IdsJson(upserted);
-    if (w.has_patches || w.patch_by_filter) r["patched_ids"] = IdsJson(patched);
-    if (w.has_deletes || w.delete_by_filter) r["deleted_ids"] = IdsJson(deleted);
+    // Only non-empty lists are reported (wire spec §2.2).
+    if (!upserted.empty()) r["upserted_ids"] = IdsJson(upserted);
+    if (!patched.empty()) r["patched_ids"] = IdsJson(patched);
+    if (!deleted.empty()) r["deleted_ids"] = IdsJson(deleted);
   }
   json::object billing;
   billing["billable_logical_bytes_written"] = request_bytes;

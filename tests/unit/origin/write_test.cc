@@ -160,7 +160,7 @@ TEST_F(WriteTest, PatchOfMissingIdIsIgnored) {
   ASSERT_EQ(Write("n", R"({"upsert_rows":[{"id":1,"a":1}]})").status, 200);
   Reply r = Write("n", R"({"patch_rows":[{"id":9,"a":2}],"return_affected_ids":true})");
   EXPECT_EQ(r.json.at("rows_patched"), 0);
-  EXPECT_EQ(RawField(r.body, "patched_ids"), "[]");
+  EXPECT_FALSE(r.json.as_object().contains("patched_ids"));  // empty lists are omitted
   EXPECT_EQ(Rows("n", R"({"rank_by":["id","asc"],"top_k":10})"), R"([{"id":1}])");
 }
 
