@@ -134,6 +134,40 @@ TEST_F(NamespaceTest, SchemaRepresentations) {  // SC-01, SC-02, SC-04
             s.at("text").at("full_text_search"));
 }
 
+TEST_F(NamespaceTest, SchemaAndMetadataPerSdkTest) {  // SC-03, SC-04
+  ASSERT_EQ(Write("s", R"({"distance_metric":"cosine_distance",
+    "schema":{"title":{"type":"string","full_text_search":{"stemming":true,"remove_stopwords":true,"case_sensitive":false}},
+              "tags":{"type":"[]string","full_text_search":{"stemming":false,"remove_stopwords":false,"case_sensitive":true}},
+              "vector":{"type":"[2]f16","ann":true}},
+    "upsert_rows":[{"id":1,"vector":[1,2],"title":null,"private":null,"tags":["a"]},
+                   {"id":2,"vector":[3,4],"title":"hello","private":true,"tags":["b","c"]}]})")
+                .status,
+            200);
+  Reply r = Do("GET", "/v1/namespaces/s/schema");
+  ASSERT_EQ(r.status, 200);
+  EXPECT_EQ(boost::json::serialize(r.json.at("id")),
+            R"({"type":"uint","filterable":null,"full_text_search":null})");
+  EXPECT_EQ(boost::json::serialize(r.json.at("private")),
+            R"({"type":"bool","filterable":true,"full_text_search":null})");
+  EXPECT_EQ(boost::json::serialize(r.json.at("vector")),
+            R"({"type":"[2]f16","ann":true,"filterable":null,"full_text_search":null})");
+  const auto& title = r.json.at("title").as_object();
+  EXPECT_EQ(title.at("filterable"), false);
+  EXPECT_EQ(title.at("full_text_search").at("stemming"), true);
+  EXPECT_EQ(title.at("full_text_search").at("remove_stopwords"), true);
+  EXPECT_EQ(title.at("full_text_search").at("max_token_length"), 39);
+  EXPECT_EQ(r.json.at("tags").at("full_text_search").at("case_sensitive"), true);
+
+  Reply md = Do("GET", "/v2/namespaces/s/metadata");
+  const auto& ms = md.json.at("schema").as_object();
+  EXPECT_EQ(boost::json::serialize(ms.at("id")), R"({"type":"uint"})");
+  EXPECT_EQ(boost::json::serialize(ms.at("private")), R"({"type":"bool","filterable":true})");
+  EXPECT_EQ(boost::json::serialize(ms.at("vector")),
+            R"({"type":"[2]f16","ann":{"distance_metric":"cosine_distance"}})");
+  EXPECT_EQ(ms.at("title").at("filterable"), false);
+  EXPECT_TRUE(ms.at("title").as_object().contains("full_text_search"));
+}
+
 TEST_F(NamespaceTest, SchemaUpdates) {  // SC-06..SC-09
   ASSERT_EQ(Write("p", kFixtureP0).status, 200);
   Reply r = Do(
