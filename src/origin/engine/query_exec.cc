@@ -25,7 +25,8 @@ double VectorDistance(const std::string& metric, const std::vector<float>& q,
   if (metric == "euclidean_squared") return sq;
   if (metric == "euclidean") return std::sqrt(sq);
   if (qn == 0 || vn == 0) return 1.0;
-  return 1.0 - dot / (std::sqrt(qn) * std::sqrt(vn));
+  // One sqrt of the product keeps identical vectors at exactly 0 (sqrt(x*x) == x).
+  return std::max(0.0, 1.0 - dot / std::sqrt(qn * vn));
 }
 
 void PrepareBm25(RankExpr* e, const NamespaceState& state, const std::vector<DocRef>& all) {

@@ -98,6 +98,10 @@ void Schema::Set(const std::string& name, AttrSchema attr) {
     *existing = std::move(attr);
     return;
   }
+  if (name == "id") {
+    attrs_.emplace(attrs_.begin(), name, std::move(attr));  // ids list first, as live does
+    return;
+  }
   attrs_.emplace_back(name, std::move(attr));
 }
 

@@ -588,6 +588,17 @@ TEST_F(ExtrasTest, AttributeSaturateDecayRankExpressions) {
       R"([{"id":3,"$dist":1.0}])");
 }
 
+TEST_F(ExtrasTest, IdenticalVectorsHaveZeroCosineDistance) {
+  ASSERT_EQ(
+      Write(
+          "n",
+          R"({"distance_metric":"cosine_distance","upsert_rows":[{"id":1,"vector":[0.1,0.2,0.7]}]})")
+          .status,
+      200);
+  EXPECT_EQ(Rows("n", R"({"rank_by":["vector","ANN",[0.1,0.2,0.7]],"top_k":1})"),
+            R"([{"id":1,"$dist":0.0}])");
+}
+
 TEST_F(ExtrasTest, JsonSyntaxErrorsArePlain400WithPosition) {
   ASSERT_EQ(Write("n", R"({"upsert_rows":[{"id":1}]})").status, 200);
   Reply r = Query("n", "{\"rank_by\":");
