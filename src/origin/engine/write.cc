@@ -340,6 +340,14 @@ ApiStatus PlanWrite(const json::object& body, const NamespaceState& state, bool 
     }
   }
 
+  // Filter shapes are deserialisation (422) errors too, so they precede every 400 below.
+  for (const char* key :
+       {"upsert_condition", "patch_condition", "delete_condition", "delete_by_filter"}) {
+    std::optional<Filter> unused;
+    ApiStatus st = ParseCondition(body, key, Schema{}, &unused);
+    if (!st.ok() && st.error().http_status == 422) return st;
+  }
+
   // --- 2. Schema, id type, distance metric. ---------------------------------------------------
   ORIGIN_RETURN_IF_ERROR(MergeSchema(w.schema_updates, &schema));
   IdType id_type = schema.id_type();

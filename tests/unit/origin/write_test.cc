@@ -189,6 +189,12 @@ TEST_F(WriteTest, ShapeErrorsAre422) {  // W-12..W-15
               std::string("Failed to deserialize the JSON body into the target type: ") + c.msg);
   }
   EXPECT_EQ(Do("GET", "/v1/namespaces/n/schema").status, 404);  // nothing was created
+  // A malformed filter is a 422 even when the request also has a 400-level problem.
+  Reply r = Write("n", R"({"upsert_rows":[{"id":1},{"id":1}],"delete_by_filter":"bad"})");
+  EXPECT_EQ(r.status, 422);
+  EXPECT_EQ(r.error(), "Failed to deserialize the JSON body into the target type: "
+                       "delete_by_filter: data did not match any variant of untagged enum "
+                       "FiltersInput");
 }
 
 TEST_F(WriteTest, CopyCannotBeCombined) {  // W-16
