@@ -214,6 +214,14 @@ TEST_F(QueryTest, Bm25StemmingAndCombinators) {  // B-04, B-05, B-10, B-11
       Ids("b",
           R"({"top_k":10,"rank_by":["Max",[["blabla","BM25","lazy"],["Product",0.1,["fact_id","Eq","d"]]]]})"),
       (IdList{3, 2, 4}));  // doc 3 is shorter after stopword removal
+  ASSERT_EQ(
+      Write(
+          "b",
+          R"({"upsert_rows":[{"id":8,"blabla":"row based upsert format is cool","fact_id":"f"},{"id":9,"blabla":"dict format of row based upsert also works, but isn't typed as well","fact_id":"g"}]})")
+          .status,
+      200);
+  EXPECT_EQ(Ids("b", R"({"top_k":10,"rank_by":["blabla","BM25","row based upsert"]})"),
+            (IdList{8, 9}));
   EXPECT_EQ(Ids("b", R"({"top_k":10,"rank_by":["Product",["blabla","BM25","fox"],2]})"),
             (IdList{1, 2}));
   EXPECT_EQ(Ids("b", R"({"top_k":10,"rank_by":["Product",2,["Sum",[["blabla","BM25","fox"]]]]})"),
