@@ -9,8 +9,8 @@ ApiError BadRequest(std::string message) {
 ApiError BadRequestRaw(std::string message) { return ApiError{400, std::move(message), {}, false}; }
 
 ApiError Unprocessable(std::string detail) {
-  return ApiError{422, "Failed to deserialize the JSON body into the target type: " + detail, {},
-                  false};
+  return ApiError{
+      422, "Failed to deserialize the JSON body into the target type: " + detail, {}, false};
 }
 
 ApiError NamespaceNotFound(std::string_view ns) {
@@ -19,8 +19,10 @@ ApiError NamespaceNotFound(std::string_view ns) {
 
 ApiError InternalError() {
   return ApiError{
-      500, "🐡 Unknown error, if this persists, please contact support!! We'll be happy to help :)",
-      {}, false};
+      500,
+      "🐡 Unknown error, if this persists, please contact support!! We'll be happy to help :)",
+      {},
+      false};
 }
 
 }  // namespace layer::origin

@@ -8,10 +8,14 @@ namespace layer::origin {
 
 std::string_view IdTypeName(IdType t) {
   switch (t) {
-    case IdType::kUint: return "uint";
-    case IdType::kString: return "string";
-    case IdType::kUuid: return "uuid";
-    case IdType::kUnset: break;
+    case IdType::kUint:
+      return "uint";
+    case IdType::kString:
+      return "string";
+    case IdType::kUuid:
+      return "uuid";
+    case IdType::kUnset:
+      break;
   }
   return "";
 }
@@ -36,7 +40,8 @@ bool ParseRawId(const json::value& v, DocId* out) {
 std::optional<std::string> ConformId(IdType ns_type, DocId* id) {
   bool is_uint = std::holds_alternative<uint64_t>(*id);
   switch (ns_type) {
-    case IdType::kUnset: return std::nullopt;
+    case IdType::kUnset:
+      return std::nullopt;
     case IdType::kUint:
       if (is_uint) return std::nullopt;
       return "namespace ID type is uint, but you sent string; you are not allowed to mix ID types "
@@ -223,14 +228,20 @@ std::string FormatWith(int64_t epoch_ms, bool nanos) {
 
 int KindRank(const json::value& v) {
   switch (v.kind()) {
-    case json::kind::null: return 0;
-    case json::kind::bool_: return 1;
+    case json::kind::null:
+      return 0;
+    case json::kind::bool_:
+      return 1;
     case json::kind::int64:
     case json::kind::uint64:
-    case json::kind::double_: return 2;
-    case json::kind::string: return 3;
-    case json::kind::array: return 4;
-    case json::kind::object: return 5;
+    case json::kind::double_:
+      return 2;
+    case json::kind::string:
+      return 3;
+    case json::kind::array:
+      return 4;
+    case json::kind::object:
+      return 5;
   }
   return 6;
 }
@@ -253,8 +264,10 @@ int CompareValues(const json::value& a, const json::value& b) {
   int ra = KindRank(a), rb = KindRank(b);
   if (ra != rb) return ra < rb ? -1 : 1;
   switch (a.kind()) {
-    case json::kind::null: return 0;
-    case json::kind::bool_: return static_cast<int>(a.get_bool()) - static_cast<int>(b.get_bool());
+    case json::kind::null:
+      return 0;
+    case json::kind::bool_:
+      return static_cast<int>(a.get_bool()) - static_cast<int>(b.get_bool());
     case json::kind::int64:
     case json::kind::uint64:
     case json::kind::double_: {
@@ -286,7 +299,8 @@ int CompareValues(const json::value& a, const json::value& b) {
       }
       return x.size() < y.size() ? -1 : (x.size() > y.size() ? 1 : 0);
     }
-    case json::kind::object: return 0;
+    case json::kind::object:
+      return 0;
   }
   return 0;
 }

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cctype>
 #include <chrono>
 #include <shared_mutex>
 
@@ -9,6 +10,7 @@
 #include "common/gzip.h"
 #include "common/namespace_name.h"
 #include "origin/engine/api_error.h"
+#include "origin/engine/json_in.h"
 #include "origin/engine/json_out.h"
 #include "origin/engine/namespace_state.h"
 #include "origin/engine/query.h"
@@ -48,7 +50,9 @@ OriginResponse Error(const ApiError& e) {
   return r;
 }
 
-ApiError PlainText(int status, std::string text) { return ApiError{status, std::move(text), {}, true}; }
+ApiError PlainText(int status, std::string text) {
+  return ApiError{status, std::move(text), {}, true};
+}
 
 int HexValue(char c) {
   if (c >= '0' && c <= '9') return c - '0';
@@ -61,8 +65,7 @@ std::string PercentDecode(std::string_view s, bool plus_is_space) {
   std::string out;
   out.reserve(s.size());
   for (size_t i = 0; i < s.size(); ++i) {
-    if (s[i] == '%' && i + 2 < s.size() + 0 && i + 2 <= s.size() - 1 + 0 &&
-        HexValue(s[i + 1]) >= 0 && HexValue(s[i + 2]) >= 0) {
+    if (s[i] == '%' && i + 2 < s.size() && HexValue(s[i + 1]) >= 0 && HexValue(s[i + 2]) >= 0) {
       out += static_cast<char>(HexValue(s[i + 1]) * 16 + HexValue(s[i + 2]));
       i += 2;
     } else if (plus_is_space && s[i] == '+') {
@@ -108,11 +111,18 @@ std::vector<std::string_view> SplitPath(std::string_view path) {
 ApiStatus ParseBody(const OriginRequest& req, json::value* out, size_t* decoded_bytes) {
   std::string decoded;
   std::string_view body = req.body;
-  if (req.content_encoding == "gzip") {
+  std::string encoding;
+  for (char c : req.content_encoding) {
+    if (c != ' ' && c != '\t')
+      encoding += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  }
+  if (encoding == "gzip" || encoding == "x-gzip") {
     auto r = GzipDecompress(req.body, kMaxBodyBytes);
     if (!r.ok()) return PlainText(400, "Failed to decompress request body");
     decoded = std::move(r).value();
     body = decoded;
+  } else if (!encoding.empty() && encoding != "identity") {
+    return PlainText(415, "Unsupported Content-Encoding: " + std::string(req.content_encoding));
   }
   *decoded_bytes = body.size();
   json::parse_options opts;
@@ -148,6 +158,7 @@ ApiStatus ParseBody(const OriginRequest& req, json::value* out, size_t* decoded_
                          std::to_string(line) + " column " + std::to_string(column));
   }
   *out = parser.release();
+  (void)RestoreExactDoubles(body, out);
   return {};
 }
 
@@ -210,16 +221,25 @@ class Engine::Router {
       }
       if (leaf == "hint_cache_warm") return m == "GET" ? HintCacheWarm(name) : MethodNotAllowed();
     }
-    if (rest.size() == 2 && leaf == "_debug" && rest[1] == "recall") {
-      return m == "POST" ? Recall(name) : MethodNotAllowed();
+    if (rest.size() == 2 && leaf == "_debug") {
+      if (rest[1] == "recall") return m == "POST" ? Recall(name) : MethodNotAllowed();
+      // Undocumented cache endpoints used by turbopuffer's benchmark tool; nothing to do here.
+      if (rest[1] == "purge_cache" || rest[1] == "warm_cache") {
+        if (m != "GET") return MethodNotAllowed();
+        if (e_->Find(name) == nullptr) return Error(NamespaceNotFound(name));
+        return Json(200, json::object{{"status", "OK"}});
+      }
     }
     return NotFound();
   }
 
  private:
   OriginResponse NotFound() {
-    return Error(ApiError{404, "🤷 route not found: " + std::string(req_.method) + " " +
-                                   std::string(req_.path), {}, false});
+    return Error(
+        ApiError{404,
+                 "🤷 route not found: " + std::string(req_.method) + " " + std::string(req_.path),
+                 {},
+                 false});
   }
   OriginResponse MethodNotAllowed() {
     return Error(ApiError{405, "💔 method not allowed", {}, false});
@@ -394,7 +414,8 @@ class Engine::Router {
     if (s.meta.pinning.is_object()) {
       json::object pin = s.meta.pinning.get_object();
       int64_t replicas = 1;
-      if (const auto* r = pin.if_contains("replicas"); r && r->is_int64()) replicas = r->get_int64();
+      if (const auto* r = pin.if_contains("replicas"); r && r->is_int64())
+        replicas = r->get_int64();
       pin["status"] = json::object{{"ready_replicas", replicas},
                                    {"updated_at", FormatTimestamp(s.meta.updated_at_ms)},
                                    {"utilization", 0.0}};
@@ -436,8 +457,9 @@ class Engine::Router {
         pin["replicas"] = r && r->is_int64() ? r->get_int64() : 1;
         meta.pinning = std::move(pin);
       } else {
-        return Error(Unprocessable("pinning: data did not match any variant of untagged enum "
-                                   "PinningInput"));
+        return Error(
+            Unprocessable("pinning: data did not match any variant of untagged enum "
+                          "PinningInput"));
       }
     }
     meta.updated_at_ms = e_->Now();
@@ -498,8 +520,8 @@ class Engine::Router {
       uint64_t v = 0;
       for (char c : s) {
         if (c < '0' || c > '9') {
-          return Error(PlainText(400,
-                                 "Failed to deserialize query string: invalid digit found in string"));
+          return Error(
+              PlainText(400, "Failed to deserialize query string: invalid digit found in string"));
         }
         if (v > (UINT32_MAX - static_cast<uint64_t>(c - '0')) / 10) {
           return Error(PlainText(
@@ -701,10 +723,9 @@ Result<std::unique_ptr<Engine>> Engine::Open(EngineOptions options) {
   for (const auto& name : ListSubdirs(engine->options_.data_dir + "/namespaces")) {
     if (CheckNamespaceName(name) != NamespaceNameError::kNone) continue;
     auto ns = std::make_shared<Namespace>();
-    auto log = NamespaceLog::Open(engine->NamespaceDir(name), /*create=*/false,
-                                  [&](std::string_view payload) {
-                                    return ApplyLogRecord(payload, &ns->state);
-                                  });
+    auto log = NamespaceLog::Open(
+        engine->NamespaceDir(name), /*create=*/false,
+        [&](std::string_view payload) { return ApplyLogRecord(payload, &ns->state); });
     if (!log.ok()) {
       if (log.status().IsNotFound()) continue;  // an interrupted create or delete
       return log.status();

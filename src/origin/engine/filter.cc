@@ -42,7 +42,8 @@ const std::map<std::string_view, FilterOp>& OpTable() {
 }
 
 ApiError Shape(const FilterContext& ctx) {
-  return Unprocessable(ctx.field + ": data did not match any variant of untagged enum FiltersInput");
+  return Unprocessable(ctx.field +
+                       ": data did not match any variant of untagged enum FiltersInput");
 }
 
 ApiError TypeMismatch(std::string_view attr, std::string_view op, std::string_view expects,
@@ -85,7 +86,8 @@ bool ConvertOperand(const std::optional<TypeInfo>& info, const json::value& v, j
     case B::kSparse:
       *out = v;
       return true;
-    default: return ConvertScalar(info->base, v, out);
+    default:
+      return ConvertScalar(info->base, v, out);
   }
 }
 
@@ -144,12 +146,11 @@ ApiStatus ParseLeaf(const json::array& arr, const FilterContext& ctx, Filter* ou
   }
   std::optional<TypeInfo> info;
   if (attr != nullptr) info = ParseTypeName(attr->type);
-  bool index_op = out->op == FilterOp::kGlob || out->op == FilterOp::kNotGlob ||
-                  out->op == FilterOp::kIGlob || out->op == FilterOp::kNotIGlob ||
-                  out->op == FilterOp::kRegex || out->op == FilterOp::kFuzzy ||
-                  out->op == FilterOp::kContainsAllTokens ||
-                  out->op == FilterOp::kContainsAnyToken ||
-                  out->op == FilterOp::kContainsTokenSequence;
+  bool index_op =
+      out->op == FilterOp::kGlob || out->op == FilterOp::kNotGlob || out->op == FilterOp::kIGlob ||
+      out->op == FilterOp::kNotIGlob || out->op == FilterOp::kRegex ||
+      out->op == FilterOp::kFuzzy || out->op == FilterOp::kContainsAllTokens ||
+      out->op == FilterOp::kContainsAnyToken || out->op == FilterOp::kContainsTokenSequence;
   if (attr != nullptr && attr->filterable == std::optional<bool>(false) && !index_op) {
     return BadRequest("attribute '" + out->attr + "' is not filterable");
   }
@@ -252,6 +253,10 @@ ApiStatus ParseLeaf(const json::array& arr, const FilterContext& ctx, Filter* ou
         if (!operand.is_string()) return TypeMismatch(out->attr, op_name, "string", operand);
         out->tokens = TokenizeText(operand.get_string(), *attr->fts);
       }
+      if (arr.size() == 4 && arr[3].is_object()) {
+        const auto* p = arr[3].get_object().if_contains("last_as_prefix");
+        out->last_as_prefix = p != nullptr && p->is_bool() && p->get_bool();
+      }
       out->operand = operand;
       return {};
     }
@@ -325,7 +330,8 @@ json::value AttrValue(const DocId& id, const Document& doc, std::string_view att
 bool GlobMatch(std::string_view p, std::string_view t, bool ci) {
   auto eq = [ci](char a, char b) {
     if (!ci) return a == b;
-    return std::tolower(static_cast<unsigned char>(a)) == std::tolower(static_cast<unsigned char>(b));
+    return std::tolower(static_cast<unsigned char>(a)) ==
+           std::tolower(static_cast<unsigned char>(b));
   };
   size_t pi = 0, ti = 0, star_p = std::string_view::npos, star_t = 0;
   while (ti < t.size()) {
@@ -417,14 +423,19 @@ bool Compare(FilterOp op, const json::value& v, const json::value& operand) {
   int c = CompareValues(v, operand);  // null sorts first
   switch (op) {
     case FilterOp::kLt:
-    case FilterOp::kAnyLt: return c < 0;
+    case FilterOp::kAnyLt:
+      return c < 0;
     case FilterOp::kLte:
-    case FilterOp::kAnyLte: return c <= 0;
+    case FilterOp::kAnyLte:
+      return c <= 0;
     case FilterOp::kGt:
-    case FilterOp::kAnyGt: return !v.is_null() && c > 0;
+    case FilterOp::kAnyGt:
+      return !v.is_null() && c > 0;
     case FilterOp::kGte:
-    case FilterOp::kAnyGte: return !v.is_null() && c >= 0;
-    default: return false;
+    case FilterOp::kAnyGte:
+      return !v.is_null() && c >= 0;
+    default:
+      return false;
   }
 }
 
@@ -442,7 +453,17 @@ bool Glob(const Filter& f, const json::value& v, bool ci) {
 bool TokenMatch(const Filter& f, const json::value& v) {
   if (v.is_null() || !f.fts) return false;
   std::vector<std::string> doc = TokenizeValue(v, *f.fts);
-  auto has = [&](const std::string& t) { return std::find(doc.begin(), doc.end(), t) != doc.end(); };
+  auto has_exact = [&](const std::string& t) {
+    return std::find(doc.begin(), doc.end(), t) != doc.end();
+  };
+  auto has_prefix = [&](const std::string& t) {
+    return std::any_of(doc.begin(), doc.end(),
+                       [&](const std::string& d) { return d.compare(0, t.size(), t) == 0; });
+  };
+  auto has = [&](const std::string& t) {
+    bool is_last = f.last_as_prefix && !f.tokens.empty() && &t == &f.tokens.back();
+    return is_last ? has_prefix(t) : has_exact(t);
+  };
   switch (f.op) {
     case FilterOp::kContainsAllTokens:
       return std::all_of(f.tokens.begin(), f.tokens.end(), has);
@@ -458,7 +479,8 @@ bool TokenMatch(const Filter& f, const json::value& v) {
       }
       return false;
     }
-    default: return false;
+    default:
+      return false;
   }
 }
 
@@ -498,8 +520,10 @@ bool EvalFilter(const Filter& f, const DocId& id, const Document& doc, const Doc
         if (EvalFilter(c, id, doc, ref_new, ref_new_id)) return true;
       }
       return false;
-    case Filter::Kind::kNot: return !EvalFilter(f.children[0], id, doc, ref_new, ref_new_id);
-    case Filter::Kind::kLeaf: break;
+    case Filter::Kind::kNot:
+      return !EvalFilter(f.children[0], id, doc, ref_new, ref_new_id);
+    case Filter::Kind::kLeaf:
+      break;
   }
   static const json::value kNull;
   json::value id_value;
@@ -521,8 +545,10 @@ bool EvalFilter(const Filter& f, const DocId& id, const Document& doc, const Doc
     operand = &ref_operand;
   }
   switch (f.op) {
-    case FilterOp::kEq: return operand->is_null() ? v.is_null() : Equal(v, *operand);
-    case FilterOp::kNotEq: return operand->is_null() ? !v.is_null() : !Equal(v, *operand);
+    case FilterOp::kEq:
+      return operand->is_null() ? v.is_null() : Equal(v, *operand);
+    case FilterOp::kNotEq:
+      return operand->is_null() ? !v.is_null() : !Equal(v, *operand);
     case FilterOp::kIn:
     case FilterOp::kNotIn: {
       bool in = false;
@@ -540,7 +566,8 @@ bool EvalFilter(const Filter& f, const DocId& id, const Document& doc, const Doc
       bool any = f.op == FilterOp::kContainsAny || f.op == FilterOp::kNotContainsAny;
       bool hit = false;
       if (v.is_array()) {
-        for (const auto& e : v.get_array()) hit = hit || (any ? InList(e, *operand) : Equal(e, *operand));
+        for (const auto& e : v.get_array())
+          hit = hit || (any ? InList(e, *operand) : Equal(e, *operand));
       } else {
         hit = any ? InList(v, *operand) : Equal(v, *operand);
       }
@@ -549,7 +576,8 @@ bool EvalFilter(const Filter& f, const DocId& id, const Document& doc, const Doc
     case FilterOp::kLt:
     case FilterOp::kLte:
     case FilterOp::kGt:
-    case FilterOp::kGte: return Compare(f.op, v, *operand);
+    case FilterOp::kGte:
+      return Compare(f.op, v, *operand);
     case FilterOp::kAnyLt:
     case FilterOp::kAnyLte:
     case FilterOp::kAnyGt:
@@ -559,17 +587,22 @@ bool EvalFilter(const Filter& f, const DocId& id, const Document& doc, const Doc
         if (Compare(f.op, e, *operand)) return true;
       }
       return false;
-    case FilterOp::kGlob: return Glob(f, v, false);
-    case FilterOp::kNotGlob: return !Glob(f, v, false);
-    case FilterOp::kIGlob: return Glob(f, v, true);
-    case FilterOp::kNotIGlob: return !Glob(f, v, true);
+    case FilterOp::kGlob:
+      return Glob(f, v, false);
+    case FilterOp::kNotGlob:
+      return !Glob(f, v, false);
+    case FilterOp::kIGlob:
+      return Glob(f, v, true);
+    case FilterOp::kNotIGlob:
+      return !Glob(f, v, true);
     case FilterOp::kRegex:
-      return v.is_string() && f.regex &&
-             std::regex_search(std::string(v.get_string()), *f.regex);
+      return v.is_string() && f.regex && std::regex_search(std::string(v.get_string()), *f.regex);
     case FilterOp::kContainsAllTokens:
     case FilterOp::kContainsAnyToken:
-    case FilterOp::kContainsTokenSequence: return TokenMatch(f, v);
-    case FilterOp::kFuzzy: return FuzzyMatch(f, v);
+    case FilterOp::kContainsTokenSequence:
+      return TokenMatch(f, v);
+    case FilterOp::kFuzzy:
+      return FuzzyMatch(f, v);
   }
   return false;
 }

@@ -17,10 +17,31 @@
 namespace layer::origin {
 
 enum class FilterOp {
-  kEq, kNotEq, kIn, kNotIn, kContains, kNotContains, kContainsAny, kNotContainsAny,
-  kLt, kLte, kGt, kGte, kAnyLt, kAnyLte, kAnyGt, kAnyGte,
-  kGlob, kNotGlob, kIGlob, kNotIGlob, kRegex,
-  kContainsAllTokens, kContainsAnyToken, kContainsTokenSequence, kFuzzy,
+  kEq,
+  kNotEq,
+  kIn,
+  kNotIn,
+  kContains,
+  kNotContains,
+  kContainsAny,
+  kNotContainsAny,
+  kLt,
+  kLte,
+  kGt,
+  kGte,
+  kAnyLt,
+  kAnyLte,
+  kAnyGt,
+  kAnyGte,
+  kGlob,
+  kNotGlob,
+  kIGlob,
+  kNotIGlob,
+  kRegex,
+  kContainsAllTokens,
+  kContainsAnyToken,
+  kContainsTokenSequence,
+  kFuzzy,
 };
 
 struct Filter {
@@ -30,10 +51,11 @@ struct Filter {
 
   std::string attr;
   FilterOp op = FilterOp::kEq;
-  json::value operand;             // canonicalised; null for `null` operands
-  std::string ref_new_attr;        // set when the operand is {"$ref_new": attr}
-  std::optional<FtsConfig> fts;    // token operators
-  std::vector<std::string> tokens; // token operators: the tokenised operand
+  json::value operand;                      // canonicalised; null for `null` operands
+  std::string ref_new_attr;                 // set when the operand is {"$ref_new": attr}
+  std::optional<FtsConfig> fts;             // token operators
+  std::vector<std::string> tokens;          // token operators: the tokenised operand
+  bool last_as_prefix = false;              // token operators: last token matches as a prefix
   std::shared_ptr<const std::regex> regex;  // kRegex
   int fuzzy_distance = 1;
   bool fuzzy_case_sensitive = false;

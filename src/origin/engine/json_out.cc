@@ -11,13 +11,27 @@ void AppendEscaped(std::string_view s, std::string* out) {
   out->push_back('"');
   for (char c : s) {
     switch (c) {
-      case '"': *out += "\\\""; break;
-      case '\\': *out += "\\\\"; break;
-      case '\n': *out += "\\n"; break;
-      case '\r': *out += "\\r"; break;
-      case '\t': *out += "\\t"; break;
-      case '\b': *out += "\\b"; break;
-      case '\f': *out += "\\f"; break;
+      case '"':
+        *out += "\\\"";
+        break;
+      case '\\':
+        *out += "\\\\";
+        break;
+      case '\n':
+        *out += "\\n";
+        break;
+      case '\r':
+        *out += "\\r";
+        break;
+      case '\t':
+        *out += "\\t";
+        break;
+      case '\b':
+        *out += "\\b";
+        break;
+      case '\f':
+        *out += "\\f";
+        break;
       default:
         if (static_cast<unsigned char>(c) < 0x20) {
           char buf[8];
@@ -52,12 +66,24 @@ double F32AsPrintableDouble(float f) {
 
 void AppendJson(const json::value& v, std::string* out) {
   switch (v.kind()) {
-    case json::kind::null: *out += "null"; break;
-    case json::kind::bool_: *out += v.get_bool() ? "true" : "false"; break;
-    case json::kind::int64: *out += std::to_string(v.get_int64()); break;
-    case json::kind::uint64: *out += std::to_string(v.get_uint64()); break;
-    case json::kind::double_: *out += FormatDouble(v.get_double()); break;
-    case json::kind::string: AppendEscaped(v.get_string(), out); break;
+    case json::kind::null:
+      *out += "null";
+      break;
+    case json::kind::bool_:
+      *out += v.get_bool() ? "true" : "false";
+      break;
+    case json::kind::int64:
+      *out += std::to_string(v.get_int64());
+      break;
+    case json::kind::uint64:
+      *out += std::to_string(v.get_uint64());
+      break;
+    case json::kind::double_:
+      *out += FormatDouble(v.get_double());
+      break;
+    case json::kind::string:
+      AppendEscaped(v.get_string(), out);
+      break;
     case json::kind::array: {
       out->push_back('[');
       bool first = true;
@@ -93,23 +119,30 @@ std::string SerializeJson(const json::value& v) {
 
 std::string SerdeUnexpected(const json::value& v) {
   switch (v.kind()) {
-    case json::kind::null: return "null";
-    case json::kind::bool_: return std::string("boolean `") + (v.get_bool() ? "true" : "false") + "`";
+    case json::kind::null:
+      return "null";
+    case json::kind::bool_:
+      return std::string("boolean `") + (v.get_bool() ? "true" : "false") + "`";
     case json::kind::int64:
-      if (v.get_int64() < 0) return "integer `" + std::to_string(v.get_int64()) + "`";
       return "integer `" + std::to_string(v.get_int64()) + "`";
-    case json::kind::uint64: return "integer `" + std::to_string(v.get_uint64()) + "`";
-    case json::kind::double_: return "floating point `" + FormatDouble(v.get_double()) + "`";
-    case json::kind::string: return "string \"" + std::string(v.get_string()) + "\"";
-    case json::kind::array: return "sequence";
-    case json::kind::object: return "map";
+    case json::kind::uint64:
+      return "integer `" + std::to_string(v.get_uint64()) + "`";
+    case json::kind::double_:
+      return "floating point `" + FormatDouble(v.get_double()) + "`";
+    case json::kind::string:
+      return "string \"" + std::string(v.get_string()) + "\"";
+    case json::kind::array:
+      return "sequence";
+    case json::kind::object:
+      return "map";
   }
   return "value";
 }
 
 std::string DisplayValue(const json::value& v) {
   switch (v.kind()) {
-    case json::kind::string: return std::string(v.get_string());
+    case json::kind::string:
+      return std::string(v.get_string());
     case json::kind::array: {
       std::string out = "[";
       bool first = true;
@@ -120,7 +153,8 @@ std::string DisplayValue(const json::value& v) {
       }
       return out + "]";
     }
-    default: return SerializeJson(v);
+    default:
+      return SerializeJson(v);
   }
 }
 

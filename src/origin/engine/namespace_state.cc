@@ -1,5 +1,6 @@
 #include "origin/engine/namespace_state.h"
 
+#include "origin/engine/json_in.h"
 #include "origin/engine/json_out.h"
 
 namespace layer::origin {
@@ -50,7 +51,8 @@ std::string EncodeLogRecord(const LogRecord& record) {
   rec["meta"] = MetaToJson(*record.meta);
   if (record.reset) rec["reset"] = true;
   json::array puts;
-  for (const auto& [id, doc] : record.puts) puts.push_back(DocToJson(id, *doc, record.meta->schema));
+  for (const auto& [id, doc] : record.puts)
+    puts.push_back(DocToJson(id, *doc, record.meta->schema));
   rec["puts"] = std::move(puts);
   json::array dels;
   for (const auto& id : record.deletes) dels.push_back(IdToJson(id));
@@ -71,6 +73,7 @@ bool ApplyLogRecord(std::string_view payload, NamespaceState* state) {
   boost::system::error_code ec;
   json::value v = json::parse(payload, ec);
   if (ec || !v.is_object()) return false;
+  (void)RestoreExactDoubles(payload, &v);
   const auto& rec = v.get_object();
   const auto* meta = rec.if_contains("meta");
   if (meta == nullptr || !meta->is_object()) return false;

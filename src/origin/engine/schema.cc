@@ -98,6 +98,10 @@ void Schema::Set(const std::string& name, AttrSchema attr) {
     *existing = std::move(attr);
     return;
   }
+  if (name == "id") {
+    attrs_.emplace(attrs_.begin(), name, std::move(attr));  // ids list first, as live does
+    return;
+  }
   attrs_.emplace_back(name, std::move(attr));
 }
 
@@ -248,8 +252,9 @@ ApiError NoVariant(std::string_view prefix, std::string_view name) {
 ApiStatus ParseSchemaInput(const json::value& body, std::string_view path_prefix,
                            std::vector<std::pair<std::string, AttrSchema>>* out) {
   if (!body.is_object()) {
-    std::string where = path_prefix.empty() ? "" : std::string(path_prefix.substr(
-                                                       0, path_prefix.size() - 1)) + ": ";
+    std::string where = path_prefix.empty()
+                            ? ""
+                            : std::string(path_prefix.substr(0, path_prefix.size() - 1)) + ": ";
     return Unprocessable(where + "invalid type: " + SerdeUnexpected(body) + ", expected a map");
   }
   for (const auto& kv : body.get_object()) {
@@ -435,7 +440,8 @@ bool ConvertScalar(TypeInfo::Base base, const json::value& v, json::value* out) 
       return true;
     }
     case B::kDenseVector:
-    case B::kSparse: return false;
+    case B::kSparse:
+      return false;
   }
   return false;
 }

@@ -67,7 +67,7 @@ class Schema {
   // Name of the first dense vector attribute, or "".
   std::string VectorAttr() const;
 
-  json::object ToSchemaJson() const;                                   // GET /schema form
+  json::object ToSchemaJson() const;                                      // GET /schema form
   json::object ToMetadataJson(const std::string& distance_metric) const;  // metadata form
   json::object ToStorageJson() const;
   static Schema FromStorageJson(const json::object& obj);

@@ -12,10 +12,9 @@ namespace {
 
 const std::set<std::string, std::less<>>& EnglishStopwords() {
   static const auto* kWords = new std::set<std::string, std::less<>>{
-      "a",    "an",   "and",  "are",   "as",    "at",   "be",    "but",  "by",
-      "for",  "if",   "in",   "into",  "is",    "it",   "no",    "not",  "of",
-      "on",   "or",   "such", "that",  "the",   "their", "then", "there", "these",
-      "they", "this", "to",   "was",   "will",  "with"};
+      "a",   "an",    "and",  "are",   "as",    "at",   "be",   "but", "by",  "for",  "if",
+      "in",  "into",  "is",   "it",    "no",    "not",  "of",   "on",  "or",  "such", "that",
+      "the", "their", "then", "there", "these", "they", "this", "to",  "was", "will", "with"};
   return *kWords;
 }
 
@@ -83,9 +82,16 @@ class Porter {
  private:
   bool Cons(int i) const {
     switch (b_[i]) {
-      case 'a': case 'e': case 'i': case 'o': case 'u': return false;
-      case 'y': return i == 0 ? true : !Cons(i - 1);
-      default: return true;
+      case 'a':
+      case 'e':
+      case 'i':
+      case 'o':
+      case 'u':
+        return false;
+      case 'y':
+        return i == 0 ? true : !Cons(i - 1);
+      default:
+        return true;
     }
   }
   // Number of VC sequences in b_[0..j_].
@@ -181,11 +187,11 @@ class Porter {
   void Step2() {
     if (k_ < 1) return;
     static const std::pair<const char*, const char*> kRules[] = {
-        {"ational", "ate"}, {"tional", "tion"}, {"enci", "ence"},  {"anci", "ance"},
-        {"izer", "ize"},    {"bli", "ble"},     {"alli", "al"},    {"entli", "ent"},
+        {"ational", "ate"}, {"tional", "tion"}, {"enci", "ence"},   {"anci", "ance"},
+        {"izer", "ize"},    {"bli", "ble"},     {"alli", "al"},     {"entli", "ent"},
         {"eli", "e"},       {"ousli", "ous"},   {"ization", "ize"}, {"ation", "ate"},
         {"ator", "ate"},    {"alism", "al"},    {"iveness", "ive"}, {"fulness", "ful"},
-        {"ousness", "ous"}, {"aliti", "al"},    {"iviti", "ive"},  {"biliti", "ble"},
+        {"ousness", "ous"}, {"aliti", "al"},    {"iviti", "ive"},   {"biliti", "ble"},
         {"logi", "log"}};
     for (const auto& [from, to] : kRules) {
       if (Ends(from)) {
@@ -207,9 +213,9 @@ class Porter {
   }
   void Step4() {
     if (k_ < 1) return;
-    static const char* kSuffixes[] = {"al",  "ance", "ence", "er",  "ic",  "able", "ible",
+    static const char* kSuffixes[] = {"al",  "ance",  "ence", "er",  "ic",  "able", "ible",
                                       "ant", "ement", "ment", "ent", "ion", "ou",   "ism",
-                                      "ate", "iti",  "ous",  "ive", "ize"};
+                                      "ate", "iti",   "ous",  "ive", "ize"};
     for (const char* s : kSuffixes) {
       if (!Ends(s)) continue;
       if (std::string_view(s) == "ion" && !(j_ >= 0 && (b_[j_] == 's' || b_[j_] == 't'))) return;

@@ -104,9 +104,8 @@ ApiStatus ParseColumns(const json::object& body, const char* key, std::vector<Ra
     }
     const auto& col = kv.value().get_array();
     if (col.size() != n) {
-      return BadRequest("column '" + std::string(kv.key()) + "' has " +
-                        std::to_string(col.size()) + " values, but there are " +
-                        std::to_string(n) + " ids");
+      return BadRequest("column '" + std::string(kv.key()) + "' has " + std::to_string(col.size()) +
+                        " values, but there are " + std::to_string(n) + " ids");
     }
     for (size_t i = 0; i < n; ++i) (*out)[first + i].column_attrs[kv.key()] = col[i];
   }
@@ -119,7 +118,8 @@ ApiStatus ParseIdList(const json::object& body, const char* key, std::vector<Doc
   if (v == nullptr || v->is_null()) return {};
   *present = true;
   auto bad = [&] {
-    return Unprocessable(std::string(key) + ": data did not match any variant of untagged enum IdVec");
+    return Unprocessable(std::string(key) +
+                         ": data did not match any variant of untagged enum IdVec");
   };
   if (!v->is_array()) return bad();
   for (const auto& e : v->get_array()) {
@@ -147,8 +147,8 @@ ApiStatus ParseMetric(const json::object& body, std::string* out) {
   const auto* v = body.if_contains("distance_metric");
   if (v == nullptr || v->is_null()) return {};
   std::string got = v->is_string() ? std::string(v->get_string()) : SerializeJson(*v);
-  if (!v->is_string() || (got != "cosine_distance" && got != "euclidean_squared" &&
-                          got != "euclidean")) {
+  if (!v->is_string() ||
+      (got != "cosine_distance" && got != "euclidean_squared" && got != "euclidean")) {
     return Unprocessable("distance_metric: unknown variant `" + got +
                          "`, expected one of `Unknown`, `euclidean_squared`, `cosine_distance`, "
                          "`euclidean`, `Query`");
@@ -335,9 +335,17 @@ ApiStatus PlanWrite(const json::object& body, const NamespaceState& state, bool 
     const auto* mode = e->get_object().if_contains("mode");
     bool default_mode = mode && mode->is_string() && mode->get_string() == "default";
     if (!default_mode) {
-      return ApiError{403, "💔 customer-managed encryption is not available for this namespace",
-                      {}, false};
+      return ApiError{
+          403, "💔 customer-managed encryption is not available for this namespace", {}, false};
     }
+  }
+
+  // Filter shapes are deserialisation (422) errors too, so they precede every 400 below.
+  for (const char* key :
+       {"upsert_condition", "patch_condition", "delete_condition", "delete_by_filter"}) {
+    std::optional<Filter> unused;
+    ApiStatus st = ParseCondition(body, key, Schema{}, &unused);
+    if (!st.ok() && st.error().http_status == 422) return st;
   }
 
   // --- 2. Schema, id type, distance metric. ---------------------------------------------------
@@ -379,12 +387,14 @@ ApiStatus PlanWrite(const json::object& body, const NamespaceState& state, bool 
       return BadRequest(
           "This upsert contains duplicate document IDs and was not written. You should ensure "
           "that individual upserts do not include duplicate documents. The duplicated IDs in "
-          "this batch were the following: " + list);
+          "this batch were the following: " +
+          list);
     }
   }
   bool ns_has_vector = !state.meta.schema.VectorAttr().empty();
   bool write_has_vector = !schema.VectorAttr().empty() && state.meta.schema.VectorAttr().empty();
-  for (const auto& r : w.upserts) write_has_vector = write_has_vector || RowHasVector(RowAttrs(r), schema);
+  for (const auto& r : w.upserts)
+    write_has_vector = write_has_vector || RowHasVector(RowAttrs(r), schema);
   if (!w.distance_metric.empty() && !plan->meta.distance_metric.empty() &&
       w.distance_metric != plan->meta.distance_metric) {
     return BadRequest("distance metric mismatch, expected " + plan->meta.distance_metric +
@@ -420,7 +430,8 @@ ApiStatus PlanWrite(const json::object& body, const NamespaceState& state, bool 
                            ", expected a map");
     }
     Filter f;
-    ORIGIN_RETURN_IF_ERROR(ParseFilter(*filters, FilterContext{&schema, "patch_by_filter.filters"}, &f));
+    ORIGIN_RETURN_IF_ERROR(
+        ParseFilter(*filters, FilterContext{&schema, "patch_by_filter.filters"}, &f));
     w.patch_by_filter = std::move(f);
     w.patch_by_filter_patch = &patch->get_object();
   }
@@ -506,8 +517,8 @@ ApiStatus PlanWrite(const json::object& body, const NamespaceState& state, bool 
   }
 
   // --- 4. Metadata and response. --------------------------------------------------------------
-  bool any_op = w.has_upserts || w.has_patches || w.has_deletes || w.delete_by_filter ||
-                w.patch_by_filter;
+  bool any_op =
+      w.has_upserts || w.has_patches || w.has_deletes || w.delete_by_filter || w.patch_by_filter;
   plan->creates_namespace = !exists && (any_op || w.has_schema);
   plan->has_effect = plan->creates_namespace || !plan->changes.empty() || w.has_schema ||
                      plan->meta.distance_metric != state.meta.distance_metric;
@@ -524,9 +535,10 @@ ApiStatus PlanWrite(const json::object& body, const NamespaceState& state, bool 
   if (w.has_deletes || w.delete_by_filter) r["rows_deleted"] = rows_deleted;
   if (rows_remaining) r["rows_remaining"] = true;
   if (w.return_affected_ids) {
-    if (w.has_upserts) r["upserted_ids"] = IdsJson(upserted);
-    if (w.has_patches || w.patch_by_filter) r["patched_ids"] = IdsJson(patched);
-    if (w.has_deletes || w.delete_by_filter) r["deleted_ids"] = IdsJson(deleted);
+    // Only non-empty lists are reported (wire spec §2.2).
+    if (!upserted.empty()) r["upserted_ids"] = IdsJson(upserted);
+    if (!patched.empty()) r["patched_ids"] = IdsJson(patched);
+    if (!deleted.empty()) r["deleted_ids"] = IdsJson(deleted);
   }
   json::object billing;
   billing["billable_logical_bytes_written"] = request_bytes;

@@ -17,9 +17,9 @@
 namespace layer::origin {
 
 struct WritePlan {
-  NamespaceMeta meta;                                   // metadata after the write
-  std::map<DocId, std::optional<Document>> changes;     // nullopt = delete
-  json::object response;                                // the WriteResult body
+  NamespaceMeta meta;                                // metadata after the write
+  std::map<DocId, std::optional<Document>> changes;  // nullopt = delete
+  json::object response;                             // the WriteResult body
   bool creates_namespace = false;
   bool has_effect = false;  // anything to persist (documents, schema or metadata)
 };

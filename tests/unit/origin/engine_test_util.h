@@ -95,17 +95,25 @@ class EngineTest : public ::testing::Test {
     for (; i < body.size(); ++i) {
       char c = body[i];
       if (in_str) {
-        if (c == '\\') ++i;
-        else if (c == '"') in_str = false;
+        if (c == '\\')
+          ++i;
+        else if (c == '"')
+          in_str = false;
         continue;
       }
-      if (c == '"') in_str = true;
-      else if (c == '[' || c == '{') ++depth;
+      if (c == '"')
+        in_str = true;
+      else if (c == '[' || c == '{')
+        ++depth;
       else if (c == ']' || c == '}') {
         if (depth == 0) break;
         --depth;
-        if (depth == 0) { ++i; break; }
-      } else if (c == ',' && depth == 0) break;
+        if (depth == 0) {
+          ++i;
+          break;
+        }
+      } else if (c == ',' && depth == 0)
+        break;
     }
     return body.substr(pos, i - pos);
   }
