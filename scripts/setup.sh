@@ -45,7 +45,7 @@ fi
 
 # npm packages used by the tests (conformance client, S3 emulator) are pinned in package.json.
 if [ -f tests/package.json ]; then
-  (cd tests && npm install --no-audit --no-fund --loglevel=error)
+  (cd tests && npm ci --no-audit --no-fund --loglevel=error)
 fi
 
 if [ "$DO_BUILD" = 1 ]; then
