@@ -70,15 +70,9 @@ int RunOrigin(const OriginConfig& cfg) {
   sopts.max_body_bytes = cfg.max_body_bytes;
   sopts.access_log = cfg.access_log;
   http::HttpServer server(pool, sopts, [&handler](http::Exchange& ex) { return handler.Handle(ex); });
-  if (Status st = server.Listen(); !st.ok()) {
+  if (Status st = ListenAndWritePort(server, cfg.port_file); !st.ok()) {
     spdlog::error("{}", st.message());
     return 1;
-  }
-  if (!cfg.port_file.empty()) {
-    if (Status st = WritePortFile(cfg.port_file, server.port()); !st.ok()) {
-      spdlog::error("{}", st.message());
-      return 1;
-    }
   }
   spdlog::info("origin listening on http://{}:{}", sopts.host, server.port());
   boost::asio::signal_set signals(pool.at(0), SIGTERM, SIGINT);

@@ -18,4 +18,10 @@ Status WritePortFile(const std::string& path, uint16_t port) {
   return Status::Ok();
 }
 
+Status ListenAndWritePort(http::HttpServer& server, const std::string& port_file) {
+  if (Status st = server.Listen(); !st.ok()) return st;
+  if (port_file.empty()) return Status::Ok();
+  return WritePortFile(port_file, server.port());
+}
+
 }  // namespace layer::cli

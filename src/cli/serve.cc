@@ -168,15 +168,9 @@ int RunServe(const ServeConfig& cfg) {
   sopts.access_log = cfg.access_log;
   http::HttpServer server(pool, sopts, [&gw](http::Exchange& ex) { return gw.Handle(ex); });
   gw.AttachServer(&server);
-  if (Status st = server.Listen(); !st.ok()) {
+  if (Status st = ListenAndWritePort(server, cfg.port_file); !st.ok()) {
     spdlog::error("{}", st.message());
     return 1;
-  }
-  if (!cfg.port_file.empty()) {
-    if (Status st = WritePortFile(cfg.port_file, server.port()); !st.ok()) {
-      spdlog::error("{}", st.message());
-      return 1;
-    }
   }
   spdlog::info("listening on http://{}:{} with {} worker threads, upstream {}", sopts.host,
                server.port(), pool.size(), (*upstream)->base());
