@@ -7,9 +7,10 @@
 // (cancelled) still completes the flight with Status::Aborted so no waiter hangs.
 #pragma once
 
-#include <boost/asio/async_result.hpp>
-#include <boost/asio/associated_executor.hpp>
+#include <boost/asio/as_tuple.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
 #include <functional>
@@ -46,25 +47,39 @@ class SingleFlight {
     }
     if (!leader) co_return co_await Wait(flight);
 
-    struct Completer {  // completes the flight even if the leader coroutine is destroyed
-      SingleFlight* self;
-      std::string key;
-      std::shared_ptr<Flight> flight;
-      bool done = false;
-      void Complete(Result<T> r) {
-        done = true;
-        self->Finish(key, flight, std::move(r));
-      }
-      ~Completer() {
-        if (!done) self->Finish(key, flight, Status::Aborted("coalesced call abandoned"));
-      }
-    } completer{this, key, flight};
+    Completer completer(this, key, flight);
     Result<T> r = co_await fn();
     completer.Complete(r);
     co_return r;
   }
 
  private:
+  struct Flight;
+
+  // Completes the flight even if the leader coroutine is destroyed mid-way. A named class with a
+  // constructor (not a brace-initialised local aggregate, which GCC 12 may destroy twice in a
+  // coroutine frame).
+  class Completer {
+   public:
+    Completer(SingleFlight* self, std::string key, std::shared_ptr<Flight> flight)
+        : self_(self), key_(std::move(key)), flight_(std::move(flight)) {}
+    Completer(const Completer&) = delete;
+    Completer& operator=(const Completer&) = delete;
+    ~Completer() {
+      if (!done_) self_->Finish(key_, flight_, Status::Aborted("coalesced call abandoned"));
+    }
+    void Complete(Result<T> r) {
+      done_ = true;
+      self_->Finish(key_, flight_, std::move(r));
+    }
+
+   private:
+    SingleFlight* self_;
+    std::string key_;
+    std::shared_ptr<Flight> flight_;
+    bool done_ = false;
+  };
+
   struct Flight {
     std::mutex mu;  // guards everything below
     bool done = false;
@@ -88,22 +103,26 @@ class SingleFlight {
     for (auto& w : waiters) w();
   }
 
+  // Waits for the flight on the caller's own executor: a timer that only the caller's thread
+  // touches, cancelled through a post to that executor when the flight lands.
   http::Task<Result<T>> Wait(std::shared_ptr<Flight> flight) {
-    co_await boost::asio::async_initiate<decltype(boost::asio::use_awaitable), void()>(
-        [flight](auto handler) {
-          auto ex = boost::asio::get_associated_executor(handler);
-          auto resume = [ex, h = std::make_shared<decltype(handler)>(std::move(handler))]() {
-            boost::asio::post(ex, [h]() mutable { (*h)(); });
-          };
-          std::unique_lock lock(flight->mu);
-          if (flight->done) {
-            lock.unlock();
-            resume();
-          } else {
-            flight->waiters.push_back(std::move(resume));
-          }
-        },
-        boost::asio::use_awaitable);
+    auto ex = co_await boost::asio::this_coro::executor;
+    auto timer = std::make_shared<boost::asio::steady_timer>(ex);
+    timer->expires_at(boost::asio::steady_timer::time_point::max());
+    bool done;
+    {
+      std::lock_guard lock(flight->mu);
+      done = flight->done;
+      if (!done) {
+        flight->waiters.push_back([ex, timer] {
+          boost::asio::post(ex, [timer] { timer->cancel(); });
+        });
+      }
+    }
+    if (!done) {
+      auto [ec] = co_await timer->async_wait(boost::asio::as_tuple(boost::asio::use_awaitable));
+      (void)ec;  // cancelled = the flight landed
+    }
     std::lock_guard lock(flight->mu);
     co_return *flight->result;
   }

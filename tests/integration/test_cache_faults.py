@@ -1,0 +1,142 @@
+"""Cache faults (architecture §4 "cache down or slow", §3 decision 5): with the embedded cache
+disconnected, failing, slow (1 s against a 200 ms op timeout) or on an unwritable directory,
+every fetch still answers the right document within a bounded time, writes still apply
+upstream, and once the cache is back nothing stale is served."""
+
+from __future__ import annotations
+
+import os
+import stat
+import time
+
+import pytest
+
+from test_cache_support import (clear_cache_faults, doc, fetch, fetch_batch, health_cache,  # noqa: F401
+                                metric, set_cache_faults, stack, stack_factory,
+                                wait_cache_healthy, write)
+
+BOUND_S = 1.5  # op timeout (200 ms) + upstream read, generously
+
+
+def timed(fn, *a, **kw):
+    t0 = time.monotonic()
+    r = fn(*a, **kw)
+    return r, time.monotonic() - t0
+
+
+def check_fetches_fall_through(gw, ns, expected: dict, absent_id):
+    for doc_id, attrs in expected.items():
+        r, dt = timed(fetch, gw, ns, doc_id, timeout=10)
+        assert r.status == 200, r
+        assert r.json() == {"id": doc_id, "attributes": attrs}, r
+        assert r.header("x-layer-cache") == "miss-on-error", r
+        assert dt < BOUND_S, f"fetch took {dt:.2f}s with the cache down"
+    ids = list(expected) + [absent_id]
+    r, dt = timed(fetch_batch, gw, ns, ids, timeout=10)
+    assert r.status == 200, r
+    assert r.json() == {"documents": [{"id": i, "attributes": a} for i, a in expected.items()],
+                        "missing": [absent_id]}, r
+    assert r.header("x-layer-cache") == "miss-on-error", r
+    assert dt < BOUND_S, f"batch fetch took {dt:.2f}s with the cache down"
+    # A document absent upstream is still a clean 404 (never 5xx) with the cache down.
+    r, dt = timed(fetch, gw, ns, absent_id, timeout=10)
+    assert r.status == 404, r
+    assert dt < BOUND_S
+
+
+@pytest.mark.parametrize("fault", ["disconnect", "fail", "latency"])
+def test_cache_fault_fetches_and_writes(stack_factory, fault):
+    s = stack_factory(gw_args=["--cache-op-timeout-ms", "200"])
+    gw = s.gw
+    ns = f"cf_{fault}"
+    docs = {1: {"v": "one", "n": 1}, 2: {"v": "two", "n": 2}, 3: {"v": "three", "n": 3}}
+    r = write(gw, ns, {"upsert_rows": [dict(id=i, **a) for i, a in docs.items()]})
+    assert r.status == 200, r
+    for i, a in docs.items():  # all cached
+        r = fetch(gw, ns, i)
+        assert doc(r) == a and r.header("x-layer-cache") == "hit", r
+    gen0 = health_cache(gw)["generation"]
+    skipped0 = metric(gw, "layer_cache_mirrors_skipped_total")
+
+    if fault == "disconnect":
+        set_cache_faults(gw, disconnect=True)
+    elif fault == "fail":
+        set_cache_faults(gw, fail=True)
+    else:
+        set_cache_faults(gw, latency_ms=1000)
+
+    check_fetches_fall_through(gw, ns, docs, 99)
+    h = health_cache(gw)
+    assert h["breaker"] in ("open", "half_open", "half-open"), h
+    if fault == "disconnect":
+        assert h["connected"] is False, h
+
+    # Writes still apply upstream while the cache is down; the gateway must not serve the stale
+    # cached copies afterwards.
+    t0 = time.monotonic()
+    r = write(gw, ns, {"upsert_rows": [{"id": 1, "v": "ONE", "n": 10}],
+                       "patch_rows": [{"id": 2, "v": "TWO"}], "deletes": [3]})
+    assert r.status == 200, r
+    assert time.monotonic() - t0 < BOUND_S
+    new = {1: {"v": "ONE", "n": 10}, 2: {"v": "TWO", "n": 2}}
+    check_fetches_fall_through(gw, ns, new, 3)
+    h = health_cache(gw)
+    assert h["pending_invalidations"] >= 1, h
+    assert metric(gw, "layer_cache_mirrors_skipped_total") > skipped0
+    assert metric(gw, "layer_cache_pending_invalidations") >= 1
+
+    clear_cache_faults(gw)
+    h = wait_cache_healthy(gw)
+    if fault == "disconnect":
+        assert h["generation"] > gen0, h
+    for _ in range(2):  # miss then hit: both the new values, never the stale cached ones
+        for i, a in new.items():
+            r = fetch(gw, ns, i)
+            assert r.status == 200 and doc(r) == a, (i, r)
+            assert r.header("x-layer-cache") in ("hit", "miss"), r
+        r = fetch(gw, ns, 3)
+        assert r.status == 404, f"deleted while the cache was down, then resurrected: {r}"
+    r = fetch_batch(gw, ns, [1, 2, 3])
+    assert r.json() == {"documents": [{"id": i, "attributes": a} for i, a in new.items()],
+                        "missing": [3]}, r
+    assert r.header("x-layer-cache") == "miss", r  # 3 is missing
+
+
+def test_cache_directory_unwritable(stack):
+    gw = stack.gw
+    cache_dir = os.path.join(stack.gw_data, "cache")
+    assert os.path.isdir(cache_dir)
+    ns = "cf_dir"
+    assert write(gw, ns, {"upsert_rows": [{"id": 1, "v": "one"}]}).status == 200
+    assert fetch(gw, ns, 1).header("x-layer-cache") == "hit"
+    modes = {}
+    for root, dirs, files in os.walk(cache_dir):
+        for n in [root] + [os.path.join(root, f) for f in files]:
+            modes[n] = os.stat(n).st_mode
+    try:
+        for n, m in modes.items():
+            os.chmod(n, stat.S_IMODE(m) & ~0o222)
+        probe = os.path.join(cache_dir, "probe-writable")
+        try:
+            with open(probe, "w") as f:
+                f.write("x")
+            os.unlink(probe)
+            pytest.skip("running as root (CAP_DAC_OVERRIDE): a read-only cache directory is still "
+                        "writable, so this fault cannot be produced with chmod here")
+        except PermissionError:
+            pass
+        # Writes and fetches keep working, whatever RocksDB makes of it.
+        for k in range(5):
+            r = write(gw, ns, {"upsert_rows": [{"id": 1, "v": f"v{k}"}, {"id": 100 + k, "v": "x"}]})
+            assert r.status == 200, r
+            r, dt = timed(fetch, gw, ns, 1, timeout=10)
+            assert r.status == 200 and doc(r) == {"v": f"v{k}"}, r
+            assert dt < BOUND_S
+    finally:
+        for n, m in modes.items():
+            try:
+                os.chmod(n, stat.S_IMODE(m))
+            except OSError:
+                pass
+    wait_cache_healthy(gw)
+    assert doc(fetch(gw, ns, 1)) == {"v": "v4"}

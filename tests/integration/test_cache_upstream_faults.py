@@ -1,0 +1,102 @@
+"""Upstream faults (architecture §3 decision 1, §4 "upstream down"): a write the origin fails or
+never answers leaves the cache exactly as it was; a fetch miss with the upstream down is a 502
+upstream_error, while cache hits are still served."""
+
+from __future__ import annotations
+
+import pytest
+
+from test_cache_support import (clear_origin_faults, doc, fetch, fetch_batch, set_origin_faults,  # noqa: F401
+                                stack, stack_factory, upstream_row, write)
+
+V1 = {1: {"v": "one", "n": 1}, 2: {"v": "two", "n": 2}}
+
+
+def seed(gw, ns):
+    r = write(gw, ns, {"upsert_rows": [dict(id=i, **a) for i, a in V1.items()]})
+    assert r.status == 200, r
+    for i, a in V1.items():
+        r = fetch(gw, ns, i)
+        assert doc(r) == a and r.header("x-layer-cache") == "hit", r
+
+
+def assert_unchanged(s, ns):
+    for i, a in V1.items():
+        r = fetch(s.gw, ns, i)
+        assert r.status == 200 and doc(r) == a, f"cache changed by a failed write: {r}"
+        assert r.header("x-layer-cache") == "hit", r
+    clear_origin_faults(s.origin)
+    for i, a in V1.items():
+        row = upstream_row(s.origin, ns, i)
+        assert {k: v for k, v in row.items() if k in a} == a, row
+
+
+FAILING_WRITE = {"upsert_rows": [{"id": 1, "v": "NEW", "n": 9}], "patch_rows": [{"id": 2, "v": "NEW"}],
+                 "deletes": [2]}
+
+
+@pytest.mark.parametrize("status", [500, 503, 429])
+def test_write_error_is_relayed_and_cache_unchanged(stack, status):
+    ns = f"uf_{status}"
+    seed(stack.gw, ns)
+    set_origin_faults(stack.origin, {"write": {"error_rate": 1, "error_status": status}})
+    r = write(stack.gw, ns, FAILING_WRITE)
+    assert r.status == status, r
+    assert r.json() == {"status": "error", "error": "injected fault"}, r
+    r = write(stack.gw, ns, {"upsert_columns": {"id": [1, 2], "v": ["X", "Y"], "n": [0, 0]}})
+    assert r.status == status, r
+    assert_unchanged(stack, ns)
+
+
+def test_dropped_write_is_502_and_cache_unchanged(stack):
+    ns = "uf_drop"
+    seed(stack.gw, ns)
+    set_origin_faults(stack.origin, {"write": {"drop_rate": 1}})
+    r = write(stack.gw, ns, FAILING_WRITE)
+    assert r.status == 502, r
+    assert r.json().get("error") == "upstream_error", r
+    assert_unchanged(stack, ns)
+
+
+def test_fetch_with_upstream_failing(stack):
+    s = stack
+    ns = "uf_fetch"
+    seed(s.gw, ns)
+    # 3 exists upstream but is not cached (written directly to the origin).
+    assert write(s.origin, ns, {"upsert_rows": [{"id": 3, "v": "three", "n": 3}]}).status == 200
+    for faults in ({"query": {"error_rate": 1, "error_status": 503}}, {"query": {"drop_rate": 1}},
+                   {"*": {"error_rate": 1, "error_status": 500}}):
+        set_origin_faults(s.origin, faults)
+        r = fetch(s.gw, ns, 3)
+        assert r.status == 502, (faults, r)
+        assert r.json().get("error") == "upstream_error", r
+        r = fetch_batch(s.gw, ns, [1, 3])
+        assert r.status == 502, (faults, r)
+        # Hits are served without the upstream.
+        r = fetch(s.gw, ns, 1)
+        assert r.status == 200 and doc(r) == V1[1] and r.header("x-layer-cache") == "hit", r
+        r = fetch_batch(s.gw, ns, [2, 1])
+        assert r.status == 200 and r.header("x-layer-cache") == "hit", r
+        assert r.json() == {"documents": [{"id": 2, "attributes": V1[2]}, {"id": 1, "attributes": V1[1]}],
+                            "missing": []}, r
+        clear_origin_faults(s.origin)
+    # The failed reads did not poison anything: 3 is fetched (and backfilled) now.
+    r = fetch(s.gw, ns, 3)
+    assert r.status == 200 and doc(r) == {"v": "three", "n": 3}, r
+
+
+def test_upstream_process_down(stack):
+    s = stack
+    ns = "uf_down"
+    seed(s.gw, ns)
+    assert write(s.origin, ns, {"upsert_rows": [{"id": 3, "v": "three", "n": 3}]}).status == 200
+    s.origin.stop()  # kill -9: connection refused from now on
+    r = write(s.gw, ns, FAILING_WRITE)
+    assert r.status == 502 and r.json().get("error") == "upstream_error", r
+    r = fetch(s.gw, ns, 3)
+    assert r.status == 502 and r.json().get("error") == "upstream_error", r
+    for i, a in V1.items():
+        r = fetch(s.gw, ns, i)
+        assert r.status == 200 and doc(r) == a and r.header("x-layer-cache") == "hit", r
+    r = fetch_batch(s.gw, ns, [1, 2])
+    assert r.status == 200 and r.header("x-layer-cache") == "hit", r
