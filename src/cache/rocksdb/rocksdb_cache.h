@@ -127,7 +127,7 @@ class RocksDbCache final : public DocumentCache {
 
   // Exclusive in BumpEpoch, shared in PutNamespaceRecord.
   std::shared_mutex epoch_write_mu_;
-  mutable std::shared_mutex epochs_mu_;  // guards epochs_
+  mutable std::shared_mutex epochs_mu_;               // guards epochs_
   std::unordered_map<std::string, uint64_t> epochs_;  // cache of the meta CF's epoch rows
 };
 
