@@ -443,6 +443,7 @@ Result<std::vector<bool>> RocksDbCache::PutBatch(
     current[keys[i]] = doc.upserted_at;
     stored[i] = true;
   }
+  if (options_.test_hook_before_write) options_.test_hook_before_write();
   if (batch.Count() > 0) {
     if (Status s = FromRocks(db_->Write(CacheWriteOptions(), &batch), "put"); !s.ok()) return s;
   }
