@@ -30,20 +30,34 @@ inline constexpr size_t kCacheOpCount = static_cast<size_t>(CacheOp::kStats) + 1
 // The metric label of an op: "get", "multi_get", "put_if_newer", ...
 constexpr std::string_view CacheOpName(CacheOp op) {
   switch (op) {
-    case CacheOp::kGet: return "get";
-    case CacheOp::kMultiGet: return "multi_get";
-    case CacheOp::kPutIfNewer: return "put_if_newer";
-    case CacheOp::kPutIfNewerBatch: return "put_if_newer_batch";
-    case CacheOp::kTombstone: return "tombstone";
-    case CacheOp::kInvalidate: return "invalidate";
-    case CacheOp::kPutVector: return "put_vector";
-    case CacheOp::kGetVector: return "get_vector";
-    case CacheOp::kBumpEpoch: return "bump_epoch";
-    case CacheOp::kGetNamespaceRecord: return "get_namespace_record";
-    case CacheOp::kPutNamespaceRecord: return "put_namespace_record";
-    case CacheOp::kListNamespaceRecords: return "list_namespace_records";
-    case CacheOp::kPing: return "ping";
-    case CacheOp::kStats: return "stats";
+    case CacheOp::kGet:
+      return "get";
+    case CacheOp::kMultiGet:
+      return "multi_get";
+    case CacheOp::kPutIfNewer:
+      return "put_if_newer";
+    case CacheOp::kPutIfNewerBatch:
+      return "put_if_newer_batch";
+    case CacheOp::kTombstone:
+      return "tombstone";
+    case CacheOp::kInvalidate:
+      return "invalidate";
+    case CacheOp::kPutVector:
+      return "put_vector";
+    case CacheOp::kGetVector:
+      return "get_vector";
+    case CacheOp::kBumpEpoch:
+      return "bump_epoch";
+    case CacheOp::kGetNamespaceRecord:
+      return "get_namespace_record";
+    case CacheOp::kPutNamespaceRecord:
+      return "put_namespace_record";
+    case CacheOp::kListNamespaceRecords:
+      return "list_namespace_records";
+    case CacheOp::kPing:
+      return "ping";
+    case CacheOp::kStats:
+      return "stats";
   }
   return "unknown";
 }

@@ -67,13 +67,27 @@ std::string JsonQuote(std::string_view s) {
   out.push_back('"');
   for (char c : s) {
     switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\b': out += "\\b"; break;
-      case '\f': out += "\\f"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
+      case '"':
+        out += "\\\"";
+        break;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '\b':
+        out += "\\b";
+        break;
+      case '\f':
+        out += "\\f";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      case '\r':
+        out += "\\r";
+        break;
+      case '\t':
+        out += "\\t";
+        break;
       default:
         if (static_cast<unsigned char>(c) < 0x20) {
           char buf[8];
@@ -137,18 +151,24 @@ uint64_t DocId::as_u64() const {
 
 std::string DocId::ToJson() const {
   switch (type) {
-    case IdType::kU64: return std::to_string(as_u64());
-    case IdType::kUuid: return "\"" + UuidText(bytes) + "\"";
-    case IdType::kString: return JsonQuote(bytes);
+    case IdType::kU64:
+      return std::to_string(as_u64());
+    case IdType::kUuid:
+      return "\"" + UuidText(bytes) + "\"";
+    case IdType::kString:
+      return JsonQuote(bytes);
   }
   return JsonQuote(bytes);
 }
 
 std::string DocId::ToText() const {
   switch (type) {
-    case IdType::kU64: return std::to_string(as_u64());
-    case IdType::kUuid: return UuidText(bytes);
-    case IdType::kString: return bytes;
+    case IdType::kU64:
+      return std::to_string(as_u64());
+    case IdType::kUuid:
+      return UuidText(bytes);
+    case IdType::kString:
+      return bytes;
   }
   return bytes;
 }

@@ -67,10 +67,10 @@ R RunCatching(Fn& fn) {
 template <typename R>
 struct PendingCall {
   std::mutex mu;
-  std::optional<R> result;                    // set by the pool thread unless abandoned
-  bool abandoned = false;                     // set once the waiter stops waiting
-  asio::steady_timer* timer = nullptr;        // the waiter's deadline timer (in its frame)
-  std::optional<asio::any_io_executor> ex;    // the waiter's executor
+  std::optional<R> result;                  // set by the pool thread unless abandoned
+  bool abandoned = false;                   // set once the waiter stops waiting
+  asio::steady_timer* timer = nullptr;      // the waiter's deadline timer (in its frame)
+  std::optional<asio::any_io_executor> ex;  // the waiter's executor
 };
 
 // Marks the call abandoned when the waiting coroutine's frame goes away by any path.
@@ -89,9 +89,12 @@ struct AbandonOnExit {
 
 std::string_view BreakerStateName(BreakerState s) {
   switch (s) {
-    case BreakerState::kClosed: return "closed";
-    case BreakerState::kOpen: return "open";
-    case BreakerState::kHalfOpen: return "half_open";
+    case BreakerState::kClosed:
+      return "closed";
+    case BreakerState::kOpen:
+      return "open";
+    case BreakerState::kHalfOpen:
+      return "half_open";
   }
   return "unknown";
 }
@@ -108,12 +111,12 @@ CacheGuard::CacheGuard(std::shared_ptr<DocumentCache> backend, CacheGuardOptions
           "layer_cache_op_duration_seconds", "Document cache operation latency (guarded)",
           {{"op", name}, {"status", std::string(kOutcomeNames[o])}});
     }
-    common_errors_[op][0] = &metrics_.GetCounter(
-        "layer_cache_op_errors_total", "Document cache operation errors",
-        {{"op", name}, {"kind", "timeout"}});
-    common_errors_[op][1] = &metrics_.GetCounter(
-        "layer_cache_op_errors_total", "Document cache operation errors",
-        {{"op", name}, {"kind", "circuit_open"}});
+    common_errors_[op][0] =
+        &metrics_.GetCounter("layer_cache_op_errors_total", "Document cache operation errors",
+                             {{"op", name}, {"kind", "timeout"}});
+    common_errors_[op][1] =
+        &metrics_.GetCounter("layer_cache_op_errors_total", "Document cache operation errors",
+                             {{"op", name}, {"kind", "circuit_open"}});
   }
   state_gauge_ = &metrics_.GetGauge("layer_cache_breaker_state",
                                     "Document cache breaker: 0 closed, 1 open, 2 half-open");
@@ -256,9 +259,8 @@ R CacheGuard::CallSync(CacheOp op, Fn fn) {
   const Clock::time_point start = Clock::now();
   auto promise = std::make_shared<std::promise<R>>();
   std::future<R> future = promise->get_future();
-  asio::post(*pool_, [promise, fn = std::move(fn)]() mutable {
-    promise->set_value(RunCatching<R>(fn));
-  });
+  asio::post(*pool_,
+             [promise, fn = std::move(fn)]() mutable { promise->set_value(RunCatching<R>(fn)); });
   std::optional<R> result;
   if (future.wait_for(options_.op_timeout) == std::future_status::ready) {
     result.emplace(future.get());
@@ -289,11 +291,9 @@ http::Task<Result<std::vector<std::optional<CachedDoc>>>> CacheGuard::MultiGet(
 }
 
 http::Task<Result<bool>> CacheGuard::PutIfNewer(std::string ns, DocId id, CachedDoc doc) {
-  return Call<Result<bool>>(
-      CacheOp::kPutIfNewer,
-      [b = backend_, ns = std::move(ns), id = std::move(id), doc = std::move(doc)] {
-        return b->PutIfNewer(ns, id, doc);
-      });
+  return Call<Result<bool>>(CacheOp::kPutIfNewer,
+                            [b = backend_, ns = std::move(ns), id = std::move(id),
+                             doc = std::move(doc)] { return b->PutIfNewer(ns, id, doc); });
 }
 
 http::Task<Result<std::vector<bool>>> CacheGuard::PutIfNewerBatch(
@@ -305,24 +305,21 @@ http::Task<Result<std::vector<bool>>> CacheGuard::PutIfNewerBatch(
 }
 
 http::Task<Status> CacheGuard::Tombstone(std::string ns, DocId id, uint64_t stamp) {
-  return Call<Status>(CacheOp::kTombstone,
-                      [b = backend_, ns = std::move(ns), id = std::move(id), stamp] {
-                        return b->Tombstone(ns, id, stamp);
-                      });
+  return Call<Status>(CacheOp::kTombstone, [b = backend_, ns = std::move(ns), id = std::move(id),
+                                            stamp] { return b->Tombstone(ns, id, stamp); });
 }
 
 http::Task<Status> CacheGuard::Invalidate(std::string ns, std::vector<DocId> ids) {
-  return Call<Status>(CacheOp::kInvalidate, [b = backend_, ns = std::move(ns),
-                                             ids = std::move(ids)] {
-    return b->Invalidate(ns, ids);
-  });
+  return Call<Status>(
+      CacheOp::kInvalidate,
+      [b = backend_, ns = std::move(ns), ids = std::move(ids)] { return b->Invalidate(ns, ids); });
 }
 
 http::Task<Status> CacheGuard::PutVector(std::string ns, DocId id, std::string f32le) {
-  return Call<Status>(CacheOp::kPutVector, [b = backend_, ns = std::move(ns), id = std::move(id),
-                                            v = std::move(f32le)] {
-    return b->PutVector(ns, id, v);
-  });
+  return Call<Status>(CacheOp::kPutVector,
+                      [b = backend_, ns = std::move(ns), id = std::move(id), v = std::move(f32le)] {
+                        return b->PutVector(ns, id, v);
+                      });
 }
 
 http::Task<Result<std::optional<std::string>>> CacheGuard::GetVector(std::string ns, DocId id) {
@@ -346,11 +343,9 @@ http::Task<Result<std::optional<std::string>>> CacheGuard::GetNamespaceRecord(st
 
 http::Task<Status> CacheGuard::PutNamespaceRecord(std::string ns, std::string key,
                                                   std::string value) {
-  return Call<Status>(CacheOp::kPutNamespaceRecord, [b = backend_, ns = std::move(ns),
-                                                     key = std::move(key),
-                                                     value = std::move(value)] {
-    return b->PutNamespaceRecord(ns, key, value);
-  });
+  return Call<Status>(CacheOp::kPutNamespaceRecord,
+                      [b = backend_, ns = std::move(ns), key = std::move(key),
+                       value = std::move(value)] { return b->PutNamespaceRecord(ns, key, value); });
 }
 
 http::Task<Result<std::vector<std::pair<std::string, std::string>>>>

@@ -8,8 +8,8 @@
 #include <filesystem>
 #include <functional>
 #include <limits>
-#include <utility>
 #include <unordered_map>
+#include <utility>
 
 #include <rocksdb/db.h>
 #include <rocksdb/filter_policy.h>
@@ -36,7 +36,8 @@ constexpr uint8_t kFlagTombstone = 0x01;
 constexpr size_t kValueHeader = 9;  // flags + stamp
 
 void AppendU64(std::string* out, uint64_t v) {
-  for (int shift = 56; shift >= 0; shift -= 8) out->push_back(static_cast<char>((v >> shift) & 0xff));
+  for (int shift = 56; shift >= 0; shift -= 8)
+    out->push_back(static_cast<char>((v >> shift) & 0xff));
 }
 
 uint64_t ReadU64(std::string_view s) {
@@ -195,8 +196,8 @@ Status RocksDbCache::OpenDb() {
   docs.compaction_options_fifo.allow_compaction = false;
   // Memtables are flushed into files FIFO can evict; keep them a fraction of the bound so the
   // bound is honoured within one memtable or two.
-  docs.write_buffer_size = static_cast<size_t>(
-      std::clamp<uint64_t>(options_.max_bytes / 8, 64 << 10, 64 << 20));
+  docs.write_buffer_size =
+      static_cast<size_t>(std::clamp<uint64_t>(options_.max_bytes / 8, 64 << 10, 64 << 20));
   // FIFO keeps every file in L0: never stall writes on the L0 file count.
   docs.level0_file_num_compaction_trigger = 4;
   docs.level0_slowdown_writes_trigger = 1 << 30;
@@ -326,7 +327,8 @@ std::string RocksDbCache::EncodeDoc(const CachedDoc& doc) const {
   v.push_back(static_cast<char>(doc.tombstone ? kFlagTombstone : 0));
   AppendU64(&v, doc.upserted_at);
   if (doc.tombstone) {
-    AppendU64(&v, static_cast<uint64_t>(std::max<int64_t>(0, NowMs() + options_.tombstone_ttl.count())));
+    AppendU64(
+        &v, static_cast<uint64_t>(std::max<int64_t>(0, NowMs() + options_.tombstone_ttl.count())));
   } else {
     v.append(doc.attributes_json);
   }
@@ -338,8 +340,8 @@ Result<std::optional<CachedDoc>> RocksDbCache::Get(std::string_view ns, const Do
   Result<uint64_t> epoch = EpochOf(ns);
   if (!epoch.ok()) return epoch.status();
   rocksdb::PinnableSlice value;
-  rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), docs_cf_,
-                               DocKey(ns, *epoch, id, /*vector=*/false), &value);
+  rocksdb::Status s =
+      db_->Get(rocksdb::ReadOptions(), docs_cf_, DocKey(ns, *epoch, id, /*vector=*/false), &value);
   if (s.IsNotFound()) return std::optional<CachedDoc>();
   if (!s.ok()) return FromRocks(s, "get");
   return Decode(value.ToStringView());
@@ -441,6 +443,7 @@ Result<std::vector<bool>> RocksDbCache::PutBatch(
     current[keys[i]] = doc.upserted_at;
     stored[i] = true;
   }
+  if (options_.test_hook_before_write) options_.test_hook_before_write();
   if (batch.Count() > 0) {
     if (Status s = FromRocks(db_->Write(CacheWriteOptions(), &batch), "put"); !s.ok()) return s;
   }
@@ -526,9 +529,8 @@ Status RocksDbCache::PutNamespaceRecord(std::string_view ns, std::string_view ke
   std::shared_lock bump_lock(epoch_write_mu_);
   Result<uint64_t> epoch = EpochOf(ns);
   if (!epoch.ok()) return epoch.status();
-  return FromRocks(
-      db_->Put(CacheWriteOptions(), meta_cf_, RecordKey(ns, *epoch, key), value),
-      "put namespace record");
+  return FromRocks(db_->Put(CacheWriteOptions(), meta_cf_, RecordKey(ns, *epoch, key), value),
+                   "put namespace record");
 }
 
 Result<std::vector<std::pair<std::string, std::string>>> RocksDbCache::ListNamespaceRecords(

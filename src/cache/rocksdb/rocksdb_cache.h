@@ -57,6 +57,9 @@ struct RocksDbCacheOptions {
   // Wall clock in epoch ms, for tombstone expiry. Empty = std::chrono::system_clock.
   std::function<int64_t()> now_ms;
   size_t lock_stripes = 256;
+  // Test-only: runs inside every compare-and-put between the read and the write (with the stripe
+  // locks held), so tests can widen the race window that the stripes must close.
+  std::function<void()> test_hook_before_write;
 };
 
 class RocksDbCache final : public DocumentCache {
@@ -127,7 +130,7 @@ class RocksDbCache final : public DocumentCache {
 
   // Exclusive in BumpEpoch, shared in PutNamespaceRecord.
   std::shared_mutex epoch_write_mu_;
-  mutable std::shared_mutex epochs_mu_;  // guards epochs_
+  mutable std::shared_mutex epochs_mu_;               // guards epochs_
   std::unordered_map<std::string, uint64_t> epochs_;  // cache of the meta CF's epoch rows
 };
 

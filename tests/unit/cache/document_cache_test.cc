@@ -16,7 +16,8 @@ TEST(DocIdTest, U64RoundTrip) {
     EXPECT_EQ(id.ToText(), std::to_string(v));
     EXPECT_EQ(id.ToJson(), std::to_string(v));
   }
-  EXPECT_EQ(DocId::U64(0x0102030405060708ull).bytes, std::string("\x01\x02\x03\x04\x05\x06\x07\x08"));
+  EXPECT_EQ(DocId::U64(0x0102030405060708ull).bytes,
+            std::string("\x01\x02\x03\x04\x05\x06\x07\x08"));
 }
 
 TEST(DocIdTest, StringRoundTripAndJsonEscaping) {
@@ -55,11 +56,11 @@ TEST(DocIdTest, UuidAcceptsTheFourFormsInAnyCase) {
 TEST(DocIdTest, UuidRejectsMalformedText) {
   const char* bad[] = {
       "",
-      "f81d4fae-7dec-11d0-a765-00a0c91e6bf",     // short
-      "f81d4fae-7dec-11d0-a765-00a0c91e6bf66",   // long
-      "f81d4fae7dec-11d0-a765-00a0c91e6bf6a",    // hyphens misplaced
-      "g81d4fae-7dec-11d0-a765-00a0c91e6bf6",    // not hex
-      "{f81d4fae-7dec-11d0-a765-00a0c91e6bf6",   // unbalanced brace
+      "f81d4fae-7dec-11d0-a765-00a0c91e6bf",    // short
+      "f81d4fae-7dec-11d0-a765-00a0c91e6bf66",  // long
+      "f81d4fae7dec-11d0-a765-00a0c91e6bf6a",   // hyphens misplaced
+      "g81d4fae-7dec-11d0-a765-00a0c91e6bf6",   // not hex
+      "{f81d4fae-7dec-11d0-a765-00a0c91e6bf6",  // unbalanced brace
       "urn:uuid:{f81d4fae-7dec-11d0-a765-00a0c91e6bf6}",
       "urn:uuid:",
       "f81d4fae 7dec 11d0 a765 00a0c91e6bf6",
@@ -80,8 +81,8 @@ TEST(DocIdTest, TypesNeverCompareEqual) {
   EXPECT_NE(u, raw);
   EXPECT_NE(u, uuid);
   EXPECT_NE(s, uuid);
-  EXPECT_EQ(u.ToText(), s.ToText());   // the same text ...
-  EXPECT_NE(u.ToJson(), s.ToJson());   // ... but not the same JSON
+  EXPECT_EQ(u.ToText(), s.ToText());  // the same text ...
+  EXPECT_NE(u.ToJson(), s.ToJson());  // ... but not the same JSON
 }
 
 }  // namespace

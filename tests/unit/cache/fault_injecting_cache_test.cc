@@ -20,7 +20,8 @@ class FaultInjectingCacheTest : public ::testing::Test {
     o.path = dir_.Sub("cache");
     auto r = RocksDbCache::Open(o);
     ASSERT_TRUE(r.ok());
-    faults_ = std::make_shared<FaultInjectingCache>(std::shared_ptr<DocumentCache>(std::move(r).value()));
+    faults_ =
+        std::make_shared<FaultInjectingCache>(std::shared_ptr<DocumentCache>(std::move(r).value()));
   }
   testing::TempDir dir_;
   std::shared_ptr<FaultInjectingCache> faults_;

@@ -65,8 +65,8 @@ TEST_F(CacheGuardTest, PassesCallsThroughAndConnectsOnFirstSuccess) {
   ASSERT_TRUE(got.ok());
   EXPECT_EQ((*got)->attributes_json, "{\"x\":1}");
 
-  auto batch = RunTask(guard.PutIfNewerBatch(
-      "ns", {{DocId::U64(1), CachedDoc{"{}", 1, false}}, {DocId::U64(2), CachedDoc{"{}", 1, false}}}));
+  auto batch = RunTask(guard.PutIfNewerBatch("ns", {{DocId::U64(1), CachedDoc{"{}", 1, false}},
+                                                    {DocId::U64(2), CachedDoc{"{}", 1, false}}}));
   ASSERT_TRUE(batch.ok());
   EXPECT_EQ(*batch, (std::vector<bool>{true, true}));
   auto multi = RunTask(guard.MultiGet("ns", {DocId::U64(2), DocId::U64(3)}));
@@ -125,9 +125,9 @@ TEST_F(CacheGuardTest, SlowBackendTimesOutQuicklyAndTheLateCallFinishesInTheBack
     if (!landed) std::this_thread::sleep_for(10ms);
   }
   EXPECT_TRUE(landed);
-  EXPECT_NE(metrics_.Render().find(
-                "layer_cache_op_errors_total{op=\"put_if_newer\",kind=\"timeout\"} 1"),
-            std::string::npos);
+  EXPECT_NE(
+      metrics_.Render().find("layer_cache_op_errors_total{op=\"put_if_newer\",kind=\"timeout\"} 1"),
+      std::string::npos);
 }
 
 TEST_F(CacheGuardTest, SyncPingTimesOut) {
@@ -173,8 +173,7 @@ TEST_F(CacheGuardTest, BreakerOpensHalfOpensAndCloses) {
   std::optional<Result<std::optional<CachedDoc>>> probe, second;
   std::optional<BreakerState> state_during_probe;
   boost::asio::co_spawn(
-      io,
-      [&]() -> http::Task<void> { probe.emplace(co_await guard.Get("ns", DocId::U64(1))); },
+      io, [&]() -> http::Task<void> { probe.emplace(co_await guard.Get("ns", DocId::U64(1))); },
       boost::asio::detached);
   boost::asio::co_spawn(
       io,
@@ -192,9 +191,9 @@ TEST_F(CacheGuardTest, BreakerOpensHalfOpensAndCloses) {
   EXPECT_TRUE(guard.connected());
   EXPECT_EQ(guard.generation(), 2u);
   EXPECT_NE(metrics_.Render().find("layer_cache_breaker_state 0"), std::string::npos);
-  EXPECT_NE(metrics_.Render().find(
-                "layer_cache_op_errors_total{op=\"get\",kind=\"circuit_open\"} 3"),
-            std::string::npos);
+  EXPECT_NE(
+      metrics_.Render().find("layer_cache_op_errors_total{op=\"get\",kind=\"circuit_open\"} 3"),
+      std::string::npos);
   EXPECT_NE(metrics_.Render().find("layer_cache_op_errors_total{op=\"get\",kind=\"io_error\"} 1"),
             std::string::npos);
 }
@@ -222,8 +221,7 @@ TEST_F(CacheGuardTest, GenerationIncrementsOnEveryReconnect) {
   EXPECT_EQ(guard.generation(), 1u);
   for (uint64_t round = 2; round <= 4; ++round) {
     faults_->Disconnect();
-    EXPECT_EQ(RunTask(guard.Get("ns", DocId::U64(1))).status().code(),
-              StatusCode::kUnavailable);
+    EXPECT_EQ(RunTask(guard.Get("ns", DocId::U64(1))).status().code(), StatusCode::kUnavailable);
     EXPECT_FALSE(guard.connected());
     EXPECT_EQ(guard.generation(), round - 1);
     faults_->Reconnect();
@@ -244,14 +242,14 @@ TEST_F(CacheGuardTest, CallerErrorsDoNotOpenTheBreaker) {
 TEST_F(CacheGuardTest, RealClockBreakerWithShortInterval) {
   CacheGuardOptions o;
   o.op_timeout = 200ms;
-  o.open_interval = 50ms;
+  o.open_interval = 300ms;
   o.metrics = &metrics_;
   CacheGuard guard(faults_, o);
   faults_->Disconnect();
   EXPECT_FALSE(RunTask(guard.Ping()).ok());
   EXPECT_EQ(RunTask(guard.Ping()).message(), "cache circuit open");
   faults_->Reconnect();
-  std::this_thread::sleep_for(60ms);
+  std::this_thread::sleep_for(350ms);
   EXPECT_TRUE(RunTask(guard.Ping()).ok());
   EXPECT_EQ(guard.breaker_state(), BreakerState::kClosed);
 }

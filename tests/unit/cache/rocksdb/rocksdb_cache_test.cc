@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <barrier>
 #include <filesystem>
 #include <map>
 #include <random>
@@ -347,8 +348,9 @@ TEST_F(RocksDbCacheTest, SmallMaxBytesEvictsOldestFirst) {
   EXPECT_LT(stats.approx_keys, static_cast<uint64_t>(kDocs));
 }
 
-TEST_F(RocksDbCacheTest, ConcurrentPutsKeepTheMaxStamp) {
-  auto c = OpenCache();
+// Several threads put random stamps on the same keys (single puts and two-key batches in either
+// order); the surviving record of every key must carry the largest stamp any thread wrote.
+void RunConcurrentPuts(RocksDbCache* c) {
   constexpr int kThreads = 8, kOps = 400, kKeys = 16;
   std::vector<std::vector<uint64_t>> max_seen(kThreads, std::vector<uint64_t>(kKeys, 0));
   std::vector<std::thread> threads;
@@ -379,11 +381,73 @@ TEST_F(RocksDbCacheTest, ConcurrentPutsKeepTheMaxStamp) {
   for (int k = 0; k < kKeys; ++k) {
     uint64_t want = 0;
     for (int t = 0; t < kThreads; ++t) want = std::max(want, max_seen[t][k]);
-    auto got = MustGet(*c, "ns", DocId::U64(k));
-    ASSERT_TRUE(got.has_value());
-    EXPECT_EQ(got->upserted_at, want) << "key " << k;
-    EXPECT_EQ(got->attributes_json, "{\"s\":" + std::to_string(want) + "}");
+    auto got = c->Get("ns", DocId::U64(k));
+    ASSERT_TRUE(got.ok() && got->has_value());
+    EXPECT_EQ((*got)->upserted_at, want) << "key " << k;
+    EXPECT_EQ((*got)->attributes_json, "{\"s\":" + std::to_string(want) + "}");
   }
+}
+
+// Rounds of a pure race: in each round every thread, released together by a barrier, puts one
+// fresh key with its own stamp (odd threads through a two-key batch). The max stamp must survive.
+void RunRacingRounds(RocksDbCache* c) {
+  constexpr int kThreads = 6, kRounds = 60;
+  std::mt19937_64 rng(42);
+  std::vector<std::vector<uint64_t>> stamps(kThreads, std::vector<uint64_t>(kRounds));
+  for (auto& per_thread : stamps) {
+    for (auto& st : per_thread) st = 1 + rng() % 1'000'000;
+  }
+  std::barrier sync(kThreads);
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      for (int r = 0; r < kRounds; ++r) {
+        sync.arrive_and_wait();
+        const uint64_t st = stamps[t][r];
+        CachedDoc d = Doc("{\"s\":" + std::to_string(st) + "}", st);
+        if (t % 2 == 1) {
+          std::vector<std::pair<DocId, CachedDoc>> batch = {{DocId::U64(100000 + r), d},
+                                                            {DocId::U64(r), d}};
+          ASSERT_TRUE(c->PutIfNewerBatch("race", batch).ok());
+        } else {
+          ASSERT_TRUE(c->PutIfNewer("race", DocId::U64(r), d).ok());
+        }
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  int lost = 0;
+  for (int r = 0; r < kRounds; ++r) {
+    uint64_t want = 0;
+    for (int t = 0; t < kThreads; ++t) want = std::max(want, stamps[t][r]);
+    auto got = c->Get("race", DocId::U64(r));
+    ASSERT_TRUE(got.ok() && got->has_value());
+    if ((*got)->upserted_at != want) ++lost;
+  }
+  EXPECT_EQ(lost, 0) << "rounds whose newest write was lost";
+}
+
+// Widens the read-compare-write window so that a missing lock would lose updates reliably.
+void YieldInsideCompareAndPut() {
+  std::this_thread::yield();
+  std::this_thread::sleep_for(20us);
+}
+
+TEST_F(RocksDbCacheTest, ConcurrentPutsKeepTheMaxStamp) {
+  RocksDbCacheOptions o = Options();
+  o.test_hook_before_write = YieldInsideCompareAndPut;
+  auto c = OpenCache(o);
+  RunConcurrentPuts(c.get());
+  RunRacingRounds(c.get());
+}
+
+TEST_F(RocksDbCacheTest, ConcurrentPutsKeepTheMaxStampWithFewStripes) {
+  RocksDbCacheOptions o = Options();
+  o.lock_stripes = 2;  // batches share stripes: exercises ordered, de-duplicated locking
+  o.test_hook_before_write = YieldInsideCompareAndPut;
+  auto c = OpenCache(o);
+  RunConcurrentPuts(c.get());
+  RunRacingRounds(c.get());
 }
 
 TEST_F(RocksDbCacheTest, PingStatsAndBadInput) {
