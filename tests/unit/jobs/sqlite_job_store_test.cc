@@ -1,6 +1,9 @@
 #include "jobs/sqlite/sqlite_job_store.h"
 
 #include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <boost/json/parse.hpp>
@@ -465,6 +468,32 @@ TEST_F(SqliteJobStoreTest, JobsSurviveReopenAndResume) {
   EXPECT_EQ((*claimed)[0].cache_errors, 4u);
   // And the one-running-job rule still holds.
   EXPECT_FALSE(store_->Create({"ns1", 1000, "gw-restarted"})->created);
+}
+
+TEST_F(SqliteJobStoreTest, CheckpointSurvivesKill9) {
+  store_.reset();
+  pid_t pid = fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    // Child: a gateway that creates a job, checkpoints and is killed without any cleanup.
+    auto child = OpenStore();
+    if (!child) _exit(2);
+    auto r = child->Create({"ns1", 1000, "gw-child"});
+    if (!r.ok() || !child->Checkpoint(r->job.id, "gw-child", {"77", 77, 0.7, 0}).ok()) _exit(3);
+    raise(SIGKILL);
+    _exit(4);
+  }
+  int wstatus = 0;
+  ASSERT_EQ(waitpid(pid, &wstatus, 0), pid);
+  ASSERT_TRUE(WIFSIGNALED(wstatus) && WTERMSIG(wstatus) == SIGKILL) << wstatus;
+  store_ = OpenStore();
+  ASSERT_TRUE(store_);
+  auto list = store_->List("ns1");
+  ASSERT_TRUE(list.ok());
+  ASSERT_EQ(list->size(), 1u);
+  EXPECT_EQ((*list)[0].status, JobStatus::kRunning);
+  EXPECT_EQ((*list)[0].cursor, "77");
+  EXPECT_EQ((*list)[0].documents_scanned, 77u);
 }
 
 TEST_F(SqliteJobStoreTest, OpenRefusesGarbageAndBadOptions) {
