@@ -1,0 +1,169 @@
+// JobStore: durable warm-job records, implemented by sibling backends (sqlite/ embedded, the
+// default; postgres/ shared by gateway replicas).
+//
+// What a record is: one WarmJob (below): the job's public state (the WarmJob wire shape of the
+// reference, plus `cache_errors` and `page_size`) and the private state needed to resume it after
+// a crash: a checkpoint cursor (the last id paged, as JSON text) and a lease (owner, expiry).
+//
+// Rules every backend enforces atomically (also across processes sharing the store):
+// - At most one running job per namespace. Create() while one runs returns that job with
+//   `created == false` instead of creating a second ("a second warm of the same namespace while
+//   one runs returns the running job").
+// - Only the lease owner may checkpoint or finish a running job. A checkpoint extends the lease.
+//   When the lease expires (the owner died or stalled), ClaimExpired() hands the job to another
+//   owner, which resumes it from the last checkpoint; the old owner's next Checkpoint/Finish then
+//   fails with Aborted and it must stop.
+// - Terminal states (completed, failed, cancelled) are final. Cancel() of a running job makes it
+//   cancelled at once; the runner notices at its next Checkpoint (Aborted) and stops.
+//
+// Times are epoch milliseconds from the store's clock (injectable for tests), except where a
+// method takes `now_ms` explicitly.
+//
+// Blocking: every call may block on disk or network I/O; callers run it off the event loop.
+// Thread-safe.
+//
+// Failure: a non-OK Status means the store could not answer (IoError/Unavailable) or the request
+// was refused (NotFound, Aborted, InvalidArgument, as documented per method). A failed call
+// changes nothing.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/status.h"
+
+namespace layer::jobs {
+
+enum class JobStatus : uint8_t { kRunning = 0, kCompleted, kFailed, kCancelled };
+
+// "running", "completed", "failed", "cancelled".
+std::string_view JobStatusName(JobStatus status);
+// The inverse of JobStatusName; nullopt for any other text.
+std::optional<JobStatus> ParseJobStatus(std::string_view text);
+
+inline constexpr int kDefaultWarmPageSize = 1000;
+inline constexpr int kMaxWarmPageSize = 10000;
+
+struct WarmJob {
+  std::string id;  // UUID v4, lower-case hyphenated
+  std::string ns;  // "namespace" on the wire
+  JobStatus status = JobStatus::kRunning;
+  double progress = 0.0;  // 0..1; 1.0 only once completed
+  uint64_t documents_scanned = 0;
+  std::optional<uint64_t> stable_as_of;  // epoch ms; set on completion when known
+  int64_t created_at = 0;                // epoch ms
+  std::optional<int64_t> completed_at;   // epoch ms; set once the job is terminal
+  std::optional<std::string> error;      // set when failed
+  uint64_t cache_errors = 0;             // cache writes that failed while warming
+  int page_size = kDefaultWarmPageSize;
+
+  // Resumption state, never on the wire.
+  std::optional<std::string> cursor;  // JSON text of the last id paged (e.g. 42, "a", "uuid")
+  std::string owner;                  // lease holder; "" = none
+  int64_t lease_expires_at = 0;       // epoch ms
+  int64_t updated_at = 0;             // epoch ms of the last change
+
+  bool finished() const { return status != JobStatus::kRunning; }
+};
+
+// RFC 3339 UTC with milliseconds: 1779789600000 -> "2026-05-26T10:00:00.000Z".
+std::string FormatRfc3339Ms(int64_t epoch_ms);
+
+// The WarmJob wire shape: {"id","namespace","status","progress","documents_scanned",
+// "stable_as_of"?,"created_at","completed_at"?,"error"?,"cache_errors","page_size"} (optional
+// members omitted when absent; times as RFC 3339). Compact JSON object text.
+std::string WarmJobToJson(const WarmJob& job);
+// {"warm_jobs":[...]} in the given order.
+std::string WarmJobListToJson(std::span<const WarmJob> jobs);
+
+// A fresh random (version 4) UUID, lower-case hyphenated.
+std::string NewJobId();
+
+struct CreateWarmJobRequest {
+  std::string ns;
+  int page_size = kDefaultWarmPageSize;  // 1..kMaxWarmPageSize
+  std::string owner;                     // the creator takes the lease; must not be empty
+};
+
+struct CreateWarmJobOutcome {
+  WarmJob job;
+  // false: a job of the namespace was already running and `job` is that job (nothing created).
+  bool created = false;
+};
+
+// Progress a runner records after each page.
+struct WarmJobCheckpoint {
+  std::optional<std::string> cursor;  // JSON text of the last id paged; nullopt = keep the old one
+  uint64_t documents_scanned = 0;
+  double progress = 0.0;  // clamped to [0, 1)
+  uint64_t cache_errors = 0;
+};
+
+enum class ClaimScope : uint8_t {
+  // Running jobs whose lease expired at `now_ms` or that have no owner.
+  kExpired,
+  // Every running job, whoever holds it. Only for a store used by one process (the embedded
+  // default), at start-up: any running job found then belongs to a dead process.
+  kAllRunning,
+};
+
+class JobStore {
+ public:
+  virtual ~JobStore() = default;
+
+  // Creates a running job (progress 0, lease owner = request.owner until now + the store's lease
+  // duration), unless a job of the namespace is running: then returns that one, created = false.
+  // InvalidArgument for an empty namespace or owner or a page size outside 1..kMaxWarmPageSize.
+  virtual Result<CreateWarmJobOutcome> Create(const CreateWarmJobRequest& request) = 0;
+
+  // NotFound when no job has this id.
+  virtual Result<WarmJob> Get(std::string_view id) = 0;
+
+  // Every job of the namespace, oldest first (by created_at, then creation order).
+  virtual Result<std::vector<WarmJob>> List(std::string_view ns) = 0;
+
+  // Records progress and extends the lease to now + the store's lease duration. NotFound when no
+  // job has this id; Aborted when the job is no longer running (e.g. cancelled) or `owner` no
+  // longer holds the lease: the caller must stop working on it. InvalidArgument when `cursor` is
+  // not valid JSON.
+  virtual Status Checkpoint(std::string_view id, std::string_view owner,
+                            const WarmJobCheckpoint& checkpoint) = 0;
+
+  // Ends a running job with `status` (kCompleted or kFailed; InvalidArgument otherwise) and sets
+  // completed_at = now. Completion sets progress = 1.0. `error` is stored for failures; a
+  // failure without one gets "failed". Errors as for Checkpoint.
+  virtual Status Finish(std::string_view id, std::string_view owner, JobStatus status,
+                        std::optional<std::string> error, std::optional<uint64_t> stable_as_of) = 0;
+
+  // running -> cancelled (completed_at = now). Idempotent: a job already terminal is left as is.
+  // Returns the job as stored after the call. NotFound when no job has this id.
+  virtual Result<WarmJob> Cancel(std::string_view id) = 0;
+
+  // Atomically hands the running jobs selected by `scope` to `owner`, with a lease until
+  // now_ms + lease, and returns them (oldest first) for the caller to resume from their cursors.
+  // Two concurrent claimers never both get the same job.
+  virtual Result<std::vector<WarmJob>> ClaimExpired(std::string_view owner, int64_t now_ms,
+                                                    std::chrono::milliseconds lease,
+                                                    ClaimScope scope = ClaimScope::kExpired) = 0;
+
+  // Gives up `owner`'s leases on its running jobs (clean shutdown), so they can be claimed at
+  // once. Returns how many jobs were released.
+  virtual Result<uint64_t> ReleaseOwner(std::string_view owner) = 0;
+
+  // Removes every job of the namespace, running or not (a running job's owner then gets NotFound
+  // at its next checkpoint). Returns how many were removed.
+  virtual Result<uint64_t> DeleteNamespace(std::string_view ns) = 0;
+
+  // Retention for finished jobs (running jobs are never pruned): removes those that finished
+  // before now_ms - keep_finished_for, and per namespace all but the
+  // keep_finished_max_per_namespace most recently finished. Returns how many were removed.
+  virtual Result<uint64_t> Prune(int64_t now_ms, std::chrono::milliseconds keep_finished_for,
+                                 uint64_t keep_finished_max_per_namespace) = 0;
+};
+
+}  // namespace layer::jobs

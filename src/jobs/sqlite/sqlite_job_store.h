@@ -1,0 +1,81 @@
+// SqliteJobStore: the embedded JobStore, one SQLite database file under the data directory.
+//
+// Durability: WAL journal, synchronous=FULL by default (NORMAL on request). With either setting a
+// committed call (Create, Checkpoint, Finish, ...) survives kill -9 of the process; FULL also
+// survives power loss. The schema is created on Open().
+//
+// Concurrency: one connection guarded by a mutex, so calls are serialised in-process; every
+// multi-statement operation runs in a BEGIN IMMEDIATE transaction, and a partial unique index
+// enforces one running job per namespace, so the rules of job_store.h also hold when several
+// processes open the same file (they wait up to `busy_timeout` for each other's write lock).
+//
+// Blocking: every call does file I/O (and fsync on commit). Thread-safe.
+#pragma once
+
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+
+#include "jobs/job_store.h"
+
+struct sqlite3;
+
+namespace layer::jobs {
+
+struct SqliteJobStoreOptions {
+  std::string path;  // the database file (e.g. <data-dir>/jobs.sqlite3); parent dirs created
+  // Lease granted by Create and renewed by Checkpoint. A runner must checkpoint more often.
+  std::chrono::milliseconds lease = std::chrono::seconds(30);
+  // How long a call waits for another process's write lock before failing with Unavailable.
+  std::chrono::milliseconds busy_timeout = std::chrono::seconds(5);
+  bool synchronous_full = true;  // false: synchronous=NORMAL (still safe against kill -9)
+  // Wall clock in epoch ms. Empty = std::chrono::system_clock.
+  std::function<int64_t()> now_ms;
+};
+
+class SqliteJobStore final : public JobStore {
+ public:
+  // Opens (or creates) the database at `options.path` and creates the schema if missing.
+  // InvalidArgument for an empty path or non-positive lease; IoError when SQLite cannot open or
+  // initialise the file (including a file that is not a SQLite database).
+  static Result<std::unique_ptr<SqliteJobStore>> Open(SqliteJobStoreOptions options);
+
+  ~SqliteJobStore() override;
+  SqliteJobStore(const SqliteJobStore&) = delete;
+  SqliteJobStore& operator=(const SqliteJobStore&) = delete;
+
+  Result<CreateWarmJobOutcome> Create(const CreateWarmJobRequest& request) override;
+  Result<WarmJob> Get(std::string_view id) override;
+  Result<std::vector<WarmJob>> List(std::string_view ns) override;
+  Status Checkpoint(std::string_view id, std::string_view owner,
+                    const WarmJobCheckpoint& checkpoint) override;
+  Status Finish(std::string_view id, std::string_view owner, JobStatus status,
+                std::optional<std::string> error, std::optional<uint64_t> stable_as_of) override;
+  Result<WarmJob> Cancel(std::string_view id) override;
+  Result<std::vector<WarmJob>> ClaimExpired(std::string_view owner, int64_t now_ms,
+                                            std::chrono::milliseconds lease,
+                                            ClaimScope scope = ClaimScope::kExpired) override;
+  Result<uint64_t> ReleaseOwner(std::string_view owner) override;
+  Result<uint64_t> DeleteNamespace(std::string_view ns) override;
+  Result<uint64_t> Prune(int64_t now_ms, std::chrono::milliseconds keep_finished_for,
+                         uint64_t keep_finished_max_per_namespace) override;
+
+ private:
+  explicit SqliteJobStore(SqliteJobStoreOptions options);
+  Status Init();
+  int64_t NowMs() const;
+
+  // Both expect mu_ held.
+  Status Exec(const char* sql);
+  Result<std::optional<WarmJob>> GetLocked(std::string_view id);
+  // Shared by Checkpoint and Finish: NotFound / Aborted unless `id` is running and owned.
+  Status CheckOwnedLocked(std::string_view id, std::string_view owner);
+
+  const SqliteJobStoreOptions options_;
+  std::mutex mu_;
+  sqlite3* db_ = nullptr;  // guarded by mu_
+};
+
+}  // namespace layer::jobs
