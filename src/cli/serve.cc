@@ -20,6 +20,9 @@
 #include "cache/rocksdb/rocksdb_cache.h"
 #include "gateway/cache_context.h"
 #include "gateway/gateway.h"
+#include "gateway/warm.h"
+#include "jobs/sqlite/sqlite_job_store.h"
+#include "jobs/warm_runner.h"
 #include "http/server.h"
 #include "http/upstream.h"
 
@@ -59,6 +62,12 @@ http::Task<void> DrainOnSignal(asio::signal_set& signals, http::HttpServer& serv
   }
   server.StopAccepting();
   pool.Stop();
+}
+
+int64_t NowMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
 }
 
 Status OpenCache(const ServeConfig& cfg, gateway::CacheContext* cache) {
@@ -153,6 +162,24 @@ int RunServe(const ServeConfig& cfg) {
     return 1;
   }
   gateway::Gateway gw(cfg, **upstream, cache);
+
+  jobs::SqliteJobStoreOptions jopts;
+  jopts.path = (std::filesystem::path(cfg.data_dir) / "jobs.sqlite3").string();
+  auto job_store = jobs::SqliteJobStore::Open(jopts);
+  if (!job_store.ok()) {
+    spdlog::error("cannot open the job store: {}", job_store.status().ToString());
+    return 1;
+  }
+  (void)(*job_store)->Prune(NowMs(), std::chrono::hours(24 * 7), 100);
+  jobs::WarmRunnerOptions wopts;
+  wopts.owner = jobs::NewJobId();
+  if (!cfg.upstream_api_key.empty()) wopts.upstream_authorization = "Bearer " + cfg.upstream_api_key;
+  jobs::WarmRunner warm_runner(pool, **job_store, **upstream, cache, wopts);
+  gateway::WarmServices warm{**job_store, warm_runner};
+  gw.AttachWarm(&warm);
+  if (Status st = warm_runner.ResumeAll(); !st.ok()) {
+    spdlog::warn("resuming warm jobs failed: {}", st.ToString());
+  }
   http::ServerOptions sopts;
   uint16_t port = 0;
   if (Status st = ParseHostPort(cfg.listen, &sopts.host, &port); !st.ok()) {

@@ -66,24 +66,17 @@ void AddName(Projection& p, std::string_view name) {
 
 Projection ProjectionFromQuery(std::string_view query) {
   Projection p;
-  while (!query.empty()) {
-    size_t amp = query.find('&');
-    std::string_view kv = query.substr(0, amp);
-    query = amp == std::string_view::npos ? std::string_view() : query.substr(amp + 1);
-    size_t eq = kv.find('=');
-    if (kv.substr(0, eq) != "include_attributes" || eq == std::string_view::npos) continue;
-    std::string value;
-    if (!PercentDecode(kv.substr(eq + 1), &value)) continue;
-    p.all = false;
-    std::string_view rest = value;
-    while (!rest.empty()) {
-      size_t comma = rest.find(',');
-      std::string_view name = rest.substr(0, comma);
-      rest = comma == std::string_view::npos ? std::string_view() : rest.substr(comma + 1);
-      while (!name.empty() && name.front() == ' ') name.remove_prefix(1);
-      while (!name.empty() && name.back() == ' ') name.remove_suffix(1);
-      AddName(p, name);
-    }
+  auto value = QueryParam(query, "include_attributes");
+  if (!value) return p;
+  p.all = false;
+  std::string_view rest = *value;
+  while (!rest.empty()) {
+    size_t comma = rest.find(',');
+    std::string_view name = rest.substr(0, comma);
+    rest = comma == std::string_view::npos ? std::string_view() : rest.substr(comma + 1);
+    while (!name.empty() && name.front() == ' ') name.remove_prefix(1);
+    while (!name.empty() && name.back() == ' ') name.remove_suffix(1);
+    AddName(p, name);
   }
   return p;
 }

@@ -5,6 +5,7 @@
 #include "gateway/passthrough.h"
 #include "gateway/query.h"
 #include "gateway/test_faults.h"
+#include "gateway/warm.h"
 #include "gateway/write.h"
 #include "http/errors.h"
 
@@ -84,6 +85,15 @@ http::Task<http::Response> Gateway::Dispatch(RequestContext& ctx) {
       co_return co_await FetchDocument(ctx, upstream_, cache_);
     case RouteId::kFetchDocuments:
       co_return co_await FetchDocuments(ctx, upstream_, cache_);
+    case RouteId::kWarm:
+    case RouteId::kWarmJobs:
+    case RouteId::kWarmJob:
+      if (!warm_) {
+        co_return http::MakeError(http::Code::not_found, "not_found", "warm jobs are not enabled");
+      }
+      if (ctx.route.id == RouteId::kWarm) co_return co_await StartWarm(ctx, cache_, *warm_);
+      if (ctx.route.id == RouteId::kWarmJobs) co_return co_await ListWarmJobs(ctx, *warm_);
+      co_return co_await WarmJobById(ctx, *warm_);
     default:
       co_return co_await Passthrough(ctx, upstream_, cfg_.public_url);
   }

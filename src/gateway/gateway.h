@@ -16,6 +16,8 @@
 
 namespace layer::gateway {
 
+struct WarmServices;
+
 // What a route handler gets besides the exchange.
 struct RequestContext {
   http::Exchange& ex;
@@ -30,6 +32,8 @@ class Gateway {
 
   // Set once, before serving: the server whose drain state /ready and API routes report.
   void AttachServer(const http::HttpServer* server) { server_ = server; }
+  // Set once, before serving: the warm job store and runner (warm routes are 404 without them).
+  void AttachWarm(WarmServices* warm) { warm_ = warm; }
 
   http::Task<http::Response> Handle(http::Exchange& ex);
 
@@ -42,6 +46,7 @@ class Gateway {
   CacheContext& cache_;
   Authenticator auth_;
   const http::HttpServer* server_ = nullptr;
+  WarmServices* warm_ = nullptr;
 };
 
 }  // namespace layer::gateway

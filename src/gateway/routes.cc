@@ -79,6 +79,22 @@ bool PercentDecode(std::string_view in, std::string* out) {
   return true;
 }
 
+std::optional<std::string> QueryParam(std::string_view query, std::string_view name) {
+  while (!query.empty()) {
+    size_t amp = query.find('&');
+    std::string_view kv = query.substr(0, amp);
+    query = amp == std::string_view::npos ? std::string_view() : query.substr(amp + 1);
+    size_t eq = kv.find('=');
+    if (kv.substr(0, eq) != name) continue;
+    std::string value;
+    if (eq != std::string_view::npos && !PercentDecode(kv.substr(eq + 1), &value)) {
+      return std::nullopt;
+    }
+    return value;
+  }
+  return std::nullopt;
+}
+
 std::optional<RouteMatch> MatchRoute(Verb method, std::string_view path) {
   std::array<std::string_view, 6> s;
   int n = Split(path, s);
@@ -133,12 +149,22 @@ std::optional<RouteMatch> MatchRoute(Verb method, std::string_view path) {
     } else if (!v1 && op == "documents" && method == Verb::post) {
       m = Make(RouteId::kFetchDocuments, "fetch", kScopeRead, true);
       m->turbopuffer_route = false;
+    } else if (!v1 && op == "warm" && method == Verb::post) {
+      m = Make(RouteId::kWarm, "warm", kScopeWrite, false);
+      m->turbopuffer_route = false;
+    } else if (!v1 && op == "warm-jobs" && get) {
+      m = Make(RouteId::kWarmJobs, "warm", kScopeRead, true);
+      m->turbopuffer_route = false;
     }
   } else if (n == 5) {
     if (v1 && op == "_debug" && s[4] == "recall" && method == Verb::post) {
       m = Make(RouteId::kRecall, "recall", kScopeRead, true);
     } else if (op == "operations" && get && SafeOpaqueId(s[4])) {
       m = Make(RouteId::kOperation, "operations", kScopeRead, true);
+    } else if (!v1 && op == "warm-jobs" && (get || method == Verb::delete_) && !s[4].empty()) {
+      m = Make(RouteId::kWarmJob, "warm", get ? kScopeRead : kScopeWrite, get);
+      m->turbopuffer_route = false;
+      if (!PercentDecode(s[4], &m->param)) return std::nullopt;
     } else if (!v1 && op == "documents" && get && !s[4].empty()) {
       m = Make(RouteId::kFetchDocument, "fetch", kScopeRead, true);
       m->turbopuffer_route = false;
@@ -162,6 +188,9 @@ std::optional<RouteMatch> MatchRoute(Verb method, std::string_view path) {
         break;
       case RouteId::kFetchDocument:
       case RouteId::kFetchDocuments:
+      case RouteId::kWarm:
+      case RouteId::kWarmJobs:
+      case RouteId::kWarmJob:
         break;  // Layer-only: served by the gateway, which builds its own upstream reads
       default:
         m->upstream_path = n == 3 ? base : base + "/" + std::string(op);

@@ -40,6 +40,9 @@ enum class RouteId {
   // Layer-only.
   kFetchDocument,       // GET /v2/namespaces/{ns}/documents/{id}
   kFetchDocuments,      // POST /v2/namespaces/{ns}/documents
+  kWarm,                // POST /v2/namespaces/{ns}/warm
+  kWarmJobs,            // GET /v2/namespaces/{ns}/warm-jobs
+  kWarmJob,             // GET|DELETE /v2/namespaces/{ns}/warm-jobs/{id}
 };
 
 struct RouteMatch {
@@ -60,5 +63,9 @@ std::optional<RouteMatch> MatchRoute(http::Verb method, std::string_view path);
 
 // Percent-decodes `in`; returns false on a malformed escape.
 bool PercentDecode(std::string_view in, std::string* out);
+
+// The percent-decoded value of the first `name=` parameter of a raw query string, or nullopt
+// when absent (or malformed).
+std::optional<std::string> QueryParam(std::string_view query, std::string_view name);
 
 }  // namespace layer::gateway

@@ -467,6 +467,7 @@ class Engine::Router {
     rec.meta = &meta;
     if (!AppendLocked(ns.get(), name, EncodeLogRecord(rec)).ok()) return Error(InternalError());
     ns->state.meta = std::move(meta);
+    ns->state.InvalidateIndexes();
     return Json(200, MetadataJson(ns.get(), v1));
   }
 
@@ -498,6 +499,7 @@ class Engine::Router {
     rec.meta = &meta;
     if (!AppendLocked(ns.get(), name, EncodeLogRecord(rec)).ok()) return Error(InternalError());
     ns->state.meta = std::move(meta);
+    ns->state.InvalidateIndexes();
     ns->exists = true;
     return Json(200, ns->state.meta.schema.ToSchemaJson());
   }

@@ -89,6 +89,7 @@ bool ApplyLogRecord(std::string_view payload, NamespaceState* state) {
   nm.updated_at_ms = GetInt(m, "updated_at_ms");
   nm.last_write_at_ms = GetInt(m, "last_write_at_ms");
   if (const auto* p = m.if_contains("pinning")) nm.pinning = *p;
+  state->InvalidateIndexes();
   state->meta = std::move(nm);
   if (const auto* r = rec.if_contains("reset"); r && r->is_bool() && r->get_bool()) {
     state->docs.clear();

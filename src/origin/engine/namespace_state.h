@@ -5,7 +5,10 @@
 
 #include <cstdint>
 #include <map>
+#include <memory>
+#include <mutex>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "origin/engine/doc_model.h"
@@ -22,10 +25,53 @@ struct NamespaceMeta {
   json::value pinning;  // null when not pinned
 };
 
+// Query-side indexes derived from a namespace's documents and schema (query_index.cc). Each is
+// immutable once built; "doc index" below is a document's position in `docs` iteration order.
+
+// One dense-vector attribute as a contiguous float array (the stored values are f32-exact).
+struct VectorColumn {
+  size_t dims = 0;
+  std::vector<float> data;      // dims floats per row
+  std::vector<int64_t> row;     // per doc index: row in `data`, -1 = not in the column
+  std::vector<double> sq_norm;  // per row: sum of squares, accumulated in dimension order
+  std::vector<bool> has_array;  // per doc index: the attribute holds an array
+};
+
+// Tokens of one full-text attribute, inverted: term -> (doc index, term frequency).
+struct TextIndex {
+  std::vector<bool> has_attr;     // per doc index
+  std::vector<uint32_t> doc_len;  // per doc index: number of tokens
+  size_t docs_with_attr = 0;
+  double total_len = 0;
+  std::unordered_map<std::string, std::vector<std::pair<uint32_t, uint32_t>>> postings;
+  std::vector<std::string> sorted_terms;  // for prefix matches
+};
+
+// The lazily built indexes of one NamespaceState. Queries (holding the namespace lock shared)
+// build and read them under `mu`; every change to the documents or the metadata replaces the
+// whole object (NamespaceState::InvalidateIndexes), so a stale index is never consulted.
+struct QueryIndexes {
+  std::mutex mu;
+  std::map<std::string, std::shared_ptr<const VectorColumn>> vectors;  // guarded by mu
+  std::map<std::string, std::shared_ptr<const TextIndex>> text;        // guarded by mu
+};
+
 struct NamespaceState {
   NamespaceMeta meta;
   std::map<DocId, Document> docs;  // ordered by id: the live tie-break and export order
+  // Derived from docs and meta; copies of an unchanged state may share it. Whoever changes docs
+  // or meta calls InvalidateIndexes().
+  std::shared_ptr<QueryIndexes> indexes = std::make_shared<QueryIndexes>();
+
+  void InvalidateIndexes() { indexes = std::make_shared<QueryIndexes>(); }
 };
+
+// The column for `attr`, built on first use. Never null.
+std::shared_ptr<const VectorColumn> GetVectorColumn(const NamespaceState& state,
+                                                    const std::string& attr);
+// The text index for `attr` tokenised with `config`, built on first use. Never null.
+std::shared_ptr<const TextIndex> GetTextIndex(const NamespaceState& state, const std::string& attr,
+                                              const FtsConfig& config);
 
 // One log record: the namespace metadata after the write plus the documents it put and deleted.
 // With `reset` the record replaces all documents (snapshots, copy_from_namespace).

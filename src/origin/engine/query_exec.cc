@@ -29,22 +29,150 @@ double VectorDistance(const std::string& metric, const std::vector<float>& q,
   return std::max(0.0, 1.0 - dot / std::sqrt(qn * vn));
 }
 
-void PrepareBm25(RankExpr* e, const NamespaceState& state, const std::vector<DocRef>& all) {
-  for (auto& c : e->children) PrepareBm25(&c, state, all);
+// Fills e->scores (per doc index) from the attribute's inverted index. Reproduces Bm25Scorer
+// (text.h) exactly: same statistics, and each document's score accumulates the query terms'
+// contributions in the same order.
+void PrepareBm25(RankExpr* e, const NamespaceState& state, size_t num_docs) {
+  for (auto& c : e->children) PrepareBm25(&c, state, num_docs);
   if (e->kind != RankExpr::Kind::kBm25) return;
   const AttrSchema* a = state.meta.schema.Find(e->attr);
-  const FtsConfig& cfg = *a->fts;
-  std::vector<std::vector<std::string>> tokens(all.size());
-  std::vector<bool> has(all.size(), false);
-  for (size_t i = 0; i < all.size(); ++i) {
-    const auto* v = all[i].second->attrs.if_contains(e->attr);
-    if (v == nullptr) continue;
-    has[i] = true;
-    tokens[i] = TokenizeValue(*v, cfg);
+  const FtsConfig& config = *a->fts;
+  std::shared_ptr<const TextIndex> idx = GetTextIndex(state, e->attr, config);
+  const auto& query_tokens = e->tokens;
+  std::map<std::string, int> qtf;
+  std::vector<std::string> order;
+  for (size_t i = 0; i < query_tokens.size(); ++i) {
+    if (qtf[query_tokens[i]]++ == 0) order.push_back(query_tokens[i]);
   }
-  Bm25Scorer scorer(cfg, tokens, has, e->tokens, e->last_as_prefix);
-  e->scores.resize(all.size());
-  for (size_t i = 0; i < all.size(); ++i) e->scores[i] = has[i] ? scorer.Score(i) : 0;
+  size_t n = idx->docs_with_attr;
+  double avgdl = n > 0 ? idx->total_len / static_cast<double>(n) : 0;
+  e->scores.assign(num_docs, 0.0);
+  static const std::vector<std::pair<uint32_t, uint32_t>> kNoPostings;
+  std::vector<bool> exact_hit;
+  for (const auto& term : order) {
+    bool prefix = e->last_as_prefix && !query_tokens.empty() && term == query_tokens.back();
+    auto pit = idx->postings.find(term);
+    const auto& postings = pit != idx->postings.end() ? pit->second : kNoPostings;
+    size_t df = postings.size();
+    double idf = std::log(1.0 + (static_cast<double>(n) - static_cast<double>(df) + 0.5) /
+                                    (static_cast<double>(df) + 0.5));
+    double q = qtf[term];
+    double qweight = q * (config.k3 + 1) / (config.k3 + q);
+    double weight = idf * qweight;
+    for (const auto& [doc, count] : postings) {
+      double dl = static_cast<double>(idx->doc_len[doc]);
+      double norm = config.k1 * (1 - config.b + config.b * (avgdl > 0 ? dl / avgdl : 1));
+      double tf = static_cast<double>(count);
+      e->scores[doc] += weight * tf * (config.k1 + 1) / (tf + norm);
+    }
+    if (!prefix) continue;
+    // Documents without the exact term but with a token that starts with it score 1.0.
+    exact_hit.assign(num_docs, false);
+    for (const auto& p : postings) exact_hit[p.first] = true;
+    std::vector<bool> prefix_hit(num_docs, false);
+    for (auto t = std::lower_bound(idx->sorted_terms.begin(), idx->sorted_terms.end(), term);
+         t != idx->sorted_terms.end() && t->compare(0, term.size(), term) == 0; ++t) {
+      if (*t == term) continue;
+      for (const auto& p : idx->postings.at(*t)) {
+        if (!exact_hit[p.first] && !prefix_hit[p.first]) {
+          prefix_hit[p.first] = true;
+          e->scores[p.first] += 1.0;
+        }
+      }
+    }
+  }
+}
+
+// Exact distances for up to kBlock column rows at once (independent accumulators give the CPU
+// parallel work); each row still accumulates in dimension order, as VectorDistance does.
+constexpr size_t kBlock = 4;
+
+template <bool kCosine>
+void BlockSums(const double* qd, size_t dims, const float* const* rows, size_t count, double* out) {
+  double acc[kBlock] = {0, 0, 0, 0};
+  if (count == kBlock) {
+    const float *r0 = rows[0], *r1 = rows[1], *r2 = rows[2], *r3 = rows[3];
+    for (size_t d = 0; d < dims; ++d) {
+      double a = qd[d];
+      double b0 = r0[d], b1 = r1[d], b2 = r2[d], b3 = r3[d];
+      if constexpr (kCosine) {
+        acc[0] += a * b0;
+        acc[1] += a * b1;
+        acc[2] += a * b2;
+        acc[3] += a * b3;
+      } else {
+        acc[0] += (a - b0) * (a - b0);
+        acc[1] += (a - b1) * (a - b1);
+        acc[2] += (a - b2) * (a - b2);
+        acc[3] += (a - b3) * (a - b3);
+      }
+    }
+  } else {
+    for (size_t k = 0; k < count; ++k) {
+      for (size_t d = 0; d < dims; ++d) {
+        double a = qd[d];
+        double b = rows[k][d];
+        if constexpr (kCosine) {
+          acc[k] += a * b;
+        } else {
+          acc[k] += (a - b) * (a - b);
+        }
+      }
+    }
+  }
+  for (size_t k = 0; k < count; ++k) out[k] = acc[k];
+}
+
+// Appends (doc index, distance) for every matched document holding a vector, like
+// VectorDistance over each document's stored array, but from the namespace's float column.
+void RankByVector(const Query& q, const NamespaceState& state, const std::vector<DocRef>& all,
+                  const std::vector<size_t>& matched,
+                  std::vector<std::pair<size_t, double>>* ranked) {
+  const std::string& metric = state.meta.distance_metric;
+  std::shared_ptr<const VectorColumn> col = GetVectorColumn(state, q.vector_attr);
+  bool column_ok = col->dims > 0 && col->dims == q.query_vector.size();
+  bool cosine = metric != "euclidean_squared" && metric != "euclidean";
+  std::vector<double> qd(q.query_vector.begin(), q.query_vector.end());
+  double qn = 0;
+  for (double a : qd) qn += a * a;
+  std::vector<size_t> batch;
+  batch.reserve(kBlock);
+  auto flush = [&] {
+    const float* rows[kBlock];
+    for (size_t k = 0; k < batch.size(); ++k) {
+      rows[k] = col->data.data() + static_cast<size_t>(col->row[batch[k]]) * col->dims;
+    }
+    double sums[kBlock];
+    if (cosine) {
+      BlockSums<true>(qd.data(), col->dims, rows, batch.size(), sums);
+    } else {
+      BlockSums<false>(qd.data(), col->dims, rows, batch.size(), sums);
+    }
+    for (size_t k = 0; k < batch.size(); ++k) {
+      double dist;
+      if (metric == "euclidean_squared") {
+        dist = sums[k];
+      } else if (metric == "euclidean") {
+        dist = std::sqrt(sums[k]);
+      } else {
+        double vn = col->sq_norm[static_cast<size_t>(col->row[batch[k]])];
+        dist = (qn == 0 || vn == 0) ? 1.0 : std::max(0.0, 1.0 - sums[k] / std::sqrt(qn * vn));
+      }
+      ranked->emplace_back(batch[k], dist);
+    }
+    batch.clear();
+  };
+  for (size_t i : matched) {
+    if (!col->has_array[i]) continue;
+    if (column_ok && col->row[i] >= 0) {
+      batch.push_back(i);
+      if (batch.size() == kBlock) flush();
+      continue;
+    }
+    const auto* v = all[i].second->attrs.if_contains(q.vector_attr);
+    ranked->emplace_back(i, VectorDistance(metric, q.query_vector, v->get_array()));
+  }
+  if (!batch.empty()) flush();
 }
 
 double EvalRank(const RankExpr& e, size_t index, const DocRef& doc) {
@@ -253,8 +381,77 @@ void RunAggregation(const Query& q, const NamespaceState& state, const std::vect
 // Executes a parsed query; rows carry `$dist` scores as doubles (rounded on output).
 }  // namespace
 
+namespace {
+
+// Writes the rows (with `$dist` when has_dist), billing and performance of a ranked result.
+void EmitRows(const Query& q, const NamespaceState& state, const std::vector<DocRef>& refs,
+              const std::vector<double>& scores, bool has_dist, json::object* out) {
+  json::array rows;
+  rows.reserve(refs.size());
+  uint64_t returned = 0;
+  for (size_t k = 0; k < refs.size(); ++k) {
+    json::value row = RowsProjection(q, state.meta.schema, refs[k],
+                                     has_dist ? std::optional<double>(scores[k]) : std::nullopt);
+    returned += SerializeJson(row).size();
+    rows.push_back(std::move(row));
+  }
+  (*out)["rows"] = std::move(rows);
+  (*out)["billing"] = QueryBilling(returned);
+  (*out)["performance"] = QueryPerformance(state, state.docs.size());
+}
+
+// For an id-ordered query (paging), the first document that can match: a top-level
+// ["id","Gt"|"Gte",x] condition (alone or in an And) on uint ids rules out every smaller id.
+// Only a shortcut: the full filter is still evaluated on every document from there on.
+std::map<DocId, Document>::const_iterator FirstIdCandidate(const Filter& f,
+                                                           const std::map<DocId, Document>& docs) {
+  auto best = docs.begin();
+  auto consider = [&](const Filter& leaf) {
+    if (leaf.kind != Filter::Kind::kLeaf || leaf.attr != "id" || !leaf.ref_new_attr.empty()) return;
+    if (leaf.op != FilterOp::kGt && leaf.op != FilterOp::kGte) return;
+    uint64_t x;
+    if (leaf.operand.is_uint64()) {
+      x = leaf.operand.get_uint64();
+    } else if (leaf.operand.is_int64() && leaf.operand.get_int64() >= 0) {
+      x = static_cast<uint64_t>(leaf.operand.get_int64());
+    } else {
+      return;
+    }
+    DocId key(x);
+    auto it = leaf.op == FilterOp::kGt ? docs.upper_bound(key) : docs.lower_bound(key);
+    if (best != docs.end() && (it == docs.end() || best->first < it->first)) best = it;
+  };
+  if (f.kind == Filter::Kind::kAnd) {
+    for (const auto& c : f.children) consider(c);
+  } else {
+    consider(f);
+  }
+  return best;
+}
+
+// Queries answered in id order (no rank_by, or rank_by id ascending) need only the first `limit`
+// matches in map order: the exhaustive path sorts by (id, doc index), which is the same order.
+bool IdOrdered(const Query& q) {
+  if (q.aggregate || !q.per_attrs.empty()) return false;
+  if (q.rank != Query::Rank::kNone && q.rank != Query::Rank::kAttributes) return false;
+  return q.order.empty() || (q.order.size() == 1 && q.order[0].attr == "id" && !q.order[0].desc);
+}
+
+}  // namespace
+
 void ExecuteQuery(Query& q, const NamespaceState& state, json::object* out) {
-  const Schema& schema = state.meta.schema;
+  if (IdOrdered(q)) {
+    size_t limit = static_cast<size_t>(q.limit);
+    std::vector<DocRef> refs;
+    auto it = q.filter ? FirstIdCandidate(*q.filter, state.docs) : state.docs.begin();
+    for (; it != state.docs.end() && refs.size() < limit; ++it) {
+      if (!q.filter || EvalFilter(*q.filter, it->first, it->second, nullptr, nullptr)) {
+        refs.emplace_back(&it->first, &it->second);
+      }
+    }
+    EmitRows(q, state, refs, {}, false, out);
+    return;
+  }
   std::vector<DocRef> all;
   all.reserve(state.docs.size());
   for (const auto& [id, doc] : state.docs) all.emplace_back(&id, &doc);
@@ -276,12 +473,7 @@ void ExecuteQuery(Query& q, const NamespaceState& state, json::object* out) {
   std::vector<std::pair<size_t, double>> ranked;  // (doc index, score)
   bool has_dist = true;
   if (q.rank == Query::Rank::kVector) {
-    for (size_t i : matched) {
-      const auto* v = all[i].second->attrs.if_contains(q.vector_attr);
-      if (v == nullptr || !v->is_array()) continue;
-      ranked.emplace_back(
-          i, VectorDistance(state.meta.distance_metric, q.query_vector, v->get_array()));
-    }
+    RankByVector(q, state, all, matched, &ranked);
     auto less = [](const auto& a, const auto& b) {
       return a.second != b.second ? a.second < b.second : a.first < b.first;
     };
@@ -289,7 +481,7 @@ void ExecuteQuery(Query& q, const NamespaceState& state, json::object* out) {
     std::partial_sort(ranked.begin(), ranked.begin() + static_cast<long>(k), ranked.end(), less);
     ranked.resize(k);
   } else if (q.rank == Query::Rank::kScore) {
-    PrepareBm25(&q.score, state, all);
+    PrepareBm25(&q.score, state, all.size());
     for (size_t i : matched) {
       double s = EvalRank(q.score, i, all[i]);
       if (s > 0) ranked.emplace_back(i, s);
@@ -344,17 +536,15 @@ void ExecuteQuery(Query& q, const NamespaceState& state, json::object* out) {
       }
     }
   }
-  json::array rows;
-  uint64_t returned = 0;
+  std::vector<DocRef> refs;
+  std::vector<double> scores;
+  refs.reserve(ranked.size());
+  scores.reserve(ranked.size());
   for (const auto& [i, score] : ranked) {
-    json::value row =
-        RowsProjection(q, schema, all[i], has_dist ? std::optional<double>(score) : std::nullopt);
-    returned += SerializeJson(row).size();
-    rows.push_back(std::move(row));
+    refs.push_back(all[i]);
+    scores.push_back(score);
   }
-  (*out)["rows"] = std::move(rows);
-  (*out)["billing"] = QueryBilling(returned);
-  (*out)["performance"] = QueryPerformance(state, all.size());
+  EmitRows(q, state, refs, scores, has_dist, out);
 }
 
 json::value RenderAttr(const AttrSchema* schema, const json::value& v, bool base64_vectors) {

@@ -558,6 +558,7 @@ ApiStatus PlanWrite(const json::object& body, const NamespaceState& state, bool 
 }
 
 void ApplyWritePlan(WritePlan&& plan, NamespaceState* state) {
+  state->InvalidateIndexes();
   for (auto& [id, doc] : plan.changes) {
     if (doc) {
       state->docs[id] = std::move(*doc);

@@ -672,5 +672,20 @@ TEST_F(ExtrasTest, MultiQueryValidatesRootConsistency) {
       200);
 }
 
+// The query indexes (vector column, text index) are dropped by every write: a query after a
+// write must see it, and id-range paging must agree with the filter.
+TEST_F(QueryTest, IndexesFollowWritesAndPagingHonoursIdFilters) {
+  ASSERT_EQ(Write("ix", R"({"distance_metric":"euclidean_squared","schema":{"t":{"type":"string","full_text_search":true}},"upsert_rows":[{"id":1,"vector":[0,0],"t":"red fox"},{"id":2,"vector":[5,5],"t":"blue fox"},{"id":3,"vector":[9,9],"t":"green"}]})").status, 200);
+  EXPECT_EQ(Ids("ix", R"({"rank_by":["vector","ANN",[4,4]],"limit":1})"), IdList({2}));
+  EXPECT_EQ(Ids("ix", R"({"rank_by":["t","BM25","green"],"limit":5})"), IdList({3}));
+  ASSERT_EQ(Write("ix", R"({"upsert_rows":[{"id":4,"vector":[4,4],"t":"green fox"}],"deletes":[3]})").status, 200);
+  EXPECT_EQ(Ids("ix", R"({"rank_by":["vector","ANN",[4,4]],"limit":1})"), IdList({4}));
+  EXPECT_EQ(Dists("ix", R"({"rank_by":["vector","ANN",[4,4]],"limit":2})"), std::vector<double>({0, 2}));
+  EXPECT_EQ(Ids("ix", R"({"rank_by":["t","BM25","green"],"limit":5})"), IdList({4}));
+  EXPECT_EQ(Ids("ix", R"({"rank_by":["id","asc"],"limit":2,"filters":["id","Gt",1]})"), IdList({2, 4}));
+  EXPECT_EQ(Ids("ix", R"({"rank_by":["id","asc"],"limit":5,"filters":["And",[["id","Gte",2],["id","Gt",0],["id","NotEq",4]]]})"), IdList({2}));
+  EXPECT_EQ(Ids("ix", R"({"rank_by":["id","asc"],"limit":5,"filters":["Or",[["id","Gt",3],["id","Eq",1]]]})"), IdList({1, 4}));
+}
+
 }  // namespace
 }  // namespace layer::origin::testing

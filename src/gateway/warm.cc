@@ -1,0 +1,86 @@
+#include "gateway/warm.h"
+
+#include <boost/json.hpp>
+
+#include <charconv>
+
+#include "gateway/passthrough.h"
+#include "http/errors.h"
+
+namespace layer::gateway {
+namespace {
+
+http::Response JobResponse(http::Code code, const jobs::WarmJob& job) {
+  http::Response res{code, 11};
+  res.set(http::Field::content_type, "application/json");
+  res.body() = jobs::WarmJobToJson(job);
+  return res;
+}
+
+http::Response JobNotFound(const std::string& id) {
+  return http::MakeError(http::Code::not_found, "not_found", "Warm job '" + id + "' not found");
+}
+
+http::Response StoreError(const Status& st) {
+  return http::MakeError(http::Code::service_unavailable, "service_unavailable",
+                         "the job store failed: " + st.message());
+}
+
+}  // namespace
+
+http::Response CacheCold(const std::string& ns) {
+  return http::MakeError(http::Code::service_unavailable, "cache_cold",
+                         "cache is cold for namespace '" + ns +
+                             "'; retry after the cache reconnects",
+                         boost::json::object{{"cache_state", "cold"}});
+}
+
+http::Task<http::Response> StartWarm(RequestContext& ctx, CacheContext& cache,
+                                     WarmServices& warm) {
+  if (auto err = co_await ReadBodyOrError(ctx)) co_return std::move(*err);
+  int page_size = jobs::kDefaultWarmPageSize;
+  if (auto v = QueryParam(ctx.query, "page_size")) {
+    int n = 0;
+    auto [p, ec] = std::from_chars(v->data(), v->data() + v->size(), n);
+    if (ec != std::errc() || p != v->data() + v->size() || n < 1 || n > jobs::kMaxWarmPageSize) {
+      co_return http::MakeError(http::Code::unprocessable_entity, "validation_error",
+                                "page_size must be between 1 and 10000");
+    }
+    page_size = n;
+  }
+  if (!cache.guard || !(co_await cache.guard->Ping()).ok()) co_return CacheCold(ctx.route.ns);
+
+  jobs::CreateWarmJobRequest req{ctx.route.ns, page_size, warm.runner.options().owner};
+  auto created = warm.store.Create(req);
+  if (!created.ok()) co_return StoreError(created.status());
+  if (created->created) warm.runner.Start(created->job);
+  co_return JobResponse(http::Code::accepted, created->job);
+}
+
+http::Task<http::Response> ListWarmJobs(RequestContext& ctx, WarmServices& warm) {
+  auto jobs = warm.store.List(ctx.route.ns);
+  if (!jobs.ok()) co_return StoreError(jobs.status());
+  http::Response res{http::Code::ok, 11};
+  res.set(http::Field::content_type, "application/json");
+  res.body() = jobs::WarmJobListToJson(*jobs);
+  co_return res;
+}
+
+http::Task<http::Response> WarmJobById(RequestContext& ctx, WarmServices& warm) {
+  const std::string& id = ctx.route.param;
+  auto job = warm.store.Get(id);
+  if (!job.ok()) {
+    if (job.status().IsNotFound()) co_return JobNotFound(id);
+    co_return StoreError(job.status());
+  }
+  if (job->ns != ctx.route.ns) co_return JobNotFound(id);
+  if (ctx.ex.request().method() != http::Verb::delete_) {
+    co_return JobResponse(http::Code::ok, *job);
+  }
+  auto cancelled = warm.store.Cancel(id);
+  if (!cancelled.ok()) co_return StoreError(cancelled.status());
+  warm.runner.RequestStop(id);
+  co_return JobResponse(http::Code::ok, *cancelled);
+}
+
+}  // namespace layer::gateway

@@ -1,0 +1,29 @@
+// Warm jobs (Layer-only, reference §3.4 and §7, architecture §3 decision 8):
+//   POST   /v2/namespaces/{ns}/warm?page_size=N   → 202 WarmJob (the running one if any)
+//   GET    /v2/namespaces/{ns}/warm-jobs           → {"warm_jobs":[…]} oldest first
+//   GET    /v2/namespaces/{ns}/warm-jobs/{id}      → WarmJob, 404 not_found otherwise
+//   DELETE /v2/namespaces/{ns}/warm-jobs/{id}      → cancels a running job
+// `page_size` is 1..10000 (default 1000); anything else is 422. When the cache is unavailable,
+// POST answers 503 cache_cold (with "cache_state":"cold") before any job is created.
+#pragma once
+
+#include "gateway/cache_context.h"
+#include "gateway/gateway.h"
+#include "jobs/job_store.h"
+#include "jobs/warm_runner.h"
+
+namespace layer::gateway {
+
+struct WarmServices {
+  jobs::JobStore& store;
+  jobs::WarmRunner& runner;
+};
+
+http::Task<http::Response> StartWarm(RequestContext& ctx, CacheContext& cache, WarmServices& warm);
+http::Task<http::Response> ListWarmJobs(RequestContext& ctx, WarmServices& warm);
+http::Task<http::Response> WarmJobById(RequestContext& ctx, WarmServices& warm);
+
+// The 503 answered when a cache-dependent operation meets an unavailable cache.
+http::Response CacheCold(const std::string& ns);
+
+}  // namespace layer::gateway
