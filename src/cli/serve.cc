@@ -23,6 +23,7 @@
 #include "gateway/warm.h"
 #include "jobs/sqlite/sqlite_job_store.h"
 #include "jobs/warm_runner.h"
+#include "snapshots/fs/fs_object_store.h"
 #include "http/server.h"
 #include "http/upstream.h"
 
@@ -175,7 +176,15 @@ int RunServe(const ServeConfig& cfg) {
   wopts.owner = jobs::NewJobId();
   if (!cfg.upstream_api_key.empty()) wopts.upstream_authorization = "Bearer " + cfg.upstream_api_key;
   jobs::WarmRunner warm_runner(pool, **job_store, **upstream, cache, wopts);
-  gateway::WarmServices warm{**job_store, warm_runner};
+  std::string objects_dir = cfg.object_store_dir.empty()
+                                ? (std::filesystem::path(cfg.data_dir) / "objects").string()
+                                : cfg.object_store_dir;
+  auto objects = snapshots::FsObjectStore::Open(objects_dir);
+  if (!objects.ok()) {
+    spdlog::error("cannot open the object store: {}", objects.status().ToString());
+    return 1;
+  }
+  gateway::WarmServices warm{**job_store, warm_runner, **objects};
   gw.AttachWarm(&warm);
   if (Status st = warm_runner.ResumeAll(); !st.ok()) {
     spdlog::warn("resuming warm jobs failed: {}", st.ToString());

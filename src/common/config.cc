@@ -279,6 +279,9 @@ void AddServeFlags(CLI::App& app, ServeConfig& cfg) {
                  "consistency of upstream reads on a fetch miss: strong|eventual")
       ->envname("LAYER_FETCH_CONSISTENCY")
       ->capture_default_str();
+  app.add_option("--object-store-dir", cfg.object_store_dir,
+                 "local object store for snapshots (default <data-dir>/objects)")
+      ->envname("LAYER_OBJECT_STORE_DIR");
   app.add_flag("--test-faults", cfg.test_faults,
                "enable run-time cache fault injection at /_test/cache-faults (tests only)");
   app.add_option("--public-url", cfg.public_url, "gateway origin for rewritten Location headers")

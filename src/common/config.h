@@ -69,6 +69,7 @@ struct ServeConfig {
   int64_t cache_op_timeout_ms = 200;        // LAYER_CACHE_OP_TIMEOUT_MS
   std::string fetch_consistency = "strong"; // LAYER_FETCH_CONSISTENCY: strong|eventual
   bool test_faults = false;  // --test-faults: cache fault injection at /_test/cache-faults
+  std::string object_store_dir;  // LAYER_OBJECT_STORE_DIR; empty = <data_dir>/objects (snapshots)
 
   // Operations.
   std::string public_url;  // LAYER_PUBLIC_URL: gateway origin used to rewrite Location

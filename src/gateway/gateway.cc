@@ -2,6 +2,7 @@
 
 #include "gateway/health.h"
 #include "gateway/fetch.h"
+#include "gateway/hint_cache_warm.h"
 #include "gateway/passthrough.h"
 #include "gateway/query.h"
 #include "gateway/test_faults.h"
@@ -79,6 +80,11 @@ http::Task<http::Response> Gateway::Dispatch(RequestContext& ctx) {
     case RouteId::kLegacyNamespace:
       if (ctx.ex.request().method() == http::Verb::get) {
         co_return co_await NamespaceInfo(ctx, upstream_, cfg_.public_url);
+      }
+      co_return co_await Passthrough(ctx, upstream_, cfg_.public_url);
+    case RouteId::kHintCacheWarm:
+      if (warm_ && IsOrchestratedHint(ctx.query)) {
+        co_return co_await OrchestrateHintCacheWarm(ctx, upstream_, cache_, *warm_);
       }
       co_return co_await Passthrough(ctx, upstream_, cfg_.public_url);
     case RouteId::kFetchDocument:

@@ -11,12 +11,14 @@
 #include "gateway/gateway.h"
 #include "jobs/job_store.h"
 #include "jobs/warm_runner.h"
+#include "snapshots/object_store.h"
 
 namespace layer::gateway {
 
 struct WarmServices {
   jobs::JobStore& store;
   jobs::WarmRunner& runner;
+  snapshots::ObjectStore& objects;  // where namespace snapshots live
 };
 
 http::Task<http::Response> StartWarm(RequestContext& ctx, CacheContext& cache, WarmServices& warm);

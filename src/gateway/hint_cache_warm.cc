@@ -1,0 +1,146 @@
+#include "gateway/hint_cache_warm.h"
+
+#include <boost/json.hpp>
+
+#include <charconv>
+
+#include "gateway/passthrough.h"
+#include "http/errors.h"
+#include "origin/engine/json_out.h"
+#include "snapshots/snapshot.h"
+
+namespace layer::gateway {
+namespace {
+
+namespace json = boost::json;
+
+constexpr std::string_view kOptions[] = {"turbopuffer", "documents", "snapshots", "page_size"};
+
+http::Response Invalid(std::string msg) {
+  return http::MakeError(http::Code::unprocessable_entity, "validation_error", msg);
+}
+
+// nullopt = absent (default on); an error message for a malformed value.
+struct BoolOption {
+  bool value = true;
+  std::optional<std::string> error;
+};
+
+BoolOption ParseBool(std::string_view query, std::string_view name) {
+  BoolOption out;
+  auto v = QueryParam(query, name);
+  if (!v) return out;
+  if (*v == "true" || *v == "1") {
+    out.value = true;
+  } else if (*v == "false" || *v == "0") {
+    out.value = false;
+  } else {
+    out.error = std::string(name) + " must be true, false, 1 or 0";
+  }
+  return out;
+}
+
+json::object Step(bool enabled, std::string_view status) {
+  return json::object{{"enabled", enabled}, {"status", status}};
+}
+
+}  // namespace
+
+bool IsOrchestratedHint(std::string_view query) {
+  while (!query.empty()) {
+    size_t amp = query.find('&');
+    std::string_view kv = query.substr(0, amp);
+    query = amp == std::string_view::npos ? std::string_view() : query.substr(amp + 1);
+    std::string key;
+    if (!PercentDecode(kv.substr(0, kv.find('=')), &key)) continue;
+    for (auto opt : kOptions) {
+      if (key == opt) return true;
+    }
+  }
+  return false;
+}
+
+http::Task<http::Response> OrchestrateHintCacheWarm(RequestContext& ctx, http::Upstream& upstream,
+                                                    CacheContext& cache, WarmServices& warm) {
+  if (auto err = co_await ReadBodyOrError(ctx)) co_return std::move(*err);
+  const std::string& ns = ctx.route.ns;
+  BoolOption tp = ParseBool(ctx.query, "turbopuffer");
+  BoolOption docs = ParseBool(ctx.query, "documents");
+  BoolOption snaps = ParseBool(ctx.query, "snapshots");
+  for (const auto* o : {&tp, &docs, &snaps}) {
+    if (o->error) co_return Invalid(*o->error);
+  }
+  int page_size = jobs::kDefaultWarmPageSize;
+  if (auto v = QueryParam(ctx.query, "page_size")) {
+    int n = 0;
+    auto [p, ec] = std::from_chars(v->data(), v->data() + v->size(), n);
+    if (ec != std::errc() || p != v->data() + v->size() || n < 1 || n > jobs::kMaxWarmPageSize) {
+      co_return Invalid("page_size must be between 1 and 10000");
+    }
+    page_size = n;
+  }
+  if ((docs.value || snaps.value) &&
+      (!cache.guard || !(co_await cache.guard->Ping()).ok())) {
+    co_return CacheCold(ns);
+  }
+
+  json::object out{{"namespace", ns}};
+  if (tp.value) {
+    auto res = co_await SendUpstream(
+        ctx, upstream,
+        GatewayRequest(ctx, http::Verb::get, "/v1/namespaces/" + ns + "/hint_cache_warm", ""));
+    if (!res.ok()) co_return UpstreamError(res.status());
+    if (res->result_int() / 100 != 2) {
+      co_return UpstreamError(Status::IoError("Turbopuffer hint_cache_warm failed with status " +
+                                              std::to_string(res->result_int()) + ": " +
+                                              res->body().substr(0, 300)));
+    }
+    out["turbopuffer"] = Step(true, "completed");
+  } else {
+    out["turbopuffer"] = Step(false, "skipped");
+  }
+
+  if (docs.value) {
+    jobs::CreateWarmJobRequest req{ns, page_size, warm.runner.options().owner};
+    auto created = warm.store.Create(req);
+    if (!created.ok()) {
+      co_return http::MakeError(http::Code::service_unavailable, "service_unavailable",
+                                "the job store failed: " + created.status().message());
+    }
+    if (created->created) warm.runner.Start(created->job);
+    json::object step = Step(true, "started");
+    step["job"] = json::parse(jobs::WarmJobToJson(created->job));
+    out["documents"] = std::move(step);
+  } else {
+    out["documents"] = Step(false, "skipped");
+  }
+
+  if (snaps.value) {
+    auto latest = snapshots::ReadLatestSnapshot(warm.objects, ns);
+    if (!latest.ok()) {
+      co_return UpstreamError(Status::IoError("reading the latest snapshot failed: " +
+                                              latest.status().message()));
+    }
+    if (!*latest) {
+      out["snapshots"] = Step(true, "no_snapshot");
+    } else {
+      const snapshots::StoredSnapshot& s = **latest;
+      Status st = co_await cache.guard->PutNamespaceRecord(ns, std::string(kLatestSnapshotRecord),
+                                                           s.bytes);
+      if (!st.ok()) co_return CacheCold(ns);
+      json::object step = Step(true, "completed");
+      step["key"] = s.key;
+      step["watermark_ms"] = s.body.watermark_ms;
+      step["sha"] = s.body.sha;
+      out["snapshots"] = std::move(step);
+    }
+  } else {
+    out["snapshots"] = Step(false, "skipped");
+  }
+  http::Response res{http::Code::ok, 11};
+  res.set(http::Field::content_type, "application/json");
+  res.body() = origin::SerializeJson(out);
+  co_return res;
+}
+
+}  // namespace layer::gateway

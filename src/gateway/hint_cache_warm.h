@@ -1,0 +1,29 @@
+// GET /v1/namespaces/{ns}/hint_cache_warm (reference §3.4 and §7.2, the product page's "Warm
+// cache" section).
+//
+// With a raw query string that names none of turbopuffer, documents, snapshots, page_size it is a
+// pure passthrough (it never touches the cache, so it works while the cache is down). Naming any
+// of them switches to Layer orchestration: booleans accept true|false|1|0 (anything else 422),
+// the steps default to on, page_size is 1..10000. If documents or snapshots is on and the cache
+// is unavailable the answer is 503 cache_cold and no step runs. Then, in order: `turbopuffer`
+// forwards the hint (a failure is 502 for the whole call), `documents` starts a warm job (or
+// reports the running one), `snapshots` mirrors the latest snapshot body of the object store into
+// the cache (`completed` with key, watermark_ms and sha; `no_snapshot`; 502 on a store error or a
+// corrupt body). Disabled steps report `skipped`.
+#pragma once
+
+#include "gateway/cache_context.h"
+#include "gateway/gateway.h"
+#include "gateway/warm.h"
+
+namespace layer::gateway {
+
+inline constexpr std::string_view kLatestSnapshotRecord = "latest_snapshot";
+
+// Whether the raw query string switches hint_cache_warm to orchestration.
+bool IsOrchestratedHint(std::string_view query);
+
+http::Task<http::Response> OrchestrateHintCacheWarm(RequestContext& ctx, http::Upstream& upstream,
+                                                    CacheContext& cache, WarmServices& warm);
+
+}  // namespace layer::gateway
