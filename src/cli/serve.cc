@@ -24,6 +24,7 @@
 #include "jobs/sqlite/sqlite_job_store.h"
 #include "jobs/warm_runner.h"
 #include "snapshots/fs/fs_object_store.h"
+#include "watermark/consistency_watcher.h"
 #include "http/server.h"
 #include "http/upstream.h"
 
@@ -71,7 +72,7 @@ int64_t NowMs() {
       .count();
 }
 
-Status OpenCache(const ServeConfig& cfg, gateway::CacheContext* cache) {
+Status OpenCache(const ServeConfig& cfg, gateway::CacheContext* cache, bool* started_empty) {
   cache::RocksDbCacheOptions copts;
   copts.path = cfg.cache_dir.empty() ? (std::filesystem::path(cfg.data_dir) / "cache").string()
                                      : cfg.cache_dir;
@@ -79,6 +80,7 @@ Status OpenCache(const ServeConfig& cfg, gateway::CacheContext* cache) {
   copts.reset_on_start = cfg.cache_reset_on_start;
   auto db = cache::RocksDbCache::Open(copts);
   if (!db.ok()) return db.status();
+  *started_empty = (*db)->started_empty();
   std::error_code ec;
   spdlog::info("document cache: rocksdb in {} (max {} bytes)",
                std::filesystem::absolute(copts.path, ec).string(), cfg.cache_max_bytes);
@@ -158,7 +160,8 @@ int RunServe(const ServeConfig& cfg) {
   }
 
   gateway::CacheContext cache;
-  if (Status st = OpenCache(cfg, &cache); !st.ok()) {
+  bool cache_started_empty = false;
+  if (Status st = OpenCache(cfg, &cache, &cache_started_empty); !st.ok()) {
     spdlog::error("cannot open the document cache: {}", st.ToString());
     return 1;
   }
@@ -185,8 +188,13 @@ int RunServe(const ServeConfig& cfg) {
     return 1;
   }
   gateway::WarmServices warm{**job_store, warm_runner, **objects};
+  watermark::WatcherOptions watch_opts;
+  watch_opts.upstream_authorization = wopts.upstream_authorization;
+  watermark::ConsistencyWatcher watcher(**upstream, watch_opts);
+  cache.watcher = &watcher;
+  cache.warming = [&warm_runner](std::string_view ns) { return warm_runner.Warming(ns); };
   gw.AttachWarm(&warm);
-  if (Status st = warm_runner.ResumeAll(); !st.ok()) {
+  if (Status st = warm_runner.ResumeAll(cache_started_empty); !st.ok()) {
     spdlog::warn("resuming warm jobs failed: {}", st.ToString());
   }
   http::ServerOptions sopts;
@@ -212,6 +220,7 @@ int RunServe(const ServeConfig& cfg) {
                server.port(), pool.size(), (*upstream)->base());
 
   asio::co_spawn(pool.at(0), RetryPendingInvalidations(cache), asio::detached);
+  asio::co_spawn(pool.Next(), watcher.Run(), asio::detached);
   asio::signal_set signals(pool.at(0), SIGTERM, SIGINT);
   asio::co_spawn(pool.at(0), DrainOnSignal(signals, server, pool, cfg), asio::detached);
   server.Start();

@@ -2,6 +2,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include <charconv>
+
 namespace layer::gateway {
 
 std::optional<cache::IdType> NamespaceIdTypes::Known(std::string_view ns) const {
@@ -78,6 +80,23 @@ http::Task<void> PendingInvalidations::Retry(cache::CacheGuard& guard) {
     if (it != ids_.end() && it->second <= stamp) ids_.erase(it);
     UpdateCount();
   }
+}
+
+http::Task<std::string_view> CacheStateOf(CacheContext& cache, const std::string& ns,
+                                          std::optional<uint64_t>* warmed_through) {
+  if (cache.guard) {
+    auto rec = co_await cache.guard->GetNamespaceRecord(ns, std::string(kWarmedThroughRecord));
+    if (rec.ok() && *rec) {
+      uint64_t v = 0;
+      if (std::from_chars(rec->value().data(), rec->value().data() + rec->value().size(), v).ec ==
+          std::errc()) {
+        *warmed_through = v;
+      }
+    }
+  }
+  if (cache.warming && cache.warming(ns)) co_return "warming";
+  if (!cache.guard || !cache.guard->connected()) co_return "cold";
+  co_return *warmed_through ? "warm" : "cold";
 }
 
 Counter& CacheMetrics::Lookups(std::string_view result) {

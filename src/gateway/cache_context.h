@@ -9,6 +9,7 @@
 #pragma once
 
 #include <atomic>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -22,6 +23,7 @@
 #include "cache/guard.h"
 #include "common/metrics.h"
 #include "gateway/single_flight.h"
+#include "watermark/consistency_watcher.h"
 
 namespace layer::gateway {
 
@@ -102,6 +104,18 @@ struct CacheContext {
   PendingInvalidations pending;
   SingleFlight<std::optional<FetchedRow>> fetch_flights;
   CacheMetrics metrics;
+  // The namespaces' stable watermarks (cache_warmed_through moves to them); null in tests.
+  watermark::ConsistencyWatcher* watcher = nullptr;
+  // Whether a warm of the namespace is executing in this process.
+  std::function<bool(std::string_view)> warming;
 };
+
+inline constexpr std::string_view kWarmedThroughRecord = "cache_warmed_through";
+
+// The namespace's cache state (reference §5.8): "warming" while a warm runs here, else "cold"
+// when the cache is unavailable, else "warm" once a warm completed (cache_warmed_through is
+// recorded in the cache), else "cold". `warmed_through` receives the record when there is one.
+http::Task<std::string_view> CacheStateOf(CacheContext& cache, const std::string& ns,
+                                          std::optional<uint64_t>* warmed_through);
 
 }  // namespace layer::gateway

@@ -208,6 +208,25 @@ std::optional<FetchedRow> RowForCache(const json::object& row) {
   return out;
 }
 
+cache::IdType IdTypeFromSchema(std::string_view schema_body) {
+  boost::system::error_code ec;
+  json::value schema = json::parse(schema_body, ec);
+  std::string_view type = "uint";  // Turbopuffer's default id type
+  if (!ec && schema.is_object()) {
+    if (const auto* id = schema.as_object().if_contains("id")) {
+      if (id->is_string()) type = id->as_string();
+      if (id->is_object()) {
+        if (const auto* t = id->as_object().if_contains("type"); t && t->is_string()) {
+          type = t->as_string();
+        }
+      }
+    }
+  }
+  return type == "uuid"     ? cache::IdType::kUuid
+         : type == "string" ? cache::IdType::kString
+                            : cache::IdType::kU64;
+}
+
 http::Task<Result<cache::IdType>> ResolveIdType(RequestContext& ctx, http::Upstream& upstream,
                                                 CacheContext& cache) {
   if (auto known = cache.id_types.Known(ctx.route.ns)) co_return *known;
@@ -220,22 +239,7 @@ http::Task<Result<cache::IdType>> ResolveIdType(RequestContext& ctx, http::Upstr
     co_return Status::IoError("reading the namespace schema failed: status " +
                               std::to_string(res->result_int()));
   }
-  boost::system::error_code ec;
-  json::value schema = json::parse(res->body(), ec);
-  std::string_view type = "uint";  // Turbopuffer's default id type
-  if (!ec && schema.is_object()) {
-    if (const auto* id = schema.as_object().if_contains("id")) {
-      if (id->is_string()) type = id->as_string();
-      if (id->is_object()) {
-        if (const auto* t = id->as_object().if_contains("type"); t && t->is_string()) {
-          type = t->as_string();
-        }
-      }
-    }
-  }
-  cache::IdType t = type == "uuid"     ? cache::IdType::kUuid
-                    : type == "string" ? cache::IdType::kString
-                                       : cache::IdType::kU64;
+  cache::IdType t = IdTypeFromSchema(res->body());
   cache.id_types.Learn(ctx.route.ns, t);
   co_return t;
 }

@@ -29,6 +29,9 @@ http::Task<http::Response> FetchDocuments(RequestContext& ctx, http::Upstream& u
 http::Task<Result<cache::IdType>> ResolveIdType(RequestContext& ctx, http::Upstream& upstream,
                                                 CacheContext& cache);
 
+// The id type a schema body (GET /v1/namespaces/{ns}/schema) declares; u64 when it says none.
+cache::IdType IdTypeFromSchema(std::string_view schema_body);
+
 // Parses a full upstream row (id + attributes) into what the cache stores: attributes without id,
 // vector(s), $dist and `_hevlayer_*` (the stamp is kept apart).
 std::optional<FetchedRow> RowForCache(const boost::json::object& row);

@@ -36,8 +36,8 @@ http::Task<http::Response> Gateway::Handle(http::Exchange& ex) {
   HealthInfo health{cfg_.upstream.empty() ? "embedded_origin" : "turbopuffer",
                     upstream_.base(), draining(), &cache_};
   switch (route->id) {
-    case RouteId::kHealth: co_return HealthResponse(health);
-    case RouteId::kReady: co_return ReadyResponse(health);
+    case RouteId::kHealth: co_return co_await HealthResponse(health);
+    case RouteId::kReady: co_return co_await ReadyResponse(health);
     case RouteId::kMetrics: co_return MetricsResponse();
     default: break;
   }
@@ -70,16 +70,16 @@ http::Task<http::Response> Gateway::Dispatch(RequestContext& ctx) {
       co_return co_await DeleteNamespace(ctx, upstream_, cache_, cfg_.public_url);
     case RouteId::kQuery:
     case RouteId::kQueryV1:
-      co_return co_await Query(ctx, upstream_, cfg_.public_url);
+      co_return co_await Query(ctx, upstream_, cache_, cfg_.public_url);
     case RouteId::kGetSchema:
     case RouteId::kUpdateSchema:
     case RouteId::kMetadataV1:
     case RouteId::kMetadataV2:
     case RouteId::kPatchMetadata:
-      co_return co_await NamespaceInfo(ctx, upstream_, cfg_.public_url);
+      co_return co_await NamespaceInfo(ctx, upstream_, cache_, cfg_.public_url);
     case RouteId::kLegacyNamespace:
       if (ctx.ex.request().method() == http::Verb::get) {
-        co_return co_await NamespaceInfo(ctx, upstream_, cfg_.public_url);
+        co_return co_await NamespaceInfo(ctx, upstream_, cache_, cfg_.public_url);
       }
       co_return co_await Passthrough(ctx, upstream_, cfg_.public_url);
     case RouteId::kHintCacheWarm:

@@ -1,6 +1,8 @@
 #include "gateway/health.h"
 
-#include <boost/json/object.hpp>
+#include <boost/json.hpp>
+
+#include <set>
 
 #include "common/metrics.h"
 #include "common/version.h"
@@ -25,28 +27,55 @@ boost::json::object CacheBody(CacheContext& cache) {
   return out;
 }
 
-boost::json::object HealthBody(const HealthInfo& info) {
+http::Task<boost::json::array> CacheStates(CacheContext& cache) {
+  std::set<std::string> names;
+  if (cache.watcher) {
+    for (auto& ns : cache.watcher->Namespaces()) names.insert(std::move(ns));
+  }
+  if (cache.guard && cache.guard->connected()) {
+    auto warmed = co_await cache.guard->ListNamespaceRecords(std::string(kWarmedThroughRecord));
+    if (warmed.ok()) {
+      for (auto& [ns, v] : *warmed) names.insert(ns);
+    }
+  }
+  boost::json::array out;
+  for (const auto& ns : names) {
+    std::optional<uint64_t> warmed;
+    std::string_view state = co_await CacheStateOf(cache, ns, &warmed);
+    boost::json::object entry{{"namespace", ns}, {"state", state}};
+    if (warmed) entry["warmed_through"] = *warmed;
+    entry["warm_inflight"] = cache.warming && cache.warming(ns);
+    out.push_back(std::move(entry));
+  }
+  co_return out;
+}
+
+http::Task<boost::json::object> HealthBody(const HealthInfo& info) {
   boost::json::object body{
       {"status", "ok"},
       {"version", kVersion},
       {"upstream", boost::json::object{{"kind", info.upstream_kind}, {"url", info.upstream_url}}},
   };
-  if (info.cache) body["cache"] = CacheBody(*info.cache);
-  return body;
+  if (info.cache) {
+    body["cache"] = CacheBody(*info.cache);
+    body["cache_state"] = co_await CacheStates(*info.cache);
+  }
+  co_return body;
 }
 
 }  // namespace
 
-http::Response HealthResponse(const HealthInfo& info) {
-  return http::MakeJson(http::Code::ok, HealthBody(info));
+http::Task<http::Response> HealthResponse(const HealthInfo& info) {
+  boost::json::object body = co_await HealthBody(info);
+  co_return http::MakeJson(http::Code::ok, body);
 }
 
-http::Response ReadyResponse(const HealthInfo& info) {
+http::Task<http::Response> ReadyResponse(const HealthInfo& info) {
   if (info.draining) {
-    return http::MakeJson(http::Code::service_unavailable,
-                          boost::json::object{{"status", "draining"}, {"version", kVersion}});
+    co_return http::MakeJson(http::Code::service_unavailable,
+                             boost::json::object{{"status", "draining"}, {"version", kVersion}});
   }
-  return HealthResponse(info);
+  co_return co_await HealthResponse(info);
 }
 
 http::Response MetricsResponse() {

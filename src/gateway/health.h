@@ -15,9 +15,11 @@ struct HealthInfo {
   CacheContext* cache = nullptr;
 };
 
-http::Response HealthResponse(const HealthInfo& info);
+// The health body also lists `cache_state` for every namespace the gateway watches or has warmed:
+// [{"namespace","state":"cold|warming|warm","warmed_through"?,"warm_inflight"}], by name.
+http::Task<http::Response> HealthResponse(const HealthInfo& info);
 // 200 with the health body, or 503 {"status":"draining",...} while draining.
-http::Response ReadyResponse(const HealthInfo& info);
+http::Task<http::Response> ReadyResponse(const HealthInfo& info);
 http::Response MetricsResponse();
 
 }  // namespace layer::gateway

@@ -43,15 +43,20 @@ std::optional<std::string> HideReservedAttributes(std::string_view query_body) {
 }
 
 http::Task<http::Response> Query(RequestContext& ctx, http::Upstream& upstream,
-                                 const std::string& public_url) {
+                                 CacheContext& cache, const std::string& public_url) {
   if (auto err = co_await ReadBodyOrError(ctx)) co_return std::move(*err);
   auto decoded = DecodedBody(ctx, ctx.ex.body().size() * 64 + (64u << 20));
   std::optional<std::string> rewritten;
   if (decoded) rewritten = HideReservedAttributes(*decoded);
-  if (!rewritten) co_return co_await Passthrough(ctx, upstream, public_url);
-  auto sent = co_await Forward(ctx, upstream, std::move(*rewritten), false);
+  auto sent = co_await Forward(ctx, upstream, std::move(rewritten), false);
   if (!sent.ok()) co_return UpstreamError(sent.status());
-  co_return RelayResponse(ctx, *sent, upstream.base(), public_url);
+  http::Response res = RelayResponse(ctx, *sent, upstream.base(), public_url);
+  if (cache.watcher) {
+    if (auto wm = cache.watcher->StableAsOf(ctx.route.ns)) {
+      res.set("x-layer-stable-as-of", std::to_string(*wm));
+    }
+  }
+  co_return res;
 }
 
 namespace {
@@ -90,13 +95,35 @@ std::optional<std::string> StripReservedFromInfo(RouteId route, std::string_view
 }
 
 http::Task<http::Response> NamespaceInfo(RequestContext& ctx, http::Upstream& upstream,
-                                         const std::string& public_url) {
+                                         CacheContext& cache, const std::string& public_url) {
   if (auto err = co_await ReadBodyOrError(ctx)) co_return std::move(*err);
+  const int64_t poll_start = watermark::ConsistencyWatcher::NowMs();
   auto sent = co_await Forward(ctx, upstream, std::nullopt, true);
   if (!sent.ok()) co_return UpstreamError(sent.status());
-  if (sent->result_int() / 100 == 2 && sent->base()[http::Field::content_encoding].empty()) {
-    if (auto stripped = StripReservedFromInfo(ctx.route.id, sent->body())) {
-      sent->body() = std::move(*stripped);
+  if (sent->result_int() / 100 != 2 || !sent->base()[http::Field::content_encoding].empty()) {
+    co_return RelayResponse(ctx, *sent, upstream.base(), public_url);
+  }
+  if (auto stripped = StripReservedFromInfo(ctx.route.id, sent->body())) {
+    sent->body() = std::move(*stripped);
+  }
+  if (ctx.route.id == RouteId::kMetadataV2) {
+    // The Layer view of the namespace: its stable watermark and its cache state.
+    const std::string& ns = ctx.route.ns;
+    if (cache.watcher) cache.watcher->Observe(ns, poll_start, sent->body());
+    boost::system::error_code ec;
+    json::value body = json::parse(sent->body(), ec);
+    if (!ec && body.is_object()) {
+      std::optional<uint64_t> warmed;
+      std::string_view state = co_await CacheStateOf(cache, ns, &warmed);
+      auto wm = cache.watcher ? cache.watcher->StableAsOf(ns) : std::nullopt;
+      json::object layer{{"stable_as_of", wm ? json::value(*wm) : json::value(nullptr)},
+                         {"is_stable", cache.watcher && cache.watcher->IsStable(ns)},
+                         {"cache_state", state},
+                         {"cache_warmed_through",
+                          warmed ? json::value(*warmed) : json::value(nullptr)}};
+      if (!body.as_object().contains("id")) body.as_object()["id"] = ns;
+      body.as_object()["layer"] = std::move(layer);
+      sent->body() = origin::SerializeJson(body);
     }
   }
   co_return RelayResponse(ctx, *sent, upstream.base(), public_url);

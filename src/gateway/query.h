@@ -13,15 +13,19 @@
 #include <string>
 #include <string_view>
 
+#include "gateway/cache_context.h"
 #include "gateway/gateway.h"
 
 namespace layer::gateway {
 
+// Responses carry `x-layer-stable-as-of` once the namespace has a stable watermark.
 http::Task<http::Response> Query(RequestContext& ctx, http::Upstream& upstream,
-                                 const std::string& public_url);
+                                 CacheContext& cache, const std::string& public_url);
 
+// GET /v2/…/metadata also gains a `layer` object: stable_as_of, is_stable, cache_state and
+// cache_warmed_through; its index status feeds the consistency watcher.
 http::Task<http::Response> NamespaceInfo(RequestContext& ctx, http::Upstream& upstream,
-                                         const std::string& public_url);
+                                         CacheContext& cache, const std::string& public_url);
 
 // Rewrites a query body so reserved attributes are not returned unless named. Returns the new
 // body, or nullopt when the body needs no change (or is not JSON: the upstream answers it).

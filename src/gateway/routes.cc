@@ -85,11 +85,13 @@ std::optional<std::string> QueryParam(std::string_view query, std::string_view n
     std::string_view kv = query.substr(0, amp);
     query = amp == std::string_view::npos ? std::string_view() : query.substr(amp + 1);
     size_t eq = kv.find('=');
-    if (kv.substr(0, eq) != name) continue;
+    std::string key;
+    if (!PercentDecode(kv.substr(0, eq), &key) || key != name) continue;
+    if (eq == std::string_view::npos) return std::string();
     std::string value;
-    if (eq != std::string_view::npos && !PercentDecode(kv.substr(eq + 1), &value)) {
-      return std::nullopt;
-    }
+    std::string_view raw = kv.substr(eq + 1);
+    // A malformed escape is returned undecoded: it fails every value check downstream.
+    if (!PercentDecode(raw, &value)) return std::string(raw);
     return value;
   }
   return std::nullopt;

@@ -64,8 +64,9 @@ std::optional<RouteMatch> MatchRoute(http::Verb method, std::string_view path);
 // Percent-decodes `in`; returns false on a malformed escape.
 bool PercentDecode(std::string_view in, std::string* out);
 
-// The percent-decoded value of the first `name=` parameter of a raw query string, or nullopt
-// when absent (or malformed).
+// The percent-decoded value of the first parameter whose percent-decoded name is `name`, or
+// nullopt when absent. A value with a malformed escape is returned as sent (so it fails any
+// validation rather than reading as absent).
 std::optional<std::string> QueryParam(std::string_view query, std::string_view name);
 
 }  // namespace layer::gateway

@@ -203,6 +203,7 @@ http::Task<http::Response> Write(RequestContext& ctx, http::Upstream& upstream,
     }
   }
 
+  if (applied && cache.watcher) cache.watcher->Register(ns, /*due_now=*/true);
   if (applied && plan.by_affected_ids && !plan.client_asked_affected_ids) {
     if (auto stripped = StripAffectedIds(ures.body())) ures.body() = std::move(*stripped);
   }
@@ -218,6 +219,7 @@ http::Task<http::Response> DeleteNamespace(RequestContext& ctx, http::Upstream& 
   if (status / 100 == 2 || status == 404) {
     const std::string& ns = ctx.route.ns;
     cache.id_types.Forget(ns);
+    if (cache.watcher) cache.watcher->Forget(ns);
     if (cache.guard) {
       Status st = co_await cache.guard->BumpEpoch(ns);
       if (!st.ok()) {

@@ -47,11 +47,16 @@ void WarmRunner::Start(WarmJob job) {
   asio::co_spawn(pool_.Next(), Run(std::move(job)), asio::detached);
 }
 
-Status WarmRunner::ResumeAll() {
+Status WarmRunner::ResumeAll(bool cache_was_reset) {
   auto claimed = store_.ClaimExpired(options_.owner, NowMs(), std::chrono::seconds(30),
                                      ClaimScope::kAllRunning);
   if (!claimed.ok()) return claimed.status();
   for (auto& job : *claimed) {
+    if (cache_was_reset) {
+      job.cursor.reset();
+      job.documents_scanned = 0;
+      job.cache_errors = 0;
+    }
     spdlog::info("resuming warm job {} of '{}' after {} documents", job.id, job.ns,
                  job.documents_scanned);
     Start(std::move(job));
@@ -98,6 +103,7 @@ http::Task<void> WarmRunner::ReadMetadata(const std::string& ns,
   boost::system::error_code ec;
   json::value v = json::parse(res->body(), ec);
   if (ec || !v.is_object()) co_return;
+  if (cache_.watcher) cache_.watcher->Observe(ns, poll_start, res->body());
   const auto& o = v.as_object();
   if (const auto* n = o.if_contains("approx_row_count"); n && n->is_number()) {
     *approx_rows = n->to_number<uint64_t>();
@@ -108,6 +114,12 @@ http::Task<void> WarmRunner::ReadMetadata(const std::string& ns,
   if (status && status->is_string() && status->as_string() == "up-to-date") {
     *stable_as_of = static_cast<uint64_t>(poll_start - options_.safety_margin_ms);
   }
+}
+
+http::Task<std::optional<cache::IdType>> WarmRunner::ReadIdType(const std::string& ns) {
+  auto res = co_await Send(http::Verb::get, "/v1/namespaces/" + ns + "/schema", "");
+  if (!res.ok() || res->result_int() / 100 != 2) co_return std::nullopt;
+  co_return gateway::IdTypeFromSchema(res->body());
 }
 
 http::Task<void> WarmRunner::Run(WarmJob job) {
@@ -191,14 +203,17 @@ http::Task<void> WarmRunner::Run(WarmJob job) {
     }
     const auto& arr = rows->as_array();
     const size_t take = std::min(arr.size(), page_size);
-    // The namespace's id type follows from the ids themselves when it is not known yet.
+    // The namespace's id type follows from the ids themselves, or from its schema.
     if (!typed && take > 0) {
       const auto* first = arr[0].is_object() ? arr[0].as_object().if_contains("id") : nullptr;
       if (first && first->is_number()) {
         typed = cache::IdType::kU64;
       } else if (first && first->is_string() && !cache::DocId::Uuid(first->as_string()).ok()) {
         typed = cache::IdType::kString;
+      } else {
+        typed = co_await ReadIdType(ns);
       }
+      if (typed) cache_.id_types.Learn(ns, *typed);
     }
     std::vector<std::pair<cache::DocId, cache::CachedDoc>> docs;
     for (size_t i = 0; i < take; ++i) {
@@ -208,7 +223,11 @@ http::Task<void> WarmRunner::Run(WarmJob job) {
       if (!idv) continue;
       auto doc_id = gateway::CacheIdFromJson(*idv, typed);
       auto fetched = gateway::RowForCache(row);
-      if (!doc_id || !fetched || cache_.pending.Blocks(ns, *doc_id)) continue;
+      if (!doc_id || !fetched) {
+        ++cache_errors;  // a row the cache cannot key is a row not warmed
+        continue;
+      }
+      if (cache_.pending.Blocks(ns, *doc_id)) continue;
       cache::CachedDoc doc;
       doc.attributes_json = std::move(fetched->attributes_json);
       doc.upserted_at = fetched->stamp;
@@ -246,7 +265,7 @@ http::Task<void> WarmRunner::Run(WarmJob job) {
   }
 
   if (start_wm) {
-    Status st = co_await cache_.guard->PutNamespaceRecord(ns, std::string(kWarmedThroughRecord),
+    Status st = co_await cache_.guard->PutNamespaceRecord(ns, std::string(gateway::kWarmedThroughRecord),
                                                           std::to_string(*start_wm));
     if (!st.ok()) spdlog::warn("warm job {}: recording cache_warmed_through failed", id);
   }

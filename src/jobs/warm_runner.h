@@ -29,8 +29,6 @@
 
 namespace layer::jobs {
 
-inline constexpr std::string_view kWarmedThroughRecord = "cache_warmed_through";
-
 struct WarmRunnerOptions {
   std::string owner;                   // this process's identity in job leases
   std::string upstream_authorization;  // "Bearer …" for background upstream calls, or empty
@@ -46,8 +44,9 @@ class WarmRunner {
 
   // Runs `job` in the background (it must be running and owned by this runner's owner).
   void Start(WarmJob job);
-  // Claims every running job of the store (a restarted embedded gateway) and runs it.
-  Status ResumeAll();
+  // Claims every running job of the store (a restarted embedded gateway) and runs it. With
+  // `cache_was_reset`, what those jobs had cached is gone, so they start paging over.
+  Status ResumeAll(bool cache_was_reset);
   // Asks a running job to stop at its next page boundary (the store marks it cancelled).
   void RequestStop(const std::string& id);
   // Jobs currently executing in this process.
@@ -59,6 +58,8 @@ class WarmRunner {
 
  private:
   http::Task<void> Run(WarmJob job);
+  // Learns the namespace's id type from the upstream schema when the ids alone cannot tell.
+  http::Task<std::optional<cache::IdType>> ReadIdType(const std::string& ns);
   // Captures the stable watermark and approximate row count from upstream metadata.
   http::Task<void> ReadMetadata(const std::string& ns, std::optional<uint64_t>* stable_as_of,
                                 uint64_t* approx_rows);

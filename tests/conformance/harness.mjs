@@ -247,6 +247,8 @@ export function normalise(value) {
         // includes its `_hevlayer_upserted_at` stamp; Turbopuffer's own parity checks ignore
         // billing too. Row counts and every visible value are still compared.
         if (k === 'billing') continue;
+        // Layer's own view of a namespace, added to metadata read through the gateway.
+        if (k === 'layer' && parentKey === null) continue;
         if (k === 'approx_logical_bytes' || k === 'billable_logical_bytes_written') continue;
         if (parentKey === 'performance' && TIMING_KEY.test(k)) continue;
         if (/^(created_at|updated_at|last_write_at)$/.test(k)) {

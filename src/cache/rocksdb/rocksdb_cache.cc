@@ -166,12 +166,14 @@ Result<std::unique_ptr<RocksDbCache>> RocksDbCache::Open(RocksDbCacheOptions opt
   if (Status s = SyncDir(dir); !s.ok()) return s;
 
   std::unique_ptr<RocksDbCache> cache(new RocksDbCache(std::move(options)));
+  cache->started_empty_ = !fs::exists(db_dir, ec);
   Status opened = cache->OpenDb();
   if (opened.code() == StatusCode::kCorruption) {
     // The cache is disposable: start over rather than refuse to start.
     spdlog::warn("document cache: discarding {} ({})", db_dir.string(), opened.ToString());
     fs::remove_all(db_dir, ec);
     if (ec) return Status::IoError("cannot wipe " + db_dir.string() + ": " + ec.message());
+    cache->started_empty_ = true;
     opened = cache->OpenDb();
   }
   if (!opened.ok()) return opened;

@@ -77,6 +77,10 @@ class RocksDbCache final : public DocumentCache {
   // any other method fail with Unavailable.
   Status Close();
 
+  // True when Open() found no usable data (a new cache, or one discarded after an unclean stop,
+  // a reset or corruption): anything recorded as cached before this process started is gone.
+  bool started_empty() const { return started_empty_; }
+
   // Test-only: flushes and closes the database WITHOUT writing the clean-shutdown marker, as if
   // the process had died, so the next Open() must discard the data.
   void AbandonForTest();
@@ -120,6 +124,7 @@ class RocksDbCache final : public DocumentCache {
                                      std::span<const std::pair<DocId, CachedDoc>> docs);
 
   const RocksDbCacheOptions options_;
+  bool started_empty_ = false;  // set by Open()
   int lock_fd_ = -1;  // flock on <path>/cache.lock, held from Open() until Close()
   std::unique_ptr<rocksdb::DB> db_;
   rocksdb::ColumnFamilyHandle* docs_cf_ = nullptr;  // owned by db_'s handle list (handles_)

@@ -1,0 +1,72 @@
+// ConsistencyWatcher: the per-namespace stable watermark (reference §6.1, §5.7).
+//
+// Namespaces are registered by successful writes (due for a poll at once), metadata reads and
+// warms. Every `poll_interval` the watcher polls `GET /v2/namespaces/{ns}/metadata` upstream for
+// each registered namespace that is due: namespaces whose index was last seen "updating" (or
+// unknown) every tick, "up-to-date" ones every `stable_poll_interval`. When the index is
+// up-to-date the stable watermark becomes `poll start − safety_margin` (epoch ms); otherwise the
+// previous watermark holds. Poll failures leave the state unchanged; a 404 forgets the namespace.
+//
+// State lives in this process (each replica polls for itself). Thread-safe; Run() is the loop and
+// runs on an IoPool worker until the pool stops.
+#pragma once
+
+#include <chrono>
+#include <map>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "http/message.h"
+#include "http/upstream.h"
+
+namespace layer::watermark {
+
+struct WatcherOptions {
+  std::chrono::milliseconds poll_interval{1000};
+  std::chrono::milliseconds stable_poll_interval{60000};
+  int64_t safety_margin_ms = 500;
+  std::string upstream_authorization;  // "Bearer …" for the polls, or empty
+};
+
+enum class IndexStatus { kUnknown, kUpdating, kStable };
+
+class ConsistencyWatcher {
+ public:
+  ConsistencyWatcher(http::Upstream& upstream, WatcherOptions options);
+
+  // Adds `ns` (no-op if present); `due_now` schedules a poll at the next tick.
+  void Register(const std::string& ns, bool due_now);
+  void Forget(const std::string& ns);
+  // Applies a metadata body read at `poll_start_ms` (by the watcher or by a metadata request).
+  // Returns the index status it shows.
+  IndexStatus Observe(const std::string& ns, int64_t poll_start_ms, std::string_view body);
+
+  std::optional<uint64_t> StableAsOf(std::string_view ns) const;
+  bool IsStable(std::string_view ns) const;
+  std::vector<std::string> Namespaces() const;
+
+  http::Task<void> Run();
+
+  static int64_t NowMs();
+
+ private:
+  struct State {
+    IndexStatus status = IndexStatus::kUnknown;
+    std::optional<uint64_t> stable_as_of;
+    int64_t next_poll_ms = 0;
+  };
+  http::Task<void> Poll(const std::string& ns);
+
+  http::Upstream& upstream_;
+  const WatcherOptions options_;
+  mutable std::mutex mu_;  // guards states_
+  std::map<std::string, State, std::less<>> states_;
+};
+
+// The index status a metadata body reports: index.status "up-to-date" → stable, "updating" →
+// updating; without a status, updating if any "unindexed_bytes" > 0 appears, else unknown.
+IndexStatus IndexStatusOf(std::string_view metadata_body);
+
+}  // namespace layer::watermark
