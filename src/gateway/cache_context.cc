@@ -82,6 +82,21 @@ http::Task<void> PendingInvalidations::Retry(cache::CacheGuard& guard) {
   }
 }
 
+void CacheContext::OnCleanMiss(const std::string& ns) {
+  if (!guard || !start_warm || !guard->connected()) return;
+  const uint64_t generation = guard->generation();
+  if (generation < 2) return;  // never reconnected: nothing was lost to warm back
+  {
+    std::lock_guard lock(reactive_mu_);
+    uint64_t& seen = reactive_generation_[ns];
+    if (seen >= generation) return;
+    seen = generation;
+  }
+  spdlog::info("first cache miss of '{}' in cache generation {}: starting a background warm", ns,
+               generation);
+  start_warm(ns);
+}
+
 http::Task<std::string_view> CacheStateOf(CacheContext& cache, const std::string& ns,
                                           std::optional<uint64_t>* warmed_through) {
   if (cache.guard) {

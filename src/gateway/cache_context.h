@@ -108,6 +108,16 @@ struct CacheContext {
   watermark::ConsistencyWatcher* watcher = nullptr;
   // Whether a warm of the namespace is executing in this process.
   std::function<bool(std::string_view)> warming;
+  // Starts a background warm of the namespace (reference §7.6); null disables reactive warms.
+  std::function<void(const std::string&)> start_warm;
+
+  // Reactive warm: after the cache reconnects (a new connection generation), the first clean miss
+  // of a namespace starts one background warm. Called on every clean fetch miss; cheap otherwise.
+  void OnCleanMiss(const std::string& ns);
+
+ private:
+  std::mutex reactive_mu_;  // guards reactive_generation_
+  std::map<std::string, uint64_t, std::less<>> reactive_generation_;
 };
 
 inline constexpr std::string_view kWarmedThroughRecord = "cache_warmed_through";

@@ -1,5 +1,8 @@
 #include "gateway/fetch.h"
 
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/this_coro.hpp>
 #include <boost/json.hpp>
 #include <spdlog/spdlog.h>
 
@@ -172,7 +175,7 @@ http::Task<Result<std::unordered_map<std::string, FetchedRow>>> ReadUpstream(
 }
 
 // Backfills rows read upstream, best effort and never over a pending invalidation.
-http::Task<void> Backfill(CacheContext& cache, const std::string& ns,
+http::Task<void> Backfill(CacheContext& cache, std::string ns,
                           std::vector<std::pair<cache::DocId, FetchedRow>> rows) {
   std::vector<std::pair<cache::DocId, cache::CachedDoc>> docs;
   for (auto& [id, row] : rows) {
@@ -254,9 +257,10 @@ http::Task<http::Response> FetchDocument(RequestContext& ctx, http::Upstream& up
     co_return UpstreamError(type.status());
   }
   auto id = IdFromText(ctx.route.param, *type);
-  std::string missing_msg = "document '" + ctx.route.param + "' was not found in namespace '" +
-                            ns + "'";
-  if (!id) co_return NotFound(missing_msg);
+  auto missing = [&] {
+    return NotFound("document '" + ctx.route.param + "' was not found in namespace '" + ns + "'");
+  };
+  if (!id) co_return missing();
 
   bool cache_error = !cache.guard;
   if (cache.guard && !cache.pending.Blocks(ns, *id)) {
@@ -274,6 +278,7 @@ http::Task<http::Response> FetchDocument(RequestContext& ctx, http::Upstream& up
     cache_error = true;  // a pending invalidation: the cache may be stale for this id
   }
   cache.metrics.Lookups(cache_error ? "error" : "miss").Inc();
+  if (!cache_error) cache.OnCleanMiss(ns);
 
   std::string key = CacheKey(ns, *id);
   auto fetched = co_await cache.fetch_flights.Do(
@@ -286,14 +291,16 @@ http::Task<http::Response> FetchDocument(RequestContext& ctx, http::Upstream& up
         co_return std::optional<FetchedRow>(std::move(it->second));
       });
   if (!fetched.ok()) co_return UpstreamError(fetched.status());
-  if (!*fetched) co_return NotFound(missing_msg);
+  if (!*fetched) co_return missing();
   FetchedRow& row = **fetched;
   std::string body;
   AppendDocument(&body, row, proj);
   if (!cache_error) {
+    // The backfill runs after the answer: it never adds to the miss's latency.
     std::vector<std::pair<cache::DocId, FetchedRow>> fill;
     fill.emplace_back(*id, row);
-    co_await Backfill(cache, ns, std::move(fill));
+    boost::asio::co_spawn(co_await boost::asio::this_coro::executor,
+                          Backfill(cache, ns, std::move(fill)), boost::asio::detached);
   }
   co_return JsonResponse(std::move(body), cache_error ? "miss-on-error" : "miss", proj);
 }
@@ -374,6 +381,7 @@ http::Task<http::Response> FetchDocuments(RequestContext& ctx, http::Upstream& u
     if (!found.count(CacheKey(ns, id))) misses.push_back(id);
   }
   if (!misses.empty()) {
+    if (!cache_error) cache.OnCleanMiss(ns);
     auto rows = co_await ReadUpstream(ctx, upstream, cache, misses);
     if (!rows.ok()) co_return UpstreamError(rows.status());
     std::vector<std::pair<cache::DocId, FetchedRow>> fill;
@@ -383,7 +391,10 @@ http::Task<http::Response> FetchDocuments(RequestContext& ctx, http::Upstream& u
       if (!cache_error) fill.emplace_back(id, it->second);
       found.emplace(it->first, std::move(it->second));
     }
-    if (!fill.empty()) co_await Backfill(cache, ns, std::move(fill));
+    if (!fill.empty()) {
+      boost::asio::co_spawn(co_await boost::asio::this_coro::executor,
+                            Backfill(cache, ns, std::move(fill)), boost::asio::detached);
+    }
   }
 
   std::string body = "{\"documents\":[";

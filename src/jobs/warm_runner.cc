@@ -141,6 +141,8 @@ http::Task<void> WarmRunner::Run(WarmJob job) {
   std::optional<uint64_t> start_wm;
   uint64_t approx_rows = 0;
   co_await ReadMetadata(ns, &start_wm, &approx_rows);
+  // While the index is updating, the last stable watermark still holds (reference §7.3).
+  if (!start_wm && cache_.watcher) start_wm = cache_.watcher->StableAsOf(ns);
 
   std::optional<json::value> cursor;
   if (job.cursor) {
