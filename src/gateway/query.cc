@@ -121,7 +121,6 @@ http::Task<http::Response> NamespaceInfo(RequestContext& ctx, http::Upstream& up
                          {"cache_state", state},
                          {"cache_warmed_through",
                           warmed ? json::value(*warmed) : json::value(nullptr)}};
-      if (!body.as_object().contains("id")) body.as_object()["id"] = ns;
       body.as_object()["layer"] = std::move(layer);
       sent->body() = origin::SerializeJson(body);
     }
