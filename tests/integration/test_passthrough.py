@@ -76,8 +76,8 @@ def test_route_forwarded_unchanged(gw, upstream, method, target, body, expected)
     if method != "HEAD":
         if method == "GET" and target.startswith("/v2/") and target.endswith("/metadata"):
             # v2 metadata gains Layer's own `layer` object; every upstream field is kept.
-            body = json.loads(r.body)
-            assert body["ok"] is True and set(body["layer"]) == {
+            got = json.loads(r.body)
+            assert got["ok"] is True and set(got["layer"]) == {
                 "stable_as_of", "is_stable", "cache_state", "cache_warmed_through"}
         else:
             assert r.body == b'{"ok":true}'
