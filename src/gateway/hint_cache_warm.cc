@@ -2,8 +2,6 @@
 
 #include <boost/json.hpp>
 
-#include <charconv>
-
 #include "gateway/passthrough.h"
 #include "http/errors.h"
 #include "origin/engine/json_out.h"
@@ -70,15 +68,8 @@ http::Task<http::Response> OrchestrateHintCacheWarm(RequestContext& ctx, http::U
   for (const auto* o : {&tp, &docs, &snaps}) {
     if (o->error) co_return Invalid(*o->error);
   }
-  int page_size = jobs::kDefaultWarmPageSize;
-  if (auto v = QueryParam(ctx.query, "page_size")) {
-    int n = 0;
-    auto [p, ec] = std::from_chars(v->data(), v->data() + v->size(), n);
-    if (ec != std::errc() || p != v->data() + v->size() || n < 1 || n > jobs::kMaxWarmPageSize) {
-      co_return Invalid("page_size must be between 1 and 10000");
-    }
-    page_size = n;
-  }
+  auto page_size = ParsePageSize(ctx.query);
+  if (!page_size.ok()) co_return Invalid(page_size.status().message());
   if ((docs.value || snaps.value) &&
       (!cache.guard || !(co_await cache.guard->Ping()).ok())) {
     co_return CacheCold(ns);
@@ -101,7 +92,7 @@ http::Task<http::Response> OrchestrateHintCacheWarm(RequestContext& ctx, http::U
   }
 
   if (docs.value) {
-    jobs::CreateWarmJobRequest req{ns, page_size, warm.runner.options().owner};
+    jobs::CreateWarmJobRequest req{ns, *page_size, warm.runner.options().owner};
     auto created = warm.store.Create(req);
     if (!created.ok()) {
       co_return http::MakeError(http::Code::service_unavailable, "service_unavailable",

@@ -28,6 +28,17 @@ http::Response StoreError(const Status& st) {
 
 }  // namespace
 
+Result<int> ParsePageSize(std::string_view query) {
+  auto v = QueryParam(query, "page_size");
+  if (!v) return jobs::kDefaultWarmPageSize;
+  int n = 0;
+  auto [p, ec] = std::from_chars(v->data(), v->data() + v->size(), n);
+  if (ec != std::errc() || p != v->data() + v->size() || n < 1 || n > jobs::kMaxWarmPageSize) {
+    return Status::InvalidArgument("page_size must be between 1 and 10000");
+  }
+  return n;
+}
+
 http::Response CacheCold(const std::string& ns) {
   return http::MakeError(http::Code::service_unavailable, "cache_cold",
                          "cache is cold for namespace '" + ns +
@@ -38,19 +49,14 @@ http::Response CacheCold(const std::string& ns) {
 http::Task<http::Response> StartWarm(RequestContext& ctx, CacheContext& cache,
                                      WarmServices& warm) {
   if (auto err = co_await ReadBodyOrError(ctx)) co_return std::move(*err);
-  int page_size = jobs::kDefaultWarmPageSize;
-  if (auto v = QueryParam(ctx.query, "page_size")) {
-    int n = 0;
-    auto [p, ec] = std::from_chars(v->data(), v->data() + v->size(), n);
-    if (ec != std::errc() || p != v->data() + v->size() || n < 1 || n > jobs::kMaxWarmPageSize) {
-      co_return http::MakeError(http::Code::unprocessable_entity, "validation_error",
-                                "page_size must be between 1 and 10000");
-    }
-    page_size = n;
+  auto page_size = ParsePageSize(ctx.query);
+  if (!page_size.ok()) {
+    co_return http::MakeError(http::Code::unprocessable_entity, "validation_error",
+                              page_size.status().message());
   }
   if (!cache.guard || !(co_await cache.guard->Ping()).ok()) co_return CacheCold(ctx.route.ns);
 
-  jobs::CreateWarmJobRequest req{ctx.route.ns, page_size, warm.runner.options().owner};
+  jobs::CreateWarmJobRequest req{ctx.route.ns, *page_size, warm.runner.options().owner};
   auto created = warm.store.Create(req);
   if (!created.ok()) co_return StoreError(created.status());
   if (created->created) warm.runner.Start(created->job);

@@ -25,6 +25,9 @@ http::Task<http::Response> StartWarm(RequestContext& ctx, CacheContext& cache, W
 http::Task<http::Response> ListWarmJobs(RequestContext& ctx, WarmServices& warm);
 http::Task<http::Response> WarmJobById(RequestContext& ctx, WarmServices& warm);
 
+// The `page_size` query parameter: 1..10000, default 1000; InvalidArgument otherwise.
+Result<int> ParsePageSize(std::string_view query);
+
 // The 503 answered when a cache-dependent operation meets an unavailable cache.
 http::Response CacheCold(const std::string& ns);
 
