@@ -16,7 +16,8 @@ import Turbopuffer, { APIError } from '@turbopuffer/turbopuffer';
 
 export { assert };
 
-export const LAYER_BIN = process.env.LAYER_BIN || '/work/main/build/layer';
+export const LAYER_BIN =
+  process.env.LAYER_BIN || new URL('../../build/layer', import.meta.url).pathname;
 export const API_KEY = 'tpuf_test';
 
 // Namespaces are named `c<run>-<target>-<name>`; normalisation strips the `c<run>-<target>-` part.

@@ -14,7 +14,8 @@ import time
 from dataclasses import dataclass
 from typing import Dict, List, Optional, Tuple
 
-DEFAULT_BIN = "/work/main/build/layer"
+DEFAULT_BIN = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "build",
+                           "layer")
 
 
 def layer_bin() -> str:

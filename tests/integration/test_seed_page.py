@@ -1,4 +1,4 @@
-"""The product page's "Warm cache" section (/work/shared/seeds/warm-cache.txt), run verbatim.
+"""The product page's "Warm cache" section (../shared/seeds/warm-cache.txt), run verbatim.
 
 `layer serve` on its embedded default origin (no --upstream), LAYER_GATEWAY_URL and
 LAYER_GATEWAY_API_KEY set as the page expects, a `products` namespace seeded through the gateway
@@ -22,7 +22,8 @@ from test_hint_cache_warm import HEX64, ORIGIN_HINT_BODY, make_snapshot, put_obj
 from test_origin_durability import start
 from test_warm_support import RFC3339, UUID4, assert_job_shape
 
-PAGE = "/work/shared/seeds/warm-cache.txt"
+PAGE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "..", "shared",
+                    "seeds", "warm-cache.txt")
 API_KEY = "demo-key"
 
 # The page's curl commands, verbatim (checked against the page below when it is present).
