@@ -109,9 +109,18 @@ http::Task<std::string_view> CacheStateOf(CacheContext& cache, const std::string
       }
     }
   }
-  if (cache.warming && cache.warming(ns)) co_return "warming";
-  if (!cache.guard || !cache.guard->connected()) co_return "cold";
-  co_return *warmed_through ? "warm" : "cold";
+  std::string_view state = cache.warming && cache.warming(ns)            ? "warming"
+                           : !cache.guard || !cache.guard->connected() ? "cold"
+                           : *warmed_through                             ? "warm"
+                                                                         : "cold";
+  // layer_cache_state{namespace,state}: exactly one state is 1, as of the last evaluation.
+  for (std::string_view s : {"cold", "warming", "warm"}) {
+    Metrics()
+        .GetGauge("layer_cache_state", "Cache state per namespace (1 = current state)",
+                  {{"namespace", ns}, {"state", std::string(s)}})
+        .Set(s == state ? 1 : 0);
+  }
+  co_return state;
 }
 
 Counter& CacheMetrics::Lookups(std::string_view result) {
