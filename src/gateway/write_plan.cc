@@ -99,8 +99,10 @@ struct Planner {
         if (!patch && v.is_null()) continue;  // a written null is an absent attribute
         attrs[k] = v;
       }
+      // Typed before the stamp is inserted: inserting may rehash `row` and invalidate `idit`.
+      auto id = Id(idit->value());
       row[kStampAttribute] = stamp;
-      if (auto id = Id(idit->value())) {
+      if (id) {
         auto& list = patch ? plan.patches : plan.upserts;
         list.push_back({std::move(*id), origin::SerializeJson(attrs), std::move(vec)});
       }
