@@ -435,4 +435,28 @@ void JsonLine::Print() const {
   std::fflush(stdout);
 }
 
+bool StartOriginAndGateway(const std::string& layer_bin, int origin_threads, int gateway_threads,
+                           ChildProcess& origin, ChildProcess& gateway) {
+  std::string why;
+  if (!origin.Start({layer_bin, "origin", "--listen", "127.0.0.1:0", "--port-file",
+                     origin.port_file(), "--data-dir", origin.dir() + "/data", "--threads",
+                     std::to_string(origin_threads), "--log-level", "warn"},
+                    &why)) {
+    fmt::print(stderr, "error: {}\n{}", why, origin.LogText());
+    return false;
+  }
+  if (!gateway.Start(
+          {layer_bin, "serve", "--listen", "127.0.0.1:0", "--port-file", gateway.port_file(),
+           "--upstream", "http://127.0.0.1:" + std::to_string(origin.port()), "--data-dir",
+           gateway.dir() + "/data", "--access-log", "false", "--log-level", "warn", "--threads",
+           std::to_string(gateway_threads)},
+          &why)) {
+    fmt::print(stderr, "error: {}\n{}", why, gateway.LogText());
+    return false;
+  }
+  fmt::print(stderr, "origin on :{} (pid {}), gateway on :{} (pid {})\n", origin.port(),
+             origin.pid(), gateway.port(), gateway.pid());
+  return true;
+}
+
 }  // namespace layer::bench

@@ -84,6 +84,12 @@ class ChildProcess {
   std::string dir_, log_;
 };
 
+// Starts `layer origin` and `layer serve` in front of it (warn-level logs, no access log), each
+// in its own temp directory. On failure prints why (with the child's log) and returns false.
+bool StartOriginAndGateway(const std::string& layer_bin, int origin_threads, int gateway_threads,
+                           ChildProcess& origin, ChildProcess& gateway);
+
+
 // ---------------------------------------------------------------------------------------------
 // Blocking one-shot HTTP on a fresh connection (set-up, seeding, /metrics). Not for load.
 

@@ -254,26 +254,10 @@ int main(int argc, char** argv) {
   };
 
   ChildProcess origin("origin");
-  std::string why;
-  if (!origin.Start({o.layer_bin, "origin", "--listen", "127.0.0.1:0", "--port-file",
-                     origin.port_file(), "--data-dir", origin.dir() + "/data", "--threads",
-                     std::to_string(o.origin_threads), "--log-level", "warn"},
-                    &why)) {
-    fmt::print(stderr, "error: {}\n{}", why, origin.LogText());
-    return 1;
-  }
   ChildProcess gateway("gateway");
-  if (!gateway.Start(
-          {o.layer_bin, "serve", "--listen", "127.0.0.1:0", "--port-file", gateway.port_file(),
-           "--upstream", "http://127.0.0.1:" + std::to_string(origin.port()), "--data-dir",
-           gateway.dir() + "/data", "--access-log", "false", "--log-level", "warn", "--threads",
-           std::to_string(o.gateway_threads)},
-          &why)) {
-    fmt::print(stderr, "error: {}\n{}", why, gateway.LogText());
+  if (!StartOriginAndGateway(o.layer_bin, o.origin_threads, o.gateway_threads, origin, gateway)) {
     return 1;
   }
-  fmt::print(stderr, "origin on :{} (pid {}), gateway on :{} (pid {})\n", origin.port(),
-             origin.pid(), gateway.port(), gateway.pid());
 
   // ---- Seed.
   auto seed0 = Clock::now();
