@@ -15,9 +15,6 @@
 // client sees it); writes and paging are sequential by nature (one namespace, next page depends
 // on the last id). Output: one JSON line per phase and a summary line on stdout; progress on
 // stderr. A benchmark, not a test: it asserts nothing, but it reports wrong answers as errors.
-#include <fcntl.h>
-#include <spawn.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <fmt/core.h>
@@ -47,6 +44,8 @@
 #include <thread>
 #include <vector>
 
+#include "bench_util.h"
+
 extern char** environ;
 
 namespace {
@@ -58,6 +57,7 @@ namespace json = boost::json;
 using tcp = asio::ip::tcp;
 using Clock = std::chrono::steady_clock;
 using namespace std::chrono_literals;
+using layer::bench::ChildProcess;
 
 double Seconds(Clock::time_point a, Clock::time_point b) {
   return std::chrono::duration<double>(b - a).count();
@@ -84,105 +84,6 @@ double ProcCpuSeconds(pid_t pid) {
   }
   return (utime + stime) / static_cast<double>(sysconf(_SC_CLK_TCK));
 }
-
-// ---------------------------------------------------------------------------------------------
-// The origin under test, as a child process with its own temp data dir.
-
-class OriginProcess {
- public:
-  ~OriginProcess() { Stop(); }
-
-  bool Start(const std::string& bin, int threads, std::string* why) {
-    char tmpl[] = "/tmp/layer-origin-bench-XXXXXX";
-    if (!mkdtemp(tmpl)) {
-      *why = "mkdtemp failed";
-      return false;
-    }
-    dir_ = tmpl;
-    std::string port_file = dir_ + "/port";
-    log_ = dir_ + "/origin.log";
-    std::vector<std::string> args = {bin,
-                                     "origin",
-                                     "--listen",
-                                     "127.0.0.1:0",
-                                     "--port-file",
-                                     port_file,
-                                     "--data-dir",
-                                     dir_ + "/data",
-                                     "--threads",
-                                     std::to_string(threads),
-                                     "--access-log",
-                                     "false",
-                                     "--log-level",
-                                     "warn"};
-    std::vector<char*> argv;
-    for (auto& a : args) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    posix_spawn_file_actions_t fa;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_addopen(&fa, 1, log_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    posix_spawn_file_actions_adddup2(&fa, 1, 2);
-    int rc = posix_spawn(&pid_, bin.c_str(), &fa, nullptr, argv.data(), environ);
-    posix_spawn_file_actions_destroy(&fa);
-    if (rc != 0) {
-      pid_ = -1;
-      *why = "cannot spawn " + bin + ": " + std::strerror(rc);
-      return false;
-    }
-    auto deadline = Clock::now() + 15s;
-    while (Clock::now() < deadline) {
-      int status = 0;
-      if (waitpid(pid_, &status, WNOHANG) == pid_) {
-        pid_ = -1;
-        *why = "origin exited during start-up; its log:\n" + LogText();
-        return false;
-      }
-      std::ifstream f(port_file);
-      int p = 0;
-      if (f >> p && p > 0) {
-        port_ = static_cast<uint16_t>(p);
-        return true;
-      }
-      std::this_thread::sleep_for(10ms);
-    }
-    *why = "origin did not write its port file within 15 s; its log:\n" + LogText();
-    return false;
-  }
-
-  void Stop() {
-    if (pid_ > 0) {
-      kill(pid_, SIGTERM);
-      int status = 0;
-      auto deadline = Clock::now() + 5s;
-      while (waitpid(pid_, &status, WNOHANG) == 0) {
-        if (Clock::now() > deadline) {
-          kill(pid_, SIGKILL);
-          waitpid(pid_, &status, 0);
-          break;
-        }
-        std::this_thread::sleep_for(10ms);
-      }
-      pid_ = -1;
-    }
-    if (!dir_.empty()) {
-      std::error_code ec;
-      std::filesystem::remove_all(dir_, ec);
-      dir_.clear();
-    }
-  }
-
-  std::string LogText() const {
-    std::ifstream f(log_);
-    return std::string((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
-  }
-  uint16_t port() const { return port_; }
-  pid_t pid() const { return pid_; }
-
- private:
-  pid_t pid_ = -1;
-  uint16_t port_ = 0;
-  std::string dir_, log_;
-};
 
 // ---------------------------------------------------------------------------------------------
 // A blocking keep-alive HTTP/1.1 client on one connection.
@@ -406,10 +307,13 @@ int main(int argc, char** argv) {
   }
 
   double load_before = LoadAvg();
-  OriginProcess origin;
+  ChildProcess origin("origin");
   std::string why;
-  if (!origin.Start(o.layer_bin, o.threads, &why)) {
-    fmt::print(stderr, "{}\n", why);
+  if (!origin.Start({o.layer_bin, "origin", "--listen", "127.0.0.1:0", "--port-file",
+                     origin.port_file(), "--data-dir", origin.dir() + "/data", "--threads",
+                     std::to_string(o.threads), "--access-log", "false", "--log-level", "warn"},
+                    &why)) {
+    fmt::print(stderr, "{}\n{}", why, origin.LogText());
     return 1;
   }
   fmt::print(stderr, "origin pid {} on port {}\n", origin.pid(), origin.port());

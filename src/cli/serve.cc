@@ -1,4 +1,5 @@
 #include "cli/serve.h"
+#include "common/clock.h"
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -64,12 +65,6 @@ http::Task<void> DrainOnSignal(asio::signal_set& signals, http::HttpServer& serv
   }
   server.StopAccepting();
   pool.Stop();
-}
-
-int64_t NowMs() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
 }
 
 Status OpenCache(const ServeConfig& cfg, gateway::CacheContext* cache, bool* started_empty) {
@@ -174,7 +169,7 @@ int RunServe(const ServeConfig& cfg) {
     spdlog::error("cannot open the job store: {}", job_store.status().ToString());
     return 1;
   }
-  (void)(*job_store)->Prune(NowMs(), std::chrono::hours(24 * 7), 100);
+  (void)(*job_store)->Prune(WallClockMs(), std::chrono::hours(24 * 7), 100);
   jobs::WarmRunnerOptions wopts;
   wopts.owner = jobs::NewJobId();
   if (!cfg.upstream_api_key.empty()) wopts.upstream_authorization = "Bearer " + cfg.upstream_api_key;

@@ -1,5 +1,7 @@
 #include "gateway/query.h"
 
+#include "common/clock.h"
+
 #include <boost/json.hpp>
 
 #include "gateway/passthrough.h"
@@ -97,7 +99,7 @@ std::optional<std::string> StripReservedFromInfo(RouteId route, std::string_view
 http::Task<http::Response> NamespaceInfo(RequestContext& ctx, http::Upstream& upstream,
                                          CacheContext& cache, const std::string& public_url) {
   if (auto err = co_await ReadBodyOrError(ctx)) co_return std::move(*err);
-  const int64_t poll_start = watermark::ConsistencyWatcher::NowMs();
+  const int64_t poll_start = WallClockMs();
   auto sent = co_await Forward(ctx, upstream, std::nullopt, true);
   if (!sent.ok()) co_return UpstreamError(sent.status());
   if (sent->result_int() / 100 != 2 || !sent->base()[http::Field::content_encoding].empty()) {

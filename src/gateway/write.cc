@@ -1,4 +1,5 @@
 #include "gateway/write.h"
+#include "common/clock.h"
 
 #include <boost/beast/core/string.hpp>
 #include <boost/json.hpp>
@@ -16,12 +17,6 @@ namespace layer::gateway {
 namespace {
 
 namespace json = boost::json;
-
-uint64_t NowMs() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
 
 // Applies a successful write's effects to the cache. Every id whose effect could not be written
 // is held as a pending invalidation.
@@ -148,7 +143,7 @@ http::Task<http::Response> Write(RequestContext& ctx, http::Upstream& upstream,
   auto decoded = DecodedBody(ctx, ctx.ex.body().size() * 64 + (64u << 20));
   if (!decoded) co_return co_await Passthrough(ctx, upstream, public_url);
 
-  const uint64_t stamp = NowMs();
+  const uint64_t stamp = WallClockMs();
   auto planned = PlanWrite(*decoded, stamp, cache.id_types.Known(ns));
   if (!planned.ok()) {
     co_return http::MakeError(http::Code::unprocessable_entity, "validation_error",

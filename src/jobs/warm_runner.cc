@@ -1,4 +1,5 @@
 #include "jobs/warm_runner.h"
+#include "common/clock.h"
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -25,12 +26,6 @@ namespace {
 
 constexpr size_t kTopKLimit = 10000;
 
-int64_t NowMs() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
-
 bool Transient(unsigned status) { return status == 408 || status == 429 || status >= 500; }
 
 }  // namespace
@@ -48,7 +43,7 @@ void WarmRunner::Start(WarmJob job) {
 }
 
 Status WarmRunner::ResumeAll(bool cache_was_reset) {
-  auto claimed = store_.ClaimExpired(options_.owner, NowMs(), std::chrono::seconds(30),
+  auto claimed = store_.ClaimExpired(options_.owner, WallClockMs(), std::chrono::seconds(30),
                                      ClaimScope::kAllRunning);
   if (!claimed.ok()) return claimed.status();
   for (auto& job : *claimed) {
@@ -97,7 +92,7 @@ http::Task<Result<http::Response>> WarmRunner::Send(http::Verb method, std::stri
 http::Task<void> WarmRunner::ReadMetadata(const std::string& ns,
                                           std::optional<uint64_t>* stable_as_of,
                                           uint64_t* approx_rows) {
-  int64_t poll_start = NowMs();
+  int64_t poll_start = WallClockMs();
   auto res = co_await Send(http::Verb::get, "/v2/namespaces/" + ns + "/metadata", "");
   if (!res.ok() || res->result_int() != 200) co_return;
   boost::system::error_code ec;

@@ -1,5 +1,7 @@
 #include "watermark/consistency_watcher.h"
 
+#include "common/clock.h"
+
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
@@ -41,12 +43,6 @@ IndexStatus IndexStatusOf(std::string_view body) {
     if (status->as_string() == "updating") return IndexStatus::kUpdating;
   }
   return AnyUnindexedBytes(v) ? IndexStatus::kUpdating : IndexStatus::kUnknown;
-}
-
-int64_t ConsistencyWatcher::NowMs() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
 }
 
 ConsistencyWatcher::ConsistencyWatcher(http::Upstream& upstream, WatcherOptions options)
@@ -99,7 +95,7 @@ std::vector<std::string> ConsistencyWatcher::Namespaces() const {
 }
 
 http::Task<void> ConsistencyWatcher::Poll(const std::string& ns) {
-  int64_t start = NowMs();
+  int64_t start = WallClockMs();
   http::Request req{http::Verb::get, "/v2/namespaces/" + ns + "/metadata", 11};
   req.set(http::Field::accept, "application/json");
   if (!options_.upstream_authorization.empty()) {
@@ -121,7 +117,7 @@ http::Task<void> ConsistencyWatcher::Run() {
     auto [ec] = co_await timer.async_wait(asio::as_tuple(asio::use_awaitable));
     if (ec) co_return;
     std::vector<std::string> due;
-    int64_t now = NowMs();
+    int64_t now = WallClockMs();
     {
       std::lock_guard lock(mu_);
       for (const auto& [ns, s] : states_) {

@@ -49,7 +49,6 @@ class ConsistencyWatcher {
 
   http::Task<void> Run();
 
-  static int64_t NowMs();
 
  private:
   struct State {

@@ -358,7 +358,9 @@ class Engine::Router {
     return Json(200, result);
   }
 
-  OriginResponse Explain(const std::string& name) {
+  // A read of an existing namespace's state under its shared lock: parse the body, then `run`.
+  template <typename Run>
+  OriginResponse ReadNamespace(const std::string& name, Run run) {
     json::value body;
     size_t bytes = 0;
     ApiStatus st = ParseBody(req_, &body, &bytes);
@@ -368,25 +370,23 @@ class Engine::Router {
     std::shared_lock lock(ns->mu);
     if (!ns->exists) return Error(NamespaceNotFound(name));
     json::object result;
-    st = ExplainQuery(body, ns->state, &result);
+    st = run(body, ns->state, &result);
     if (!st.ok()) return Error(st.error());
     return Json(200, result);
   }
 
-  OriginResponse Recall(const std::string& name) {
-    json::value body;
-    size_t bytes = 0;
-    ApiStatus st = ParseBody(req_, &body, &bytes);
-    if (!st.ok()) return Error(st.error());
-    auto ns = e_->Find(name);
-    if (ns == nullptr) return Error(NamespaceNotFound(name));
-    std::shared_lock lock(ns->mu);
-    if (!ns->exists) return Error(NamespaceNotFound(name));
-    json::object result;
-    st = RunRecall(body, ns->state, &result);
-    if (!st.ok()) return Error(st.error());
-    return Json(200, result);
+  OriginResponse Explain(const std::string& name) {
+    return ReadNamespace(name, [](const json::value& b, const auto& state, json::object* out) {
+      return ExplainQuery(b, state, out);
+    });
   }
+
+  OriginResponse Recall(const std::string& name) {
+    return ReadNamespace(name, [](const json::value& b, const auto& state, json::object* out) {
+      return RunRecall(b, state, out);
+    });
+  }
+
 
   json::object MetadataJson(Namespace* ns, bool v1) {
     const NamespaceState& s = ns->state;
