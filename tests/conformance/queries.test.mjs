@@ -263,7 +263,7 @@ conformanceCase('multi-query malformed queries: exact 422 text (MQ-03)', async (
   const badItem = await expectError(ns.multiQuery({ queries: ['bad'] }), 422, 'UnprocessableEntityError');
   assert.equal(stripPos(badItem.body.error), `${DESER}invalid type: string "bad", expected struct QueryRankBy`);
   return [bad, badItem];
-}, { todo: 'known origin discrepancy: 422 text carries a "queries: " prefix (see report)' });
+});
 
 
 conformanceCase('query validation errors (Q-09..Q-13, B-06, O-06)', async (ctx) => {

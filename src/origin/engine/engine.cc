@@ -348,14 +348,16 @@ class Engine::Router {
     if (ns == nullptr) return Error(NamespaceNotFound(name));
     std::shared_lock lock(ns->mu);
     if (!ns->exists) return Error(NamespaceNotFound(name));
-    json::object result;
     if (body.is_object() && body.get_object().contains("queries")) {
+      json::object result;
       st = RunMultiQuery(body.get_object(), ns->state, &result);
-    } else {
-      st = RunQuery(body, ns->state, QueryEnv{}, &result);
+      if (!st.ok()) return Error(st.error());
+      return Json(200, result);
     }
+    OriginResponse r;
+    st = RunQuery(body, ns->state, QueryEnv{}, &r.body);
     if (!st.ok()) return Error(st.error());
-    return Json(200, result);
+    return r;
   }
 
   // A read of an existing namespace's state under its shared lock: parse the body, then `run`.

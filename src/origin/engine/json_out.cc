@@ -2,14 +2,43 @@
 
 #include <charconv>
 #include <cmath>
+#include <cstdio>
 #include <cstdlib>
+#include <cstring>
 
 namespace layer::origin {
 namespace {
 
+// True if any of the 8 bytes of `w` is a control character, '"' or '\\' (SWAR: a byte's high
+// bit is set in `(x - 0x01..) & ~x & 0x80..` exactly when that byte of x is zero, and in
+// `(w - 0x20..) & ~w & 0x80..` when that byte of w is below 0x20).
+inline bool NeedsEscape8(uint64_t w) {
+  constexpr uint64_t kOnes = 0x0101010101010101ull;
+  constexpr uint64_t kHigh = 0x8080808080808080ull;
+  uint64_t quote = w ^ (kOnes * '"');
+  uint64_t backslash = w ^ (kOnes * '\\');
+  uint64_t t = ((w - kOnes * 0x20) & ~w) | ((quote - kOnes) & ~quote) |
+               ((backslash - kOnes) & ~backslash);
+  return (t & kHigh) != 0;
+}
+
+// Appends runs of characters that need no escaping in one go, skipping clean 8-byte words:
+// rows are mostly plain text.
 void AppendEscaped(std::string_view s, std::string* out) {
   out->push_back('"');
-  for (char c : s) {
+  size_t run = 0;
+  for (size_t i = 0; i < s.size(); ++i) {
+    while (i + 8 <= s.size()) {
+      uint64_t w;
+      std::memcpy(&w, s.data() + i, 8);
+      if (NeedsEscape8(w)) break;
+      i += 8;
+    }
+    if (i >= s.size()) break;
+    auto c = static_cast<unsigned char>(s[i]);
+    if (c >= 0x20 && c != '"' && c != '\\') continue;
+    out->append(s.data() + run, i - run);
+    run = i + 1;
     switch (c) {
       case '"':
         *out += "\\\"";
@@ -32,29 +61,46 @@ void AppendEscaped(std::string_view s, std::string* out) {
       case '\f':
         *out += "\\f";
         break;
-      default:
-        if (static_cast<unsigned char>(c) < 0x20) {
-          char buf[8];
-          std::snprintf(buf, sizeof(buf), "\\u%04x", static_cast<unsigned char>(c));
-          *out += buf;
-        } else {
-          out->push_back(c);
-        }
+      default: {
+        char buf[8];
+        std::snprintf(buf, sizeof(buf), "\\u%04x", c);
+        *out += buf;
+      }
     }
   }
+  out->append(s.data() + run, s.size() - run);
   out->push_back('"');
+}
+
+template <typename Int>
+void AppendInt(Int v, std::string* out) {
+  char buf[24];
+  auto res = std::to_chars(buf, buf + sizeof(buf), v);
+  out->append(buf, res.ptr);
 }
 
 }  // namespace
 
-std::string FormatDouble(double d) {
-  if (!std::isfinite(d)) return "null";
+void AppendDouble(double d, std::string* out) {
+  if (!std::isfinite(d)) {
+    *out += "null";
+    return;
+  }
   char buf[64];
   auto res = std::to_chars(buf, buf + sizeof(buf), d);
-  std::string s(buf, res.ptr);
-  if (s.find_first_of(".eE") == std::string::npos) s += ".0";
+  std::string_view text(buf, static_cast<size_t>(res.ptr - buf));
+  out->append(text);
+  if (text.find_first_of(".eE") == std::string_view::npos) *out += ".0";
+}
+
+std::string FormatDouble(double d) {
+  std::string s;
+  AppendDouble(d, &s);
   return s;
 }
+
+void AppendJsonString(std::string_view s, std::string* out) { AppendEscaped(s, out); }
+void AppendJsonUint(uint64_t v, std::string* out) { AppendInt(v, out); }
 
 double F32AsPrintableDouble(float f) {
   if (!std::isfinite(f)) return static_cast<double>(f);
@@ -73,13 +119,13 @@ void AppendJson(const json::value& v, std::string* out) {
       *out += v.get_bool() ? "true" : "false";
       break;
     case json::kind::int64:
-      *out += std::to_string(v.get_int64());
+      AppendInt(v.get_int64(), out);
       break;
     case json::kind::uint64:
-      *out += std::to_string(v.get_uint64());
+      AppendInt(v.get_uint64(), out);
       break;
     case json::kind::double_:
-      *out += FormatDouble(v.get_double());
+      AppendDouble(v.get_double(), out);
       break;
     case json::kind::string:
       AppendEscaped(v.get_string(), out);

@@ -7,6 +7,7 @@
 #pragma once
 
 #include <boost/json.hpp>
+#include <cstdint>
 #include <string>
 #include <string_view>
 
@@ -20,6 +21,10 @@ void AppendJson(const json::value& v, std::string* out);
 
 // Shortest f64 text of `d` ("1.0", "0.1", "1e+20"). Non-finite values print as null.
 std::string FormatDouble(double d);
+void AppendDouble(double d, std::string* out);
+// A JSON string literal (quoted, escaped) and an unsigned integer, appended to `out`.
+void AppendJsonString(std::string_view s, std::string* out);
+void AppendJsonUint(uint64_t v, std::string* out);
 
 // The double whose shortest f64 text equals the shortest f32 text of `f`; storing it in a
 // json::value makes SerializeJson print the f32 form.

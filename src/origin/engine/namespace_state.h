@@ -28,13 +28,26 @@ struct NamespaceMeta {
 // Query-side indexes derived from a namespace's documents and schema (query_index.cc). Each is
 // immutable once built; "doc index" below is a document's position in `docs` iteration order.
 
-// One dense-vector attribute as a contiguous float array (the stored values are f32-exact).
+// One dense-vector attribute as a contiguous float array (the stored values are f32-exact),
+// in blocks of kLanes rows stored dimension-major, so one pass over a block computes kLanes
+// distances with SIMD lanes: element d of row r is data[(r / kLanes) * dims * kLanes +
+// d * kLanes + r % kLanes]. The last block is zero-padded.
 struct VectorColumn {
+  static constexpr size_t kLanes = 8;
   size_t dims = 0;
-  std::vector<float> data;      // dims floats per row
+  size_t rows = 0;
+  std::vector<float> data;
   std::vector<int64_t> row;     // per doc index: row in `data`, -1 = not in the column
   std::vector<double> sq_norm;  // per row: sum of squares, accumulated in dimension order
   std::vector<bool> has_array;  // per doc index: the attribute holds an array
+  // Per row: the document (pointers into NamespaceState::docs, valid while the index is).
+  std::vector<const std::pair<const DocId, Document>*> entry;
+  // Every document holding an array for the attribute is in the column.
+  bool complete = false;
+
+  float At(size_t r, size_t d) const {
+    return data[(r / kLanes) * dims * kLanes + d * kLanes + r % kLanes];
+  }
 };
 
 // Tokens of one full-text attribute, inverted: term -> (doc index, term frequency).
@@ -59,9 +72,23 @@ struct QueryIndexes {
 struct NamespaceState {
   NamespaceMeta meta;
   std::map<DocId, Document> docs;  // ordered by id: the live tie-break and export order
-  // Derived from docs and meta; copies of an unchanged state may share it. Whoever changes docs
-  // or meta calls InvalidateIndexes().
+  // Derived from docs and meta; indexes point into `docs`, so a copy starts with fresh indexes
+  // (a move keeps them: map nodes do not move). Whoever changes docs or meta calls
+  // InvalidateIndexes().
   std::shared_ptr<QueryIndexes> indexes = std::make_shared<QueryIndexes>();
+
+  NamespaceState() = default;
+  NamespaceState(const NamespaceState& o) : meta(o.meta), docs(o.docs) {}
+  NamespaceState& operator=(const NamespaceState& o) {
+    if (this != &o) {
+      meta = o.meta;
+      docs = o.docs;
+      InvalidateIndexes();
+    }
+    return *this;
+  }
+  NamespaceState(NamespaceState&&) = default;
+  NamespaceState& operator=(NamespaceState&&) = default;
 
   void InvalidateIndexes() { indexes = std::make_shared<QueryIndexes>(); }
 };

@@ -7,7 +7,7 @@
 namespace layer::origin {
 
 ApiStatus RunQuery(const json::value& body, const NamespaceState& state, const QueryEnv& env,
-                   json::object* result) {
+                   std::string* result) {
   Query q;
   ORIGIN_RETURN_IF_ERROR(ParseQuery(body, state.meta.schema, env, &q));
   ExecuteQuery(q, state, result);
@@ -18,8 +18,7 @@ ApiStatus RunMultiQuery(const json::object& body, const NamespaceState& state,
                         json::object* result) {
   const auto& queries = body.at("queries");
   if (!queries.is_array()) {
-    return Unprocessable("queries: invalid type: " + SerdeUnexpected(queries) +
-                         ", expected a sequence");
+    return Unprocessable("invalid type: " + SerdeUnexpected(queries) + ", expected a sequence");
   }
   const auto& arr = queries.get_array();
   for (const auto& sub : arr) {
@@ -52,8 +51,9 @@ ApiStatus RunMultiQuery(const json::object& body, const NamespaceState& state,
   json::array results;
   uint64_t returned = 0;
   for (auto& q : parsed) {
-    json::object r;
-    ExecuteQuery(q, state, &r);
+    std::string text;
+    ExecuteQuery(q, state, &text);
+    json::object r = json::parse(text).as_object();
     returned += r["billing"].as_object()["billable_logical_bytes_returned"].to_number<uint64_t>();
     r.erase("billing");
     r.erase("performance");

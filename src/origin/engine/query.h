@@ -16,9 +16,10 @@ struct QueryEnv {
   std::string forced_vector_encoding;
 };
 
-// A single query body → {"rows"|"aggregations"|"aggregation_groups", "billing", "performance"}.
+// A single query body → {"rows"|"aggregations"|"aggregation_groups", "billing", "performance"},
+// as the response's JSON text (rows are written straight to text, never as json values).
 ApiStatus RunQuery(const json::value& body, const NamespaceState& state, const QueryEnv& env,
-                   json::object* result);
+                   std::string* result);
 
 // A multi-query body (has "queries") → {"results": [...], "billing", "performance"}.
 ApiStatus RunMultiQuery(const json::object& body, const NamespaceState& state,

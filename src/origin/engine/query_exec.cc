@@ -83,82 +83,115 @@ void PrepareBm25(RankExpr* e, const NamespaceState& state, size_t num_docs) {
   }
 }
 
-// Exact distances for up to kBlock column rows at once (independent accumulators give the CPU
-// parallel work); each row still accumulates in dimension order, as VectorDistance does.
-constexpr size_t kBlock = 4;
+enum class Metric { kCosine, kEuclideanSquared, kEuclidean };
 
-template <bool kCosine>
-void BlockSums(const double* qd, size_t dims, const float* const* rows, size_t count, double* out) {
-  double acc[kBlock] = {0, 0, 0, 0};
-  if (count == kBlock) {
-    const float *r0 = rows[0], *r1 = rows[1], *r2 = rows[2], *r3 = rows[3];
-    for (size_t d = 0; d < dims; ++d) {
-      double a = qd[d];
-      double b0 = r0[d], b1 = r1[d], b2 = r2[d], b3 = r3[d];
-      if constexpr (kCosine) {
-        acc[0] += a * b0;
-        acc[1] += a * b1;
-        acc[2] += a * b2;
-        acc[3] += a * b3;
-      } else {
-        acc[0] += (a - b0) * (a - b0);
-        acc[1] += (a - b1) * (a - b1);
-        acc[2] += (a - b2) * (a - b2);
-        acc[3] += (a - b3) * (a - b3);
-      }
-    }
-  } else {
-    for (size_t k = 0; k < count; ++k) {
-      for (size_t d = 0; d < dims; ++d) {
-        double a = qd[d];
-        double b = rows[k][d];
-        if constexpr (kCosine) {
-          acc[k] += a * b;
-        } else {
-          acc[k] += (a - b) * (a - b);
-        }
-      }
+Metric MetricOf(const std::string& name) {
+  if (name == "euclidean_squared") return Metric::kEuclideanSquared;
+  if (name == "euclidean") return Metric::kEuclidean;
+  return Metric::kCosine;
+}
+
+using V4d = double __attribute__((vector_size(32)));
+using V4f = float __attribute__((vector_size(16)));
+static_assert(VectorColumn::kLanes == 8);
+
+// Per lane of one column block (VectorColumn layout): Σ_d q[d]·x[d] for cosine, Σ_d (q[d]−x[d])²
+// otherwise. Each lane is one row accumulated in dimension order with a separate multiply and
+// add, so it equals VectorDistance's scalar loop bit for bit; the lanes only run side by side.
+template <bool kDot>
+inline __attribute__((always_inline)) void BlockSumsImpl(const double* q, const float* block,
+                                                         size_t dims, double* out) {
+  V4d acc0 = {0, 0, 0, 0};
+  V4d acc1 = {0, 0, 0, 0};
+  for (size_t d = 0; d < dims; ++d) {
+    V4f lo, hi;
+    std::memcpy(&lo, block + d * 8, sizeof lo);
+    std::memcpy(&hi, block + d * 8 + 4, sizeof hi);
+    V4d b0 = __builtin_convertvector(lo, V4d);
+    V4d b1 = __builtin_convertvector(hi, V4d);
+    V4d a = V4d{0, 0, 0, 0} + q[d];
+    if constexpr (kDot) {
+      acc0 += a * b0;
+      acc1 += a * b1;
+    } else {
+      V4d d0 = a - b0;
+      V4d d1 = a - b1;
+      acc0 += d0 * d0;
+      acc1 += d1 * d1;
     }
   }
-  for (size_t k = 0; k < count; ++k) out[k] = acc[k];
+  std::memcpy(out, &acc0, sizeof acc0);
+  std::memcpy(out + 4, &acc1, sizeof acc1);
+}
+
+// AVX2 where the CPU has it (no FMA: contraction would change the rounding), SSE2 otherwise.
+__attribute__((target_clones("avx2", "default"))) void BlockSums(bool dot, const double* q,
+                                                                 const float* block, size_t dims,
+                                                                 double* out) {
+  if (dot) {
+    BlockSumsImpl<true>(q, block, dims, out);
+  } else {
+    BlockSumsImpl<false>(q, block, dims, out);
+  }
+}
+
+// A query vector prepared for the column kernel.
+struct VectorProbe {
+  Metric metric;
+  std::vector<double> q;
+  double qn = 0;  // sum of squares, in dimension order
+
+  VectorProbe(const std::string& metric_name, const std::vector<float>& query)
+      : metric(MetricOf(metric_name)), q(query.begin(), query.end()) {
+    for (double a : q) qn += a * a;
+  }
+
+  void Sums(const float* block, size_t dims, double* out) const {
+    BlockSums(metric == Metric::kCosine, q.data(), block, dims, out);
+  }
+
+  // The distance of column row `r` from its kernel sum, as VectorDistance computes it.
+  double Finish(double sum, const VectorColumn& col, size_t r) const {
+    switch (metric) {
+      case Metric::kEuclideanSquared:
+        return sum;
+      case Metric::kEuclidean:
+        return std::sqrt(sum);
+      case Metric::kCosine:
+        break;
+    }
+    double vn = col.sq_norm[r];
+    return (qn == 0 || vn == 0) ? 1.0 : std::max(0.0, 1.0 - sum / std::sqrt(qn * vn));
+  }
+};
+
+bool ColumnServes(const VectorColumn& col, const Query& q) {
+  return col.dims > 0 && col.dims == q.query_vector.size();
 }
 
 // Appends (doc index, distance) for every matched document holding a vector, like
-// VectorDistance over each document's stored array, but from the namespace's float column.
+// VectorDistance over each document's stored array, but from the namespace's float column
+// (matched rows gathered into blocks for the kernel).
 void RankByVector(const Query& q, const NamespaceState& state, const std::vector<DocRef>& all,
                   const std::vector<size_t>& matched,
                   std::vector<std::pair<size_t, double>>* ranked) {
-  const std::string& metric = state.meta.distance_metric;
+  constexpr size_t kLanes = VectorColumn::kLanes;
   std::shared_ptr<const VectorColumn> col = GetVectorColumn(state, q.vector_attr);
-  bool column_ok = col->dims > 0 && col->dims == q.query_vector.size();
-  bool cosine = metric != "euclidean_squared" && metric != "euclidean";
-  std::vector<double> qd(q.query_vector.begin(), q.query_vector.end());
-  double qn = 0;
-  for (double a : qd) qn += a * a;
+  bool column_ok = ColumnServes(*col, q);
+  VectorProbe probe(state.meta.distance_metric, q.query_vector);
+  std::vector<float> block(col->dims * kLanes, 0.0f);
   std::vector<size_t> batch;
-  batch.reserve(kBlock);
+  batch.reserve(kLanes);
   auto flush = [&] {
-    const float* rows[kBlock];
     for (size_t k = 0; k < batch.size(); ++k) {
-      rows[k] = col->data.data() + static_cast<size_t>(col->row[batch[k]]) * col->dims;
+      auto r = static_cast<size_t>(col->row[batch[k]]);
+      for (size_t d = 0; d < col->dims; ++d) block[d * kLanes + k] = col->At(r, d);
     }
-    double sums[kBlock];
-    if (cosine) {
-      BlockSums<true>(qd.data(), col->dims, rows, batch.size(), sums);
-    } else {
-      BlockSums<false>(qd.data(), col->dims, rows, batch.size(), sums);
-    }
+    double sums[kLanes];
+    probe.Sums(block.data(), col->dims, sums);
     for (size_t k = 0; k < batch.size(); ++k) {
-      double dist;
-      if (metric == "euclidean_squared") {
-        dist = sums[k];
-      } else if (metric == "euclidean") {
-        dist = std::sqrt(sums[k]);
-      } else {
-        double vn = col->sq_norm[static_cast<size_t>(col->row[batch[k]])];
-        dist = (qn == 0 || vn == 0) ? 1.0 : std::max(0.0, 1.0 - sums[k] / std::sqrt(qn * vn));
-      }
-      ranked->emplace_back(batch[k], dist);
+      auto r = static_cast<size_t>(col->row[batch[k]]);
+      ranked->emplace_back(batch[k], probe.Finish(sums[k], *col, r));
     }
     batch.clear();
   };
@@ -166,13 +199,47 @@ void RankByVector(const Query& q, const NamespaceState& state, const std::vector
     if (!col->has_array[i]) continue;
     if (column_ok && col->row[i] >= 0) {
       batch.push_back(i);
-      if (batch.size() == kBlock) flush();
+      if (batch.size() == kLanes) flush();
       continue;
     }
     const auto* v = all[i].second->attrs.if_contains(q.vector_attr);
-    ranked->emplace_back(i, VectorDistance(metric, q.query_vector, v->get_array()));
+    ranked->emplace_back(i, VectorDistance(state.meta.distance_metric, q.query_vector,
+                                           v->get_array()));
   }
   if (!batch.empty()) flush();
+}
+
+// The `limit` nearest rows of a complete column in (distance, row) order — the exhaustive
+// path's (distance, doc index) order, as rows ascend with doc index — scanning the column block
+// by block and resolving only the winners to documents.
+void NearestInColumn(const Query& q, const NamespaceState& state, const VectorColumn& col,
+                     size_t limit, std::vector<DocRef>* refs, std::vector<double>* dists) {
+  constexpr size_t kLanes = VectorColumn::kLanes;
+  VectorProbe probe(state.meta.distance_metric, q.query_vector);
+  size_t k = std::min(limit, col.rows);
+  std::vector<std::pair<double, size_t>> heap;  // max-heap of the best k so far
+  heap.reserve(k);
+  double sums[kLanes];
+  for (size_t base = 0; base < col.rows && k > 0; base += kLanes) {
+    probe.Sums(col.data.data() + base * col.dims, col.dims, sums);
+    size_t lanes = std::min(kLanes, col.rows - base);
+    for (size_t lane = 0; lane < lanes; ++lane) {
+      std::pair<double, size_t> cand(probe.Finish(sums[lane], col, base + lane), base + lane);
+      if (heap.size() < k) {
+        heap.push_back(cand);
+        std::push_heap(heap.begin(), heap.end());
+      } else if (cand < heap.front()) {
+        std::pop_heap(heap.begin(), heap.end());
+        heap.back() = cand;
+        std::push_heap(heap.begin(), heap.end());
+      }
+    }
+  }
+  std::sort_heap(heap.begin(), heap.end());
+  for (const auto& [dist, r] : heap) {
+    refs->emplace_back(&col.entry[r]->first, &col.entry[r]->second);
+    dists->push_back(dist);
+  }
 }
 
 double EvalRank(const RankExpr& e, size_t index, const DocRef& doc) {
@@ -221,25 +288,82 @@ double EvalRank(const RankExpr& e, size_t index, const DocRef& doc) {
   return 0;
 }
 
-json::value RowsProjection(const Query& q, const Schema& schema, const DocRef& doc,
-                           std::optional<double> dist) {
-  json::object row;
-  row["id"] = IdToJson(*doc.first);
-  if (dist) row["$dist"] = F32AsPrintableDouble(static_cast<float>(*dist));
+// Whether RenderAttr would print `schema`'s values exactly as stored.
+bool RendersAsStored(const AttrSchema* schema) {
+  if (schema == nullptr) return true;
+  auto info = ParseTypeName(schema->type);
+  if (!info) return true;
+  return info->base != TypeInfo::Base::kDenseVector && info->base != TypeInfo::Base::kDatetime &&
+         info->base != TypeInfo::Base::kSparse;
+}
+
+// Appends attribute values as RenderAttr renders them, looking each name's schema up once per
+// query rather than once per row.
+class AttrWriter {
+ public:
+  AttrWriter(const Schema& schema, bool base64) : schema_(schema), base64_(base64) {}
+
+  void Append(std::string_view name, const json::value& v, std::string* out) {
+    out->push_back(',');
+    AppendJsonString(name, out);
+    out->push_back(':');
+    const Entry& e = Lookup(name);
+    if (e.as_stored) {
+      AppendJson(v, out);
+    } else {
+      AppendJson(RenderAttr(e.schema, v, base64_), out);
+    }
+  }
+
+ private:
+  struct Entry {
+    std::string name;
+    const AttrSchema* schema;
+    bool as_stored;
+  };
+
+  const Entry& Lookup(std::string_view name) {
+    for (const auto& e : entries_) {
+      if (e.name == name) return e;
+    }
+    const AttrSchema* a = schema_.Find(std::string(name));
+    return entries_.emplace_back(Entry{std::string(name), a, RendersAsStored(a)});
+  }
+
+  const Schema& schema_;
+  bool base64_;
+  std::vector<Entry> entries_;
+};
+
+// Appends one result row as JSON text: id, `$dist` when given, then the projected attributes in
+// stored order (include lists in list order, first mention only).
+void AppendRow(const Query& q, AttrWriter* w, const DocRef& doc, const double* dist,
+               std::string* out) {
+  *out += "{\"id\":";
+  if (const auto* n = std::get_if<uint64_t>(doc.first)) {
+    AppendJsonUint(*n, out);
+  } else {
+    AppendJsonString(std::get<std::string>(*doc.first), out);
+  }
+  if (dist != nullptr) {
+    *out += ",\"$dist\":";
+    AppendDouble(F32AsPrintableDouble(static_cast<float>(*dist)), out);
+  }
   const auto& attrs = doc.second->attrs;
   switch (q.projection) {
     case Query::Projection::kIdOnly:
       break;
     case Query::Projection::kAll:
-      for (const auto& kv : attrs) {
-        row[kv.key()] = RenderAttr(schema.Find(kv.key()), kv.value(), q.base64);
-      }
+      for (const auto& kv : attrs) w->Append(kv.key(), kv.value(), out);
       break;
     case Query::Projection::kList:
-      for (const auto& name : q.attrs) {
-        if (const auto* v = attrs.if_contains(name)) {
-          row[name] = RenderAttr(schema.Find(name), *v, q.base64);
+      for (size_t i = 0; i < q.attrs.size(); ++i) {
+        const auto& name = q.attrs[i];
+        if (std::find(q.attrs.begin(), q.attrs.begin() + static_cast<long>(i), name) !=
+            q.attrs.begin() + static_cast<long>(i)) {
+          continue;
         }
+        if (const auto* v = attrs.if_contains(name)) w->Append(name, *v, out);
       }
       break;
     case Query::Projection::kExclude:
@@ -248,11 +372,11 @@ json::value RowsProjection(const Query& q, const Schema& schema, const DocRef& d
             q.attrs.end()) {
           continue;
         }
-        row[kv.key()] = RenderAttr(schema.Find(kv.key()), kv.value(), q.base64);
+        w->Append(kv.key(), kv.value(), out);
       }
       break;
   }
-  return row;
+  out->push_back('}');
 }
 
 }  // namespace
@@ -383,21 +507,24 @@ void RunAggregation(const Query& q, const NamespaceState& state, const std::vect
 
 namespace {
 
-// Writes the rows (with `$dist` when has_dist), billing and performance of a ranked result.
+// Writes the result object of a ranked query as JSON text: rows (with `$dist` when has_dist),
+// billing (bytes returned = the rows' text) and performance.
 void EmitRows(const Query& q, const NamespaceState& state, const std::vector<DocRef>& refs,
-              const std::vector<double>& scores, bool has_dist, json::object* out) {
-  json::array rows;
-  rows.reserve(refs.size());
+              const std::vector<double>& scores, bool has_dist, std::string* out) {
+  AttrWriter writer(state.meta.schema, q.base64);
   uint64_t returned = 0;
+  *out += "{\"rows\":[";
   for (size_t k = 0; k < refs.size(); ++k) {
-    json::value row = RowsProjection(q, state.meta.schema, refs[k],
-                                     has_dist ? std::optional<double>(scores[k]) : std::nullopt);
-    returned += SerializeJson(row).size();
-    rows.push_back(std::move(row));
+    if (k > 0) out->push_back(',');
+    size_t before = out->size();
+    AppendRow(q, &writer, refs[k], has_dist ? &scores[k] : nullptr, out);
+    returned += out->size() - before;
   }
-  (*out)["rows"] = std::move(rows);
-  (*out)["billing"] = QueryBilling(returned);
-  (*out)["performance"] = QueryPerformance(state, state.docs.size());
+  *out += "],\"billing\":";
+  AppendJson(QueryBilling(returned), out);
+  *out += ",\"performance\":";
+  AppendJson(QueryPerformance(state, state.docs.size()), out);
+  out->push_back('}');
 }
 
 // For an id-ordered query (paging), the first document that can match: a top-level
@@ -439,7 +566,7 @@ bool IdOrdered(const Query& q) {
 
 }  // namespace
 
-void ExecuteQuery(Query& q, const NamespaceState& state, json::object* out) {
+void ExecuteQuery(Query& q, const NamespaceState& state, std::string* out) {
   if (IdOrdered(q)) {
     size_t limit = static_cast<size_t>(q.limit);
     std::vector<DocRef> refs;
@@ -451,6 +578,16 @@ void ExecuteQuery(Query& q, const NamespaceState& state, json::object* out) {
     }
     EmitRows(q, state, refs, {}, false, out);
     return;
+  }
+  if (q.rank == Query::Rank::kVector && !q.filter) {
+    std::shared_ptr<const VectorColumn> col = GetVectorColumn(state, q.vector_attr);
+    if (col->complete && ColumnServes(*col, q)) {
+      std::vector<DocRef> refs;
+      std::vector<double> dists;
+      NearestInColumn(q, state, *col, static_cast<size_t>(q.limit), &refs, &dists);
+      EmitRows(q, state, refs, dists, true, out);
+      return;
+    }
   }
   std::vector<DocRef> all;
   all.reserve(state.docs.size());
@@ -464,9 +601,11 @@ void ExecuteQuery(Query& q, const NamespaceState& state, json::object* out) {
   if (q.aggregate) {
     std::vector<DocRef> docs;
     for (size_t i : matched) docs.push_back(all[i]);
-    RunAggregation(q, state, docs, out);
-    (*out)["billing"] = QueryBilling(0);
-    (*out)["performance"] = QueryPerformance(state, all.size());
+    json::object result;
+    RunAggregation(q, state, docs, &result);
+    result["billing"] = QueryBilling(0);
+    result["performance"] = QueryPerformance(state, all.size());
+    AppendJson(result, out);
     return;
   }
   size_t limit = static_cast<size_t>(q.limit);

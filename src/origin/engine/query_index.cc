@@ -28,12 +28,14 @@ std::shared_ptr<const VectorColumn> BuildVectorColumn(const NamespaceState& stat
       best_count = count;
     }
   }
-  size_t rows = 0;
+  constexpr size_t kLanes = VectorColumn::kLanes;
   size_t i = 0;
-  for (const auto& [id, doc] : state.docs) {
-    const auto* v = doc.attrs.if_contains(attr);
+  size_t arrays = 0;
+  for (const auto& entry : state.docs) {
+    const auto* v = entry.second.attrs.if_contains(attr);
     if (v != nullptr && v->is_array()) {
       col->has_array[i] = true;
+      ++arrays;
       const auto& arr = v->get_array();
       bool exact = arr.size() == col->dims && col->dims > 0;
       for (size_t d = 0; exact && d < arr.size(); ++d) {
@@ -45,18 +47,23 @@ std::shared_ptr<const VectorColumn> BuildVectorColumn(const NamespaceState& stat
         exact = static_cast<double>(static_cast<float>(x)) == x;
       }
       if (exact) {
-        col->row[i] = static_cast<int64_t>(rows++);
+        size_t r = col->rows++;
+        col->row[i] = static_cast<int64_t>(r);
+        if (r % kLanes == 0) col->data.resize(col->data.size() + col->dims * kLanes, 0.0f);
+        float* block = col->data.data() + (r / kLanes) * col->dims * kLanes + r % kLanes;
         double vn = 0;
-        for (const auto& e : arr) {
-          double b = e.get_double();
-          col->data.push_back(static_cast<float>(b));
+        for (size_t d = 0; d < col->dims; ++d) {
+          double b = arr[d].get_double();
+          block[d * kLanes] = static_cast<float>(b);
           vn += b * b;
         }
         col->sq_norm.push_back(vn);
+        col->entry.push_back(&entry);
       }
     }
     ++i;
   }
+  col->complete = col->rows == arrays;
   return col;
 }
 

@@ -79,9 +79,10 @@ ApiStatus ValidateConsistency(const json::object& body);
 // Parses a query body with the live 400/422 answers.
 ApiStatus ParseQuery(const json::value& body, const Schema& schema, const QueryEnv& env, Query* q);
 
-// Executes a parsed query by exhaustive scan; writes rows (or aggregations), billing and
-// performance into `out`. BM25 scores are computed into `q`, hence non-const.
-void ExecuteQuery(Query& q, const NamespaceState& state, json::object* out);
+// Executes a parsed query; appends the result object ({"rows"|"aggregations"|
+// "aggregation_groups", "billing", "performance"}) to `out` as JSON text, in SerializeJson's
+// format. BM25 scores are computed into `q`, hence non-const.
+void ExecuteQuery(Query& q, const NamespaceState& state, std::string* out);
 
 json::object QueryBilling(uint64_t returned);
 json::object QueryPerformance(const NamespaceState& state, size_t scanned);

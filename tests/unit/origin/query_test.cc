@@ -1,3 +1,6 @@
+#include <algorithm>
+#include <random>
+
 #include "engine_test_util.h"
 
 namespace layer::origin::testing {
@@ -507,7 +510,7 @@ TEST_F(QueryTest, MultiQuery) {  // MQ-01..MQ-03
   EXPECT_TRUE(r.json.as_object().contains("performance"));
 
   EXPECT_EQ(Query("f", R"({"queries":"bad"})").error(),
-            "Failed to deserialize the JSON body into the target type: queries: invalid type: "
+            "Failed to deserialize the JSON body into the target type: invalid type: "
             "string \"bad\", expected a sequence");
   EXPECT_EQ(Query("f", R"({"queries":[]})").error(), "💔 must send at least one sub-query");
   std::string many = R"({"queries":[)";
@@ -685,6 +688,89 @@ TEST_F(QueryTest, IndexesFollowWritesAndPagingHonoursIdFilters) {
   EXPECT_EQ(Ids("ix", R"({"rank_by":["id","asc"],"limit":2,"filters":["id","Gt",1]})"), IdList({2, 4}));
   EXPECT_EQ(Ids("ix", R"({"rank_by":["id","asc"],"limit":5,"filters":["And",[["id","Gte",2],["id","Gt",0],["id","NotEq",4]]]})"), IdList({2}));
   EXPECT_EQ(Ids("ix", R"({"rank_by":["id","asc"],"limit":5,"filters":["Or",[["id","Gt",3],["id","Eq",1]]]})"), IdList({1, 4}));
+}
+
+}  // namespace
+}  // namespace layer::origin::testing
+
+namespace layer::origin::testing {
+namespace {
+
+// 203 rows (not a multiple of the column's 8-row blocks) of 12-d vectors with duplicates, so
+// ties must break by id.
+std::string VectorRows(std::string_view metric, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::uniform_int_distribution<int> coord(-8, 8);
+  std::string rows;
+  std::vector<std::string> vectors;
+  for (int i = 0; i < 203; ++i) {
+    std::string v;
+    if (i % 10 == 9) {
+      v = vectors[static_cast<size_t>(i) / 2];  // a duplicate: equal distances
+    } else {
+      for (int d = 0; d < 12; ++d) v += (d ? "," : "") + std::to_string(coord(rng) / 8.0);
+    }
+    vectors.push_back(v);
+    rows += std::string(i ? "," : "") + "{\"id\":" + std::to_string(i * 3) + ",\"vector\":[" + v +
+            "],\"g\":" + std::to_string(i % 4) + "}";
+  }
+  return "{\"distance_metric\":\"" + std::string(metric) + "\",\"upsert_rows\":[" + rows + "]}";
+}
+
+TEST_F(QueryTest, AnnColumnScanEqualsTheFilteredPathForEveryMetric) {
+  for (std::string metric : {"cosine_distance", "euclidean_squared"}) {
+    std::string ns = "col_" + metric;
+    ASSERT_EQ(Write(ns, VectorRows(metric, 7)).status, 200);
+    for (std::string q : {"[0.5,0.25,0,0,1,-1,0.125,0,0,0,0,0.5]", "[0,0,0,0,0,0,0,0,0,0,0,0]",
+                          "[1,1,1,1,1,1,1,1,1,1,1,1]"}) {
+      for (int limit : {1, 7, 8, 50, 203, 500}) {
+        std::string lim = std::to_string(limit);
+        std::string scan = Rows(ns, R"({"rank_by":["vector","ANN",)" + q + R"(],"limit":)" + lim +
+                                        R"(,"include_attributes":["g"]})");
+        // A filter that keeps every row takes the per-document path.
+        std::string filtered =
+            Rows(ns, R"({"rank_by":["vector","ANN",)" + q + R"(],"limit":)" + lim +
+                         R"(,"include_attributes":["g"],"filters":["id","Gte",0]})");
+        EXPECT_EQ(scan, filtered) << metric << " " << q << " " << limit;
+        EXPECT_EQ(boost::json::parse(scan).as_array().size(),
+                  static_cast<size_t>(std::min(limit, 203)));
+      }
+    }
+  }
+}
+
+TEST_F(QueryTest, AnnRanksByExactDistanceThenId) {
+  ASSERT_EQ(Write("exact", VectorRows("euclidean_squared", 11)).status, 200);
+  std::vector<double> q = {0.5, 0.25, 0, 0, 1, -1, 0.125, 0, 0, 0, 0, 0.5};
+  Reply all = Query("exact", R"({"rank_by":["id","asc"],"limit":1000,"include_attributes":true})");
+  ASSERT_EQ(all.status, 200);
+  std::vector<std::pair<double, int64_t>> expect;
+  for (const auto& row : all.json.at("rows").as_array()) {
+    double sum = 0;
+    const auto& v = row.at("vector").as_array();
+    for (size_t d = 0; d < q.size(); ++d) {
+      double diff = q[d] - v[d].to_number<double>();
+      sum += diff * diff;
+    }
+    expect.emplace_back(static_cast<float>(sum), row.at("id").to_number<int64_t>());
+  }
+  std::sort(expect.begin(), expect.end());
+  std::vector<int64_t> want;
+  for (size_t i = 0; i < 40; ++i) want.push_back(expect[i].second);
+  EXPECT_EQ(Ids("exact",
+                R"({"rank_by":["vector","ANN",[0.5,0.25,0,0,1,-1,0.125,0,0,0,0,0.5]],"limit":40})"),
+            want);
+}
+
+// Query indexes point into a namespace's documents: a copied namespace must build its own.
+TEST_F(QueryTest, CopiedNamespaceOutlivesItsSourceIndexes) {
+  ASSERT_EQ(Write("src", VectorRows("cosine_distance", 3)).status, 200);
+  std::string body = R"({"rank_by":["vector","ANN",[1,0,0,0,0,0,0,0,0,0,0,1]],"limit":5,)"
+                     R"("include_attributes":["g"]})";
+  std::string before = Rows("src", body);  // builds src's vector column
+  ASSERT_EQ(Write("dst", R"({"copy_from_namespace":"src"})").status, 200);
+  ASSERT_EQ(Do("DELETE", "/v2/namespaces/src").status, 200);
+  EXPECT_EQ(Rows("dst", body), before);
 }
 
 }  // namespace
