@@ -10,6 +10,7 @@ namespace layer::cache {
 
 enum class CacheOp : uint8_t {
   kGet = 0,
+  kTryGet,
   kMultiGet,
   kPutIfNewer,
   kPutIfNewerBatch,
@@ -32,6 +33,8 @@ constexpr std::string_view CacheOpName(CacheOp op) {
   switch (op) {
     case CacheOp::kGet:
       return "get";
+    case CacheOp::kTryGet:
+      return "try_get";
     case CacheOp::kMultiGet:
       return "multi_get";
     case CacheOp::kPutIfNewer:

@@ -15,8 +15,8 @@
 // cache (per-key lock stripes in-process, a script in Redis). Tombstones carry the delete's stamp
 // and expire after the backend's tombstone TTL.
 //
-// Blocking: every call may block on I/O. Callers on the request path go through CacheGuard,
-// which runs calls on its own threads with a deadline. Thread-safe.
+// Blocking: every call but TryGet may block on I/O. Callers on the request path go through
+// CacheGuard, which runs calls on its own threads with a deadline. Thread-safe.
 //
 // Failure: a non-OK Status means the cache could not answer; the caller must treat the cache as
 // unavailable for that call (fetch falls through to upstream, writes skip mirroring). A failed
@@ -65,6 +65,10 @@ struct CachedDoc {
   bool tombstone = false;       // a delete marker; attributes_json is empty
 };
 
+// What TryGet answers: nullopt when answering would have needed I/O (nothing was done; use Get),
+// otherwise exactly what Get would have returned.
+using TryGetResult = std::optional<Result<std::optional<CachedDoc>>>;
+
 struct CacheStats {
   std::string backend;        // "rocksdb", "redis", ...
   uint64_t approx_bytes = 0;  // live data size, best effort
@@ -78,6 +82,12 @@ class DocumentCache {
   // nullopt = no record (a clean miss). A tombstone is returned as such; callers treat it as a
   // miss for reads but it still blocks older puts.
   virtual Result<std::optional<CachedDoc>> Get(std::string_view ns, const DocId& id) = 0;
+  // Get without blocking: answers only from memory (RocksDB: memtables and block cache) and
+  // returns nullopt when the answer needs disk or network I/O, or waiting on a lock that may be
+  // held across I/O. Never sleeps, so it may run on an event-loop thread. A backend that can never
+  // answer from memory (a network cache) returns nullopt always. When it answers, the answer has
+  // the same meaning and freshness as Get's: it is never a partial or older record.
+  virtual TryGetResult TryGet(std::string_view ns, const DocId& id) = 0;
   // One entry per id, in order.
   virtual Result<std::vector<std::optional<CachedDoc>>> MultiGet(std::string_view ns,
                                                                  std::span<const DocId> ids) = 0;

@@ -55,6 +55,11 @@ void FaultInjectingCache::Reconnect() {
   wake_.notify_all();
 }
 
+void FaultInjectingCache::SetTryGetWouldBlock(bool would_block) {
+  std::lock_guard lk(mu_);
+  try_get_would_block_ = would_block;
+}
+
 bool FaultInjectingCache::disconnected() const {
   std::lock_guard lk(mu_);
   return disconnected_;
@@ -78,6 +83,21 @@ Status FaultInjectingCache::Before(CacheOp op) {
 Result<std::optional<CachedDoc>> FaultInjectingCache::Get(std::string_view ns, const DocId& id) {
   if (Status s = Before(CacheOp::kGet); !s.ok()) return s;
   return inner_->Get(ns, id);
+}
+
+TryGetResult FaultInjectingCache::TryGet(std::string_view ns, const DocId& id) {
+  calls_[static_cast<size_t>(CacheOp::kTryGet)].fetch_add(1);
+  {
+    const size_t get = static_cast<size_t>(CacheOp::kGet);
+    std::lock_guard lk(mu_);
+    if (try_get_would_block_ || op_latency_[get].value_or(latency_).count() > 0) {
+      return std::nullopt;
+    }
+    if (disconnected_) return Status::Unavailable("injected: cache disconnected");
+    if (fail_op_[get]) return *fail_op_[get];
+    if (fail_all_) return *fail_all_;
+  }
+  return inner_->TryGet(ns, id);
 }
 
 Result<std::vector<std::optional<CachedDoc>>> FaultInjectingCache::MultiGet(

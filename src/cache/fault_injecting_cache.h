@@ -7,6 +7,11 @@
 //  * SetLatency(d) / SetOpLatency(op, d): the op sleeps `d` before running. Sleeping callers wake
 //    early when ClearLatency() or Reconnect() is called, so tests do not wait out long latencies.
 //  * Disconnect() / Reconnect(): while disconnected every op fails with Unavailable.
+//  * TryGet (non-blocking) follows the kGet knobs, since a caller falls back from it to Get: an
+//    injected latency makes it answer "would block" at once without sleeping (so the caller's Get
+//    takes the latency, on the guard's threads and under its deadline), an injected failure or a
+//    disconnect is returned at once. SetTryGetWouldBlock(true) makes every TryGet answer "would
+//    block", to drive the slow path with no other fault.
 // A per-op knob overrides the global one. Ownership: shares the inner backend.
 #pragma once
 
@@ -35,11 +40,13 @@ class FaultInjectingCache final : public DocumentCache {
   void ClearLatency();
   void Disconnect();
   void Reconnect();
+  void SetTryGetWouldBlock(bool would_block);
   bool disconnected() const;
   // Calls that reached this decorator (injected failures included), per op.
   uint64_t calls(CacheOp op) const { return calls_[static_cast<size_t>(op)].load(); }
 
   Result<std::optional<CachedDoc>> Get(std::string_view ns, const DocId& id) override;
+  TryGetResult TryGet(std::string_view ns, const DocId& id) override;
   Result<std::vector<std::optional<CachedDoc>>> MultiGet(std::string_view ns,
                                                          std::span<const DocId> ids) override;
   Result<bool> PutIfNewer(std::string_view ns, const DocId& id, const CachedDoc& doc) override;
@@ -70,6 +77,7 @@ class FaultInjectingCache final : public DocumentCache {
   std::condition_variable wake_;
   uint64_t wake_seq_ = 0;  // bumped to cut sleeps short
   bool disconnected_ = false;
+  bool try_get_would_block_ = false;
   std::optional<Status> fail_all_;
   std::array<std::optional<Status>, kCacheOpCount> fail_op_;
   std::chrono::milliseconds latency_{0};

@@ -121,6 +121,9 @@ CacheGuard::CacheGuard(std::shared_ptr<DocumentCache> backend, CacheGuardOptions
   state_gauge_ = &metrics_.GetGauge("layer_cache_breaker_state",
                                     "Document cache breaker: 0 closed, 1 open, 2 half-open");
   state_gauge_->Set(0);
+  try_get_fallbacks_ = &metrics_.GetCounter(
+      "layer_cache_try_get_fallbacks_total",
+      "Non-blocking cache reads the backend declined (would need I/O); the caller used Get");
 }
 
 CacheGuard::~CacheGuard() {
@@ -275,12 +278,30 @@ R CacheGuard::CallSync(CacheOp op, Fn fn) {
 // The public methods are plain functions returning Call's coroutine (not coroutines awaiting it):
 // the callable is handed to Call as an ordinary argument, never as a temporary inside a co_await
 // expression (GCC 12 mishandles such temporaries). Each callable captures the backend's
-// shared_ptr and owns copies of its inputs, so a late call stays valid after the caller has gone.
+// shared_ptr and owns copies of its inputs, so a late call stays valid after the caller has gone;
+// those that capture `this` rely on the destructor joining the pool.
 
 http::Task<Result<std::optional<CachedDoc>>> CacheGuard::Get(std::string ns, DocId id) {
   return Call<Result<std::optional<CachedDoc>>>(
       CacheOp::kGet,
       [b = backend_, ns = std::move(ns), id = std::move(id)] { return b->Get(ns, id); });
+}
+
+TryGetResult CacheGuard::TryGet(std::string_view ns, const DocId& id) {
+  {
+    std::lock_guard lk(mu_);
+    // Open: Get rejects. Half-open: Get is the probe, which must go through the deadline path.
+    if (state_ != BreakerState::kClosed) return std::nullopt;
+  }
+  const Clock::time_point start = Clock::now();
+  auto fn = [&] { return backend_->TryGet(ns, id); };
+  TryGetResult result = RunCatching<TryGetResult>(fn);
+  if (!result) {
+    try_get_fallbacks_->Inc();
+    return std::nullopt;
+  }
+  Finish(CacheOp::kTryGet, Ticket{true, false}, result->status(), Clock::now() - start);
+  return result;
 }
 
 http::Task<Result<std::vector<std::optional<CachedDoc>>>> CacheGuard::MultiGet(
@@ -329,8 +350,11 @@ http::Task<Result<std::optional<std::string>>> CacheGuard::GetVector(std::string
 }
 
 http::Task<Status> CacheGuard::BumpEpoch(std::string ns) {
-  return Call<Status>(CacheOp::kBumpEpoch,
-                      [b = backend_, ns = std::move(ns)] { return b->BumpEpoch(ns); });
+  return Call<Status>(CacheOp::kBumpEpoch, [this, b = backend_, ns = std::move(ns)] {
+    Status s = b->BumpEpoch(ns);
+    records_version_.fetch_add(1, std::memory_order_release);
+    return s;
+  });
 }
 
 http::Task<Result<std::optional<std::string>>> CacheGuard::GetNamespaceRecord(std::string ns,
@@ -343,9 +367,13 @@ http::Task<Result<std::optional<std::string>>> CacheGuard::GetNamespaceRecord(st
 
 http::Task<Status> CacheGuard::PutNamespaceRecord(std::string ns, std::string key,
                                                   std::string value) {
-  return Call<Status>(CacheOp::kPutNamespaceRecord,
-                      [b = backend_, ns = std::move(ns), key = std::move(key),
-                       value = std::move(value)] { return b->PutNamespaceRecord(ns, key, value); });
+  return Call<Status>(
+      CacheOp::kPutNamespaceRecord,
+      [this, b = backend_, ns = std::move(ns), key = std::move(key), value = std::move(value)] {
+        Status s = b->PutNamespaceRecord(ns, key, value);
+        records_version_.fetch_add(1, std::memory_order_release);
+        return s;
+      });
 }
 
 http::Task<Result<std::vector<std::pair<std::string, std::string>>>>

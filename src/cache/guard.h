@@ -11,6 +11,14 @@
 // breaker, its failure re-opens it for another interval. InvalidArgument and NotFound mean the
 // backend answered, so they never count as failures.
 //
+// Non-blocking reads: TryGet runs the backend's TryGet on the caller's thread, with no hop and no
+// deadline (the backend answers from memory or declines), so an event-loop thread can serve a
+// hot record without waking a pool thread. It only runs while the breaker is closed; it declines
+// (nullopt) when the breaker is open or half-open, so the caller's Get is rejected or becomes
+// the half-open probe as usual. An answer counts like any guarded call: metrics under op
+// "try_get", a failure opens the breaker, a success marks the cache connected. A decline by the
+// backend is counted in layer_cache_try_get_fallbacks_total.
+//
 // Connection state: connected() turns true on the first success and false when the breaker opens;
 // generation() increases by one on every transition to connected (1 after the first success), so
 // callers can notice a reconnect (e.g. to schedule one background warm per namespace).
@@ -33,6 +41,7 @@
 #pragma once
 
 #include <array>
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <functional>
@@ -76,6 +85,8 @@ class CacheGuard {
   // One coroutine per DocumentCache method; same meaning, plus Timeout / Unavailable from the
   // guard itself.
   http::Task<Result<std::optional<CachedDoc>>> Get(std::string ns, DocId id);
+  // Never blocks (see above). nullopt: use Get.
+  TryGetResult TryGet(std::string_view ns, const DocId& id);
   http::Task<Result<std::vector<std::optional<CachedDoc>>>> MultiGet(std::string ns,
                                                                      std::vector<DocId> ids);
   http::Task<Result<bool>> PutIfNewer(std::string ns, DocId id, CachedDoc doc);
@@ -101,6 +112,11 @@ class CacheGuard {
 
   bool connected() const;
   uint64_t generation() const;
+  // Increases after every PutNamespaceRecord or BumpEpoch call has run on the backend (whatever
+  // its outcome), so a caller that keeps namespace records in memory can tell when to re-read.
+  uint64_t namespace_records_version() const {
+    return records_version_.load(std::memory_order_acquire);
+  }
   Status last_error() const;  // OK until the first failure
   BreakerState breaker_state() const;
   DocumentCache& backend() { return *backend_; }
@@ -133,6 +149,8 @@ class CacheGuard {
   std::array<std::array<Histogram*, 4>, kCacheOpCount> durations_{};
   std::array<std::array<Counter*, 2>, kCacheOpCount> common_errors_{};
   Gauge* state_gauge_ = nullptr;
+  Counter* try_get_fallbacks_ = nullptr;
+  std::atomic<uint64_t> records_version_{0};
 
   mutable std::mutex mu_;  // guards the breaker and connection state below
   BreakerState state_ = BreakerState::kClosed;

@@ -108,6 +108,8 @@ struct CacheContext {
   watermark::ConsistencyWatcher* watcher = nullptr;
   // Whether a warm of the namespace is executing in this process.
   std::function<bool(std::string_view)> warming;
+  // Increased whenever what `warming` answers may have changed (a warm started or ended here).
+  std::atomic<uint64_t> warming_version{0};
   // Starts a background warm of the namespace (reference §7.6); null disables reactive warms.
   std::function<void(const std::string&)> start_warm;
 

@@ -264,13 +264,20 @@ http::Task<http::Response> FetchDocument(RequestContext& ctx, http::Upstream& up
 
   bool cache_error = !cache.guard;
   if (cache.guard && !cache.pending.Blocks(ns, *id)) {
-    auto hit = co_await cache.guard->Get(ns, *id);
-    if (!hit.ok()) {
+    // A record in memory is read right here on the I/O thread; anything that needs I/O (or a
+    // breaker that is not closed) takes the guarded path with its deadline.
+    cache::TryGetResult hit = cache.guard->TryGet(ns, *id);
+    if (!hit) {
+      auto slow = co_await cache.guard->Get(ns, *id);
+      hit.emplace(std::move(slow));
+    }
+    if (!hit->ok()) {
       cache_error = true;
-    } else if (*hit && !(*hit)->tombstone) {
+    } else if (std::optional<cache::CachedDoc>& doc = **hit; doc && !doc->tombstone) {
       cache.metrics.Lookups("hit").Inc();
-      FetchedRow row{id->ToJson(), std::move((*hit)->attributes_json), (*hit)->upserted_at};
+      FetchedRow row{id->ToJson(), std::move(doc->attributes_json), doc->upserted_at};
       std::string body;
+      body.reserve(row.id_json.size() + row.attributes_json.size() + 32);
       AppendDocument(&body, row, proj);
       co_return JsonResponse(std::move(body), "hit", proj);
     }

@@ -33,11 +33,14 @@ http::Task<http::Response> Gateway::Handle(http::Exchange& ex) {
   }
   ex.info.route = route->family;
 
-  HealthInfo health{cfg_.upstream.empty() ? "embedded_origin" : "turbopuffer",
-                    upstream_.base(), draining(), &cache_};
   switch (route->id) {
-    case RouteId::kHealth: co_return co_await HealthResponse(health);
-    case RouteId::kReady: co_return co_await ReadyResponse(health);
+    case RouteId::kHealth:
+    case RouteId::kReady: {
+      HealthInfo health{cfg_.upstream.empty() ? "embedded_origin" : "turbopuffer", upstream_.base(),
+                        draining(), &cache_, &cache_states_};
+      if (route->id == RouteId::kHealth) co_return co_await HealthResponse(health);
+      co_return co_await ReadyResponse(health);
+    }
     case RouteId::kMetrics: co_return MetricsResponse();
     default: break;
   }

@@ -10,6 +10,7 @@
 #include "common/config.h"
 #include "gateway/auth.h"
 #include "gateway/cache_context.h"
+#include "gateway/health.h"
 #include "gateway/routes.h"
 #include "http/server.h"
 #include "http/upstream.h"
@@ -47,6 +48,7 @@ class Gateway {
   Authenticator auth_;
   const http::HttpServer* server_ = nullptr;
   WarmServices* warm_ = nullptr;
+  CacheStateListing cache_states_;  // /health's cache_state, kept between probes
 };
 
 }  // namespace layer::gateway

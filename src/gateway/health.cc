@@ -50,6 +50,70 @@ http::Task<boost::json::array> CacheStates(CacheContext& cache) {
   co_return out;
 }
 
+}  // namespace
+
+CacheStateListing::CacheStateListing(std::chrono::milliseconds max_age,
+                                     std::function<Clock::time_point()> now)
+    : max_age_(max_age), now_(std::move(now)) {}
+
+CacheStateListing::Clock::time_point CacheStateListing::Now() const {
+  return now_ ? now_() : Clock::now();
+}
+
+CacheStateListing::Inputs CacheStateListing::InputsOf(const CacheContext& cache) {
+  Inputs in;
+  if (cache.guard) {
+    in.connected = cache.guard->connected();
+    in.generation = cache.guard->generation();
+    in.records_version = cache.guard->namespace_records_version();
+  }
+  if (cache.watcher) in.watcher_version = cache.watcher->namespaces_version();
+  in.warming_version = cache.warming_version.load(std::memory_order_acquire);
+  return in;
+}
+
+uint64_t CacheStateListing::computations() const {
+  std::lock_guard lk(mu_);
+  return computations_;
+}
+
+http::Task<boost::json::array> CacheStateListing::Get(CacheContext& cache) {
+  // Read before computing: a change that lands while the listing is computed leaves the stored
+  // inputs behind, so the next call computes again.
+  const Inputs inputs = InputsOf(cache);
+  const Clock::time_point now = Now();
+  bool age_refresh = false;
+  {
+    std::lock_guard lk(mu_);
+    if (listing_ && inputs_ == inputs) {
+      if (now - computed_at_ < max_age_ || refreshing_) co_return *listing_;
+      refreshing_ = true;
+      age_refresh = true;
+    }
+  }
+  // Clears `refreshing_` however this frame ends.
+  struct RefreshDone {
+    CacheStateListing* self;
+    bool active;
+    ~RefreshDone() {
+      if (!active) return;
+      std::lock_guard lk(self->mu_);
+      self->refreshing_ = false;
+    }
+  } done{this, age_refresh};
+  boost::json::array fresh = co_await CacheStates(cache);
+  {
+    std::lock_guard lk(mu_);
+    ++computations_;
+    listing_ = fresh;
+    inputs_ = inputs;
+    computed_at_ = now;
+  }
+  co_return fresh;
+}
+
+namespace {
+
 http::Task<boost::json::object> HealthBody(const HealthInfo& info) {
   boost::json::object body{
       {"status", "ok"},
@@ -58,7 +122,11 @@ http::Task<boost::json::object> HealthBody(const HealthInfo& info) {
   };
   if (info.cache) {
     body["cache"] = CacheBody(*info.cache);
-    body["cache_state"] = co_await CacheStates(*info.cache);
+    if (info.cache_states) {
+      body["cache_state"] = co_await info.cache_states->Get(*info.cache);
+    } else {
+      body["cache_state"] = co_await CacheStates(*info.cache);
+    }
   }
   co_return body;
 }

@@ -23,6 +23,7 @@ http::Task<http::Response> HandleCacheFaults(http::Exchange& ex, cache::FaultInj
       f.Reconnect();
       f.ClearFailures();
       f.ClearLatency();
+      f.SetTryGetWouldBlock(false);
       break;
     case http::Verb::put:
     case http::Verb::post: {
@@ -40,6 +41,8 @@ http::Task<http::Response> HandleCacheFaults(http::Exchange& ex, cache::FaultInj
           }
         } else if (k == "latency_ms" && val.is_int64() && val.as_int64() >= 0) {
           f.SetLatency(std::chrono::milliseconds(val.as_int64()));
+        } else if (k == "try_get_would_block" && val.is_bool()) {
+          f.SetTryGetWouldBlock(val.as_bool());
         } else {
           co_return invalid("unknown or invalid field '" + std::string(k) + "'");
         }

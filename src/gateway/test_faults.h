@@ -2,7 +2,9 @@
 // with --test-faults (never in production). Lets integration tests take the real cache "down",
 // make it slow or make it fail, then bring it back, while the gateway runs.
 //
-//   PUT    /_test/cache-faults  {"disconnect":bool?, "fail":bool?, "latency_ms":int?}
+//   PUT    /_test/cache-faults  {"disconnect":bool?, "fail":bool?, "latency_ms":int?,
+//                                 "try_get_would_block":bool?}
+// (try_get_would_block: non-blocking reads always decline, so fetch hits take the guarded path.)
 //   GET    /_test/cache-faults  the current knobs
 //   DELETE /_test/cache-faults  clear every fault
 #pragma once

@@ -39,6 +39,7 @@ void WarmRunner::Start(WarmJob job) {
     std::lock_guard lock(mu_);
     if (!active_.emplace(job.id, job.ns).second) return;  // already running here
   }
+  cache_.warming_version.fetch_add(1, std::memory_order_release);
   asio::co_spawn(pool_.Next(), Run(std::move(job)), asio::detached);
 }
 
@@ -62,6 +63,15 @@ Status WarmRunner::ResumeAll(bool cache_was_reset) {
 void WarmRunner::RequestStop(const std::string& id) {
   std::lock_guard lock(mu_);
   if (active_.count(id)) stop_.insert(id);
+}
+
+void WarmRunner::EndActive(const std::string& id) {
+  {
+    std::lock_guard lock(mu_);
+    active_.erase(id);
+    stop_.erase(id);
+  }
+  cache_.warming_version.fetch_add(1, std::memory_order_release);
 }
 
 size_t WarmRunner::active() const {
@@ -124,9 +134,7 @@ http::Task<void> WarmRunner::Run(WarmJob job) {
                     std::optional<uint64_t> stable) {
     Status st = store_.Finish(id, options_.owner, status, std::move(error), stable);
     if (!st.ok()) spdlog::warn("warm job {}: recording its end failed: {}", id, st.ToString());
-    std::lock_guard lock(mu_);
-    active_.erase(id);
-    stop_.erase(id);
+    EndActive(id);
   };
   auto stop_requested = [&] {
     std::lock_guard lock(mu_);
@@ -153,9 +161,7 @@ http::Task<void> WarmRunner::Run(WarmJob job) {
 
   for (;;) {
     if (stop_requested()) {
-      std::lock_guard lock(mu_);
-      active_.erase(id);
-      stop_.erase(id);
+      EndActive(id);
       co_return;  // the store already says cancelled
     }
     json::object q;
@@ -252,9 +258,7 @@ http::Task<void> WarmRunner::Run(WarmJob job) {
     cp.progress = approx_rows > 0 ? std::min(0.999, double(scanned) / double(approx_rows)) : 0.0;
     Status st = store_.Checkpoint(id, options_.owner, cp);
     if (!st.ok()) {  // cancelled, or the lease was lost to another replica
-      std::lock_guard lock(mu_);
-      active_.erase(id);
-      stop_.erase(id);
+      EndActive(id);
       co_return;
     }
     const bool more = arr.size() > page_size || (page_size >= kTopKLimit && arr.size() == kTopKLimit);

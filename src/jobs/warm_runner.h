@@ -58,6 +58,8 @@ class WarmRunner {
 
  private:
   http::Task<void> Run(WarmJob job);
+  // Forgets a job that stopped executing here.
+  void EndActive(const std::string& id);
   // Learns the namespace's id type from the upstream schema when the ids alone cannot tell.
   http::Task<std::optional<cache::IdType>> ReadIdType(const std::string& ns);
   // Captures the stable watermark and approximate row count from upstream metadata.

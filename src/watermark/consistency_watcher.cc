@@ -50,20 +50,23 @@ ConsistencyWatcher::ConsistencyWatcher(http::Upstream& upstream, WatcherOptions 
 
 void ConsistencyWatcher::Register(const std::string& ns, bool due_now) {
   std::lock_guard lock(mu_);
-  auto& s = states_[ns];
-  if (due_now) s.next_poll_ms = 0;
+  auto [it, added] = states_.try_emplace(ns);
+  if (due_now) it->second.next_poll_ms = 0;
+  if (added) namespaces_version_.fetch_add(1, std::memory_order_release);
 }
 
 void ConsistencyWatcher::Forget(const std::string& ns) {
   std::lock_guard lock(mu_);
-  states_.erase(ns);
+  if (states_.erase(ns) > 0) namespaces_version_.fetch_add(1, std::memory_order_release);
 }
 
 IndexStatus ConsistencyWatcher::Observe(const std::string& ns, int64_t poll_start_ms,
                                         std::string_view body) {
   IndexStatus st = IndexStatusOf(body);
   std::lock_guard lock(mu_);
-  auto& s = states_[ns];
+  auto [it, added] = states_.try_emplace(ns);
+  if (added) namespaces_version_.fetch_add(1, std::memory_order_release);
+  State& s = it->second;
   s.status = st;
   if (st == IndexStatus::kStable) {
     uint64_t wm = static_cast<uint64_t>(poll_start_ms - options_.safety_margin_ms);

@@ -11,6 +11,7 @@
 // runs on an IoPool worker until the pool stops.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <map>
 #include <mutex>
@@ -46,6 +47,10 @@ class ConsistencyWatcher {
   std::optional<uint64_t> StableAsOf(std::string_view ns) const;
   bool IsStable(std::string_view ns) const;
   std::vector<std::string> Namespaces() const;
+  // Increases whenever a namespace is added to or removed from Namespaces().
+  uint64_t namespaces_version() const {
+    return namespaces_version_.load(std::memory_order_acquire);
+  }
 
   http::Task<void> Run();
 
@@ -62,6 +67,7 @@ class ConsistencyWatcher {
   const WatcherOptions options_;
   mutable std::mutex mu_;  // guards states_
   std::map<std::string, State, std::less<>> states_;
+  std::atomic<uint64_t> namespaces_version_{0};
 };
 
 // The index status a metadata body reports: index.status "up-to-date" → stable, "updating" →

@@ -140,3 +140,33 @@ def test_cache_directory_unwritable(stack):
                 pass
     wait_cache_healthy(gw)
     assert doc(fetch(gw, ns, 1)) == {"v": "v4"}
+
+
+def test_hits_in_memory_skip_the_cache_threads_and_fall_back_to_them(stack):
+    """A hit whose record is in memory is read on the I/O thread (op "try_get"); when that read
+    declines (forced here, as when the record is only on disk), the hit takes the guarded Get on
+    the cache threads and is still a hit."""
+    gw = stack.gw
+    ns = "cf_try_get"
+    assert write(gw, ns, {"upsert_rows": [{"id": 1, "v": "one"}]}).status == 200
+
+    def ok_calls(op):
+        return metric(gw, "layer_cache_op_duration_seconds_count", op=op, status="ok")
+
+    try0, get0 = ok_calls("try_get"), ok_calls("get")
+    r = fetch(gw, ns, 1)
+    assert doc(r) == {"v": "one"} and r.header("x-layer-cache") == "hit", r
+    assert ok_calls("try_get") == try0 + 1 and ok_calls("get") == get0
+    try:
+        set_cache_faults(gw, try_get_would_block=True)
+        fallbacks0 = metric(gw, "layer_cache_try_get_fallbacks_total")
+        r = fetch(gw, ns, 1)
+        assert doc(r) == {"v": "one"} and r.header("x-layer-cache") == "hit", r
+        assert ok_calls("get") == get0 + 1 and ok_calls("try_get") == try0 + 1
+        assert metric(gw, "layer_cache_try_get_fallbacks_total") == fallbacks0 + 1
+        assert health_cache(gw)["breaker"] == "closed"
+    finally:
+        clear_cache_faults(gw)
+    r = fetch(gw, ns, 1)
+    assert r.header("x-layer-cache") == "hit", r
+    assert ok_calls("try_get") == try0 + 2

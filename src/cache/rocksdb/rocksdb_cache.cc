@@ -99,6 +99,13 @@ Status FromRocks(const rocksdb::Status& s, std::string_view what) {
   return Status::IoError(std::move(msg));
 }
 
+// `no_io` limits a read to memtables and the block cache (RocksDB answers Incomplete otherwise).
+rocksdb::ReadOptions ReadOpts(bool no_io) {
+  rocksdb::ReadOptions ro;
+  if (no_io) ro.read_tier = rocksdb::kBlockCacheTier;
+  return ro;
+}
+
 rocksdb::WriteOptions CacheWriteOptions() {
   rocksdb::WriteOptions wo;
   wo.disableWAL = true;  // an unclean shutdown discards the cache anyway
@@ -284,7 +291,7 @@ int64_t RocksDbCache::NowMs() const {
       .count();
 }
 
-Result<uint64_t> RocksDbCache::EpochOf(std::string_view ns) {
+std::optional<Result<uint64_t>> RocksDbCache::EpochOf(std::string_view ns, bool no_io) {
   if (Status s = CheckNs(ns); !s.ok()) return s;
   std::string key(ns);
   {
@@ -293,7 +300,8 @@ Result<uint64_t> RocksDbCache::EpochOf(std::string_view ns) {
     if (it != epochs_.end()) return it->second;
   }
   std::string value;
-  rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), meta_cf_, EpochKey(ns), &value);
+  rocksdb::Status s = db_->Get(ReadOpts(no_io), meta_cf_, EpochKey(ns), &value);
+  if (no_io && s.IsIncomplete()) return std::nullopt;
   uint64_t epoch = 0;
   if (s.ok()) {
     if (value.size() != 8) return Status::Corruption("bad epoch record for " + key);
@@ -346,6 +354,22 @@ Result<std::optional<CachedDoc>> RocksDbCache::Get(std::string_view ns, const Do
       db_->Get(rocksdb::ReadOptions(), docs_cf_, DocKey(ns, *epoch, id, /*vector=*/false), &value);
   if (s.IsNotFound()) return std::optional<CachedDoc>();
   if (!s.ok()) return FromRocks(s, "get");
+  return Decode(value.ToStringView());
+}
+
+TryGetResult RocksDbCache::TryGet(std::string_view ns, const DocId& id) {
+  if (!db_) return Status::Unavailable("cache closed");
+  std::optional<Result<uint64_t>> epoch = EpochOf(ns, /*no_io=*/true);
+  if (!epoch) return std::nullopt;
+  if (!epoch->ok()) return epoch->status();
+  rocksdb::PinnableSlice value;
+  rocksdb::Status s = db_->Get(ReadOpts(/*no_io=*/true), docs_cf_,
+                               DocKey(ns, **epoch, id, /*vector=*/false), &value);
+  // Incomplete: the key may live in a file block that is not cached. NotFound is only answered
+  // when every place the key could be was ruled out from memory (filters included).
+  if (s.IsIncomplete()) return std::nullopt;
+  if (s.IsNotFound()) return std::optional<CachedDoc>();
+  if (!s.ok()) return FromRocks(s, "try_get");
   return Decode(value.ToStringView());
 }
 

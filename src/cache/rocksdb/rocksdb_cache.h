@@ -88,6 +88,9 @@ class RocksDbCache final : public DocumentCache {
   Status FlushForTest();
 
   Result<std::optional<CachedDoc>> Get(std::string_view ns, const DocId& id) override;
+  // Reads with ReadOptions::read_tier = kBlockCacheTier (memtables and block cache only; RocksDB
+  // answers Incomplete instead of reading a file), the epoch from memory or the same tier.
+  TryGetResult TryGet(std::string_view ns, const DocId& id) override;
   Result<std::vector<std::optional<CachedDoc>>> MultiGet(std::string_view ns,
                                                          std::span<const DocId> ids) override;
   Result<bool> PutIfNewer(std::string_view ns, const DocId& id, const CachedDoc& doc) override;
@@ -115,7 +118,9 @@ class RocksDbCache final : public DocumentCache {
 
   int64_t NowMs() const;
   // The namespace's current epoch (0 if never bumped); cached in memory after the first read.
-  Result<uint64_t> EpochOf(std::string_view ns);
+  // With `no_io`, a read that would need disk I/O returns nullopt instead.
+  std::optional<Result<uint64_t>> EpochOf(std::string_view ns, bool no_io);
+  Result<uint64_t> EpochOf(std::string_view ns) { return *EpochOf(ns, /*no_io=*/false); }
   // Decodes a stored document value; expired tombstones become nullopt.
   Result<std::optional<CachedDoc>> Decode(std::string_view value) const;
   std::string EncodeDoc(const CachedDoc& doc) const;

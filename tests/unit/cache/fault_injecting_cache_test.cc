@@ -75,5 +75,55 @@ TEST_F(FaultInjectingCacheTest, LatencyDelaysAndClearLatencyWakesSleepers) {
   EXPECT_LT(Clock::now() - start, 5s);
 }
 
+TEST_F(FaultInjectingCacheTest, TryGetForwardsWhenNoKnobIsSet) {
+  ASSERT_TRUE(faults_->PutIfNewer("ns", DocId::U64(1), CachedDoc{"{\"a\":1}", 1, false}).ok());
+  TryGetResult r = faults_->TryGet("ns", DocId::U64(1));
+  ASSERT_TRUE(r.has_value() && r->ok());
+  ASSERT_TRUE(r->value().has_value());
+  EXPECT_EQ(r->value()->attributes_json, "{\"a\":1}");
+  EXPECT_EQ(faults_->calls(CacheOp::kTryGet), 1u);
+  EXPECT_EQ(faults_->calls(CacheOp::kGet), 0u);
+}
+
+TEST_F(FaultInjectingCacheTest, TryGetDeclinesInsteadOfSleepingUnderGetLatency) {
+  ASSERT_TRUE(faults_->PutIfNewer("ns", DocId::U64(1), CachedDoc{"{}", 1, false}).ok());
+  // If TryGet slept, this test would hang: the latency is an hour.
+  faults_->SetLatency(std::chrono::hours(1));
+  EXPECT_FALSE(faults_->TryGet("ns", DocId::U64(1)).has_value());
+  faults_->ClearLatency();
+  faults_->SetOpLatency(CacheOp::kGet, std::chrono::hours(1));
+  EXPECT_FALSE(faults_->TryGet("ns", DocId::U64(1)).has_value());
+  faults_->ClearLatency();
+  faults_->SetOpLatency(CacheOp::kPing, std::chrono::hours(1));  // another op: no effect
+  EXPECT_TRUE(faults_->TryGet("ns", DocId::U64(1)).has_value());
+  faults_->ClearLatency();
+  EXPECT_EQ(faults_->calls(CacheOp::kTryGet), 3u);
+  EXPECT_EQ(faults_->calls(CacheOp::kGet), 0u);
+}
+
+TEST_F(FaultInjectingCacheTest, TryGetReturnsInjectedFailuresAtOnce) {
+  faults_->FailOp(CacheOp::kGet, Status::IoError("get broke"));
+  TryGetResult r = faults_->TryGet("ns", DocId::U64(1));
+  ASSERT_TRUE(r.has_value());
+  EXPECT_EQ(r->status().message(), "get broke");
+  faults_->ClearFailures();
+  faults_->FailAll(Status::Corruption("all broke"));
+  EXPECT_EQ(faults_->TryGet("ns", DocId::U64(1))->status().message(), "all broke");
+  faults_->ClearFailures();
+  faults_->Disconnect();
+  EXPECT_EQ(faults_->TryGet("ns", DocId::U64(1))->status().code(), StatusCode::kUnavailable);
+  faults_->Reconnect();
+  EXPECT_TRUE(faults_->TryGet("ns", DocId::U64(1))->ok());
+}
+
+TEST_F(FaultInjectingCacheTest, TryGetWouldBlockKnobForcesTheSlowPath) {
+  ASSERT_TRUE(faults_->PutIfNewer("ns", DocId::U64(1), CachedDoc{"{}", 1, false}).ok());
+  faults_->SetTryGetWouldBlock(true);
+  EXPECT_FALSE(faults_->TryGet("ns", DocId::U64(1)).has_value());
+  EXPECT_TRUE(faults_->Get("ns", DocId::U64(1))->has_value());  // Get is unaffected
+  faults_->SetTryGetWouldBlock(false);
+  EXPECT_TRUE(faults_->TryGet("ns", DocId::U64(1)).has_value());
+}
+
 }  // namespace
 }  // namespace layer::cache

@@ -7,6 +7,7 @@
 #include <boost/asio/io_context.hpp>
 
 #include <atomic>
+#include <stdexcept>
 #include <thread>
 
 #include "cache/fault_injecting_cache.h"
@@ -252,6 +253,157 @@ TEST_F(CacheGuardTest, RealClockBreakerWithShortInterval) {
   std::this_thread::sleep_for(350ms);
   EXPECT_TRUE(RunTask(guard.Ping()).ok());
   EXPECT_EQ(guard.breaker_state(), BreakerState::kClosed);
+}
+
+bool Rendered(MetricsRegistry& m, const std::string& line) {
+  return m.Render().find(line) != std::string::npos;
+}
+
+TEST_F(CacheGuardTest, TryGetServesFromMemoryOnTheCallersThread) {
+  CacheGuard guard(faults_, Options());
+  ASSERT_TRUE(inner_->PutIfNewer("ns", DocId::U64(1), CachedDoc{"{\"a\":1}", 3, false}).ok());
+  // A plain call: no io_context runs, so nothing can have been posted to the pool and back.
+  TryGetResult hit = guard.TryGet("ns", DocId::U64(1));
+  ASSERT_TRUE(hit.has_value());
+  ASSERT_TRUE(hit->ok());
+  ASSERT_TRUE(hit->value().has_value());
+  EXPECT_EQ(hit->value()->attributes_json, "{\"a\":1}");
+  EXPECT_EQ(faults_->calls(CacheOp::kTryGet), 1u);
+  EXPECT_EQ(faults_->calls(CacheOp::kGet), 0u);
+  // It counts as a guarded success: connected, generation 1, metrics under op "try_get".
+  EXPECT_TRUE(guard.connected());
+  EXPECT_EQ(guard.generation(), 1u);
+  EXPECT_TRUE(
+      Rendered(metrics_, "layer_cache_op_duration_seconds_count{op=\"try_get\",status=\"ok\"} 1"));
+
+  TryGetResult miss = guard.TryGet("ns", DocId::U64(2));
+  ASSERT_TRUE(miss.has_value() && miss->ok());
+  EXPECT_FALSE(miss->value().has_value());
+}
+
+TEST_F(CacheGuardTest, TryGetDeclineIsCountedAndLeavesTheBreakerAlone) {
+  CacheGuard guard(faults_, Options());
+  faults_->SetTryGetWouldBlock(true);
+  EXPECT_FALSE(guard.TryGet("ns", DocId::U64(1)).has_value());
+  EXPECT_EQ(guard.breaker_state(), BreakerState::kClosed);
+  EXPECT_FALSE(guard.connected());  // a decline is not an answer
+  EXPECT_TRUE(Rendered(metrics_, "layer_cache_try_get_fallbacks_total 1"));
+  // The caller's fallback is an ordinary guarded Get.
+  auto got = RunTask(guard.Get("ns", DocId::U64(1)));
+  ASSERT_TRUE(got.ok());
+  EXPECT_EQ(faults_->calls(CacheOp::kGet), 1u);
+}
+
+TEST_F(CacheGuardTest, TryGetFailureOpensTheBreakerAndOpenBreakerSkipsTheBackend) {
+  CacheGuard guard(faults_, Options());
+  faults_->FailOp(CacheOp::kGet, Status::IoError("boom"));
+  TryGetResult r = guard.TryGet("ns", DocId::U64(1));
+  ASSERT_TRUE(r.has_value());
+  EXPECT_EQ(r->status().code(), StatusCode::kIoError);
+  EXPECT_EQ(guard.breaker_state(), BreakerState::kOpen);
+  EXPECT_EQ(guard.last_error().message(), "boom");
+  EXPECT_TRUE(
+      Rendered(metrics_, "layer_cache_op_errors_total{op=\"try_get\",kind=\"io_error\"} 1"));
+
+  // Open: TryGet declines without reaching the backend, and the Get that follows is rejected.
+  faults_->ClearFailures();
+  const uint64_t try_calls = faults_->calls(CacheOp::kTryGet);
+  EXPECT_FALSE(guard.TryGet("ns", DocId::U64(1)).has_value());
+  EXPECT_EQ(faults_->calls(CacheOp::kTryGet), try_calls);
+  EXPECT_EQ(RunTask(guard.Get("ns", DocId::U64(1))).status().message(), "cache circuit open");
+
+  // Half-open: TryGet still declines, so the caller's Get is the probe, under its deadline.
+  clock_ms_ = 2000;
+  EXPECT_FALSE(guard.TryGet("ns", DocId::U64(1)).has_value());
+  EXPECT_EQ(guard.breaker_state(), BreakerState::kOpen);  // declining does not take the probe
+  EXPECT_TRUE(RunTask(guard.Get("ns", DocId::U64(1))).ok());
+  EXPECT_EQ(guard.breaker_state(), BreakerState::kClosed);
+  EXPECT_EQ(guard.generation(), 1u);
+  // Closed again: served from memory.
+  EXPECT_TRUE(guard.TryGet("ns", DocId::U64(1)).has_value());
+  EXPECT_EQ(faults_->calls(CacheOp::kTryGet), try_calls + 1);
+}
+
+TEST_F(CacheGuardTest, SlowCacheDegradesThroughTheDeadlinePath) {
+  // Architecture §4, "cache down or slow": the read falls back to the guarded Get, which times
+  // out (so the fetch falls through to upstream), the breaker opens, and later reads skip the
+  // cache entirely until the breaker closes.
+  CacheGuardOptions o = Options();
+  o.op_timeout = 50ms;
+  CacheGuard guard(faults_, o);
+  ASSERT_TRUE(inner_->PutIfNewer("ns", DocId::U64(1), CachedDoc{"{}", 1, false}).ok());
+  faults_->SetLatency(5000ms);
+  EXPECT_FALSE(guard.TryGet("ns", DocId::U64(1)).has_value());
+  auto slow = RunTask(guard.Get("ns", DocId::U64(1)));
+  EXPECT_EQ(slow.status().code(), StatusCode::kTimeout);
+  EXPECT_EQ(guard.breaker_state(), BreakerState::kOpen);
+  EXPECT_FALSE(guard.TryGet("ns", DocId::U64(1)).has_value());
+  EXPECT_EQ(RunTask(guard.Get("ns", DocId::U64(1))).status().message(), "cache circuit open");
+  faults_->ClearLatency();
+}
+
+TEST_F(CacheGuardTest, ThrowingTryGetIsAnInternalError) {
+  // A test double whose TryGet throws: nothing escapes the guard.
+  class Throwing final : public DocumentCache {
+   public:
+    Result<std::optional<CachedDoc>> Get(std::string_view, const DocId&) override {
+      return std::optional<CachedDoc>();
+    }
+    TryGetResult TryGet(std::string_view, const DocId&) override {
+      throw std::runtime_error("kaboom");
+    }
+    Result<std::vector<std::optional<CachedDoc>>> MultiGet(std::string_view,
+                                                           std::span<const DocId> ids) override {
+      return std::vector<std::optional<CachedDoc>>(ids.size());
+    }
+    Result<bool> PutIfNewer(std::string_view, const DocId&, const CachedDoc&) override {
+      return true;
+    }
+    Result<std::vector<bool>> PutIfNewerBatch(
+        std::string_view, std::span<const std::pair<DocId, CachedDoc>> docs) override {
+      return std::vector<bool>(docs.size(), true);
+    }
+    Status Tombstone(std::string_view, const DocId&, uint64_t) override { return Status::Ok(); }
+    Status Invalidate(std::string_view, std::span<const DocId>) override { return Status::Ok(); }
+    Status PutVector(std::string_view, const DocId&, std::string_view) override {
+      return Status::Ok();
+    }
+    Result<std::optional<std::string>> GetVector(std::string_view, const DocId&) override {
+      return std::optional<std::string>();
+    }
+    Status BumpEpoch(std::string_view) override { return Status::Ok(); }
+    Result<std::optional<std::string>> GetNamespaceRecord(std::string_view,
+                                                          std::string_view) override {
+      return std::optional<std::string>();
+    }
+    Status PutNamespaceRecord(std::string_view, std::string_view, std::string_view) override {
+      return Status::Ok();
+    }
+    Result<std::vector<std::pair<std::string, std::string>>> ListNamespaceRecords(
+        std::string_view) override {
+      return std::vector<std::pair<std::string, std::string>>();
+    }
+    Status Ping() override { return Status::Ok(); }
+    CacheStats Stats() override { return CacheStats{"throwing", 0, 0}; }
+  };
+  CacheGuard guard(std::make_shared<Throwing>(), Options());
+  TryGetResult r = guard.TryGet("ns", DocId::U64(1));
+  ASSERT_TRUE(r.has_value());
+  EXPECT_EQ(r->status().code(), StatusCode::kInternal);
+  EXPECT_EQ(guard.breaker_state(), BreakerState::kOpen);
+}
+
+TEST_F(CacheGuardTest, NamespaceRecordsVersionMovesAfterRecordWritesAndEpochBumps) {
+  CacheGuard guard(faults_, Options());
+  const uint64_t v0 = guard.namespace_records_version();
+  ASSERT_TRUE(RunTask(guard.PutNamespaceRecord("ns", "k", "v")).ok());
+  const uint64_t v1 = guard.namespace_records_version();
+  EXPECT_GT(v1, v0);
+  ASSERT_TRUE(RunTask(guard.GetNamespaceRecord("ns", "k")).ok());  // reads do not move it
+  ASSERT_TRUE(RunTask(guard.Get("ns", DocId::U64(1))).ok());
+  EXPECT_EQ(guard.namespace_records_version(), v1);
+  ASSERT_TRUE(RunTask(guard.BumpEpoch("ns")).ok());
+  EXPECT_GT(guard.namespace_records_version(), v1);
 }
 
 }  // namespace

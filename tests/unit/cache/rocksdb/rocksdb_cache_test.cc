@@ -262,6 +262,86 @@ TEST_F(RocksDbCacheTest, CleanRestartKeepsEverything) {
   EXPECT_FALSE(MustGet(*c, "gone", id).has_value());
 }
 
+TEST_F(RocksDbCacheTest, TryGetAnswersFromMemoryLikeGet) {
+  auto c = OpenCache();
+  DocId id = DocId::U64(1);
+  // A miss is an answer (engaged), not a decline.
+  TryGetResult miss = c->TryGet("ns", id);
+  ASSERT_TRUE(miss.has_value());
+  ASSERT_TRUE(miss->ok()) << miss->status().ToString();
+  EXPECT_FALSE(miss->value().has_value());
+
+  ASSERT_TRUE(c->PutIfNewer("ns", id, Doc(R"({"x":1})", 10)).ok());
+  TryGetResult hit = c->TryGet("ns", id);
+  ASSERT_TRUE(hit.has_value() && hit->ok());
+  ASSERT_TRUE(hit->value().has_value());
+  EXPECT_EQ(hit->value()->attributes_json, R"({"x":1})");
+  EXPECT_EQ(hit->value()->upserted_at, 10u);
+  EXPECT_FALSE(hit->value()->tombstone);
+
+  // Newer wins is visible at once; tombstones come back as tombstones.
+  ASSERT_TRUE(c->PutIfNewer("ns", id, Doc(R"({"x":2})", 20)).ok());
+  EXPECT_EQ(c->TryGet("ns", id)->value()->attributes_json, R"({"x":2})");
+  ASSERT_TRUE(c->Tombstone("ns", id, 30).ok());
+  TryGetResult tomb = c->TryGet("ns", id);
+  ASSERT_TRUE(tomb.has_value() && tomb->ok() && tomb->value().has_value());
+  EXPECT_TRUE(tomb->value()->tombstone);
+  // An expired tombstone counts as absent, as for Get.
+  now_ms_ += std::chrono::milliseconds(Options().tombstone_ttl).count();
+  EXPECT_FALSE(c->TryGet("ns", id)->value().has_value());
+
+  // Invalidate and BumpEpoch are seen at once.
+  ASSERT_TRUE(c->PutIfNewer("ns", DocId::U64(2), Doc("{}", 1)).ok());
+  ASSERT_TRUE(c->TryGet("ns", DocId::U64(2))->value().has_value());
+  ASSERT_TRUE(c->BumpEpoch("ns").ok());
+  EXPECT_FALSE(c->TryGet("ns", DocId::U64(2))->value().has_value());
+  ASSERT_TRUE(c->PutIfNewer("ns", DocId::U64(3), Doc("{}", 1)).ok());
+  std::vector<DocId> ids{DocId::U64(3)};
+  ASSERT_TRUE(c->Invalidate("ns", ids).ok());
+  EXPECT_FALSE(c->TryGet("ns", DocId::U64(3))->value().has_value());
+
+  // Bad input is answered like Get answers it.
+  TryGetResult bad = c->TryGet("", id);
+  ASSERT_TRUE(bad.has_value());
+  EXPECT_EQ(bad->status().code(), StatusCode::kInvalidArgument);
+}
+
+TEST_F(RocksDbCacheTest, TryGetDeclinesWhatOnlyDiskHasUntilAGetBringsItIn) {
+  DocId id = DocId::U64(7);
+  {
+    // A clean close flushes everything into files.
+    auto c = OpenCache();
+    ASSERT_TRUE(c->BumpEpoch("ns").ok());
+    ASSERT_TRUE(c->PutIfNewer("ns", id, Doc(R"({"on":"disk"})", 5)).ok());
+  }
+  auto c = OpenCache();  // nothing in memtables, nothing in the block cache
+  TryGetResult cold = c->TryGet("ns", id);
+  EXPECT_FALSE(cold.has_value());
+  // Never a wrong answer while cold: declined, or (another id) declined or a clean miss.
+  TryGetResult other = c->TryGet("ns", DocId::U64(8));
+  if (other.has_value()) {
+    ASSERT_TRUE(other->ok());
+    EXPECT_FALSE(other->value().has_value());
+  }
+
+  // A blocking Get reads the epoch and the block from disk and caches them.
+  EXPECT_EQ(MustGet(*c, "ns", id)->attributes_json, R"({"on":"disk"})");
+  TryGetResult warm = c->TryGet("ns", id);
+  ASSERT_TRUE(warm.has_value());
+  ASSERT_TRUE(warm->ok()) << warm->status().ToString();
+  ASSERT_TRUE(warm->value().has_value());
+  EXPECT_EQ(warm->value()->attributes_json, R"({"on":"disk"})");
+  EXPECT_EQ(warm->value()->upserted_at, 5u);
+}
+
+TEST_F(RocksDbCacheTest, TryGetAfterCloseIsUnavailable) {
+  auto c = OpenCache();
+  ASSERT_TRUE(c->Close().ok());
+  TryGetResult r = c->TryGet("ns", DocId::U64(1));
+  ASSERT_TRUE(r.has_value());
+  EXPECT_EQ(r->status().code(), StatusCode::kUnavailable);
+}
+
 TEST_F(RocksDbCacheTest, DestructorIsACleanShutdown) {
   { ASSERT_TRUE(OpenCache()->PutIfNewer("ns", DocId::U64(1), Doc("{}", 1)).ok()); }
   auto c = OpenCache();
