@@ -6,13 +6,17 @@ upstream, and once the cache is back nothing stale is served."""
 from __future__ import annotations
 
 import os
+import pwd
+import shutil
 import stat
+import tempfile
 import time
 
 import pytest
 
+from layer_testlib import layer_bin
 from test_cache_support import (clear_cache_faults, doc, fetch, fetch_batch, health_cache,  # noqa: F401
-                                metric, set_cache_faults, stack, stack_factory,
+                                gateway_process, metric, set_cache_faults, stack, stack_factory, start,
                                 wait_cache_healthy, write)
 
 BOUND_S = 1.5  # op timeout (200 ms) + upstream read, generously
@@ -102,9 +106,40 @@ def test_cache_fault_fetches_and_writes(stack_factory, fault):
     assert r.header("x-layer-cache") == "miss", r  # 3 is missing
 
 
-def test_cache_directory_unwritable(stack):
-    gw = stack.gw
-    cache_dir = os.path.join(stack.gw_data, "cache")
+def unprivileged_gateway(stack, *extra: str):
+    """A gateway on the stack's origin that runs as `nobody`, so file permissions bind it even
+    when the tests run as root (root ignores a read-only directory). Its binary copy, work dir and
+    data dir live in a fresh temp dir owned by `nobody`. Returns (gateway, data dir, temp dir)."""
+    d = tempfile.mkdtemp(prefix="layer-unpriv-")
+    binary = os.path.join(d, "layer")
+    shutil.copy2(layer_bin(), binary)
+    data = os.path.join(d, "gw-data")
+    os.makedirs(data)
+    pw = pwd.getpwnam("nobody")
+    for root, dirs, files in os.walk(d):
+        for n in [root] + [os.path.join(root, f) for f in files]:
+            os.chown(n, pw.pw_uid, pw.pw_gid)
+    g = gateway_process(d, stack.origin.url, data, *extra, name="gw-unpriv")
+    g.argv = [shutil.which("setpriv"), f"--reuid={pw.pw_uid}", f"--regid={pw.pw_gid}",
+              "--clear-groups", binary, *g.argv[1:]]
+    start(stack._track(g))
+    return g, data, d
+
+
+def test_cache_directory_unwritable(stack_factory):
+    """The cache directory turns read-only under a running gateway. A 1 MiB cache bound keeps
+    RocksDB's memtable at 128 KiB, so the writes below force flushes into new files that fail:
+    from then on RocksDB refuses writes. Fetches must never serve the version the cache still
+    holds, and once the directory is writable again the cache recovers."""
+    cache_args = ("--cache-max-bytes", "1048576", "--cache-op-timeout-ms", "200")
+    owned_dir = None
+    if os.geteuid() == 0:
+        stack = stack_factory()
+        gw, data_dir, owned_dir = unprivileged_gateway(stack, *cache_args)
+    else:
+        stack = stack_factory(gw_args=cache_args)
+        gw, data_dir = stack.gw, stack.gw_data
+    cache_dir = os.path.join(data_dir, "cache")
     assert os.path.isdir(cache_dir)
     ns = "cf_dir"
     assert write(gw, ns, {"upsert_rows": [{"id": 1, "v": "one"}]}).status == 200
@@ -113,33 +148,39 @@ def test_cache_directory_unwritable(stack):
     for root, dirs, files in os.walk(cache_dir):
         for n in [root] + [os.path.join(root, f) for f in files]:
             modes[n] = os.stat(n).st_mode
+    filler = "x" * 2000
     try:
         for n, m in modes.items():
             os.chmod(n, stat.S_IMODE(m) & ~0o222)
-        probe = os.path.join(cache_dir, "probe-writable")
-        try:
-            with open(probe, "w") as f:
-                f.write("x")
-            os.unlink(probe)
-            pytest.skip("running as root (CAP_DAC_OVERRIDE): a read-only cache directory is still "
-                        "writable, so this fault cannot be produced with chmod here")
-        except PermissionError:
-            pass
-        # Writes and fetches keep working, whatever RocksDB makes of it.
-        for k in range(5):
-            r = write(gw, ns, {"upsert_rows": [{"id": 1, "v": f"v{k}"}, {"id": 100 + k, "v": "x"}]})
+        for k in range(8):
+            rows = [{"id": 1, "v": f"v{k}"}] + [{"id": 1000 + 100 * k + j, "v": filler}
+                                                for j in range(100)]
+            r = write(gw, ns, {"upsert_rows": rows})
             assert r.status == 200, r
             r, dt = timed(fetch, gw, ns, 1, timeout=10)
-            assert r.status == 200 and doc(r) == {"v": f"v{k}"}, r
+            assert r.status == 200 and doc(r) == {"v": f"v{k}"}, (k, r)
             assert dt < BOUND_S
+        errors = metric(gw, "layer_cache_op_errors_total")
+        assert errors > 0, "the read-only cache directory never made a cache operation fail"
     finally:
         for n, m in modes.items():
             try:
                 os.chmod(n, stat.S_IMODE(m))
             except OSError:
                 pass
-    wait_cache_healthy(gw)
-    assert doc(fetch(gw, ns, 1)) == {"v": "v4"}
+    try:
+        try:
+            wait_cache_healthy(gw)
+        except AssertionError as e:
+            raise AssertionError(f"{e}\ngateway log:\n{gw.output()[-3000:]}") from None
+        assert doc(fetch(gw, ns, 1)) == {"v": "v7"}
+        r = write(gw, ns, {"upsert_rows": [{"id": 1, "v": "after"}]})
+        assert r.status == 200, r
+        assert doc(fetch(gw, ns, 1)) == {"v": "after"}
+    finally:
+        if owned_dir is not None:
+            gw.stop()
+            shutil.rmtree(owned_dir, ignore_errors=True)
 
 
 def test_hits_in_memory_skip_the_cache_threads_and_fall_back_to_them(stack):

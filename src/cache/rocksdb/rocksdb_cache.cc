@@ -11,6 +11,7 @@
 #include <unordered_map>
 #include <utility>
 
+#include <rocksdb/cache.h>
 #include <rocksdb/db.h>
 #include <rocksdb/filter_policy.h>
 #include <rocksdb/options.h>
@@ -197,6 +198,9 @@ Status RocksDbCache::OpenDb() {
 
   rocksdb::BlockBasedTableOptions table;
   table.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
+  // Hot documents that were flushed to files stay readable from memory (TryGet's fast path).
+  table.block_cache = rocksdb::NewLRUCache(static_cast<size_t>(
+      std::clamp<uint64_t>(options_.max_bytes / 16, 8ull << 20, 256ull << 20)));
 
   rocksdb::ColumnFamilyOptions docs;
   docs.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
@@ -229,10 +233,10 @@ Status RocksDbCache::OpenDb() {
   return Status::Ok();
 }
 
-void RocksDbCache::CloseDb(bool write_marker) {
+void RocksDbCache::CloseDb(bool write_marker, bool release_dir_lock) {
   if (!db_) {
-    if (lock_fd_ >= 0) ::close(lock_fd_);
-    lock_fd_ = -1;
+    if (release_dir_lock && lock_fd_ >= 0) ::close(lock_fd_);
+    if (release_dir_lock) lock_fd_ = -1;
     return;
   }
   rocksdb::FlushOptions fo;
@@ -252,7 +256,7 @@ void RocksDbCache::CloseDb(bool write_marker) {
   }
   db_.reset();
   if (write_marker) WriteMarker();
-  if (lock_fd_ >= 0) {
+  if (release_dir_lock && lock_fd_ >= 0) {
     ::close(lock_fd_);  // releases the flock
     lock_fd_ = -1;
   }
@@ -271,13 +275,21 @@ void RocksDbCache::WriteMarker() {
 }
 
 Status RocksDbCache::Close() {
-  CloseDb(/*write_marker=*/true);
+  std::unique_lock lock(db_mu_);
+  closed_ = true;
+  // A broken database's memtables were lost: no clean-shutdown marker for it.
+  CloseDb(/*write_marker=*/!broken_.load(std::memory_order_acquire), /*release_dir_lock=*/true);
   return Status::Ok();
 }
 
-void RocksDbCache::AbandonForTest() { CloseDb(/*write_marker=*/false); }
+void RocksDbCache::AbandonForTest() {
+  std::unique_lock lock(db_mu_);
+  closed_ = true;
+  CloseDb(/*write_marker=*/false, /*release_dir_lock=*/true);
+}
 
 Status RocksDbCache::FlushForTest() {
+  std::shared_lock db_lock(db_mu_);
   if (!db_) return Status::Unavailable("cache closed");
   rocksdb::FlushOptions fo;
   fo.wait = true;
@@ -346,7 +358,8 @@ std::string RocksDbCache::EncodeDoc(const CachedDoc& doc) const {
 }
 
 Result<std::optional<CachedDoc>> RocksDbCache::Get(std::string_view ns, const DocId& id) {
-  if (!db_) return Status::Unavailable("cache closed");
+  std::shared_lock db_lock = Admit();
+  if (!db_) return Unusable();
   Result<uint64_t> epoch = EpochOf(ns);
   if (!epoch.ok()) return epoch.status();
   rocksdb::PinnableSlice value;
@@ -358,6 +371,9 @@ Result<std::optional<CachedDoc>> RocksDbCache::Get(std::string_view ns, const Do
 }
 
 TryGetResult RocksDbCache::TryGet(std::string_view ns, const DocId& id) {
+  // Never waits on the I/O thread: while the database is being reopened, decline.
+  std::shared_lock db_lock(db_mu_, std::try_to_lock);
+  if (!db_lock.owns_lock() || broken_.load(std::memory_order_relaxed)) return std::nullopt;
   if (!db_) return Status::Unavailable("cache closed");
   std::optional<Result<uint64_t>> epoch = EpochOf(ns, /*no_io=*/true);
   if (!epoch) return std::nullopt;
@@ -375,7 +391,8 @@ TryGetResult RocksDbCache::TryGet(std::string_view ns, const DocId& id) {
 
 Result<std::vector<std::optional<CachedDoc>>> RocksDbCache::MultiGet(std::string_view ns,
                                                                      std::span<const DocId> ids) {
-  if (!db_) return Status::Unavailable("cache closed");
+  std::shared_lock db_lock = Admit();
+  if (!db_) return Unusable();
   Result<uint64_t> epoch = EpochOf(ns);
   if (!epoch.ok()) return epoch.status();
   std::vector<std::optional<CachedDoc>> out(ids.size());
@@ -420,7 +437,8 @@ Status RocksDbCache::Tombstone(std::string_view ns, const DocId& id, uint64_t st
 
 Result<std::vector<bool>> RocksDbCache::PutBatch(
     std::string_view ns, std::span<const std::pair<DocId, CachedDoc>> docs) {
-  if (!db_) return Status::Unavailable("cache closed");
+  std::shared_lock db_lock = Admit();
+  if (!db_) return Unusable();
   Result<uint64_t> epoch = EpochOf(ns);
   if (!epoch.ok()) return epoch.status();
   std::vector<bool> stored(docs.size(), false);
@@ -471,13 +489,76 @@ Result<std::vector<bool>> RocksDbCache::PutBatch(
   }
   if (options_.test_hook_before_write) options_.test_hook_before_write();
   if (batch.Count() > 0) {
-    if (Status s = FromRocks(db_->Write(CacheWriteOptions(), &batch), "put"); !s.ok()) return s;
+    if (Status s = Commit(&batch, "put"); !s.ok()) return s;
   }
   return stored;
 }
 
+std::shared_lock<std::shared_mutex> RocksDbCache::Admit() {
+  if (broken_.load(std::memory_order_acquire)) Reopen();
+  return std::shared_lock(db_mu_);
+}
+
+Status RocksDbCache::Unusable() const {
+  std::lock_guard lk(broken_mu_);
+  if (broken_reason_.empty()) return Status::Unavailable("cache closed");
+  return Status::Unavailable("cache database stopped (" + broken_reason_ + "); reopening");
+}
+
+Status RocksDbCache::Commit(rocksdb::WriteBatch* batch, std::string_view what) {
+  rocksdb::Status s = db_->Write(CacheWriteOptions(), batch);
+  if (s.ok() || s.IsBusy() || s.IsTimedOut() || s.IsTryAgain()) return FromRocks(s, what);
+  // A write refused after a background error (a flush into a directory that turned unwritable,
+  // a full disk): RocksDB refuses all writes until it resumes. Without a WAL a failed flush is
+  // beyond Resume, so the database is marked broken and the next operation reopens it empty.
+  rocksdb::Status resumed = db_->Resume();
+  if (resumed.ok()) return FromRocks(db_->Write(CacheWriteOptions(), batch), what);
+  {
+    std::lock_guard lk(broken_mu_);
+    if (!broken_.load(std::memory_order_relaxed)) {
+      broken_reason_ = resumed.ToString();
+      spdlog::error("document cache: database stopped after a background error ({}); it will be "
+                    "reopened empty",
+                    broken_reason_);
+    }
+    broken_.store(true, std::memory_order_release);
+  }
+  return FromRocks(s, what);
+}
+
+void RocksDbCache::Reopen() {
+  std::unique_lock lock(db_mu_);
+  if (!broken_.load(std::memory_order_acquire) || closed_) return;
+  auto now = std::chrono::steady_clock::now();
+  if (now - last_reopen_ < std::chrono::seconds(1)) return;
+  last_reopen_ = now;
+  CloseDb(/*write_marker=*/false, /*release_dir_lock=*/false);
+  // Memtable contents were lost with the failed flush: keeping the files could resurrect older
+  // versions of documents, so the reopened cache starts empty.
+  std::error_code ec;
+  const fs::path db_dir = fs::path(options_.path) / kDbDir;
+  fs::remove_all(db_dir, ec);
+  if (ec) {
+    spdlog::warn("document cache: cannot wipe {} yet: {}", db_dir.string(), ec.message());
+    return;
+  }
+  if (Status st = OpenDb(); !st.ok()) {
+    spdlog::warn("document cache: cannot reopen yet: {}", st.ToString());
+    return;
+  }
+  {
+    std::unique_lock lk(epochs_mu_);
+    epochs_.clear();
+  }
+  std::lock_guard lk(broken_mu_);
+  broken_reason_.clear();
+  broken_.store(false, std::memory_order_release);
+  spdlog::warn("document cache: database reopened empty in {}", db_dir.string());
+}
+
 Status RocksDbCache::Invalidate(std::string_view ns, std::span<const DocId> ids) {
-  if (!db_) return Status::Unavailable("cache closed");
+  std::shared_lock db_lock = Admit();
+  if (!db_) return Unusable();
   Result<uint64_t> epoch = EpochOf(ns);
   if (!epoch.ok()) return epoch.status();
   rocksdb::WriteBatch batch;
@@ -486,19 +567,22 @@ Status RocksDbCache::Invalidate(std::string_view ns, std::span<const DocId> ids)
     batch.Delete(docs_cf_, DocKey(ns, *epoch, id, /*vector=*/true));
   }
   if (batch.Count() == 0) return Status::Ok();
-  return FromRocks(db_->Write(CacheWriteOptions(), &batch), "invalidate");
+  return Commit(&batch, "invalidate");
 }
 
 Status RocksDbCache::PutVector(std::string_view ns, const DocId& id, std::string_view f32le) {
-  if (!db_) return Status::Unavailable("cache closed");
+  std::shared_lock db_lock = Admit();
+  if (!db_) return Unusable();
   Result<uint64_t> epoch = EpochOf(ns);
   if (!epoch.ok()) return epoch.status();
-  return FromRocks(db_->Put(CacheWriteOptions(), docs_cf_, DocKey(ns, *epoch, id, true), f32le),
-                   "put vector");
+  rocksdb::WriteBatch batch;
+  batch.Put(docs_cf_, DocKey(ns, *epoch, id, true), f32le);
+  return Commit(&batch, "put vector");
 }
 
 Result<std::optional<std::string>> RocksDbCache::GetVector(std::string_view ns, const DocId& id) {
-  if (!db_) return Status::Unavailable("cache closed");
+  std::shared_lock db_lock = Admit();
+  if (!db_) return Unusable();
   Result<uint64_t> epoch = EpochOf(ns);
   if (!epoch.ok()) return epoch.status();
   std::string value;
@@ -510,7 +594,8 @@ Result<std::optional<std::string>> RocksDbCache::GetVector(std::string_view ns, 
 }
 
 Status RocksDbCache::BumpEpoch(std::string_view ns) {
-  if (!db_) return Status::Unavailable("cache closed");
+  std::shared_lock db_lock = Admit();
+  if (!db_) return Unusable();
   std::unique_lock bump_lock(epoch_write_mu_);
   Result<uint64_t> epoch = EpochOf(ns);
   if (!epoch.ok()) return epoch.status();
@@ -526,9 +611,7 @@ Status RocksDbCache::BumpEpoch(std::string_view ns) {
     batch.Delete(meta_cf_, it->key());
   }
   if (!it->status().ok()) return FromRocks(it->status(), "scan namespace records");
-  if (Status s = FromRocks(db_->Write(CacheWriteOptions(), &batch), "bump epoch"); !s.ok()) {
-    return s;
-  }
+  if (Status s = Commit(&batch, "bump epoch"); !s.ok()) return s;
   std::unique_lock lk(epochs_mu_);
   epochs_[std::string(ns)] = next;
   return Status::Ok();
@@ -536,7 +619,8 @@ Status RocksDbCache::BumpEpoch(std::string_view ns) {
 
 Result<std::optional<std::string>> RocksDbCache::GetNamespaceRecord(std::string_view ns,
                                                                     std::string_view key) {
-  if (!db_) return Status::Unavailable("cache closed");
+  std::shared_lock db_lock = Admit();
+  if (!db_) return Unusable();
   Result<uint64_t> epoch = EpochOf(ns);
   if (!epoch.ok()) return epoch.status();
   std::string value;
@@ -549,19 +633,22 @@ Result<std::optional<std::string>> RocksDbCache::GetNamespaceRecord(std::string_
 
 Status RocksDbCache::PutNamespaceRecord(std::string_view ns, std::string_view key,
                                         std::string_view value) {
-  if (!db_) return Status::Unavailable("cache closed");
+  std::shared_lock db_lock = Admit();
+  if (!db_) return Unusable();
   // Shared with other record writers, exclusive with BumpEpoch: a record written concurrently
   // with a bump lands either before it (and is deleted) or after it (in the new epoch).
   std::shared_lock bump_lock(epoch_write_mu_);
   Result<uint64_t> epoch = EpochOf(ns);
   if (!epoch.ok()) return epoch.status();
-  return FromRocks(db_->Put(CacheWriteOptions(), meta_cf_, RecordKey(ns, *epoch, key), value),
-                   "put namespace record");
+  rocksdb::WriteBatch batch;
+  batch.Put(meta_cf_, RecordKey(ns, *epoch, key), value);
+  return Commit(&batch, "put namespace record");
 }
 
 Result<std::vector<std::pair<std::string, std::string>>> RocksDbCache::ListNamespaceRecords(
     std::string_view key) {
-  if (!db_) return Status::Unavailable("cache closed");
+  std::shared_lock db_lock = Admit();
+  if (!db_) return Unusable();
   std::vector<std::pair<std::string, std::string>> out;
   std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), meta_cf_));
   const std::string prefix(1, kRecordTag);
@@ -583,13 +670,15 @@ Result<std::vector<std::pair<std::string, std::string>>> RocksDbCache::ListNames
 }
 
 Status RocksDbCache::Ping() {
-  if (!db_) return Status::Unavailable("cache closed");
+  std::shared_lock db_lock = Admit();
+  if (!db_) return Unusable();
   return Status::Ok();
 }
 
 CacheStats RocksDbCache::Stats() {
   CacheStats stats;
   stats.backend = "rocksdb";
+  std::shared_lock db_lock(db_mu_);
   if (!db_) return stats;
   for (auto* cf : handles_) {
     uint64_t v = 0;

@@ -12,6 +12,9 @@
 // Document values are [u8 flags][u64 BE stamp][payload]: payload is the attributes JSON for a
 // document and, for a tombstone (flags bit 0), the u64 BE wall-clock ms at which it expires.
 //
+// Memory. An LRU block cache of max_bytes/16 (8 MiB to 256 MiB) keeps hot file blocks in memory,
+// so TryGet can answer documents that were already flushed.
+//
 // Durability. The cache is disposable: writes skip the WAL. Close() (and the destructor) flushes
 // the memtables, closes the DB and then writes a clean-shutdown marker file. Open() accepts the
 // existing data only if that marker is present; otherwise (a crash, a kill, a power loss) or with
@@ -26,10 +29,18 @@
 // replaced when the existing stamp is <= the new stamp (ties go to the newer write). An expired
 // tombstone counts as absent.
 //
-// Thread safety: every DocumentCache method is thread-safe and blocks on local disk I/O. Close()
-// must not race with other calls (the owner stops traffic first).
+// Recovery: writes skip the WAL, so when a flush fails (the directory turned unwritable, the disk
+// filled up) RocksDB stops taking writes and cannot resume. The cache then marks itself broken
+// and its next operation (at most once a second) closes the database, wipes it and reopens it
+// empty; until that succeeds every operation fails with Unavailable. The lost memtable could
+// have held the newest versions of documents, so keeping the old files would risk stale reads.
+//
+// Thread safety: every DocumentCache method is thread-safe and blocks on local disk I/O (TryGet
+// never blocks: it declines while the database is being reopened). Close() may be called while
+// other calls run; they fail with Unavailable afterwards.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <functional>
@@ -45,6 +56,7 @@
 namespace rocksdb {
 class DB;
 class ColumnFamilyHandle;
+class WriteBatch;
 }  // namespace rocksdb
 
 namespace layer::cache {
@@ -113,7 +125,15 @@ class RocksDbCache final : public DocumentCache {
  private:
   explicit RocksDbCache(RocksDbCacheOptions options);
   Status OpenDb();
-  void CloseDb(bool write_marker);
+  // Flushes and closes the database; `release_dir_lock` also drops the directory's flock.
+  void CloseDb(bool write_marker, bool release_dir_lock);
+  // Admits one operation: reopens a broken database first (see Recovery above), then holds
+  // db_mu_ shared. The caller checks db_ (null: closed, or not reopened yet → Unusable()).
+  std::shared_lock<std::shared_mutex> Admit();
+  Status Unusable() const;
+  // Writes `batch`; after a background error asks RocksDB to resume, else marks the cache broken.
+  Status Commit(rocksdb::WriteBatch* batch, std::string_view what);
+  void Reopen();  // takes db_mu_ exclusively
   void WriteMarker();
 
   int64_t NowMs() const;
@@ -130,6 +150,14 @@ class RocksDbCache final : public DocumentCache {
 
   const RocksDbCacheOptions options_;
   bool started_empty_ = false;  // set by Open()
+  // Shared by every operation, exclusive in Close() and Reopen(); guards db_, the handles and
+  // closed_.
+  mutable std::shared_mutex db_mu_;
+  bool closed_ = false;
+  std::atomic<bool> broken_{false};
+  std::chrono::steady_clock::time_point last_reopen_{};  // guarded by db_mu_ (exclusive)
+  mutable std::mutex broken_mu_;
+  std::string broken_reason_;  // guarded by broken_mu_
   int lock_fd_ = -1;  // flock on <path>/cache.lock, held from Open() until Close()
   std::unique_ptr<rocksdb::DB> db_;
   rocksdb::ColumnFamilyHandle* docs_cf_ = nullptr;  // owned by db_'s handle list (handles_)
