@@ -187,19 +187,23 @@ RowResult SliceRow(od::value row_v, WarmRow* row, std::optional<std::string>* id
   return has_id ? RowResult::kOk : RowResult::kSkip;
 }
 
-// simdjson on-demand: slices every kept value out of the page. nullopt when the page has to go
-// to the slow path.
-std::optional<WarmPage> ParseFast(std::string& body, size_t limit) {
+// The page's `rows` array, iterated with this thread's parser (its buffers are reused from page to
+// page). False when the body is not an object with a `rows` array.
+bool OpenRows(std::string& body, od::document* doc, od::array* rows) {
   thread_local od::parser parser;
   const size_t size = body.size();
   body.reserve(size + simdjson::SIMDJSON_PADDING);
-  od::document doc;
-  if (parser.iterate(body.data(), size, body.capacity()).get(doc)) return std::nullopt;
+  if (parser.iterate(body.data(), size, body.capacity()).get(*doc)) return false;
   od::object root;
+  return !doc->get_object().get(root) && !root.find_field_unordered("rows").get_array().get(*rows);
+}
+
+// simdjson on-demand: slices every kept value out of the page. nullopt when the page has to go
+// to the slow path.
+std::optional<WarmPage> ParseFast(std::string& body, size_t limit) {
+  od::document doc;
   od::array rows;
-  if (doc.get_object().get(root) || root.find_field_unordered("rows").get_array().get(rows)) {
-    return std::nullopt;
-  }
+  if (!OpenRows(body, &doc, &rows)) return std::nullopt;
   WarmPage page;
   std::optional<std::string> id_json;
   for (auto row_r : rows) {
@@ -260,6 +264,24 @@ Result<WarmPage> ParseSlow(std::string_view body, size_t limit) {
 }
 
 }  // namespace
+
+std::optional<WarmPagePeek> PeekWarmPage(std::string& body, size_t index) {
+  od::document doc;
+  od::array rows;
+  if (!OpenRows(body, &doc, &rows)) return std::nullopt;
+  WarmPagePeek peek;
+  for (auto row_r : rows) {
+    od::value row;
+    if (std::move(row_r).get(row)) return std::nullopt;
+    if (peek.returned++ != index) continue;  // skipped unread
+    od::object obj;
+    od::value id;
+    if (row.get_object().get(obj) || obj.find_field_unordered("id").get(id)) continue;
+    std::string_view text = TrimRight(id.raw_json_token());
+    if (!text.empty()) peek.id_json.emplace(text);
+  }
+  return peek;
+}
 
 Result<WarmPage> ParseWarmPage(std::string body, size_t limit) {
   if (auto page = ParseFast(body, limit)) return std::move(*page);

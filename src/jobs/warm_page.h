@@ -52,4 +52,16 @@ struct WarmPage {
 // not a JSON object with a `rows` array.
 Result<WarmPage> ParseWarmPage(std::string body, size_t limit);
 
+// A look at a page before it is parsed: how many rows it has and the `id` of row `index` as
+// upstream wrote it, found by skipping over the other rows (a fraction of a parse), so the next
+// page's read can start before this one is parsed. Nothing is validated beyond what that needs:
+// ParseWarmPage still decides about the page. nullopt when the body does not look like a page;
+// `id_json` is nullopt when row `index` is missing or has no id. May add padding to `body`'s
+// capacity (its contents stay as they are).
+struct WarmPagePeek {
+  size_t returned = 0;
+  std::optional<std::string> id_json;
+};
+std::optional<WarmPagePeek> PeekWarmPage(std::string& body, size_t index);
+
 }  // namespace layer::jobs

@@ -15,6 +15,7 @@
 #include <chrono>
 
 #include "common/clock.h"
+#include "common/thread.h"
 #include "gateway/fetch.h"
 #include "gateway/write_plan.h"
 #include "jobs/warm_page.h"
@@ -104,9 +105,16 @@ WarmRunner::WarmRunner(http::IoPool& pool, JobStore& store, http::Upstream& upst
       upstream_(upstream),
       cache_(cache),
       options_(std::move(options)),
-      worker_(std::make_unique<asio::thread_pool>(1)) {}
+      store_thread_(std::make_unique<asio::thread_pool>(1)),
+      page_thread_(std::make_unique<asio::thread_pool>(1)) {
+  asio::post(*store_thread_, [] { NameCurrentThread("layer-warm-jobs"); });
+  asio::post(*page_thread_, [] { NameCurrentThread("layer-warm-page"); });
+}
 
-WarmRunner::~WarmRunner() { worker_->join(); }
+WarmRunner::~WarmRunner() {
+  store_thread_->join();
+  page_thread_->join();
+}
 
 void WarmRunner::Start(WarmJob job) {
   {
@@ -117,7 +125,7 @@ void WarmRunner::Start(WarmJob job) {
 }
 
 void WarmRunner::CreateAndStart(std::string ns) {
-  asio::post(*worker_, [this, ns = std::move(ns)] {
+  asio::post(*store_thread_, [this, ns = std::move(ns)] {
     auto created = store_.Create({ns, kDefaultWarmPageSize, options_.owner});
     if (created.ok() && created->created) Start(std::move(created->job));
   });
@@ -283,9 +291,16 @@ http::Task<void> WarmRunner::Run(WarmJob job) {
     Forget(id);
     co_return;  // the store already says cancelled
   }
+  // Where the job's time goes, for its completion log line: waiting for upstream pages (the
+  // pipeline's goal is that this is nearly all of it) and writing the cache.
+  using SteadyClock = std::chrono::steady_clock;
+  const SteadyClock::time_point started = SteadyClock::now();
+  SteadyClock::duration upstream_wait{}, cache_write{};
   std::shared_ptr<PageRead> next = co_await StartRead(ns, page_size, cursor);
   for (;;) {
+    SteadyClock::time_point t0 = SteadyClock::now();
     Result<http::Response> res = co_await AwaitRead(std::move(next));
+    upstream_wait += SteadyClock::now() - t0;
     next.reset();
     if (StopRequested(id)) {
       Forget(id);
@@ -305,36 +320,54 @@ http::Task<void> WarmRunner::Run(WarmJob job) {
       co_return;
     }
 
+    // Read page N+1 while page N is parsed, written and checkpointed: a look at page N gives
+    // its last id (the next cursor) before the parse does.
+    auto has_more = [&](size_t returned) {
+      return returned > page_size || (page_size >= kTopKLimit && returned == kTopKLimit);
+    };
+    std::optional<WarmPagePeek> peek = co_await http::OffLoop(
+        *page_thread_, [&] { return PeekWarmPage(res->body(), page_size - 1); });
+    if (peek && peek->id_json && has_more(peek->returned)) {
+      next = co_await StartRead(ns, page_size, peek->id_json);
+    }
+
     // Parse (and, once the id type is known, key) the page off the I/O thread.
     uint64_t unkeyed = 0;
     CacheBatch batch;
-    Result<WarmPage> page = co_await Blocking([&]() -> Result<WarmPage> {
+    Result<WarmPage> page = co_await http::OffLoop(*page_thread_, [&]() -> Result<WarmPage> {
       Result<WarmPage> p = ParseWarmPage(std::move(res->body()), page_size);
       if (p.ok() && typed) batch = KeyRows(cache_, ns, *p, typed, &unkeyed);
       return p;
     });
     if (!page.ok() || (page->taken > 0 && !page->last_id_json)) {
+      Abandon(next);
       std::string failure = "upstream page read returned an unexpected body";
       co_await End(id, JobStatus::kFailed, std::move(failure), std::nullopt);
       co_return;
     }
-    const bool more = page->returned > page_size ||
-                      (page_size >= kTopKLimit && page->returned == kTopKLimit);
+    const bool more = has_more(page->returned);
     if (page->taken > 0) cursor = std::move(page->last_id_json);
-    // Read page N+1 while page N is written and checkpointed.
-    if (more) next = co_await StartRead(ns, page_size, cursor);
+    if (next && (!more || cursor != peek->id_json)) {  // the parse has the last word
+      Abandon(next);
+      next.reset();
+    }
+    if (more && !next) next = co_await StartRead(ns, page_size, cursor);
 
     if (!typed && !page->rows.empty()) {
       // The namespace's id type follows from the ids themselves, or from its schema.
       typed = IdTypeFromFirstRow(*page);
       if (!typed) typed = co_await ReadIdType(ns);
       if (typed) cache_.id_types.Learn(ns, *typed);
-      batch = co_await Blocking([&] { return KeyRows(cache_, ns, *page, typed, &unkeyed); });
+      batch = co_await http::OffLoop(*page_thread_,
+                                     [&] { return KeyRows(cache_, ns, *page, typed, &unkeyed); });
     }
     cache_errors += unkeyed;  // a row the cache cannot key is a row not warmed
     if (!batch.empty()) {
       const size_t n = batch.size();
-      auto put = co_await cache_.guard->PutIfNewerBatch(ns, std::move(batch));
+      t0 = SteadyClock::now();
+      auto put =
+          co_await cache_.guard->PutIfNewerBatch(ns, std::move(batch), cache::CacheLane::kBulk);
+      cache_write += SteadyClock::now() - t0;
       if (!put.ok()) {
         if (cache_.guard->breaker_state() != cache::BreakerState::kClosed) {
           Abandon(next);
@@ -367,7 +400,11 @@ http::Task<void> WarmRunner::Run(WarmJob job) {
     if (!st.ok()) spdlog::warn("warm job {}: recording cache_warmed_through failed", id);
   }
   co_await End(id, JobStatus::kCompleted, std::string(), start_wm);
-  spdlog::info("warm job {} of '{}' completed: {} documents", id, ns, scanned);
+  auto secs = [](SteadyClock::duration d) { return std::chrono::duration<double>(d).count(); };
+  spdlog::info("warm job {} of '{}' completed: {} documents in {:.2f} s ({:.2f} s waiting for "
+               "upstream pages, {:.2f} s writing the cache)",
+               id, ns, scanned, secs(SteadyClock::now() - started), secs(upstream_wait),
+               secs(cache_write));
 }
 
 }  // namespace layer::jobs

@@ -17,10 +17,11 @@
 // of it is reported only after every earlier page has been written and checkpointed.
 //
 // Threads: page reads run on the job's IoPool thread (the upstream client lives there). Page
-// parsing and keying (CPU) and every job-store call (local transactions that may fsync) run on
-// the runner's worker thread, cache writes on the cache guard's threads, so an I/O thread only
-// orchestrates and keeps serving requests during a warm. Rows are sliced from the page, never
-// re-serialised (jobs/warm_page.h); a page's rows go to the cache in one batch.
+// parsing and keying (CPU) run on the runner's page thread, cache writes on the cache guard's
+// bulk lane (so fetches never queue behind them), and every job-store call (local transactions
+// that may fsync) on the runner's store thread. An I/O thread only orchestrates and keeps serving
+// requests during a warm. Rows are sliced from the page, never re-serialised (jobs/warm_page.h);
+// a page's rows go to the cache in one batch.
 //
 // Durability: the job store holds every checkpoint, so a gateway killed mid-warm resumes the job
 // from its last cursor when it starts again (ResumeAll). Thread-safe.
@@ -59,7 +60,7 @@ class WarmRunner {
   // Runs `job` in the background (it must be running and owned by this runner's owner).
   void Start(WarmJob job);
   // Creates a warm job of `ns` with the default page size and runs it, unless one is running
-  // already. Returns at once: the job-store call happens on the worker thread.
+  // already. Returns at once: the job-store call happens on the store thread.
   void CreateAndStart(std::string ns);
   // Claims every running job of the store (a restarted embedded gateway) and runs it. With
   // `cache_was_reset`, what those jobs had cached is gone, so they start paging over.
@@ -73,12 +74,11 @@ class WarmRunner {
 
   const WarmRunnerOptions& options() const { return options_; }
 
-  // Runs `fn` (a job-store call or other blocking work) on the runner's worker thread and resumes
-  // the caller on its own executor: route handlers use it to keep job-store calls off the I/O
-  // threads.
+  // Runs `fn` (a job-store call) on the runner's store thread and resumes the caller on its own
+  // executor: route handlers use it to keep job-store calls off the I/O threads.
   template <typename Fn>
   http::Task<std::invoke_result_t<Fn&>> Blocking(Fn fn) {
-    co_return co_await http::OffLoop(*worker_, std::move(fn));
+    co_return co_await http::OffLoop(*store_thread_, std::move(fn));
   }
 
  private:
@@ -111,9 +111,11 @@ class WarmRunner {
   gateway::CacheContext& cache_;
   const WarmRunnerOptions options_;
 
-  // Page parsing and job-store calls. One thread: jobs are bound by upstream reads, and the job
-  // store serialises its calls anyway. The destructor joins it.
-  std::unique_ptr<boost::asio::thread_pool> worker_;
+  // One thread each (jobs are bound by upstream reads, and the job store serialises its calls
+  // anyway), so a checkpoint's fsync never holds up the next page's parsing. Joined by the
+  // destructor.
+  std::unique_ptr<boost::asio::thread_pool> store_thread_;
+  std::unique_ptr<boost::asio::thread_pool> page_thread_;
 
   mutable std::mutex mu_;  // guards active_ and stop_
   std::map<std::string, std::string> active_;  // job id -> namespace

@@ -161,3 +161,30 @@ TEST(WarmPageTest, MatchesAReSerialisationOfEveryRow) {
 
 }  // namespace
 }  // namespace layer::jobs
+
+namespace layer::jobs {
+namespace {
+
+TEST(WarmPagePeekTest, FindsTheIdOfOneRowAndCountsThemAll) {
+  std::string body = R"({"rows":[{"id":1,"a":"x"},{"a":"y","id":"k\"2" },{"id":3}],"other":1})";
+  auto peek = PeekWarmPage(body, 1);
+  ASSERT_TRUE(peek.has_value());
+  EXPECT_EQ(peek->returned, 3u);
+  EXPECT_EQ(peek->id_json, R"("k\"2")");
+  // The peek leaves the body for the parse, which agrees with it.
+  WarmPage page = MustParse(body, 2);
+  EXPECT_EQ(page.last_id_json, peek->id_json);
+}
+
+TEST(WarmPagePeekTest, NoIdWhenTheRowIsMissingOrHasNone) {
+  std::string body = R"({"rows":[{"id":1},{"a":2},5]})";
+  EXPECT_FALSE(PeekWarmPage(body, 1)->id_json.has_value());
+  EXPECT_FALSE(PeekWarmPage(body, 2)->id_json.has_value());
+  EXPECT_FALSE(PeekWarmPage(body, 3)->id_json.has_value());
+  EXPECT_EQ(PeekWarmPage(body, 0)->id_json, "1");
+  std::string not_a_page = R"({"error":"x"})";
+  EXPECT_FALSE(PeekWarmPage(not_a_page, 0).has_value());
+}
+
+}  // namespace
+}  // namespace layer::jobs
