@@ -68,8 +68,8 @@ enum class CacheLane : uint8_t { kRequest = 0, kBulk };
 struct CacheGuardOptions {
   std::chrono::milliseconds op_timeout{200};
   std::chrono::milliseconds bulk_op_timeout{2000};  // deadline of kBulk calls
-  std::chrono::milliseconds open_interval{2000};  // how long the breaker stays open
-  int threads = 2;                                // backend threads
+  std::chrono::milliseconds open_interval{2000};    // how long the breaker stays open
+  int threads = 2;                                  // backend threads
   // Clock for the breaker's open interval. Empty = std::chrono::steady_clock::now.
   std::function<std::chrono::steady_clock::time_point()> now;
   MetricsRegistry* metrics = nullptr;  // null = layer::Metrics()

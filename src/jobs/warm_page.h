@@ -32,8 +32,8 @@ struct WarmRow {
     kString,
   };
   IdKind id_kind = IdKind::kOther;
-  uint64_t id_u64 = 0;   // kU64
-  std::string id_text;   // kString: the id, unescaped
+  uint64_t id_u64 = 0;          // kU64
+  std::string id_text;          // kString: the id, unescaped
   std::string attributes_json;  // JSON object text, "{}" when the row has no other attribute
   uint64_t stamp = 0;           // `_hevlayer_upserted_at`, 0 when absent or not a u64
 };

@@ -207,12 +207,12 @@ http::Task<std::optional<cache::IdType>> WarmRunner::ReadIdType(const std::strin
   co_return gateway::IdTypeFromSchema(res->body());
 }
 
-
 http::Task<std::shared_ptr<WarmRunner::PageRead>> WarmRunner::StartRead(
     const std::string& ns, size_t page_size, const std::optional<std::string>& cursor) {
   auto ex = co_await asio::this_coro::executor;
   auto read = std::make_shared<PageRead>(ex);
-  asio::co_spawn(ex, ReadPage(read, "/v2/namespaces/" + ns + "/query", PageQuery(page_size, cursor)),
+  asio::co_spawn(ex,
+                 ReadPage(read, "/v2/namespaces/" + ns + "/query", PageQuery(page_size, cursor)),
                  asio::detached);
   co_return read;
 }
@@ -292,10 +292,10 @@ http::Task<void> WarmRunner::Run(WarmJob job) {
     co_return;  // the store already says cancelled
   }
   // Where the job's time goes, for its completion log line: waiting for upstream pages (the
-  // pipeline's goal is that this is nearly all of it) and writing the cache.
+  // pipeline's goal is that this is nearly all of it), parsing, cache writes and checkpoints.
   using SteadyClock = std::chrono::steady_clock;
   const SteadyClock::time_point started = SteadyClock::now();
-  SteadyClock::duration upstream_wait{}, cache_write{};
+  SteadyClock::duration upstream_wait{}, cache_write{}, parse{}, checkpoint{};
   std::shared_ptr<PageRead> next = co_await StartRead(ns, page_size, cursor);
   for (;;) {
     SteadyClock::time_point t0 = SteadyClock::now();
@@ -325,6 +325,7 @@ http::Task<void> WarmRunner::Run(WarmJob job) {
     auto has_more = [&](size_t returned) {
       return returned > page_size || (page_size >= kTopKLimit && returned == kTopKLimit);
     };
+    t0 = SteadyClock::now();
     std::optional<WarmPagePeek> peek = co_await http::OffLoop(
         *page_thread_, [&] { return PeekWarmPage(res->body(), page_size - 1); });
     if (peek && peek->id_json && has_more(peek->returned)) {
@@ -339,6 +340,7 @@ http::Task<void> WarmRunner::Run(WarmJob job) {
       if (p.ok() && typed) batch = KeyRows(cache_, ns, *p, typed, &unkeyed);
       return p;
     });
+    parse += SteadyClock::now() - t0;
     if (!page.ok() || (page->taken > 0 && !page->last_id_json)) {
       Abandon(next);
       std::string failure = "upstream page read returned an unexpected body";
@@ -371,7 +373,8 @@ http::Task<void> WarmRunner::Run(WarmJob job) {
       if (!put.ok()) {
         if (cache_.guard->breaker_state() != cache::BreakerState::kClosed) {
           Abandon(next);
-          std::string failure = "cache_cold: the cache became unavailable: " + put.status().message();
+          std::string failure =
+              "cache_cold: the cache became unavailable: " + put.status().message();
           co_await End(id, JobStatus::kFailed, std::move(failure), std::nullopt);
           co_return;
         }
@@ -385,7 +388,9 @@ http::Task<void> WarmRunner::Run(WarmJob job) {
     cp.documents_scanned = scanned;
     cp.cache_errors = cache_errors;
     cp.progress = approx_rows > 0 ? std::min(0.999, double(scanned) / double(approx_rows)) : 0.0;
+    t0 = SteadyClock::now();
     Status st = co_await Blocking([&] { return store_.Checkpoint(id, options_.owner, cp); });
+    checkpoint += SteadyClock::now() - t0;
     if (!st.ok() || StopRequested(id)) {  // cancelled, or the lease was lost to another replica
       Abandon(next);
       Forget(id);
@@ -401,10 +406,12 @@ http::Task<void> WarmRunner::Run(WarmJob job) {
   }
   co_await End(id, JobStatus::kCompleted, std::string(), start_wm);
   auto secs = [](SteadyClock::duration d) { return std::chrono::duration<double>(d).count(); };
-  spdlog::info("warm job {} of '{}' completed: {} documents in {:.2f} s ({:.2f} s waiting for "
-               "upstream pages, {:.2f} s writing the cache)",
-               id, ns, scanned, secs(SteadyClock::now() - started), secs(upstream_wait),
-               secs(cache_write));
+  spdlog::info(
+      "warm job {} of '{}' completed: {} documents in {:.2f} s ({:.2f} s waiting for "
+      "upstream pages, {:.2f} s parsing, {:.2f} s writing the cache, {:.2f} s "
+      "checkpointing)",
+      id, ns, scanned, secs(SteadyClock::now() - started), secs(upstream_wait), secs(parse),
+      secs(cache_write), secs(checkpoint));
 }
 
 }  // namespace layer::jobs

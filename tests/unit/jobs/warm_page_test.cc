@@ -1,7 +1,7 @@
 #include "jobs/warm_page.h"
 
-#include <boost/json.hpp>
 #include <gtest/gtest.h>
+#include <boost/json.hpp>
 
 #include <string>
 
@@ -32,11 +32,11 @@ TEST(WarmPageTest, SlicesAttributesByteForByte) {
 }
 
 TEST(WarmPageTest, DropsIdVectorsScoresAndReservedAttributesKeepingTheStamp) {
-  WarmPage page = MustParse(
-      R"({"rows":[{"$dist":0.5,"id":"doc-1","vector":[0.1,0.2],"a":1,)"
-      R"("_hevlayer_upserted_at":1779789600123,"_hevlayer_shard":3,"vectors":{"v":[1]},)"
-      R"("$score":2,"b":"x"}]})",
-      10);
+  WarmPage page =
+      MustParse(R"({"rows":[{"$dist":0.5,"id":"doc-1","vector":[0.1,0.2],"a":1,)"
+                R"("_hevlayer_upserted_at":1779789600123,"_hevlayer_shard":3,"vectors":{"v":[1]},)"
+                R"("$score":2,"b":"x"}]})",
+                10);
   ASSERT_EQ(page.rows.size(), 1u);
   const WarmRow& row = page.rows[0];
   EXPECT_EQ(row.attributes_json, R"({"a":1,"b":"x"})");
@@ -47,7 +47,8 @@ TEST(WarmPageTest, DropsIdVectorsScoresAndReservedAttributesKeepingTheStamp) {
 }
 
 TEST(WarmPageTest, ToleratesWhitespaceAroundValues) {
-  WarmPage page = MustParse("{ \"rows\" : [ { \"id\" : 3 , \"a\" : [ 1 ] ,\n\"b\":\"q\" } ] }\n", 5);
+  WarmPage page =
+      MustParse("{ \"rows\" : [ { \"id\" : 3 , \"a\" : [ 1 ] ,\n\"b\":\"q\" } ] }\n", 5);
   ASSERT_EQ(page.rows.size(), 1u);
   EXPECT_EQ(page.rows[0].attributes_json, R"({"a":[ 1 ],"b":"q"})");
   EXPECT_EQ(page.last_id_json, "3");
@@ -89,7 +90,8 @@ TEST(WarmPageTest, RowsThatAreNotDocumentsAreSkippedButCounted) {
 }
 
 TEST(WarmPageTest, IdsTheCacheCannotKeyAreMarked) {
-  WarmPage page = MustParse(R"({"rows":[{"id":-1},{"id":1.5},{"id":true},{"id":18446744073709551615}]})", 10);
+  WarmPage page =
+      MustParse(R"({"rows":[{"id":-1},{"id":1.5},{"id":true},{"id":18446744073709551615}]})", 10);
   ASSERT_EQ(page.rows.size(), 4u);
   EXPECT_EQ(page.rows[0].id_kind, WarmRow::IdKind::kOther);
   EXPECT_EQ(page.rows[1].id_kind, WarmRow::IdKind::kOther);
@@ -131,9 +133,9 @@ TEST(WarmPageTest, AStampThatIsNoU64CountsAsNone) {
 }
 
 TEST(WarmPageTest, MalformedBodiesFail) {
-  for (std::string body : {"", "[]", "{\"rows\":5}", "{\"rows\":[{\"id\":1,\"a\":tru}]}",
-                           "{\"rows\":[{\"id\":1,\"a\":\"\\x\"}]}", "{\"other\":[]}",
-                           "{\"rows\":[{\"id\":1}]"}) {
+  for (std::string body :
+       {"", "[]", "{\"rows\":5}", "{\"rows\":[{\"id\":1,\"a\":tru}]}",
+        "{\"rows\":[{\"id\":1,\"a\":\"\\x\"}]}", "{\"other\":[]}", "{\"rows\":[{\"id\":1}]"}) {
     EXPECT_FALSE(ParseWarmPage(body, 5).ok()) << body;
   }
 }
@@ -143,9 +145,9 @@ TEST(WarmPageTest, MatchesAReSerialisationOfEveryRow) {
   std::string body = R"({"rows":[)";
   for (int i = 1; i <= 50; ++i) {
     if (i > 1) body += ',';
-    body += R"({"id":)" + std::to_string(i) + R"(,"n":)" + std::to_string(i * 3) +
-            R"(,"f":)" + std::to_string(i) + R"(.25,"tags":["a","b"],"body":"line\nnext )" +
-            std::to_string(i) + R"(","vector":[0.5,0.25]})";
+    body += R"({"id":)" + std::to_string(i) + R"(,"n":)" + std::to_string(i * 3) + R"(,"f":)" +
+            std::to_string(i) + R"(.25,"tags":["a","b"],"body":"line\nnext )" + std::to_string(i) +
+            R"(","vector":[0.5,0.25]})";
   }
   body += "]}";
   json::value whole = json::parse(body);

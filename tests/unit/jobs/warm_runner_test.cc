@@ -3,12 +3,12 @@
 // the cache lost mid-pipeline, resume from a checkpoint) and the checkpoint-order invariant.
 #include "jobs/warm_runner.h"
 
+#include <gtest/gtest.h>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/json.hpp>
-#include <gtest/gtest.h>
 
 #include <algorithm>
 #include <atomic>
@@ -285,7 +285,8 @@ TEST_F(WarmRunnerTest, ReadsOnePageAheadAndCachesEveryDocument) {
   const int pages = static_cast<int>((kDocs + kPage - 1) / kPage);
   for (int p = 1; p < pages; ++p) {
     // Page p is requested before page p-1 is checkpointed (read ahead)…
-    EXPECT_LT(Position("query " + std::to_string(p)), Position("checkpoint " + std::to_string(p - 1)))
+    EXPECT_LT(Position("query " + std::to_string(p)),
+              Position("checkpoint " + std::to_string(p - 1)))
         << p;
     // …but not before page p-2 is checkpointed (at most one page ahead).
     if (p >= 2) {
