@@ -13,6 +13,7 @@
 #include <boost/asio/use_awaitable.hpp>
 
 #include "common/log.h"
+#include "common/thread.h"
 
 namespace layer::cache {
 namespace {
@@ -103,7 +104,9 @@ CacheGuard::CacheGuard(std::shared_ptr<DocumentCache> backend, CacheGuardOptions
     : backend_(std::move(backend)),
       options_(std::move(options)),
       metrics_(options_.metrics ? *options_.metrics : Metrics()),
-      pool_(std::make_unique<asio::thread_pool>(std::max(1, options_.threads))) {
+      pool_(std::make_unique<asio::thread_pool>(std::max(1, options_.threads))),
+      bulk_pool_(std::make_unique<asio::thread_pool>(1)) {
+  asio::post(*bulk_pool_, [] { NameCurrentThread("layer-cache-bulk"); });
   for (size_t op = 0; op < kCacheOpCount; ++op) {
     std::string name(CacheOpName(static_cast<CacheOp>(op)));
     for (size_t o = 0; o < 4; ++o) {
@@ -129,6 +132,7 @@ CacheGuard::CacheGuard(std::shared_ptr<DocumentCache> backend, CacheGuardOptions
 CacheGuard::~CacheGuard() {
   // Lets late backend calls finish; they hold their own copies of everything they touch.
   pool_->join();
+  bulk_pool_->join();
 }
 
 Clock::time_point CacheGuard::Now() const { return options_.now ? options_.now() : Clock::now(); }
@@ -212,19 +216,21 @@ void CacheGuard::Finish(CacheOp op, const Ticket& ticket, const Status& status,
 }
 
 template <typename R, typename Fn>
-http::Task<R> CacheGuard::Call(CacheOp op, Fn fn) {
+http::Task<R> CacheGuard::Call(CacheOp op, Fn fn, CacheLane lane) {
   const Ticket ticket = Admit();
   if (!ticket.admitted) {
     RecordRejected(op);
     co_return Status::Unavailable("cache circuit open");
   }
   const Clock::time_point start = Clock::now();
-  asio::steady_timer timer(co_await asio::this_coro::executor, options_.op_timeout);
+  const bool bulk = lane == CacheLane::kBulk;
+  const std::chrono::milliseconds deadline = bulk ? options_.bulk_op_timeout : options_.op_timeout;
+  asio::steady_timer timer(co_await asio::this_coro::executor, deadline);
   auto call = std::make_shared<PendingCall<R>>();
   call->timer = &timer;
   call->ex.emplace(timer.get_executor());
   AbandonOnExit<R> abandon{call};  // declared after `timer`, so it runs before the timer dies
-  asio::post(*pool_, [call, fn = std::move(fn)]() mutable {
+  asio::post(bulk ? *bulk_pool_ : *pool_, [call, fn = std::move(fn)]() mutable {
     R r = RunCatching<R>(fn);
     std::lock_guard lk(call->mu);
     if (call->abandoned) return;  // the caller timed out: discard
@@ -246,7 +252,7 @@ http::Task<R> CacheGuard::Call(CacheOp op, Fn fn) {
   }
   if (!result) {
     result.emplace(Status::Timeout("cache " + std::string(CacheOpName(op)) + " timed out after " +
-                                   std::to_string(options_.op_timeout.count()) + " ms"));
+                                   std::to_string(deadline.count()) + " ms"));
   }
   Finish(op, ticket, StatusOf(*result), Clock::now() - start);
   co_return std::move(*result);
@@ -318,11 +324,13 @@ http::Task<Result<bool>> CacheGuard::PutIfNewer(std::string ns, DocId id, Cached
 }
 
 http::Task<Result<std::vector<bool>>> CacheGuard::PutIfNewerBatch(
-    std::string ns, std::vector<std::pair<DocId, CachedDoc>> docs) {
+    std::string ns, std::vector<std::pair<DocId, CachedDoc>> docs, CacheLane lane) {
   return Call<Result<std::vector<bool>>>(
-      CacheOp::kPutIfNewerBatch, [b = backend_, ns = std::move(ns), docs = std::move(docs)] {
+      CacheOp::kPutIfNewerBatch,
+      [b = backend_, ns = std::move(ns), docs = std::move(docs)] {
         return b->PutIfNewerBatch(ns, docs);
-      });
+      },
+      lane);
 }
 
 http::Task<Status> CacheGuard::Tombstone(std::string ns, DocId id, uint64_t stamp) {

@@ -28,6 +28,9 @@
 // circuit_open or the lower-case status code (unavailable, io_error, ...), and
 // layer_cache_breaker_state (0 closed, 1 open, 2 half-open).
 //
+// Lanes: PutIfNewerBatch may run on the bulk lane (CacheLane), with its own thread and deadline;
+// breaker and metrics are shared by both lanes.
+//
 // Thread safety: all methods are thread-safe. Coroutine methods take their arguments by value (the
 // background call owns copies) and complete on the caller's executor. Lifetime: the guard must
 // outlive the coroutines that call it; its destructor waits for in-flight backend calls to
@@ -66,10 +69,16 @@ namespace layer::cache {
 enum class BreakerState : uint8_t { kClosed = 0, kOpen = 1, kHalfOpen = 2 };
 std::string_view BreakerStateName(BreakerState s);
 
+// Which threads a call runs on. Request-path calls never queue behind bulk calls: bulk calls
+// (a warm job's page writes) have their own thread and their own deadline, since a page of rows
+// takes longer than one record.
+enum class CacheLane : uint8_t { kRequest = 0, kBulk };
+
 struct CacheGuardOptions {
   std::chrono::milliseconds op_timeout{200};
-  std::chrono::milliseconds open_interval{2000};  // how long the breaker stays open
-  int threads = 2;                                // backend threads
+  std::chrono::milliseconds bulk_op_timeout{2000};  // deadline of kBulk calls
+  std::chrono::milliseconds open_interval{2000};    // how long the breaker stays open
+  int threads = 2;                                  // backend threads
   // Clock for the breaker's open interval. Empty = std::chrono::steady_clock::now.
   std::function<std::chrono::steady_clock::time_point()> now;
   MetricsRegistry* metrics = nullptr;  // null = layer::Metrics()
@@ -91,7 +100,8 @@ class CacheGuard {
                                                                      std::vector<DocId> ids);
   http::Task<Result<bool>> PutIfNewer(std::string ns, DocId id, CachedDoc doc);
   http::Task<Result<std::vector<bool>>> PutIfNewerBatch(
-      std::string ns, std::vector<std::pair<DocId, CachedDoc>> docs);
+      std::string ns, std::vector<std::pair<DocId, CachedDoc>> docs,
+      CacheLane lane = CacheLane::kRequest);
   http::Task<Status> Tombstone(std::string ns, DocId id, uint64_t stamp);
   http::Task<Status> Invalidate(std::string ns, std::vector<DocId> ids);
   http::Task<Status> PutVector(std::string ns, DocId id, std::string f32le);
@@ -128,7 +138,7 @@ class CacheGuard {
   };
   // R is Status or Result<X>; fn() -> R runs on the pool.
   template <typename R, typename Fn>
-  http::Task<R> Call(CacheOp op, Fn fn);
+  http::Task<R> Call(CacheOp op, Fn fn, CacheLane lane = CacheLane::kRequest);
   template <typename R, typename Fn>
   R CallSync(CacheOp op, Fn fn);
 
@@ -144,6 +154,7 @@ class CacheGuard {
   const CacheGuardOptions options_;
   MetricsRegistry& metrics_;
   std::unique_ptr<boost::asio::thread_pool> pool_;
+  std::unique_ptr<boost::asio::thread_pool> bulk_pool_;  // one thread, CacheLane::kBulk
 
   // Metric series resolved once: [op][ok, error, timeout, rejected] and [op][timeout, open].
   std::array<std::array<Histogram*, 4>, kCacheOpCount> durations_{};

@@ -188,10 +188,7 @@ int RunServe(const ServeConfig& cfg) {
   watermark::ConsistencyWatcher watcher(**upstream, watch_opts);
   cache.watcher = &watcher;
   cache.warming = [&warm_runner](std::string_view ns) { return warm_runner.Warming(ns); };
-  cache.start_warm = [&warm_runner, store = job_store->get()](const std::string& ns) {
-    auto created = store->Create({ns, jobs::kDefaultWarmPageSize, warm_runner.options().owner});
-    if (created.ok() && created->created) warm_runner.Start(created->job);
-  };
+  cache.start_warm = [&warm_runner](const std::string& ns) { warm_runner.CreateAndStart(ns); };
   gw.AttachWarm(&warm);
   if (Status st = warm_runner.ResumeAll(cache_started_empty); !st.ok()) {
     spdlog::warn("resuming warm jobs failed: {}", st.ToString());

@@ -202,7 +202,11 @@ std::optional<FetchedRow> RowForCache(const json::object& row) {
   for (const auto& [k, v] : row) {
     if (k == "id" || k == "vector" || k == "vectors" || k == "$dist" || k == "$score") continue;
     if (k.starts_with(kReservedPrefix)) {
-      if (k == kStampAttribute && v.is_number()) out.stamp = v.to_number<uint64_t>();
+      if (k == kStampAttribute && v.is_number()) {
+        boost::system::error_code ec;
+        auto stamp = v.to_number<uint64_t>(ec);  // a stamp that is no u64 counts as none
+        if (!ec) out.stamp = stamp;
+      }
       continue;
     }
     attrs[k] = v;

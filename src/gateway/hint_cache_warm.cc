@@ -93,7 +93,7 @@ http::Task<http::Response> OrchestrateHintCacheWarm(RequestContext& ctx, http::U
 
   if (docs.value) {
     jobs::CreateWarmJobRequest req{ns, *page_size, warm.runner.options().owner};
-    auto created = warm.store.Create(req);
+    auto created = co_await warm.runner.Blocking([&] { return warm.store.Create(req); });
     if (!created.ok()) {
       co_return http::MakeError(http::Code::service_unavailable, "service_unavailable",
                                 "the job store failed: " + created.status().message());

@@ -57,14 +57,14 @@ http::Task<http::Response> StartWarm(RequestContext& ctx, CacheContext& cache,
   if (!cache.guard || !(co_await cache.guard->Ping()).ok()) co_return CacheCold(ctx.route.ns);
 
   jobs::CreateWarmJobRequest req{ctx.route.ns, *page_size, warm.runner.options().owner};
-  auto created = warm.store.Create(req);
+  auto created = co_await warm.runner.Blocking([&] { return warm.store.Create(req); });
   if (!created.ok()) co_return StoreError(created.status());
   if (created->created) warm.runner.Start(created->job);
   co_return JobResponse(http::Code::accepted, created->job);
 }
 
 http::Task<http::Response> ListWarmJobs(RequestContext& ctx, WarmServices& warm) {
-  auto jobs = warm.store.List(ctx.route.ns);
+  auto jobs = co_await warm.runner.Blocking([&] { return warm.store.List(ctx.route.ns); });
   if (!jobs.ok()) co_return StoreError(jobs.status());
   http::Response res{http::Code::ok, 11};
   res.set(http::Field::content_type, "application/json");
@@ -74,7 +74,7 @@ http::Task<http::Response> ListWarmJobs(RequestContext& ctx, WarmServices& warm)
 
 http::Task<http::Response> WarmJobById(RequestContext& ctx, WarmServices& warm) {
   const std::string& id = ctx.route.param;
-  auto job = warm.store.Get(id);
+  auto job = co_await warm.runner.Blocking([&] { return warm.store.Get(id); });
   if (!job.ok()) {
     if (job.status().IsNotFound()) co_return JobNotFound(id);
     co_return StoreError(job.status());
@@ -83,7 +83,7 @@ http::Task<http::Response> WarmJobById(RequestContext& ctx, WarmServices& warm) 
   if (ctx.ex.request().method() != http::Verb::delete_) {
     co_return JobResponse(http::Code::ok, *job);
   }
-  auto cancelled = warm.store.Cancel(id);
+  auto cancelled = co_await warm.runner.Blocking([&] { return warm.store.Cancel(id); });
   if (!cancelled.ok()) co_return StoreError(cancelled.status());
   warm.runner.RequestStop(id);
   co_return JobResponse(http::Code::ok, *cancelled);

@@ -212,7 +212,10 @@ std::optional<cache::DocId> CacheIdFromJson(const json::value& v, StringIdType s
     return cache::DocId::U64(static_cast<uint64_t>(v.as_int64()));
   }
   if (!v.is_string()) return std::nullopt;
-  std::string_view s = v.as_string();
+  return CacheIdFromString(v.as_string(), string_ids);
+}
+
+std::optional<cache::DocId> CacheIdFromString(std::string_view s, StringIdType string_ids) {
   if (string_ids == cache::IdType::kUuid) {
     auto id = cache::DocId::Uuid(s);
     if (!id.ok()) return std::nullopt;

@@ -56,6 +56,8 @@ using StringIdType = std::optional<cache::IdType>;
 
 // Classifies a JSON id as the cache keys it; nullopt if it cannot be keyed safely.
 std::optional<cache::DocId> CacheIdFromJson(const boost::json::value& id, StringIdType string_ids);
+// The same for an id that is a JSON string (`s` unescaped).
+std::optional<cache::DocId> CacheIdFromString(std::string_view s, StringIdType string_ids);
 
 // InvalidArgument (answered 422 validation_error) for a body that must never reach Turbopuffer:
 // a client-supplied `_hevlayer_*` attribute, no write operation at all, or the removed custom

@@ -1,11 +1,12 @@
 #include "jobs/warm_runner.h"
-#include "common/clock.h"
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
+#include <boost/asio/thread_pool.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/json.hpp>
 #include <spdlog/spdlog.h>
@@ -13,8 +14,11 @@
 #include <algorithm>
 #include <chrono>
 
+#include "common/clock.h"
+#include "common/thread.h"
 #include "gateway/fetch.h"
 #include "gateway/write_plan.h"
+#include "jobs/warm_page.h"
 #include "origin/engine/json_out.h"
 
 namespace layer::jobs {
@@ -28,11 +32,89 @@ constexpr size_t kTopKLimit = 10000;
 
 bool Transient(unsigned status) { return status == 408 || status == 429 || status >= 500; }
 
+// The page query: the same JSON, key for key, for every page of a job.
+std::string PageQuery(size_t page_size, const std::optional<std::string>& cursor) {
+  std::string q = R"({"rank_by":["id","asc"],"top_k":)";
+  q += std::to_string(std::min(page_size + 1, kTopKLimit));
+  q += R"(,"include_attributes":true,"consistency":{"level":"strong"})";
+  if (cursor) {
+    q += R"(,"filters":["id","Gt",)";
+    q += *cursor;
+    q += ']';
+  }
+  q += '}';
+  return q;
+}
+
+// The namespace's id type as the page's first id tells it; nullopt when only the schema can
+// (a string that looks like a UUID, or an id of no known shape).
+std::optional<cache::IdType> IdTypeFromFirstRow(const WarmPage& page) {
+  if (page.rows.empty()) return std::nullopt;
+  const WarmRow& first = page.rows.front();
+  if (first.id_kind == WarmRow::IdKind::kU64) return cache::IdType::kU64;
+  if (first.id_kind == WarmRow::IdKind::kString && !cache::DocId::Uuid(first.id_text).ok()) {
+    return cache::IdType::kString;
+  }
+  return std::nullopt;
+}
+
+using CacheBatch = std::vector<std::pair<cache::DocId, cache::CachedDoc>>;
+
+// Keys the page's rows for the cache. A row the cache cannot key counts in `*unkeyed` (a row not
+// warmed); a row a pending invalidation blocks is left out.
+CacheBatch KeyRows(gateway::CacheContext& cache, const std::string& ns, WarmPage& page,
+                   std::optional<cache::IdType> typed, uint64_t* unkeyed) {
+  CacheBatch batch;
+  batch.reserve(page.rows.size());
+  for (WarmRow& row : page.rows) {
+    std::optional<cache::DocId> id;
+    if (row.id_kind == WarmRow::IdKind::kU64) {
+      id = cache::DocId::U64(row.id_u64);
+    } else if (row.id_kind == WarmRow::IdKind::kString) {
+      id = gateway::CacheIdFromString(row.id_text, typed);
+    }
+    if (!id) {
+      ++*unkeyed;
+      continue;
+    }
+    if (cache.pending.Blocks(ns, *id)) continue;
+    cache::CachedDoc doc;
+    doc.attributes_json = std::move(row.attributes_json);
+    doc.upserted_at = row.stamp;
+    batch.emplace_back(std::move(*id), std::move(doc));
+  }
+  return batch;
+}
+
 }  // namespace
+
+// One page read in flight. Touched only on the job's executor (one thread), so no lock.
+struct WarmRunner::PageRead {
+  explicit PageRead(const asio::any_io_executor& ex)
+      : done(ex, asio::steady_timer::time_point::max()), backoff(ex) {}
+  std::optional<Result<http::Response>> result;  // set once the read is over
+  asio::steady_timer done;     // cancelled when `result` is set, to wake AwaitRead
+  asio::steady_timer backoff;  // between attempts
+  bool abandoned = false;
+};
 
 WarmRunner::WarmRunner(http::IoPool& pool, JobStore& store, http::Upstream& upstream,
                        gateway::CacheContext& cache, WarmRunnerOptions options)
-    : pool_(pool), store_(store), upstream_(upstream), cache_(cache), options_(std::move(options)) {}
+    : pool_(pool),
+      store_(store),
+      upstream_(upstream),
+      cache_(cache),
+      options_(std::move(options)),
+      store_thread_(std::make_unique<asio::thread_pool>(1)),
+      page_thread_(std::make_unique<asio::thread_pool>(1)) {
+  asio::post(*store_thread_, [] { NameCurrentThread("layer-warm-jobs"); });
+  asio::post(*page_thread_, [] { NameCurrentThread("layer-warm-page"); });
+}
+
+WarmRunner::~WarmRunner() {
+  store_thread_->join();
+  page_thread_->join();
+}
 
 void WarmRunner::Start(WarmJob job) {
   {
@@ -41,6 +123,13 @@ void WarmRunner::Start(WarmJob job) {
   }
   cache_.warming_version.fetch_add(1, std::memory_order_release);
   asio::co_spawn(pool_.Next(), Run(std::move(job)), asio::detached);
+}
+
+void WarmRunner::CreateAndStart(std::string ns) {
+  asio::post(*store_thread_, [this, ns = std::move(ns)] {
+    auto created = store_.Create({ns, kDefaultWarmPageSize, options_.owner});
+    if (created.ok() && created->created) Start(std::move(created->job));
+  });
 }
 
 Status WarmRunner::ResumeAll(bool cache_was_reset) {
@@ -63,15 +152,6 @@ Status WarmRunner::ResumeAll(bool cache_was_reset) {
 void WarmRunner::RequestStop(const std::string& id) {
   std::lock_guard lock(mu_);
   if (active_.count(id)) stop_.insert(id);
-}
-
-void WarmRunner::EndActive(const std::string& id) {
-  {
-    std::lock_guard lock(mu_);
-    active_.erase(id);
-    stop_.erase(id);
-  }
-  cache_.warming_version.fetch_add(1, std::memory_order_release);
 }
 
 size_t WarmRunner::active() const {
@@ -111,7 +191,8 @@ http::Task<void> WarmRunner::ReadMetadata(const std::string& ns,
   if (cache_.watcher) cache_.watcher->Observe(ns, poll_start, res->body());
   const auto& o = v.as_object();
   if (const auto* n = o.if_contains("approx_row_count"); n && n->is_number()) {
-    *approx_rows = n->to_number<uint64_t>();
+    auto rows = n->to_number<uint64_t>(ec);
+    if (!ec) *approx_rows = rows;
   }
   const auto* index = o.if_contains("index");
   const auto* status = index && index->is_object() ? index->as_object().if_contains("status")
@@ -127,19 +208,71 @@ http::Task<std::optional<cache::IdType>> WarmRunner::ReadIdType(const std::strin
   co_return gateway::IdTypeFromSchema(res->body());
 }
 
+http::Task<std::shared_ptr<WarmRunner::PageRead>> WarmRunner::StartRead(
+    const std::string& ns, size_t page_size, const std::optional<std::string>& cursor) {
+  auto ex = co_await asio::this_coro::executor;
+  auto read = std::make_shared<PageRead>(ex);
+  asio::co_spawn(ex,
+                 ReadPage(read, "/v2/namespaces/" + ns + "/query", PageQuery(page_size, cursor)),
+                 asio::detached);
+  co_return read;
+}
+
+http::Task<void> WarmRunner::ReadPage(std::shared_ptr<PageRead> read, std::string target,
+                                      std::string body) {
+  Result<http::Response> res = Status::Unavailable("not sent");
+  for (int attempt = 0; attempt < options_.max_attempts && !read->abandoned; ++attempt) {
+    if (attempt > 0) {
+      read->backoff.expires_after(options_.retry_base * (1 << (attempt - 1)));
+      co_await read->backoff.async_wait(asio::as_tuple(asio::use_awaitable));
+      if (read->abandoned) break;
+    }
+    res = co_await Send(http::Verb::post, target, body);
+    if (res.ok() && !Transient(res->result_int())) break;
+  }
+  read->result.emplace(std::move(res));
+  read->done.cancel();
+}
+
+http::Task<Result<http::Response>> WarmRunner::AwaitRead(std::shared_ptr<PageRead> read) {
+  if (!read->result) co_await read->done.async_wait(asio::as_tuple(asio::use_awaitable));
+  co_return std::move(*read->result);
+}
+
+void WarmRunner::Abandon(const std::shared_ptr<PageRead>& read) {
+  if (!read) return;
+  read->abandoned = true;
+  read->backoff.cancel();
+}
+
+void WarmRunner::Forget(const std::string& id) {
+  {
+    std::lock_guard lock(mu_);
+    active_.erase(id);
+    stop_.erase(id);
+  }
+  cache_.warming_version.fetch_add(1, std::memory_order_release);
+}
+
+bool WarmRunner::StopRequested(const std::string& id) const {
+  std::lock_guard lock(mu_);
+  return stop_.count(id) > 0;
+}
+
+http::Task<void> WarmRunner::End(const std::string& id, JobStatus status, std::string error,
+                                 std::optional<uint64_t> stable_as_of) {
+  std::optional<std::string> stored_error;
+  if (!error.empty()) stored_error = std::move(error);
+  Status st = co_await Blocking([&] {
+    return store_.Finish(id, options_.owner, status, std::move(stored_error), stable_as_of);
+  });
+  if (!st.ok()) spdlog::warn("warm job {}: recording its end failed: {}", id, st.ToString());
+  Forget(id);
+}
+
 http::Task<void> WarmRunner::Run(WarmJob job) {
   const std::string id = job.id;
   const std::string ns = job.ns;
-  auto finish = [&](JobStatus status, std::optional<std::string> error,
-                    std::optional<uint64_t> stable) {
-    Status st = store_.Finish(id, options_.owner, status, std::move(error), stable);
-    if (!st.ok()) spdlog::warn("warm job {}: recording its end failed: {}", id, st.ToString());
-    EndActive(id);
-  };
-  auto stop_requested = [&] {
-    std::lock_guard lock(mu_);
-    return stop_.count(id) > 0;
-  };
 
   std::optional<uint64_t> start_wm;
   uint64_t approx_rows = 0;
@@ -147,131 +280,142 @@ http::Task<void> WarmRunner::Run(WarmJob job) {
   // While the index is updating, the last stable watermark still holds (reference §7.3).
   if (!start_wm && cache_.watcher) start_wm = cache_.watcher->StableAsOf(ns);
 
-  std::optional<json::value> cursor;
+  std::optional<std::string> cursor;  // JSON text of the last id paged
   if (job.cursor) {
     boost::system::error_code ec;
     json::value c = json::parse(*job.cursor, ec);
-    if (!ec) cursor = std::move(c);
+    if (!ec) cursor = origin::SerializeJson(c);
   }
   uint64_t scanned = job.documents_scanned;
   uint64_t cache_errors = job.cache_errors;
   const size_t page_size = static_cast<size_t>(std::max(1, job.page_size));
   auto typed = cache_.id_types.Known(ns);
-  asio::steady_timer backoff(co_await asio::this_coro::executor);
 
+  if (StopRequested(id)) {
+    Forget(id);
+    co_return;  // the store already says cancelled
+  }
+  // Where the job's time goes, for its completion log line: waiting for upstream pages (the
+  // pipeline's goal is that this is nearly all of it), parsing, cache writes and checkpoints.
+  using SteadyClock = std::chrono::steady_clock;
+  const SteadyClock::time_point started = SteadyClock::now();
+  SteadyClock::duration upstream_wait{}, cache_write{}, parse{}, checkpoint{};
+  std::shared_ptr<PageRead> next = co_await StartRead(ns, page_size, cursor);
   for (;;) {
-    if (stop_requested()) {
-      EndActive(id);
+    SteadyClock::time_point t0 = SteadyClock::now();
+    Result<http::Response> res = co_await AwaitRead(std::move(next));
+    upstream_wait += SteadyClock::now() - t0;
+    next.reset();
+    if (StopRequested(id)) {
+      Forget(id);
       co_return;  // the store already says cancelled
     }
-    json::object q;
-    q["rank_by"] = json::array{"id", "asc"};
-    q["top_k"] = std::min(page_size + 1, kTopKLimit);
-    q["include_attributes"] = true;
-    q["consistency"] = json::object{{"level", "strong"}};
-    if (cursor) q["filters"] = json::array{"id", "Gt", *cursor};
-    std::string body = origin::SerializeJson(q);
-
-    Result<http::Response> res = Status::Unavailable("not sent");
-    for (int attempt = 0; attempt < options_.max_attempts; ++attempt) {
-      if (attempt > 0) {
-        backoff.expires_after(options_.retry_base * (1 << (attempt - 1)));
-        co_await backoff.async_wait(asio::as_tuple(asio::use_awaitable));
-      }
-      res = co_await Send(http::Verb::post, "/v2/namespaces/" + ns + "/query", body);
-      if (res.ok() && !Transient(res->result_int())) break;
-    }
+    std::string failure;
     if (!res.ok()) {
-      finish(JobStatus::kFailed, "upstream page read failed: " + res.status().message(),
-             std::nullopt);
+      failure = "upstream page read failed: " + res.status().message();
+    } else if (res->result_int() == 404) {
+      failure = "namespace '" + ns + "' was not found upstream";
+    } else if (res->result_int() / 100 != 2) {
+      failure = "upstream page read failed with status " + std::to_string(res->result_int()) +
+                ": " + res->body().substr(0, 300);
+    }
+    if (!failure.empty()) {
+      co_await End(id, JobStatus::kFailed, std::move(failure), std::nullopt);
       co_return;
     }
-    if (res->result_int() == 404) {
-      finish(JobStatus::kFailed, "namespace '" + ns + "' was not found upstream", std::nullopt);
+
+    // Read page N+1 while page N is parsed, written and checkpointed: a look at page N gives
+    // its last id (the next cursor) before the parse does.
+    auto has_more = [&](size_t returned) {
+      return returned > page_size || (page_size >= kTopKLimit && returned == kTopKLimit);
+    };
+    t0 = SteadyClock::now();
+    std::optional<WarmPagePeek> peek = co_await http::OffLoop(
+        *page_thread_, [&] { return PeekWarmPage(res->body(), page_size - 1); });
+    if (peek && peek->id_json && has_more(peek->returned)) {
+      next = co_await StartRead(ns, page_size, peek->id_json);
+    }
+
+    // Parse (and, once the id type is known, key) the page off the I/O thread.
+    uint64_t unkeyed = 0;
+    CacheBatch batch;
+    Result<WarmPage> page = co_await http::OffLoop(*page_thread_, [&]() -> Result<WarmPage> {
+      Result<WarmPage> p = ParseWarmPage(std::move(res->body()), page_size);
+      if (p.ok() && typed) batch = KeyRows(cache_, ns, *p, typed, &unkeyed);
+      return p;
+    });
+    parse += SteadyClock::now() - t0;
+    if (!page.ok() || (page->taken > 0 && !page->last_id_json)) {
+      Abandon(next);
+      std::string failure = "upstream page read returned an unexpected body";
+      co_await End(id, JobStatus::kFailed, std::move(failure), std::nullopt);
       co_return;
     }
-    if (res->result_int() / 100 != 2) {
-      finish(JobStatus::kFailed,
-             "upstream page read failed with status " + std::to_string(res->result_int()) + ": " +
-                 res->body().substr(0, 300),
-             std::nullopt);
-      co_return;
+    const bool more = has_more(page->returned);
+    if (page->taken > 0) cursor = std::move(page->last_id_json);
+    if (next && (!more || cursor != peek->id_json)) {  // the parse has the last word
+      Abandon(next);
+      next.reset();
     }
-    boost::system::error_code ec;
-    json::value page = json::parse(res->body(), ec);
-    const json::value* rows = ec || !page.is_object() ? nullptr : page.as_object().if_contains("rows");
-    if (!rows || !rows->is_array()) {
-      finish(JobStatus::kFailed, "upstream page read returned an unexpected body", std::nullopt);
-      co_return;
-    }
-    const auto& arr = rows->as_array();
-    const size_t take = std::min(arr.size(), page_size);
-    // The namespace's id type follows from the ids themselves, or from its schema.
-    if (!typed && take > 0) {
-      const auto* first = arr[0].is_object() ? arr[0].as_object().if_contains("id") : nullptr;
-      if (first && first->is_number()) {
-        typed = cache::IdType::kU64;
-      } else if (first && first->is_string() && !cache::DocId::Uuid(first->as_string()).ok()) {
-        typed = cache::IdType::kString;
-      } else {
-        typed = co_await ReadIdType(ns);
-      }
+    if (more && !next) next = co_await StartRead(ns, page_size, cursor);
+
+    if (!typed && !page->rows.empty()) {
+      // The namespace's id type follows from the ids themselves, or from its schema.
+      typed = IdTypeFromFirstRow(*page);
+      if (!typed) typed = co_await ReadIdType(ns);
       if (typed) cache_.id_types.Learn(ns, *typed);
+      batch = co_await http::OffLoop(*page_thread_,
+                                     [&] { return KeyRows(cache_, ns, *page, typed, &unkeyed); });
     }
-    std::vector<std::pair<cache::DocId, cache::CachedDoc>> docs;
-    for (size_t i = 0; i < take; ++i) {
-      if (!arr[i].is_object()) continue;
-      const auto& row = arr[i].as_object();
-      const auto* idv = row.if_contains("id");
-      if (!idv) continue;
-      auto doc_id = gateway::CacheIdFromJson(*idv, typed);
-      auto fetched = gateway::RowForCache(row);
-      if (!doc_id || !fetched) {
-        ++cache_errors;  // a row the cache cannot key is a row not warmed
-        continue;
-      }
-      if (cache_.pending.Blocks(ns, *doc_id)) continue;
-      cache::CachedDoc doc;
-      doc.attributes_json = std::move(fetched->attributes_json);
-      doc.upserted_at = fetched->stamp;
-      docs.emplace_back(std::move(*doc_id), std::move(doc));
-    }
-    if (!docs.empty()) {
-      size_t n = docs.size();
-      auto put = co_await cache_.guard->PutIfNewerBatch(ns, std::move(docs));
+    cache_errors += unkeyed;  // a row the cache cannot key is a row not warmed
+    if (!batch.empty()) {
+      const size_t n = batch.size();
+      t0 = SteadyClock::now();
+      auto put =
+          co_await cache_.guard->PutIfNewerBatch(ns, std::move(batch), cache::CacheLane::kBulk);
+      cache_write += SteadyClock::now() - t0;
       if (!put.ok()) {
         if (cache_.guard->breaker_state() != cache::BreakerState::kClosed) {
-          finish(JobStatus::kFailed, "cache_cold: the cache became unavailable: " +
-                                         put.status().message(),
-                 std::nullopt);
+          Abandon(next);
+          std::string failure =
+              "cache_cold: the cache became unavailable: " + put.status().message();
+          co_await End(id, JobStatus::kFailed, std::move(failure), std::nullopt);
           co_return;
         }
         cache_errors += n;
       }
     }
-    scanned += take;
-    if (take > 0) cursor = arr[take - 1].as_object().at("id");
+    // Only now, with page N in the cache, may a checkpoint claim it.
+    scanned += page->taken;
     WarmJobCheckpoint cp;
-    if (cursor) cp.cursor = origin::SerializeJson(*cursor);
+    cp.cursor = cursor;
     cp.documents_scanned = scanned;
     cp.cache_errors = cache_errors;
     cp.progress = approx_rows > 0 ? std::min(0.999, double(scanned) / double(approx_rows)) : 0.0;
-    Status st = store_.Checkpoint(id, options_.owner, cp);
-    if (!st.ok()) {  // cancelled, or the lease was lost to another replica
-      EndActive(id);
+    t0 = SteadyClock::now();
+    Status st = co_await Blocking([&] { return store_.Checkpoint(id, options_.owner, cp); });
+    checkpoint += SteadyClock::now() - t0;
+    if (!st.ok() || StopRequested(id)) {  // cancelled, or the lease was lost to another replica
+      Abandon(next);
+      Forget(id);
       co_return;
     }
-    const bool more = arr.size() > page_size || (page_size >= kTopKLimit && arr.size() == kTopKLimit);
     if (!more) break;
   }
 
   if (start_wm) {
-    Status st = co_await cache_.guard->PutNamespaceRecord(ns, std::string(gateway::kWarmedThroughRecord),
-                                                          std::to_string(*start_wm));
+    Status st = co_await cache_.guard->PutNamespaceRecord(
+        ns, std::string(gateway::kWarmedThroughRecord), std::to_string(*start_wm));
     if (!st.ok()) spdlog::warn("warm job {}: recording cache_warmed_through failed", id);
   }
-  finish(JobStatus::kCompleted, std::nullopt, start_wm);
-  spdlog::info("warm job {} of '{}' completed: {} documents", id, ns, scanned);
+  co_await End(id, JobStatus::kCompleted, std::string(), start_wm);
+  auto secs = [](SteadyClock::duration d) { return std::chrono::duration<double>(d).count(); };
+  spdlog::info(
+      "warm job {} of '{}' completed: {} documents in {:.2f} s ({:.2f} s waiting for "
+      "upstream pages, {:.2f} s parsing, {:.2f} s writing the cache, {:.2f} s "
+      "checkpointing)",
+      id, ns, scanned, secs(SteadyClock::now() - started), secs(upstream_wait), secs(parse),
+      secs(cache_write), secs(checkpoint));
 }
 
 }  // namespace layer::jobs

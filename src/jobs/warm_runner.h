@@ -9,9 +9,22 @@
 // counted in `cache_errors`. On success: status completed, progress 1, `stable_as_of` = the stable
 // watermark captured at the start, and the namespace's `cache_warmed_through` record moves to it.
 //
+// Pipelining: as soon as page N is parsed (its last id is the next cursor), the read of page N+1
+// starts, and runs while page N is written to the cache and checkpointed. At most one page is read
+// ahead. Checkpoint order: page N is checkpointed only after its cache write returned, so a
+// checkpoint never claims a page whose documents are not in the cache. A read ahead whose job then
+// stops (cancelled, failed, lease lost) is abandoned: its answer is dropped unread, and a failure
+// of it is reported only after every earlier page has been written and checkpointed.
+//
+// Threads: page reads run on the job's IoPool thread (the upstream client lives there). Page
+// parsing and keying (CPU) run on the runner's page thread, cache writes on the cache guard's
+// bulk lane (so fetches never queue behind them), and every job-store call (local transactions
+// that may fsync) on the runner's store thread. An I/O thread only orchestrates and keeps serving
+// requests during a warm. Rows are sliced from the page, never re-serialised (jobs/warm_page.h);
+// a page's rows go to the cache in one batch.
+//
 // Durability: the job store holds every checkpoint, so a gateway killed mid-warm resumes the job
-// from its last cursor when it starts again (ResumeAll). Jobs run on the IoPool; job-store calls
-// are short local transactions made from the job's coroutine. Thread-safe.
+// from its last cursor when it starts again (ResumeAll). Thread-safe.
 #pragma once
 
 #include <atomic>
@@ -24,6 +37,7 @@
 
 #include "gateway/cache_context.h"
 #include "http/io_pool.h"
+#include "http/off_loop.h"
 #include "http/upstream.h"
 #include "jobs/job_store.h"
 
@@ -41,9 +55,13 @@ class WarmRunner {
  public:
   WarmRunner(http::IoPool& pool, JobStore& store, http::Upstream& upstream,
              gateway::CacheContext& cache, WarmRunnerOptions options);
+  ~WarmRunner();
 
   // Runs `job` in the background (it must be running and owned by this runner's owner).
   void Start(WarmJob job);
+  // Creates a warm job of `ns` with the default page size and runs it, unless one is running
+  // already. Returns at once: the job-store call happens on the store thread.
+  void CreateAndStart(std::string ns);
   // Claims every running job of the store (a restarted embedded gateway) and runs it. With
   // `cache_was_reset`, what those jobs had cached is gone, so they start paging over.
   Status ResumeAll(bool cache_was_reset);
@@ -56,10 +74,30 @@ class WarmRunner {
 
   const WarmRunnerOptions& options() const { return options_; }
 
+  // Runs `fn` (a job-store call) on the runner's store thread and resumes the caller on its own
+  // executor: route handlers use it to keep job-store calls off the I/O threads.
+  template <typename Fn>
+  http::Task<std::invoke_result_t<Fn&>> Blocking(Fn fn) {
+    co_return co_await http::OffLoop(*store_thread_, std::move(fn));
+  }
+
  private:
+  struct PageRead;
+
   http::Task<void> Run(WarmJob job);
-  // Forgets a job that stopped executing here.
-  void EndActive(const std::string& id);
+  // Starts reading the page after `cursor` (with retries) in the background, on this thread.
+  http::Task<std::shared_ptr<PageRead>> StartRead(const std::string& ns, size_t page_size,
+                                                  const std::optional<std::string>& cursor);
+  http::Task<void> ReadPage(std::shared_ptr<PageRead> read, std::string target, std::string body);
+  // The read's outcome: the last attempt's answer or transport error.
+  static http::Task<Result<http::Response>> AwaitRead(std::shared_ptr<PageRead> read);
+  // Stops the read's retries and drops its answer.
+  static void Abandon(const std::shared_ptr<PageRead>& read);
+  // Records the job's end in the store and forgets it. `error` is empty unless the job failed.
+  http::Task<void> End(const std::string& id, JobStatus status, std::string error,
+                       std::optional<uint64_t> stable_as_of);
+  void Forget(const std::string& id);
+  bool StopRequested(const std::string& id) const;
   // Learns the namespace's id type from the upstream schema when the ids alone cannot tell.
   http::Task<std::optional<cache::IdType>> ReadIdType(const std::string& ns);
   // Captures the stable watermark and approximate row count from upstream metadata.
@@ -72,6 +110,12 @@ class WarmRunner {
   http::Upstream& upstream_;
   gateway::CacheContext& cache_;
   const WarmRunnerOptions options_;
+
+  // One thread each (jobs are bound by upstream reads, and the job store serialises its calls
+  // anyway), so a checkpoint's fsync never holds up the next page's parsing. Joined by the
+  // destructor.
+  std::unique_ptr<boost::asio::thread_pool> store_thread_;
+  std::unique_ptr<boost::asio::thread_pool> page_thread_;
 
   mutable std::mutex mu_;  // guards active_ and stop_
   std::map<std::string, std::string> active_;  // job id -> namespace
