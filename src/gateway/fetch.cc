@@ -12,7 +12,7 @@
 #include "gateway/passthrough.h"
 #include "gateway/write_plan.h"
 #include "http/errors.h"
-#include "origin/engine/json_out.h"
+#include "common/json_text.h"
 
 namespace layer::gateway {
 namespace {
@@ -104,7 +104,7 @@ void AppendDocument(std::string* out, const FetchedRow& row, const Projection& p
         }
       }
     }
-    origin::AppendJson(picked, out);
+    AppendJson(picked, out);
   }
   *out += '}';
 }
@@ -150,7 +150,7 @@ http::Task<Result<std::unordered_map<std::string, FetchedRow>>> ReadUpstream(
   auto res = co_await SendUpstream(
       ctx, upstream,
       GatewayRequest(ctx, http::Verb::post, "/v2/namespaces/" + ctx.route.ns + "/query",
-                     origin::SerializeJson(q)));
+                     SerializeJson(q)));
   if (!res.ok()) co_return Status::Unavailable("Turbopuffer fetch failed: " + res.status().message());
   std::unordered_map<std::string, FetchedRow> out;
   if (res->result() == http::Code::not_found) co_return out;  // no such namespace: all missing
@@ -197,7 +197,7 @@ std::optional<FetchedRow> RowForCache(const json::object& row) {
   const json::value* id = row.if_contains("id");
   if (!id) return std::nullopt;
   FetchedRow out;
-  out.id_json = origin::SerializeJson(*id);
+  out.id_json = SerializeJson(*id);
   json::object attrs;
   for (const auto& [k, v] : row) {
     if (k == "id" || k == "vector" || k == "vectors" || k == "$dist" || k == "$score") continue;
@@ -211,7 +211,7 @@ std::optional<FetchedRow> RowForCache(const json::object& row) {
     }
     attrs[k] = v;
   }
-  out.attributes_json = origin::SerializeJson(attrs);
+  out.attributes_json = SerializeJson(attrs);
   return out;
 }
 
@@ -424,7 +424,7 @@ http::Task<http::Response> FetchDocuments(RequestContext& ctx, http::Upstream& u
     } else {
       if (!first_missing) missing += ',';
       first_missing = false;
-      origin::AppendJson(ids_in[i], &missing);
+      AppendJson(ids_in[i], &missing);
     }
   }
   body += missing;

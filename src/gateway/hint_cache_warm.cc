@@ -4,7 +4,7 @@
 
 #include "gateway/passthrough.h"
 #include "http/errors.h"
-#include "origin/engine/json_out.h"
+#include "common/json_text.h"
 #include "snapshots/snapshot.h"
 
 namespace layer::gateway {
@@ -130,7 +130,7 @@ http::Task<http::Response> OrchestrateHintCacheWarm(RequestContext& ctx, http::U
   }
   http::Response res{http::Code::ok, 11};
   res.set(http::Field::content_type, "application/json");
-  res.body() = origin::SerializeJson(out);
+  res.body() = SerializeJson(out);
   co_return res;
 }
 

@@ -6,7 +6,7 @@
 
 #include "gateway/passthrough.h"
 #include "gateway/write_plan.h"
-#include "origin/engine/json_out.h"
+#include "common/json_text.h"
 
 namespace layer::gateway {
 
@@ -41,7 +41,7 @@ std::optional<std::string> HideReservedAttributes(std::string_view query_body) {
     }
   }
   if (!changed) return std::nullopt;
-  return origin::SerializeJson(root);
+  return SerializeJson(root);
 }
 
 http::Task<http::Response> Query(RequestContext& ctx, http::Upstream& upstream,
@@ -93,7 +93,7 @@ std::optional<std::string> StripReservedFromInfo(RouteId route, std::string_view
     target = attrs && attrs->is_object() ? &attrs->as_object() : nullptr;
   }
   if (!target || !EraseReserved(*target)) return std::nullopt;
-  return origin::SerializeJson(root);
+  return SerializeJson(root);
 }
 
 http::Task<http::Response> NamespaceInfo(RequestContext& ctx, http::Upstream& upstream,
@@ -124,7 +124,7 @@ http::Task<http::Response> NamespaceInfo(RequestContext& ctx, http::Upstream& up
                          {"cache_warmed_through",
                           warmed ? json::value(*warmed) : json::value(nullptr)}};
       body.as_object()["layer"] = std::move(layer);
-      sent->body() = origin::SerializeJson(body);
+      sent->body() = SerializeJson(body);
     }
   }
   co_return RelayResponse(ctx, *sent, upstream.base(), public_url);

@@ -11,7 +11,7 @@
 #include "gateway/passthrough.h"
 #include "gateway/write_plan.h"
 #include "http/errors.h"
-#include "origin/engine/json_out.h"
+#include "common/json_text.h"
 
 namespace layer::gateway {
 namespace {
@@ -94,7 +94,7 @@ class Mirror {
         }
       }
       cache::CachedDoc doc;
-      doc.attributes_json = origin::SerializeJson(base);
+      doc.attributes_json = SerializeJson(base);
       doc.upserted_at = stamp_;
       merged.emplace_back(rows[i].id, std::move(doc));
     }

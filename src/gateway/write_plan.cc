@@ -5,7 +5,7 @@
 #include <cstring>
 
 #include "common/base64.h"
-#include "origin/engine/json_out.h"
+#include "common/json_text.h"
 
 namespace layer::gateway {
 namespace {
@@ -104,7 +104,7 @@ struct Planner {
       row[kStampAttribute] = stamp;
       if (id) {
         auto& list = patch ? plan.patches : plan.upserts;
-        list.push_back({std::move(*id), origin::SerializeJson(attrs), std::move(vec)});
+        list.push_back({std::move(*id), SerializeJson(attrs), std::move(vec)});
       }
     }
     return Status::Ok();
@@ -153,7 +153,7 @@ struct Planner {
       }
       if (auto id = Id(ids[r])) {
         auto& list = patch ? plan.patches : plan.upserts;
-        list.push_back({std::move(*id), origin::SerializeJson(attrs), std::move(vec)});
+        list.push_back({std::move(*id), SerializeJson(attrs), std::move(vec)});
       }
     }
     cols[kStampAttribute] = std::move(stamps);
@@ -280,7 +280,7 @@ Result<WritePlan> PlanWrite(std::string_view body, uint64_t stamp, StringIdType 
     plan.has_untyped_ids = false;
     o["return_affected_ids"] = true;
   }
-  plan.upstream_body = origin::SerializeJson(root);
+  plan.upstream_body = SerializeJson(root);
   return std::move(plan);
 }
 
@@ -292,7 +292,7 @@ std::optional<std::string> StripAffectedIds(std::string_view response_body) {
   o.erase("upserted_ids");
   o.erase("patched_ids");
   o.erase("deleted_ids");
-  return origin::SerializeJson(v);
+  return SerializeJson(v);
 }
 
 AffectedIds ParseAffectedIds(std::string_view response_body, StringIdType string_ids) {

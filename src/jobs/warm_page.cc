@@ -8,7 +8,7 @@
 
 #include "gateway/fetch.h"
 #include "gateway/write_plan.h"
-#include "origin/engine/json_out.h"
+#include "common/json_text.h"
 
 namespace layer::jobs {
 namespace {
@@ -260,7 +260,7 @@ Result<WarmPage> ParseSlow(std::string_view body, size_t limit) {
     const auto& obj = arr[i].as_object();
     const auto* id = obj.if_contains("id");
     if (!id) continue;
-    page.last_id_json = origin::SerializeJson(*id);
+    page.last_id_json = SerializeJson(*id);
     auto fetched = gateway::RowForCache(obj);
     if (!fetched) continue;
     WarmRow row;

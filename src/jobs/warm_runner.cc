@@ -19,7 +19,7 @@
 #include "gateway/fetch.h"
 #include "gateway/write_plan.h"
 #include "jobs/warm_page.h"
-#include "origin/engine/json_out.h"
+#include "common/json_text.h"
 
 namespace layer::jobs {
 
@@ -284,7 +284,7 @@ http::Task<void> WarmRunner::Run(WarmJob job) {
   if (job.cursor) {
     boost::system::error_code ec;
     json::value c = json::parse(*job.cursor, ec);
-    if (!ec) cursor = origin::SerializeJson(c);
+    if (!ec) cursor = SerializeJson(c);
   }
   uint64_t scanned = job.documents_scanned;
   uint64_t cache_errors = job.cache_errors;

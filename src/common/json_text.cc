@@ -1,0 +1,168 @@
+#include "common/json_text.h"
+
+#include <charconv>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+
+namespace layer {
+
+namespace json = boost::json;
+namespace {
+
+// True if any of the 8 bytes of `w` is a control character, '"' or '\\' (SWAR: a byte's high
+// bit is set in `(x - 0x01..) & ~x & 0x80..` exactly when that byte of x is zero, and in
+// `(w - 0x20..) & ~w & 0x80..` when that byte of w is below 0x20).
+inline bool NeedsEscape8(uint64_t w) {
+  constexpr uint64_t kOnes = 0x0101010101010101ull;
+  constexpr uint64_t kHigh = 0x8080808080808080ull;
+  uint64_t quote = w ^ (kOnes * '"');
+  uint64_t backslash = w ^ (kOnes * '\\');
+  uint64_t t = ((w - kOnes * 0x20) & ~w) | ((quote - kOnes) & ~quote) |
+               ((backslash - kOnes) & ~backslash);
+  return (t & kHigh) != 0;
+}
+
+// Appends runs of characters that need no escaping in one go, skipping clean 8-byte words:
+// rows are mostly plain text.
+void AppendEscaped(std::string_view s, std::string* out) {
+  out->push_back('"');
+  size_t run = 0;
+  for (size_t i = 0; i < s.size(); ++i) {
+    while (i + 8 <= s.size()) {
+      uint64_t w;
+      std::memcpy(&w, s.data() + i, 8);
+      if (NeedsEscape8(w)) break;
+      i += 8;
+    }
+    if (i >= s.size()) break;
+    auto c = static_cast<unsigned char>(s[i]);
+    if (c >= 0x20 && c != '"' && c != '\\') continue;
+    out->append(s.data() + run, i - run);
+    run = i + 1;
+    switch (c) {
+      case '"':
+        *out += "\\\"";
+        break;
+      case '\\':
+        *out += "\\\\";
+        break;
+      case '\n':
+        *out += "\\n";
+        break;
+      case '\r':
+        *out += "\\r";
+        break;
+      case '\t':
+        *out += "\\t";
+        break;
+      case '\b':
+        *out += "\\b";
+        break;
+      case '\f':
+        *out += "\\f";
+        break;
+      default: {
+        char buf[8];
+        std::snprintf(buf, sizeof(buf), "\\u%04x", c);
+        *out += buf;
+      }
+    }
+  }
+  out->append(s.data() + run, s.size() - run);
+  out->push_back('"');
+}
+
+template <typename Int>
+void AppendInt(Int v, std::string* out) {
+  char buf[24];
+  auto res = std::to_chars(buf, buf + sizeof(buf), v);
+  out->append(buf, res.ptr);
+}
+
+}  // namespace
+
+void AppendDouble(double d, std::string* out) {
+  if (!std::isfinite(d)) {
+    *out += "null";
+    return;
+  }
+  char buf[64];
+  auto res = std::to_chars(buf, buf + sizeof(buf), d);
+  std::string_view text(buf, static_cast<size_t>(res.ptr - buf));
+  out->append(text);
+  if (text.find_first_of(".eE") == std::string_view::npos) *out += ".0";
+}
+
+std::string FormatDouble(double d) {
+  std::string s;
+  AppendDouble(d, &s);
+  return s;
+}
+
+void AppendJsonString(std::string_view s, std::string* out) { AppendEscaped(s, out); }
+void AppendJsonUint(uint64_t v, std::string* out) { AppendInt(v, out); }
+
+double F32AsPrintableDouble(float f) {
+  if (!std::isfinite(f)) return static_cast<double>(f);
+  char buf[64];
+  auto res = std::to_chars(buf, buf + sizeof(buf), f);
+  *res.ptr = '\0';
+  return std::strtod(buf, nullptr);
+}
+
+void AppendJson(const json::value& v, std::string* out) {
+  switch (v.kind()) {
+    case json::kind::null:
+      *out += "null";
+      break;
+    case json::kind::bool_:
+      *out += v.get_bool() ? "true" : "false";
+      break;
+    case json::kind::int64:
+      AppendInt(v.get_int64(), out);
+      break;
+    case json::kind::uint64:
+      AppendInt(v.get_uint64(), out);
+      break;
+    case json::kind::double_:
+      AppendDouble(v.get_double(), out);
+      break;
+    case json::kind::string:
+      AppendEscaped(v.get_string(), out);
+      break;
+    case json::kind::array: {
+      out->push_back('[');
+      bool first = true;
+      for (const auto& e : v.get_array()) {
+        if (!first) out->push_back(',');
+        first = false;
+        AppendJson(e, out);
+      }
+      out->push_back(']');
+      break;
+    }
+    case json::kind::object: {
+      out->push_back('{');
+      bool first = true;
+      for (const auto& kv : v.get_object()) {
+        if (!first) out->push_back(',');
+        first = false;
+        AppendEscaped(kv.key(), out);
+        out->push_back(':');
+        AppendJson(kv.value(), out);
+      }
+      out->push_back('}');
+      break;
+    }
+  }
+}
+
+std::string SerializeJson(const json::value& v) {
+  std::string out;
+  AppendJson(v, &out);
+  return out;
+}
+
+}  // namespace layer

@@ -1,0 +1,32 @@
+// JSON text in serde_json's number format, written straight into a string.
+//
+// Turbopuffer is a Rust service (serde_json + ryu): integers print as integers, floats in
+// shortest round-trip form with a ".0" for integral values, and f32 values (vectors, scores)
+// print in shortest *f32* form ("0.7", not "0.699999988079071"). Boost.JSON's own serializer
+// prints "1.5E0", so every JSON body Layer writes (the local origin's answers, the gateway's
+// rewritten bodies and cached documents) goes through these functions.
+#pragma once
+
+#include <boost/json.hpp>
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+namespace layer {
+
+// Serialises `v` compactly with the number rules above (doubles as f64 shortest).
+std::string SerializeJson(const boost::json::value& v);
+void AppendJson(const boost::json::value& v, std::string* out);
+
+// Shortest f64 text of `d` ("1.0", "0.1", "1e+20"). Non-finite values print as null.
+std::string FormatDouble(double d);
+void AppendDouble(double d, std::string* out);
+// A JSON string literal (quoted, escaped) and an unsigned integer, appended to `out`.
+void AppendJsonString(std::string_view s, std::string* out);
+void AppendJsonUint(uint64_t v, std::string* out);
+
+// The double whose shortest f64 text equals the shortest f32 text of `f`; storing it in a
+// boost::json::value makes SerializeJson print the f32 form.
+double F32AsPrintableDouble(float f);
+
+}  // namespace layer
