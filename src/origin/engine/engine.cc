@@ -340,28 +340,25 @@ class Engine::Router {
   // -- reads --
 
   OriginResponse Query(const std::string& name) {
-    json::value body;
-    size_t bytes = 0;
-    ApiStatus st = ParseBody(req_, &body, &bytes);
-    if (!st.ok()) return Error(st.error());
-    auto ns = e_->Find(name);
-    if (ns == nullptr) return Error(NamespaceNotFound(name));
-    std::shared_lock lock(ns->mu);
-    if (!ns->exists) return Error(NamespaceNotFound(name));
-    if (body.is_object() && body.get_object().contains("queries")) {
-      json::object result;
-      st = RunMultiQuery(body.get_object(), ns->state, &result);
-      if (!st.ok()) return Error(st.error());
-      return Json(200, result);
-    }
+    return ReadNamespace<std::string>(
+        name, [](const json::value& b, const auto& state, std::string* out) {
+          if (b.is_object() && b.get_object().contains("queries")) {
+            return RunMultiQuery(b.get_object(), state, out);
+          }
+          return RunQuery(b, state, QueryEnv{}, out);
+        });
+  }
+
+  static OriginResponse Respond(const json::object& result) { return Json(200, result); }
+  static OriginResponse Respond(std::string&& text) {
     OriginResponse r;
-    st = RunQuery(body, ns->state, QueryEnv{}, &r.body);
-    if (!st.ok()) return Error(st.error());
+    r.body = std::move(text);
     return r;
   }
 
-  // A read of an existing namespace's state under its shared lock: parse the body, then `run`.
-  template <typename Run>
+  // A read of an existing namespace's state under its shared lock: parse the body, then `run`,
+  // which fills an `Out` (a json::object, or the response's JSON text).
+  template <typename Out, typename Run>
   OriginResponse ReadNamespace(const std::string& name, Run run) {
     json::value body;
     size_t bytes = 0;
@@ -371,20 +368,22 @@ class Engine::Router {
     if (ns == nullptr) return Error(NamespaceNotFound(name));
     std::shared_lock lock(ns->mu);
     if (!ns->exists) return Error(NamespaceNotFound(name));
-    json::object result;
+    Out result;
     st = run(body, ns->state, &result);
     if (!st.ok()) return Error(st.error());
-    return Json(200, result);
+    return Respond(std::move(result));
   }
 
   OriginResponse Explain(const std::string& name) {
-    return ReadNamespace(name, [](const json::value& b, const auto& state, json::object* out) {
+    return ReadNamespace<json::object>(
+        name, [](const json::value& b, const auto& state, json::object* out) {
       return ExplainQuery(b, state, out);
     });
   }
 
   OriginResponse Recall(const std::string& name) {
-    return ReadNamespace(name, [](const json::value& b, const auto& state, json::object* out) {
+    return ReadNamespace<json::object>(
+        name, [](const json::value& b, const auto& state, json::object* out) {
       return RunRecall(b, state, out);
     });
   }

@@ -15,7 +15,7 @@ ApiStatus RunQuery(const json::value& body, const NamespaceState& state, const Q
 }
 
 ApiStatus RunMultiQuery(const json::object& body, const NamespaceState& state,
-                        json::object* result) {
+                        std::string* result) {
   const auto& queries = body.at("queries");
   if (!queries.is_array()) {
     return Unprocessable("invalid type: " + SerdeUnexpected(queries) + ", expected a sequence");
@@ -111,9 +111,11 @@ ApiStatus RunMultiQuery(const json::object& body, const NamespaceState& state,
     }
     results = json::array{json::object{{"rows", std::move(rows)}}};
   }
-  (*result)["results"] = std::move(results);
-  (*result)["billing"] = QueryBilling(returned);
-  (*result)["performance"] = QueryPerformance(state, state.docs.size());
+  json::object out;
+  out["results"] = std::move(results);
+  out["billing"] = QueryBilling(returned);
+  out["performance"] = QueryPerformance(state, state.docs.size());
+  AppendJson(out, result);
   return {};
 }
 

@@ -21,9 +21,10 @@ struct QueryEnv {
 ApiStatus RunQuery(const json::value& body, const NamespaceState& state, const QueryEnv& env,
                    std::string* result);
 
-// A multi-query body (has "queries") → {"results": [...], "billing", "performance"}.
+// A multi-query body (has "queries") → {"results": [...], "billing", "performance"}, as the
+// response's JSON text.
 ApiStatus RunMultiQuery(const json::object& body, const NamespaceState& state,
-                        json::object* result);
+                        std::string* result);
 
 // POST /v2/namespaces/{ns}/explain_query → {"plan_text": "..."} (validates like a query).
 ApiStatus ExplainQuery(const json::value& body, const NamespaceState& state, json::object* result);
