@@ -477,8 +477,14 @@ int main(int argc, char** argv) {
     c0 = hit_counts;
     hit_rc0 = hit.reconnects;
     double bench0 = ProcCpuSeconds("/proc/self/stat");
+    auto fallbacks = [&] {
+      auto m = HttpGet(gateway.port(), "/metrics");
+      return m ? MetricValue(*m, "layer_cache_try_get_fallbacks_total") : 0.0;
+    };
+    double fb0 = fallbacks();
     auto lp = run.Abba(hit, health, o.latency_seconds, true, r.rate);
     double bench_cpu = ProcCpuSeconds("/proc/self/stat") - bench0;
+    double fb = fallbacks() - fb0;
     r.lat = summarize(lp.a);
     r.health_lat = summarize(lp.b);
     std::string_view m = label == "idle" ? "latency" : "latency_under_writes";
@@ -491,6 +497,7 @@ int main(int argc, char** argv) {
         .Num("bench_cpu_us_per_req_both",
              bench_cpu * 1e6 / std::max<double>(1, static_cast<double>(lp.a.ok + lp.b.ok)))
         .Int("reconnects", static_cast<int64_t>(hit.reconnects - hit_rc0))
+        .Int("try_get_fallbacks", static_cast<int64_t>(fb))
         .Raw("x_layer_cache", (hit_counts - c0).Json())
         .Print();
     Line(m, "health")
