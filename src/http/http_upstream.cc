@@ -17,6 +17,7 @@
 #include <openssl/ssl.h>
 
 #include <cassert>
+#include <cstring>
 #include <vector>
 
 #include "common/metrics.h"
@@ -49,6 +50,15 @@ struct Connection {
     return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
   }
 };
+
+using Parser = bhttp::response_parser<bhttp::string_body>;
+
+// Bodies from this size on are read by RoundTripOn's direct path.
+constexpr uint64_t kDirectBodyBytes = 64 << 10;
+constexpr size_t kBodyLowWater = 256 << 10;
+// Capacity left past a directly read body, so a parser that reads in wide blocks past the end
+// (simdjson needs 64 bytes) can use the string as it is instead of copying it.
+constexpr size_t kBodySlack = 64;
 
 struct Shard {
   std::vector<std::unique_ptr<Connection>> idle;  // newest at the back; touched by one thread
@@ -115,7 +125,7 @@ class HttpUpstream final : public Upstream {
         conn = std::move(*c);
         metrics_.opened.Inc();
       }
-      bhttp::response_parser<bhttp::string_body> parser;
+      Parser parser;
       parser.body_limit(opts_.max_response_bytes);
       parser.header_limit(1 << 20);
       if (head) parser.skip(true);
@@ -202,18 +212,53 @@ class HttpUpstream final : public Upstream {
     co_return conn;
   }
 
-  Task<beast::error_code> RoundTrip(Connection& c, const Request& req,
-                                    bhttp::response_parser<bhttp::string_body>& parser) {
-    if (c.tls) {
-      auto [wec, wn] = co_await bhttp::async_write(*c.tls, req, kTuple);
-      if (wec) co_return wec;
-      auto [rec, rn] = co_await bhttp::async_read(*c.tls, c.buffer, parser, kTuple);
+  Task<beast::error_code> RoundTrip(Connection& c, const Request& req, Parser& parser) {
+    if (c.tls) co_return co_await RoundTripOn(*c.tls, c, req, parser);
+    co_return co_await RoundTripOn(*c.tcp, c, req, parser);
+  }
+
+  // Writes the request and reads the answer. A large body of announced length skips the
+  // parser's copy: it is read straight into its final string, and over plain TCP the socket's
+  // receive low-water mark is raised meanwhile, so the thread wakes once per kBodyLowWater bytes
+  // instead of once per segment that arrived.
+  template <typename Stream>
+  Task<beast::error_code> RoundTripOn(Stream& s, Connection& c, const Request& req,
+                                      Parser& parser) {
+    auto [wec, wn] = co_await bhttp::async_write(s, req, kTuple);
+    if (wec) co_return wec;
+    auto [hec, hn] = co_await bhttp::async_read_header(s, c.buffer, parser, kTuple);
+    if (hec || parser.is_done()) co_return hec;
+    auto length = parser.content_length();  // boost::optional
+    if (!length || parser.chunked() || *length < kDirectBodyBytes) {
+      auto [rec, rn] = co_await bhttp::async_read(s, c.buffer, parser, kTuple);
       co_return rec;
     }
-    auto [wec, wn] = co_await bhttp::async_write(*c.tcp, req, kTuple);
-    if (wec) co_return wec;
-    auto [rec, rn] = co_await bhttp::async_read(*c.tcp, c.buffer, parser, kTuple);
-    co_return rec;
+    std::string& body = parser.get().body();
+    body.reserve(static_cast<size_t>(*length) + kBodySlack);
+    body.resize(static_cast<size_t>(*length));
+    size_t got = std::min(body.size(), c.buffer.size());
+    std::memcpy(body.data(), c.buffer.data().data(), got);
+    c.buffer.consume(got);
+    int fd = c.lowest().socket().native_handle();
+    int lowat = 1;
+    auto set_lowat = [&](int want) {
+      if (want == lowat || c.tls) return;
+      if (::setsockopt(fd, SOL_SOCKET, SO_RCVLOWAT, &want, sizeof want) == 0) lowat = want;
+    };
+    beast::error_code ec;
+    while (got < body.size()) {
+      // Never above what is still to come, or the last read would wait for bytes never sent.
+      set_lowat(static_cast<int>(std::min<size_t>(body.size() - got, kBodyLowWater)));
+      auto [rec, n] = co_await s.async_read_some(
+          asio::buffer(body.data() + got, body.size() - got), kTuple);
+      got += n;
+      if (rec) {
+        ec = rec == asio::error::eof ? beast::error_code(bhttp::error::partial_message) : rec;
+        break;
+      }
+    }
+    set_lowat(1);
+    co_return ec;
   }
 
   IoPool& pool_;

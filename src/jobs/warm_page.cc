@@ -139,12 +139,14 @@ bool SliceAfter(od::value& v, const char* start, std::string_view* out) {
 enum class RowResult { kOk, kSkip, kFail };
 
 // One row of the page: an object with an id becomes `row`; anything else is skipped.
-RowResult SliceRow(od::value row_v, WarmRow* row, std::optional<std::string>* id_json) {
+RowResult SliceRow(od::value row_v, size_t size_hint, WarmRow* row,
+                   std::optional<std::string>* id_json) {
   id_json->reset();
   od::object obj;
   if (row_v.get_object().get(obj)) return RowResult::kSkip;  // not an object: not a document
   bool has_id = false;
   std::string& attrs = row->attributes_json;
+  attrs.reserve(size_hint);  // the previous row's size: rows of a page tend to be alike
   attrs.assign(1, '{');
   for (auto field_r : obj) {
     od::field field;
@@ -220,18 +222,21 @@ std::optional<WarmPage> ParseFast(std::string& body, size_t limit) {
   od::array rows;
   if (!OpenRows(body, &doc, &rows)) return std::nullopt;
   WarmPage page;
+  page.rows.reserve(std::min<size_t>(limit, 10000));
   std::optional<std::string> id_json;
+  size_t size_hint = 0;
   for (auto row_r : rows) {
     od::value row_v;
     if (std::move(row_r).get(row_v)) return std::nullopt;
     if (page.returned++ >= limit) continue;  // counted, skipped unread
     WarmRow row;
-    switch (SliceRow(row_v, &row, &id_json)) {
+    switch (SliceRow(row_v, size_hint, &row, &id_json)) {
       case RowResult::kFail:
         return std::nullopt;
       case RowResult::kSkip:
         break;
       case RowResult::kOk:
+        size_hint = row.attributes_json.size() + 64;
         page.rows.push_back(std::move(row));
         break;
     }

@@ -26,6 +26,8 @@ namespace layer::jobs {
 namespace asio = boost::asio;
 namespace json = boost::json;
 
+using SteadyClock = std::chrono::steady_clock;
+
 namespace {
 
 constexpr size_t kTopKLimit = 10000;
@@ -57,8 +59,6 @@ std::optional<cache::IdType> IdTypeFromFirstRow(const WarmPage& page) {
   }
   return std::nullopt;
 }
-
-using CacheBatch = std::vector<std::pair<cache::DocId, cache::CachedDoc>>;
 
 // Keys the page's rows for the cache. A row the cache cannot key counts in `*unkeyed` (a row not
 // warmed); a row a pending invalidation blocks is left out.
@@ -96,6 +96,21 @@ struct WarmRunner::PageRead {
   asio::steady_timer done;     // cancelled when `result` is set, to wake AwaitRead
   asio::steady_timer backoff;  // between attempts
   bool abandoned = false;
+};
+
+// One page's cache write and checkpoint in flight. Touched only on the job's executor.
+struct WarmRunner::PageWrite {
+  explicit PageWrite(const asio::any_io_executor& ex)
+      : done(ex, asio::steady_timer::time_point::max()) {}
+  WriteOutcome outcome;
+  bool finished = false;  // the write and checkpoint are over
+  asio::steady_timer done;  // cancelled when `finished` is set, to wake AwaitWrite
+};
+
+// A job's running totals, advanced by its page writes in page order.
+struct WarmRunner::JobProgress {
+  uint64_t scanned = 0, cache_errors = 0, approx_rows = 0;
+  SteadyClock::duration cache_write{}, checkpoint{};
 };
 
 WarmRunner::WarmRunner(http::IoPool& pool, JobStore& store, http::Upstream& upstream,
@@ -286,8 +301,10 @@ http::Task<void> WarmRunner::Run(WarmJob job) {
     json::value c = json::parse(*job.cursor, ec);
     if (!ec) cursor = SerializeJson(c);
   }
-  uint64_t scanned = job.documents_scanned;
-  uint64_t cache_errors = job.cache_errors;
+  auto progress = std::make_shared<JobProgress>();
+  progress->scanned = job.documents_scanned;
+  progress->cache_errors = job.cache_errors;
+  progress->approx_rows = approx_rows;
   const size_t page_size = static_cast<size_t>(std::max(1, job.page_size));
   auto typed = cache_.id_types.Known(ns);
 
@@ -297,18 +314,35 @@ http::Task<void> WarmRunner::Run(WarmJob job) {
   }
   // Where the job's time goes, for its completion log line: waiting for upstream pages (the
   // pipeline's goal is that this is nearly all of it), parsing, cache writes and checkpoints.
-  using SteadyClock = std::chrono::steady_clock;
   const SteadyClock::time_point started = SteadyClock::now();
-  SteadyClock::duration upstream_wait{}, cache_write{}, parse{}, checkpoint{};
+  SteadyClock::duration upstream_wait{}, parse{};
   std::shared_ptr<PageRead> next = co_await StartRead(ns, page_size, cursor);
+  const asio::any_io_executor ex = co_await asio::this_coro::executor;
+  std::shared_ptr<PageWrite> writing;  // the previous page's write and checkpoint
+  // Ends the job early: the read ahead is dropped, the page being written finishes first (its
+  // own verdict wins: a cache that went cold, a stop), then the job fails with `failure` or,
+  // when that is empty, just stops.
+  auto finish_early = [&](std::string failure) -> http::Task<void> {
+    Abandon(next);
+    if (writing) {
+      WriteOutcome w = co_await AwaitWrite(std::move(writing));
+      if (!w.failure.empty()) failure = std::move(w.failure);
+      if (w.stop && w.failure.empty()) failure.clear();
+    }
+    if (failure.empty()) {
+      Forget(id);
+    } else {
+      co_await End(id, JobStatus::kFailed, std::move(failure), std::nullopt);
+    }
+  };
   for (;;) {
     SteadyClock::time_point t0 = SteadyClock::now();
     Result<http::Response> res = co_await AwaitRead(std::move(next));
     upstream_wait += SteadyClock::now() - t0;
     next.reset();
     if (StopRequested(id)) {
-      Forget(id);
-      co_return;  // the store already says cancelled
+      co_await finish_early(std::string());  // the store already says cancelled
+      co_return;
     }
     std::string failure;
     if (!res.ok()) {
@@ -320,7 +354,7 @@ http::Task<void> WarmRunner::Run(WarmJob job) {
                 ": " + res->body().substr(0, 300);
     }
     if (!failure.empty()) {
-      co_await End(id, JobStatus::kFailed, std::move(failure), std::nullopt);
+      co_await finish_early(std::move(failure));
       co_return;
     }
 
@@ -336,7 +370,8 @@ http::Task<void> WarmRunner::Run(WarmJob job) {
       next = co_await StartRead(ns, page_size, peek->id_json);
     }
 
-    // Parse (and, once the id type is known, key) the page off the I/O thread.
+    // Parse (and, once the id type is known, key) the page off the I/O thread, while the
+    // previous page is still being written.
     uint64_t unkeyed = 0;
     CacheBatch batch;
     Result<WarmPage> page = co_await http::OffLoop(*page_thread_, [&]() -> Result<WarmPage> {
@@ -346,9 +381,7 @@ http::Task<void> WarmRunner::Run(WarmJob job) {
     });
     parse += SteadyClock::now() - t0;
     if (!page.ok() || (page->taken > 0 && !page->last_id_json)) {
-      Abandon(next);
-      std::string failure = "upstream page read returned an unexpected body";
-      co_await End(id, JobStatus::kFailed, std::move(failure), std::nullopt);
+      co_await finish_early("upstream page read returned an unexpected body");
       co_return;
     }
     const bool more = has_more(page->returned);
@@ -367,40 +400,26 @@ http::Task<void> WarmRunner::Run(WarmJob job) {
       batch = co_await http::OffLoop(*page_thread_,
                                      [&] { return KeyRows(cache_, ns, *page, typed, &unkeyed); });
     }
-    cache_errors += unkeyed;  // a row the cache cannot key is a row not warmed
-    if (!batch.empty()) {
-      const size_t n = batch.size();
-      t0 = SteadyClock::now();
-      auto put =
-          co_await cache_.guard->PutIfNewerBatch(ns, std::move(batch), cache::CacheLane::kBulk);
-      cache_write += SteadyClock::now() - t0;
-      if (!put.ok()) {
-        if (cache_.guard->breaker_state() != cache::BreakerState::kClosed) {
-          Abandon(next);
-          std::string failure =
-              "cache_cold: the cache became unavailable: " + put.status().message();
-          co_await End(id, JobStatus::kFailed, std::move(failure), std::nullopt);
-          co_return;
-        }
-        cache_errors += n;
+
+    // Pages are written and checkpointed in order: page N's write starts once page N-1's
+    // checkpoint is stored.
+    if (writing) {
+      WriteOutcome w = co_await AwaitWrite(std::move(writing));
+      if (!w.failure.empty() || w.stop) {
+        co_await finish_early(std::move(w.failure));
+        co_return;
       }
     }
-    // Only now, with page N in the cache, may a checkpoint claim it.
-    scanned += page->taken;
-    WarmJobCheckpoint cp;
-    cp.cursor = cursor;
-    cp.documents_scanned = scanned;
-    cp.cache_errors = cache_errors;
-    cp.progress = approx_rows > 0 ? std::min(0.999, double(scanned) / double(approx_rows)) : 0.0;
-    t0 = SteadyClock::now();
-    Status st = co_await Blocking([&] { return store_.Checkpoint(id, options_.owner, cp); });
-    checkpoint += SteadyClock::now() - t0;
-    if (!st.ok() || StopRequested(id)) {  // cancelled, or the lease was lost to another replica
-      Abandon(next);
-      Forget(id);
-      co_return;
-    }
+    writing = std::make_shared<PageWrite>(ex);
+    asio::co_spawn(ex,
+                   WritePage(writing, progress, id, ns, std::move(batch), page->taken, unkeyed,
+                             cursor),
+                   asio::detached);
     if (!more) break;
+  }
+  if (WriteOutcome w = co_await AwaitWrite(std::move(writing)); !w.failure.empty() || w.stop) {
+    co_await finish_early(std::move(w.failure));
+    co_return;
   }
 
   if (start_wm) {
@@ -414,8 +433,52 @@ http::Task<void> WarmRunner::Run(WarmJob job) {
       "warm job {} of '{}' completed: {} documents in {:.2f} s ({:.2f} s waiting for "
       "upstream pages, {:.2f} s parsing, {:.2f} s writing the cache, {:.2f} s "
       "checkpointing)",
-      id, ns, scanned, secs(SteadyClock::now() - started), secs(upstream_wait), secs(parse),
-      secs(cache_write), secs(checkpoint));
+      id, ns, progress->scanned, secs(SteadyClock::now() - started), secs(upstream_wait),
+      secs(parse), secs(progress->cache_write), secs(progress->checkpoint));
+}
+
+http::Task<void> WarmRunner::WritePage(std::shared_ptr<PageWrite> w,
+                                       std::shared_ptr<JobProgress> progress, std::string id,
+                                       std::string ns, CacheBatch batch, uint64_t taken,
+                                       uint64_t unkeyed, std::optional<std::string> cursor) {
+  progress->cache_errors += unkeyed;  // a row the cache cannot key is a row not warmed
+  if (!batch.empty()) {
+    const size_t n = batch.size();
+    SteadyClock::time_point t0 = SteadyClock::now();
+    auto put =
+        co_await cache_.guard->PutIfNewerBatch(ns, std::move(batch), cache::CacheLane::kBulk);
+    progress->cache_write += SteadyClock::now() - t0;
+    if (!put.ok()) {
+      if (cache_.guard->breaker_state() != cache::BreakerState::kClosed) {
+        w->outcome.failure = "cache_cold: the cache became unavailable: " + put.status().message();
+        w->finished = true;
+        w->done.cancel();
+        co_return;
+      }
+      progress->cache_errors += n;
+    }
+  }
+  // Only now, with the page in the cache, may a checkpoint claim it.
+  progress->scanned += taken;
+  WarmJobCheckpoint cp;
+  cp.cursor = std::move(cursor);
+  cp.documents_scanned = progress->scanned;
+  cp.cache_errors = progress->cache_errors;
+  cp.progress = progress->approx_rows > 0
+                    ? std::min(0.999, double(progress->scanned) / double(progress->approx_rows))
+                    : 0.0;
+  SteadyClock::time_point t0 = SteadyClock::now();
+  Status st = co_await Blocking([&] { return store_.Checkpoint(id, options_.owner, cp); });
+  progress->checkpoint += SteadyClock::now() - t0;
+  // Cancelled, or the lease was lost to another replica.
+  w->outcome.stop = !st.ok() || StopRequested(id);
+  w->finished = true;
+  w->done.cancel();
+}
+
+http::Task<WarmRunner::WriteOutcome> WarmRunner::AwaitWrite(std::shared_ptr<PageWrite> w) {
+  if (!w->finished) co_await w->done.async_wait(asio::as_tuple(asio::use_awaitable));
+  co_return w->outcome;
 }
 
 }  // namespace layer::jobs

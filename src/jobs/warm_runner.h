@@ -9,10 +9,12 @@
 // counted in `cache_errors`. On success: status completed, progress 1, `stable_as_of` = the stable
 // watermark captured at the start, and the namespace's `cache_warmed_through` record moves to it.
 //
-// Pipelining: as soon as page N is parsed (its last id is the next cursor), the read of page N+1
-// starts, and runs while page N is written to the cache and checkpointed. At most one page is read
-// ahead. Checkpoint order: page N is checkpointed only after its cache write returned, so a
-// checkpoint never claims a page whose documents are not in the cache. A read ahead whose job then
+// Pipelining: as soon as a look at page N gives its last id (the next cursor), the read of page
+// N+1 starts; page N is then parsed while page N-1 is still being written to the cache and
+// checkpointed, so reading, parsing and writing overlap. At most one page is read ahead and one
+// written behind. Order: page N's write starts after page N-1's checkpoint is stored, and page N
+// is checkpointed only after its cache write returned, so a checkpoint never claims a page whose
+// documents are not in the cache. A read ahead whose job then
 // stops (cancelled, failed, lease lost) is abandoned: its answer is dropped unread, and a failure
 // of it is reported only after every earlier page has been written and checkpointed.
 //
@@ -42,6 +44,9 @@
 #include "jobs/job_store.h"
 
 namespace layer::jobs {
+
+// A page's rows keyed for the cache, in page order.
+using CacheBatch = std::vector<std::pair<cache::DocId, cache::CachedDoc>>;
 
 struct WarmRunnerOptions {
   std::string owner;                   // this process's identity in job leases
@@ -83,6 +88,12 @@ class WarmRunner {
 
  private:
   struct PageRead;
+  struct PageWrite;
+  struct WriteOutcome {
+    std::string failure;  // set: the job fails with this error (the cache went cold)
+    bool stop = false;    // the checkpoint was refused or a stop was requested: the job ends
+  };
+  struct JobProgress;
 
   http::Task<void> Run(WarmJob job);
   // Starts reading the page after `cursor` (with retries) in the background, on this thread.
@@ -93,6 +104,13 @@ class WarmRunner {
   static http::Task<Result<http::Response>> AwaitRead(std::shared_ptr<PageRead> read);
   // Stops the read's retries and drops its answer.
   static void Abandon(const std::shared_ptr<PageRead>& read);
+  // Writes a page's rows to the cache, then checkpoints the job past it (`cursor`, the page's
+  // `taken` rows and `unkeyed` rows not warmed added to `progress`), and reports into `w`.
+  http::Task<void> WritePage(std::shared_ptr<PageWrite> w, std::shared_ptr<JobProgress> progress,
+                             std::string id, std::string ns, CacheBatch batch, uint64_t taken,
+                             uint64_t unkeyed, std::optional<std::string> cursor);
+  // The write's outcome, once it is over.
+  static http::Task<WriteOutcome> AwaitWrite(std::shared_ptr<PageWrite> w);
   // Records the job's end in the store and forgets it. `error` is empty unless the job failed.
   http::Task<void> End(const std::string& id, JobStatus status, std::string error,
                        std::optional<uint64_t> stable_as_of);

@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstring>
 #include <filesystem>
 #include <functional>
 #include <limits>
@@ -35,6 +36,7 @@ constexpr char kRecordTag = 'R';
 constexpr uint8_t kVectorTagBit = 0x80;
 constexpr uint8_t kFlagTombstone = 0x01;
 constexpr size_t kValueHeader = 9;  // flags + stamp
+constexpr size_t kMaxValueHead = kValueHeader + 8;  // a tombstone adds its expiry
 
 void AppendU64(std::string* out, uint64_t v) {
   for (int shift = 56; shift >= 0; shift -= 8)
@@ -347,18 +349,16 @@ Result<std::optional<CachedDoc>> RocksDbCache::Decode(std::string_view value) co
   return std::optional<CachedDoc>(std::move(doc));
 }
 
-std::string RocksDbCache::EncodeDoc(const CachedDoc& doc) const {
-  std::string v;
-  v.reserve(kValueHeader + (doc.tombstone ? 8 : doc.attributes_json.size()));
-  v.push_back(static_cast<char>(doc.tombstone ? kFlagTombstone : 0));
-  AppendU64(&v, doc.upserted_at);
-  if (doc.tombstone) {
-    AppendU64(
-        &v, static_cast<uint64_t>(std::max<int64_t>(0, NowMs() + options_.tombstone_ttl.count())));
-  } else {
-    v.append(doc.attributes_json);
-  }
-  return v;
+size_t RocksDbCache::EncodeDocHead(const CachedDoc& doc, char* out) const {
+  auto put_u64 = [](char* at, uint64_t v) {
+    for (int i = 0; i < 8; ++i) at[i] = static_cast<char>((v >> (56 - 8 * i)) & 0xff);
+  };
+  out[0] = static_cast<char>(doc.tombstone ? kFlagTombstone : 0);
+  put_u64(out + 1, doc.upserted_at);
+  if (!doc.tombstone) return kValueHeader;
+  put_u64(out + kValueHeader, static_cast<uint64_t>(std::max<int64_t>(
+                                  0, NowMs() + options_.tombstone_ttl.count())));
+  return kMaxValueHead;
 }
 
 Result<std::optional<CachedDoc>> RocksDbCache::Get(std::string_view ns, const DocId& id) {
@@ -470,7 +470,12 @@ Result<std::vector<bool>> RocksDbCache::PutBatch(
 
   // The stamp currently in force per key, counting earlier records of this same batch.
   std::unordered_map<std::string_view, uint64_t> current;
-  rocksdb::WriteBatch batch;
+  current.reserve(docs.size());
+  size_t batch_bytes = 64;
+  for (size_t i = 0; i < docs.size(); ++i) {
+    batch_bytes += keys[i].size() + kMaxValueHead + docs[i].second.attributes_json.size() + 16;
+  }
+  rocksdb::WriteBatch batch(batch_bytes);  // one allocation, no regrowth copies
   for (size_t i = 0; i < docs.size(); ++i) {
     const CachedDoc& doc = docs[i].second;
     std::optional<uint64_t> existing;
@@ -484,7 +489,13 @@ Result<std::vector<bool>> RocksDbCache::PutBatch(
       return FromRocks(statuses[i], "get before put");
     }
     if (existing && *existing > doc.upserted_at) continue;
-    batch.Put(docs_cf_, keys[i], EncodeDoc(doc));
+    // The value is the head and the attributes, copied once, straight into the batch.
+    char head[kMaxValueHead];
+    const rocksdb::Slice value_parts[2] = {
+        rocksdb::Slice(head, EncodeDocHead(doc, head)),
+        rocksdb::Slice(doc.tombstone ? std::string_view() : doc.attributes_json)};
+    const rocksdb::Slice key_part(keys[i]);
+    batch.Put(docs_cf_, rocksdb::SliceParts(&key_part, 1), rocksdb::SliceParts(value_parts, 2));
     if (doc.tombstone) {
       batch.Delete(docs_cf_, DocKey(ns, *epoch, docs[i].first, /*vector=*/true));
     }

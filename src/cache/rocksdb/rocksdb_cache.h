@@ -143,7 +143,9 @@ class RocksDbCache final : public DocumentCache {
   Result<uint64_t> EpochOf(std::string_view ns) { return *EpochOf(ns, /*no_io=*/false); }
   // Decodes a stored document value; expired tombstones become nullopt.
   Result<std::optional<CachedDoc>> Decode(std::string_view value) const;
-  std::string EncodeDoc(const CachedDoc& doc) const;
+  // Writes a stored value's head (flags, stamp, a tombstone's expiry; at most kMaxValueHead
+  // bytes) to `out` and returns its length; a live document's attributes follow it.
+  size_t EncodeDocHead(const CachedDoc& doc, char* out) const;
   // Shared by PutIfNewer and PutIfNewerBatch (and Tombstone, as a one-record batch).
   Result<std::vector<bool>> PutBatch(std::string_view ns,
                                      std::span<const std::pair<DocId, CachedDoc>> docs);
