@@ -309,8 +309,28 @@ int main(int argc, char** argv) {
   raw_line("before", raw1);
   fmt::print(stderr, "warm of big through the gateway\n");
   double gw_cpu0 = gateway.CpuSeconds(), or_cpu0 = origin.CpuSeconds();
+  // The runner's own account of where the job's time went (stages overlap), from /metrics.
+  const std::vector<std::string> stages = {"total", "upstream_wait", "parse", "cache_write",
+                                           "checkpoint"};
+  auto stage_seconds = [&] {
+    std::vector<double> v(stages.size(), 0.0);
+    if (auto m = HttpGet(gateway.port(), "/metrics")) {
+      for (size_t i = 0; i < stages.size(); ++i) {
+        v[i] = MetricValue(*m, "layer_warm_stage_microseconds_total{stage=\"" + stages[i] +
+                                   "\"}") / 1e6;
+      }
+    }
+    return v;
+  };
+  const std::vector<double> stage0 = stage_seconds();
   WarmResult warm = Warm(gateway.port(), "big", o.page_size, o.poll_ms, 300);
   double gw_cpu = gateway.CpuSeconds() - gw_cpu0, or_cpu = origin.CpuSeconds() - or_cpu0;
+  const std::vector<double> stage1 = stage_seconds();
+  std::string stage_json = "{";
+  for (size_t i = 0; i < stages.size(); ++i) {
+    stage_json += fmt::format("{}\"{}\":{:.3f}", i ? "," : "", stages[i], stage1[i] - stage0[i]);
+  }
+  stage_json += "}";
   Line("warm")
       .Str("namespace", "big")
       .Str("status", warm.status)
@@ -322,6 +342,7 @@ int main(int argc, char** argv) {
       .Int("polls", static_cast<int64_t>(warm.polls))
       .Num("gateway_cpu_s", gw_cpu, 2)
       .Num("origin_cpu_s", or_cpu, 2)
+      .Raw("runner_stage_seconds", stage_json)
       .Str("error", warm.error)
       .Print();
   if (warm.status != "completed") {

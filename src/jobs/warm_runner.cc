@@ -13,8 +13,10 @@
 
 #include <algorithm>
 #include <chrono>
+#include <deque>
 
 #include "common/clock.h"
+#include "common/metrics.h"
 #include "common/thread.h"
 #include "gateway/fetch.h"
 #include "gateway/write_plan.h"
@@ -31,6 +33,8 @@ using SteadyClock = std::chrono::steady_clock;
 namespace {
 
 constexpr size_t kTopKLimit = 10000;
+// Pages whose cache write and checkpoint may be in flight at once (each holds its rows).
+constexpr size_t kWritesInFlight = 2;
 
 bool Transient(unsigned status) { return status == 408 || status == 429 || status >= 500; }
 
@@ -107,10 +111,13 @@ struct WarmRunner::PageWrite {
   asio::steady_timer done;  // cancelled when `finished` is set, to wake AwaitWrite
 };
 
-// A job's running totals, advanced by its page writes in page order.
+// A job's running totals, advanced by its page writes in page order, and what its page writes
+// need to end the job: the read ahead to wake and drop.
 struct WarmRunner::JobProgress {
   uint64_t scanned = 0, cache_errors = 0, approx_rows = 0;
   SteadyClock::duration cache_write{}, checkpoint{};
+  std::shared_ptr<PageRead> reading;  // the page read ahead, if any
+  bool ended = false;                 // a page write ended the job (cache cold, stopped)
 };
 
 WarmRunner::WarmRunner(http::IoPool& pool, JobStore& store, http::Upstream& upstream,
@@ -316,16 +323,19 @@ http::Task<void> WarmRunner::Run(WarmJob job) {
   // pipeline's goal is that this is nearly all of it), parsing, cache writes and checkpoints.
   const SteadyClock::time_point started = SteadyClock::now();
   SteadyClock::duration upstream_wait{}, parse{};
-  std::shared_ptr<PageRead> next = co_await StartRead(ns, page_size, cursor);
+  std::shared_ptr<PageRead>& next = progress->reading;
+  next = co_await StartRead(ns, page_size, cursor);
   const asio::any_io_executor ex = co_await asio::this_coro::executor;
-  std::shared_ptr<PageWrite> writing;  // the previous page's write and checkpoint
-  // Ends the job early: the read ahead is dropped, the page being written finishes first (its
-  // own verdict wins: a cache that went cold, a stop), then the job fails with `failure` or,
-  // when that is empty, just stops.
+  // Page writes in flight, oldest first; each waits for the one before it (see WritePage).
+  std::deque<std::shared_ptr<PageWrite>> writing;
+  // Ends the job early: the read ahead is dropped, the pages being written finish first (their
+  // verdict wins: a cache that went cold, a stop), then the job fails with `failure` or, when
+  // that is empty, just stops.
   auto finish_early = [&](std::string failure) -> http::Task<void> {
     Abandon(next);
-    if (writing) {
-      WriteOutcome w = co_await AwaitWrite(std::move(writing));
+    if (!writing.empty()) {
+      WriteOutcome w = co_await AwaitWrite(writing.back());  // the last waits for all the others
+      writing.clear();
       if (!w.failure.empty()) failure = std::move(w.failure);
       if (w.stop && w.failure.empty()) failure.clear();
     }
@@ -337,11 +347,12 @@ http::Task<void> WarmRunner::Run(WarmJob job) {
   };
   for (;;) {
     SteadyClock::time_point t0 = SteadyClock::now();
-    Result<http::Response> res = co_await AwaitRead(std::move(next));
+    Result<http::Response> res = co_await AwaitRead(next);  // a page write may wake it
     upstream_wait += SteadyClock::now() - t0;
     next.reset();
-    if (StopRequested(id)) {
-      co_await finish_early(std::string());  // the store already says cancelled
+    // Stopped (the store already says cancelled), or a page write ended the job.
+    if (StopRequested(id) || progress->ended) {
+      co_await finish_early(std::string());
       co_return;
     }
     std::string failure;
@@ -401,25 +412,25 @@ http::Task<void> WarmRunner::Run(WarmJob job) {
                                      [&] { return KeyRows(cache_, ns, *page, typed, &unkeyed); });
     }
 
-    // Pages are written and checkpointed in order: page N's write starts once page N-1's
-    // checkpoint is stored.
-    if (writing) {
-      WriteOutcome w = co_await AwaitWrite(std::move(writing));
+    // Page N's write starts at once and waits inside for page N-1's checkpoint, so the next
+    // read is never held up by a write; at most kWritesInFlight pages are held in memory.
+    auto write = std::make_shared<PageWrite>(ex);
+    std::shared_ptr<PageWrite> previous = writing.empty() ? nullptr : writing.back();
+    asio::co_spawn(ex,
+                   WritePage(write, std::move(previous), progress, id, ns, std::move(batch),
+                             page->taken, unkeyed, cursor),
+                   asio::detached);
+    writing.push_back(std::move(write));
+    if (!more || writing.size() > kWritesInFlight) {
+      WriteOutcome w = co_await AwaitWrite(more ? writing.front() : writing.back());
+      writing.pop_front();
+      if (!more) writing.clear();
       if (!w.failure.empty() || w.stop) {
         co_await finish_early(std::move(w.failure));
         co_return;
       }
     }
-    writing = std::make_shared<PageWrite>(ex);
-    asio::co_spawn(ex,
-                   WritePage(writing, progress, id, ns, std::move(batch), page->taken, unkeyed,
-                             cursor),
-                   asio::detached);
     if (!more) break;
-  }
-  if (WriteOutcome w = co_await AwaitWrite(std::move(writing)); !w.failure.empty() || w.stop) {
-    co_await finish_early(std::move(w.failure));
-    co_return;
   }
 
   if (start_wm) {
@@ -429,19 +440,35 @@ http::Task<void> WarmRunner::Run(WarmJob job) {
   }
   co_await End(id, JobStatus::kCompleted, std::string(), start_wm);
   auto secs = [](SteadyClock::duration d) { return std::chrono::duration<double>(d).count(); };
+  const SteadyClock::duration total = SteadyClock::now() - started;
+  for (auto [stage, d] : {std::pair{"total", total}, std::pair{"upstream_wait", upstream_wait},
+                          std::pair{"parse", parse}, std::pair{"cache_write", progress->cache_write},
+                          std::pair{"checkpoint", progress->checkpoint}}) {
+    Metrics()
+        .GetCounter("layer_warm_stage_microseconds_total",
+                    "Time completed warm jobs spent, by stage (the stages overlap; total is wall "
+                    "time)",
+                    {{"stage", stage}})
+        .Inc(static_cast<uint64_t>(
+            std::chrono::duration_cast<std::chrono::microseconds>(d).count()));
+  }
   spdlog::info(
       "warm job {} of '{}' completed: {} documents in {:.2f} s ({:.2f} s waiting for "
       "upstream pages, {:.2f} s parsing, {:.2f} s writing the cache, {:.2f} s "
       "checkpointing)",
-      id, ns, progress->scanned, secs(SteadyClock::now() - started), secs(upstream_wait),
+      id, ns, progress->scanned, secs(total), secs(upstream_wait),
       secs(parse), secs(progress->cache_write), secs(progress->checkpoint));
 }
 
 http::Task<void> WarmRunner::WritePage(std::shared_ptr<PageWrite> w,
+                                       std::shared_ptr<PageWrite> previous,
                                        std::shared_ptr<JobProgress> progress, std::string id,
                                        std::string ns, CacheBatch batch, uint64_t taken,
                                        uint64_t unkeyed, std::optional<std::string> cursor) {
-  progress->cache_errors += unkeyed;  // a row the cache cannot key is a row not warmed
+  // The cache write goes first, while the previous page may still be checkpointing: pages hold
+  // disjoint ids, so their writes need no order among themselves.
+  uint64_t not_warmed = unkeyed;  // a row the cache cannot key is a row not warmed
+  std::string failure;
   if (!batch.empty()) {
     const size_t n = batch.size();
     SteadyClock::time_point t0 = SteadyClock::now();
@@ -450,15 +477,39 @@ http::Task<void> WarmRunner::WritePage(std::shared_ptr<PageWrite> w,
     progress->cache_write += SteadyClock::now() - t0;
     if (!put.ok()) {
       if (cache_.guard->breaker_state() != cache::BreakerState::kClosed) {
-        w->outcome.failure = "cache_cold: the cache became unavailable: " + put.status().message();
-        w->finished = true;
-        w->done.cancel();
-        co_return;
+        failure = "cache_cold: the cache became unavailable: " + put.status().message();
       }
-      progress->cache_errors += n;
+      not_warmed += n;
     }
   }
+  auto report = [&](WriteOutcome outcome) {
+    if (!outcome.failure.empty() || outcome.stop) {
+      // The job ends here: wake the job if it waits for a page read ahead, which is dropped.
+      progress->ended = true;
+      if (std::shared_ptr<PageRead> read = progress->reading) {
+        Abandon(read);
+        if (!read->result) read->result.emplace(Status::Unavailable("the warm job ended"));
+        read->done.cancel();
+      }
+    }
+    w->outcome = std::move(outcome);
+    w->finished = true;
+    w->done.cancel();
+  };
+  // Checkpoints go in page order, and the totals they carry advance in page order.
+  if (previous) {
+    WriteOutcome before = co_await AwaitWrite(std::move(previous));
+    if (!before.failure.empty() || before.stop) {  // the job ended there: this page is dropped
+      report(std::move(before));
+      co_return;
+    }
+  }
+  if (!failure.empty()) {
+    report(WriteOutcome{std::move(failure), false});
+    co_return;
+  }
   // Only now, with the page in the cache, may a checkpoint claim it.
+  progress->cache_errors += not_warmed;
   progress->scanned += taken;
   WarmJobCheckpoint cp;
   cp.cursor = std::move(cursor);
@@ -471,9 +522,7 @@ http::Task<void> WarmRunner::WritePage(std::shared_ptr<PageWrite> w,
   Status st = co_await Blocking([&] { return store_.Checkpoint(id, options_.owner, cp); });
   progress->checkpoint += SteadyClock::now() - t0;
   // Cancelled, or the lease was lost to another replica.
-  w->outcome.stop = !st.ok() || StopRequested(id);
-  w->finished = true;
-  w->done.cancel();
+  report(WriteOutcome{std::string(), !st.ok() || StopRequested(id)});
 }
 
 http::Task<WarmRunner::WriteOutcome> WarmRunner::AwaitWrite(std::shared_ptr<PageWrite> w) {

@@ -10,13 +10,15 @@
 // watermark captured at the start, and the namespace's `cache_warmed_through` record moves to it.
 //
 // Pipelining: as soon as a look at page N gives its last id (the next cursor), the read of page
-// N+1 starts; page N is then parsed while page N-1 is still being written to the cache and
-// checkpointed, so reading, parsing and writing overlap. At most one page is read ahead and one
-// written behind. Order: page N's write starts after page N-1's checkpoint is stored, and page N
-// is checkpointed only after its cache write returned, so a checkpoint never claims a page whose
-// documents are not in the cache. A read ahead whose job then
-// stops (cancelled, failed, lease lost) is abandoned: its answer is dropped unread, and a failure
-// of it is reported only after every earlier page has been written and checkpointed.
+// N+1 starts; page N is then parsed and handed to the writer while earlier pages are still being
+// written to the cache and checkpointed, so reading, parsing and writing overlap and the chain of
+// reads is never held up by a write. At most one page is read ahead, one parsed and two being
+// written. Order: checkpoints are stored in page order, and page N is checkpointed only after its
+// own cache write returned and page N-1's checkpoint was stored, so a checkpoint never claims a
+// page whose documents are not in the cache (cache writes themselves may overlap: pages hold
+// disjoint ids). A read ahead whose job then stops (cancelled, failed, cache cold, lease lost) is
+// abandoned: its answer is dropped unread, and a failure of it is reported only after every
+// earlier page has been written and checkpointed.
 //
 // Threads: page reads run on the job's IoPool thread (the upstream client lives there). Page
 // parsing and keying (CPU) run on the runner's page thread, cache writes on the cache guard's
@@ -104,9 +106,12 @@ class WarmRunner {
   static http::Task<Result<http::Response>> AwaitRead(std::shared_ptr<PageRead> read);
   // Stops the read's retries and drops its answer.
   static void Abandon(const std::shared_ptr<PageRead>& read);
-  // Writes a page's rows to the cache, then checkpoints the job past it (`cursor`, the page's
-  // `taken` rows and `unkeyed` rows not warmed added to `progress`), and reports into `w`.
-  http::Task<void> WritePage(std::shared_ptr<PageWrite> w, std::shared_ptr<JobProgress> progress,
+  // Writes a page's rows to the cache, waits for `previous` (the page before, if any; when it
+  // ended the job, so does this page), then checkpoints the job past this page (`cursor`, the
+  // page's `taken` rows and the rows not warmed, `unkeyed` ones included, added to `progress`)
+  // and reports into `w`.
+  http::Task<void> WritePage(std::shared_ptr<PageWrite> w, std::shared_ptr<PageWrite> previous,
+                             std::shared_ptr<JobProgress> progress,
                              std::string id, std::string ns, CacheBatch batch, uint64_t taken,
                              uint64_t unkeyed, std::optional<std::string> cursor);
   // The write's outcome, once it is over.
