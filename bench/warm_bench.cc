@@ -193,7 +193,7 @@ struct Options {
   int doc_bytes = 1024;
   int seed_batch = 2000;
   int page_size = 1000;
-  int poll_ms = 50;
+  int poll_ms = 10;
   uint64_t hot_docs = 5000;
   double hit_rate = 1000;
   int connections = 8;
