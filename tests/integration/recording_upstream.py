@@ -12,7 +12,8 @@ bytes exactly:
   The default answers ``200 {"ok":true}`` with ``Content-Type: application/json``.
   ``Response(silent=True)`` reads the request and never answers (the connection stays open until
   the upstream is stopped); ``Response(delay=s)`` waits before answering; ``Response(raw=b"...")``
-  writes the given bytes verbatim (for malformed answers); ``close=True`` closes after answering.
+  writes the given bytes verbatim (for malformed answers); ``close=True`` closes after answering;
+  ``drip=s`` sends the answer in 16 KiB pieces, ``s`` seconds apart (a slow or distant upstream).
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ class Response:
     close: bool = False
     raw: Optional[bytes] = None
     reason: Optional[str] = None
+    drip: float = 0.0
 
 
 @dataclass
@@ -332,7 +334,7 @@ class RecordingUpstream:
                 if self._stop.wait(resp.delay):
                     return
             if resp.raw is not None:
-                c.sendall(resp.raw)
+                self._send(c, resp.raw, resp.drip)
                 if resp.close:
                     return
                 continue
@@ -352,8 +354,17 @@ class RecordingUpstream:
             data += b"\r\n"
             if method != "HEAD" and resp.status not in (204, 304):
                 data += resp.body
-            c.sendall(data)
+            self._send(c, data, resp.drip)
             if resp.close or client_close:
+                return
+
+    def _send(self, c, data: bytes, drip: float) -> None:
+        if not drip:
+            c.sendall(data)
+            return
+        for i in range(0, len(data), 16 << 10):
+            c.sendall(data[i:i + (16 << 10)])
+            if self._stop.wait(drip):
                 return
 
 
