@@ -12,6 +12,9 @@
 //              directly, ABBA phases -> added latency
 //   write load max and latency again while a background thread upserts through the gateway
 //
+// --pin-cpus puts this process (the load generator) and the origin on one CPU and the gateway on
+// another, so that the two do not take each other's cycles; the summary says whether it applied.
+//
 // Every fetch answer's x-layer-cache header is checked and counted: a "hit" phase counts only
 // answers that say hit as successes, a "miss" phase only those that say miss.
 // Output: one JSON line per measurement and a summary line on stdout; progress on stderr.
@@ -206,6 +209,7 @@ struct Options {
   int gateway_threads = 2;
   int origin_threads = 1;
   std::string layer_bin;
+  bool pin_cpus = false;
   bool skip_write_load = false;
 };
 
@@ -254,6 +258,8 @@ JsonLine Line(std::string_view measurement, std::string_view target) {
 int main(int argc, char** argv) {
   Options o;
   CLI::App app{"Fetch benchmark: cache hits vs /health, batch hits, misses vs direct upstream"};
+  // A later option wins, so a caller can override bench/run_fetch.sh's defaults.
+  app.option_defaults()->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
   app.add_option("--docs", o.docs, "documents seeded (through the gateway)")->capture_default_str();
   app.add_option("--attributes", o.attrs, "attributes per document")->capture_default_str();
   app.add_option("--doc-bytes", o.doc_bytes, "approximate JSON size of a document")
@@ -288,18 +294,22 @@ int main(int argc, char** argv) {
   app.add_option("--origin-threads", o.origin_threads, "layer origin --threads")
       ->capture_default_str();
   app.add_option("--layer-bin", o.layer_bin, "layer binary (default: ../layer next to this)");
+  app.add_flag("--pin-cpus", o.pin_cpus,
+               "bench and origin on one CPU, gateway on another (needs >= 2 CPUs)");
   app.add_flag("--skip-write-load", o.skip_write_load, "skip the under-write-load measurements");
   CLI11_PARSE(app, argc, argv);
   if (o.layer_bin.empty()) o.layer_bin = DefaultLayerBin();
   std::signal(SIGPIPE, SIG_IGN);
   const double load_before = LoadAverage();
+  const CpuPinning pin = PinCpus(o.pin_cpus);  // before any thread starts
   // Each cold id is fetched once: enough of them for warm-up and every miss phase.
   const uint64_t cold_docs =
       static_cast<uint64_t>(std::ceil(o.miss_rate * (o.miss_seconds + o.warmup) * 1.1)) + 100;
 
   ChildProcess origin("origin");
   ChildProcess gateway("gateway");
-  if (!StartOriginAndGateway(o.layer_bin, o.origin_threads, o.gateway_threads, origin, gateway)) {
+  if (!StartOriginAndGateway(o.layer_bin, o.origin_threads, o.gateway_threads, origin, gateway,
+                             pin)) {
     return 1;
   }
 
@@ -614,6 +624,7 @@ int main(int argc, char** argv) {
   sum.Int("docs", static_cast<int64_t>(o.docs))
       .Int("doc_json_bytes", static_cast<int64_t>(doc_json_bytes))
       .Int("gateway_threads", o.gateway_threads)
+      .Pinning(pin)
       .Num("hit_rps", idle.hit_rps, 0)
       .Num("health_rps", idle.health_rps, 0)
       .Num("hit_health_ratio", idle.ratio, 3)
