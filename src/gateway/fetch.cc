@@ -255,7 +255,10 @@ http::Task<http::Response> FetchDocument(RequestContext& ctx, http::Upstream& up
                                          CacheContext& cache) {
   const std::string& ns = ctx.route.ns;
   Projection proj = ProjectionFromQuery(ctx.query);
-  auto type = co_await ResolveIdType(ctx, upstream, cache);
+  // The id type is almost always known already: asking without a coroutine call saves a frame.
+  std::optional<cache::IdType> known = cache.id_types.Known(ns);
+  Result<cache::IdType> type =
+      known ? Result<cache::IdType>(*known) : co_await ResolveIdType(ctx, upstream, cache);
   if (!type.ok()) {
     if (type.status().IsNotFound()) co_return NotFound(type.status().message());
     co_return UpstreamError(type.status());
