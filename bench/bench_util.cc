@@ -526,17 +526,27 @@ bool StartOriginAndGateway(const std::string& layer_bin, int origin_threads, int
     fmt::print(stderr, "error: {}\n{}", why, origin.LogText());
     return false;
   }
-  if (!gateway.Start(
-          {layer_bin, "serve", "--listen", "127.0.0.1:0", "--port-file", gateway.port_file(),
-           "--upstream", "http://127.0.0.1:" + std::to_string(origin.port()), "--data-dir",
-           gateway.dir() + "/data", "--access-log", "false", "--log-level", "warn", "--threads",
-           std::to_string(gateway_threads)},
-          &why, pin.pinned ? pin.gateway_cpu : -1)) {
-    fmt::print(stderr, "error: {}\n{}", why, gateway.LogText());
+  if (!StartGateway(layer_bin, origin.port(), gateway_threads, gateway,
+                    pin.pinned ? pin.gateway_cpu : -1)) {
     return false;
   }
   fmt::print(stderr, "origin on :{} (pid {}), gateway on :{} (pid {})\n", origin.port(),
              origin.pid(), gateway.port(), gateway.pid());
+  return true;
+}
+
+bool StartGateway(const std::string& layer_bin, uint16_t origin_port, int gateway_threads,
+                  ChildProcess& gateway, int cpu) {
+  std::string why;
+  if (!gateway.Start(
+          {layer_bin, "serve", "--listen", "127.0.0.1:0", "--port-file", gateway.port_file(),
+           "--upstream", "http://127.0.0.1:" + std::to_string(origin_port), "--data-dir",
+           gateway.dir() + "/data", "--access-log", "false", "--log-level", "warn", "--threads",
+           std::to_string(gateway_threads)},
+          &why, cpu)) {
+    fmt::print(stderr, "error: {}\n{}", why, gateway.LogText());
+    return false;
+  }
   return true;
 }
 

@@ -107,6 +107,10 @@ class ChildProcess {
 bool StartOriginAndGateway(const std::string& layer_bin, int origin_threads, int gateway_threads,
                            ChildProcess& origin, ChildProcess& gateway,
                            const CpuPinning& pin = {});
+// Starts `layer serve` alone in front of an origin already listening on `origin_port` (same flags
+// as above), on `cpu` when >= 0. On failure prints why (with the child's log) and returns false.
+bool StartGateway(const std::string& layer_bin, uint16_t origin_port, int gateway_threads,
+                  ChildProcess& gateway, int cpu = -1);
 
 
 // ---------------------------------------------------------------------------------------------
