@@ -105,13 +105,11 @@ class ChildProcess {
 // in its own temp directory, placed on the CPUs `pin` names when it is pinned. On failure prints
 // why (with the child's log) and returns false.
 bool StartOriginAndGateway(const std::string& layer_bin, int origin_threads, int gateway_threads,
-                           ChildProcess& origin, ChildProcess& gateway,
-                           const CpuPinning& pin = {});
+                           ChildProcess& origin, ChildProcess& gateway, const CpuPinning& pin = {});
 // Starts `layer serve` alone in front of an origin already listening on `origin_port` (same flags
 // as above), on `cpu` when >= 0. On failure prints why (with the child's log) and returns false.
 bool StartGateway(const std::string& layer_bin, uint16_t origin_port, int gateway_threads,
                   ChildProcess& gateway, int cpu = -1);
-
 
 // ---------------------------------------------------------------------------------------------
 // Blocking one-shot HTTP on a fresh connection (set-up, seeding, /metrics). Not for load.

@@ -89,8 +89,7 @@ using Parser = bhttp::request_parser<bhttp::string_body>;
 // Parses as much of the next request head as `buffer` already holds, consuming it. Returns the
 // parser's error (need_more is not one: the head is simply incomplete) and the bytes consumed.
 // This is what Beast's async_read_header does first, without its post to the executor.
-std::pair<beast::error_code, size_t> ParseBufferedHead(beast::flat_buffer& buffer,
-                                                       Parser& parser) {
+std::pair<beast::error_code, size_t> ParseBufferedHead(beast::flat_buffer& buffer, Parser& parser) {
   beast::error_code ec;
   size_t used = 0;
   while (buffer.size() > 0 && !parser.is_header_done()) {

@@ -53,8 +53,7 @@ TEST(ResponseWriter, NoContentAndNotModifiedHaveNoBody) {
     const std::string head = Head(res);
     // Beast's prepare_payload states the empty body as Content-Length: 0 (as the server always
     // has); nothing follows the blank line.
-    const std::string status =
-        code == Code::no_content ? "204 No Content" : "304 Not Modified";
+    const std::string status = code == Code::no_content ? "204 No Content" : "304 Not Modified";
     EXPECT_EQ(head, "HTTP/1.1 " + status + "\r\nx-request-id: r\r\nContent-Length: 0\r\n\r\n");
     EXPECT_EQ(head, BeastMessage(res));
   }

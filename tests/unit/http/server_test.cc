@@ -98,11 +98,11 @@ std::string Expected(std::string_view status, std::string_view id, std::string_v
 
 TEST_F(ServerTest, PipelinedRequestsAreAnsweredInOrderByteForByte) {
   tcp::socket s = Connect();
-  asio::write(s, asio::buffer(std::string(
-                     "GET /one HTTP/1.1\r\nHost: t\r\nx-request-id: id-1\r\n\r\n"
-                     "GET /empty HTTP/1.1\r\nHost: t\r\nx-request-id: id-2\r\n\r\n"
-                     "GET /three HTTP/1.1\r\nHost: t\r\nx-request-id: id-3\r\n"
-                     "Connection: close\r\n\r\n")));
+  asio::write(
+      s, asio::buffer(std::string("GET /one HTTP/1.1\r\nHost: t\r\nx-request-id: id-1\r\n\r\n"
+                                  "GET /empty HTTP/1.1\r\nHost: t\r\nx-request-id: id-2\r\n\r\n"
+                                  "GET /three HTTP/1.1\r\nHost: t\r\nx-request-id: id-3\r\n"
+                                  "Connection: close\r\n\r\n")));
   std::string expected = Expected("200 OK", "id-1", "path=/one");
   expected +=
       "HTTP/1.1 204 No Content\r\nContent-Type: text/plain\r\nx-request-id: id-2\r\n"
@@ -124,21 +124,24 @@ TEST_F(ServerTest, HeadArrivingInPiecesIsStillRead) {
 
 TEST_F(ServerTest, HeadRequestGetsTheHeadOnly) {
   tcp::socket s = Connect();
-  asio::write(s, asio::buffer(std::string(
-                     "HEAD /h HTTP/1.1\r\nHost: t\r\nx-request-id: h1\r\n\r\n"
-                     "GET /after HTTP/1.1\r\nHost: t\r\nx-request-id: h2\r\nConnection: close\r\n\r\n")));
+  asio::write(
+      s, asio::buffer(std::string(
+             "HEAD /h HTTP/1.1\r\nHost: t\r\nx-request-id: h1\r\n\r\n"
+             "GET /after HTTP/1.1\r\nHost: t\r\nx-request-id: h2\r\nConnection: close\r\n\r\n")));
   // HEAD: the handler set no Content-Length, so the server says 0, and no body follows.
   std::string expected =
-      "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nx-request-id: h1\r\nContent-Length: 0\r\n\r\n";
+      "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nx-request-id: h1\r\nContent-Length: "
+      "0\r\n\r\n";
   expected += Expected("200 OK", "h2", "path=/after", true);
   EXPECT_EQ(ReadToEof(s), expected);
 }
 
 TEST_F(ServerTest, BodyLargerThanOneWriteArrivesWhole) {
   tcp::socket s = Connect();
-  asio::write(s, asio::buffer(std::string(
-                     "GET /big HTTP/1.1\r\nHost: t\r\nx-request-id: b\r\n\r\n"
-                     "GET /next HTTP/1.1\r\nHost: t\r\nx-request-id: n\r\nConnection: close\r\n\r\n")));
+  asio::write(
+      s, asio::buffer(std::string(
+             "GET /big HTTP/1.1\r\nHost: t\r\nx-request-id: b\r\n\r\n"
+             "GET /next HTTP/1.1\r\nHost: t\r\nx-request-id: n\r\nConnection: close\r\n\r\n")));
   // Not reading for a while fills the socket buffers: the server's first write is partial and
   // the rest goes out asynchronously.
   std::this_thread::sleep_for(std::chrono::milliseconds(200));
@@ -153,7 +156,8 @@ TEST_F(ServerTest, BodyLargerThanOneWriteArrivesWhole) {
 
 TEST_F(ServerTest, MintsARequestIdWhenNoneIsSent) {
   tcp::socket s = Connect();
-  asio::write(s, asio::buffer(std::string("GET /m HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")));
+  asio::write(s,
+              asio::buffer(std::string("GET /m HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")));
   std::string got = ReadToEof(s);
   auto pos = got.find("x-request-id: ");
   ASSERT_NE(pos, std::string::npos);
