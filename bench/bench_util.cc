@@ -1,7 +1,7 @@
 #include "bench_util.h"
 
 #include <fcntl.h>
-#include <spawn.h>
+#include <sched.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -17,6 +17,7 @@
 #include <boost/beast/http/write.hpp>
 
 #include <algorithm>
+#include <cerrno>
 #include <cmath>
 #include <csignal>
 #include <cstdio>
@@ -73,6 +74,41 @@ std::string DefaultLayerBin() {
   return (self.parent_path().parent_path() / "layer").string();
 }
 
+CpuPinning PinCpus(bool requested) {
+  CpuPinning plan;
+  if (!requested) return plan;
+  cpu_set_t allowed;
+  CPU_ZERO(&allowed);
+  if (sched_getaffinity(0, sizeof(allowed), &allowed) != 0) {
+    fmt::print(stderr, "warning: --pin-cpus: sched_getaffinity failed ({}); not pinned\n",
+               std::strerror(errno));
+    return plan;
+  }
+  std::vector<int> cpus;
+  for (int c = 0; c < CPU_SETSIZE && cpus.size() < 2; ++c) {
+    if (CPU_ISSET(c, &allowed)) cpus.push_back(c);
+  }
+  if (cpus.size() < 2) {
+    fmt::print(stderr, "warning: --pin-cpus needs at least 2 CPUs, {} available; not pinned\n",
+               CPU_COUNT(&allowed));
+    return plan;
+  }
+  cpu_set_t mine;
+  CPU_ZERO(&mine);
+  CPU_SET(cpus[0], &mine);
+  if (sched_setaffinity(0, sizeof(mine), &mine) != 0) {
+    fmt::print(stderr, "warning: --pin-cpus: sched_setaffinity failed ({}); not pinned\n",
+               std::strerror(errno));
+    return plan;
+  }
+  plan.pinned = true;
+  plan.bench_cpu = cpus[0];
+  plan.gateway_cpu = cpus[1];
+  fmt::print(stderr, "pinned: bench and origin on CPU {}, gateway on CPU {}\n", plan.bench_cpu,
+             plan.gateway_cpu);
+  return plan;
+}
+
 // ---------------------------------------------------------------------------------------------
 
 ChildProcess::ChildProcess(std::string name) : name_(std::move(name)) {
@@ -84,22 +120,55 @@ ChildProcess::ChildProcess(std::string name) : name_(std::move(name)) {
 
 ChildProcess::~ChildProcess() { Stop(); }
 
-bool ChildProcess::Start(const std::vector<std::string>& args, std::string* why) {
+bool ChildProcess::Start(const std::vector<std::string>& args, std::string* why, int cpu) {
+  // Everything the child needs is prepared before fork: between fork and exec only
+  // async-signal-safe calls (open, dup2, sched_setaffinity, execve, write, _exit).
   std::vector<std::string> copy = args;
   std::vector<char*> argv;
   for (auto& a : copy) argv.push_back(a.data());
   argv.push_back(nullptr);
   const std::string& bin = args.at(0);
-
-  posix_spawn_file_actions_t fa;
-  posix_spawn_file_actions_init(&fa);
-  posix_spawn_file_actions_addopen(&fa, 1, log_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-  posix_spawn_file_actions_adddup2(&fa, 1, 2);
-  int rc = posix_spawn(&pid_, bin.c_str(), &fa, nullptr, argv.data(), environ);
-  posix_spawn_file_actions_destroy(&fa);
-  if (rc != 0) {
+  cpu_set_t mask;
+  CPU_ZERO(&mask);
+  if (cpu >= 0) CPU_SET(cpu, &mask);
+  int report[2];  // the child writes errno here if it fails before exec; CLOEXEC closes it on exec
+  if (pipe2(report, O_CLOEXEC) != 0) {
+    *why = std::string("pipe2 failed: ") + std::strerror(errno);
+    return false;
+  }
+  pid_ = fork();
+  if (pid_ < 0) {
+    int err = errno;
+    close(report[0]);
+    close(report[1]);
     pid_ = -1;
-    *why = "cannot spawn " + bin + ": " + std::strerror(rc);
+    *why = "cannot fork for " + bin + ": " + std::strerror(err);
+    return false;
+  }
+  if (pid_ == 0) {
+    int err = 0;
+    int fd = open(log_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    if (fd < 0 || dup2(fd, 1) < 0 || dup2(1, 2) < 0) err = errno;
+    if (!err && cpu >= 0 && sched_setaffinity(0, sizeof(mask), &mask) != 0) err = errno;
+    if (!err) {
+      execve(bin.c_str(), argv.data(), environ);
+      err = errno;
+    }
+    ssize_t ignored = write(report[1], &err, sizeof(err));
+    (void)ignored;
+    _exit(127);
+  }
+  close(report[1]);
+  int child_err = 0;
+  ssize_t got;
+  do {
+    got = read(report[0], &child_err, sizeof(child_err));
+  } while (got < 0 && errno == EINTR);
+  close(report[0]);
+  if (got == static_cast<ssize_t>(sizeof(child_err))) {
+    waitpid(pid_, nullptr, 0);
+    pid_ = -1;
+    *why = "cannot start " + bin + ": " + std::strerror(child_err);
     return false;
   }
   auto deadline = Clock::now() + 15s;
@@ -428,6 +497,18 @@ JsonLine& JsonLine::Latency(const Samples& s, const Summary& sum) {
   return *this;
 }
 
+JsonLine& JsonLine::Pinning(const CpuPinning& pin) {
+  Bool("pinned", pin.pinned);
+  if (pin.pinned) {
+    Int("bench_cpu", pin.bench_cpu);
+    Int("gateway_cpu", pin.gateway_cpu);
+  } else {
+    Null("bench_cpu");
+    Null("gateway_cpu");
+  }
+  return *this;
+}
+
 void JsonLine::Print() const {
   std::string line = Line();
   line += '\n';
@@ -436,26 +517,36 @@ void JsonLine::Print() const {
 }
 
 bool StartOriginAndGateway(const std::string& layer_bin, int origin_threads, int gateway_threads,
-                           ChildProcess& origin, ChildProcess& gateway) {
+                           ChildProcess& origin, ChildProcess& gateway, const CpuPinning& pin) {
   std::string why;
   if (!origin.Start({layer_bin, "origin", "--listen", "127.0.0.1:0", "--port-file",
                      origin.port_file(), "--data-dir", origin.dir() + "/data", "--threads",
                      std::to_string(origin_threads), "--log-level", "warn"},
-                    &why)) {
+                    &why, pin.pinned ? pin.bench_cpu : -1)) {
     fmt::print(stderr, "error: {}\n{}", why, origin.LogText());
     return false;
   }
-  if (!gateway.Start(
-          {layer_bin, "serve", "--listen", "127.0.0.1:0", "--port-file", gateway.port_file(),
-           "--upstream", "http://127.0.0.1:" + std::to_string(origin.port()), "--data-dir",
-           gateway.dir() + "/data", "--access-log", "false", "--log-level", "warn", "--threads",
-           std::to_string(gateway_threads)},
-          &why)) {
-    fmt::print(stderr, "error: {}\n{}", why, gateway.LogText());
+  if (!StartGateway(layer_bin, origin.port(), gateway_threads, gateway,
+                    pin.pinned ? pin.gateway_cpu : -1)) {
     return false;
   }
   fmt::print(stderr, "origin on :{} (pid {}), gateway on :{} (pid {})\n", origin.port(),
              origin.pid(), gateway.port(), gateway.pid());
+  return true;
+}
+
+bool StartGateway(const std::string& layer_bin, uint16_t origin_port, int gateway_threads,
+                  ChildProcess& gateway, int cpu) {
+  std::string why;
+  if (!gateway.Start(
+          {layer_bin, "serve", "--listen", "127.0.0.1:0", "--port-file", gateway.port_file(),
+           "--upstream", "http://127.0.0.1:" + std::to_string(origin_port), "--data-dir",
+           gateway.dir() + "/data", "--access-log", "false", "--log-level", "warn", "--threads",
+           std::to_string(gateway_threads)},
+          &why, cpu)) {
+    fmt::print(stderr, "error: {}\n{}", why, gateway.LogText());
+    return false;
+  }
   return true;
 }
 

@@ -44,6 +44,21 @@ double LoadAverage();
 // The `layer` binary next to the bench's directory (build/bench/x -> build/layer).
 std::string DefaultLayerBin();
 
+// Where the processes of a benchmark run. On a small machine a load generator that shares the
+// gateway's cores measures the scheduler as much as the gateway (a real client runs elsewhere), so
+// a bench may pin itself and the origin to one CPU and the gateway to another.
+struct CpuPinning {
+  bool pinned = false;
+  int bench_cpu = -1;    // this process (every thread it starts later) and the origin child
+  int gateway_cpu = -1;  // the gateway child
+};
+
+// When `requested` and this process may run on at least two CPUs, pins the calling process to
+// the first of them and returns a plan that puts the gateway on the second. Call at start-up,
+// before any thread is created (threads inherit the mask). Otherwise (or when the kernel refuses)
+// returns an unpinned plan and, if pinning was requested, prints why on stderr.
+CpuPinning PinCpus(bool requested);
+
 // ---------------------------------------------------------------------------------------------
 // A child process (the gateway, the origin) that reports its listening port in a port file.
 // Owns a temp directory (created by the constructor, removed by Stop) that holds the port file,
@@ -62,8 +77,10 @@ class ChildProcess {
   std::string port_file() const { return dir_ + "/port"; }
 
   // Spawns argv (argv[0] is the binary path) and waits up to 15 s for a port in port_file().
-  // On failure returns false and says why (the caller may append LogText()).
-  bool Start(const std::vector<std::string>& argv, std::string* why);
+  // With `cpu` >= 0 the child runs on that CPU only (set between fork and exec, so every thread
+  // of the child inherits it). On failure returns false and says why (the caller may append
+  // LogText()).
+  bool Start(const std::vector<std::string>& argv, std::string* why, int cpu = -1);
 
   uint16_t port() const { return port_; }
   pid_t pid() const { return pid_; }
@@ -85,10 +102,14 @@ class ChildProcess {
 };
 
 // Starts `layer origin` and `layer serve` in front of it (warn-level logs, no access log), each
-// in its own temp directory. On failure prints why (with the child's log) and returns false.
+// in its own temp directory, placed on the CPUs `pin` names when it is pinned. On failure prints
+// why (with the child's log) and returns false.
 bool StartOriginAndGateway(const std::string& layer_bin, int origin_threads, int gateway_threads,
-                           ChildProcess& origin, ChildProcess& gateway);
-
+                           ChildProcess& origin, ChildProcess& gateway, const CpuPinning& pin = {});
+// Starts `layer serve` alone in front of an origin already listening on `origin_port` (same flags
+// as above), on `cpu` when >= 0. On failure prints why (with the child's log) and returns false.
+bool StartGateway(const std::string& layer_bin, uint16_t origin_port, int gateway_threads,
+                  ChildProcess& gateway, int cpu = -1);
 
 // ---------------------------------------------------------------------------------------------
 // Blocking one-shot HTTP on a fresh connection (set-up, seeding, /metrics). Not for load.
@@ -202,6 +223,8 @@ class JsonLine {
   JsonLine& Raw(std::string_view key, std::string_view json);
   // Adds requests/errors/rps and the latency summary fields (p50_us … mean_us) of `s`.
   JsonLine& Latency(const Samples& s, const Summary& sum);
+  // Adds pinned (bool), bench_cpu and gateway_cpu (null when not pinned).
+  JsonLine& Pinning(const CpuPinning& pin);
   std::string Line() const { return "{" + body_ + "}"; }
   // Prints Line() and a newline on stdout and flushes.
   void Print() const;

@@ -12,6 +12,9 @@
 //              directly, ABBA phases -> added latency
 //   write load max and latency again while a background thread upserts through the gateway
 //
+// --pin-cpus puts this process (the load generator) and the origin on one CPU and the gateway on
+// another, so that the two do not take each other's cycles; the summary says whether it applied.
+//
 // Every fetch answer's x-layer-cache header is checked and counted: a "hit" phase counts only
 // answers that say hit as successes, a "miss" phase only those that say miss.
 // Output: one JSON line per measurement and a summary line on stdout; progress on stderr.
@@ -206,6 +209,8 @@ struct Options {
   int gateway_threads = 2;
   int origin_threads = 1;
   std::string layer_bin;
+  std::string ab_layer_bin;  // A/B mode when set
+  bool pin_cpus = false;
   bool skip_write_load = false;
 };
 
@@ -249,11 +254,96 @@ JsonLine Line(std::string_view measurement, std::string_view target) {
   return j;
 }
 
+// --ab-layer-bin: single-fetch hits of two gateways in front of the same origin — A runs
+// --layer-bin, B runs --ab-layer-bin, both on the gateway CPU when pinned — in alternating phases
+// (ABBA), so that whatever else the machine does lands on both alike. Measures each one's
+// closed-loop max and gateway CPU per hit, then open-loop latency at half of each one's own max
+// (the target's definition) and at half of the lower max (same rate for both).
+struct AbSide {
+  std::string_view name;
+  const std::string* bin;
+  Target* target;
+  ChildProcess* gateway;
+  CacheCounts* counts;
+  Samples max, own, same;
+  double cpu_max = 0, cpu_own = 0, cpu_same = 0, rate_own = 0;
+};
+
+template <typename F>
+void AbbaSides(const Options& o, AbSide& a, AbSide& b, double seconds_each, F run) {
+  int phases = std::max(1, static_cast<int>(std::lround(seconds_each / o.phase)));
+  double phase_s = seconds_each / phases;
+  for (int p = 0; p < phases; ++p) {
+    for (int j = 0; j < 2; ++j) run((p % 2 == 0) == (j == 1) ? b : a, phase_s);  // A B | B A | …
+  }
+}
+
+void CompareGateways(const Options& o, LoadGen& gen, AbSide& a, AbSide& b, const CpuPinning& pin) {
+  fmt::print(stderr, "[ab] max: single-fetch hits of A and B, closed loop, ABBA phases\n");
+  AbbaSides(o, a, b, o.max_seconds, [&](AbSide& s, double sec) {
+    double cpu0 = s.gateway->CpuSeconds();
+    s.max.Merge(gen.RunClosed(*s.target, sec));
+    s.cpu_max += s.gateway->CpuSeconds() - cpu0;
+  });
+  for (AbSide* s : {&a, &b}) s->rate_own = std::max(1.0, s->max.rps() * o.latency_fraction);
+  const double same_rate = std::min(a.rate_own, b.rate_own);
+  fmt::print(stderr, "[ab] latency: open loop at half of each one's max ({:.0f}/s, {:.0f}/s)\n",
+             a.rate_own, b.rate_own);
+  AbbaSides(o, a, b, o.latency_seconds, [&](AbSide& s, double sec) {
+    double cpu0 = s.gateway->CpuSeconds();
+    s.own.Merge(gen.RunOpen(*s.target, s.rate_own, sec));
+    s.cpu_own += s.gateway->CpuSeconds() - cpu0;
+  });
+  fmt::print(stderr, "[ab] latency: open loop, both at {:.0f}/s\n", same_rate);
+  AbbaSides(o, a, b, o.latency_seconds, [&](AbSide& s, double sec) {
+    double cpu0 = s.gateway->CpuSeconds();
+    s.same.Merge(gen.RunOpen(*s.target, same_rate, sec));
+    s.cpu_same += s.gateway->CpuSeconds() - cpu0;
+  });
+  JsonLine sum = Line("ab_summary", "all");
+  sum.Pinning(pin).Int("gateway_threads", o.gateway_threads).Num("same_rate", same_rate, 0);
+  for (AbSide* s : {&a, &b}) {
+    Summary m = Summarize(s->max.latency_ns), own = Summarize(s->own.latency_ns),
+            same = Summarize(s->same.latency_ns);
+    Line("ab_max", s->name)
+        .Str("layer_bin", *s->bin)
+        .Str("mode", "closed")
+        .Latency(s->max, m)
+        .Num("gateway_cpu_us_per_req", PerReqUs(s->cpu_max, s->max))
+        .Print();
+    Line("ab_latency", s->name)
+        .Str("mode", "open")
+        .Num("rate", s->rate_own, 0)
+        .Latency(s->own, own)
+        .Num("gateway_cpu_us_per_req", PerReqUs(s->cpu_own, s->own))
+        .Print();
+    Line("ab_latency_same_rate", s->name)
+        .Str("mode", "open")
+        .Num("rate", same_rate, 0)
+        .Latency(s->same, same)
+        .Num("gateway_cpu_us_per_req", PerReqUs(s->cpu_same, s->same))
+        .Print();
+    std::string k(s->name);
+    sum.Str(k + "_layer_bin", *s->bin)
+        .Num(k + "_hit_rps", s->max.rps(), 0)
+        .Num(k + "_cpu_us_per_hit_closed", PerReqUs(s->cpu_max, s->max))
+        .Num(k + "_cpu_us_per_hit_open", PerReqUs(s->cpu_own, s->own))
+        .Num(k + "_rate", s->rate_own, 0)
+        .Num(k + "_p99_us", own.p99)
+        .Num(k + "_p99_us_same_rate", same.p99)
+        .Int(k + "_errors", static_cast<int64_t>(s->max.errors + s->own.errors + s->same.errors))
+        .Raw(k + "_x_layer_cache", s->counts->Json());
+  }
+  sum.Num("loadavg", LoadAverage(), 2).Print();
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   Options o;
   CLI::App app{"Fetch benchmark: cache hits vs /health, batch hits, misses vs direct upstream"};
+  // A later option wins, so a caller can override bench/run_fetch.sh's defaults.
+  app.option_defaults()->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
   app.add_option("--docs", o.docs, "documents seeded (through the gateway)")->capture_default_str();
   app.add_option("--attributes", o.attrs, "attributes per document")->capture_default_str();
   app.add_option("--doc-bytes", o.doc_bytes, "approximate JSON size of a document")
@@ -288,19 +378,36 @@ int main(int argc, char** argv) {
   app.add_option("--origin-threads", o.origin_threads, "layer origin --threads")
       ->capture_default_str();
   app.add_option("--layer-bin", o.layer_bin, "layer binary (default: ../layer next to this)");
+  app.add_flag("--pin-cpus", o.pin_cpus,
+               "bench and origin on one CPU, gateway on another (needs >= 2 CPUs)");
   app.add_flag("--skip-write-load", o.skip_write_load, "skip the under-write-load measurements");
+  app.add_option("--ab-layer-bin", o.ab_layer_bin,
+                 "A/B mode: also start this binary's gateway (same origin, same CPU) and compare "
+                 "single-fetch hits of the two in alternating phases; nothing else is measured");
   CLI11_PARSE(app, argc, argv);
   if (o.layer_bin.empty()) o.layer_bin = DefaultLayerBin();
   std::signal(SIGPIPE, SIG_IGN);
   const double load_before = LoadAverage();
+  const CpuPinning pin = PinCpus(o.pin_cpus);  // before any thread starts
   // Each cold id is fetched once: enough of them for warm-up and every miss phase.
   const uint64_t cold_docs =
       static_cast<uint64_t>(std::ceil(o.miss_rate * (o.miss_seconds + o.warmup) * 1.1)) + 100;
 
   ChildProcess origin("origin");
   ChildProcess gateway("gateway");
-  if (!StartOriginAndGateway(o.layer_bin, o.origin_threads, o.gateway_threads, origin, gateway)) {
+  if (!StartOriginAndGateway(o.layer_bin, o.origin_threads, o.gateway_threads, origin, gateway,
+                             pin)) {
     return 1;
+  }
+  ChildProcess gateway_b("gateway-b");  // A/B mode only
+  const bool ab = !o.ab_layer_bin.empty();
+  if (ab) {
+    if (!StartGateway(o.ab_layer_bin, origin.port(), o.gateway_threads, gateway_b,
+                      pin.pinned ? pin.gateway_cpu : -1)) {
+      return 1;
+    }
+    fmt::print(stderr, "A/B: gateway B ({}) on :{} (pid {})\n", o.ab_layer_bin, gateway_b.port(),
+               gateway_b.pid());
   }
 
   // Seed: hot documents through the gateway (mirrored into its cache), cold ones at the origin.
@@ -311,6 +418,12 @@ int main(int argc, char** argv) {
                 UpsertBody(first, n, 1, UINT64_MAX, o.attrs, o.doc_bytes, 1))) {
       fmt::print(stderr, "error: seeding {} through the gateway failed\n{}", kHotNs,
                  gateway.LogText());
+      return 1;
+    }
+    if (ab && !Upsert(gateway_b.port(), kHotNs,
+                      UpsertBody(first, n, 1, UINT64_MAX, o.attrs, o.doc_bytes, 1))) {
+      fmt::print(stderr, "error: seeding {} through gateway B failed\n{}", kHotNs,
+                 gateway_b.LogText());
       return 1;
     }
   }
@@ -419,6 +532,34 @@ int main(int argc, char** argv) {
                 {},
                 0,
                 0};
+  if (ab) {
+    CacheCounts hit_b_counts;
+    Target hit_b{"single_hit_b",
+                 tcp::endpoint(loopback, gateway_b.port()),
+                 hit.request,
+                 [&](const HttpResponse& r) {
+                   hit_b_counts.Count(r);
+                   return r.result_int() == 200 && r["x-layer-cache"] == "hit";
+                 },
+                 {},
+                 0,
+                 0};
+    gen.Connect(hit, o.connections);
+    gen.Connect(hit_b, o.connections);
+    if (o.warmup > 0) {
+      gen.RunClosed(hit, o.warmup);
+      gen.RunClosed(hit_b, o.warmup);
+    }
+    hit_counts = {};
+    hit_b_counts = {};
+    AbSide a{"a", &o.layer_bin, &hit, &gateway, &hit_counts};
+    AbSide b{"b", &o.ab_layer_bin, &hit_b, &gateway_b, &hit_b_counts};
+    CompareGateways(o, gen, a, b, pin);
+    gateway_b.Stop();
+    gateway.Stop();
+    origin.Stop();
+    return 0;
+  }
   for (Target* t : {&hit, &health, &batch, &miss, &direct}) gen.Connect(*t, o.connections);
 
   Run run{o, gen, gateway};
@@ -614,6 +755,7 @@ int main(int argc, char** argv) {
   sum.Int("docs", static_cast<int64_t>(o.docs))
       .Int("doc_json_bytes", static_cast<int64_t>(doc_json_bytes))
       .Int("gateway_threads", o.gateway_threads)
+      .Pinning(pin)
       .Num("hit_rps", idle.hit_rps, 0)
       .Num("health_rps", idle.health_rps, 0)
       .Num("hit_health_ratio", idle.ratio, 3)

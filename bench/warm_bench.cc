@@ -204,6 +204,7 @@ struct Options {
   int gateway_threads = 2;
   int origin_threads = 2;
   std::string layer_bin;
+  bool pin_cpus = false;
 };
 
 JsonLine Line(std::string_view measurement) {
@@ -245,17 +246,21 @@ int main(int argc, char** argv) {
   app.add_option("--origin-threads", o.origin_threads, "layer origin --threads")
       ->capture_default_str();
   app.add_option("--layer-bin", o.layer_bin, "layer binary (default: ../layer next to this)");
+  app.add_flag("--pin-cpus", o.pin_cpus,
+               "bench and origin on one CPU, gateway on another (needs >= 2 CPUs)");
   CLI11_PARSE(app, argc, argv);
   if (o.layer_bin.empty()) o.layer_bin = DefaultLayerBin();
   std::signal(SIGPIPE, SIG_IGN);
   const double load_before = LoadAverage();
+  const CpuPinning pin = PinCpus(o.pin_cpus);  // before any thread starts
   auto since = [](Clock::time_point t) {
     return std::chrono::duration<double>(Clock::now() - t).count();
   };
 
   ChildProcess origin("origin");
   ChildProcess gateway("gateway");
-  if (!StartOriginAndGateway(o.layer_bin, o.origin_threads, o.gateway_threads, origin, gateway)) {
+  if (!StartOriginAndGateway(o.layer_bin, o.origin_threads, o.gateway_threads, origin, gateway,
+                             pin)) {
     return 1;
   }
 
@@ -491,6 +496,7 @@ int main(int argc, char** argv) {
       .Int("page_size", o.page_size)
       .Int("gateway_threads", o.gateway_threads)
       .Int("origin_threads", o.origin_threads)
+      .Pinning(pin)
       .Num("raw_docs_per_s", raw_rate, 0)
       .Num("warm_docs_per_s", warm.rate(), 0)
       .Num("warm_raw_ratio", ratio, 3)

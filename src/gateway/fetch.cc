@@ -255,10 +255,15 @@ http::Task<http::Response> FetchDocument(RequestContext& ctx, http::Upstream& up
                                          CacheContext& cache) {
   const std::string& ns = ctx.route.ns;
   Projection proj = ProjectionFromQuery(ctx.query);
-  auto type = co_await ResolveIdType(ctx, upstream, cache);
-  if (!type.ok()) {
-    if (type.status().IsNotFound()) co_return NotFound(type.status().message());
-    co_return UpstreamError(type.status());
+  // The id type is almost always known already: asking without a coroutine call saves a frame.
+  std::optional<cache::IdType> type = cache.id_types.Known(ns);
+  if (!type) {
+    auto resolved = co_await ResolveIdType(ctx, upstream, cache);
+    if (!resolved.ok()) {
+      if (resolved.status().IsNotFound()) co_return NotFound(resolved.status().message());
+      co_return UpstreamError(resolved.status());
+    }
+    type = *resolved;
   }
   auto id = IdFromText(ctx.route.param, *type);
   auto missing = [&] {

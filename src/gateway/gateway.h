@@ -39,6 +39,7 @@ class Gateway {
   http::Task<http::Response> Handle(http::Exchange& ex);
 
  private:
+  // The route family's handler task for ctx (not yet started; the caller awaits it at once).
   http::Task<http::Response> Dispatch(RequestContext& ctx);
   bool draining() const { return server_ && server_->draining(); }
 

@@ -5,6 +5,8 @@
 #include <boost/asio/detached.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <boost/beast/core/buffer_traits.hpp>
+#include <boost/beast/core/buffers_suffix.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
 #include <boost/beast/http/empty_body.hpp>
@@ -13,11 +15,14 @@
 #include <boost/beast/http/write.hpp>
 #include <spdlog/spdlog.h>
 
+#include <array>
 #include <random>
+#include <tuple>
 #include <unordered_map>
 
 #include "common/metrics.h"
 #include "http/errors.h"
+#include "http/response_writer.h"
 
 namespace layer::http {
 
@@ -80,6 +85,22 @@ std::string MintRequestId() {
 }
 
 using Parser = bhttp::request_parser<bhttp::string_body>;
+
+// Parses as much of the next request head as `buffer` already holds, consuming it. Returns the
+// parser's error (need_more is not one: the head is simply incomplete) and the bytes consumed.
+// This is what Beast's async_read_header does first, without its post to the executor.
+std::pair<beast::error_code, size_t> ParseBufferedHead(beast::flat_buffer& buffer, Parser& parser) {
+  beast::error_code ec;
+  size_t used = 0;
+  while (buffer.size() > 0 && !parser.is_header_done()) {
+    size_t n = parser.put(buffer.data(), ec);
+    buffer.consume(n);
+    used += n;
+    if (ec) break;
+  }
+  if (ec == bhttp::error::need_more) ec = {};
+  return {ec, used};
+}
 
 class ExchangeImpl final : public Exchange {
  public:
@@ -182,9 +203,28 @@ struct HttpServer::Impl {
     }
   }
 
+  // Writes what remains of `bufs` after the first `sent` bytes; the body timeout bounds the whole
+  // remainder. Each write offers everything left (asio::async_write would cap it at 64 KiB).
+  Task<beast::error_code> WriteRest(beast::tcp_stream& stream,
+                                    const std::array<asio::const_buffer, 2>& bufs, size_t sent) {
+    beast::buffers_suffix<std::array<asio::const_buffer, 2>> rest(bufs);
+    rest.consume(sent);
+    stream.expires_after(opts.body_timeout);
+    while (beast::buffer_bytes(rest) > 0) {
+      auto [ec, n] = co_await stream.async_write_some(rest, kTuple);
+      if (ec) co_return ec;
+      rest.consume(n);
+    }
+    co_return beast::error_code{};
+  }
+
   Task<void> Session(tcp::socket sock) {
+    beast::error_code nb_ec;
+    sock.non_blocking(true, nb_ec);  // the direct write of a response must never block the thread
+    if (nb_ec) co_return;
     beast::tcp_stream stream(std::move(sock));
     beast::flat_buffer buffer;
+    std::string head;  // the response head, rebuilt for every response of the connection
     for (;;) {
       if (buffer.size() == 0) {
         // Idle keep-alive wait: nothing of the next request has arrived yet.
@@ -196,8 +236,14 @@ struct HttpServer::Impl {
       Parser parser;
       parser.header_limit(opts.max_header_bytes);
       parser.body_limit(opts.max_body_bytes);
-      stream.expires_after(opts.header_timeout);
-      auto [ec, n] = co_await bhttp::async_read_header(stream, buffer, parser, kTuple);
+      auto [ec, n] = ParseBufferedHead(buffer, parser);
+      if (!ec && !parser.is_header_done()) {
+        // The head is not all here yet: Beast reads the rest under the header timeout.
+        stream.expires_after(opts.header_timeout);
+        size_t more = 0;
+        std::tie(ec, more) = co_await bhttp::async_read_header(stream, buffer, parser, kTuple);
+        n += more;
+      }
       // Beast enforces header_limit only while it waits for more bytes; a head that arrived
       // whole in one read is measured here.
       if (!ec && n > opts.max_header_bytes) ec = bhttp::error::header_limit;
@@ -248,22 +294,21 @@ struct HttpServer::Impl {
         co_return;
       }
       bool keep = req.keep_alive() && ex.body_complete() && !owner->draining() && res.keep_alive();
-      res.keep_alive(keep);
-      res.set("x-request-id", ex.info.request_id);
-      if (req.method() != Verb::head) {
-        res.prepare_payload();
-      } else if (res[Field::content_length].empty()) {
-        res.content_length(0);
-      }
-      stream.expires_after(opts.body_timeout);
-      bhttp::response_serializer<bhttp::string_body> sr{res};
-      if (req.method() == Verb::head) sr.split(true);
+      const bool head_request = req.method() == Verb::head;
+      PrepareResponse(res, keep, ex.info.request_id, head_request);
+      SerializeResponseHead(res, head);
+      // One gather write of head and body. The socket is non-blocking: what the kernel takes at
+      // once is written right here, without the post and timer of an asynchronous write; only a
+      // remainder (a slow reader, a large body) waits, under the body timeout.
+      std::array<asio::const_buffer, 2> bufs{
+          asio::buffer(head), head_request ? asio::const_buffer() : asio::buffer(res.body())};
       beast::error_code wec;
-      if (req.method() == Verb::head) {
-        std::tie(wec, std::ignore) = co_await bhttp::async_write_header(stream, sr, kTuple);
-      } else {
-        std::tie(wec, std::ignore) = co_await bhttp::async_write(stream, sr, kTuple);
+      size_t sent = stream.socket().write_some(bufs, wec);
+      if (wec == asio::error::would_block || wec == asio::error::try_again) {
+        wec = {};
+        sent = 0;
       }
+      if (!wec && sent < beast::buffer_bytes(bufs)) wec = co_await WriteRest(stream, bufs, sent);
       Finish(ex.info, req, res);
       if (wec) co_return;
       if (!keep) {

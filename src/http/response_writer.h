@@ -1,0 +1,36 @@
+// How the server puts a handler's Response on the wire without Beast's serializer.
+//
+// The server's hot path writes every answer as one gather write of two buffers: a head built by
+// SerializeResponseHead into a per-connection string, and the body. The bytes are the ones Beast's
+// response serializer writes for the same message (status line, every field in order, blank line,
+// body), so a client cannot tell the two apart; tests compare the two byte for byte.
+//
+// Pure functions on values: no I/O, no locks, safe on any thread.
+#pragma once
+
+#include <string>
+#include <string_view>
+
+#include "http/message.h"
+
+namespace layer::http {
+
+// Finalises `res` for the wire the way the server answers every request:
+//   - keep_alive(keep_alive): on HTTP/1.1 "Connection: close" when false, no close token when
+//     true (HTTP/1.0: "Connection: keep-alive" when true);
+//   - x-request-id set to `request_id` (replacing any the handler set);
+//   - for a request other than HEAD, prepare_payload(): Content-Length from the body, and
+//     "chunked" dropped from Transfer-Encoding (the body goes out as is). It throws
+//     std::invalid_argument, as Beast does, for a 1xx/204/304 with a non-empty body (a handler
+//     bug);
+//   - for a HEAD request, the handler's Content-Length, or "Content-Length: 0" when it set none.
+void PrepareResponse(Response& res, bool keep_alive, std::string_view request_id,
+                     bool head_request);
+
+// Replaces `out`'s contents (its capacity is reused) with the response head: "HTTP/x.y ### reason"
+// (the custom reason if one was set, else the standard one), every field as "Name: value", each
+// line ending in CRLF, then the blank line. The body is not included: it follows the head on the
+// wire, as is, unless the request was HEAD.
+void SerializeResponseHead(const Response& res, std::string& out);
+
+}  // namespace layer::http

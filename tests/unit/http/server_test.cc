@@ -1,0 +1,169 @@
+// The server's wire behaviour around its own response writer: exact bytes, pipelining, a head that
+// arrives in pieces, HEAD, Connection: close, and a body too large for one write.
+#include "http/server.h"
+
+#include <gtest/gtest.h>
+
+#include <boost/asio/connect.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/read.hpp>
+#include <boost/asio/write.hpp>
+
+#include <chrono>
+#include <string>
+#include <thread>
+
+namespace layer::http {
+namespace {
+
+namespace asio = boost::asio;
+using tcp = asio::ip::tcp;
+
+constexpr size_t kBigBody = 8u << 20;  // far more than a socket buffer takes at once
+
+Task<Response> Answer(Exchange& ex) {
+  const auto& req = ex.request();
+  Response res{Code::ok, 11};
+  res.set(Field::content_type, "text/plain");
+  std::string_view target = req.target();
+  if (target == "/big") {
+    res.body() = std::string(kBigBody, 'z');
+    for (size_t i = 0; i < kBigBody; i += 4096) res.body()[i] = static_cast<char>('a' + i % 26);
+  } else if (target == "/empty") {
+    res.result(Code::no_content);
+  } else {
+    res.body() = "path=" + std::string(target);
+  }
+  co_return res;
+}
+
+class ServerTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ServerOptions opts;
+    opts.host = "127.0.0.1";
+    opts.port = 0;
+    opts.access_log = false;
+    server_ = std::make_unique<HttpServer>(pool_, opts, Answer);
+    ASSERT_TRUE(server_->Listen().ok());
+    server_->Start();
+    pool_.Start();
+  }
+  void TearDown() override {
+    server_->StopAccepting();
+    pool_.Stop();
+    pool_.Join();
+  }
+
+  tcp::socket Connect() {
+    tcp::socket s(client_io_);
+    s.connect(tcp::endpoint(asio::ip::make_address("127.0.0.1"), server_->port()));
+    return s;
+  }
+  // Reads until the peer closes or `n` bytes arrived.
+  static std::string ReadExactly(tcp::socket& s, size_t n) {
+    std::string out(n, '\0');
+    boost::system::error_code ec;
+    size_t got = asio::read(s, asio::buffer(out), ec);
+    out.resize(got);
+    return out;
+  }
+  static std::string ReadToEof(tcp::socket& s) {
+    std::string out;
+    char buf[65536];
+    boost::system::error_code ec;
+    for (;;) {
+      size_t n = s.read_some(asio::buffer(buf), ec);
+      out.append(buf, n);
+      if (ec) break;
+    }
+    return out;
+  }
+
+  IoPool pool_{1};
+  std::unique_ptr<HttpServer> server_;
+  asio::io_context client_io_;
+};
+
+std::string Expected(std::string_view status, std::string_view id, std::string_view body,
+                     bool close = false) {
+  std::string r = "HTTP/1.1 " + std::string(status) + "\r\n";
+  if (status.starts_with("200")) r += "Content-Type: text/plain\r\n";
+  if (close) r += "Connection: close\r\n";
+  r += "x-request-id: " + std::string(id) + "\r\n";
+  r += "Content-Length: " + std::to_string(body.size()) + "\r\n\r\n";
+  r += body;
+  return r;
+}
+
+TEST_F(ServerTest, PipelinedRequestsAreAnsweredInOrderByteForByte) {
+  tcp::socket s = Connect();
+  asio::write(
+      s, asio::buffer(std::string("GET /one HTTP/1.1\r\nHost: t\r\nx-request-id: id-1\r\n\r\n"
+                                  "GET /empty HTTP/1.1\r\nHost: t\r\nx-request-id: id-2\r\n\r\n"
+                                  "GET /three HTTP/1.1\r\nHost: t\r\nx-request-id: id-3\r\n"
+                                  "Connection: close\r\n\r\n")));
+  std::string expected = Expected("200 OK", "id-1", "path=/one");
+  expected +=
+      "HTTP/1.1 204 No Content\r\nContent-Type: text/plain\r\nx-request-id: id-2\r\n"
+      "Content-Length: 0\r\n\r\n";
+  expected += Expected("200 OK", "id-3", "path=/three", /*close=*/true);
+  EXPECT_EQ(ReadToEof(s), expected);  // the server closed after the third answer
+}
+
+TEST_F(ServerTest, HeadArrivingInPiecesIsStillRead) {
+  tcp::socket s = Connect();
+  asio::write(s, asio::buffer(std::string("GET /slow HTTP/1.1\r\nHo")));
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  asio::write(s, asio::buffer(std::string("st: t\r\nx-request-")));
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  asio::write(s, asio::buffer(std::string("id: p\r\n\r\n")));
+  std::string expected = Expected("200 OK", "p", "path=/slow");
+  EXPECT_EQ(ReadExactly(s, expected.size()), expected);
+}
+
+TEST_F(ServerTest, HeadRequestGetsTheHeadOnly) {
+  tcp::socket s = Connect();
+  asio::write(
+      s, asio::buffer(std::string(
+             "HEAD /h HTTP/1.1\r\nHost: t\r\nx-request-id: h1\r\n\r\n"
+             "GET /after HTTP/1.1\r\nHost: t\r\nx-request-id: h2\r\nConnection: close\r\n\r\n")));
+  // HEAD: the handler set no Content-Length, so the server says 0, and no body follows.
+  std::string expected =
+      "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nx-request-id: h1\r\nContent-Length: "
+      "0\r\n\r\n";
+  expected += Expected("200 OK", "h2", "path=/after", true);
+  EXPECT_EQ(ReadToEof(s), expected);
+}
+
+TEST_F(ServerTest, BodyLargerThanOneWriteArrivesWhole) {
+  tcp::socket s = Connect();
+  asio::write(
+      s, asio::buffer(std::string(
+             "GET /big HTTP/1.1\r\nHost: t\r\nx-request-id: b\r\n\r\n"
+             "GET /next HTTP/1.1\r\nHost: t\r\nx-request-id: n\r\nConnection: close\r\n\r\n")));
+  // Not reading for a while fills the socket buffers: the server's first write is partial and
+  // the rest goes out asynchronously.
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  std::string body(kBigBody, 'z');
+  for (size_t i = 0; i < kBigBody; i += 4096) body[i] = static_cast<char>('a' + i % 26);
+  std::string expected = Expected("200 OK", "b", body);
+  expected += Expected("200 OK", "n", "path=/next", true);
+  std::string got = ReadToEof(s);
+  ASSERT_EQ(got.size(), expected.size());
+  EXPECT_TRUE(got == expected);
+}
+
+TEST_F(ServerTest, MintsARequestIdWhenNoneIsSent) {
+  tcp::socket s = Connect();
+  asio::write(s,
+              asio::buffer(std::string("GET /m HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")));
+  std::string got = ReadToEof(s);
+  auto pos = got.find("x-request-id: ");
+  ASSERT_NE(pos, std::string::npos);
+  auto end = got.find("\r\n", pos);
+  EXPECT_EQ(end - pos - 14, 24u);  // 24 hex digits
+}
+
+}  // namespace
+}  // namespace layer::http
