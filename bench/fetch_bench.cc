@@ -214,6 +214,18 @@ struct Options {
   bool skip_write_load = false;
 };
 
+// Alternating phases of two sides, `seconds_each` per side in phases of about `phase` seconds,
+// in ABBA order (A B | B A | A B ...), so whatever else the machine does lands on both alike.
+// `run(side, phase_seconds)` runs one phase.
+template <typename Side, typename F>
+void AbbaPhases(double phase, Side& a, Side& b, double seconds_each, F run) {
+  int phases = std::max(1, static_cast<int>(std::lround(seconds_each / phase)));
+  double phase_s = seconds_each / phases;
+  for (int p = 0; p < phases; ++p) {
+    for (int j = 0; j < 2; ++j) run((p % 2 == 0) == (j == 1) ? b : a, phase_s);
+  }
+}
+
 struct Run {
   const Options& o;
   LoadGen& gen;
@@ -226,19 +238,14 @@ struct Run {
   };
   Pair Abba(Target& a, Target& b, double seconds_each, bool open, double rate) {
     Pair out;
-    int phases = std::max(1, static_cast<int>(std::lround(seconds_each / o.phase)));
-    double phase_s = seconds_each / phases;
-    for (int p = 0; p < phases; ++p) {
-      for (int j = 0; j < 2; ++j) {
-        bool b_turn = (p % 2 == 0) == (j == 1);  // A B | B A | A B ...
-        Target& t = b_turn ? b : a;
-        double cpu0 = gateway.CpuSeconds();
-        Samples s = open ? gen.RunOpen(t, rate, phase_s) : gen.RunClosed(t, phase_s);
-        double cpu = gateway.CpuSeconds() - cpu0;
-        (b_turn ? out.b : out.a).Merge(s);
-        (b_turn ? out.gw_cpu_b : out.gw_cpu_a) += cpu;
-      }
-    }
+    AbbaPhases(o.phase, a, b, seconds_each, [&](Target& t, double phase_s) {
+      const bool b_turn = &t == &b;
+      double cpu0 = gateway.CpuSeconds();
+      Samples s = open ? gen.RunOpen(t, rate, phase_s) : gen.RunClosed(t, phase_s);
+      double cpu = gateway.CpuSeconds() - cpu0;
+      (b_turn ? out.b : out.a).Merge(s);
+      (b_turn ? out.gw_cpu_b : out.gw_cpu_a) += cpu;
+    });
     return out;
   }
 };
@@ -269,37 +276,27 @@ struct AbSide {
   double cpu_max = 0, cpu_own = 0, cpu_same = 0, rate_own = 0;
 };
 
-template <typename F>
-void AbbaSides(const Options& o, AbSide& a, AbSide& b, double seconds_each, F run) {
-  int phases = std::max(1, static_cast<int>(std::lround(seconds_each / o.phase)));
-  double phase_s = seconds_each / phases;
-  for (int p = 0; p < phases; ++p) {
-    for (int j = 0; j < 2; ++j) run((p % 2 == 0) == (j == 1) ? b : a, phase_s);  // A B | B A | …
-  }
-}
-
 void CompareGateways(const Options& o, LoadGen& gen, AbSide& a, AbSide& b, const CpuPinning& pin) {
+  // One measurement of both sides: its samples into `out`, the side's gateway CPU into `cpu`.
+  auto measure = [&](Samples AbSide::*out, double AbSide::*cpu, double seconds, auto run_phase) {
+    AbbaPhases(o.phase, a, b, seconds, [&](AbSide& s, double sec) {
+      double cpu0 = s.gateway->CpuSeconds();
+      (s.*out).Merge(run_phase(s, sec));
+      s.*cpu += s.gateway->CpuSeconds() - cpu0;
+    });
+  };
   fmt::print(stderr, "[ab] max: single-fetch hits of A and B, closed loop, ABBA phases\n");
-  AbbaSides(o, a, b, o.max_seconds, [&](AbSide& s, double sec) {
-    double cpu0 = s.gateway->CpuSeconds();
-    s.max.Merge(gen.RunClosed(*s.target, sec));
-    s.cpu_max += s.gateway->CpuSeconds() - cpu0;
-  });
+  measure(&AbSide::max, &AbSide::cpu_max, o.max_seconds,
+          [&](AbSide& s, double sec) { return gen.RunClosed(*s.target, sec); });
   for (AbSide* s : {&a, &b}) s->rate_own = std::max(1.0, s->max.rps() * o.latency_fraction);
   const double same_rate = std::min(a.rate_own, b.rate_own);
   fmt::print(stderr, "[ab] latency: open loop at half of each one's max ({:.0f}/s, {:.0f}/s)\n",
              a.rate_own, b.rate_own);
-  AbbaSides(o, a, b, o.latency_seconds, [&](AbSide& s, double sec) {
-    double cpu0 = s.gateway->CpuSeconds();
-    s.own.Merge(gen.RunOpen(*s.target, s.rate_own, sec));
-    s.cpu_own += s.gateway->CpuSeconds() - cpu0;
-  });
+  measure(&AbSide::own, &AbSide::cpu_own, o.latency_seconds,
+          [&](AbSide& s, double sec) { return gen.RunOpen(*s.target, s.rate_own, sec); });
   fmt::print(stderr, "[ab] latency: open loop, both at {:.0f}/s\n", same_rate);
-  AbbaSides(o, a, b, o.latency_seconds, [&](AbSide& s, double sec) {
-    double cpu0 = s.gateway->CpuSeconds();
-    s.same.Merge(gen.RunOpen(*s.target, same_rate, sec));
-    s.cpu_same += s.gateway->CpuSeconds() - cpu0;
-  });
+  measure(&AbSide::same, &AbSide::cpu_same, o.latency_seconds,
+          [&](AbSide& s, double sec) { return gen.RunOpen(*s.target, same_rate, sec); });
   JsonLine sum = Line("ab_summary", "all");
   sum.Pinning(pin).Int("gateway_threads", o.gateway_threads).Num("same_rate", same_rate, 0);
   for (AbSide* s : {&a, &b}) {
