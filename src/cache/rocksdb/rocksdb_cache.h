@@ -69,6 +69,9 @@ struct RocksDbCacheOptions {
   // Wall clock in epoch ms, for tombstone expiry. Empty = std::chrono::system_clock.
   std::function<int64_t()> now_ms;
   size_t lock_stripes = 256;
+  // Snappy-compress file blocks: smaller files (more documents within max_bytes for compressible
+  // attributes) for more CPU in every flush and every read of a flushed block. Off: see OpenDb.
+  bool compress = false;
   // Test-only: runs inside every compare-and-put between the read and the write (with the stripe
   // locks held), so tests can widen the race window that the stripes must close.
   std::function<void()> test_hook_before_write;
