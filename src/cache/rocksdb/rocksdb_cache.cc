@@ -470,9 +470,14 @@ Result<std::vector<bool>> RocksDbCache::PutBatch(
   std::vector<rocksdb::Slice> slices(keys.begin(), keys.end());
   std::vector<rocksdb::PinnableSlice> values(docs.size());
   std::vector<rocksdb::Status> statuses(docs.size());
-  // A warm page's keys arrive in ascending order: RocksDB need not sort them again.
+  // Only the stamps are wanted and the new records go to the memtable: the blocks read for them
+  // stay out of the block cache, where they would evict the blocks hot fetches are served from
+  // (a re-warm reads back every block of the namespace). A warm page's keys arrive in ascending
+  // order: RocksDB need not sort them again.
+  rocksdb::ReadOptions read_before_write;
+  read_before_write.fill_cache = false;
   const bool sorted = std::is_sorted(keys.begin(), keys.end());
-  db_->MultiGet(rocksdb::ReadOptions(), docs_cf_, docs.size(), slices.data(), values.data(),
+  db_->MultiGet(read_before_write, docs_cf_, docs.size(), slices.data(), values.data(),
                 statuses.data(), sorted);
 
   // The stamp currently in force per key, counting earlier records of this same batch.
