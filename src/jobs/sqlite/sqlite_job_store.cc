@@ -127,6 +127,24 @@ class Txn {
   bool done_ = false;
 };
 
+// While in scope, commits on a synchronous=FULL connection do not wait for the disk
+// (synchronous=NORMAL); FULL comes back at the end. Declare it before the Txn it covers, so the
+// transaction has ended (committed or rolled back) when FULL is restored.
+class RelaxedSync {
+ public:
+  RelaxedSync(sqlite3* db, bool connection_is_full) : db_(connection_is_full ? db : nullptr) {
+    if (db_) sqlite3_exec(db_, "PRAGMA synchronous=NORMAL", nullptr, nullptr, nullptr);
+  }
+  ~RelaxedSync() {
+    if (db_) sqlite3_exec(db_, "PRAGMA synchronous=FULL", nullptr, nullptr, nullptr);
+  }
+  RelaxedSync(const RelaxedSync&) = delete;
+  RelaxedSync& operator=(const RelaxedSync&) = delete;
+
+ private:
+  sqlite3* db_;
+};
+
 // Reads a row selected with kColumns.
 Result<WarmJob> ReadJob(const Stmt& s) {
   WarmJob j;
@@ -218,6 +236,14 @@ Status SqliteJobStore::Init() {
     return st;
   }
   return Exec(kSchema);
+}
+
+int SqliteJobStore::SynchronousLevel() {
+  std::lock_guard lock(mu_);
+  if (!db_) return -1;
+  Stmt s(db_, "PRAGMA synchronous");
+  if (!s.prepare_status().ok() || s.Step() != SQLITE_ROW) return -1;
+  return static_cast<int>(s.Int(0));
 }
 
 Status SqliteJobStore::Exec(const char* sql) {
@@ -334,6 +360,7 @@ Status SqliteJobStore::Checkpoint(std::string_view id, std::string_view owner,
   progress = std::min(progress, 0.999);  // 1.0 is reserved for a completed job
   std::lock_guard lock(mu_);
   if (!db_) return Status::Unavailable("sqlite job store: closed");
+  RelaxedSync relaxed(db_, options_.synchronous_full);  // see the header: checkpoints
   Txn txn(db_);
   if (!txn.begin_status().ok()) return txn.begin_status();
   if (Status st = CheckOwnedLocked(id, owner); !st.ok()) return st;

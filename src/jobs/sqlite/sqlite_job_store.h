@@ -2,14 +2,18 @@
 //
 // Durability: WAL journal, synchronous=FULL by default (NORMAL on request). With either setting a
 // committed call (Create, Checkpoint, Finish, ...) survives kill -9 of the process; FULL also
-// survives power loss. The schema is created on Open().
+// survives power loss, except for Checkpoint: a warm writes one per page, so checkpoints commit
+// without waiting for the disk (synchronous=NORMAL for their transaction; the next call that
+// does wait makes them durable too). A power loss can then lose the checkpoints since the last
+// other call, and the job resumes from an earlier page: pages are idempotent, and the embedded
+// cache is discarded after an unclean shutdown anyway. The schema is created on Open().
 //
 // Concurrency: one connection guarded by a mutex, so calls are serialised in-process; every
 // multi-statement operation runs in a BEGIN IMMEDIATE transaction, and a partial unique index
 // enforces one running job per namespace, so the rules of job_store.h also hold when several
 // processes open the same file (they wait up to `busy_timeout` for each other's write lock).
 //
-// Blocking: every call does file I/O (and fsync on commit). Thread-safe.
+// Blocking: every call does file I/O (and, but for Checkpoint, fsync on commit). Thread-safe.
 #pragma once
 
 #include <chrono>
@@ -61,6 +65,10 @@ class SqliteJobStore final : public JobStore {
   Result<uint64_t> DeleteNamespace(std::string_view ns) override;
   Result<uint64_t> Prune(int64_t now_ms, std::chrono::milliseconds keep_finished_for,
                          uint64_t keep_finished_max_per_namespace) override;
+
+  // The connection's PRAGMA synchronous right now (1 NORMAL, 2 FULL), or -1 when closed or on an
+  // error: what the next call other than Checkpoint commits with.
+  int SynchronousLevel();
 
  private:
   explicit SqliteJobStore(SqliteJobStoreOptions options);

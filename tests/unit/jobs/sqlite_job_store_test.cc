@@ -185,6 +185,18 @@ TEST_F(SqliteJobStoreTest, CheckpointRecordsProgressAndExtendsTheLease) {
   EXPECT_GT(got->progress, 0.99);
 }
 
+// Checkpoints commit without an fsync; every other call keeps the connection's FULL setting,
+// also after a checkpoint that failed.
+TEST_F(SqliteJobStoreTest, OnlyCheckpointsRelaxTheSyncSetting) {
+  EXPECT_EQ(store_->SynchronousLevel(), 2);
+  WarmJob job = MustCreate("ns");
+  ASSERT_TRUE(store_->Checkpoint(job.id, "gw-a", {"1", 1, 0.1, 0}).ok());
+  EXPECT_EQ(store_->SynchronousLevel(), 2);
+  EXPECT_FALSE(store_->Checkpoint(job.id, "gw-b", {"2", 2, 0.2, 0}).ok());  // not the owner
+  EXPECT_EQ(store_->SynchronousLevel(), 2);
+  EXPECT_EQ(store_->Get(job.id)->documents_scanned, 1u);
+}
+
 TEST_F(SqliteJobStoreTest, CursorRoundTripsEveryIdType) {
   WarmJob job = MustCreate("ns1");
   for (std::string cursor : {"18446744073709551615", "\"a \\\"quoted\\\" id\"",
