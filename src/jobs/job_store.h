@@ -130,7 +130,8 @@ class JobStore {
   // Records progress and extends the lease to now + the store's lease duration. NotFound when no
   // job has this id; Aborted when the job is no longer running (e.g. cancelled) or `owner` no
   // longer holds the lease: the caller must stop working on it. InvalidArgument when `cursor` is
-  // not valid JSON.
+  // not valid JSON. A backend may make checkpoints less durable than its other calls (a warm
+  // writes one per page): a checkpoint that is lost only sends the job back a few pages.
   virtual Status Checkpoint(std::string_view id, std::string_view owner,
                             const WarmJobCheckpoint& checkpoint) = 0;
 
