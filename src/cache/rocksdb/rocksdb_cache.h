@@ -6,7 +6,8 @@
 //    where tag is the IdType byte (1..3) for a document or tombstone and 0x80|IdType for a vector.
 //    It uses FIFO compaction bounded by `max_bytes`: when the SST files exceed the bound, the
 //    oldest files are dropped whole (oldest-first eviction; newer versions of a key always live in
-//    newer files, so eviction never resurrects an old version).
+//    newer files, so eviction never resurrects an old version). Its files are not compressed
+//    unless `compress` is set (see OpenDb for why).
 //  * "meta" holds what eviction must never drop: per-namespace epochs ('E' + ns -> u64 BE) and
 //    namespace records ('R' + [u16 BE ns length][ns][u64 BE epoch][record key] -> value).
 // Document values are [u8 flags][u64 BE stamp][payload]: payload is the attributes JSON for a
