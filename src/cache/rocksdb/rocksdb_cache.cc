@@ -62,16 +62,25 @@ void AppendNs(std::string* out, std::string_view ns) {
   out->append(ns);
 }
 
-// [u16 ns length][ns][u64 epoch][tag][id bytes]
-std::string DocKey(std::string_view ns, uint64_t epoch, const DocId& id, bool vector) {
-  std::string key;
-  key.reserve(2 + ns.size() + 8 + 1 + id.bytes.size());
-  AppendNs(&key, ns);
-  AppendU64(&key, epoch);
+size_t DocKeySize(std::string_view ns, const DocId& id) {
+  return 2 + ns.size() + 8 + 1 + id.bytes.size();
+}
+
+// Appends [u16 ns length][ns][u64 epoch][tag][id bytes].
+void AppendDocKey(std::string* out, std::string_view ns, uint64_t epoch, const DocId& id,
+                  bool vector) {
+  AppendNs(out, ns);
+  AppendU64(out, epoch);
   uint8_t tag = static_cast<uint8_t>(id.type);
   if (vector) tag |= kVectorTagBit;
-  key.push_back(static_cast<char>(tag));
-  key.append(id.bytes);
+  out->push_back(static_cast<char>(tag));
+  out->append(id.bytes);
+}
+
+std::string DocKey(std::string_view ns, uint64_t epoch, const DocId& id, bool vector) {
+  std::string key;
+  key.reserve(DocKeySize(ns, id));
+  AppendDocKey(&key, ns, epoch, id, vector);
   return key;
 }
 
@@ -453,13 +462,21 @@ Result<std::vector<bool>> RocksDbCache::PutBatch(
   std::vector<bool> stored(docs.size(), false);
   if (docs.empty()) return stored;
 
-  std::vector<std::string> keys;
+  // Every key in one buffer (sized first, so the slices into it stay valid).
+  size_t keys_size = 0;
+  for (const auto& [id, doc] : docs) keys_size += DocKeySize(ns, id);
+  std::string key_bytes;
+  key_bytes.reserve(keys_size);
+  std::vector<rocksdb::Slice> keys;
   keys.reserve(docs.size());
   std::vector<size_t> stripes;
   stripes.reserve(docs.size());
   for (const auto& [id, doc] : docs) {
-    keys.push_back(DocKey(ns, *epoch, id, /*vector=*/false));
-    stripes.push_back(std::hash<std::string_view>{}(keys.back()) % options_.lock_stripes);
+    const size_t at = key_bytes.size();
+    AppendDocKey(&key_bytes, ns, *epoch, id, /*vector=*/false);
+    keys.emplace_back(key_bytes.data() + at, key_bytes.size() - at);
+    stripes.push_back(std::hash<std::string_view>{}(keys.back().ToStringView()) %
+                      options_.lock_stripes);
   }
   std::sort(stripes.begin(), stripes.end());
   stripes.erase(std::unique(stripes.begin(), stripes.end()), stripes.end());
@@ -467,7 +484,6 @@ Result<std::vector<bool>> RocksDbCache::PutBatch(
   locks.reserve(stripes.size());
   for (size_t s : stripes) locks.emplace_back(stripes_[s]);
 
-  std::vector<rocksdb::Slice> slices(keys.begin(), keys.end());
   std::vector<rocksdb::PinnableSlice> values(docs.size());
   std::vector<rocksdb::Status> statuses(docs.size());
   // Only the stamps are wanted and the new records go to the memtable: the blocks read for them
@@ -476,13 +492,17 @@ Result<std::vector<bool>> RocksDbCache::PutBatch(
   // order: RocksDB need not sort them again.
   rocksdb::ReadOptions read_before_write;
   read_before_write.fill_cache = false;
-  const bool sorted = std::is_sorted(keys.begin(), keys.end());
-  db_->MultiGet(read_before_write, docs_cf_, docs.size(), slices.data(), values.data(),
+  const bool sorted = std::is_sorted(keys.begin(), keys.end(), [](const auto& a, const auto& b) {
+    return a.compare(b) < 0;
+  });
+  db_->MultiGet(read_before_write, docs_cf_, docs.size(), keys.data(), values.data(),
                 statuses.data(), sorted);
 
-  // The stamp currently in force per key, counting earlier records of this same batch.
-  std::unordered_map<std::string_view, uint64_t> current;
-  current.reserve(docs.size());
+  // The stamp in force per key so far, counting earlier records of this same batch. With sorted
+  // keys a repeated key follows its previous record directly; otherwise a map finds it.
+  std::unordered_map<std::string_view, std::optional<uint64_t>> in_force;
+  if (!sorted) in_force.reserve(docs.size());
+  std::optional<uint64_t> previous_in_force;  // sorted: of keys[i - 1]
   size_t batch_bytes = 64;
   for (size_t i = 0; i < docs.size(); ++i) {
     batch_bytes += keys[i].size() + kMaxValueHead + docs[i].second.attributes_json.size() + 16;
@@ -491,27 +511,40 @@ Result<std::vector<bool>> RocksDbCache::PutBatch(
   for (size_t i = 0; i < docs.size(); ++i) {
     const CachedDoc& doc = docs[i].second;
     std::optional<uint64_t> existing;
-    if (auto it = current.find(keys[i]); it != current.end()) {
+    bool repeated = false;
+    if (sorted) {
+      repeated = i > 0 && keys[i] == keys[i - 1];
+      if (repeated) existing = previous_in_force;
+    } else if (auto it = in_force.find(keys[i].ToStringView()); it != in_force.end()) {
+      repeated = true;
       existing = it->second;
-    } else if (statuses[i].ok()) {
-      Result<std::optional<CachedDoc>> old = Decode(values[i].ToStringView());
-      // A corrupt record is replaced rather than blocking writes forever.
-      if (old.ok() && old->has_value()) existing = (*old)->upserted_at;
-    } else if (!statuses[i].IsNotFound()) {
-      return FromRocks(statuses[i], "get before put");
     }
-    if (existing && *existing > doc.upserted_at) continue;
+    if (!repeated) {
+      if (statuses[i].ok()) {
+        Result<std::optional<CachedDoc>> old = Decode(values[i].ToStringView());
+        // A corrupt record is replaced rather than blocking writes forever.
+        if (old.ok() && old->has_value()) existing = (*old)->upserted_at;
+      } else if (!statuses[i].IsNotFound()) {
+        return FromRocks(statuses[i], "get before put");
+      }
+    }
+    const bool wins = !existing || *existing <= doc.upserted_at;
+    const std::optional<uint64_t> now_in_force = wins ? doc.upserted_at : existing;
+    if (sorted) {
+      previous_in_force = now_in_force;
+    } else {
+      in_force[keys[i].ToStringView()] = now_in_force;
+    }
+    if (!wins) continue;
     // The value is the head and the attributes, copied once, straight into the batch.
     char head[kMaxValueHead];
     const rocksdb::Slice value_parts[2] = {
         rocksdb::Slice(head, EncodeDocHead(doc, head)),
         rocksdb::Slice(doc.tombstone ? std::string_view() : doc.attributes_json)};
-    const rocksdb::Slice key_part(keys[i]);
-    batch.Put(docs_cf_, rocksdb::SliceParts(&key_part, 1), rocksdb::SliceParts(value_parts, 2));
+    batch.Put(docs_cf_, rocksdb::SliceParts(&keys[i], 1), rocksdb::SliceParts(value_parts, 2));
     if (doc.tombstone) {
       batch.Delete(docs_cf_, DocKey(ns, *epoch, docs[i].first, /*vector=*/true));
     }
-    current[keys[i]] = doc.upserted_at;
     stored[i] = true;
   }
   if (options_.test_hook_before_write) options_.test_hook_before_write();

@@ -124,6 +124,39 @@ TEST_F(RocksDbCacheTest, BatchPutFlagsPerRecordIncludingDuplicates) {
   EXPECT_EQ(MustGet(*c, "ns", DocId::U64(3))->attributes_json, "{\"v\":33}");
 }
 
+// Repeated keys in a batch compare against the record in force before them, whether the batch
+// is in key order (repeats adjacent) or not, including repeats that follow a losing record.
+TEST_F(RocksDbCacheTest, BatchRepeatsInAndOutOfKeyOrder) {
+  auto c = OpenCache();
+  ASSERT_TRUE(c->PutIfNewer("ns", DocId::U64(5), Doc("{\"disk\":5}", 100)).ok());
+  std::vector<std::pair<DocId, CachedDoc>> unordered = {
+      {DocId::U64(3), Doc("{\"v\":\"3a\"}", 50)},
+      {DocId::U64(5), Doc("{\"v\":\"5a\"}", 50)},   // loses to the stored 100
+      {DocId::U64(1), Doc("{\"v\":\"1\"}", 50)},
+      {DocId::U64(3), Doc("{\"v\":\"3b\"}", 40)},   // loses to 3a
+      {DocId::U64(5), Doc("{\"v\":\"5b\"}", 70)},   // still loses to the stored 100
+      {DocId::U64(3), Doc("{\"v\":\"3c\"}", 60)},   // wins over 3a
+      {DocId::U64(5), Doc("{\"v\":\"5c\"}", 150)},  // wins over the stored 100
+  };
+  auto r = c->PutIfNewerBatch("ns", unordered);
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(*r, (std::vector<bool>{true, false, true, false, false, true, true}));
+  EXPECT_EQ(MustGet(*c, "ns", DocId::U64(3))->attributes_json, "{\"v\":\"3c\"}");
+  EXPECT_EQ(MustGet(*c, "ns", DocId::U64(5))->attributes_json, "{\"v\":\"5c\"}");
+
+  std::vector<std::pair<DocId, CachedDoc>> ordered = {
+      {DocId::U64(5), Doc("{\"v\":\"5d\"}", 120)},  // loses to 5c (150)
+      {DocId::U64(5), Doc("{\"v\":\"5e\"}", 140)},  // still loses
+      {DocId::U64(5), Doc("{\"v\":\"5f\"}", 150)},  // a tie wins
+      {DocId::U64(5), Doc("{\"v\":\"5g\"}", 149)},  // loses to 5f
+      {DocId::U64(6), Doc("{\"v\":\"6\"}", 1)},
+  };
+  r = c->PutIfNewerBatch("ns", ordered);
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(*r, (std::vector<bool>{false, false, true, false, true}));
+  EXPECT_EQ(MustGet(*c, "ns", DocId::U64(5))->attributes_json, "{\"v\":\"5f\"}");
+}
+
 TEST_F(RocksDbCacheTest, TombstoneBlocksOlderPutsUntilItExpires) {
   RocksDbCacheOptions o = Options();
   o.tombstone_ttl = 60s;
