@@ -234,10 +234,17 @@ http::Task<std::shared_ptr<WarmRunner::PageRead>> WarmRunner::StartRead(
     const std::string& ns, size_t page_size, const std::optional<std::string>& cursor) {
   auto ex = co_await asio::this_coro::executor;
   auto read = std::make_shared<PageRead>(ex);
-  asio::co_spawn(ex,
-                 ReadPage(read, "/v2/namespaces/" + ns + "/query", PageQuery(page_size, cursor)),
-                 asio::detached);
+  LaunchRead(ex, read, ns, page_size, cursor);
   co_return read;
+}
+
+void WarmRunner::LaunchRead(const asio::any_io_executor& ex, std::shared_ptr<PageRead> read,
+                            const std::string& ns, size_t page_size,
+                            const std::optional<std::string>& cursor) {
+  asio::co_spawn(ex,
+                 ReadPage(std::move(read), "/v2/namespaces/" + ns + "/query",
+                          PageQuery(page_size, cursor)),
+                 asio::detached);
 }
 
 http::Task<void> WarmRunner::ReadPage(std::shared_ptr<PageRead> read, std::string target,
@@ -374,22 +381,30 @@ http::Task<void> WarmRunner::Run(WarmJob job) {
     auto has_more = [&](size_t returned) {
       return returned > page_size || (page_size >= kTopKLimit && returned == kTopKLimit);
     };
+    // One trip to the page thread: it peeks, starts the read of page N+1 on the job's executor
+    // at once, then parses (and, once the id type is known, keys) page N while the previous
+    // page is still being written. The read is registered before the trip, so a page write that
+    // ends the job meanwhile drops it, started or not.
     t0 = SteadyClock::now();
-    std::optional<WarmPagePeek> peek = co_await http::OffLoop(
-        *page_thread_, [&] { return PeekWarmPage(res->body(), page_size - 1); });
-    if (peek && peek->id_json && has_more(peek->returned)) {
-      next = co_await StartRead(ns, page_size, peek->id_json);
-    }
-
-    // Parse (and, once the id type is known, key) the page off the I/O thread, while the
-    // previous page is still being written.
+    auto ahead = std::make_shared<PageRead>(ex);
+    next = ahead;
+    bool reading_ahead = false;
+    std::optional<WarmPagePeek> peek;
     uint64_t unkeyed = 0;
     CacheBatch batch;
     Result<WarmPage> page = co_await http::OffLoop(*page_thread_, [&]() -> Result<WarmPage> {
+      peek = PeekWarmPage(res->body(), page_size - 1);
+      if (peek && peek->id_json && has_more(peek->returned)) {
+        reading_ahead = true;
+        asio::post(ex, [this, ex, ahead, ns, page_size, after = *peek->id_json] {
+          LaunchRead(ex, ahead, ns, page_size, after);
+        });
+      }
       Result<WarmPage> p = ParseWarmPage(std::move(res->body()), page_size);
       if (p.ok() && typed) batch = KeyRows(cache_, ns, *p, typed, &unkeyed);
       return p;
     });
+    if (!reading_ahead) next.reset();
     parse += SteadyClock::now() - t0;
     if (!page.ok() || (page->taken > 0 && !page->last_id_json)) {
       co_await finish_early("upstream page read returned an unexpected body");

@@ -101,6 +101,11 @@ class WarmRunner {
   // Starts reading the page after `cursor` (with retries) in the background, on this thread.
   http::Task<std::shared_ptr<PageRead>> StartRead(const std::string& ns, size_t page_size,
                                                   const std::optional<std::string>& cursor);
+  // Starts `read` of the page after `cursor` on `ex`; call on `ex` (the read is touched there
+  // only).
+  void LaunchRead(const boost::asio::any_io_executor& ex, std::shared_ptr<PageRead> read,
+                  const std::string& ns, size_t page_size,
+                  const std::optional<std::string>& cursor);
   http::Task<void> ReadPage(std::shared_ptr<PageRead> read, std::string target, std::string body);
   // The read's outcome: the last attempt's answer or transport error.
   static http::Task<Result<http::Response>> AwaitRead(std::shared_ptr<PageRead> read);
