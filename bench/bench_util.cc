@@ -67,6 +67,28 @@ double LoadAverage() {
   return v;
 }
 
+uint64_t Mix(uint64_t x) {
+  x += 0x9e3779b97f4a7c15ull;
+  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
+  x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
+  return x ^ (x >> 31);
+}
+
+void AppendLetters(std::string* out, size_t n, uint64_t seed) {
+  out->reserve(out->size() + n);
+  for (size_t i = 0; i < n; ++i) {
+    out->push_back(static_cast<char>('a' + seed % 26));
+    seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+  }
+}
+
+std::string PaddedJson(std::string open, size_t bytes, uint64_t seed) {
+  constexpr size_t kTail = 2;  // "}
+  AppendLetters(&open, bytes > open.size() + kTail ? bytes - open.size() - kTail : 0, seed);
+  open += "\"}";
+  return open;
+}
+
 std::string DefaultLayerBin() {
   std::error_code ec;
   auto self = std::filesystem::read_symlink("/proc/self/exe", ec);

@@ -44,6 +44,14 @@ double LoadAverage();
 // The `layer` binary next to the bench's directory (build/bench/x -> build/layer).
 std::string DefaultLayerBin();
 
+// splitmix64: a cheap, well-spread mix of `x` (id pickers, seeds).
+uint64_t Mix(uint64_t x);
+// Appends `n` pseudo-random lowercase letters, the same for the same `seed`.
+void AppendLetters(std::string* out, size_t n, uint64_t seed);
+// `open` (JSON text ending inside an open string, e.g. `{"body":"`) padded with letters from
+// `seed` and closed with `"}` to exactly `bytes` bytes (or just closed when it is too long).
+std::string PaddedJson(std::string open, size_t bytes, uint64_t seed);
+
 // Where the processes of a benchmark run. On a small machine a load generator that shares the
 // gateway's cores measures the scheduler as much as the gateway (a real client runs elsewhere), so
 // a bench may pin itself and the origin to one CPU and the gateway to another.

@@ -39,15 +39,10 @@ double CpuSeconds(clockid_t clock) {
   return static_cast<double>(t.tv_sec) + static_cast<double>(t.tv_nsec) * 1e-9;
 }
 
-// {"n":I,"tag":"tK","body":"…"} of exactly `bytes` bytes (pseudo-random lowercase body).
-std::string Attributes(uint64_t id, size_t bytes, uint64_t* rng) {
-  std::string r = fmt::format(R"({{"n":{},"tag":"t{}","body":")", id, id % 16);
-  while (r.size() + 2 < bytes) {
-    r += static_cast<char>('a' + (*rng >> 33) % 26);
-    *rng = *rng * 6364136223846793005ull + 1442695040888963407ull;
-  }
-  r += "\"}";
-  return r;
+// The attributes of warm_bench's documents, {"n":I,"tag":"tK","body":"…"}, of exactly `bytes`.
+std::string Attributes(uint64_t id, size_t bytes) {
+  return layer::bench::PaddedJson(fmt::format(R"({{"n":{},"tag":"t{}","body":")", id, id % 16),
+                                  bytes, layer::bench::Mix(id));
 }
 
 struct Options {
@@ -137,12 +132,11 @@ int main(int argc, char** argv) {
 
   // Built before any timing: the pages a warm would hand the cache.
   std::vector<Page> pages;
-  uint64_t rng = 1;
   for (uint64_t id = 1; id <= o.docs;) {
     Page& p = pages.emplace_back();
     p.reserve(o.page);
     for (size_t i = 0; i < o.page && id <= o.docs; ++i, ++id) {
-      p.emplace_back(DocId::U64(id), CachedDoc{Attributes(id, o.doc_bytes, &rng), 0, false});
+      p.emplace_back(DocId::U64(id), CachedDoc{Attributes(id, o.doc_bytes), 0, false});
     }
   }
   bool ok = Pass(o, "fresh", pages, 1000) && Pass(o, "overwrite", pages, 2000);

@@ -48,13 +48,6 @@ constexpr std::string_view kToken = "bench";
 constexpr std::string_view kHotNs = "bench";
 constexpr std::string_view kColdNs = "cold";
 
-uint64_t Mix(uint64_t x) {  // splitmix64: a cheap, well-spread id picker
-  x += 0x9e3779b97f4a7c15ull;
-  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
-  x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
-  return x ^ (x >> 31);
-}
-
 // One document's upsert row: about `bytes` of JSON over `attrs` attributes (every third one a
 // number, the rest strings), `version` in the values so that rewrites change the stored bytes.
 std::string Row(uint64_t id, int attrs, int bytes, uint64_t version) {
@@ -64,12 +57,8 @@ std::string Row(uint64_t id, int attrs, int bytes, uint64_t version) {
       if (a % 3 == 0) {
         fmt::format_to(std::back_inserter(r), ",\"n{}\":{}", a, Mix(id * 31 + a) % 100000);
       } else {
-        std::string v(per, 'a');
-        uint64_t h = Mix(id * 131 + static_cast<uint64_t>(a) + version);
-        for (auto& ch : v) {
-          ch = static_cast<char>('a' + h % 26);
-          h = h * 6364136223846793005ull + 1442695040888963407ull;
-        }
+        std::string v;
+        AppendLetters(&v, per, Mix(id * 131 + static_cast<uint64_t>(a) + version));
         fmt::format_to(std::back_inserter(r), ",\"s{}\":\"{}\"", a, v);
       }
     }

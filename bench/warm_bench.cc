@@ -46,25 +46,10 @@ using namespace std::chrono_literals;
 
 constexpr std::string_view kToken = "bench";
 
-uint64_t Mix(uint64_t x) {  // splitmix64
-  x += 0x9e3779b97f4a7c15ull;
-  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
-  x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
-  return x ^ (x >> 31);
-}
-
 // {"id":I,"n":I,"tag":"tK","body":"…"} padded to exactly `bytes` serialised bytes (if it fits).
 std::string Row(uint64_t id, int bytes) {
-  std::string r = fmt::format(R"({{"id":{},"n":{},"tag":"t{}","body":")", id, id, id % 16);
-  size_t tail = 2;  // "}
-  size_t pad = static_cast<size_t>(bytes) > r.size() + tail ? bytes - r.size() - tail : 0;
-  uint64_t h = Mix(id);
-  for (size_t i = 0; i < pad; ++i) {
-    r += static_cast<char>('a' + h % 26);
-    h = h * 6364136223846793005ull + 1442695040888963407ull;
-  }
-  r += "\"}";
-  return r;
+  return PaddedJson(fmt::format(R"({{"id":{},"n":{},"tag":"t{}","body":")", id, id, id % 16),
+                    static_cast<size_t>(bytes), Mix(id));
 }
 
 std::vector<HttpHeader> Auth() { return {{"Authorization", "Bearer " + std::string(kToken)}}; }
