@@ -135,6 +135,14 @@ CacheGuard::~CacheGuard() {
   bulk_pool_->join();
 }
 
+void CacheGuard::PrepareRequestThread() const {
+  thread_local bool prepared = false;
+  if (prepared) return;
+  prepared = true;
+  NameCurrentThread("layer-cache");
+  (void)SetCurrentThreadSlice(options_.request_slice);
+}
+
 Clock::time_point CacheGuard::Now() const { return options_.now ? options_.now() : Clock::now(); }
 
 void CacheGuard::SetStateLocked(BreakerState s) {
@@ -230,7 +238,8 @@ http::Task<R> CacheGuard::Call(CacheOp op, Fn fn, CacheLane lane) {
   call->timer = &timer;
   call->ex.emplace(timer.get_executor());
   AbandonOnExit<R> abandon{call};  // declared after `timer`, so it runs before the timer dies
-  asio::post(bulk ? *bulk_pool_ : *pool_, [call, fn = std::move(fn)]() mutable {
+  asio::post(bulk ? *bulk_pool_ : *pool_, [this, bulk, call, fn = std::move(fn)]() mutable {
+    if (!bulk) PrepareRequestThread();
     R r = RunCatching<R>(fn);
     std::lock_guard lk(call->mu);
     if (call->abandoned) return;  // the caller timed out: discard
@@ -268,8 +277,10 @@ R CacheGuard::CallSync(CacheOp op, Fn fn) {
   const Clock::time_point start = Clock::now();
   auto promise = std::make_shared<std::promise<R>>();
   std::future<R> future = promise->get_future();
-  asio::post(*pool_,
-             [promise, fn = std::move(fn)]() mutable { promise->set_value(RunCatching<R>(fn)); });
+  asio::post(*pool_, [this, promise, fn = std::move(fn)]() mutable {
+    PrepareRequestThread();
+    promise->set_value(RunCatching<R>(fn));
+  });
   std::optional<R> result;
   if (future.wait_for(options_.op_timeout) == std::future_status::ready) {
     result.emplace(future.get());

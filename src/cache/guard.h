@@ -79,6 +79,9 @@ struct CacheGuardOptions {
   std::chrono::milliseconds bulk_op_timeout{2000};  // deadline of kBulk calls
   std::chrono::milliseconds open_interval{2000};    // how long the breaker stays open
   int threads = 2;                                  // backend threads
+  // Scheduler slice of the request-lane threads (SetCurrentThreadSlice); zero = the default.
+  // The bulk lane keeps the default: it is background work.
+  std::chrono::microseconds request_slice{0};
   // Clock for the breaker's open interval. Empty = std::chrono::steady_clock::now.
   std::function<std::chrono::steady_clock::time_point()> now;
   MetricsRegistry* metrics = nullptr;  // null = layer::Metrics()
@@ -142,6 +145,8 @@ class CacheGuard {
   template <typename R, typename Fn>
   R CallSync(CacheOp op, Fn fn);
 
+  // Run first by every request-lane task: names the pool thread and sets its slice, once.
+  void PrepareRequestThread() const;
   Ticket Admit();
   // Records the outcome of an admitted call: breaker transitions and metrics.
   void Finish(CacheOp op, const Ticket& ticket, const Status& status,

@@ -16,6 +16,7 @@
 #include "cli/origin.h"
 #include "cli/port_file.h"
 #include "common/log.h"
+#include "common/thread.h"
 #include "common/version.h"
 #include "cache/guard.h"
 #include "cache/rocksdb/rocksdb_cache.h"
@@ -81,6 +82,7 @@ Status OpenCache(const ServeConfig& cfg, gateway::CacheContext* cache, bool* sta
                std::filesystem::absolute(copts.path, ec).string(), cfg.cache_max_bytes);
   cache::CacheGuardOptions gopts;
   gopts.op_timeout = std::chrono::milliseconds(cfg.cache_op_timeout_ms);
+  gopts.request_slice = std::chrono::microseconds(cfg.request_slice_us);
   std::shared_ptr<cache::DocumentCache> backend(std::move(*db));
   if (cfg.test_faults) {
     spdlog::warn("cache fault injection enabled at /_test/cache-faults (test mode)");
@@ -122,7 +124,11 @@ int RunServe(const ServeConfig& cfg) {
     spdlog::warn("--auth-mode keys without --upstream-api-key: requests reach the upstream "
                  "without credentials (gateway keys are never forwarded)");
   }
-  http::IoPool pool(cfg.threads);
+  if (cfg.request_slice_us > 0 && !PerThreadSlicesSupported()) {
+    spdlog::info("this kernel has no per-thread scheduler slices (Linux 6.12+): "
+                 "--request-slice-us has no effect");
+  }
+  http::IoPool pool(cfg.threads, std::chrono::microseconds(cfg.request_slice_us));
   std::unique_ptr<EmbeddedOrigin> local_origin;
   std::string upstream_url = cfg.upstream;
   if (upstream_url.empty()) {

@@ -110,6 +110,9 @@ Status ServeConfig::Validate() const {
   uint16_t port = 0;
   if (Status st = ParseHostPort(listen, &host, &port); !st.ok()) return st;
   if (threads < 0 || threads > 256) return Status::InvalidArgument("--threads must be 0..256");
+  if (request_slice_us != 0 && (request_slice_us < 100 || request_slice_us > 100000)) {
+    return Status::InvalidArgument("--request-slice-us must be 0 or 100..100000");
+  }
   if (!upstream.empty()) {
     auto u = boost::urls::parse_absolute_uri(upstream);
     if (!u || (u->scheme() != "http" && u->scheme() != "https") || u->host().empty()) {
@@ -176,14 +179,14 @@ std::string ServeConfig::Redacted() const {
     keys += fmt::format("{}:{}", kRedacted, ScopeNames(k.scopes));
   }
   return fmt::format(
-      "listen={} threads={} upstream={} upstream_api_key={} upstream_ca_file={} "
+      "listen={} threads={} request_slice_us={} upstream={} upstream_api_key={} upstream_ca_file={} "
       "upstream_connect_timeout_ms={} upstream_timeout_ms={} upstream_max_idle={} "
       "upstream_idle_ttl_ms={} auth_mode={} gateway_keys=[{}] max_body_bytes={} "
       "max_header_bytes={} header_timeout_ms={} body_timeout_ms={} idle_timeout_ms={} "
       "drain_grace_ms={} drain_delay_ms={} data_dir={} cache_dir={} cache_max_bytes={} "
       "cache_reset_on_start={} cache_op_timeout_ms={} fetch_consistency={} public_url={} "
       "log_level={} access_log={}",
-      listen, threads, upstream.empty() ? "<embedded origin>" : upstream,
+      listen, threads, request_slice_us, upstream.empty() ? "<embedded origin>" : upstream,
       upstream_api_key.empty() ? "<none>" : kRedacted,
       upstream_ca_file.empty() ? "<system>" : upstream_ca_file, upstream_connect_timeout_ms,
       upstream_timeout_ms, upstream_max_idle, upstream_idle_ttl_ms, AuthModeName(auth_mode), keys,
@@ -201,6 +204,10 @@ void AddServeFlags(CLI::App& app, ServeConfig& cfg) {
   app.add_option("--port-file", cfg.port_file, "write the bound port to this file");
   app.add_option("--threads", cfg.threads, "worker threads (0 = one per core)")
       ->envname("LAYER_THREADS");
+  app.add_option("--request-slice-us", cfg.request_slice_us,
+                 "scheduler time slice of request threads in microseconds (0 = kernel default)")
+      ->envname("LAYER_REQUEST_SLICE_US")
+      ->capture_default_str();
   app.add_option("--upstream", cfg.upstream, "Turbopuffer base URL (empty = embedded origin)")
       ->envname("TURBOPUFFER_BASE_URL");
   app.add_option("--upstream-api-key", cfg.upstream_api_key, "Turbopuffer API key")

@@ -35,6 +35,10 @@ struct ServeConfig {
   std::string listen = "0.0.0.0:8080";  // LAYER_LISTEN
   std::string port_file;                // write the bound port here once listening
   int threads = 0;                      // 0 = one per core; LAYER_THREADS
+  // Scheduler time slice of the request threads (I/O workers and the cache's request pool), so
+  // that they get a core as soon as they wake even while a warm or a flush keeps both busy;
+  // 0 = the kernel's default slice. LAYER_REQUEST_SLICE_US, 100..100000 or 0.
+  int64_t request_slice_us = 100;
 
   // Upstream (Turbopuffer or the local origin).
   std::string upstream;                 // TURBOPUFFER_BASE_URL; empty = embedded local origin

@@ -1,14 +1,75 @@
 #include "common/thread.h"
 
 #include <pthread.h>
+#include <sys/syscall.h>
+#include <sys/utsname.h>
+#include <unistd.h>
 
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
 #include <string>
 
 namespace layer {
+namespace {
+
+// The kernel's struct sched_attr (include/uapi/linux/sched/types.h); glibc 2.36 has no wrapper.
+struct SchedAttr {
+  uint32_t size;
+  uint32_t sched_policy;
+  uint64_t sched_flags;
+  int32_t sched_nice;
+  uint32_t sched_priority;
+  uint64_t sched_runtime;
+  uint64_t sched_deadline;
+  uint64_t sched_period;
+  uint32_t sched_util_min;
+  uint32_t sched_util_max;
+};
+
+}  // namespace
 
 void NameCurrentThread(std::string_view name) {
   std::string n(name.substr(0, 15));
   (void)pthread_setname_np(pthread_self(), n.c_str());
+}
+
+bool SetCurrentThreadSlice(std::chrono::microseconds slice) {
+  if (slice.count() <= 0) return true;
+#ifdef SYS_sched_setattr
+  SchedAttr attr{};
+  attr.size = sizeof(attr);
+  if (syscall(SYS_sched_getattr, 0, &attr, sizeof(attr), 0) != 0) return false;
+  if (attr.sched_policy != SCHED_OTHER) return true;  // only the fair class has slices
+  attr.size = sizeof(attr);
+  attr.sched_flags = 0;
+  attr.sched_runtime =
+      static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(slice).count());
+  return syscall(SYS_sched_setattr, 0, &attr, 0) == 0;
+#else
+  return true;
+#endif
+}
+
+bool PerThreadSlicesSupported() {
+  utsname u{};
+  if (uname(&u) != 0) return false;
+  int major = 0, minor = 0;
+  if (std::sscanf(u.release, "%d.%d", &major, &minor) != 2) return false;
+  return (major > 6 || (major == 6 && minor >= 12)) && CurrentThreadSlice().count() > 0;
+}
+
+std::chrono::nanoseconds CurrentThreadSlice() {
+  std::ifstream in("/proc/thread-self/sched");
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind("se.slice", 0) != 0) continue;
+    const size_t colon = line.find(':');
+    if (colon == std::string::npos) break;
+    return std::chrono::nanoseconds(std::strtoll(line.c_str() + colon + 1, nullptr, 10));
+  }
+  return std::chrono::nanoseconds(-1);
 }
 
 }  // namespace layer

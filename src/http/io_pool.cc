@@ -1,11 +1,16 @@
 #include "http/io_pool.h"
 
+#include <string>
+
+#include "common/log.h"
+#include "common/thread.h"
+
 namespace layer::http {
 namespace {
 thread_local int t_worker_index = -1;
 }
 
-IoPool::IoPool(int threads) {
+IoPool::IoPool(int threads, std::chrono::microseconds slice) : slice_(slice) {
   if (threads <= 0) threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   for (int i = 0; i < threads; ++i) {
     contexts_.push_back(std::make_unique<boost::asio::io_context>(1));
@@ -26,6 +31,10 @@ void IoPool::Start() {
   for (int i = 0; i < size(); ++i) {
     threads_.emplace_back([this, i] {
       t_worker_index = i;
+      NameCurrentThread("layer-io-" + std::to_string(i));
+      if (!SetCurrentThreadSlice(slice_)) {
+        spdlog::warn("worker {}: the kernel refused a {} us scheduler slice", i, slice_.count());
+      }
       contexts_[i]->run();
     });
   }

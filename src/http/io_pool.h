@@ -7,6 +7,8 @@
 
 #include <boost/asio/io_context.hpp>
 
+#include <atomic>
+#include <chrono>
 #include <memory>
 #include <thread>
 #include <vector>
@@ -15,7 +17,9 @@ namespace layer::http {
 
 class IoPool {
  public:
-  explicit IoPool(int threads);
+  // `threads` <= 0: one per core. A non-zero `slice` is the workers' scheduler time slice
+  // (SetCurrentThreadSlice): request threads wake onto a core ahead of background work.
+  explicit IoPool(int threads, std::chrono::microseconds slice = {});
   ~IoPool();
   IoPool(const IoPool&) = delete;
   IoPool& operator=(const IoPool&) = delete;
@@ -35,6 +39,7 @@ class IoPool {
  private:
   std::vector<std::unique_ptr<boost::asio::io_context>> contexts_;
   std::vector<std::thread> threads_;
+  std::chrono::microseconds slice_;
   std::atomic<unsigned> next_{0};
   using Guard = boost::asio::executor_work_guard<boost::asio::io_context::executor_type>;
   std::vector<Guard> guards_;

@@ -1,17 +1,21 @@
 #include "cache/guard.h"
 
 #include <gtest/gtest.h>
+#include <pthread.h>
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
 
 #include <atomic>
+#include <mutex>
 #include <stdexcept>
+#include <string>
 #include <thread>
 
 #include "cache/fault_injecting_cache.h"
 #include "cache/rocksdb/rocksdb_cache.h"
+#include "common/thread.h"
 #include "unit/cache/test_util.h"
 
 namespace layer::cache {
@@ -404,6 +408,48 @@ TEST_F(CacheGuardTest, NamespaceRecordsVersionMovesAfterRecordWritesAndEpochBump
   EXPECT_EQ(guard.namespace_records_version(), v1);
   ASSERT_TRUE(RunTask(guard.BumpEpoch("ns")).ok());
   EXPECT_GT(guard.namespace_records_version(), v1);
+}
+
+TEST_F(CacheGuardTest, RequestLaneThreadsTakeTheRequestSliceAndTheBulkLaneKeepsTheDefault) {
+  // The hook runs inside every batch write, on the backend thread that does it.
+  std::mutex mu;
+  std::string thread_name;
+  std::chrono::nanoseconds slice{-1};
+  RocksDbCacheOptions o;
+  o.path = dir_.Sub("sliced");
+  o.test_hook_before_write = [&] {
+    char name[16] = {};
+    pthread_getname_np(pthread_self(), name, sizeof(name));
+    std::lock_guard lk(mu);
+    thread_name = name;
+    slice = CurrentThreadSlice();
+  };
+  auto backend = RocksDbCache::Open(o);
+  ASSERT_TRUE(backend.ok()) << backend.status().ToString();
+  CacheGuardOptions go = Options();
+  go.request_slice = 300us;
+  CacheGuard guard(std::shared_ptr<DocumentCache>(std::move(backend).value()), go);
+  const bool slices = PerThreadSlicesSupported();
+  const std::chrono::nanoseconds default_slice = CurrentThreadSlice();
+
+  ASSERT_TRUE(RunTask(guard.PutIfNewer("ns", DocId::U64(1), CachedDoc{"{}", 1, false})).ok());
+  {
+    std::lock_guard lk(mu);
+    EXPECT_EQ(thread_name, "layer-cache");
+    if (slices) {
+      EXPECT_EQ(slice, std::chrono::nanoseconds(300'000));
+    }
+  }
+  ASSERT_TRUE(RunTask(guard.PutIfNewerBatch("ns", {{DocId::U64(2), CachedDoc{"{}", 1, false}}},
+                                            CacheLane::kBulk))
+                  .ok());
+  {
+    std::lock_guard lk(mu);
+    EXPECT_EQ(thread_name, "layer-cache-bul");  // the kernel keeps 15 bytes of a name
+    if (slices) {
+      EXPECT_EQ(slice, default_slice);
+    }
+  }
 }
 
 }  // namespace

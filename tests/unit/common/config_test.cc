@@ -67,6 +67,27 @@ TEST(Config, InvalidValuesFailWithAClearMessage) {
   EXPECT_NE(st.message().find("--gateway-key"), std::string::npos);
 }
 
+TEST(Config, RequestSliceIsZeroOrWithinTheKernelsRange) {
+  auto d = Parse({});
+  ASSERT_TRUE(d.ok());
+  EXPECT_EQ(d->request_slice_us, 100);
+  for (const char* ok : {"0", "100", "3000", "100000"}) {
+    auto c = Parse({"--request-slice-us", ok});
+    ASSERT_TRUE(c.ok()) << ok << ": " << c.status().ToString();
+    EXPECT_EQ(c->request_slice_us, std::stoll(ok));
+  }
+  for (const char* bad : {"-1", "1", "99", "100001"}) {
+    auto c = Parse({"--request-slice-us", bad});
+    ASSERT_FALSE(c.ok()) << bad;
+    EXPECT_NE(c.status().message().find("--request-slice-us"), std::string::npos);
+  }
+  setenv("LAYER_REQUEST_SLICE_US", "0", 1);
+  auto env = Parse({});
+  unsetenv("LAYER_REQUEST_SLICE_US");
+  ASSERT_TRUE(env.ok());
+  EXPECT_EQ(env->request_slice_us, 0);
+}
+
 TEST(Config, RedactedHidesSecrets) {
   auto c = Parse({"--upstream-api-key", "tpuf_topsecret", "--auth-mode", "keys",
                   "--gateway-key", "gwsecret:read"});
