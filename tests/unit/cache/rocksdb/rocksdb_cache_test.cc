@@ -1,6 +1,7 @@
 #include "cache/rocksdb/rocksdb_cache.h"
 
 #include <gtest/gtest.h>
+#include <rocksdb/perf_level.h>
 
 #include <atomic>
 #include <barrier>
@@ -56,6 +57,28 @@ TEST_F(RocksDbCacheTest, GetMissThenPutThenGet) {
   EXPECT_EQ(got->upserted_at, 10u);
   EXPECT_FALSE(got->tombstone);
   EXPECT_FALSE(MustGet(*c, "other", id).has_value());
+}
+
+TEST_F(RocksDbCacheTest, ThreadsThatUseTheCacheStopRocksDbPerfCounting) {
+  auto c = OpenCache();
+  // A fresh thread per call: RocksDB's perf level is per thread and starts at counting.
+  auto level_after = [](auto&& call) {
+    rocksdb::PerfLevel before = rocksdb::PerfLevel::kUninitialized, after = before;
+    std::thread t([&] {
+      before = rocksdb::GetPerfLevel();
+      call();
+      after = rocksdb::GetPerfLevel();
+    });
+    t.join();
+    EXPECT_NE(before, rocksdb::PerfLevel::kDisable);
+    return after;
+  };
+  EXPECT_EQ(level_after([&] { ASSERT_TRUE(c->PutIfNewer("ns", DocId::U64(1), Doc("{}", 1)).ok()); }),
+            rocksdb::PerfLevel::kDisable);
+  EXPECT_EQ(level_after([&] { (void)c->TryGet("ns", DocId::U64(1)); }),
+            rocksdb::PerfLevel::kDisable);
+  EXPECT_EQ(level_after([&] { ASSERT_TRUE(c->Get("ns", DocId::U64(1)).ok()); }),
+            rocksdb::PerfLevel::kDisable);
 }
 
 TEST_F(RocksDbCacheTest, IdTypesAndNamespacesDoNotCollide) {
