@@ -4,6 +4,7 @@
 #include <boost/json.hpp>
 
 #include <cmath>
+#include <functional>
 #include <string_view>
 
 #include "gateway/fetch.h"
@@ -204,23 +205,40 @@ RowResult SliceRow(od::value row_v, size_t size_hint, WarmRow* row,
   return has_id ? RowResult::kOk : RowResult::kSkip;
 }
 
-// The page's `rows` array, iterated with this thread's parser (its buffers are reused from page to
-// page). False when the body is not an object with a `rows` array.
-bool OpenRows(std::string& body, od::document* doc, od::array* rows) {
+// Indexes `body` with this thread's parser (its buffers are reused from page to page). False when
+// simdjson refuses the body outright.
+bool Index(std::string& body, od::document* doc) {
   thread_local od::parser parser;
   const size_t size = body.size();
   body.reserve(size + simdjson::SIMDJSON_PADDING);
-  if (parser.iterate(body.data(), size, body.capacity()).get(*doc)) return false;
+  return !parser.iterate(body.data(), size, body.capacity()).get(*doc);
+}
+
+// The page's `rows` array, from the start of the document. False when the body is not an object
+// with a `rows` array.
+bool FindRows(od::document& doc, od::array* rows) {
   od::object root;
-  return !doc->get_object().get(root) && !root.find_field_unordered("rows").get_array().get(*rows);
+  return !doc.get_object().get(root) && !root.find_field_unordered("rows").get_array().get(*rows);
+}
+
+std::optional<WarmPagePeek> PeekRows(od::array& rows, size_t index) {
+  WarmPagePeek peek;
+  for (auto row_r : rows) {
+    od::value row;
+    if (std::move(row_r).get(row)) return std::nullopt;
+    if (peek.returned++ != index) continue;  // skipped unread
+    od::object obj;
+    od::value id;
+    if (row.get_object().get(obj) || obj.find_field_unordered("id").get(id)) continue;
+    std::string_view text = TrimRight(id.raw_json_token());
+    if (!text.empty()) peek.id_json.emplace(text);
+  }
+  return peek;
 }
 
 // simdjson on-demand: slices every kept value out of the page. nullopt when the page has to go
 // to the slow path.
-std::optional<WarmPage> ParseFast(std::string& body, size_t limit) {
-  od::document doc;
-  od::array rows;
-  if (!OpenRows(body, &doc, &rows)) return std::nullopt;
+std::optional<WarmPage> SliceRows(od::array& rows, size_t limit) {
   WarmPage page;
   page.rows.reserve(std::min<size_t>(limit, 10000));
   std::optional<std::string> id_json;
@@ -288,23 +306,34 @@ Result<WarmPage> ParseSlow(std::string_view body, size_t limit) {
 std::optional<WarmPagePeek> PeekWarmPage(std::string& body, size_t index) {
   od::document doc;
   od::array rows;
-  if (!OpenRows(body, &doc, &rows)) return std::nullopt;
-  WarmPagePeek peek;
-  for (auto row_r : rows) {
-    od::value row;
-    if (std::move(row_r).get(row)) return std::nullopt;
-    if (peek.returned++ != index) continue;  // skipped unread
-    od::object obj;
-    od::value id;
-    if (row.get_object().get(obj) || obj.find_field_unordered("id").get(id)) continue;
-    std::string_view text = TrimRight(id.raw_json_token());
-    if (!text.empty()) peek.id_json.emplace(text);
-  }
-  return peek;
+  if (!Index(body, &doc) || !FindRows(doc, &rows)) return std::nullopt;
+  return PeekRows(rows, index);
 }
 
 Result<WarmPage> ParseWarmPage(std::string body, size_t limit) {
-  if (auto page = ParseFast(body, limit)) return std::move(*page);
+  od::document doc;
+  od::array rows;
+  if (Index(body, &doc) && FindRows(doc, &rows)) {
+    if (auto page = SliceRows(rows, limit)) return std::move(*page);
+  }
+  return ParseSlow(body, limit);
+}
+
+Result<WarmPage> PeekAndParseWarmPage(
+    std::string body, size_t limit, size_t peek_index,
+    const std::function<void(const std::optional<WarmPagePeek>&)>& on_peek) {
+  od::document doc;
+  od::array rows;
+  std::optional<WarmPagePeek> peek;
+  if (Index(body, &doc) && FindRows(doc, &rows)) peek = PeekRows(rows, peek_index);
+  on_peek(peek);
+  // A clean peek leaves the document ready to be read again from the top; after any error the
+  // page is parsed from scratch, exactly as ParseWarmPage would.
+  if (!peek) return ParseWarmPage(std::move(body), limit);
+  doc.rewind();
+  if (FindRows(doc, &rows)) {
+    if (auto page = SliceRows(rows, limit)) return std::move(*page);
+  }
   return ParseSlow(body, limit);
 }
 

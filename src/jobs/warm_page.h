@@ -17,6 +17,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
@@ -63,5 +64,12 @@ struct WarmPagePeek {
   std::optional<std::string> id_json;
 };
 std::optional<WarmPagePeek> PeekWarmPage(std::string& body, size_t index);
+
+// PeekWarmPage(body, peek_index), handed to `on_peek`, then ParseWarmPage(body, limit), with the
+// same results as the two calls but one pass of simdjson's indexing over the body for both.
+// `on_peek` runs before the parse, on the calling thread.
+Result<WarmPage> PeekAndParseWarmPage(
+    std::string body, size_t limit, size_t peek_index,
+    const std::function<void(const std::optional<WarmPagePeek>&)>& on_peek);
 
 }  // namespace layer::jobs

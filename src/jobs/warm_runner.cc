@@ -393,14 +393,16 @@ http::Task<void> WarmRunner::Run(WarmJob job) {
     uint64_t unkeyed = 0;
     CacheBatch batch;
     Result<WarmPage> page = co_await http::OffLoop(*page_thread_, [&]() -> Result<WarmPage> {
-      peek = PeekWarmPage(res->body(), page_size - 1);
-      if (peek && peek->id_json && has_more(peek->returned)) {
+      auto read_ahead = [&](const std::optional<WarmPagePeek>& seen) {
+        peek = seen;
+        if (!peek || !peek->id_json || !has_more(peek->returned)) return;
         reading_ahead = true;
         asio::post(ex, [this, ex, ahead, ns, page_size, after = *peek->id_json] {
           LaunchRead(ex, ahead, ns, page_size, after);
         });
-      }
-      Result<WarmPage> p = ParseWarmPage(std::move(res->body()), page_size);
+      };
+      Result<WarmPage> p =
+          PeekAndParseWarmPage(std::move(res->body()), page_size, page_size - 1, read_ahead);
       if (p.ok() && typed) batch = KeyRows(cache_, ns, *p, typed, &unkeyed);
       return p;
     });

@@ -4,6 +4,7 @@
 #include <boost/json.hpp>
 
 #include <string>
+#include <vector>
 
 namespace layer::jobs {
 namespace {
@@ -186,6 +187,58 @@ TEST(WarmPagePeekTest, NoIdWhenTheRowIsMissingOrHasNone) {
   EXPECT_EQ(PeekWarmPage(body, 0)->id_json, "1");
   std::string not_a_page = R"({"error":"x"})";
   EXPECT_FALSE(PeekWarmPage(not_a_page, 0).has_value());
+}
+
+bool SamePage(const Result<WarmPage>& a, const Result<WarmPage>& b) {
+  if (a.ok() != b.ok()) return false;
+  if (!a.ok()) return a.status().code() == b.status().code();
+  if (a->returned != b->returned || a->taken != b->taken || a->last_id_json != b->last_id_json ||
+      a->rows.size() != b->rows.size()) {
+    return false;
+  }
+  for (size_t i = 0; i < a->rows.size(); ++i) {
+    const WarmRow &x = a->rows[i], &y = b->rows[i];
+    if (x.id_kind != y.id_kind || x.id_u64 != y.id_u64 || x.id_text != y.id_text ||
+        x.attributes_json != y.attributes_json || x.stamp != y.stamp) {
+      return false;
+    }
+  }
+  return true;
+}
+
+TEST(WarmPagePeekTest, PeekAndParseInOneIndexAgreesWithTheTwoCalls) {
+  // Fast-path pages, pages only the slow path takes (1e400), malformed rows and non-pages.
+  const std::vector<std::string> bodies = {
+      R"({"rows":[{"id":1,"a":"x"},{"a":"y","id":"k\"2" },{"id":3,"_hevlayer_upserted_at":9}]})",
+      R"({"rows":[{"id":1},{"a":2},5,{"id":4,"n":1.50}],"other":{"rows":[]}})",
+      R"({"rows":[{"id":1,"big":1e400},{"id":2,"b":[1,{"c":null}]}]})",
+      R"({"rows":[{"id":1,"a":tru}]})",
+      R"({"rows":[]})",
+      R"({"error":"x"})",
+      R"([1,2])",
+      "",
+  };
+  for (const std::string& body : bodies) {
+    for (size_t limit : {1, 2, 3, 10}) {
+      std::string peek_copy = body;
+      const std::optional<WarmPagePeek> expected_peek = PeekWarmPage(peek_copy, limit - 1);
+      const Result<WarmPage> expected = ParseWarmPage(body, limit);
+      int peeks = 0;
+      std::optional<WarmPagePeek> seen;
+      Result<WarmPage> both =
+          PeekAndParseWarmPage(body, limit, limit - 1, [&](const std::optional<WarmPagePeek>& p) {
+            ++peeks;
+            seen = p;
+          });
+      EXPECT_EQ(peeks, 1) << body;
+      ASSERT_EQ(seen.has_value(), expected_peek.has_value()) << body;
+      if (seen) {
+        EXPECT_EQ(seen->returned, expected_peek->returned) << body;
+        EXPECT_EQ(seen->id_json, expected_peek->id_json) << body << " limit " << limit;
+      }
+      EXPECT_TRUE(SamePage(both, expected)) << body << " limit " << limit;
+    }
+  }
 }
 
 }  // namespace
