@@ -29,6 +29,8 @@
 #include <stdexcept>
 #include <thread>
 
+#include "common/metrics.h"
+
 extern char** environ;
 
 namespace layer::bench {
@@ -296,6 +298,29 @@ double MetricValue(const std::string& text, std::string_view name) {
     sum += std::strtod(line.c_str() + sp + 1, nullptr);
   }
   return sum;
+}
+
+ServerLatency ServerLatencyOver(
+    const std::vector<std::pair<std::string, std::string>>& intervals, std::string_view route) {
+  const std::string name = "layer_http_request_duration_seconds";
+  auto delta = [&](const std::string& series) {
+    double d = 0;
+    for (const auto& [before, after] : intervals) {
+      d += MetricValue(after, series) - MetricValue(before, series);
+    }
+    return d;
+  };
+  ServerLatency out;
+  out.requests = delta(fmt::format("{}_count{{route=\"{}\"}}", name, route));
+  if (out.requests <= 0) return out;
+  for (double le : layer::LatencyBuckets()) {
+    const double at_most =
+        delta(fmt::format("{}_bucket{{route=\"{}\",le=\"{}\"}}", name, route, le));
+    if (le == 0.001) out.over_1ms = 1 - at_most / out.requests;
+    if (out.p50_le_us == 0 && at_most >= 0.5 * out.requests) out.p50_le_us = le * 1e6;
+    if (out.p99_le_us == 0 && at_most >= 0.99 * out.requests) out.p99_le_us = le * 1e6;
+  }
+  return out;
 }
 
 // ---------------------------------------------------------------------------------------------
