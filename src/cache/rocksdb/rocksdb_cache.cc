@@ -217,6 +217,11 @@ Status RocksDbCache::OpenDb() {
   db_opts.create_missing_column_families = true;
   db_opts.max_background_jobs = 2;
   db_opts.avoid_flush_during_shutdown = false;
+  // RocksDB's own LOG: what a release build logs (a library built without NDEBUG defaults to
+  // debug level), in a few bounded files rather than one that grows for the life of the cache.
+  db_opts.info_log_level = rocksdb::INFO_LEVEL;
+  db_opts.max_log_file_size = 16 << 20;
+  db_opts.keep_log_file_num = 4;
 
   rocksdb::BlockBasedTableOptions table;
   table.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));

@@ -6,6 +6,8 @@
 #include <atomic>
 #include <barrier>
 #include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <map>
 #include <random>
 #include <thread>
@@ -79,6 +81,20 @@ TEST_F(RocksDbCacheTest, ThreadsThatUseTheCacheStopRocksDbPerfCounting) {
             rocksdb::PerfLevel::kDisable);
   EXPECT_EQ(level_after([&] { ASSERT_TRUE(c->Get("ns", DocId::U64(1)).ok()); }),
             rocksdb::PerfLevel::kDisable);
+}
+
+TEST_F(RocksDbCacheTest, RocksDbsOwnLogStaysAtInfoLevel) {
+  // Reopening deletes the previous MANIFEST and WAL, which RocksDB logs at debug level.
+  for (int i = 0; i < 2; ++i) {
+    auto c = OpenCache();
+    ASSERT_TRUE(c->PutIfNewer("ns", DocId::U64(1), Doc("{}", 1 + i)).ok());
+    ASSERT_TRUE(c->Close().ok());
+  }
+  std::ifstream log(std::filesystem::path(dir_.Sub("cache")) / "db" / "LOG");
+  ASSERT_TRUE(log.good());
+  std::string text((std::istreambuf_iterator<char>(log)), std::istreambuf_iterator<char>());
+  EXPECT_NE(text.find("[db/"), std::string::npos);  // it is RocksDB's log, and it was written
+  EXPECT_EQ(text.find("[DEBUG]"), std::string::npos);
 }
 
 TEST_F(RocksDbCacheTest, IdTypesAndNamespacesDoNotCollide) {
