@@ -407,6 +407,11 @@ int main(int argc, char** argv) {
                       double gw_cpu_s, const Scrapes& scrapes) {
     Summary sum = Summarize(s.latency_ns);
     ServerLatency server = ServerLatencyOver(scrapes, "fetch");
+    double fallbacks = 0;  // hits whose record was not in memory: read on the cache's pool
+    for (const auto& [before, after] : scrapes) {
+      fallbacks += MetricValue(after, "layer_cache_try_get_fallbacks_total") -
+                   MetricValue(before, "layer_cache_try_get_fallbacks_total");
+    }
     Line(measurement)
         .Str("target", "single_hit")
         .Str("mode", "open")
@@ -420,6 +425,7 @@ int main(int argc, char** argv) {
         .Num("server_p50_le_us", server.p50_le_us, 0)
         .Num("server_p99_le_us", server.p99_le_us, 0)
         .Num("server_over_1ms", server.over_1ms, 4)
+        .Num("try_get_fallbacks", fallbacks, 0)
         .Print();
     return sum;
   };
