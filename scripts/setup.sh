@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Installs every package the build and the tests need (Debian 12, as root), then builds Layer.
+# Installs every package the build and the tests need (Debian 12, as root), builds a release
+# RocksDB from Debian's source package (scripts/rocksdb.sh, the first time only), then builds Layer.
 # Idempotent: packages already present are not reinstalled, and the build is incremental.
 #
 #   scripts/setup.sh [--build-dir DIR] [--sanitize] [--no-build]
@@ -21,8 +22,8 @@ done
 APT_PACKAGES=(
   cmake ninja-build g++ pkg-config git ca-certificates curl openssl
   libboost1.81-dev libboost-json1.81-dev libboost-url1.81-dev libboost-system1.81-dev
-  librocksdb-dev libsimdjson-dev libcurl4-openssl-dev libssl-dev zlib1g-dev libhiredis-dev
-  libpq-dev libsqlite3-dev libxxhash-dev libspdlog-dev libfmt-dev libcli11-dev
+  librocksdb-dev libsnappy-dev libsimdjson-dev libcurl4-openssl-dev libssl-dev zlib1g-dev
+  libhiredis-dev libpq-dev libsqlite3-dev libxxhash-dev libspdlog-dev libfmt-dev libcli11-dev
   libgtest-dev libgmock-dev libbenchmark-dev libhnswlib-dev libzstd-dev
   redis-server postgresql wrk python3 python3-pytest python3-httpx
 )
@@ -49,6 +50,7 @@ if [ -f tests/package.json ]; then
 fi
 
 if [ "$DO_BUILD" = 1 ]; then
+  scripts/rocksdb.sh  # a release RocksDB (Debian's has its assertions compiled in); once
   cmake -S . -B "$BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE=Release -DLAYER_SANITIZE="$SANITIZE" \
     >/dev/null
   cmake --build "$BUILD_DIR" -j "$(nproc)"
