@@ -300,8 +300,8 @@ double MetricValue(const std::string& text, std::string_view name) {
   return sum;
 }
 
-ServerLatency ServerLatencyOver(
-    const std::vector<std::pair<std::string, std::string>>& intervals, std::string_view route) {
+ServerLatency ServerLatencyOver(const std::vector<std::pair<std::string, std::string>>& intervals,
+                                std::string_view route) {
   const std::string name = "layer_http_request_duration_seconds";
   auto delta = [&](const std::string& series) {
     double d = 0;

@@ -147,8 +147,8 @@ struct ServerLatency {
   double p50_le_us = 0, p99_le_us = 0;
 };
 // `intervals`: (before, after) scrape pairs, summed.
-ServerLatency ServerLatencyOver(
-    const std::vector<std::pair<std::string, std::string>>& intervals, std::string_view route);
+ServerLatency ServerLatencyOver(const std::vector<std::pair<std::string, std::string>>& intervals,
+                                std::string_view route);
 
 // ---------------------------------------------------------------------------------------------
 // The load generator: single-threaded, runs on the caller's thread.

@@ -179,8 +179,9 @@ std::string ServeConfig::Redacted() const {
     keys += fmt::format("{}:{}", kRedacted, ScopeNames(k.scopes));
   }
   return fmt::format(
-      "listen={} threads={} request_slice_us={} upstream={} upstream_api_key={} upstream_ca_file={} "
-      "upstream_connect_timeout_ms={} upstream_timeout_ms={} upstream_max_idle={} "
+      "listen={} threads={} request_slice_us={} upstream={} upstream_api_key={} "
+      "upstream_ca_file={} upstream_connect_timeout_ms={} upstream_timeout_ms={} "
+      "upstream_max_idle={} "
       "upstream_idle_ttl_ms={} auth_mode={} gateway_keys=[{}] max_body_bytes={} "
       "max_header_bytes={} header_timeout_ms={} body_timeout_ms={} idle_timeout_ms={} "
       "drain_grace_ms={} drain_delay_ms={} data_dir={} cache_dir={} cache_max_bytes={} "

@@ -75,8 +75,9 @@ TEST_F(RocksDbCacheTest, ThreadsThatUseTheCacheStopRocksDbPerfCounting) {
     EXPECT_NE(before, rocksdb::PerfLevel::kDisable);
     return after;
   };
-  EXPECT_EQ(level_after([&] { ASSERT_TRUE(c->PutIfNewer("ns", DocId::U64(1), Doc("{}", 1)).ok()); }),
-            rocksdb::PerfLevel::kDisable);
+  EXPECT_EQ(
+      level_after([&] { ASSERT_TRUE(c->PutIfNewer("ns", DocId::U64(1), Doc("{}", 1)).ok()); }),
+      rocksdb::PerfLevel::kDisable);
   EXPECT_EQ(level_after([&] { (void)c->TryGet("ns", DocId::U64(1)); }),
             rocksdb::PerfLevel::kDisable);
   EXPECT_EQ(level_after([&] { ASSERT_TRUE(c->Get("ns", DocId::U64(1)).ok()); }),
