@@ -300,16 +300,17 @@ double MetricValue(const std::string& text, std::string_view name) {
   return sum;
 }
 
-ServerLatency ServerLatencyOver(const std::vector<std::pair<std::string, std::string>>& intervals,
-                                std::string_view route) {
+double MetricDelta(const MetricScrapes& intervals, std::string_view series) {
+  double d = 0;
+  for (const auto& [before, after] : intervals) {
+    d += MetricValue(after, series) - MetricValue(before, series);
+  }
+  return d;
+}
+
+ServerLatency ServerLatencyOver(const MetricScrapes& intervals, std::string_view route) {
   const std::string name = "layer_http_request_duration_seconds";
-  auto delta = [&](const std::string& series) {
-    double d = 0;
-    for (const auto& [before, after] : intervals) {
-      d += MetricValue(after, series) - MetricValue(before, series);
-    }
-    return d;
-  };
+  auto delta = [&](const std::string& series) { return MetricDelta(intervals, series); };
   ServerLatency out;
   out.requests = delta(fmt::format("{}_count{{route=\"{}\"}}", name, route));
   if (out.requests <= 0) return out;

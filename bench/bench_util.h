@@ -137,6 +137,11 @@ std::optional<std::string> HttpGet(uint16_t port, const std::string& target);
 // a label set, e.g. `x_count{route="query"}`, to pick one series.
 double MetricValue(const std::string& text, std::string_view name);
 
+// (before, after) pairs of /metrics scrapes: the phases a measurement sums over.
+using MetricScrapes = std::vector<std::pair<std::string, std::string>>;
+// How much `series` (as MetricValue names it) grew over `intervals`, summed.
+double MetricDelta(const MetricScrapes& intervals, std::string_view series);
+
 // The gateway's own time for `route` between scrapes of its /metrics, from the
 // layer_http_request_duration_seconds histogram (head received to response written): how many
 // requests, the share that took over 1 ms, and the upper bound in µs of the bucket that holds the
@@ -146,9 +151,7 @@ struct ServerLatency {
   double over_1ms = 0;  // fraction
   double p50_le_us = 0, p99_le_us = 0;
 };
-// `intervals`: (before, after) scrape pairs, summed.
-ServerLatency ServerLatencyOver(const std::vector<std::pair<std::string, std::string>>& intervals,
-                                std::string_view route);
+ServerLatency ServerLatencyOver(const MetricScrapes& intervals, std::string_view route);
 
 // ---------------------------------------------------------------------------------------------
 // The load generator: single-threaded, runs on the caller's thread.

@@ -402,16 +402,12 @@ int main(int argc, char** argv) {
   // The gateway's /metrics around each phase: its own time for the hits (route "fetch"), apart
   // from the time they spend in this process and on the way.
   auto scrape = [&] { return HttpGet(gateway.port(), "/metrics").value_or(""); };
-  using Scrapes = std::vector<std::pair<std::string, std::string>>;
   auto hit_line = [&](std::string_view measurement, Samples& s, uint64_t hits, uint64_t not_hits,
-                      double gw_cpu_s, const Scrapes& scrapes) {
+                      double gw_cpu_s, const MetricScrapes& scrapes) {
     Summary sum = Summarize(s.latency_ns);
     ServerLatency server = ServerLatencyOver(scrapes, "fetch");
-    double fallbacks = 0;  // hits whose record was not in memory: read on the cache's pool
-    for (const auto& [before, after] : scrapes) {
-      fallbacks += MetricValue(after, "layer_cache_try_get_fallbacks_total") -
-                   MetricValue(before, "layer_cache_try_get_fallbacks_total");
-    }
+    // Hits whose record was not in memory: read on the cache's pool.
+    const double fallbacks = MetricDelta(scrapes, "layer_cache_try_get_fallbacks_total");
     Line(measurement)
         .Str("target", "single_hit")
         .Str("mode", "open")
@@ -433,7 +429,7 @@ int main(int argc, char** argv) {
   fmt::print(stderr, "hits idle {:.1f} s at {:.0f}/s\n", o.idle_seconds / 2, o.hit_rate);
   uint64_t h0 = hit, nh0 = not_hit;
   double c0 = gateway.CpuSeconds();
-  Scrapes idle_scrapes(1);
+  MetricScrapes idle_scrapes(1);
   idle_scrapes[0].first = scrape();
   Samples idle = gen.RunOpen(hits, o.hit_rate, o.idle_seconds / 2);
   idle_scrapes[0].second = scrape();
@@ -447,7 +443,7 @@ int main(int argc, char** argv) {
   std::vector<WarmResult> loaded_warms;
   uint64_t lh0 = hit, lnh0 = not_hit;
   c0 = gateway.CpuSeconds();
-  Scrapes loaded_scrapes(1);
+  MetricScrapes loaded_scrapes(1);
   loaded_scrapes[0].first = scrape();
   std::thread warmer([&] {
     for (const std::string& ns : loaded_ns) {

@@ -301,6 +301,15 @@ Result<WarmPage> ParseSlow(std::string_view body, size_t limit) {
   return page;
 }
 
+// A page `doc` indexes, read from the top: the fast path, else the slow one.
+Result<WarmPage> ParseIndexed(od::document& doc, std::string_view body, size_t limit) {
+  od::array rows;
+  if (FindRows(doc, &rows)) {
+    if (auto page = SliceRows(rows, limit)) return std::move(*page);
+  }
+  return ParseSlow(body, limit);
+}
+
 }  // namespace
 
 std::optional<WarmPagePeek> PeekWarmPage(std::string& body, size_t index) {
@@ -312,11 +321,8 @@ std::optional<WarmPagePeek> PeekWarmPage(std::string& body, size_t index) {
 
 Result<WarmPage> ParseWarmPage(std::string body, size_t limit) {
   od::document doc;
-  od::array rows;
-  if (Index(body, &doc) && FindRows(doc, &rows)) {
-    if (auto page = SliceRows(rows, limit)) return std::move(*page);
-  }
-  return ParseSlow(body, limit);
+  if (!Index(body, &doc)) return ParseSlow(body, limit);
+  return ParseIndexed(doc, body, limit);
 }
 
 Result<WarmPage> PeekAndParseWarmPage(
@@ -331,10 +337,7 @@ Result<WarmPage> PeekAndParseWarmPage(
   // page is parsed from scratch, exactly as ParseWarmPage would.
   if (!peek) return ParseWarmPage(std::move(body), limit);
   doc.rewind();
-  if (FindRows(doc, &rows)) {
-    if (auto page = SliceRows(rows, limit)) return std::move(*page);
-  }
-  return ParseSlow(body, limit);
+  return ParseIndexed(doc, body, limit);
 }
 
 }  // namespace layer::jobs
