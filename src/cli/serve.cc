@@ -159,6 +159,15 @@ int RunServe(const ServeConfig& cfg) {
     spdlog::error("upstream: {}", upstream.status().message());
     return 2;
   }
+  // Warm jobs page through the upstream on a thread of their own, with their own upstream
+  // connections: reading a warm's pages (a MiB each) never takes an I/O thread from requests, and
+  // the I/O threads' CPU time, which the scheduler weighs when they wake, stays the requests'.
+  http::IoPool background(1, {}, "layer-warm-io");
+  auto background_upstream = http::MakeHttpUpstream(background, uopts);
+  if (!background_upstream.ok()) {
+    spdlog::error("upstream: {}", background_upstream.status().message());
+    return 2;
+  }
 
   gateway::CacheContext cache;
   bool cache_started_empty = false;
@@ -179,7 +188,7 @@ int RunServe(const ServeConfig& cfg) {
   jobs::WarmRunnerOptions wopts;
   wopts.owner = jobs::NewJobId();
   if (!cfg.upstream_api_key.empty()) wopts.upstream_authorization = "Bearer " + cfg.upstream_api_key;
-  jobs::WarmRunner warm_runner(pool, **job_store, **upstream, cache, wopts);
+  jobs::WarmRunner warm_runner(background, **job_store, **background_upstream, cache, wopts);
   std::string objects_dir = cfg.object_store_dir.empty()
                                 ? (std::filesystem::path(cfg.data_dir) / "objects").string()
                                 : cfg.object_store_dir;
@@ -226,8 +235,11 @@ int RunServe(const ServeConfig& cfg) {
   asio::signal_set signals(pool.at(0), SIGTERM, SIGINT);
   asio::co_spawn(pool.at(0), DrainOnSignal(signals, server, pool, cfg), asio::detached);
   server.Start();
+  background.Start();
   pool.Start();
   pool.Join();
+  background.Stop();
+  background.Join();
   return 0;
 }
 

@@ -14,7 +14,9 @@ void NameCurrentThread(std::string_view name);
 // thread with a shorter slice than the one running gets the core when it wakes up instead of
 // waiting for the other thread's slice to end: request threads given a short slice answer
 // promptly while long background work (a warm's parsing, the cache's bulk writes, RocksDB's
-// flushes) runs on the same cores. The thread's share of the CPU (its weight) does not change.
+// flushes) runs on the same cores. That holds while one busy thread shares the core; with two or
+// more runnable at normal priority the kernel may still keep it waiting for milliseconds
+// (bench/wakeup_bench). The thread's share of the CPU (its weight) does not change.
 // The kernel clamps the slice to 0.1–100 ms; older kernels ignore it. Returns false only when
 // the kernel refuses the call. A zero `slice` changes nothing and returns true.
 bool SetCurrentThreadSlice(std::chrono::microseconds slice);

@@ -101,7 +101,7 @@ class HttpUpstream final : public Upstream {
 
   Task<Result<Response>> Send(Request req, bool idempotent) override {
     int idx = IoPool::CurrentIndex();
-    assert(idx >= 0 && idx < static_cast<int>(shards_.size()));
+    assert(IoPool::Current() == &pool_ && idx >= 0 && idx < static_cast<int>(shards_.size()));
     Shard& shard = shards_[idx];
     if (!base_path_.empty()) req.target(base_path_ + std::string(req.target()));
     req.set(Field::host, host_header_);

@@ -1,16 +1,19 @@
 #include "http/io_pool.h"
 
 #include <string>
+#include <utility>
 
 #include "common/log.h"
 #include "common/thread.h"
 
 namespace layer::http {
 namespace {
+thread_local const IoPool* t_pool = nullptr;
 thread_local int t_worker_index = -1;
-}
+}  // namespace
 
-IoPool::IoPool(int threads, std::chrono::microseconds slice) : slice_(slice) {
+IoPool::IoPool(int threads, std::chrono::microseconds slice, std::string name)
+    : slice_(slice), name_(std::move(name)) {
   if (threads <= 0) threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   for (int i = 0; i < threads; ++i) {
     contexts_.push_back(std::make_unique<boost::asio::io_context>(1));
@@ -30,8 +33,9 @@ boost::asio::io_context& IoPool::Next() {
 void IoPool::Start() {
   for (int i = 0; i < size(); ++i) {
     threads_.emplace_back([this, i] {
+      t_pool = this;
       t_worker_index = i;
-      NameCurrentThread("layer-io-" + std::to_string(i));
+      NameCurrentThread(name_ + "-" + std::to_string(i));
       if (!SetCurrentThreadSlice(slice_)) {
         spdlog::warn("worker {}: the kernel refused a {} us scheduler slice", i, slice_.count());
       }
@@ -51,6 +55,8 @@ void IoPool::Join() {
   }
   threads_.clear();
 }
+
+const IoPool* IoPool::Current() { return t_pool; }
 
 int IoPool::CurrentIndex() { return t_worker_index; }
 

@@ -2,7 +2,9 @@
 //
 // Every connection and every coroutine lives on exactly one io_context, so per-connection state
 // needs no strand and per-thread state (the upstream pool's shards) needs no lock.
-// CurrentIndex() tells a coroutine which worker it runs on (-1 off the pool).
+// Current() and CurrentIndex() tell a coroutine which pool and worker it runs on (nullptr and -1
+// off every pool). A process may run several pools (requests, background work); a worker's
+// threads are named `<name>-<index>`.
 #pragma once
 
 #include <boost/asio/io_context.hpp>
@@ -10,6 +12,7 @@
 #include <atomic>
 #include <chrono>
 #include <memory>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -18,8 +21,9 @@ namespace layer::http {
 class IoPool {
  public:
   // `threads` <= 0: one per core. A non-zero `slice` is the workers' scheduler time slice
-  // (SetCurrentThreadSlice): request threads wake onto a core ahead of background work.
-  explicit IoPool(int threads, std::chrono::microseconds slice = {});
+  // (SetCurrentThreadSlice): request threads wake onto a core ahead of background work. Worker i
+  // is named `<name>-<i>`.
+  explicit IoPool(int threads, std::chrono::microseconds slice = {}, std::string name = "layer-io");
   ~IoPool();
   IoPool(const IoPool&) = delete;
   IoPool& operator=(const IoPool&) = delete;
@@ -34,12 +38,14 @@ class IoPool {
   void Stop();
   void Join();
 
+  static const IoPool* Current();
   static int CurrentIndex();
 
  private:
   std::vector<std::unique_ptr<boost::asio::io_context>> contexts_;
   std::vector<std::thread> threads_;
   std::chrono::microseconds slice_;
+  std::string name_;
   std::atomic<unsigned> next_{0};
   using Guard = boost::asio::executor_work_guard<boost::asio::io_context::executor_type>;
   std::vector<Guard> guards_;

@@ -37,7 +37,7 @@ class Upstream {
 };
 
 // The production implementation: HTTP/1.1 over TCP or TLS with a keep-alive pool sharded per
-// IoPool worker (no locks on the request path).
+// IoPool worker (no locks on the request path). Send() must be called on a worker of `pool`.
 Result<std::unique_ptr<Upstream>> MakeHttpUpstream(IoPool& pool, UpstreamOptions options);
 
 }  // namespace layer::http

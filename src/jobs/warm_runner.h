@@ -20,12 +20,13 @@
 // abandoned: its answer is dropped unread, and a failure of it is reported only after every
 // earlier page has been written and checkpointed.
 //
-// Threads: page reads run on the job's IoPool thread (the upstream client lives there). Page
-// parsing and keying (CPU) run on the runner's page thread, cache writes on the cache guard's
-// bulk lane (so fetches never queue behind them), and every job-store call (local transactions
-// that may fsync) on the runner's store thread. An I/O thread only orchestrates and keeps serving
-// requests during a warm. Rows are sliced from the page, never re-serialised (jobs/warm_page.h);
-// a page's rows go to the cache in one batch.
+// Threads: a job runs on a thread of the runner's IoPool, where it makes its upstream calls
+// (`upstream` must be one made for that pool). `layer serve` gives the runner a pool and upstream
+// connections of their own ("layer-warm-io"), so reading a warm's pages never takes a request
+// thread's time. Page parsing and keying (CPU) run on the runner's page thread, cache writes on
+// the cache guard's bulk lane (so fetches never queue behind them), and every job-store call
+// (local transactions that may fsync) on the runner's store thread. Rows are sliced from the
+// page, never re-serialised (jobs/warm_page.h); a page's rows go to the cache in one batch.
 //
 // Durability: the job store holds every checkpoint, so a gateway killed mid-warm resumes the job
 // from its last cursor when it starts again (ResumeAll). Thread-safe.

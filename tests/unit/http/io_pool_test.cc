@@ -17,6 +17,7 @@ using std::chrono::microseconds;
 using std::chrono::nanoseconds;
 
 struct WorkerView {
+  const IoPool* pool = nullptr;
   int index = -2;
   std::string name;
   nanoseconds slice{-1};
@@ -26,6 +27,7 @@ WorkerView Look(IoPool& pool, int i) {
   std::promise<WorkerView> seen;
   boost::asio::post(pool.at(i), [&] {
     WorkerView v;
+    v.pool = IoPool::Current();
     v.index = IoPool::CurrentIndex();
     char name[16] = {};
     pthread_getname_np(pthread_self(), name, sizeof(name));
@@ -47,6 +49,27 @@ TEST(IoPool, WorkersAreNamedAndIndexed) {
   EXPECT_EQ(IoPool::CurrentIndex(), -1);
   pool.Stop();
   pool.Join();
+}
+
+TEST(IoPool, EachWorkerKnowsItsOwnPool) {
+  // A process runs a request pool and a background pool side by side: a worker's index alone
+  // (0 in both) does not tell them apart, its pool does.
+  IoPool requests(2);
+  IoPool background(1, {}, "layer-warm-io");
+  requests.Start();
+  background.Start();
+  WorkerView r0 = Look(requests, 0), r1 = Look(requests, 1), b0 = Look(background, 0);
+  EXPECT_EQ(r0.pool, &requests);
+  EXPECT_EQ(r1.pool, &requests);
+  EXPECT_EQ(b0.pool, &background);
+  EXPECT_EQ(b0.index, 0);
+  EXPECT_EQ(b0.name, "layer-warm-io-0");
+  EXPECT_EQ(r0.name, "layer-io-0");
+  EXPECT_EQ(IoPool::Current(), nullptr);
+  requests.Stop();
+  background.Stop();
+  requests.Join();
+  background.Join();
 }
 
 TEST(IoPool, WorkersRunWithTheRequestedSlice) {

@@ -57,6 +57,11 @@ class ScriptedOrigin final : public http::Upstream {
   std::atomic<int64_t> failing_page{-1};
   std::atomic<unsigned> fail_status{500};
 
+  // Calls made from a thread of another pool than `home` (the runner's): an HttpUpstream shards
+  // its connections by the pool it was made for.
+  std::atomic<const http::IoPool*> home{nullptr};
+  int off_home() const { return off_home_.load(); }
+
   void Release() { released_ = true; }
   bool holding() const { return holding_.load() > 0; }
   int in_flight() const { return in_flight_.load(); }
@@ -74,6 +79,7 @@ class ScriptedOrigin final : public http::Upstream {
   }
 
   http::Task<Result<http::Response>> Send(http::Request req, bool) override {
+    if (http::IoPool::Current() != home.load()) ++off_home_;
     ++in_flight_;
     http::Response res{http::Code::ok, 11};
     res.set(http::Field::content_type, "application/json");
@@ -127,6 +133,7 @@ class ScriptedOrigin final : public http::Upstream {
   std::atomic<bool> released_{false};
   std::atomic<int> holding_{0};
   std::atomic<int> in_flight_{0};
+  std::atomic<int> off_home_{0};
   mutable std::mutex mu_;  // guards events_
   std::vector<std::string> events_;
 };
@@ -203,6 +210,7 @@ class WarmRunnerTest : public ::testing::Test {
       CheckCheckpointIsCached(cp);
     };
     pool_.Start();
+    origin_.home = &pool_;
 
     WarmRunnerOptions wopts;
     wopts.owner = "gw-test";
@@ -282,6 +290,9 @@ TEST_F(WarmRunnerTest, ReadsOnePageAheadAndCachesEveryDocument) {
   EXPECT_EQ(job.cursor, std::to_string(kDocs));
   for (uint64_t id = 1; id <= kDocs; ++id) EXPECT_TRUE(Cached(id)) << id;
   EXPECT_EQ(invariant_violations_.load(), 0);
+  // Metadata, schema and page reads all ran on the runner's pool (a gateway gives it a pool of
+  // its own, apart from the request threads).
+  EXPECT_EQ(origin_.off_home(), 0);
   const int pages = static_cast<int>((kDocs + kPage - 1) / kPage);
   for (int p = 1; p < pages; ++p) {
     // Page p is requested before page p-1 is checkpointed (read ahead)…
