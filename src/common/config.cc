@@ -221,7 +221,8 @@ void AddServeFlags(CLI::App& app, ServeConfig& cfg) {
   app.add_option("--upstream-timeout-ms", cfg.upstream_timeout_ms, "upstream response timeout")
       ->envname("LAYER_UPSTREAM_TIMEOUT_MS")
       ->capture_default_str();
-  app.add_option("--upstream-max-idle", cfg.upstream_max_idle, "idle upstream connections kept")
+  app.add_option("--upstream-max-idle", cfg.upstream_max_idle,
+                 "idle upstream connections kept by the request threads, and as many by warm jobs")
       ->envname("LAYER_UPSTREAM_MAX_IDLE")
       ->capture_default_str();
   app.add_option("--upstream-idle-ttl-ms", cfg.upstream_idle_ttl_ms)
