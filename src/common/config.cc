@@ -181,12 +181,11 @@ std::string ServeConfig::Redacted() const {
   return fmt::format(
       "listen={} threads={} request_slice_us={} upstream={} upstream_api_key={} "
       "upstream_ca_file={} upstream_connect_timeout_ms={} upstream_timeout_ms={} "
-      "upstream_max_idle={} "
-      "upstream_idle_ttl_ms={} auth_mode={} gateway_keys=[{}] max_body_bytes={} "
-      "max_header_bytes={} header_timeout_ms={} body_timeout_ms={} idle_timeout_ms={} "
-      "drain_grace_ms={} drain_delay_ms={} data_dir={} cache_dir={} cache_max_bytes={} "
-      "cache_reset_on_start={} cache_op_timeout_ms={} fetch_consistency={} public_url={} "
-      "log_level={} access_log={}",
+      "upstream_max_idle={} upstream_idle_ttl_ms={} auth_mode={} gateway_keys=[{}] "
+      "max_body_bytes={} max_header_bytes={} header_timeout_ms={} body_timeout_ms={} "
+      "idle_timeout_ms={} drain_grace_ms={} drain_delay_ms={} data_dir={} cache_dir={} "
+      "cache_max_bytes={} cache_reset_on_start={} cache_op_timeout_ms={} fetch_consistency={} "
+      "public_url={} log_level={} access_log={}",
       listen, threads, request_slice_us, upstream.empty() ? "<embedded origin>" : upstream,
       upstream_api_key.empty() ? "<none>" : kRedacted,
       upstream_ca_file.empty() ? "<system>" : upstream_ca_file, upstream_connect_timeout_ms,
