@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Builds the RocksDB that Layer links: the release of Debian's own librocksdb-dev version (7.8.3),
 # from Debian's source package, compiled as a release library into .deps/rocksdb-<version>/
-# (include/ and lib/), where CMakeLists.txt finds it.
+# (include/ and lib/) under /var/cache/layer (LAYER_DEPS_DIR), where CMakeLists.txt finds it and
+# where every later clone on the same machine reuses it; .deps/ in the repository when that
+# directory cannot be written.
 #
 # Why not Debian's library: it is compiled without NDEBUG, so its ~6,400 assertions and its test
 # sync points run in production. For the cache that is a third of the CPU of a batch write and a
@@ -12,7 +14,7 @@
 # Idempotent: does nothing when the library of this version is already in place. Takes ~15 min
 # on two cores the first time.
 #
-#   scripts/rocksdb.sh [PREFIX]      (default .deps/rocksdb-7.8.3 in the repository)
+#   scripts/rocksdb.sh [PREFIX]      (default /var/cache/layer/rocksdb-7.8.3)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -21,8 +23,10 @@ TARBALL=rocksdb_${VERSION}.orig.tar.gz
 SHA256=b85408a374770897332bf15e51620a5f35720dd416a4749e3899057f9cfaf84d
 URL=http://deb.debian.org/debian/pool/main/r/rocksdb/${TARBALL}
 
-PREFIX=${1:-.deps/rocksdb-${VERSION}}
-WORK=.deps/work-rocksdb-${VERSION}
+DEPS=${LAYER_DEPS_DIR:-/var/cache/layer}
+mkdir -p "$DEPS" 2>/dev/null && [ -w "$DEPS" ] || DEPS=.deps
+PREFIX=${1:-${DEPS}/rocksdb-${VERSION}}
+WORK=${DEPS}/work-rocksdb-${VERSION}
 STAMP="${PREFIX}/.built"
 WANT="rocksdb ${VERSION} release rtti portable snappy ${SHA256}"
 
