@@ -32,32 +32,13 @@
 #include <vector>
 
 #include "common/status.h"
+#include "tpuf/doc_id.h"
 
 namespace layer::cache {
 
-enum class IdType : uint8_t { kU64 = 1, kUuid = 2, kString = 3 };
-
-// A typed document id in canonical form: u64 as 8 big-endian bytes, UUID as 16 bytes, string as
-// its UTF-8 bytes.
-struct DocId {
-  IdType type = IdType::kString;
-  std::string bytes;
-
-  static DocId U64(uint64_t v);
-  static DocId String(std::string_view s);
-  // Accepts the four textual UUID forms Turbopuffer accepts (hyphenated or not, any case,
-  // optionally braced); InvalidArgument otherwise.
-  static Result<DocId> Uuid(std::string_view text);
-
-  uint64_t as_u64() const;  // type must be kU64
-  // The id as Turbopuffer returns it in JSON: a number for u64, a string otherwise (UUIDs in
-  // lower-case hyphenated form).
-  std::string ToJson() const;
-  // The id as plain text (u64 in decimal, UUID hyphenated lower-case, string as is).
-  std::string ToText() const;
-
-  friend bool operator==(const DocId&, const DocId&) = default;
-};
+// Keys are Turbopuffer document ids of the three types (tpuf/doc_id.h).
+using tpuf::DocId;
+using tpuf::IdType;
 
 struct CachedDoc {
   std::string attributes_json;  // JSON object text; "{}" for a row with no attributes

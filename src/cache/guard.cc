@@ -224,7 +224,7 @@ void CacheGuard::Finish(CacheOp op, const Ticket& ticket, const Status& status,
 }
 
 template <typename R, typename Fn>
-http::Task<R> CacheGuard::Call(CacheOp op, Fn fn, CacheLane lane) {
+Task<R> CacheGuard::Call(CacheOp op, Fn fn, CacheLane lane) {
   const Ticket ticket = Admit();
   if (!ticket.admitted) {
     RecordRejected(op);
@@ -298,7 +298,7 @@ R CacheGuard::CallSync(CacheOp op, Fn fn) {
 // shared_ptr and owns copies of its inputs, so a late call stays valid after the caller has gone;
 // those that capture `this` rely on the destructor joining the pool.
 
-http::Task<Result<std::optional<CachedDoc>>> CacheGuard::Get(std::string ns, DocId id) {
+Task<Result<std::optional<CachedDoc>>> CacheGuard::Get(std::string ns, DocId id) {
   return Call<Result<std::optional<CachedDoc>>>(
       CacheOp::kGet,
       [b = backend_, ns = std::move(ns), id = std::move(id)] { return b->Get(ns, id); });
@@ -321,20 +321,20 @@ TryGetResult CacheGuard::TryGet(std::string_view ns, const DocId& id) {
   return result;
 }
 
-http::Task<Result<std::vector<std::optional<CachedDoc>>>> CacheGuard::MultiGet(
+Task<Result<std::vector<std::optional<CachedDoc>>>> CacheGuard::MultiGet(
     std::string ns, std::vector<DocId> ids) {
   return Call<Result<std::vector<std::optional<CachedDoc>>>>(
       CacheOp::kMultiGet,
       [b = backend_, ns = std::move(ns), ids = std::move(ids)] { return b->MultiGet(ns, ids); });
 }
 
-http::Task<Result<bool>> CacheGuard::PutIfNewer(std::string ns, DocId id, CachedDoc doc) {
+Task<Result<bool>> CacheGuard::PutIfNewer(std::string ns, DocId id, CachedDoc doc) {
   return Call<Result<bool>>(CacheOp::kPutIfNewer,
                             [b = backend_, ns = std::move(ns), id = std::move(id),
                              doc = std::move(doc)] { return b->PutIfNewer(ns, id, doc); });
 }
 
-http::Task<Result<std::vector<bool>>> CacheGuard::PutIfNewerBatch(
+Task<Result<std::vector<bool>>> CacheGuard::PutIfNewerBatch(
     std::string ns, std::vector<std::pair<DocId, CachedDoc>> docs, CacheLane lane) {
   return Call<Result<std::vector<bool>>>(
       CacheOp::kPutIfNewerBatch,
@@ -344,31 +344,31 @@ http::Task<Result<std::vector<bool>>> CacheGuard::PutIfNewerBatch(
       lane);
 }
 
-http::Task<Status> CacheGuard::Tombstone(std::string ns, DocId id, uint64_t stamp) {
+Task<Status> CacheGuard::Tombstone(std::string ns, DocId id, uint64_t stamp) {
   return Call<Status>(CacheOp::kTombstone, [b = backend_, ns = std::move(ns), id = std::move(id),
                                             stamp] { return b->Tombstone(ns, id, stamp); });
 }
 
-http::Task<Status> CacheGuard::Invalidate(std::string ns, std::vector<DocId> ids) {
+Task<Status> CacheGuard::Invalidate(std::string ns, std::vector<DocId> ids) {
   return Call<Status>(
       CacheOp::kInvalidate,
       [b = backend_, ns = std::move(ns), ids = std::move(ids)] { return b->Invalidate(ns, ids); });
 }
 
-http::Task<Status> CacheGuard::PutVector(std::string ns, DocId id, std::string f32le) {
+Task<Status> CacheGuard::PutVector(std::string ns, DocId id, std::string f32le) {
   return Call<Status>(CacheOp::kPutVector,
                       [b = backend_, ns = std::move(ns), id = std::move(id), v = std::move(f32le)] {
                         return b->PutVector(ns, id, v);
                       });
 }
 
-http::Task<Result<std::optional<std::string>>> CacheGuard::GetVector(std::string ns, DocId id) {
+Task<Result<std::optional<std::string>>> CacheGuard::GetVector(std::string ns, DocId id) {
   return Call<Result<std::optional<std::string>>>(
       CacheOp::kGetVector,
       [b = backend_, ns = std::move(ns), id = std::move(id)] { return b->GetVector(ns, id); });
 }
 
-http::Task<Status> CacheGuard::BumpEpoch(std::string ns) {
+Task<Status> CacheGuard::BumpEpoch(std::string ns) {
   return Call<Status>(CacheOp::kBumpEpoch, [this, b = backend_, ns = std::move(ns)] {
     Status s = b->BumpEpoch(ns);
     records_version_.fetch_add(1, std::memory_order_release);
@@ -376,7 +376,7 @@ http::Task<Status> CacheGuard::BumpEpoch(std::string ns) {
   });
 }
 
-http::Task<Result<std::optional<std::string>>> CacheGuard::GetNamespaceRecord(std::string ns,
+Task<Result<std::optional<std::string>>> CacheGuard::GetNamespaceRecord(std::string ns,
                                                                               std::string key) {
   return Call<Result<std::optional<std::string>>>(
       CacheOp::kGetNamespaceRecord, [b = backend_, ns = std::move(ns), key = std::move(key)] {
@@ -384,7 +384,7 @@ http::Task<Result<std::optional<std::string>>> CacheGuard::GetNamespaceRecord(st
       });
 }
 
-http::Task<Status> CacheGuard::PutNamespaceRecord(std::string ns, std::string key,
+Task<Status> CacheGuard::PutNamespaceRecord(std::string ns, std::string key,
                                                   std::string value) {
   return Call<Status>(
       CacheOp::kPutNamespaceRecord,
@@ -395,18 +395,18 @@ http::Task<Status> CacheGuard::PutNamespaceRecord(std::string ns, std::string ke
       });
 }
 
-http::Task<Result<std::vector<std::pair<std::string, std::string>>>>
+Task<Result<std::vector<std::pair<std::string, std::string>>>>
 CacheGuard::ListNamespaceRecords(std::string key) {
   return Call<Result<std::vector<std::pair<std::string, std::string>>>>(
       CacheOp::kListNamespaceRecords,
       [b = backend_, key = std::move(key)] { return b->ListNamespaceRecords(key); });
 }
 
-http::Task<Status> CacheGuard::Ping() {
+Task<Status> CacheGuard::Ping() {
   return Call<Status>(CacheOp::kPing, [b = backend_] { return b->Ping(); });
 }
 
-http::Task<Result<CacheStats>> CacheGuard::Stats() {
+Task<Result<CacheStats>> CacheGuard::Stats() {
   return Call<Result<CacheStats>>(CacheOp::kStats,
                                   [b = backend_]() -> Result<CacheStats> { return b->Stats(); });
 }

@@ -58,7 +58,7 @@
 #include "cache/cache_op.h"
 #include "cache/document_cache.h"
 #include "common/metrics.h"
-#include "http/message.h"
+#include "common/task.h"
 
 namespace boost::asio {
 class thread_pool;
@@ -96,27 +96,27 @@ class CacheGuard {
 
   // One coroutine per DocumentCache method; same meaning, plus Timeout / Unavailable from the
   // guard itself.
-  http::Task<Result<std::optional<CachedDoc>>> Get(std::string ns, DocId id);
+  Task<Result<std::optional<CachedDoc>>> Get(std::string ns, DocId id);
   // Never blocks (see above). nullopt: use Get.
   TryGetResult TryGet(std::string_view ns, const DocId& id);
-  http::Task<Result<std::vector<std::optional<CachedDoc>>>> MultiGet(std::string ns,
+  Task<Result<std::vector<std::optional<CachedDoc>>>> MultiGet(std::string ns,
                                                                      std::vector<DocId> ids);
-  http::Task<Result<bool>> PutIfNewer(std::string ns, DocId id, CachedDoc doc);
-  http::Task<Result<std::vector<bool>>> PutIfNewerBatch(
+  Task<Result<bool>> PutIfNewer(std::string ns, DocId id, CachedDoc doc);
+  Task<Result<std::vector<bool>>> PutIfNewerBatch(
       std::string ns, std::vector<std::pair<DocId, CachedDoc>> docs,
       CacheLane lane = CacheLane::kRequest);
-  http::Task<Status> Tombstone(std::string ns, DocId id, uint64_t stamp);
-  http::Task<Status> Invalidate(std::string ns, std::vector<DocId> ids);
-  http::Task<Status> PutVector(std::string ns, DocId id, std::string f32le);
-  http::Task<Result<std::optional<std::string>>> GetVector(std::string ns, DocId id);
-  http::Task<Status> BumpEpoch(std::string ns);
-  http::Task<Result<std::optional<std::string>>> GetNamespaceRecord(std::string ns,
+  Task<Status> Tombstone(std::string ns, DocId id, uint64_t stamp);
+  Task<Status> Invalidate(std::string ns, std::vector<DocId> ids);
+  Task<Status> PutVector(std::string ns, DocId id, std::string f32le);
+  Task<Result<std::optional<std::string>>> GetVector(std::string ns, DocId id);
+  Task<Status> BumpEpoch(std::string ns);
+  Task<Result<std::optional<std::string>>> GetNamespaceRecord(std::string ns,
                                                                     std::string key);
-  http::Task<Status> PutNamespaceRecord(std::string ns, std::string key, std::string value);
-  http::Task<Result<std::vector<std::pair<std::string, std::string>>>> ListNamespaceRecords(
+  Task<Status> PutNamespaceRecord(std::string ns, std::string key, std::string value);
+  Task<Result<std::vector<std::pair<std::string, std::string>>>> ListNamespaceRecords(
       std::string key);
-  http::Task<Status> Ping();
-  http::Task<Result<CacheStats>> Stats();
+  Task<Status> Ping();
+  Task<Result<CacheStats>> Stats();
 
   // Blocking variants for callers off the event loop (/health, start-up): same pool, deadline and
   // breaker; block the calling thread for at most op_timeout.
@@ -141,7 +141,7 @@ class CacheGuard {
   };
   // R is Status or Result<X>; fn() -> R runs on the pool.
   template <typename R, typename Fn>
-  http::Task<R> Call(CacheOp op, Fn fn, CacheLane lane = CacheLane::kRequest);
+  Task<R> Call(CacheOp op, Fn fn, CacheLane lane = CacheLane::kRequest);
   template <typename R, typename Fn>
   R CallSync(CacheOp op, Fn fn);
 

@@ -20,7 +20,7 @@
 #include "common/version.h"
 #include "cache/guard.h"
 #include "cache/rocksdb/rocksdb_cache.h"
-#include "gateway/cache_context.h"
+#include "coherence/coherence.h"
 #include "gateway/gateway.h"
 #include "gateway/warm.h"
 #include "jobs/sqlite/sqlite_job_store.h"
@@ -38,7 +38,7 @@ using namespace std::chrono_literals;
 
 // SIGTERM/SIGINT: drain (keep serving health, refuse new API work, let in-flight requests
 // finish), then stop. A second signal stops at once.
-http::Task<void> DrainOnSignal(asio::signal_set& signals, http::HttpServer& server,
+Task<void> DrainOnSignal(asio::signal_set& signals, http::HttpServer& server,
                                http::IoPool& pool, const ServeConfig& cfg) {
   auto [ec, sig] = co_await signals.async_wait(asio::as_tuple(asio::use_awaitable));
   if (ec) co_return;
@@ -68,7 +68,9 @@ http::Task<void> DrainOnSignal(asio::signal_set& signals, http::HttpServer& serv
   pool.Stop();
 }
 
-Status OpenCache(const ServeConfig& cfg, gateway::CacheContext* cache, bool* started_empty) {
+// Opens the embedded cache and the coherence core over it.
+Result<std::unique_ptr<coherence::CacheCoherence>> OpenCache(const ServeConfig& cfg,
+                                                             bool* started_empty) {
   cache::RocksDbCacheOptions copts;
   copts.path = cfg.cache_dir.empty() ? (std::filesystem::path(cfg.data_dir) / "cache").string()
                                      : cfg.cache_dir;
@@ -84,31 +86,29 @@ Status OpenCache(const ServeConfig& cfg, gateway::CacheContext* cache, bool* sta
   gopts.op_timeout = std::chrono::milliseconds(cfg.cache_op_timeout_ms);
   gopts.request_slice = std::chrono::microseconds(cfg.request_slice_us);
   std::shared_ptr<cache::DocumentCache> backend(std::move(*db));
+  coherence::CoherenceOptions options;
+  options.backend_name = "rocksdb";
+  options.fetch_consistency = cfg.fetch_consistency == "eventual"
+                                  ? coherence::FetchConsistency::kEventual
+                                  : coherence::FetchConsistency::kStrong;
   if (cfg.test_faults) {
     spdlog::warn("cache fault injection enabled at /_test/cache-faults (test mode)");
-    cache->faults = std::make_shared<cache::FaultInjectingCache>(backend);
-    backend = cache->faults;
+    options.faults = std::make_shared<cache::FaultInjectingCache>(backend);
+    backend = options.faults;
   }
-  cache->guard = std::make_unique<cache::CacheGuard>(backend, gopts);
-  cache->backend_name = "rocksdb";
-  cache->fetch_consistency = cfg.fetch_consistency == "eventual"
-                                 ? gateway::FetchConsistency::kEventual
-                                 : gateway::FetchConsistency::kStrong;
-  (void)cache->guard->PingSync();
-  return Status::Ok();
+  auto guard = std::make_unique<cache::CacheGuard>(backend, gopts);
+  (void)guard->PingSync();
+  return std::make_unique<coherence::CacheCoherence>(std::move(guard), std::move(options));
 }
 
 // Writes the invalidations the cache could not take when they happened, as soon as it can.
-http::Task<void> RetryPendingInvalidations(gateway::CacheContext& cache) {
+Task<void> RetryPendingInvalidations(coherence::CacheCoherence& cache) {
   asio::steady_timer timer(co_await asio::this_coro::executor);
   for (;;) {
     timer.expires_after(250ms);
     auto [ec] = co_await timer.async_wait(asio::as_tuple(asio::use_awaitable));
     if (ec) co_return;
-    if (cache.guard && cache.pending.size() > 0) {
-      co_await cache.pending.Retry(*cache.guard);
-      cache.metrics.pending.Set(static_cast<double>(cache.pending.size()));
-    }
+    co_await cache.RetryPending();
   }
 }
 
@@ -169,13 +169,20 @@ int RunServe(const ServeConfig& cfg) {
     return 2;
   }
 
-  gateway::CacheContext cache;
   bool cache_started_empty = false;
-  if (Status st = OpenCache(cfg, &cache, &cache_started_empty); !st.ok()) {
-    spdlog::error("cannot open the document cache: {}", st.ToString());
+  auto opened = OpenCache(cfg, &cache_started_empty);
+  if (!opened.ok()) {
+    spdlog::error("cannot open the document cache: {}", opened.status().ToString());
     return 1;
   }
+  coherence::CacheCoherence& cache = **opened;
   gateway::Gateway gw(cfg, **upstream, cache);
+  watermark::WatcherOptions watch_opts;
+  if (!cfg.upstream_api_key.empty()) {
+    watch_opts.upstream_authorization = "Bearer " + cfg.upstream_api_key;
+  }
+  watermark::ConsistencyWatcher watcher(**upstream, watch_opts);
+  gw.AttachWatcher(&watcher);
 
   jobs::SqliteJobStoreOptions jopts;
   jopts.path = (std::filesystem::path(cfg.data_dir) / "jobs.sqlite3").string();
@@ -187,8 +194,9 @@ int RunServe(const ServeConfig& cfg) {
   (void)(*job_store)->Prune(WallClockMs(), std::chrono::hours(24 * 7), 100);
   jobs::WarmRunnerOptions wopts;
   wopts.owner = jobs::NewJobId();
-  if (!cfg.upstream_api_key.empty()) wopts.upstream_authorization = "Bearer " + cfg.upstream_api_key;
-  jobs::WarmRunner warm_runner(background, **job_store, **background_upstream, cache, wopts);
+  wopts.upstream_authorization = watch_opts.upstream_authorization;
+  jobs::WarmRunner warm_runner(background, **job_store, **background_upstream, cache, &watcher,
+                               wopts);
   std::string objects_dir = cfg.object_store_dir.empty()
                                 ? (std::filesystem::path(cfg.data_dir) / "objects").string()
                                 : cfg.object_store_dir;
@@ -198,12 +206,9 @@ int RunServe(const ServeConfig& cfg) {
     return 1;
   }
   gateway::WarmServices warm{**job_store, warm_runner, **objects};
-  watermark::WatcherOptions watch_opts;
-  watch_opts.upstream_authorization = wopts.upstream_authorization;
-  watermark::ConsistencyWatcher watcher(**upstream, watch_opts);
-  cache.watcher = &watcher;
-  cache.warming = [&warm_runner](std::string_view ns) { return warm_runner.Warming(ns); };
-  cache.start_warm = [&warm_runner](const std::string& ns) { warm_runner.CreateAndStart(ns); };
+  cache.SetWarmHooks(
+      [&warm_runner](std::string_view ns) { return warm_runner.Warming(ns); },
+      [&warm_runner](const std::string& ns) { warm_runner.CreateAndStart(ns); });
   gw.AttachWarm(&warm);
   if (Status st = warm_runner.ResumeAll(cache_started_empty); !st.ok()) {
     spdlog::warn("resuming warm jobs failed: {}", st.ToString());

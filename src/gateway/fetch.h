@@ -10,30 +10,22 @@
 // requested `vector` is dropped with `x-layer-warning: vector_attribute_dropped`.
 #pragma once
 
-#include <boost/json/fwd.hpp>
-
-#include "gateway/cache_context.h"
+#include "coherence/coherence.h"
 #include "gateway/gateway.h"
 
 namespace layer::gateway {
 
 inline constexpr size_t kMaxFetchIds = 1000;
 
-http::Task<http::Response> FetchDocument(RequestContext& ctx, http::Upstream& upstream,
-                                         CacheContext& cache);
-http::Task<http::Response> FetchDocuments(RequestContext& ctx, http::Upstream& upstream,
-                                          CacheContext& cache);
+Task<http::Response> FetchDocument(RequestContext& ctx, http::Upstream& upstream,
+                                         coherence::CacheCoherence& cache);
+Task<http::Response> FetchDocuments(RequestContext& ctx, http::Upstream& upstream,
+                                          coherence::CacheCoherence& cache);
 
 // The namespace's id type: known, or learned from the upstream schema (NotFound when the
 // namespace does not exist upstream).
-http::Task<Result<cache::IdType>> ResolveIdType(RequestContext& ctx, http::Upstream& upstream,
-                                                CacheContext& cache);
+Task<Result<tpuf::IdType>> ResolveIdType(RequestContext& ctx, http::Upstream& upstream,
+                                                coherence::CacheCoherence& cache);
 
-// The id type a schema body (GET /v1/namespaces/{ns}/schema) declares; u64 when it says none.
-cache::IdType IdTypeFromSchema(std::string_view schema_body);
-
-// Parses a full upstream row (id + attributes) into what the cache stores: attributes without id,
-// vector(s), $dist and `_hevlayer_*` (the stamp is kept apart).
-std::optional<FetchedRow> RowForCache(const boost::json::object& row);
 
 }  // namespace layer::gateway

@@ -12,10 +12,11 @@
 
 namespace layer::gateway {
 
-Gateway::Gateway(const ServeConfig& cfg, http::Upstream& upstream, CacheContext& cache)
+Gateway::Gateway(const ServeConfig& cfg, http::Upstream& upstream,
+                 coherence::CacheCoherence& cache)
     : cfg_(cfg), upstream_(upstream), cache_(cache), auth_(cfg) {}
 
-http::Task<http::Response> Gateway::Handle(http::Exchange& ex) {
+Task<http::Response> Gateway::Handle(http::Exchange& ex) {
   const auto& req = ex.request();
   std::string_view target = req.target();
   size_t qpos = target.find('?');
@@ -23,7 +24,9 @@ http::Task<http::Response> Gateway::Handle(http::Exchange& ex) {
   std::string_view query = qpos == std::string_view::npos ? std::string_view()
                                                           : target.substr(qpos + 1);
 
-  if (cache_.faults && path == kCacheFaultsPath) co_return co_await HandleCacheFaults(ex, *cache_.faults);
+  if (cache_.faults() && path == kCacheFaultsPath) {
+    co_return co_await HandleCacheFaults(ex, *cache_.faults());
+  }
   auto route = MatchRoute(req.method(), path);
   if (!route) {
     ex.info.route = "unknown";
@@ -37,7 +40,7 @@ http::Task<http::Response> Gateway::Handle(http::Exchange& ex) {
     case RouteId::kHealth:
     case RouteId::kReady: {
       HealthInfo health{cfg_.upstream.empty() ? "embedded_origin" : "turbopuffer", upstream_.base(),
-                        draining(), &cache_, &cache_states_};
+                        draining(), &cache_, watcher_, &cache_states_};
       if (route->id == RouteId::kHealth) co_return co_await HealthResponse(health);
       co_return co_await ReadyResponse(health);
     }
@@ -67,38 +70,17 @@ http::Task<http::Response> Gateway::Handle(http::Exchange& ex) {
 
 namespace {
 
-http::Task<http::Response> Ready(http::Response res) { co_return res; }
+Task<http::Response> Ready(http::Response res) { co_return res; }
 
 }  // namespace
 
 // Not a coroutine: it picks the route family's handler and returns that handler's (lazy) task,
 // which Handle awaits at once, so a request costs no extra coroutine frame here. Everything the
 // task refers to (ctx, the members) outlives that await.
-http::Task<http::Response> Gateway::Dispatch(RequestContext& ctx) {
+Task<http::Response> Gateway::Dispatch(RequestContext& ctx) {
   switch (ctx.route.id) {
-    case RouteId::kWrite:
-      return Write(ctx, upstream_, cache_, cfg_.public_url);
-    case RouteId::kDeleteNamespace:
-      return DeleteNamespace(ctx, upstream_, cache_, cfg_.public_url);
-    case RouteId::kQuery:
-    case RouteId::kQueryV1:
-      return Query(ctx, upstream_, cache_, cfg_.public_url);
-    case RouteId::kGetSchema:
-    case RouteId::kUpdateSchema:
-    case RouteId::kMetadataV1:
-    case RouteId::kMetadataV2:
-    case RouteId::kPatchMetadata:
-      return NamespaceInfo(ctx, upstream_, cache_, cfg_.public_url);
-    case RouteId::kLegacyNamespace:
-      if (ctx.ex.request().method() == http::Verb::get) {
-        return NamespaceInfo(ctx, upstream_, cache_, cfg_.public_url);
-      }
-      return Passthrough(ctx, upstream_, cfg_.public_url);
-    case RouteId::kHintCacheWarm:
-      if (warm_ && IsOrchestratedHint(ctx.query)) {
-        return OrchestrateHintCacheWarm(ctx, upstream_, cache_, *warm_);
-      }
-      return Passthrough(ctx, upstream_, cfg_.public_url);
+    case RouteId::kTurbopuffer:
+      return DispatchTurbopuffer(ctx);
     case RouteId::kFetchDocument:
       return FetchDocument(ctx, upstream_, cache_);
     case RouteId::kFetchDocuments:
@@ -113,6 +95,36 @@ http::Task<http::Response> Gateway::Dispatch(RequestContext& ctx) {
       if (ctx.route.id == RouteId::kWarm) return StartWarm(ctx, cache_, *warm_);
       if (ctx.route.id == RouteId::kWarmJobs) return ListWarmJobs(ctx, *warm_);
       return WarmJobById(ctx, *warm_);
+    default:  // the operations routes are answered in Handle
+      return Ready(http::MakeError(http::Code::not_found, "not_found", "no such route"));
+  }
+}
+
+Task<http::Response> Gateway::DispatchTurbopuffer(RequestContext& ctx) {
+  switch (ctx.route.tpuf) {
+    case tpuf::RouteId::kWrite:
+      return Write(ctx, upstream_, cache_, watcher_, cfg_.public_url);
+    case tpuf::RouteId::kDeleteNamespace:
+      return DeleteNamespace(ctx, upstream_, cache_, watcher_, cfg_.public_url);
+    case tpuf::RouteId::kQuery:
+    case tpuf::RouteId::kQueryV1:
+      return Query(ctx, upstream_, watcher_, cfg_.public_url);
+    case tpuf::RouteId::kGetSchema:
+    case tpuf::RouteId::kUpdateSchema:
+    case tpuf::RouteId::kMetadataV1:
+    case tpuf::RouteId::kMetadataV2:
+    case tpuf::RouteId::kPatchMetadata:
+      return NamespaceInfo(ctx, upstream_, cache_, watcher_, cfg_.public_url);
+    case tpuf::RouteId::kLegacyNamespace:
+      if (ctx.ex.request().method() == http::Verb::get) {
+        return NamespaceInfo(ctx, upstream_, cache_, watcher_, cfg_.public_url);
+      }
+      return Passthrough(ctx, upstream_, cfg_.public_url);
+    case tpuf::RouteId::kHintCacheWarm:
+      if (warm_ && IsOrchestratedHint(ctx.query)) {
+        return OrchestrateHintCacheWarm(ctx, upstream_, cache_, *warm_);
+      }
+      return Passthrough(ctx, upstream_, cfg_.public_url);
     default:
       return Passthrough(ctx, upstream_, cfg_.public_url);
   }

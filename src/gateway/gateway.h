@@ -9,11 +9,12 @@
 
 #include "common/config.h"
 #include "gateway/auth.h"
-#include "gateway/cache_context.h"
+#include "coherence/coherence.h"
 #include "gateway/health.h"
 #include "gateway/routes.h"
 #include "http/server.h"
 #include "http/upstream.h"
+#include "watermark/consistency_watcher.h"
 
 namespace layer::gateway {
 
@@ -29,26 +30,30 @@ struct RequestContext {
 
 class Gateway {
  public:
-  Gateway(const ServeConfig& cfg, http::Upstream& upstream, CacheContext& cache);
+  Gateway(const ServeConfig& cfg, http::Upstream& upstream, coherence::CacheCoherence& cache);
 
   // Set once, before serving: the server whose drain state /ready and API routes report.
   void AttachServer(const http::HttpServer* server) { server_ = server; }
   // Set once, before serving: the warm job store and runner (warm routes are 404 without them).
   void AttachWarm(WarmServices* warm) { warm_ = warm; }
+  // Set once, before serving: the consistency watcher (stable watermarks; none without it).
+  void AttachWatcher(watermark::ConsistencyWatcher* watcher) { watcher_ = watcher; }
 
-  http::Task<http::Response> Handle(http::Exchange& ex);
+  Task<http::Response> Handle(http::Exchange& ex);
 
  private:
   // The route family's handler task for ctx (not yet started; the caller awaits it at once).
-  http::Task<http::Response> Dispatch(RequestContext& ctx);
+  Task<http::Response> Dispatch(RequestContext& ctx);
+  Task<http::Response> DispatchTurbopuffer(RequestContext& ctx);
   bool draining() const { return server_ && server_->draining(); }
 
   const ServeConfig& cfg_;
   http::Upstream& upstream_;
-  CacheContext& cache_;
+  coherence::CacheCoherence& cache_;
   Authenticator auth_;
   const http::HttpServer* server_ = nullptr;
   WarmServices* warm_ = nullptr;
+  watermark::ConsistencyWatcher* watcher_ = nullptr;
   CacheStateListing cache_states_;  // /health's cache_state, kept between probes
 };
 

@@ -11,29 +11,31 @@
 namespace layer::gateway {
 namespace {
 
-boost::json::object CacheBody(CacheContext& cache) {
-  boost::json::object out{{"backend", cache.backend_name}};
-  if (!cache.guard) {
+boost::json::object CacheBody(coherence::CacheCoherence& cache) {
+  boost::json::object out{{"backend", cache.backend_name()}};
+  if (!cache.guard()) {
     out["connected"] = false;
     return out;
   }
-  auto& g = *cache.guard;
+  auto& g = *cache.guard();
   if (!g.connected()) (void)g.PingSync();  // lets /health notice a cache that came back
   out["connected"] = g.connected();
   out["generation"] = g.generation();
   out["breaker"] = cache::BreakerStateName(g.breaker_state());
   if (!g.last_error().ok()) out["last_error"] = g.last_error().ToString();
-  out["pending_invalidations"] = cache.pending.size();
+  out["pending_invalidations"] = cache.pending_invalidations();
   return out;
 }
 
-http::Task<boost::json::array> CacheStates(CacheContext& cache) {
+Task<boost::json::array> CacheStates(coherence::CacheCoherence& cache,
+                                     const watermark::ConsistencyWatcher* watcher) {
   std::set<std::string> names;
-  if (cache.watcher) {
-    for (auto& ns : cache.watcher->Namespaces()) names.insert(std::move(ns));
+  if (watcher) {
+    for (auto& ns : watcher->Namespaces()) names.insert(std::move(ns));
   }
-  if (cache.guard && cache.guard->connected()) {
-    auto warmed = co_await cache.guard->ListNamespaceRecords(std::string(kWarmedThroughRecord));
+  if (cache.guard() && cache.guard()->connected()) {
+    auto warmed = co_await cache.guard()->ListNamespaceRecords(
+        std::string(coherence::kWarmedThroughRecord));
     if (warmed.ok()) {
       for (auto& [ns, v] : *warmed) names.insert(ns);
     }
@@ -41,10 +43,10 @@ http::Task<boost::json::array> CacheStates(CacheContext& cache) {
   boost::json::array out;
   for (const auto& ns : names) {
     std::optional<uint64_t> warmed;
-    std::string_view state = co_await CacheStateOf(cache, ns, &warmed);
-    boost::json::object entry{{"namespace", ns}, {"state", state}};
+    coherence::CacheState state = co_await cache.StateOf(ns, &warmed);
+    boost::json::object entry{{"namespace", ns}, {"state", coherence::CacheStateName(state)}};
     if (warmed) entry["warmed_through"] = *warmed;
-    entry["warm_inflight"] = cache.warming && cache.warming(ns);
+    entry["warm_inflight"] = cache.Warming(ns);
     out.push_back(std::move(entry));
   }
   co_return out;
@@ -60,15 +62,16 @@ CacheStateListing::Clock::time_point CacheStateListing::Now() const {
   return now_ ? now_() : Clock::now();
 }
 
-CacheStateListing::Inputs CacheStateListing::InputsOf(const CacheContext& cache) {
+CacheStateListing::Inputs CacheStateListing::InputsOf(
+    const coherence::CacheCoherence& cache, const watermark::ConsistencyWatcher* watcher) {
   Inputs in;
-  if (cache.guard) {
-    in.connected = cache.guard->connected();
-    in.generation = cache.guard->generation();
-    in.records_version = cache.guard->namespace_records_version();
+  if (const cache::CacheGuard* guard = cache.guard()) {
+    in.connected = guard->connected();
+    in.generation = guard->generation();
+    in.records_version = guard->namespace_records_version();
   }
-  if (cache.watcher) in.watcher_version = cache.watcher->namespaces_version();
-  in.warming_version = cache.warming_version.load(std::memory_order_acquire);
+  if (watcher) in.watcher_version = watcher->namespaces_version();
+  in.warming_version = cache.warming_version();
   return in;
 }
 
@@ -77,10 +80,11 @@ uint64_t CacheStateListing::computations() const {
   return computations_;
 }
 
-http::Task<boost::json::array> CacheStateListing::Get(CacheContext& cache) {
+Task<boost::json::array> CacheStateListing::Get(coherence::CacheCoherence& cache,
+                                                const watermark::ConsistencyWatcher* watcher) {
   // Read before computing: a change that lands while the listing is computed leaves the stored
   // inputs behind, so the next call computes again.
-  const Inputs inputs = InputsOf(cache);
+  const Inputs inputs = InputsOf(cache, watcher);
   const Clock::time_point now = Now();
   bool age_refresh = false;
   {
@@ -101,7 +105,7 @@ http::Task<boost::json::array> CacheStateListing::Get(CacheContext& cache) {
       self->refreshing_ = false;
     }
   } done{this, age_refresh};
-  boost::json::array fresh = co_await CacheStates(cache);
+  boost::json::array fresh = co_await CacheStates(cache, watcher);
   {
     std::lock_guard lk(mu_);
     ++computations_;
@@ -114,7 +118,7 @@ http::Task<boost::json::array> CacheStateListing::Get(CacheContext& cache) {
 
 namespace {
 
-http::Task<boost::json::object> HealthBody(const HealthInfo& info) {
+Task<boost::json::object> HealthBody(const HealthInfo& info) {
   boost::json::object body{
       {"status", "ok"},
       {"version", kVersion},
@@ -123,9 +127,9 @@ http::Task<boost::json::object> HealthBody(const HealthInfo& info) {
   if (info.cache) {
     body["cache"] = CacheBody(*info.cache);
     if (info.cache_states) {
-      body["cache_state"] = co_await info.cache_states->Get(*info.cache);
+      body["cache_state"] = co_await info.cache_states->Get(*info.cache, info.watcher);
     } else {
-      body["cache_state"] = co_await CacheStates(*info.cache);
+      body["cache_state"] = co_await CacheStates(*info.cache, info.watcher);
     }
   }
   co_return body;
@@ -133,12 +137,12 @@ http::Task<boost::json::object> HealthBody(const HealthInfo& info) {
 
 }  // namespace
 
-http::Task<http::Response> HealthResponse(const HealthInfo& info) {
+Task<http::Response> HealthResponse(const HealthInfo& info) {
   boost::json::object body = co_await HealthBody(info);
   co_return http::MakeJson(http::Code::ok, body);
 }
 
-http::Task<http::Response> ReadyResponse(const HealthInfo& info) {
+Task<http::Response> ReadyResponse(const HealthInfo& info) {
   if (info.draining) {
     co_return http::MakeJson(http::Code::service_unavailable,
                              boost::json::object{{"status", "draining"}, {"version", kVersion}});

@@ -12,8 +12,9 @@
 #include <optional>
 #include <string_view>
 
-#include "gateway/cache_context.h"
+#include "coherence/coherence.h"
 #include "http/message.h"
+#include "watermark/consistency_watcher.h"
 
 namespace layer::gateway {
 
@@ -31,7 +32,9 @@ class CacheStateListing {
   explicit CacheStateListing(std::chrono::milliseconds max_age = std::chrono::milliseconds(100),
                              std::function<Clock::time_point()> now = {});
 
-  http::Task<boost::json::array> Get(CacheContext& cache);
+  // `watcher` (may be null) adds the namespaces it watches to those with a warmed-through record.
+  Task<boost::json::array> Get(coherence::CacheCoherence& cache,
+                               const watermark::ConsistencyWatcher* watcher = nullptr);
 
   // Listings computed so far (for tests).
   uint64_t computations() const;
@@ -45,7 +48,8 @@ class CacheStateListing {
     uint64_t warming_version = 0;
     friend bool operator==(const Inputs&, const Inputs&) = default;
   };
-  static Inputs InputsOf(const CacheContext& cache);
+  static Inputs InputsOf(const coherence::CacheCoherence& cache,
+                         const watermark::ConsistencyWatcher* watcher);
   Clock::time_point Now() const;
 
   const std::chrono::milliseconds max_age_;
@@ -62,16 +66,17 @@ struct HealthInfo {
   std::string upstream_kind;  // "turbopuffer" or "embedded_origin"
   std::string upstream_url;
   bool draining = false;
-  CacheContext* cache = nullptr;
+  coherence::CacheCoherence* cache = nullptr;
+  const watermark::ConsistencyWatcher* watcher = nullptr;
   CacheStateListing* cache_states = nullptr;  // null: computed afresh for this request
 };
 
 // The health body also lists `cache_state` for every namespace the gateway watches or has warmed:
 // [{"namespace","state":"cold|warming|warm","warmed_through"?,"warm_inflight"}], by name, as of
 // the last computation of `info.cache_states` (see CacheStateListing).
-http::Task<http::Response> HealthResponse(const HealthInfo& info);
+Task<http::Response> HealthResponse(const HealthInfo& info);
 // 200 with the health body, or 503 {"status":"draining",...} while draining.
-http::Task<http::Response> ReadyResponse(const HealthInfo& info);
+Task<http::Response> ReadyResponse(const HealthInfo& info);
 http::Response MetricsResponse();
 
 }  // namespace layer::gateway

@@ -58,8 +58,8 @@ bool IsOrchestratedHint(std::string_view query) {
   return false;
 }
 
-http::Task<http::Response> OrchestrateHintCacheWarm(RequestContext& ctx, http::Upstream& upstream,
-                                                    CacheContext& cache, WarmServices& warm) {
+Task<http::Response> OrchestrateHintCacheWarm(RequestContext& ctx, http::Upstream& upstream,
+                                                    coherence::CacheCoherence& cache, WarmServices& warm) {
   if (auto err = co_await ReadBodyOrError(ctx)) co_return std::move(*err);
   const std::string& ns = ctx.route.ns;
   BoolOption tp = ParseBool(ctx.query, "turbopuffer");
@@ -70,8 +70,7 @@ http::Task<http::Response> OrchestrateHintCacheWarm(RequestContext& ctx, http::U
   }
   auto page_size = ParsePageSize(ctx.query);
   if (!page_size.ok()) co_return Invalid(page_size.status().message());
-  if ((docs.value || snaps.value) &&
-      (!cache.guard || !(co_await cache.guard->Ping()).ok())) {
+  if ((docs.value || snaps.value) && !co_await cache.Available()) {
     co_return CacheCold(ns);
   }
 
@@ -116,8 +115,7 @@ http::Task<http::Response> OrchestrateHintCacheWarm(RequestContext& ctx, http::U
       out["snapshots"] = Step(true, "no_snapshot");
     } else {
       const snapshots::StoredSnapshot& s = **latest;
-      Status st = co_await cache.guard->PutNamespaceRecord(ns, std::string(kLatestSnapshotRecord),
-                                                           s.bytes);
+      Status st = co_await cache.RecordLatestSnapshot(ns, s.bytes);
       if (!st.ok()) co_return CacheCold(ns);
       json::object step = Step(true, "completed");
       step["key"] = s.key;

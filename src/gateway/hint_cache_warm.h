@@ -12,18 +12,16 @@
 // corrupt body). Disabled steps report `skipped`.
 #pragma once
 
-#include "gateway/cache_context.h"
+#include "coherence/coherence.h"
 #include "gateway/gateway.h"
 #include "gateway/warm.h"
 
 namespace layer::gateway {
 
-inline constexpr std::string_view kLatestSnapshotRecord = "latest_snapshot";
-
 // Whether the raw query string switches hint_cache_warm to orchestration.
 bool IsOrchestratedHint(std::string_view query);
 
-http::Task<http::Response> OrchestrateHintCacheWarm(RequestContext& ctx, http::Upstream& upstream,
-                                                    CacheContext& cache, WarmServices& warm);
+Task<http::Response> OrchestrateHintCacheWarm(RequestContext& ctx, http::Upstream& upstream,
+                                                    coherence::CacheCoherence& cache, WarmServices& warm);
 
 }  // namespace layer::gateway

@@ -74,7 +74,7 @@ http::Request GatewayRequest(const RequestContext& ctx, http::Verb method, std::
   return up;
 }
 
-http::Task<Result<http::Response>> SendUpstream(RequestContext& ctx, http::Upstream& upstream,
+Task<Result<http::Response>> SendUpstream(RequestContext& ctx, http::Upstream& upstream,
                                                 http::Request req) {
   auto t0 = std::chrono::steady_clock::now();
   auto res = co_await upstream.Send(std::move(req), ctx.route.idempotent);
@@ -110,7 +110,7 @@ http::Response RelayResponse(const RequestContext& ctx, http::Response& ur,
   return out;
 }
 
-http::Task<std::optional<http::Response>> ReadBodyOrError(RequestContext& ctx) {
+Task<std::optional<http::Response>> ReadBodyOrError(RequestContext& ctx) {
   http::BodyStatus st = co_await ctx.ex.ReadBody();
   switch (st) {
     case http::BodyStatus::kOk:
@@ -143,7 +143,7 @@ std::string TargetWithQuery(const RequestContext& ctx) {
   return target;
 }
 
-http::Task<Result<http::Response>> Forward(RequestContext& ctx, http::Upstream& upstream,
+Task<Result<http::Response>> Forward(RequestContext& ctx, http::Upstream& upstream,
                                            std::optional<std::string> replacement,
                                            bool read_response) {
   http::Request up{ctx.ex.request().method(), TargetWithQuery(ctx), 11};
@@ -159,7 +159,7 @@ http::Task<Result<http::Response>> Forward(RequestContext& ctx, http::Upstream& 
   co_return co_await SendUpstream(ctx, upstream, std::move(up));
 }
 
-http::Task<http::Response> Passthrough(RequestContext& ctx, http::Upstream& upstream,
+Task<http::Response> Passthrough(RequestContext& ctx, http::Upstream& upstream,
                                        const std::string& public_url) {
   if (auto err = co_await ReadBodyOrError(ctx)) co_return std::move(*err);
   auto res = co_await Forward(ctx, upstream, std::nullopt, false);

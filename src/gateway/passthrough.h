@@ -14,11 +14,11 @@
 namespace layer::gateway {
 
 // `public_url` is the gateway origin for Location rewriting; empty = from the Host header.
-http::Task<http::Response> Passthrough(RequestContext& ctx, http::Upstream& upstream,
+Task<http::Response> Passthrough(RequestContext& ctx, http::Upstream& upstream,
                                        const std::string& public_url);
 
 // Reads the body; returns the error response to answer when it could not be read.
-http::Task<std::optional<http::Response>> ReadBodyOrError(RequestContext& ctx);
+Task<std::optional<http::Response>> ReadBodyOrError(RequestContext& ctx);
 
 // The body without Content-Encoding (gzip is decoded, at most `max_bytes`), or nullopt when it
 // cannot be decoded (the upstream then answers it as sent).
@@ -30,13 +30,13 @@ std::string TargetWithQuery(const RequestContext& ctx);
 // Forwards the request upstream with the client's forwarded headers: with its own body (moved,
 // encoding untouched) or, given `replacement`, with that identity-encoded JSON body instead. With
 // `read_response`, the response is asked for unencoded so the gateway can read it.
-http::Task<Result<http::Response>> Forward(RequestContext& ctx, http::Upstream& upstream,
+Task<Result<http::Response>> Forward(RequestContext& ctx, http::Upstream& upstream,
                                            std::optional<std::string> replacement,
                                            bool read_response);
 
 // Sends `req` upstream on behalf of `ctx` and accounts the time in ctx.ex.info. Shared by every
 // handler that talks to the upstream.
-http::Task<Result<http::Response>> SendUpstream(RequestContext& ctx, http::Upstream& upstream,
+Task<Result<http::Response>> SendUpstream(RequestContext& ctx, http::Upstream& upstream,
                                                 http::Request req);
 
 // Copies the request headers that are forwarded upstream (content-type, content-encoding, accept,

@@ -1,12 +1,11 @@
 #include "gateway/query.h"
 
-#include "common/clock.h"
-
 #include <boost/json.hpp>
 
-#include "gateway/passthrough.h"
-#include "gateway/write_plan.h"
+#include "common/clock.h"
 #include "common/json_text.h"
+#include "gateway/passthrough.h"
+#include "tpuf/reserved.h"
 
 namespace layer::gateway {
 
@@ -23,13 +22,13 @@ std::optional<std::string> HideReservedAttributes(std::string_view query_body) {
     if (inc && exc) return;  // invalid together: the upstream answers
     if (inc && inc->is_bool() && inc->as_bool()) {
       q.erase("include_attributes");
-      q["exclude_attributes"] = json::array{json::string(kStampAttribute)};
+      q["exclude_attributes"] = json::array{json::string(tpuf::kStampAttribute)};
       changed = true;
     } else if (exc && exc->is_array()) {
       for (const auto& v : exc->as_array()) {
-        if (v.is_string() && v.as_string() == kStampAttribute) return;
+        if (v.is_string() && v.as_string() == tpuf::kStampAttribute) return;
       }
-      exc->as_array().emplace_back(json::string(kStampAttribute));
+      exc->as_array().emplace_back(json::string(tpuf::kStampAttribute));
       changed = true;
     }
   };
@@ -44,8 +43,9 @@ std::optional<std::string> HideReservedAttributes(std::string_view query_body) {
   return SerializeJson(root);
 }
 
-http::Task<http::Response> Query(RequestContext& ctx, http::Upstream& upstream,
-                                 CacheContext& cache, const std::string& public_url) {
+Task<http::Response> Query(RequestContext& ctx, http::Upstream& upstream,
+                           const watermark::ConsistencyWatcher* watcher,
+                           const std::string& public_url) {
   if (auto err = co_await ReadBodyOrError(ctx)) co_return std::move(*err);
   auto decoded = DecodedBody(ctx, ctx.ex.body().size() * 64 + (64u << 20));
   std::optional<std::string> rewritten;
@@ -53,8 +53,8 @@ http::Task<http::Response> Query(RequestContext& ctx, http::Upstream& upstream,
   auto sent = co_await Forward(ctx, upstream, std::move(rewritten), false);
   if (!sent.ok()) co_return UpstreamError(sent.status());
   http::Response res = RelayResponse(ctx, *sent, upstream.base(), public_url);
-  if (cache.watcher) {
-    if (auto wm = cache.watcher->StableAsOf(ctx.route.ns)) {
+  if (watcher) {
+    if (auto wm = watcher->StableAsOf(ctx.route.ns)) {
       res.set("x-layer-stable-as-of", std::to_string(*wm));
     }
   }
@@ -67,7 +67,7 @@ namespace {
 bool EraseReserved(json::object& o) {
   bool changed = false;
   for (auto it = o.begin(); it != o.end();) {
-    if (it->key().starts_with(kReservedPrefix)) {
+    if (it->key().starts_with(tpuf::kReservedPrefix)) {
       it = o.erase(it);
       changed = true;
     } else {
@@ -79,16 +79,16 @@ bool EraseReserved(json::object& o) {
 
 }  // namespace
 
-std::optional<std::string> StripReservedFromInfo(RouteId route, std::string_view body) {
+std::optional<std::string> StripReservedFromInfo(tpuf::RouteId route, std::string_view body) {
   boost::system::error_code ec;
   json::value root = json::parse(body, ec);
   if (ec || !root.is_object()) return std::nullopt;
   json::object* target = &root.as_object();
-  if (route == RouteId::kMetadataV1 || route == RouteId::kMetadataV2 ||
-      route == RouteId::kPatchMetadata) {
+  if (route == tpuf::RouteId::kMetadataV1 || route == tpuf::RouteId::kMetadataV2 ||
+      route == tpuf::RouteId::kPatchMetadata) {
     json::value* schema = target->if_contains("schema");
     target = schema && schema->is_object() ? &schema->as_object() : nullptr;
-  } else if (route == RouteId::kLegacyNamespace) {
+  } else if (route == tpuf::RouteId::kLegacyNamespace) {
     json::value* attrs = target->if_contains("attributes");
     target = attrs && attrs->is_object() ? &attrs->as_object() : nullptr;
   }
@@ -96,8 +96,10 @@ std::optional<std::string> StripReservedFromInfo(RouteId route, std::string_view
   return SerializeJson(root);
 }
 
-http::Task<http::Response> NamespaceInfo(RequestContext& ctx, http::Upstream& upstream,
-                                         CacheContext& cache, const std::string& public_url) {
+Task<http::Response> NamespaceInfo(RequestContext& ctx, http::Upstream& upstream,
+                                   coherence::CacheCoherence& cache,
+                                   watermark::ConsistencyWatcher* watcher,
+                                   const std::string& public_url) {
   if (auto err = co_await ReadBodyOrError(ctx)) co_return std::move(*err);
   const int64_t poll_start = WallClockMs();
   auto sent = co_await Forward(ctx, upstream, std::nullopt, true);
@@ -105,22 +107,22 @@ http::Task<http::Response> NamespaceInfo(RequestContext& ctx, http::Upstream& up
   if (sent->result_int() / 100 != 2 || !sent->base()[http::Field::content_encoding].empty()) {
     co_return RelayResponse(ctx, *sent, upstream.base(), public_url);
   }
-  if (auto stripped = StripReservedFromInfo(ctx.route.id, sent->body())) {
+  if (auto stripped = StripReservedFromInfo(ctx.route.tpuf, sent->body())) {
     sent->body() = std::move(*stripped);
   }
-  if (ctx.route.id == RouteId::kMetadataV2) {
+  if (ctx.route.Is(tpuf::RouteId::kMetadataV2)) {
     // The Layer view of the namespace: its stable watermark and its cache state.
     const std::string& ns = ctx.route.ns;
-    if (cache.watcher) cache.watcher->Observe(ns, poll_start, sent->body());
+    if (watcher) watcher->Observe(ns, poll_start, sent->body());
     boost::system::error_code ec;
     json::value body = json::parse(sent->body(), ec);
     if (!ec && body.is_object()) {
       std::optional<uint64_t> warmed;
-      std::string_view state = co_await CacheStateOf(cache, ns, &warmed);
-      auto wm = cache.watcher ? cache.watcher->StableAsOf(ns) : std::nullopt;
+      coherence::CacheState state = co_await cache.StateOf(ns, &warmed);
+      auto wm = watcher ? watcher->StableAsOf(ns) : std::nullopt;
       json::object layer{{"stable_as_of", wm ? json::value(*wm) : json::value(nullptr)},
-                         {"is_stable", cache.watcher && cache.watcher->IsStable(ns)},
-                         {"cache_state", state},
+                         {"is_stable", watcher && watcher->IsStable(ns)},
+                         {"cache_state", coherence::CacheStateName(state)},
                          {"cache_warmed_through",
                           warmed ? json::value(*warmed) : json::value(nullptr)}};
       body.as_object()["layer"] = std::move(layer);

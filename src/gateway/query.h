@@ -13,19 +13,23 @@
 #include <string>
 #include <string_view>
 
-#include "gateway/cache_context.h"
+#include "coherence/coherence.h"
 #include "gateway/gateway.h"
+#include "watermark/consistency_watcher.h"
 
 namespace layer::gateway {
 
 // Responses carry `x-layer-stable-as-of` once the namespace has a stable watermark.
-http::Task<http::Response> Query(RequestContext& ctx, http::Upstream& upstream,
-                                 CacheContext& cache, const std::string& public_url);
+Task<http::Response> Query(RequestContext& ctx, http::Upstream& upstream,
+                           const watermark::ConsistencyWatcher* watcher,
+                           const std::string& public_url);
 
 // GET /v2/…/metadata also gains a `layer` object: stable_as_of, is_stable, cache_state and
 // cache_warmed_through; its index status feeds the consistency watcher.
-http::Task<http::Response> NamespaceInfo(RequestContext& ctx, http::Upstream& upstream,
-                                         CacheContext& cache, const std::string& public_url);
+Task<http::Response> NamespaceInfo(RequestContext& ctx, http::Upstream& upstream,
+                                   coherence::CacheCoherence& cache,
+                                   watermark::ConsistencyWatcher* watcher,
+                                   const std::string& public_url);
 
 // Rewrites a query body so reserved attributes are not returned unless named. Returns the new
 // body, or nullopt when the body needs no change (or is not JSON: the upstream answers it).
@@ -33,6 +37,6 @@ std::optional<std::string> HideReservedAttributes(std::string_view query_body);
 
 // Removes reserved attributes from a schema map, a metadata body's "schema" or an export body's
 // "attributes". Returns nullopt when nothing changed (or the body is not JSON).
-std::optional<std::string> StripReservedFromInfo(RouteId route, std::string_view body);
+std::optional<std::string> StripReservedFromInfo(tpuf::RouteId route, std::string_view body);
 
 }  // namespace layer::gateway

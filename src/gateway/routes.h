@@ -1,10 +1,9 @@
-// The route table: which URL is which operation, what scope it needs, and which upstream path it
-// names. A reader looking for the code behind a URL starts here.
+// The gateway's route table: Turbopuffer's routes (tpuf/routes.h) with the auth scope each needs,
+// plus the operations routes and Layer's own routes. A reader looking for the code behind a URL
+// starts here: each RouteId names the file of its handler.
 //
-// Matching works on raw (still percent-encoded) path segments: literal segments must match
-// exactly, and only the namespace segment is percent-decoded and validated. The upstream path is
-// always rebuilt from the route's template and the validated namespace, never copied from the
-// request, so no crafted path can reach an upstream path other than the one its route names.
+// Namespaces are decoded and validated as in tpuf/routes.h; Layer-only routes never forward the
+// request's path upstream (their handlers build their own upstream reads).
 #pragma once
 
 #include <optional>
@@ -13,40 +12,28 @@
 
 #include "common/config.h"
 #include "common/namespace_name.h"
+#include "common/url.h"
 #include "http/message.h"
+#include "tpuf/routes.h"
 
 namespace layer::gateway {
 
 enum class RouteId {
-  kHealth,
-  kReady,
-  kMetrics,
-  // Turbopuffer-compatible.
-  kListNamespaces,      // GET /v1/namespaces
-  kWrite,               // POST /v2/namespaces/{ns}
-  kDeleteNamespace,     // DELETE /v2/namespaces/{ns}
-  kQuery,               // POST /v2/namespaces/{ns}/query
-  kExplainQuery,        // POST /v2/namespaces/{ns}/explain_query
-  kMetadataV2,          // GET /v2/namespaces/{ns}/metadata
-  kMetadataV1,          // GET /v1/namespaces/{ns}/metadata
-  kPatchMetadata,       // PATCH /v1/namespaces/{ns}/metadata
-  kGetSchema,           // GET /v1/namespaces/{ns}/schema
-  kUpdateSchema,        // POST /v1/namespaces/{ns}/schema
-  kHintCacheWarm,       // GET /v1/namespaces/{ns}/hint_cache_warm
-  kRecall,              // POST /v1/namespaces/{ns}/_debug/recall
-  kQueryV1,             // POST /v1/namespaces/{ns}/query (forwarded to the v2 path)
-  kLegacyNamespace,     // GET|HEAD|DELETE|POST /v1/namespaces/{ns}
-  kOperation,           // GET /v{1,2}/namespaces/{ns}/operations/{id} (async poll)
-  // Layer-only.
-  kFetchDocument,       // GET /v2/namespaces/{ns}/documents/{id}
-  kFetchDocuments,      // POST /v2/namespaces/{ns}/documents
-  kWarm,                // POST /v2/namespaces/{ns}/warm
-  kWarmJobs,            // GET /v2/namespaces/{ns}/warm-jobs
-  kWarmJob,             // GET|DELETE /v2/namespaces/{ns}/warm-jobs/{id}
+  kHealth,           // GET /health                                   (health.cc)
+  kReady,            // GET /ready                                    (health.cc)
+  kMetrics,          // GET /metrics                                  (health.cc)
+  kTurbopuffer,      // every route of tpuf/routes.h: see RouteMatch::tpuf (passthrough.cc,
+                     // write.cc, query.cc, hint_cache_warm.cc)
+  kFetchDocument,    // GET /v2/namespaces/{ns}/documents/{id}        (fetch.cc)
+  kFetchDocuments,   // POST /v2/namespaces/{ns}/documents            (fetch.cc)
+  kWarm,             // POST /v2/namespaces/{ns}/warm                 (warm.cc)
+  kWarmJobs,         // GET /v2/namespaces/{ns}/warm-jobs             (warm.cc)
+  kWarmJob,          // GET|DELETE /v2/namespaces/{ns}/warm-jobs/{id} (warm.cc)
 };
 
 struct RouteMatch {
   RouteId id;
+  tpuf::RouteId tpuf{};     // which Turbopuffer route, when id == kTurbopuffer
   std::string_view family;  // metrics label
   std::string ns;           // decoded namespace ("" for routes without one)
   NamespaceNameError ns_error = NamespaceNameError::kNone;
@@ -56,17 +43,11 @@ struct RouteMatch {
   bool idempotent = false;        // safe for the upstream client to retry
   std::string upstream_path;      // path (no query) to send upstream; empty if not forwarded
   std::string param;              // decoded trailing parameter (document id), if the route has one
+
+  bool Is(tpuf::RouteId r) const { return id == RouteId::kTurbopuffer && tpuf == r; }
 };
 
 // Returns nullopt for an unknown method/path combination (answered 404 not_found).
 std::optional<RouteMatch> MatchRoute(http::Verb method, std::string_view path);
-
-// Percent-decodes `in`; returns false on a malformed escape.
-bool PercentDecode(std::string_view in, std::string* out);
-
-// The percent-decoded value of the first parameter whose percent-decoded name is `name`, or
-// nullopt when absent. A value with a malformed escape is returned as sent (so it fails any
-// validation rather than reading as absent).
-std::optional<std::string> QueryParam(std::string_view query, std::string_view name);
 
 }  // namespace layer::gateway

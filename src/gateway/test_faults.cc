@@ -8,7 +8,7 @@ namespace layer::gateway {
 
 namespace json = boost::json;
 
-http::Task<http::Response> HandleCacheFaults(http::Exchange& ex, cache::FaultInjectingCache& f) {
+Task<http::Response> HandleCacheFaults(http::Exchange& ex, cache::FaultInjectingCache& f) {
   ex.info.route = "test_faults";
   if (co_await ex.ReadBody() != http::BodyStatus::kOk) {
     co_return http::MakeError(http::Code::bad_request, "bad_request", "unreadable body");

@@ -16,6 +16,6 @@ namespace layer::gateway {
 
 inline constexpr std::string_view kCacheFaultsPath = "/_test/cache-faults";
 
-http::Task<http::Response> HandleCacheFaults(http::Exchange& ex, cache::FaultInjectingCache& f);
+Task<http::Response> HandleCacheFaults(http::Exchange& ex, cache::FaultInjectingCache& f);
 
 }  // namespace layer::gateway

@@ -46,7 +46,7 @@ http::Response CacheCold(const std::string& ns) {
                          boost::json::object{{"cache_state", "cold"}});
 }
 
-http::Task<http::Response> StartWarm(RequestContext& ctx, CacheContext& cache,
+Task<http::Response> StartWarm(RequestContext& ctx, coherence::CacheCoherence& cache,
                                      WarmServices& warm) {
   if (auto err = co_await ReadBodyOrError(ctx)) co_return std::move(*err);
   auto page_size = ParsePageSize(ctx.query);
@@ -54,7 +54,7 @@ http::Task<http::Response> StartWarm(RequestContext& ctx, CacheContext& cache,
     co_return http::MakeError(http::Code::unprocessable_entity, "validation_error",
                               page_size.status().message());
   }
-  if (!cache.guard || !(co_await cache.guard->Ping()).ok()) co_return CacheCold(ctx.route.ns);
+  if (!co_await cache.Available()) co_return CacheCold(ctx.route.ns);
 
   jobs::CreateWarmJobRequest req{ctx.route.ns, *page_size, warm.runner.options().owner};
   auto created = co_await warm.runner.Blocking([&] { return warm.store.Create(req); });
@@ -63,7 +63,7 @@ http::Task<http::Response> StartWarm(RequestContext& ctx, CacheContext& cache,
   co_return JobResponse(http::Code::accepted, created->job);
 }
 
-http::Task<http::Response> ListWarmJobs(RequestContext& ctx, WarmServices& warm) {
+Task<http::Response> ListWarmJobs(RequestContext& ctx, WarmServices& warm) {
   auto jobs = co_await warm.runner.Blocking([&] { return warm.store.List(ctx.route.ns); });
   if (!jobs.ok()) co_return StoreError(jobs.status());
   http::Response res{http::Code::ok, 11};
@@ -72,7 +72,7 @@ http::Task<http::Response> ListWarmJobs(RequestContext& ctx, WarmServices& warm)
   co_return res;
 }
 
-http::Task<http::Response> WarmJobById(RequestContext& ctx, WarmServices& warm) {
+Task<http::Response> WarmJobById(RequestContext& ctx, WarmServices& warm) {
   const std::string& id = ctx.route.param;
   auto job = co_await warm.runner.Blocking([&] { return warm.store.Get(id); });
   if (!job.ok()) {

@@ -7,7 +7,7 @@
 // POST answers 503 cache_cold (with "cache_state":"cold") before any job is created.
 #pragma once
 
-#include "gateway/cache_context.h"
+#include "coherence/coherence.h"
 #include "gateway/gateway.h"
 #include "jobs/job_store.h"
 #include "jobs/warm_runner.h"
@@ -21,9 +21,9 @@ struct WarmServices {
   snapshots::ObjectStore& objects;  // where namespace snapshots live
 };
 
-http::Task<http::Response> StartWarm(RequestContext& ctx, CacheContext& cache, WarmServices& warm);
-http::Task<http::Response> ListWarmJobs(RequestContext& ctx, WarmServices& warm);
-http::Task<http::Response> WarmJobById(RequestContext& ctx, WarmServices& warm);
+Task<http::Response> StartWarm(RequestContext& ctx, coherence::CacheCoherence& cache, WarmServices& warm);
+Task<http::Response> ListWarmJobs(RequestContext& ctx, WarmServices& warm);
+Task<http::Response> WarmJobById(RequestContext& ctx, WarmServices& warm);
 
 // The `page_size` query parameter: 1..10000, default 1000; InvalidArgument otherwise.
 Result<int> ParsePageSize(std::string_view query);

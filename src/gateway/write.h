@@ -14,15 +14,20 @@
 
 #pragma once
 
-#include "gateway/cache_context.h"
+#include "coherence/coherence.h"
 #include "gateway/gateway.h"
+#include "watermark/consistency_watcher.h"
 
 namespace layer::gateway {
 
-http::Task<http::Response> Write(RequestContext& ctx, http::Upstream& upstream,
-                                 CacheContext& cache, const std::string& public_url);
+// `watcher` (may be null) learns of every namespace written.
+Task<http::Response> Write(RequestContext& ctx, http::Upstream& upstream,
+                           coherence::CacheCoherence& cache, watermark::ConsistencyWatcher* watcher,
+                           const std::string& public_url);
 
-http::Task<http::Response> DeleteNamespace(RequestContext& ctx, http::Upstream& upstream,
-                                           CacheContext& cache, const std::string& public_url);
+Task<http::Response> DeleteNamespace(RequestContext& ctx, http::Upstream& upstream,
+                                     coherence::CacheCoherence& cache,
+                                     watermark::ConsistencyWatcher* watcher,
+                                     const std::string& public_url);
 
 }  // namespace layer::gateway

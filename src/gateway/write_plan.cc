@@ -21,7 +21,6 @@ constexpr std::string_view kConditionalOrFilter[] = {"upsert_condition", "patch_
 constexpr std::string_view kNonRowWrites[] = {"schema", "copy_from_namespace",
                                               "branch_from_namespace", "encryption"};
 
-bool IsReserved(std::string_view name) { return name.starts_with(kReservedPrefix); }
 bool IsVectorKey(std::string_view name) { return name == "vector" || name == "vectors"; }
 
 Status Invalid(std::string msg) { return Status::InvalidArgument(std::move(msg)); }
@@ -32,8 +31,6 @@ Status Malformed(std::string msg) { return Status::Corruption(std::move(msg)); }
 Status ReservedError(std::string_view name) {
   return Invalid("attribute '" + std::string(name) + "' uses the reserved _hevlayer_* prefix");
 }
-
-bool LooksLikeUuid(std::string_view s) { return cache::DocId::Uuid(s).ok(); }
 
 // Little-endian f32 bytes of a vector given as a number array or a base64 string.
 std::optional<std::string> VectorBytes(const json::value& v) {
@@ -60,8 +57,8 @@ struct Planner {
   WritePlan plan;
 
   // Returns the typed id, or nullopt (and notes it) if the cache cannot key it.
-  std::optional<cache::DocId> Id(const json::value& v) {
-    auto id = CacheIdFromJson(v, string_ids);
+  std::optional<tpuf::DocId> Id(const json::value& v) {
+    auto id = tpuf::TypeWrittenId(v, string_ids);
     if (!id) plan.has_untyped_ids = true;
     return id;
   }
@@ -86,7 +83,7 @@ struct Planner {
       json::object attrs;
       std::optional<std::string> vec;
       for (auto& [k, v] : row) {
-        if (IsReserved(k)) return ReservedError(k);
+        if (tpuf::IsReservedAttribute(k)) return ReservedError(k);
         if (patch && IsVectorKey(k)) {
           return Malformed("cannot patch vector or vectors values");
         }
@@ -101,7 +98,7 @@ struct Planner {
       }
       // Typed before the stamp is inserted: inserting may rehash `row` and invalidate `idit`.
       auto id = Id(idit->value());
-      row[kStampAttribute] = stamp;
+      row[tpuf::kStampAttribute] = stamp;
       if (id) {
         auto& list = patch ? plan.patches : plan.upserts;
         list.push_back({std::move(*id), SerializeJson(attrs), std::move(vec)});
@@ -127,7 +124,7 @@ struct Planner {
       }
     }
     for (auto& [k, v] : cols) {
-      if (IsReserved(k)) return ReservedError(k);
+      if (tpuf::IsReservedAttribute(k)) return ReservedError(k);
       if (patch && IsVectorKey(k)) {
         return Malformed("cannot patch vector or vectors values");
       }
@@ -156,7 +153,7 @@ struct Planner {
         list.push_back({std::move(*id), SerializeJson(attrs), std::move(vec)});
       }
     }
-    cols[kStampAttribute] = std::move(stamps);
+    cols[tpuf::kStampAttribute] = std::move(stamps);
     return Status::Ok();
   }
 
@@ -181,22 +178,22 @@ struct Planner {
     }
     auto& patch = pit->value().as_object();
     for (const auto& [k, v] : patch) {
-      if (IsReserved(k)) return ReservedError(k);
+      if (tpuf::IsReservedAttribute(k)) return ReservedError(k);
       if (IsVectorKey(k)) {
         return Malformed("cannot patch vector or vectors values");
       }
     }
-    patch[kStampAttribute] = stamp;
+    patch[tpuf::kStampAttribute] = stamp;
     return Status::Ok();
   }
 };
 
 void CollectIds(const json::object& o, std::string_view key, StringIdType string_ids,
-                std::vector<cache::DocId>* out, bool* untyped) {
+                std::vector<tpuf::DocId>* out, bool* untyped) {
   auto it = o.find(key);
   if (it == o.end() || !it->value().is_array()) return;
   for (const auto& v : it->value().as_array()) {
-    if (auto id = CacheIdFromJson(v, string_ids)) {
+    if (auto id = tpuf::TypeWrittenId(v, string_ids)) {
       out->push_back(std::move(*id));
     } else {
       *untyped = true;
@@ -205,25 +202,6 @@ void CollectIds(const json::object& o, std::string_view key, StringIdType string
 }
 
 }  // namespace
-
-std::optional<cache::DocId> CacheIdFromJson(const json::value& v, StringIdType string_ids) {
-  if (v.is_uint64()) return cache::DocId::U64(v.as_uint64());
-  if (v.is_int64() && v.as_int64() >= 0) {
-    return cache::DocId::U64(static_cast<uint64_t>(v.as_int64()));
-  }
-  if (!v.is_string()) return std::nullopt;
-  return CacheIdFromString(v.as_string(), string_ids);
-}
-
-std::optional<cache::DocId> CacheIdFromString(std::string_view s, StringIdType string_ids) {
-  if (string_ids == cache::IdType::kUuid) {
-    auto id = cache::DocId::Uuid(s);
-    if (!id.ok()) return std::nullopt;
-    return std::move(*id);
-  }
-  if (string_ids == cache::IdType::kString || !LooksLikeUuid(s)) return cache::DocId::String(s);
-  return std::nullopt;
-}
 
 Result<WritePlan> PlanWrite(std::string_view body, uint64_t stamp, StringIdType string_ids) {
   boost::system::error_code ec;

@@ -15,20 +15,15 @@
 #include <string_view>
 #include <vector>
 
-#include "cache/document_cache.h"
+#include "coherence/write_outcome.h"
 #include "common/status.h"
+#include "tpuf/doc_id.h"
+#include "tpuf/reserved.h"
 
 namespace layer::gateway {
 
-inline constexpr std::string_view kStampAttribute = "_hevlayer_upserted_at";
-inline constexpr std::string_view kReservedPrefix = "_hevlayer_";
-
-// One full row to cache (upserts) or one partial row to merge (patches).
-struct RowEffect {
-  cache::DocId id;
-  std::string attributes_json;            // JSON object without id, vector(s) and the stamp
-  std::optional<std::string> vector_f32;  // little-endian f32 bytes of `vector`, if any
-};
+using coherence::RowEffect;
+using tpuf::StringIdType;
 
 struct WritePlan {
   // False when the body has no row-producing or deleting operation (schema-only, copy, branch):
@@ -45,19 +40,10 @@ struct WritePlan {
   bool client_asked_affected_ids = false;
   std::vector<RowEffect> upserts;
   std::vector<RowEffect> patches;
-  std::vector<cache::DocId> deletes;
+  std::vector<tpuf::DocId> deletes;
   // Ids the cache cannot key safely (their type is unknown); they are never mirrored.
   bool has_untyped_ids = false;
 };
-
-// How string ids of the namespace are typed: kUuid, kString, or unknown (nullopt). A string id
-// that looks like a UUID in a namespace of unknown id type cannot be keyed and is skipped.
-using StringIdType = std::optional<cache::IdType>;
-
-// Classifies a JSON id as the cache keys it; nullopt if it cannot be keyed safely.
-std::optional<cache::DocId> CacheIdFromJson(const boost::json::value& id, StringIdType string_ids);
-// The same for an id that is a JSON string (`s` unescaped).
-std::optional<cache::DocId> CacheIdFromString(std::string_view s, StringIdType string_ids);
 
 // InvalidArgument (answered 422 validation_error) for a body that must never reach Turbopuffer:
 // a client-supplied `_hevlayer_*` attribute, no write operation at all, or the removed custom
@@ -71,7 +57,7 @@ std::optional<std::string> StripAffectedIds(std::string_view response_body);
 
 // The affected ids of a WriteResult, typed for the cache.
 struct AffectedIds {
-  std::vector<cache::DocId> upserted, patched, deleted;
+  std::vector<tpuf::DocId> upserted, patched, deleted;
   bool has_untyped_ids = false;
 };
 AffectedIds ParseAffectedIds(std::string_view response_body, StringIdType string_ids);

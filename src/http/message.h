@@ -1,9 +1,10 @@
 // HTTP message types shared by the server, the upstream client and the handlers.
 #pragma once
 
-#include <boost/asio/awaitable.hpp>
 #include <boost/beast/http/message.hpp>
 #include <boost/beast/http/string_body.hpp>
+
+#include "common/task.h"
 
 namespace layer::http {
 
@@ -14,8 +15,5 @@ using Response = bhttp::response<bhttp::string_body>;
 using Code = bhttp::status;  // HTTP status codes (layer::Status is the error type)
 using Verb = bhttp::verb;
 using Field = bhttp::field;
-
-template <typename T>
-using Task = boost::asio::awaitable<T>;
 
 }  // namespace layer::http

@@ -7,8 +7,8 @@
 #include <functional>
 #include <string_view>
 
-#include "gateway/fetch.h"
-#include "gateway/write_plan.h"
+#include "coherence/row_codec.h"
+#include "tpuf/reserved.h"
 #include "common/json_text.h"
 
 namespace layer::jobs {
@@ -181,8 +181,8 @@ RowResult SliceRow(od::value row_v, size_t size_hint, WarmRow* row,
       continue;
     }
     if (Dropped(key)) continue;  // skipped unread
-    if (key.starts_with(gateway::kReservedPrefix)) {
-      if (key == gateway::kStampAttribute) {
+    if (key.starts_with(tpuf::kReservedPrefix)) {
+      if (key == tpuf::kStampAttribute) {
         od::json_type type;
         if (v.type().get(type)) return RowResult::kFail;
         if (type == od::json_type::number) {
@@ -284,7 +284,7 @@ Result<WarmPage> ParseSlow(std::string_view body, size_t limit) {
     const auto* id = obj.if_contains("id");
     if (!id) continue;
     page.last_id_json = SerializeJson(*id);
-    auto fetched = gateway::RowForCache(obj);
+    auto fetched = coherence::RowForCache(obj);
     if (!fetched) continue;
     WarmRow row;
     if (id->is_uint64() || (id->is_int64() && id->as_int64() >= 0)) {

@@ -3,7 +3,7 @@
 //
 // Attribute values are sliced from the page byte for byte, never re-serialised: a cached row says
 // exactly what upstream said (number text, string escapes). What a cached row leaves out is the
-// same as RowForCache (gateway/fetch.h): `id`, `vector`, `vectors`, `$dist`, `$score` and every
+// same as RowForCache (coherence/row_codec.h): `id`, `vector`, `vectors`, `$dist`, `$score` and every
 // `_hevlayer_*` attribute; `_hevlayer_upserted_at` becomes the stamp.
 //
 // Every value that is kept is validated as JSON before it is copied. A page the fast path cannot

@@ -18,8 +18,8 @@
 #include "common/clock.h"
 #include "common/metrics.h"
 #include "common/thread.h"
-#include "gateway/fetch.h"
-#include "gateway/write_plan.h"
+#include "coherence/row_codec.h"
+#include "tpuf/reserved.h"
 #include "jobs/warm_page.h"
 #include "common/json_text.h"
 
@@ -54,34 +54,34 @@ std::string PageQuery(size_t page_size, const std::optional<std::string>& cursor
 
 // The namespace's id type as the page's first id tells it; nullopt when only the schema can
 // (a string that looks like a UUID, or an id of no known shape).
-std::optional<cache::IdType> IdTypeFromFirstRow(const WarmPage& page) {
+std::optional<tpuf::IdType> IdTypeFromFirstRow(const WarmPage& page) {
   if (page.rows.empty()) return std::nullopt;
   const WarmRow& first = page.rows.front();
-  if (first.id_kind == WarmRow::IdKind::kU64) return cache::IdType::kU64;
-  if (first.id_kind == WarmRow::IdKind::kString && !cache::DocId::Uuid(first.id_text).ok()) {
-    return cache::IdType::kString;
+  if (first.id_kind == WarmRow::IdKind::kU64) return tpuf::IdType::kU64;
+  if (first.id_kind == WarmRow::IdKind::kString && !tpuf::DocId::Uuid(first.id_text).ok()) {
+    return tpuf::IdType::kString;
   }
   return std::nullopt;
 }
 
 // Keys the page's rows for the cache. A row the cache cannot key counts in `*unkeyed` (a row not
 // warmed); a row a pending invalidation blocks is left out.
-CacheBatch KeyRows(gateway::CacheContext& cache, const std::string& ns, WarmPage& page,
-                   std::optional<cache::IdType> typed, uint64_t* unkeyed) {
+CacheBatch KeyRows(coherence::CacheCoherence& cache, const std::string& ns, WarmPage& page,
+                   std::optional<tpuf::IdType> typed, uint64_t* unkeyed) {
   CacheBatch batch;
   batch.reserve(page.rows.size());
   for (WarmRow& row : page.rows) {
-    std::optional<cache::DocId> id;
+    std::optional<tpuf::DocId> id;
     if (row.id_kind == WarmRow::IdKind::kU64) {
-      id = cache::DocId::U64(row.id_u64);
+      id = tpuf::DocId::U64(row.id_u64);
     } else if (row.id_kind == WarmRow::IdKind::kString) {
-      id = gateway::CacheIdFromString(row.id_text, typed);
+      id = tpuf::TypeWrittenIdString(row.id_text, typed);
     }
     if (!id) {
       ++*unkeyed;
       continue;
     }
-    if (cache.pending.Blocks(ns, *id)) continue;
+    if (cache.BackfillBlocked(ns, *id)) continue;
     cache::CachedDoc doc;
     doc.attributes_json = std::move(row.attributes_json);
     doc.upserted_at = row.stamp;
@@ -121,11 +121,13 @@ struct WarmRunner::JobProgress {
 };
 
 WarmRunner::WarmRunner(http::IoPool& pool, JobStore& store, http::Upstream& upstream,
-                       gateway::CacheContext& cache, WarmRunnerOptions options)
+                       coherence::CacheCoherence& cache, watermark::ConsistencyWatcher* watcher,
+                       WarmRunnerOptions options)
     : pool_(pool),
       store_(store),
       upstream_(upstream),
       cache_(cache),
+      watcher_(watcher),
       options_(std::move(options)),
       store_thread_(std::make_unique<asio::thread_pool>(1)),
       page_thread_(std::make_unique<asio::thread_pool>(1)) {
@@ -143,7 +145,7 @@ void WarmRunner::Start(WarmJob job) {
     std::lock_guard lock(mu_);
     if (!active_.emplace(job.id, job.ns).second) return;  // already running here
   }
-  cache_.warming_version.fetch_add(1, std::memory_order_release);
+  cache_.NoteWarmingChanged();
   asio::co_spawn(pool_.Next(), Run(std::move(job)), asio::detached);
 }
 
@@ -189,7 +191,7 @@ bool WarmRunner::Warming(std::string_view ns) const {
   return false;
 }
 
-http::Task<Result<http::Response>> WarmRunner::Send(http::Verb method, std::string target,
+Task<Result<http::Response>> WarmRunner::Send(http::Verb method, std::string target,
                                                     std::string body) {
   http::Request req{method, std::move(target), 11};
   req.set(http::Field::accept, "application/json");
@@ -201,7 +203,7 @@ http::Task<Result<http::Response>> WarmRunner::Send(http::Verb method, std::stri
   co_return co_await upstream_.Send(std::move(req), true);
 }
 
-http::Task<void> WarmRunner::ReadMetadata(const std::string& ns,
+Task<void> WarmRunner::ReadMetadata(const std::string& ns,
                                           std::optional<uint64_t>* stable_as_of,
                                           uint64_t* approx_rows) {
   int64_t poll_start = WallClockMs();
@@ -210,7 +212,7 @@ http::Task<void> WarmRunner::ReadMetadata(const std::string& ns,
   boost::system::error_code ec;
   json::value v = json::parse(res->body(), ec);
   if (ec || !v.is_object()) co_return;
-  if (cache_.watcher) cache_.watcher->Observe(ns, poll_start, res->body());
+  if (watcher_) watcher_->Observe(ns, poll_start, res->body());
   const auto& o = v.as_object();
   if (const auto* n = o.if_contains("approx_row_count"); n && n->is_number()) {
     auto rows = n->to_number<uint64_t>(ec);
@@ -224,13 +226,13 @@ http::Task<void> WarmRunner::ReadMetadata(const std::string& ns,
   }
 }
 
-http::Task<std::optional<cache::IdType>> WarmRunner::ReadIdType(const std::string& ns) {
+Task<std::optional<tpuf::IdType>> WarmRunner::ReadIdType(const std::string& ns) {
   auto res = co_await Send(http::Verb::get, "/v1/namespaces/" + ns + "/schema", "");
   if (!res.ok() || res->result_int() / 100 != 2) co_return std::nullopt;
-  co_return gateway::IdTypeFromSchema(res->body());
+  co_return tpuf::IdTypeFromSchema(res->body());
 }
 
-http::Task<std::shared_ptr<WarmRunner::PageRead>> WarmRunner::StartRead(
+Task<std::shared_ptr<WarmRunner::PageRead>> WarmRunner::StartRead(
     const std::string& ns, size_t page_size, const std::optional<std::string>& cursor) {
   auto ex = co_await asio::this_coro::executor;
   auto read = std::make_shared<PageRead>(ex);
@@ -247,7 +249,7 @@ void WarmRunner::LaunchRead(const asio::any_io_executor& ex, std::shared_ptr<Pag
                  asio::detached);
 }
 
-http::Task<void> WarmRunner::ReadPage(std::shared_ptr<PageRead> read, std::string target,
+Task<void> WarmRunner::ReadPage(std::shared_ptr<PageRead> read, std::string target,
                                       std::string body) {
   Result<http::Response> res = Status::Unavailable("not sent");
   for (int attempt = 0; attempt < options_.max_attempts && !read->abandoned; ++attempt) {
@@ -263,7 +265,7 @@ http::Task<void> WarmRunner::ReadPage(std::shared_ptr<PageRead> read, std::strin
   read->done.cancel();
 }
 
-http::Task<Result<http::Response>> WarmRunner::AwaitRead(std::shared_ptr<PageRead> read) {
+Task<Result<http::Response>> WarmRunner::AwaitRead(std::shared_ptr<PageRead> read) {
   if (!read->result) co_await read->done.async_wait(asio::as_tuple(asio::use_awaitable));
   co_return std::move(*read->result);
 }
@@ -280,7 +282,7 @@ void WarmRunner::Forget(const std::string& id) {
     active_.erase(id);
     stop_.erase(id);
   }
-  cache_.warming_version.fetch_add(1, std::memory_order_release);
+  cache_.NoteWarmingChanged();
 }
 
 bool WarmRunner::StopRequested(const std::string& id) const {
@@ -288,7 +290,7 @@ bool WarmRunner::StopRequested(const std::string& id) const {
   return stop_.count(id) > 0;
 }
 
-http::Task<void> WarmRunner::End(const std::string& id, JobStatus status, std::string error,
+Task<void> WarmRunner::End(const std::string& id, JobStatus status, std::string error,
                                  std::optional<uint64_t> stable_as_of) {
   std::optional<std::string> stored_error;
   if (!error.empty()) stored_error = std::move(error);
@@ -299,7 +301,7 @@ http::Task<void> WarmRunner::End(const std::string& id, JobStatus status, std::s
   Forget(id);
 }
 
-http::Task<void> WarmRunner::Run(WarmJob job) {
+Task<void> WarmRunner::Run(WarmJob job) {
   const std::string id = job.id;
   const std::string ns = job.ns;
 
@@ -307,7 +309,7 @@ http::Task<void> WarmRunner::Run(WarmJob job) {
   uint64_t approx_rows = 0;
   co_await ReadMetadata(ns, &start_wm, &approx_rows);
   // While the index is updating, the last stable watermark still holds (reference §7.3).
-  if (!start_wm && cache_.watcher) start_wm = cache_.watcher->StableAsOf(ns);
+  if (!start_wm && watcher_) start_wm = watcher_->StableAsOf(ns);
 
   std::optional<std::string> cursor;  // JSON text of the last id paged
   if (job.cursor) {
@@ -320,7 +322,7 @@ http::Task<void> WarmRunner::Run(WarmJob job) {
   progress->cache_errors = job.cache_errors;
   progress->approx_rows = approx_rows;
   const size_t page_size = static_cast<size_t>(std::max(1, job.page_size));
-  auto typed = cache_.id_types.Known(ns);
+  auto typed = cache_.KnownIdType(ns);
 
   if (StopRequested(id)) {
     Forget(id);
@@ -338,7 +340,7 @@ http::Task<void> WarmRunner::Run(WarmJob job) {
   // Ends the job early: the read ahead is dropped, the pages being written finish first (their
   // verdict wins: a cache that went cold, a stop), then the job fails with `failure` or, when
   // that is empty, just stops.
-  auto finish_early = [&](std::string failure) -> http::Task<void> {
+  auto finish_early = [&](std::string failure) -> Task<void> {
     Abandon(next);
     if (!writing.empty()) {
       WriteOutcome w = co_await AwaitWrite(writing.back());  // the last waits for all the others
@@ -392,7 +394,7 @@ http::Task<void> WarmRunner::Run(WarmJob job) {
     std::optional<WarmPagePeek> peek;
     uint64_t unkeyed = 0;
     CacheBatch batch;
-    Result<WarmPage> page = co_await http::OffLoop(*page_thread_, [&]() -> Result<WarmPage> {
+    Result<WarmPage> page = co_await OffLoop(*page_thread_, [&]() -> Result<WarmPage> {
       auto read_ahead = [&](const std::optional<WarmPagePeek>& seen) {
         peek = seen;
         if (!peek || !peek->id_json || !has_more(peek->returned)) return;
@@ -424,8 +426,8 @@ http::Task<void> WarmRunner::Run(WarmJob job) {
       // The namespace's id type follows from the ids themselves, or from its schema.
       typed = IdTypeFromFirstRow(*page);
       if (!typed) typed = co_await ReadIdType(ns);
-      if (typed) cache_.id_types.Learn(ns, *typed);
-      batch = co_await http::OffLoop(*page_thread_,
+      if (typed) cache_.LearnIdType(ns, *typed);
+      batch = co_await OffLoop(*page_thread_,
                                      [&] { return KeyRows(cache_, ns, *page, typed, &unkeyed); });
     }
 
@@ -451,8 +453,7 @@ http::Task<void> WarmRunner::Run(WarmJob job) {
   }
 
   if (start_wm) {
-    Status st = co_await cache_.guard->PutNamespaceRecord(
-        ns, std::string(gateway::kWarmedThroughRecord), std::to_string(*start_wm));
+    Status st = co_await cache_.RecordWarmedThrough(ns, *start_wm);
     if (!st.ok()) spdlog::warn("warm job {}: recording cache_warmed_through failed", id);
   }
   co_await End(id, JobStatus::kCompleted, std::string(), start_wm);
@@ -477,7 +478,7 @@ http::Task<void> WarmRunner::Run(WarmJob job) {
       secs(parse), secs(progress->cache_write), secs(progress->checkpoint));
 }
 
-http::Task<void> WarmRunner::WritePage(std::shared_ptr<PageWrite> w,
+Task<void> WarmRunner::WritePage(std::shared_ptr<PageWrite> w,
                                        std::shared_ptr<PageWrite> previous,
                                        std::shared_ptr<JobProgress> progress, std::string id,
                                        std::string ns, CacheBatch batch, uint64_t taken,
@@ -489,11 +490,10 @@ http::Task<void> WarmRunner::WritePage(std::shared_ptr<PageWrite> w,
   if (!batch.empty()) {
     const size_t n = batch.size();
     SteadyClock::time_point t0 = SteadyClock::now();
-    auto put =
-        co_await cache_.guard->PutIfNewerBatch(ns, std::move(batch), cache::CacheLane::kBulk);
+    auto put = co_await cache_.PutWarmPage(ns, std::move(batch));
     progress->cache_write += SteadyClock::now() - t0;
     if (!put.ok()) {
-      if (cache_.guard->breaker_state() != cache::BreakerState::kClosed) {
+      if (!cache_.guard() || cache_.guard()->breaker_state() != cache::BreakerState::kClosed) {
         failure = "cache_cold: the cache became unavailable: " + put.status().message();
       }
       not_warmed += n;
@@ -542,7 +542,7 @@ http::Task<void> WarmRunner::WritePage(std::shared_ptr<PageWrite> w,
   report(WriteOutcome{std::string(), !st.ok() || StopRequested(id)});
 }
 
-http::Task<WarmRunner::WriteOutcome> WarmRunner::AwaitWrite(std::shared_ptr<PageWrite> w) {
+Task<WarmRunner::WriteOutcome> WarmRunner::AwaitWrite(std::shared_ptr<PageWrite> w) {
   if (!w->finished) co_await w->done.async_wait(asio::as_tuple(asio::use_awaitable));
   co_return w->outcome;
 }

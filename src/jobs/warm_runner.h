@@ -40,16 +40,17 @@
 #include <set>
 #include <string>
 
-#include "gateway/cache_context.h"
+#include "coherence/coherence.h"
 #include "http/io_pool.h"
-#include "http/off_loop.h"
+#include "common/task.h"
 #include "http/upstream.h"
 #include "jobs/job_store.h"
+#include "watermark/consistency_watcher.h"
 
 namespace layer::jobs {
 
 // A page's rows keyed for the cache, in page order.
-using CacheBatch = std::vector<std::pair<cache::DocId, cache::CachedDoc>>;
+using CacheBatch = std::vector<std::pair<tpuf::DocId, cache::CachedDoc>>;
 
 struct WarmRunnerOptions {
   std::string owner;                   // this process's identity in job leases
@@ -61,8 +62,11 @@ struct WarmRunnerOptions {
 
 class WarmRunner {
  public:
+  // `watcher` (may be null) is told of the metadata the runner reads and gives the stable
+  // watermark when the namespace's index is not up to date.
   WarmRunner(http::IoPool& pool, JobStore& store, http::Upstream& upstream,
-             gateway::CacheContext& cache, WarmRunnerOptions options);
+             coherence::CacheCoherence& cache, watermark::ConsistencyWatcher* watcher,
+             WarmRunnerOptions options);
   ~WarmRunner();
 
   // Runs `job` in the background (it must be running and owned by this runner's owner).
@@ -85,8 +89,8 @@ class WarmRunner {
   // Runs `fn` (a job-store call) on the runner's store thread and resumes the caller on its own
   // executor: route handlers use it to keep job-store calls off the I/O threads.
   template <typename Fn>
-  http::Task<std::invoke_result_t<Fn&>> Blocking(Fn fn) {
-    co_return co_await http::OffLoop(*store_thread_, std::move(fn));
+  Task<std::invoke_result_t<Fn&>> Blocking(Fn fn) {
+    co_return co_await OffLoop(*store_thread_, std::move(fn));
   }
 
  private:
@@ -98,46 +102,47 @@ class WarmRunner {
   };
   struct JobProgress;
 
-  http::Task<void> Run(WarmJob job);
+  Task<void> Run(WarmJob job);
   // Starts reading the page after `cursor` (with retries) in the background, on this thread.
-  http::Task<std::shared_ptr<PageRead>> StartRead(const std::string& ns, size_t page_size,
+  Task<std::shared_ptr<PageRead>> StartRead(const std::string& ns, size_t page_size,
                                                   const std::optional<std::string>& cursor);
   // Starts `read` of the page after `cursor` on `ex`; call on `ex` (the read is touched there
   // only).
   void LaunchRead(const boost::asio::any_io_executor& ex, std::shared_ptr<PageRead> read,
                   const std::string& ns, size_t page_size,
                   const std::optional<std::string>& cursor);
-  http::Task<void> ReadPage(std::shared_ptr<PageRead> read, std::string target, std::string body);
+  Task<void> ReadPage(std::shared_ptr<PageRead> read, std::string target, std::string body);
   // The read's outcome: the last attempt's answer or transport error.
-  static http::Task<Result<http::Response>> AwaitRead(std::shared_ptr<PageRead> read);
+  static Task<Result<http::Response>> AwaitRead(std::shared_ptr<PageRead> read);
   // Stops the read's retries and drops its answer.
   static void Abandon(const std::shared_ptr<PageRead>& read);
   // Writes a page's rows to the cache, waits for `previous` (the page before, if any; when it
   // ended the job, so does this page), then checkpoints the job past this page (`cursor`, the
   // page's `taken` rows and the rows not warmed, `unkeyed` ones included, added to `progress`)
   // and reports into `w`.
-  http::Task<void> WritePage(std::shared_ptr<PageWrite> w, std::shared_ptr<PageWrite> previous,
+  Task<void> WritePage(std::shared_ptr<PageWrite> w, std::shared_ptr<PageWrite> previous,
                              std::shared_ptr<JobProgress> progress,
                              std::string id, std::string ns, CacheBatch batch, uint64_t taken,
                              uint64_t unkeyed, std::optional<std::string> cursor);
   // The write's outcome, once it is over.
-  static http::Task<WriteOutcome> AwaitWrite(std::shared_ptr<PageWrite> w);
+  static Task<WriteOutcome> AwaitWrite(std::shared_ptr<PageWrite> w);
   // Records the job's end in the store and forgets it. `error` is empty unless the job failed.
-  http::Task<void> End(const std::string& id, JobStatus status, std::string error,
+  Task<void> End(const std::string& id, JobStatus status, std::string error,
                        std::optional<uint64_t> stable_as_of);
   void Forget(const std::string& id);
   bool StopRequested(const std::string& id) const;
   // Learns the namespace's id type from the upstream schema when the ids alone cannot tell.
-  http::Task<std::optional<cache::IdType>> ReadIdType(const std::string& ns);
+  Task<std::optional<tpuf::IdType>> ReadIdType(const std::string& ns);
   // Captures the stable watermark and approximate row count from upstream metadata.
-  http::Task<void> ReadMetadata(const std::string& ns, std::optional<uint64_t>* stable_as_of,
+  Task<void> ReadMetadata(const std::string& ns, std::optional<uint64_t>* stable_as_of,
                                 uint64_t* approx_rows);
-  http::Task<Result<http::Response>> Send(http::Verb method, std::string target, std::string body);
+  Task<Result<http::Response>> Send(http::Verb method, std::string target, std::string body);
 
   http::IoPool& pool_;
   JobStore& store_;
   http::Upstream& upstream_;
-  gateway::CacheContext& cache_;
+  coherence::CacheCoherence& cache_;
+  watermark::ConsistencyWatcher* const watcher_;
   const WarmRunnerOptions options_;
 
   // One thread each (jobs are bound by upstream reads, and the job store serialises its calls

@@ -6,7 +6,7 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/json.hpp>
 
-#include "gateway/routes.h"
+#include "tpuf/routes.h"
 #include "http/errors.h"
 
 namespace layer::origin {
@@ -79,7 +79,7 @@ OriginHandler::OriginHandler(Engine& engine, FaultInjector* faults, int blocking
 
 OriginHandler::~OriginHandler() { blocking_.join(); }
 
-http::Task<http::Response> OriginHandler::HandleFaultAdmin(http::Exchange& ex) {
+Task<http::Response> OriginHandler::HandleFaultAdmin(http::Exchange& ex) {
   ex.info.route = "test_faults";
   if (co_await ex.ReadBody() != http::BodyStatus::kOk) {
     co_return http::MakeError(http::Code::bad_request, "bad_request", "unreadable body");
@@ -106,7 +106,7 @@ http::Task<http::Response> OriginHandler::HandleFaultAdmin(http::Exchange& ex) {
   co_return res;
 }
 
-http::Task<http::Response> OriginHandler::Handle(http::Exchange& ex) {
+Task<http::Response> OriginHandler::Handle(http::Exchange& ex) {
   const auto& req = ex.request();
   std::string_view target = req.target();
   size_t q = target.find('?');
@@ -115,7 +115,7 @@ http::Task<http::Response> OriginHandler::Handle(http::Exchange& ex) {
 
   if (faults_ && path == "/_test/faults") co_return co_await HandleFaultAdmin(ex);
 
-  auto route = gateway::MatchRoute(req.method(), path);
+  auto route = tpuf::MatchRoute(req.method(), path);
   ex.info.route = route ? route->family : std::string_view("unknown");
   if (faults_ && route) {
     if (auto rule = faults_->For(route->family)) {
@@ -150,7 +150,7 @@ http::Task<http::Response> OriginHandler::Handle(http::Exchange& ex) {
                      ex.body()};
   OriginResponse ores = co_await asio::co_spawn(
       blocking_.get_executor(),
-      [this, &oreq]() -> http::Task<OriginResponse> { co_return engine_.Handle(oreq); },
+      [this, &oreq]() -> Task<OriginResponse> { co_return engine_.Handle(oreq); },
       asio::use_awaitable);
   http::Response res{static_cast<http::Code>(ores.status), 11};
   res.set(http::Field::content_type, ores.content_type);

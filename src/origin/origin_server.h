@@ -51,10 +51,10 @@ class OriginHandler {
   OriginHandler(Engine& engine, FaultInjector* faults, int blocking_threads = 4);
   ~OriginHandler();
 
-  http::Task<http::Response> Handle(http::Exchange& ex);
+  Task<http::Response> Handle(http::Exchange& ex);
 
  private:
-  http::Task<http::Response> HandleFaultAdmin(http::Exchange& ex);
+  Task<http::Response> HandleFaultAdmin(http::Exchange& ex);
 
   Engine& engine_;
   FaultInjector* faults_;

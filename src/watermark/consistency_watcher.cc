@@ -97,7 +97,7 @@ std::vector<std::string> ConsistencyWatcher::Namespaces() const {
   return out;
 }
 
-http::Task<void> ConsistencyWatcher::Poll(const std::string& ns) {
+Task<void> ConsistencyWatcher::Poll(const std::string& ns) {
   int64_t start = WallClockMs();
   http::Request req{http::Verb::get, "/v2/namespaces/" + ns + "/metadata", 11};
   req.set(http::Field::accept, "application/json");
@@ -113,7 +113,7 @@ http::Task<void> ConsistencyWatcher::Poll(const std::string& ns) {
   if (res->result_int() / 100 == 2) Observe(ns, start, res->body());
 }
 
-http::Task<void> ConsistencyWatcher::Run() {
+Task<void> ConsistencyWatcher::Run() {
   asio::steady_timer timer(co_await asio::this_coro::executor);
   for (;;) {
     timer.expires_after(options_.poll_interval);

@@ -52,7 +52,7 @@ class ConsistencyWatcher {
     return namespaces_version_.load(std::memory_order_acquire);
   }
 
-  http::Task<void> Run();
+  Task<void> Run();
 
 
  private:
@@ -61,7 +61,7 @@ class ConsistencyWatcher {
     std::optional<uint64_t> stable_as_of;
     int64_t next_poll_ms = 0;
   };
-  http::Task<void> Poll(const std::string& ns);
+  Task<void> Poll(const std::string& ns);
 
   http::Upstream& upstream_;
   const WatcherOptions options_;

@@ -104,7 +104,7 @@ TEST_F(CacheGuardTest, SlowBackendTimesOutQuicklyAndTheLateCallFinishesInTheBack
   CacheGuard guard(faults_, o);
   faults_->SetLatency(5000ms);
   auto start = Clock::now();
-  Result<bool> put = RunTask([&]() -> http::Task<Result<bool>> {
+  Result<bool> put = RunTask([&]() -> Task<Result<bool>> {
     // Locals of this coroutine, gone once it returns: the late backend call must own copies.
     // (Named, not brace-initialised temporaries inside the co_await: GCC 12 double-destroys
     // those; see guard.h.)
@@ -178,11 +178,11 @@ TEST_F(CacheGuardTest, BreakerOpensHalfOpensAndCloses) {
   std::optional<Result<std::optional<CachedDoc>>> probe, second;
   std::optional<BreakerState> state_during_probe;
   boost::asio::co_spawn(
-      io, [&]() -> http::Task<void> { probe.emplace(co_await guard.Get("ns", DocId::U64(1))); },
+      io, [&]() -> Task<void> { probe.emplace(co_await guard.Get("ns", DocId::U64(1))); },
       boost::asio::detached);
   boost::asio::co_spawn(
       io,
-      [&]() -> http::Task<void> {
+      [&]() -> Task<void> {
         state_during_probe = guard.breaker_state();
         second.emplace(co_await guard.Get("ns", DocId::U64(2)));
       },

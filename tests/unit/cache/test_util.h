@@ -12,7 +12,7 @@
 #include <string>
 #include <utility>
 
-#include "http/message.h"
+#include "common/task.h"
 
 namespace layer::cache::testing {
 
@@ -38,11 +38,11 @@ class TempDir {
 
 // Runs `task` on `io` until it completes and returns its value.
 template <typename T>
-T RunTask(boost::asio::io_context& io, http::Task<T> task) {
+T RunTask(boost::asio::io_context& io, Task<T> task) {
   std::optional<T> out;
   boost::asio::co_spawn(
       io,
-      [&out, t = std::move(task)]() mutable -> http::Task<void> {
+      [&out, t = std::move(task)]() mutable -> Task<void> {
         out.emplace(co_await std::move(t));
       },
       boost::asio::detached);
@@ -52,7 +52,7 @@ T RunTask(boost::asio::io_context& io, http::Task<T> task) {
 }
 
 template <typename T>
-T RunTask(http::Task<T> task) {
+T RunTask(Task<T> task) {
   boost::asio::io_context io;
   return RunTask(io, std::move(task));
 }

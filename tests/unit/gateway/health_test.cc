@@ -33,20 +33,21 @@ class CacheStateListingTest : public ::testing::Test {
     faults_ = std::make_shared<cache::FaultInjectingCache>(inner_);
     cache::CacheGuardOptions g;
     g.metrics = &metrics_;
-    cache_.guard = std::make_unique<cache::CacheGuard>(faults_, g);
-    cache_.warming = [this](std::string_view ns) { return ns == warming_ns_; };
-    ASSERT_TRUE(cache_.guard->PingSync().ok());
+    cache_ = std::make_unique<coherence::CacheCoherence>(
+        std::make_unique<cache::CacheGuard>(faults_, g), coherence::CoherenceOptions{});
+    cache_->SetWarmHooks([this](std::string_view ns) { return ns == warming_ns_; }, nullptr);
+    ASSERT_TRUE(cache_->guard()->PingSync().ok());
   }
   void TearDown() override { faults_->ClearLatency(); }
 
-  json::array Get() { return RunTask(listing_.Get(cache_)); }
+  json::array Get() { return RunTask(listing_.Get(*cache_)); }
   uint64_t ListCalls() const { return faults_->calls(cache::CacheOp::kListNamespaceRecords); }
 
   cache::testing::TempDir dir_;
   MetricsRegistry metrics_;
   std::shared_ptr<cache::DocumentCache> inner_;
   std::shared_ptr<cache::FaultInjectingCache> faults_;
-  CacheContext cache_;
+  std::unique_ptr<coherence::CacheCoherence> cache_;
   std::string warming_ns_;
   const CacheStateListing::Clock::time_point t0_ = CacheStateListing::Clock::now();
   std::atomic<int64_t> ms_{0};
@@ -64,7 +65,7 @@ TEST_F(CacheStateListingTest, KeepsTheListingUntilAnInputChangesOrItAges) {
 
   // A record written through the guard (a warm completing) shows up on the next probe.
   ASSERT_TRUE(
-      RunTask(cache_.guard->PutNamespaceRecord("ns1", std::string(kWarmedThroughRecord), "123"))
+      RunTask(cache_->guard()->PutNamespaceRecord("ns1", std::string(coherence::kWarmedThroughRecord), "123"))
           .ok());
   json::array want = {json::object{{"namespace", "ns1"},
                                    {"state", "warm"},
@@ -75,7 +76,7 @@ TEST_F(CacheStateListingTest, KeepsTheListingUntilAnInputChangesOrItAges) {
 
   // A record written behind the guard's back (another replica sharing the cache) shows up once
   // the listing is max_age old, not before.
-  ASSERT_TRUE(inner_->PutNamespaceRecord("ns2", kWarmedThroughRecord, "7").ok());
+  ASSERT_TRUE(inner_->PutNamespaceRecord("ns2", coherence::kWarmedThroughRecord, "7").ok());
   ms_ = 99;
   EXPECT_EQ(Get().size(), 1u);
   ms_ = 100;
@@ -84,7 +85,7 @@ TEST_F(CacheStateListingTest, KeepsTheListingUntilAnInputChangesOrItAges) {
 
   // A warm starting here shows up at once.
   warming_ns_ = "ns2";
-  cache_.warming_version.fetch_add(1);
+  cache_->NoteWarmingChanged();
   json::array states = Get();
   ASSERT_EQ(states.size(), 2u);
   EXPECT_EQ(states[1].at("state").as_string(), "warming");
@@ -92,12 +93,12 @@ TEST_F(CacheStateListingTest, KeepsTheListingUntilAnInputChangesOrItAges) {
   EXPECT_EQ(listing_.computations(), 4u);
 
   // An epoch bump (namespace delete) drops the namespace's records.
-  ASSERT_TRUE(RunTask(cache_.guard->BumpEpoch("ns1")).ok());
+  ASSERT_TRUE(RunTask(cache_->guard()->BumpEpoch("ns1")).ok());
   EXPECT_EQ(Get().size(), 1u);
 
   // The cache going away shows up at once: nothing is listed from it, nothing is "warm".
   faults_->Disconnect();
-  EXPECT_FALSE(cache_.guard->PingSync().ok());
+  EXPECT_FALSE(cache_->guard()->PingSync().ok());
   EXPECT_EQ(Get(), json::array());
   const uint64_t computed = listing_.computations();
   EXPECT_EQ(Get(), json::array());
@@ -105,18 +106,18 @@ TEST_F(CacheStateListingTest, KeepsTheListingUntilAnInputChangesOrItAges) {
 }
 
 TEST_F(CacheStateListingTest, OneRefreshForAgeAtATimeOthersGetThePreviousListing) {
-  ASSERT_TRUE(inner_->PutNamespaceRecord("ns1", kWarmedThroughRecord, "1").ok());
+  ASSERT_TRUE(inner_->PutNamespaceRecord("ns1", coherence::kWarmedThroughRecord, "1").ok());
   ASSERT_EQ(Get().size(), 1u);
-  ASSERT_TRUE(inner_->PutNamespaceRecord("ns2", kWarmedThroughRecord, "2").ok());
+  ASSERT_TRUE(inner_->PutNamespaceRecord("ns2", coherence::kWarmedThroughRecord, "2").ok());
   ms_ = 1000;
   boost::asio::io_context io;
   std::optional<json::array> first, second;
   // The first probe starts the refresh and waits for the cache; the second runs meanwhile.
   boost::asio::co_spawn(
-      io, [&]() -> http::Task<void> { first.emplace(co_await listing_.Get(cache_)); },
+      io, [&]() -> Task<void> { first.emplace(co_await listing_.Get(*cache_)); },
       boost::asio::detached);
   boost::asio::co_spawn(
-      io, [&]() -> http::Task<void> { second.emplace(co_await listing_.Get(cache_)); },
+      io, [&]() -> Task<void> { second.emplace(co_await listing_.Get(*cache_)); },
       boost::asio::detached);
   io.run();
   ASSERT_TRUE(first && second);

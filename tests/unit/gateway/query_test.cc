@@ -27,19 +27,19 @@ TEST(HideReservedAttributes, UntouchedBodiesPassVerbatim) {
 }
 
 TEST(StripReservedFromInfo, SchemaMetadataAndExport) {
-  auto s = StripReservedFromInfo(RouteId::kGetSchema,
+  auto s = StripReservedFromInfo(tpuf::RouteId::kGetSchema,
                                  R"({"id":{"type":"uint"},"_hevlayer_upserted_at":{"type":"uint"}})");
   ASSERT_TRUE(s);
   EXPECT_EQ(*s, R"({"id":{"type":"uint"}})");
-  auto m = StripReservedFromInfo(RouteId::kMetadataV2,
+  auto m = StripReservedFromInfo(tpuf::RouteId::kMetadataV2,
                                  R"({"schema":{"_hevlayer_upserted_at":{"type":"uint"}},"approx_row_count":1})");
   ASSERT_TRUE(m);
   EXPECT_EQ(*m, R"({"schema":{},"approx_row_count":1})");
-  auto e = StripReservedFromInfo(RouteId::kLegacyNamespace,
+  auto e = StripReservedFromInfo(tpuf::RouteId::kLegacyNamespace,
                                  R"({"ids":[1],"attributes":{"a":[1],"_hevlayer_upserted_at":[5]}})");
   ASSERT_TRUE(e);
   EXPECT_EQ(*e, R"({"ids":[1],"attributes":{"a":[1]}})");
-  EXPECT_FALSE(StripReservedFromInfo(RouteId::kGetSchema, R"({"id":{"type":"uint"}})"));
+  EXPECT_FALSE(StripReservedFromInfo(tpuf::RouteId::kGetSchema, R"({"id":{"type":"uint"}})"));
 }
 
 }  // namespace

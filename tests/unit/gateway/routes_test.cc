@@ -11,47 +11,48 @@ TEST(Routes, MatchesTurbopufferRoutesAndBuildsUpstreamPaths) {
   struct Case {
     Verb method;
     const char* path;
-    RouteId id;
+    tpuf::RouteId id;
     const char* upstream;
     unsigned scope;
   } cases[] = {
-      {Verb::post, "/v2/namespaces/ns1", RouteId::kWrite, "/v2/namespaces/ns1", kScopeWrite},
-      {Verb::delete_, "/v2/namespaces/ns1", RouteId::kDeleteNamespace, "/v2/namespaces/ns1",
+      {Verb::post, "/v2/namespaces/ns1", tpuf::RouteId::kWrite, "/v2/namespaces/ns1", kScopeWrite},
+      {Verb::delete_, "/v2/namespaces/ns1", tpuf::RouteId::kDeleteNamespace, "/v2/namespaces/ns1",
        kScopeWrite},
-      {Verb::post, "/v2/namespaces/ns1/query", RouteId::kQuery, "/v2/namespaces/ns1/query",
+      {Verb::post, "/v2/namespaces/ns1/query", tpuf::RouteId::kQuery, "/v2/namespaces/ns1/query",
        kScopeRead},
-      {Verb::post, "/v1/namespaces/ns1/query", RouteId::kQueryV1, "/v2/namespaces/ns1/query",
+      {Verb::post, "/v1/namespaces/ns1/query", tpuf::RouteId::kQueryV1, "/v2/namespaces/ns1/query",
        kScopeRead},
-      {Verb::post, "/v2/namespaces/ns1/explain_query", RouteId::kExplainQuery,
+      {Verb::post, "/v2/namespaces/ns1/explain_query", tpuf::RouteId::kExplainQuery,
        "/v2/namespaces/ns1/explain_query", kScopeRead},
-      {Verb::get, "/v2/namespaces/ns1/metadata", RouteId::kMetadataV2,
+      {Verb::get, "/v2/namespaces/ns1/metadata", tpuf::RouteId::kMetadataV2,
        "/v2/namespaces/ns1/metadata", kScopeRead},
-      {Verb::get, "/v1/namespaces/ns1/metadata", RouteId::kMetadataV1,
+      {Verb::get, "/v1/namespaces/ns1/metadata", tpuf::RouteId::kMetadataV1,
        "/v1/namespaces/ns1/metadata", kScopeRead},
-      {Verb::patch, "/v1/namespaces/ns1/metadata", RouteId::kPatchMetadata,
+      {Verb::patch, "/v1/namespaces/ns1/metadata", tpuf::RouteId::kPatchMetadata,
        "/v1/namespaces/ns1/metadata", kScopeWrite},
-      {Verb::get, "/v1/namespaces/ns1/schema", RouteId::kGetSchema, "/v1/namespaces/ns1/schema",
+      {Verb::get, "/v1/namespaces/ns1/schema", tpuf::RouteId::kGetSchema, "/v1/namespaces/ns1/schema",
        kScopeRead},
-      {Verb::post, "/v1/namespaces/ns1/schema", RouteId::kUpdateSchema,
+      {Verb::post, "/v1/namespaces/ns1/schema", tpuf::RouteId::kUpdateSchema,
        "/v1/namespaces/ns1/schema", kScopeWrite},
-      {Verb::get, "/v1/namespaces/ns1/hint_cache_warm", RouteId::kHintCacheWarm,
+      {Verb::get, "/v1/namespaces/ns1/hint_cache_warm", tpuf::RouteId::kHintCacheWarm,
        "/v1/namespaces/ns1/hint_cache_warm", kScopeRead},
-      {Verb::post, "/v1/namespaces/ns1/_debug/recall", RouteId::kRecall,
+      {Verb::post, "/v1/namespaces/ns1/_debug/recall", tpuf::RouteId::kRecall,
        "/v1/namespaces/ns1/_debug/recall", kScopeRead},
-      {Verb::get, "/v1/namespaces", RouteId::kListNamespaces, "/v1/namespaces", kScopeRead},
-      {Verb::get, "/v1/namespaces/ns1", RouteId::kLegacyNamespace, "/v1/namespaces/ns1",
+      {Verb::get, "/v1/namespaces", tpuf::RouteId::kListNamespaces, "/v1/namespaces", kScopeRead},
+      {Verb::get, "/v1/namespaces/ns1", tpuf::RouteId::kLegacyNamespace, "/v1/namespaces/ns1",
        kScopeRead},
-      {Verb::head, "/v1/namespaces/ns1", RouteId::kLegacyNamespace, "/v1/namespaces/ns1",
+      {Verb::head, "/v1/namespaces/ns1", tpuf::RouteId::kLegacyNamespace, "/v1/namespaces/ns1",
        kScopeRead},
-      {Verb::delete_, "/v1/namespaces/ns1", RouteId::kLegacyNamespace, "/v1/namespaces/ns1",
+      {Verb::delete_, "/v1/namespaces/ns1", tpuf::RouteId::kLegacyNamespace, "/v1/namespaces/ns1",
        kScopeWrite},
-      {Verb::get, "/v1/namespaces/ns1/operations/op-1", RouteId::kOperation,
+      {Verb::get, "/v1/namespaces/ns1/operations/op-1", tpuf::RouteId::kOperation,
        "/v1/namespaces/ns1/operations/op-1", kScopeRead},
   };
   for (const auto& c : cases) {
     auto m = MatchRoute(c.method, c.path);
     ASSERT_TRUE(m.has_value()) << c.path;
-    EXPECT_EQ(m->id, c.id) << c.path;
+    EXPECT_EQ(m->id, RouteId::kTurbopuffer) << c.path;
+    EXPECT_EQ(m->tpuf, c.id) << c.path;
     EXPECT_EQ(m->upstream_path, c.upstream) << c.path;
     EXPECT_EQ(m->required_scope, c.scope) << c.path;
     EXPECT_EQ(m->ns_error, NamespaceNameError::kNone) << c.path;

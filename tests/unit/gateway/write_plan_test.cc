@@ -23,7 +23,7 @@ TEST(WritePlan, StampsRowsAndColumnsWithOneStamp) {
   EXPECT_EQ(body["upsert_columns"].as_object()["_hevlayer_upserted_at"].as_array().size(), 2u);
   EXPECT_EQ(body["patch_rows"].as_array()[0].as_object()["_hevlayer_upserted_at"].as_int64(), 1234);
   ASSERT_EQ(p->upserts.size(), 3u);
-  EXPECT_EQ(p->upserts[0].id, cache::DocId::U64(1));
+  EXPECT_EQ(p->upserts[0].id, tpuf::DocId::U64(1));
   EXPECT_EQ(p->upserts[0].attributes_json, R"({"a":"x"})");  // no id, vector or stamp
   ASSERT_TRUE(p->upserts[0].vector_f32.has_value());
   EXPECT_EQ(p->upserts[0].vector_f32->size(), 8u);
@@ -31,7 +31,7 @@ TEST(WritePlan, StampsRowsAndColumnsWithOneStamp) {
   ASSERT_EQ(p->patches.size(), 1u);
   EXPECT_EQ(p->patches[0].attributes_json, R"({"b":null})");  // a patched null removes
   ASSERT_EQ(p->deletes.size(), 1u);
-  EXPECT_EQ(p->deletes[0], cache::DocId::U64(5));
+  EXPECT_EQ(p->deletes[0], tpuf::DocId::U64(5));
 }
 
 TEST(WritePlan, ConditionalAndFilterWritesAskForAffectedIds) {
@@ -88,12 +88,12 @@ TEST(WritePlan, TypesStringIdsOnlyWhenSafe) {
   ASSERT_TRUE(unknown.ok());
   EXPECT_TRUE(unknown->has_untyped_ids);  // a UUID-looking string in a namespace of unknown type
   ASSERT_EQ(unknown->deletes.size(), 1u);
-  EXPECT_EQ(unknown->deletes[0], cache::DocId::String("abc"));
+  EXPECT_EQ(unknown->deletes[0], tpuf::DocId::String("abc"));
   auto as_uuid = PlanWrite(std::string(R"({"deletes":[")") + uuid + R"("]})", 1,
-                           cache::IdType::kUuid);
+                           tpuf::IdType::kUuid);
   ASSERT_TRUE(as_uuid.ok());
   ASSERT_EQ(as_uuid->deletes.size(), 1u);
-  EXPECT_EQ(as_uuid->deletes[0].type, cache::IdType::kUuid);
+  EXPECT_EQ(as_uuid->deletes[0].type, tpuf::IdType::kUuid);
 }
 
 TEST(WritePlan, AffectedIdsParseAndStrip) {

@@ -78,7 +78,7 @@ class ScriptedOrigin final : public http::Upstream {
     return static_cast<int>(std::count(ev.begin(), ev.end(), event));
   }
 
-  http::Task<Result<http::Response>> Send(http::Request req, bool) override {
+  Task<Result<http::Response>> Send(http::Request req, bool) override {
     if (http::IoPool::Current() != home.load()) ++off_home_;
     ++in_flight_;
     http::Response res{http::Code::ok, 11};
@@ -196,7 +196,8 @@ class WarmRunnerTest : public ::testing::Test {
     faults_ = std::make_shared<cache::FaultInjectingCache>(backend_);
     cache::CacheGuardOptions gopts;
     gopts.op_timeout = 5s;  // a loaded test machine must not trip the breaker
-    cache_.guard = std::make_unique<cache::CacheGuard>(faults_, gopts);
+    cache_ = std::make_unique<coherence::CacheCoherence>(
+        std::make_unique<cache::CacheGuard>(faults_, gopts), coherence::CoherenceOptions{});
 
     SqliteJobStoreOptions sopts;
     sopts.path = dir_.Sub("jobs.sqlite3");
@@ -216,7 +217,7 @@ class WarmRunnerTest : public ::testing::Test {
     wopts.owner = "gw-test";
     wopts.max_attempts = 3;
     wopts.retry_base = 1ms;
-    runner_ = std::make_unique<WarmRunner>(pool_, *store_, origin_, cache_, wopts);
+    runner_ = std::make_unique<WarmRunner>(pool_, *store_, origin_, *cache_, nullptr, wopts);
   }
 
   void TearDown() override {
@@ -272,7 +273,7 @@ class WarmRunnerTest : public ::testing::Test {
   ScriptedOrigin origin_{kDocs};
   std::shared_ptr<cache::DocumentCache> backend_;
   std::shared_ptr<cache::FaultInjectingCache> faults_;
-  gateway::CacheContext cache_;
+  std::unique_ptr<coherence::CacheCoherence> cache_;
   std::unique_ptr<SqliteJobStore> sqlite_;
   std::unique_ptr<RecordingStore> store_;
   http::IoPool pool_{1};
@@ -452,7 +453,14 @@ TEST_F(WarmRunnerTest, NewerRecordsAndPendingInvalidationsWinOverWarmData) {
   newer.attributes_json = R"({"n":"newer"})";
   newer.upserted_at = kOriginStamp + 1;
   ASSERT_TRUE(backend_->PutIfNewer(kNs, cache::DocId::U64(5), newer).ok());
-  cache_.pending.Add(kNs, cache::DocId::U64(7), kOriginStamp + 1);
+  // A delete of 7 the cache refused (an answer, not a failure: the breaker stays closed) leaves a
+  // pending invalidation.
+  faults_->FailOp(cache::CacheOp::kTombstone, Status::InvalidArgument("refused"));
+  coherence::WriteOutcome del;
+  del.stamp = kOriginStamp + 1;
+  del.deletes.push_back(cache::DocId::U64(7));
+  EXPECT_FALSE(cache::testing::RunTask(cache_->ApplyWrite(kNs, std::move(del))));
+  faults_->ClearFailures();
   WarmJob job = WaitEnded(StartJob().id);
   EXPECT_EQ(job.status, JobStatus::kCompleted);
   auto five = backend_->Get(kNs, cache::DocId::U64(5));

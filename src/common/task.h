@@ -1,12 +1,14 @@
-// OffLoop: runs blocking or CPU-heavy work on a thread pool and resumes the calling coroutine on
-// its own executor with the result, so an I/O thread keeps serving other connections meanwhile.
+// Coroutines: Task<T>, the awaitable every asynchronous call of the gateway returns, and OffLoop,
+// which runs blocking or CPU-heavy work on a thread pool and resumes the calling coroutine on its
+// own executor with the result, so an I/O thread keeps serving other connections meanwhile.
 //
-//   Status st = co_await http::OffLoop(pool, [&] { return store.Checkpoint(...); });
+//   Status st = co_await OffLoop(pool, [&] { return store.Checkpoint(...); });
 //
 // `fn` may capture the caller's locals by reference: the caller stays suspended until it returns.
 // An exception thrown by `fn` is rethrown in the caller.
 #pragma once
 
+#include <boost/asio/awaitable.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/thread_pool.hpp>
 #include <boost/asio/use_awaitable.hpp>
@@ -15,9 +17,10 @@
 #include <type_traits>
 #include <utility>
 
-#include "http/message.h"
+namespace layer {
 
-namespace layer::http {
+template <typename T>
+using Task = boost::asio::awaitable<T>;
 
 template <typename Fn>
 Task<std::invoke_result_t<Fn&>> OffLoop(boost::asio::thread_pool& pool, Fn fn) {
@@ -30,4 +33,4 @@ Task<std::invoke_result_t<Fn&>> OffLoop(boost::asio::thread_pool& pool, Fn fn) {
   co_return std::move(*out);
 }
 
-}  // namespace layer::http
+}  // namespace layer

@@ -1,8 +1,8 @@
-#include "cache/document_cache.h"
+#include "tpuf/doc_id.h"
 
 #include <gtest/gtest.h>
 
-namespace layer::cache {
+namespace layer::tpuf {
 namespace {
 
 constexpr char kCanonical[] = "f81d4fae-7dec-11d0-a765-00a0c91e6bf6";
@@ -86,4 +86,4 @@ TEST(DocIdTest, TypesNeverCompareEqual) {
 }
 
 }  // namespace
-}  // namespace layer::cache
+}  // namespace layer::tpuf

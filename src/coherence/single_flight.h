@@ -21,17 +21,17 @@
 #include <vector>
 
 #include "common/status.h"
-#include "http/message.h"
+#include "common/task.h"
 
-namespace layer::gateway {
+namespace layer::coherence {
 
 template <typename T>
 class SingleFlight {
  public:
   // Runs `fn` unless a call with `key` is already in flight, in which case it waits for that
-  // call's result. `fn` is a callable returning http::Task<Result<T>>.
+  // call's result. `fn` is a callable returning Task<Result<T>>.
   template <typename Fn>
-  http::Task<Result<T>> Do(const std::string& key, Fn fn) {
+  Task<Result<T>> Do(const std::string& key, Fn fn) {
     std::shared_ptr<Flight> flight;
     bool leader = false;
     {
@@ -105,7 +105,7 @@ class SingleFlight {
 
   // Waits for the flight on the caller's own executor: a timer that only the caller's thread
   // touches, cancelled through a post to that executor when the flight lands.
-  http::Task<Result<T>> Wait(std::shared_ptr<Flight> flight) {
+  Task<Result<T>> Wait(std::shared_ptr<Flight> flight) {
     auto ex = co_await boost::asio::this_coro::executor;
     auto timer = std::make_shared<boost::asio::steady_timer>(ex);
     timer->expires_at(boost::asio::steady_timer::time_point::max());
@@ -131,4 +131,4 @@ class SingleFlight {
   std::unordered_map<std::string, std::shared_ptr<Flight>> flights_;
 };
 
-}  // namespace layer::gateway
+}  // namespace layer::coherence

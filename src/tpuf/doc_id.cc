@@ -1,9 +1,12 @@
-#include "cache/document_cache.h"
+#include "tpuf/doc_id.h"
+
+#include <boost/json.hpp>
 
 #include <cassert>
+#include <charconv>
 #include <cstdio>
 
-namespace layer::cache {
+namespace layer::tpuf {
 namespace {
 
 int HexValue(char c) {
@@ -173,4 +176,63 @@ std::string DocId::ToText() const {
   return bytes;
 }
 
-}  // namespace layer::cache
+std::optional<DocId> ParseIdText(std::string_view text, IdType type) {
+  switch (type) {
+    case IdType::kU64: {
+      uint64_t v = 0;
+      auto [p, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
+      if (ec != std::errc() || p != text.data() + text.size() || text.empty()) return std::nullopt;
+      return DocId::U64(v);
+    }
+    case IdType::kUuid: {
+      auto id = DocId::Uuid(text);
+      if (!id.ok()) return std::nullopt;
+      return std::move(*id);
+    }
+    case IdType::kString:
+      return DocId::String(text);
+  }
+  return std::nullopt;
+}
+
+std::optional<DocId> ParseIdJson(const boost::json::value& v, IdType type) {
+  if (v.is_string()) return ParseIdText(v.as_string(), type);
+  if (type == IdType::kU64) return TypeWrittenId(v, type);
+  return std::nullopt;
+}
+
+std::optional<DocId> TypeWrittenId(const boost::json::value& v, StringIdType string_ids) {
+  if (v.is_uint64()) return DocId::U64(v.as_uint64());
+  if (v.is_int64() && v.as_int64() >= 0) return DocId::U64(static_cast<uint64_t>(v.as_int64()));
+  if (!v.is_string()) return std::nullopt;
+  return TypeWrittenIdString(v.as_string(), string_ids);
+}
+
+std::optional<DocId> TypeWrittenIdString(std::string_view s, StringIdType string_ids) {
+  if (string_ids == IdType::kUuid) {
+    auto id = DocId::Uuid(s);
+    if (!id.ok()) return std::nullopt;
+    return std::move(*id);
+  }
+  if (string_ids == IdType::kString || !DocId::Uuid(s).ok()) return DocId::String(s);
+  return std::nullopt;
+}
+
+IdType IdTypeFromSchema(std::string_view schema_body) {
+  boost::system::error_code ec;
+  boost::json::value schema = boost::json::parse(schema_body, ec);
+  std::string_view type = "uint";  // Turbopuffer's default id type
+  if (!ec && schema.is_object()) {
+    if (const auto* id = schema.as_object().if_contains("id")) {
+      if (id->is_string()) type = id->as_string();
+      if (id->is_object()) {
+        if (const auto* t = id->as_object().if_contains("type"); t && t->is_string()) {
+          type = t->as_string();
+        }
+      }
+    }
+  }
+  return type == "uuid" ? IdType::kUuid : type == "string" ? IdType::kString : IdType::kU64;
+}
+
+}  // namespace layer::tpuf

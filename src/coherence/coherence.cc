@@ -1,0 +1,520 @@
+#include "coherence/coherence.h"
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/json.hpp>
+#include <spdlog/spdlog.h>
+
+#include <charconv>
+
+#include "common/json_text.h"
+
+namespace layer::coherence {
+
+std::optional<tpuf::IdType> NamespaceIdTypes::Known(std::string_view ns) const {
+  std::shared_lock lock(mu_);
+  auto it = types_.find(ns);
+  if (it == types_.end()) return std::nullopt;
+  return it->second;
+}
+
+void NamespaceIdTypes::Learn(const std::string& ns, tpuf::IdType type) {
+  std::unique_lock lock(mu_);
+  types_[ns] = type;
+}
+
+void NamespaceIdTypes::Forget(const std::string& ns) {
+  std::unique_lock lock(mu_);
+  types_.erase(ns);
+}
+
+void PendingInvalidations::UpdateCount() {
+  count_.store(ids_.size() + namespaces_.size(), std::memory_order_relaxed);
+}
+
+void PendingInvalidations::Add(const std::string& ns, const tpuf::DocId& id, uint64_t stamp) {
+  std::lock_guard lock(mu_);
+  auto& s = ids_[Key{ns, id}];
+  s = std::max(s, stamp);
+  UpdateCount();
+}
+
+void PendingInvalidations::AddNamespace(const std::string& ns) {
+  std::lock_guard lock(mu_);
+  namespaces_.insert(ns);
+  UpdateCount();
+}
+
+bool PendingInvalidations::Blocks(std::string_view ns, const tpuf::DocId& id) const {
+  if (count_.load(std::memory_order_relaxed) == 0) return false;
+  std::lock_guard lock(mu_);
+  if (namespaces_.count(ns)) return true;
+  return ids_.count(Key{std::string(ns), id}) > 0;
+}
+
+bool PendingInvalidations::BlocksNamespace(std::string_view ns) const {
+  if (count_.load(std::memory_order_relaxed) == 0) return false;
+  std::lock_guard lock(mu_);
+  return namespaces_.count(ns) > 0;
+}
+
+Task<void> PendingInvalidations::Retry(cache::CacheGuard& guard) {
+  std::set<std::string, std::less<>> namespaces;
+  std::map<Key, uint64_t> ids;
+  {
+    std::lock_guard lock(mu_);
+    namespaces = namespaces_;
+    ids = ids_;
+  }
+  for (const auto& ns : namespaces) {
+    Status st = co_await guard.BumpEpoch(ns);
+    if (!st.ok()) co_return;  // the cache is still unwell; try again later
+    std::lock_guard lock(mu_);
+    namespaces_.erase(ns);
+    // The bump made every record of the namespace unreachable: its id entries are moot.
+    for (auto it = ids_.begin(); it != ids_.end();) {
+      it = it->first.ns == ns ? ids_.erase(it) : std::next(it);
+    }
+    UpdateCount();
+  }
+  for (const auto& [key, stamp] : ids) {
+    Status st = co_await guard.Tombstone(key.ns, key.id, stamp);
+    if (!st.ok()) co_return;
+    std::lock_guard lock(mu_);
+    auto it = ids_.find(key);
+    if (it != ids_.end() && it->second <= stamp) ids_.erase(it);
+    UpdateCount();
+  }
+}
+
+
+std::string_view CacheHeaderValue(FetchOutcome outcome) {
+  switch (outcome) {
+    case FetchOutcome::kHit:
+      return "hit";
+    case FetchOutcome::kMiss:
+    case FetchOutcome::kPartial:
+      return "miss";
+    case FetchOutcome::kMissOnError:
+      return "miss-on-error";
+  }
+  return "miss-on-error";
+}
+
+std::string_view MetricLabel(FetchOutcome outcome) {
+  switch (outcome) {
+    case FetchOutcome::kHit:
+      return "hit";
+    case FetchOutcome::kMiss:
+      return "miss";
+    case FetchOutcome::kPartial:
+      return "partial";
+    case FetchOutcome::kMissOnError:
+      return "error";
+  }
+  return "error";
+}
+
+std::string_view CacheStateName(CacheState state) {
+  switch (state) {
+    case CacheState::kCold:
+      return "cold";
+    case CacheState::kWarming:
+      return "warming";
+    case CacheState::kWarm:
+      return "warm";
+  }
+  return "cold";
+}
+
+std::string IdKey(const tpuf::DocId& id) {
+  std::string k;
+  k.reserve(1 + id.bytes.size());
+  k += static_cast<char>(id.type);
+  k += id.bytes;
+  return k;
+}
+
+struct CacheCoherence::Metrics {
+  static Counter& Lookups(std::string_view label) {
+    return layer::Metrics().GetCounter("layer_cache_lookups_total", "Fetch cache lookups by result",
+                                       {{"result", std::string(label)}});
+  }
+  Counter* lookups[4] = {&Lookups(MetricLabel(FetchOutcome::kHit)),
+                         &Lookups(MetricLabel(FetchOutcome::kMiss)),
+                         &Lookups(MetricLabel(FetchOutcome::kPartial)),
+                         &Lookups(MetricLabel(FetchOutcome::kMissOnError))};
+  Counter& backfills_ok = layer::Metrics().GetCounter(
+      "layer_cache_backfills_total", "Rows written into the cache by fetch misses",
+      {{"status", "ok"}});
+  Counter& backfills_error = layer::Metrics().GetCounter(
+      "layer_cache_backfills_total", "Rows written into the cache by fetch misses",
+      {{"status", "error"}});
+  Counter& mirrors_skipped = layer::Metrics().GetCounter(
+      "layer_cache_mirrors_skipped_total",
+      "Writes applied upstream whose cache mirroring failed (ids held as pending invalidations)");
+  Gauge& pending = layer::Metrics().GetGauge("layer_cache_pending_invalidations",
+                                             "Invalidations waiting for the cache to come back");
+};
+
+CacheCoherence::CacheCoherence(std::unique_ptr<cache::CacheGuard> guard, CoherenceOptions options)
+    : guard_(std::move(guard)),
+      options_(std::move(options)),
+      metrics_(std::make_unique<Metrics>()) {}
+
+CacheCoherence::~CacheCoherence() = default;
+
+void CacheCoherence::CountLookup(FetchOutcome outcome) {
+  metrics_->lookups[static_cast<size_t>(outcome)]->Inc();
+}
+
+void CacheCoherence::UpdatePendingGauge() {
+  metrics_->pending.Set(static_cast<double>(pending_.size()));
+}
+
+void CacheCoherence::SetWarmHooks(std::function<bool(std::string_view)> warming,
+                                  std::function<void(const std::string&)> start_warm) {
+  warming_ = std::move(warming);
+  start_warm_ = std::move(start_warm);
+}
+
+// ---- Fetch ----
+
+Task<Result<FetchOneResult>> CacheCoherence::FetchOne(const std::string& ns, const tpuf::DocId& id,
+                                                      const RowReader& read) {
+  bool cache_error = !guard_;
+  if (guard_ && !pending_.Blocks(ns, id)) {
+    // A record in memory is read right here on the I/O thread; anything that needs I/O (or a
+    // breaker that is not closed) takes the guarded path with its deadline.
+    cache::TryGetResult hit = guard_->TryGet(ns, id);
+    if (!hit) {
+      auto slow = co_await guard_->Get(ns, id);
+      hit.emplace(std::move(slow));
+    }
+    if (!hit->ok()) {
+      cache_error = true;
+    } else if (std::optional<cache::CachedDoc>& doc = **hit; doc && !doc->tombstone) {
+      CountLookup(FetchOutcome::kHit);
+      co_return FetchOneResult{
+          FetchedRow{id.ToJson(), std::move(doc->attributes_json), doc->upserted_at},
+          FetchOutcome::kHit};
+    }
+  } else if (guard_) {
+    cache_error = true;  // a pending invalidation: the cache may be stale for this id
+  }
+  const FetchOutcome outcome = cache_error ? FetchOutcome::kMissOnError : FetchOutcome::kMiss;
+  CountLookup(outcome);
+  if (!cache_error) OnCleanMiss(ns);
+
+  std::string flight_key = ns;
+  flight_key += '\0';
+  flight_key += IdKey(id);
+  auto fetched =
+      co_await fetch_flights_.Do(flight_key, [&]() -> Task<Result<std::optional<FetchedRow>>> {
+        auto rows = co_await read(std::span<const tpuf::DocId>(&id, 1));
+        if (!rows.ok()) co_return rows.status();
+        auto it = rows->find(IdKey(id));
+        if (it == rows->end()) co_return std::optional<FetchedRow>();
+        co_return std::optional<FetchedRow>(std::move(it->second));
+      });
+  if (!fetched.ok()) co_return fetched.status();
+  if (*fetched && !cache_error) {
+    // The backfill runs after the answer: it never adds to the miss's latency.
+    std::vector<std::pair<tpuf::DocId, FetchedRow>> fill;
+    fill.emplace_back(id, **fetched);
+    boost::asio::co_spawn(co_await boost::asio::this_coro::executor,
+                          Backfill(ns, std::move(fill)), boost::asio::detached);
+  }
+  co_return FetchOneResult{std::move(*fetched), outcome};
+}
+
+Task<Result<FetchManyResult>> CacheCoherence::FetchMany(const std::string& ns,
+                                                        std::vector<tpuf::DocId> ids,
+                                                        const RowReader& read) {
+  FetchManyResult out;
+  bool cache_error = !guard_;
+  if (guard_ && !ids.empty()) {
+    auto got = co_await guard_->MultiGet(ns, ids);
+    if (!got.ok()) {
+      cache_error = true;
+    } else {
+      for (size_t i = 0; i < ids.size(); ++i) {
+        auto& rec = (*got)[i];
+        if (!rec || rec->tombstone) continue;
+        if (pending_.Blocks(ns, ids[i])) {
+          cache_error = true;
+          continue;
+        }
+        out.rows.emplace(IdKey(ids[i]), FetchedRow{ids[i].ToJson(), std::move(rec->attributes_json),
+                                                   rec->upserted_at});
+      }
+    }
+  }
+  const size_t hits = out.rows.size();
+  std::vector<tpuf::DocId> misses;
+  for (auto& id : ids) {
+    if (!out.rows.count(IdKey(id))) misses.push_back(std::move(id));
+  }
+  if (!misses.empty()) {
+    if (!cache_error) OnCleanMiss(ns);
+    auto rows = co_await read(misses);
+    if (!rows.ok()) co_return rows.status();
+    std::vector<std::pair<tpuf::DocId, FetchedRow>> fill;
+    for (auto& id : misses) {
+      auto it = rows->find(IdKey(id));
+      if (it == rows->end()) continue;
+      if (!cache_error) fill.emplace_back(std::move(id), it->second);
+      out.rows.emplace(it->first, std::move(it->second));
+    }
+    if (!fill.empty()) {
+      boost::asio::co_spawn(co_await boost::asio::this_coro::executor,
+                            Backfill(ns, std::move(fill)), boost::asio::detached);
+    }
+  }
+  out.outcome = cache_error       ? FetchOutcome::kMissOnError
+                : misses.empty()  ? FetchOutcome::kHit
+                : hits == 0       ? FetchOutcome::kMiss
+                                  : FetchOutcome::kPartial;
+  CountLookup(out.outcome);
+  co_return out;
+}
+
+Task<void> CacheCoherence::Backfill(std::string ns,
+                                    std::vector<std::pair<tpuf::DocId, FetchedRow>> rows) {
+  std::vector<std::pair<tpuf::DocId, cache::CachedDoc>> docs;
+  for (auto& [id, row] : rows) {
+    if (pending_.Blocks(ns, id)) continue;
+    cache::CachedDoc doc;
+    doc.attributes_json = std::move(row.attributes_json);
+    doc.upserted_at = row.stamp;
+    docs.emplace_back(std::move(id), std::move(doc));
+  }
+  if (docs.empty()) co_return;
+  size_t n = docs.size();
+  auto r = co_await guard_->PutIfNewerBatch(ns, std::move(docs));
+  (r.ok() ? metrics_->backfills_ok : metrics_->backfills_error).Inc(n);
+}
+
+void CacheCoherence::OnCleanMiss(const std::string& ns) {
+  if (!guard_ || !start_warm_ || !guard_->connected()) return;
+  const uint64_t generation = guard_->generation();
+  if (generation < 2) return;  // never reconnected: nothing was lost to warm back
+  {
+    std::lock_guard lock(reactive_mu_);
+    uint64_t& seen = reactive_generation_[ns];
+    if (seen >= generation) return;
+    seen = generation;
+  }
+  spdlog::info("first cache miss of '{}' in cache generation {}: starting a background warm", ns,
+               generation);
+  start_warm_(ns);
+}
+
+// ---- Writes ----
+
+// Applies a successful write's effects to the cache. Every id whose effect could not be written
+// is held as a pending invalidation; once the cache failed, the rest goes straight there.
+class CacheCoherence::Mirror {
+ public:
+  Mirror(CacheCoherence& core, const std::string& ns, uint64_t stamp)
+      : core_(core), guard_(*core.guard_), ns_(ns), stamp_(stamp) {}
+
+  Task<void> Invalidate(const std::vector<tpuf::DocId>& ids) {
+    for (const auto& id : ids) {
+      if (failed_) {
+        Fail(id);
+        continue;
+      }
+      Status st = co_await guard_.Tombstone(ns_, id, stamp_);
+      if (!st.ok()) Fail(id);
+    }
+  }
+
+  Task<void> Upserts(std::vector<RowEffect>& rows) {
+    if (rows.empty()) co_return;
+    std::vector<std::pair<tpuf::DocId, cache::CachedDoc>> docs;
+    for (auto& r : rows) {
+      cache::CachedDoc doc;
+      doc.attributes_json = r.attributes_json;
+      doc.upserted_at = stamp_;
+      docs.emplace_back(r.id, std::move(doc));
+    }
+    bool ok = false;
+    if (!failed_) {
+      auto res = co_await guard_.PutIfNewerBatch(ns_, std::move(docs));
+      ok = res.ok();
+    }
+    if (!ok) {
+      for (const auto& r : rows) Fail(r.id);
+      co_return;
+    }
+    for (auto& r : rows) {
+      if (!r.vector_f32 || failed_) continue;
+      // Vectors are an optional accelerator; a failure here costs nothing but a miss later.
+      (void)co_await guard_.PutVector(ns_, r.id, std::move(*r.vector_f32));
+    }
+  }
+
+  // Merges each patch into a cached full row; an id with no cached full row is invalidated.
+  Task<void> Patches(std::vector<RowEffect>& rows) {
+    if (rows.empty()) co_return;
+    std::vector<tpuf::DocId> ids;
+    for (const auto& r : rows) ids.push_back(r.id);
+    if (failed_) {
+      for (const auto& id : ids) Fail(id);
+      co_return;
+    }
+    auto got = co_await guard_.MultiGet(ns_, ids);
+    if (!got.ok()) {
+      for (const auto& id : ids) Fail(id);
+      co_return;
+    }
+    std::vector<std::pair<tpuf::DocId, cache::CachedDoc>> merged;
+    std::vector<tpuf::DocId> absent;
+    for (size_t i = 0; i < rows.size(); ++i) {
+      auto& rec = (*got)[i];
+      boost::system::error_code ec;
+      boost::json::value base = rec && !rec->tombstone
+                                    ? boost::json::parse(rec->attributes_json, ec)
+                                    : boost::json::value();
+      boost::json::value patch = boost::json::parse(rows[i].attributes_json, ec);
+      if (!base.is_object() || !patch.is_object()) {
+        absent.push_back(rows[i].id);
+        continue;
+      }
+      for (const auto& [k, v] : patch.as_object()) {
+        if (v.is_null()) {
+          base.as_object().erase(k);
+        } else {
+          base.as_object()[k] = v;
+        }
+      }
+      cache::CachedDoc doc;
+      doc.attributes_json = SerializeJson(base);
+      doc.upserted_at = stamp_;
+      merged.emplace_back(rows[i].id, std::move(doc));
+    }
+    if (!merged.empty()) {
+      auto res = co_await guard_.PutIfNewerBatch(ns_, merged);
+      if (!res.ok()) {
+        for (const auto& [id, doc] : merged) Fail(id);
+      }
+    }
+    co_await Invalidate(absent);
+  }
+
+  bool failed() const { return failed_; }
+
+ private:
+  void Fail(const tpuf::DocId& id) {
+    if (!failed_) core_.metrics_->mirrors_skipped.Inc();
+    failed_ = true;
+    core_.pending_.Add(ns_, id, stamp_);
+    core_.UpdatePendingGauge();
+  }
+
+  CacheCoherence& core_;
+  cache::CacheGuard& guard_;
+  const std::string& ns_;
+  uint64_t stamp_;
+  bool failed_ = false;
+};
+
+Task<bool> CacheCoherence::ApplyWrite(const std::string& ns, WriteOutcome outcome) {
+  // A u64 id, or a string that is not a UUID, tells the namespace's id type unambiguously.
+  if (!id_types_.Known(ns)) {
+    const tpuf::DocId* first = !outcome.upserts.empty()   ? &outcome.upserts.front().id
+                               : !outcome.patches.empty() ? &outcome.patches.front().id
+                               : !outcome.deletes.empty() ? &outcome.deletes.front()
+                                                          : nullptr;
+    if (first) id_types_.Learn(ns, first->type);
+  }
+  if (!guard_) co_return true;
+  if (outcome.kind == WriteOutcome::Kind::kUnknownRows) co_return co_await InvalidateNamespace(ns);
+  Mirror mirror(*this, ns, outcome.stamp);
+  co_await mirror.Invalidate(outcome.deletes);
+  co_await mirror.Upserts(outcome.upserts);
+  co_await mirror.Patches(outcome.patches);
+  bool ok = !mirror.failed();
+  if (outcome.has_untyped_ids) {
+    // Ids the gateway cannot key: the namespace cannot be trusted in the cache any more.
+    ok = co_await InvalidateNamespace(ns) && ok;
+  }
+  co_return ok;
+}
+
+Task<bool> CacheCoherence::InvalidateNamespace(const std::string& ns) {
+  Status st = co_await guard_->BumpEpoch(ns);
+  if (st.ok()) co_return true;
+  spdlog::warn("cache epoch bump of '{}' failed ({}); held as pending", ns, st.ToString());
+  pending_.AddNamespace(ns);
+  UpdatePendingGauge();
+  co_return false;
+}
+
+Task<void> CacheCoherence::NamespaceDeleted(const std::string& ns) {
+  id_types_.Forget(ns);
+  if (guard_) (void)co_await InvalidateNamespace(ns);
+}
+
+Task<void> CacheCoherence::RetryPending() {
+  if (!guard_ || pending_.size() == 0) co_return;
+  co_await pending_.Retry(*guard_);
+  UpdatePendingGauge();
+}
+
+// ---- Warm pages ----
+
+Task<Result<std::vector<bool>>> CacheCoherence::PutWarmPage(
+    const std::string& ns, std::vector<std::pair<tpuf::DocId, cache::CachedDoc>> docs) {
+  if (!guard_) co_return Status::Unavailable("no document cache");
+  co_return co_await guard_->PutIfNewerBatch(ns, std::move(docs), cache::CacheLane::kBulk);
+}
+
+Task<Status> CacheCoherence::RecordWarmedThrough(const std::string& ns, uint64_t watermark_ms) {
+  if (!guard_) co_return Status::Unavailable("no document cache");
+  co_return co_await guard_->PutNamespaceRecord(ns, std::string(kWarmedThroughRecord),
+                                                std::to_string(watermark_ms));
+}
+
+Task<Status> CacheCoherence::RecordLatestSnapshot(const std::string& ns, std::string body) {
+  if (!guard_) co_return Status::Unavailable("no document cache");
+  co_return co_await guard_->PutNamespaceRecord(ns, std::string(kLatestSnapshotRecord),
+                                                std::move(body));
+}
+
+Task<bool> CacheCoherence::Available() {
+  if (!guard_) co_return false;
+  co_return (co_await guard_->Ping()).ok();
+}
+
+// ---- Namespaces ----
+
+Task<CacheState> CacheCoherence::StateOf(const std::string& ns,
+                                         std::optional<uint64_t>* warmed_through) {
+  if (guard_) {
+    auto rec = co_await guard_->GetNamespaceRecord(ns, std::string(kWarmedThroughRecord));
+    if (rec.ok() && *rec) {
+      uint64_t v = 0;
+      if (std::from_chars(rec->value().data(), rec->value().data() + rec->value().size(), v).ec ==
+          std::errc()) {
+        *warmed_through = v;
+      }
+    }
+  }
+  CacheState state = Warming(ns)                        ? CacheState::kWarming
+                     : !guard_ || !guard_->connected() ? CacheState::kCold
+                     : *warmed_through                   ? CacheState::kWarm
+                                                         : CacheState::kCold;
+  // layer_cache_state{namespace,state}: exactly one state is 1, as of the last evaluation.
+  for (CacheState s : {CacheState::kCold, CacheState::kWarming, CacheState::kWarm}) {
+    layer::Metrics()
+        .GetGauge("layer_cache_state", "Cache state per namespace (1 = current state)",
+                  {{"namespace", ns}, {"state", std::string(CacheStateName(s))}})
+        .Set(s == state ? 1 : 0);
+  }
+  co_return state;
+}
+
+}  // namespace layer::coherence

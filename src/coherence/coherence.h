@@ -1,0 +1,252 @@
+// CacheCoherence: the one place where the rules that keep the document cache true live
+// (docs/design.md §4). Request handlers (fetch, write, namespace delete, health, hint) and jobs
+// (the warm runner) call it; none of them reads or writes the cache by other means for documents.
+//
+// What it decides:
+// - Lookup: a record is served only if it is a full row, not a tombstone, and no pending
+//   invalidation covers its id or namespace. A cache error is a miss-on-error, never a failure.
+// - Read-through: misses are read upstream through the caller's RowReader, concurrent misses of
+//   one id coalesced into one read; rows are backfilled after the answer with newer-wins, never
+//   over a pending invalidation, and never after a cache error.
+// - Writes: ApplyWrite applies what the upstream accepted (mirror after success): upserts put with
+//   newer-wins, patches merged into a cached full row (else the id is invalidated), deletes and
+//   affected ids tombstoned, an unknown set of rows invalidates the namespace. Whatever the cache
+//   could not take is held as a pending invalidation until a retry writes it.
+// - Namespaces: the id type of each namespace, epochs (a delete bumps it), the cache state
+//   (cold, warming, warm) and `cache_warmed_through`.
+//
+// Process-local state (must live in the shared backend when several replicas share one cache;
+// docs/design.md §4.7): NamespaceIdTypes, PendingInvalidations, the fetch single-flight and the
+// reactive-warm generations below. Everything else is in the cache itself.
+//
+// Thread-safe. Every Task runs on the caller's executor; cache calls go through the CacheGuard
+// (its own threads, per-op deadline, breaker).
+#pragma once
+
+#include <atomic>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <set>
+#include <shared_mutex>
+#include <span>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+#include "cache/fault_injecting_cache.h"
+#include "cache/guard.h"
+#include "coherence/row_codec.h"
+#include "coherence/single_flight.h"
+#include "coherence/write_outcome.h"
+#include "common/metrics.h"
+#include "common/task.h"
+#include "tpuf/doc_id.h"
+
+namespace layer::coherence {
+
+// Per-namespace id type (u64, uuid or string), learned from writes and upstream schema reads.
+// Thread-safe.
+class NamespaceIdTypes {
+ public:
+  std::optional<tpuf::IdType> Known(std::string_view ns) const;
+  void Learn(const std::string& ns, tpuf::IdType type);
+  void Forget(const std::string& ns);
+
+ private:
+  mutable std::shared_mutex mu_;  // guards types_
+  std::map<std::string, tpuf::IdType, std::less<>> types_;
+};
+
+// Invalidations the cache has not acknowledged yet. Thread-safe; Blocks() is one atomic load
+// when nothing is pending.
+class PendingInvalidations {
+ public:
+  void Add(const std::string& ns, const tpuf::DocId& id, uint64_t stamp);
+  void AddNamespace(const std::string& ns);  // an epoch bump that failed
+  bool Blocks(std::string_view ns, const tpuf::DocId& id) const;
+  bool BlocksNamespace(std::string_view ns) const;
+  size_t size() const { return count_.load(std::memory_order_relaxed); }
+  // Retries everything pending once; keeps what still fails.
+  Task<void> Retry(cache::CacheGuard& guard);
+
+ private:
+  struct Key {
+    std::string ns;
+    tpuf::DocId id;
+    bool operator<(const Key& o) const {
+      if (ns != o.ns) return ns < o.ns;
+      if (id.type != o.id.type) return id.type < o.id.type;
+      return id.bytes < o.id.bytes;
+    }
+  };
+  void UpdateCount();
+
+  mutable std::mutex mu_;  // guards ids_ and namespaces_
+  std::map<Key, uint64_t> ids_;  // -> stamp of the tombstone to write
+  std::set<std::string, std::less<>> namespaces_;
+  std::atomic<size_t> count_{0};
+};
+
+enum class FetchConsistency { kStrong, kEventual };
+
+// What a fetch's cache lookup came to. One name per outcome for the `x-layer-cache` header and
+// one for the `layer_cache_lookups_total{result}` label.
+enum class FetchOutcome : uint8_t {
+  kHit,          // every id answered from the cache
+  kMiss,         // every id read upstream (the cache answered cleanly)
+  kPartial,      // some ids from the cache, the rest read upstream
+  kMissOnError,  // the cache could not be trusted or reached: read upstream, nothing backfilled
+};
+// x-layer-cache: "hit", "miss" (kMiss and kPartial), "miss-on-error".
+std::string_view CacheHeaderValue(FetchOutcome outcome);
+// Metric label: "hit", "miss", "partial", "error".
+std::string_view MetricLabel(FetchOutcome outcome);
+
+// Rows read upstream, by IdKey of their id.
+using RowsById = std::unordered_map<std::string, FetchedRow>;
+// The key of an id in RowsById: its type and canonical bytes.
+std::string IdKey(const tpuf::DocId& id);
+// Reads the full rows of `ids` (all of one namespace and type) upstream. Absent ids are simply
+// not in the result; a failure means the upstream could not answer.
+using RowReader = std::function<Task<Result<RowsById>>(std::span<const tpuf::DocId> ids)>;
+
+struct FetchOneResult {
+  std::optional<FetchedRow> row;  // nullopt: the document does not exist upstream
+  FetchOutcome outcome = FetchOutcome::kMiss;
+};
+
+struct FetchManyResult {
+  RowsById rows;  // the documents found, by IdKey
+  FetchOutcome outcome = FetchOutcome::kMiss;
+};
+
+// The namespace's cache state (docs/design.md §4.6).
+enum class CacheState : uint8_t { kCold, kWarming, kWarm };
+std::string_view CacheStateName(CacheState state);  // "cold", "warming", "warm"
+
+inline constexpr std::string_view kWarmedThroughRecord = "cache_warmed_through";
+inline constexpr std::string_view kLatestSnapshotRecord = "latest_snapshot";
+
+struct CoherenceOptions {
+  std::string backend_name;  // reported by /health ("rocksdb", ...)
+  FetchConsistency fetch_consistency = FetchConsistency::kStrong;
+  // Set only under --test-faults: the decorator between the guard and the backend.
+  std::shared_ptr<cache::FaultInjectingCache> faults;
+};
+
+class CacheCoherence {
+ public:
+  // `guard` may be null: the gateway then runs without a cache (every fetch is a miss-on-error).
+  CacheCoherence(std::unique_ptr<cache::CacheGuard> guard, CoherenceOptions options);
+  ~CacheCoherence();
+  CacheCoherence(const CacheCoherence&) = delete;
+  CacheCoherence& operator=(const CacheCoherence&) = delete;
+
+  // ---- Fetch (docs/design.md §4.1) ----
+
+  // One document: from the cache, or read through `read` (coalesced with concurrent misses of the
+  // same id) and backfilled after the answer. A failure means the upstream read failed.
+  Task<Result<FetchOneResult>> FetchOne(const std::string& ns, const tpuf::DocId& id,
+                                        const RowReader& read);
+  // Many documents (distinct ids of one type): the cache's answers, and one upstream read of
+  // every miss. A failure means the upstream read failed.
+  Task<Result<FetchManyResult>> FetchMany(const std::string& ns, std::vector<tpuf::DocId> ids,
+                                          const RowReader& read);
+  FetchConsistency fetch_consistency() const { return options_.fetch_consistency; }
+
+  // ---- Writes (docs/design.md §4.2) ----
+
+  // Applies a write the upstream accepted. Learns the namespace's id type from its ids. Returns
+  // false when some effect could not be written to the cache (those ids, or the namespace, are
+  // then held as pending invalidations).
+  Task<bool> ApplyWrite(const std::string& ns, WriteOutcome outcome);
+  // The namespace was deleted upstream: forget its id type and make its records unreachable.
+  Task<void> NamespaceDeleted(const std::string& ns);
+  // Writes pending invalidations the cache could not take before; keeps what still fails.
+  Task<void> RetryPending();
+  size_t pending_invalidations() const { return pending_.size(); }
+
+  // ---- Warm pages (docs/design.md §5) ----
+
+  // Whether a backfill of `id` must be skipped (a pending invalidation covers it).
+  bool BackfillBlocked(std::string_view ns, const tpuf::DocId& id) const {
+    return pending_.Blocks(ns, id);
+  }
+  // Writes a page of full rows with newer-wins on the cache's bulk lane.
+  Task<Result<std::vector<bool>>> PutWarmPage(
+      const std::string& ns, std::vector<std::pair<tpuf::DocId, cache::CachedDoc>> docs);
+  // Records that the cache holds every row of `ns` as of `watermark_ms`.
+  Task<Status> RecordWarmedThrough(const std::string& ns, uint64_t watermark_ms);
+
+  // ---- Snapshots (docs/design.md §7) ----
+
+  // Mirrors the namespace's latest snapshot body into the cache.
+  Task<Status> RecordLatestSnapshot(const std::string& ns, std::string body);
+
+  // ---- Namespaces ----
+
+  std::optional<tpuf::IdType> KnownIdType(std::string_view ns) const { return id_types_.Known(ns); }
+  void LearnIdType(const std::string& ns, tpuf::IdType type) { id_types_.Learn(ns, type); }
+
+  // The namespace's cache state: "warming" while a warm runs here, else "cold" when the cache is
+  // unavailable, else "warm" once a warm completed (cache_warmed_through is recorded), else
+  // "cold". `warmed_through` receives the record when there is one. Updates layer_cache_state.
+  Task<CacheState> StateOf(const std::string& ns, std::optional<uint64_t>* warmed_through);
+
+  // Hooks to the warm runner, set once before serving. `warming` tells whether a warm of the
+  // namespace executes in this process; `start_warm` starts a background warm (reactive warm
+  // after a cache reconnect, docs/design.md §4.5); null disables reactive warms.
+  void SetWarmHooks(std::function<bool(std::string_view)> warming,
+                    std::function<void(const std::string&)> start_warm);
+  bool Warming(std::string_view ns) const { return warming_ && warming_(ns); }
+  // Increased whenever what Warming() answers may have changed (a warm started or ended here).
+  uint64_t warming_version() const { return warming_version_.load(std::memory_order_acquire); }
+  void NoteWarmingChanged() { warming_version_.fetch_add(1, std::memory_order_release); }
+
+  // ---- The cache underneath ----
+
+  // Whether the cache answers now (a ping through the guard). Warm and cache-dependent hint steps
+  // answer 503 cache_cold when it does not.
+  Task<bool> Available();
+
+  // Null when the gateway runs without a cache. For liveness, stats and namespace records other
+  // than the ones above; documents go through the calls above.
+  cache::CacheGuard* guard() const { return guard_.get(); }
+  const std::string& backend_name() const { return options_.backend_name; }
+  cache::FaultInjectingCache* faults() const { return options_.faults.get(); }
+
+ private:
+  class Mirror;
+
+  // Backfills rows read upstream, best effort and never over a pending invalidation.
+  Task<void> Backfill(std::string ns, std::vector<std::pair<tpuf::DocId, FetchedRow>> rows);
+  // Invalidates the whole namespace (epoch bump; pending when the cache cannot take it).
+  Task<bool> InvalidateNamespace(const std::string& ns);
+  // Reactive warm: after the cache reconnects (a new connection generation), the first clean miss
+  // of a namespace starts one background warm. Called on every clean fetch miss.
+  void OnCleanMiss(const std::string& ns);
+  void CountLookup(FetchOutcome outcome);
+  void UpdatePendingGauge();
+
+  struct Metrics;
+
+  const std::unique_ptr<cache::CacheGuard> guard_;
+  const CoherenceOptions options_;
+  std::unique_ptr<Metrics> metrics_;
+  NamespaceIdTypes id_types_;
+  PendingInvalidations pending_;
+  SingleFlight<std::optional<FetchedRow>> fetch_flights_;
+
+  std::function<bool(std::string_view)> warming_;
+  std::function<void(const std::string&)> start_warm_;
+  std::atomic<uint64_t> warming_version_{0};
+  std::mutex reactive_mu_;  // guards reactive_generation_
+  std::map<std::string, uint64_t, std::less<>> reactive_generation_;
+};
+
+}  // namespace layer::coherence

@@ -1,0 +1,42 @@
+// What a write did upstream, as far as the gateway knows: the input of CacheCoherence::ApplyWrite
+// (docs/design.md §4.2). The write handler builds one per write the upstream accepted.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "tpuf/doc_id.h"
+
+namespace layer::coherence {
+
+// One full row to cache (upserts) or one partial row to merge (patches).
+struct RowEffect {
+  tpuf::DocId id;
+  std::string attributes_json;            // JSON object without id, vector(s) and the stamp
+  std::optional<std::string> vector_f32;  // little-endian f32 bytes of `vector`, if any
+};
+
+struct WriteOutcome {
+  enum class Kind : uint8_t {
+    // Applied, and the body says which rows: `upserts` are cached, `patches` merged into cached
+    // full rows, `deletes` tombstoned.
+    kRows,
+    // Applied, and the upstream's answer says which rows (conditional and by-filter writes): every
+    // id in `deletes` is invalidated; `has_untyped_ids` means some could not be typed, so the
+    // whole namespace is invalidated.
+    kAffectedIds,
+    // Applied, but which rows it touched cannot be known: the whole namespace is invalidated.
+    kUnknownRows,
+  };
+
+  Kind kind = Kind::kRows;
+  uint64_t stamp = 0;  // the write's `_hevlayer_upserted_at`
+  std::vector<RowEffect> upserts;
+  std::vector<RowEffect> patches;
+  std::vector<tpuf::DocId> deletes;
+  bool has_untyped_ids = false;
+};
+
+}  // namespace layer::coherence

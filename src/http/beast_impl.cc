@@ -1,0 +1,3 @@
+// The one translation unit that compiles Asio SSL and Beast (separate compilation).
+#include <boost/asio/ssl/impl/src.hpp>
+#include <boost/beast/src.hpp>

@@ -1,0 +1,129 @@
+#include "tpuf/routes.h"
+
+#include "common/url.h"
+
+namespace layer::tpuf {
+namespace {
+
+// Only ids made of URL-safe characters are forwarded in operation paths.
+bool SafeOpaqueId(std::string_view id) {
+  if (id.empty() || id.size() > 256 || id == "." || id == "..") return false;
+  for (char c : id) {
+    bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '-' || c == '_' || c == '.' || c == '~';
+    if (!ok) return false;
+  }
+  return true;
+}
+
+Route Make(RouteId id, std::string_view family, bool writes, bool idempotent) {
+  Route r{id, family};
+  r.writes = writes;
+  r.idempotent = idempotent;
+  return r;
+}
+
+}  // namespace
+
+bool PathSegments::Split(std::string_view path) {
+  n = 0;
+  if (path.empty() || path[0] != '/') return false;
+  path.remove_prefix(1);
+  for (;;) {
+    if (n == static_cast<int>(kMaxSegments)) return false;
+    size_t slash = path.find('/');
+    s[n++] = path.substr(0, slash);
+    if (slash == std::string_view::npos) break;
+    path.remove_prefix(slash + 1);
+  }
+  return true;
+}
+
+NamespaceSegment DecodeNamespaceSegment(std::string_view raw) {
+  NamespaceSegment out;
+  if (!PercentDecode(raw, &out.raw_ns)) {
+    out.ns_error = NamespaceNameError::kInvalidChars;
+    return out;
+  }
+  out.ns_error = CheckNamespaceName(out.raw_ns);
+  if (out.ns_error == NamespaceNameError::kNone) out.ns = out.raw_ns;
+  return out;
+}
+
+std::optional<Route> MatchRoute(Verb method, std::string_view path) {
+  PathSegments p;
+  if (!p.Split(path) || p.n < 2) return std::nullopt;
+  const auto& s = p.s;
+  const int n = p.n;
+  if (s[1] != "namespaces" || (s[0] != "v1" && s[0] != "v2")) return std::nullopt;
+  const bool v1 = s[0] == "v1";
+  const bool get = method == Verb::get;
+
+  if (n == 2) {
+    if (v1 && get) {
+      auto r = Make(RouteId::kListNamespaces, "namespaces", false, true);
+      r.upstream_path = "/v1/namespaces";
+      return r;
+    }
+    return std::nullopt;
+  }
+
+  std::optional<Route> r;
+  std::string_view op = n >= 4 ? s[3] : std::string_view();
+  if (n == 3) {
+    if (!v1 && method == Verb::post) {
+      r = Make(RouteId::kWrite, "write", true, false);
+    } else if (!v1 && method == Verb::delete_) {
+      r = Make(RouteId::kDeleteNamespace, "delete_namespace", true, false);
+    } else if (v1 && (get || method == Verb::head)) {
+      r = Make(RouteId::kLegacyNamespace, "legacy", false, true);
+    } else if (v1 && (method == Verb::post || method == Verb::delete_)) {
+      r = Make(RouteId::kLegacyNamespace, "legacy", true, false);
+    }
+  } else if (n == 4) {
+    if (op == "query" && method == Verb::post) {
+      r = Make(v1 ? RouteId::kQueryV1 : RouteId::kQuery, "query", false, true);
+    } else if (!v1 && op == "explain_query" && method == Verb::post) {
+      r = Make(RouteId::kExplainQuery, "explain_query", false, true);
+    } else if (op == "metadata" && get) {
+      r = Make(v1 ? RouteId::kMetadataV1 : RouteId::kMetadataV2, "metadata", false, true);
+    } else if (v1 && op == "metadata" && method == Verb::patch) {
+      r = Make(RouteId::kPatchMetadata, "metadata", true, false);
+    } else if (v1 && op == "schema" && get) {
+      r = Make(RouteId::kGetSchema, "schema", false, true);
+    } else if (v1 && op == "schema" && method == Verb::post) {
+      r = Make(RouteId::kUpdateSchema, "schema", true, false);
+    } else if (v1 && op == "hint_cache_warm" && get) {
+      r = Make(RouteId::kHintCacheWarm, "hint_cache_warm", false, true);
+    }
+  } else if (n == 5) {
+    if (v1 && op == "_debug" && s[4] == "recall" && method == Verb::post) {
+      r = Make(RouteId::kRecall, "recall", false, true);
+    } else if (op == "operations" && get && SafeOpaqueId(s[4])) {
+      r = Make(RouteId::kOperation, "operations", false, true);
+    }
+  }
+  if (!r) return std::nullopt;
+
+  r->ns = DecodeNamespaceSegment(s[2]);
+  if (r->ns.ns_error == NamespaceNameError::kNone) {
+    const std::string& ns = r->ns.ns;
+    std::string base = std::string(v1 ? "/v1" : "/v2") + "/namespaces/" + ns;
+    switch (r->id) {
+      case RouteId::kQueryV1:
+        r->upstream_path = "/v2/namespaces/" + ns + "/query";
+        break;
+      case RouteId::kRecall:
+        r->upstream_path = base + "/_debug/recall";
+        break;
+      case RouteId::kOperation:
+        r->upstream_path = base + "/operations/" + std::string(s[4]);
+        break;
+      default:
+        r->upstream_path = n == 3 ? base : base + "/" + std::string(op);
+    }
+  }
+  return r;
+}
+
+}  // namespace layer::tpuf
