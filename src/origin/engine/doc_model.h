@@ -2,7 +2,8 @@
 //
 // Stored attribute values are normalised JSON: nulls are never stored (null == absent), dense
 // vectors are arrays of f32-exact doubles, datetimes are int64 epoch milliseconds, uuids are
-// canonical lower-case hyphenated strings. The schema says how to print them back.
+// canonical lower-case hyphenated strings (tpuf/canonical.h). The schema says how to print them
+// back.
 #pragma once
 
 #include <boost/json.hpp>
@@ -11,6 +12,8 @@
 #include <string>
 #include <string_view>
 #include <variant>
+
+#include "tpuf/canonical.h"
 
 namespace layer::origin {
 
@@ -37,16 +40,6 @@ std::optional<std::string> ConformId(IdType ns_type, DocId* id);
 
 json::value IdToJson(const DocId& id);
 std::string IdToDisplay(const DocId& id);
-
-// Accepts hyphenated, simple (32 hex), {braced} and urn:uuid: forms, any case.
-std::optional<std::string> CanonicalUuid(std::string_view text);
-
-// ISO-8601 date or date-time (optional fraction and zone) → epoch milliseconds (UTC).
-std::optional<int64_t> ParseDatetime(std::string_view text);
-// RFC 3339 UTC with nine fractional digits ("2026-05-30T00:00:00.000000000Z").
-std::string FormatDatetime(int64_t epoch_ms);
-// "2026-05-30T00:00:00Z" (second precision), used for namespace timestamps.
-std::string FormatTimestamp(int64_t epoch_ms);
 
 // Total order over stored values: null < bool < numbers (compared numerically) < strings
 // (byte-wise) < arrays (lexicographic) < objects. Returns <0, 0, >0.

@@ -397,9 +397,9 @@ class Engine::Router {
     for (const auto& [id, doc] : s.docs) bytes += ApproxDocBytes(id, doc);
     md["approx_logical_bytes"] = bytes;
     md["approx_row_count"] = static_cast<uint64_t>(s.docs.size());
-    md["created_at"] = FormatTimestamp(s.meta.created_at_ms);
-    md["updated_at"] = FormatTimestamp(s.meta.updated_at_ms);
-    md["last_write_at"] = FormatTimestamp(s.meta.last_write_at_ms);
+    md["created_at"] = tpuf::FormatTimestamp(s.meta.created_at_ms);
+    md["updated_at"] = tpuf::FormatTimestamp(s.meta.updated_at_ms);
+    md["last_write_at"] = tpuf::FormatTimestamp(s.meta.last_write_at_ms);
     if (v1) {
       md["encryption"] = json::object{{"sse", true}};
     } else {
@@ -418,7 +418,7 @@ class Engine::Router {
       if (const auto* r = pin.if_contains("replicas"); r && r->is_int64())
         replicas = r->get_int64();
       pin["status"] = json::object{{"ready_replicas", replicas},
-                                   {"updated_at", FormatTimestamp(s.meta.updated_at_ms)},
+                                   {"updated_at", tpuf::FormatTimestamp(s.meta.updated_at_ms)},
                                    {"utilization", 0.0}};
       md["pinning"] = std::move(pin);
     }
@@ -648,7 +648,7 @@ class Engine::Router {
     }
     r.headers.emplace_back("x-turbopuffer-approx-num-vectors", std::to_string(s.docs.size()));
     r.headers.emplace_back("x-turbopuffer-dimensions", std::to_string(dims));
-    r.headers.emplace_back("x-turbopuffer-created-at", FormatTimestamp(s.meta.created_at_ms));
+    r.headers.emplace_back("x-turbopuffer-created-at", tpuf::FormatTimestamp(s.meta.created_at_ms));
     return r;
   }
 

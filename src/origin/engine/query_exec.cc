@@ -710,11 +710,11 @@ json::value RenderAttr(const AttrSchema* schema, const json::value& v, bool base
     return arr;
   }
   if (info->base == TypeInfo::Base::kDatetime) {
-    if (v.is_int64()) return json::value(FormatDatetime(v.get_int64()));
+    if (v.is_int64()) return json::value(tpuf::FormatDatetime(v.get_int64()));
     if (v.is_array()) {
       json::array arr;
       for (const auto& e : v.get_array()) {
-        arr.push_back(e.is_int64() ? json::value(FormatDatetime(e.get_int64())) : e);
+        arr.push_back(e.is_int64() ? json::value(tpuf::FormatDatetime(e.get_int64())) : e);
       }
       return arr;
     }

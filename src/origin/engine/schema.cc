@@ -422,7 +422,7 @@ bool ConvertScalar(TypeInfo::Base base, const json::value& v, json::value* out) 
       return true;
     case B::kDatetime:
       if (v.is_string()) {
-        auto ms = ParseDatetime(v.get_string());
+        auto ms = tpuf::ParseDatetime(v.get_string());
         if (!ms) return false;
         *out = *ms;
         return true;
@@ -434,7 +434,7 @@ bool ConvertScalar(TypeInfo::Base base, const json::value& v, json::value* out) 
       return false;
     case B::kUuid: {
       if (!v.is_string()) return false;
-      auto canon = CanonicalUuid(v.get_string());
+      auto canon = tpuf::CanonicalUuid(v.get_string());
       if (!canon) return false;
       *out = *canon;
       return true;
