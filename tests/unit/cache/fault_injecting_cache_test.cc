@@ -5,6 +5,7 @@
 #include <thread>
 
 #include "cache/rocksdb/rocksdb_cache.h"
+#include "unit/cache/document_cache_contract.h"
 #include "unit/cache/test_util.h"
 
 namespace layer::cache {
@@ -124,6 +125,36 @@ TEST_F(FaultInjectingCacheTest, TryGetWouldBlockKnobForcesTheSlowPath) {
   faults_->SetTryGetWouldBlock(false);
   EXPECT_TRUE(faults_->TryGet("ns", DocId::U64(1)).has_value());
 }
+
+// With no knob set the decorator must be a DocumentCache like any other: the contract suite runs
+// it in front of a RocksDbCache.
+class FaultInjectingContractBackend final : public DocumentCacheBackend {
+ public:
+  static std::unique_ptr<DocumentCacheBackend> Open() {
+    auto backend = std::make_unique<FaultInjectingContractBackend>();
+    RocksDbCacheOptions o;
+    o.path = backend->dir_.Sub("cache");
+    o.max_bytes = 64 << 20;
+    auto r = RocksDbCache::Open(std::move(o));
+    if (!r.ok()) {
+      ADD_FAILURE() << r.status().ToString();
+      return nullptr;
+    }
+    backend->faults_ =
+        std::make_unique<FaultInjectingCache>(std::shared_ptr<DocumentCache>(std::move(r).value()));
+    return backend;
+  }
+  DocumentCache& cache() override { return *faults_; }
+
+ private:
+  testing::TempDir dir_;
+  // After dir_: the inner cache (owned by the decorator alone) closes before the directory goes.
+  std::unique_ptr<FaultInjectingCache> faults_;
+};
+
+INSTANTIATE_TEST_SUITE_P(FaultInjecting, DocumentCacheContractTest,
+                         ::testing::Values(DocumentCacheContractParam{
+                             "FaultInjectingOverRocksDb", &FaultInjectingContractBackend::Open}));
 
 }  // namespace
 }  // namespace layer::cache

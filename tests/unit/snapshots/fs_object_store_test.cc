@@ -2,11 +2,10 @@
 
 #include <gtest/gtest.h>
 
-#include <atomic>
 #include <filesystem>
-#include <thread>
 
 #include "unit/jobs/temp_dir.h"
+#include "unit/snapshots/object_store_contract.h"
 
 namespace layer::snapshots {
 namespace {
@@ -22,86 +21,16 @@ class FsObjectStoreTest : public ::testing::Test {
   std::unique_ptr<FsObjectStore> store_;
 };
 
-TEST_F(FsObjectStoreTest, PutGetOverwriteDelete) {
+// Where objects land; what any backend's Put/Get/Delete do is in the contract suite.
+TEST_F(FsObjectStoreTest, AKeyIsAFileUnderTheRoot) {
   ASSERT_TRUE(store_->Put("snapshots/ns/a.json", "one").ok());
   EXPECT_TRUE(std::filesystem::exists(dir_.Sub("objects/snapshots/ns/a.json")));
-  EXPECT_EQ(*store_->Get("snapshots/ns/a.json"), "one");
-  ASSERT_TRUE(store_->Put("snapshots/ns/a.json", std::string("two\0bytes", 9)).ok());
-  EXPECT_EQ(*store_->Get("snapshots/ns/a.json"), std::string("two\0bytes", 9));
-  ASSERT_TRUE(store_->Put("empty", "").ok());
-  EXPECT_EQ(*store_->Get("empty"), "");
-  ASSERT_TRUE(store_->Delete("snapshots/ns/a.json").ok());
-  EXPECT_TRUE(store_->Get("snapshots/ns/a.json").status().IsNotFound());
-  EXPECT_TRUE(store_->Delete("snapshots/ns/a.json").ok());  // idempotent
-  EXPECT_TRUE(store_->Delete("never/was").ok());
 }
 
-TEST_F(FsObjectStoreTest, GetMissingIsNotFound) {
-  EXPECT_TRUE(store_->Get("nope").status().IsNotFound());
-  EXPECT_TRUE(store_->Get("no/such/dir/key").status().IsNotFound());
-  ASSERT_TRUE(store_->Put("dir/key", "x").ok());
-  EXPECT_TRUE(store_->Get("dir").status().IsNotFound());  // a directory is not an object
-  EXPECT_TRUE(store_->Get("dir/key/deeper").status().IsNotFound());
-}
-
-TEST_F(FsObjectStoreTest, PutIfAbsentNeverReplaces) {
-  auto first = store_->PutIfAbsent("k/v", "first");
-  ASSERT_TRUE(first.ok()) << first.status().ToString();
-  EXPECT_TRUE(*first);
-  auto second = store_->PutIfAbsent("k/v", "second");
-  ASSERT_TRUE(second.ok());
-  EXPECT_FALSE(*second);
-  EXPECT_EQ(*store_->Get("k/v"), "first");
-}
-
-TEST_F(FsObjectStoreTest, ConcurrentPutIfAbsentHasOneWinner) {
-  std::atomic<int> wins{0};
-  std::vector<std::thread> threads;
-  for (int i = 0; i < 8; ++i) {
-    threads.emplace_back([&, i] {
-      auto r = store_->PutIfAbsent("race/key", "writer-" + std::to_string(i));
-      ASSERT_TRUE(r.ok());
-      if (*r) ++wins;
-    });
-  }
-  for (auto& t : threads) t.join();
-  EXPECT_EQ(wins.load(), 1);
-  auto keys = store_->List("");
-  ASSERT_TRUE(keys.ok());
-  EXPECT_EQ(*keys, std::vector<std::string>{"race/key"});  // no temp files left visible
+// Racing PutIfAbsent calls (one wins: see the contract suite) leave no temp file behind.
+TEST_F(FsObjectStoreTest, ConcurrentPutIfAbsentLeavesNoStagingFiles) {
+  RacePutIfAbsent(*store_, "race/key", 8);
   EXPECT_TRUE(std::filesystem::is_empty(dir_.Sub("objects/.staging")));
-}
-
-TEST_F(FsObjectStoreTest, ListIsLexicalAndByStringPrefix) {
-  for (const char* k :
-       {"snapshots/ns/0000000001000-bbbbbbb.json", "snapshots/ns/0000000000999-aaaaaaa.json",
-        "snapshots/ns2/x.json", "snapshots/ns/sub/deep.json", "snapshot-policies/ns.json", "a"}) {
-    ASSERT_TRUE(store_->Put(k, "x").ok()) << k;
-  }
-  auto ns = store_->List("snapshots/ns/");
-  ASSERT_TRUE(ns.ok());
-  EXPECT_EQ(*ns, (std::vector<std::string>{"snapshots/ns/0000000000999-aaaaaaa.json",
-                                           "snapshots/ns/0000000001000-bbbbbbb.json",
-                                           "snapshots/ns/sub/deep.json"}));
-  // A plain string prefix, as in S3: "snapshots/ns" also matches "snapshots/ns2/...".
-  auto loose = store_->List("snapshots/ns");
-  ASSERT_TRUE(loose.ok());
-  EXPECT_EQ(loose->size(), 4u);
-  auto partial = store_->List("snapshots/ns/0000000001");
-  ASSERT_TRUE(partial.ok());
-  EXPECT_EQ(*partial, std::vector<std::string>{"snapshots/ns/0000000001000-bbbbbbb.json"});
-  auto all = store_->List("");
-  ASSERT_TRUE(all.ok());
-  EXPECT_EQ(all->size(), 6u);
-  EXPECT_TRUE(std::is_sorted(all->begin(), all->end()));
-  EXPECT_EQ(all->front(), "a");
-  auto none = store_->List("missing/");
-  ASSERT_TRUE(none.ok());
-  EXPECT_TRUE(none->empty());
-  // Odd prefixes are just filters; they never list outside the root.
-  auto odd = store_->List("../");
-  ASSERT_TRUE(odd.ok());
-  EXPECT_TRUE(odd->empty());
 }
 
 TEST_F(FsObjectStoreTest, RejectsKeysThatCouldEscapeTheRoot) {
@@ -142,6 +71,30 @@ TEST(FsObjectStoreOpenTest, FailsWhenRootIsAFile) {
   // A key whose parent is a file cannot be written.
   EXPECT_FALSE((*store)->Put("file/child", "x").ok());
 }
+
+// The contract suite's backend: a root directory of its own.
+class FsContractBackend final : public ObjectStoreBackend {
+ public:
+  static std::unique_ptr<ObjectStoreBackend> Open() {
+    auto backend = std::make_unique<FsContractBackend>();
+    auto s = FsObjectStore::Open(backend->dir_.Sub("objects"));
+    if (!s.ok()) {
+      ADD_FAILURE() << s.status().ToString();
+      return nullptr;
+    }
+    backend->store_ = std::move(s).value();
+    return backend;
+  }
+  ObjectStore& store() override { return *store_; }
+
+ private:
+  layer::testing::StorageTempDir dir_;
+  std::unique_ptr<FsObjectStore> store_;
+};
+
+INSTANTIATE_TEST_SUITE_P(Fs, ObjectStoreContractTest,
+                         ::testing::Values(ObjectStoreContractParam{"Fs",
+                                                                    &FsContractBackend::Open}));
 
 }  // namespace
 }  // namespace layer::snapshots

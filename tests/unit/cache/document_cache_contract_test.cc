@@ -1,0 +1,313 @@
+// The cases of the DocumentCache contract suite (see document_cache_contract.h). Each runs once
+// per backend instantiated from a backend's test file.
+#include <map>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "unit/cache/document_cache_contract.h"
+
+namespace layer::cache {
+namespace {
+
+using testing::Doc;
+
+TEST_P(DocumentCacheContractTest, GetMissThenPutThenGet) {
+  DocumentCache* c = cache_;
+  DocId id = DocId::String("a");
+  EXPECT_FALSE(MustGet(*c, "ns", id).has_value());
+  ASSERT_TRUE(*c->PutIfNewer("ns", id, Doc(R"({"x":1})", 10)));
+  auto got = MustGet(*c, "ns", id);
+  ASSERT_TRUE(got.has_value());
+  EXPECT_EQ(got->attributes_json, R"({"x":1})");
+  EXPECT_EQ(got->upserted_at, 10u);
+  EXPECT_FALSE(got->tombstone);
+  EXPECT_FALSE(MustGet(*c, "other", id).has_value());
+}
+
+TEST_P(DocumentCacheContractTest, IdTypesAndNamespacesDoNotCollide) {
+  DocumentCache* c = cache_;
+  DocId u = DocId::U64(7);
+  DocId s = DocId::String("7");
+  DocId raw = DocId::String(u.bytes);
+  DocId uuid = *DocId::Uuid("00000000-0000-0000-0000-000000000007");
+  ASSERT_TRUE(c->PutIfNewer("ns", u, Doc("{\"t\":\"u64\"}", 1)).ok());
+  ASSERT_TRUE(c->PutIfNewer("ns", s, Doc("{\"t\":\"str\"}", 1)).ok());
+  ASSERT_TRUE(c->PutIfNewer("ns", raw, Doc("{\"t\":\"raw\"}", 1)).ok());
+  ASSERT_TRUE(c->PutIfNewer("ns", uuid, Doc("{\"t\":\"uuid\"}", 1)).ok());
+  EXPECT_EQ(MustGet(*c, "ns", u)->attributes_json, "{\"t\":\"u64\"}");
+  EXPECT_EQ(MustGet(*c, "ns", s)->attributes_json, "{\"t\":\"str\"}");
+  EXPECT_EQ(MustGet(*c, "ns", raw)->attributes_json, "{\"t\":\"raw\"}");
+  EXPECT_EQ(MustGet(*c, "ns", uuid)->attributes_json, "{\"t\":\"uuid\"}");
+  // A key's namespace and id never run together: ("a", "bc") and ("ab", "c") are different keys.
+  ASSERT_TRUE(c->PutIfNewer("a", DocId::String("bc"), Doc("{\"k\":1}", 1)).ok());
+  EXPECT_FALSE(MustGet(*c, "ab", DocId::String("c")).has_value());
+}
+
+TEST_P(DocumentCacheContractTest, MultiGetKeepsOrderWithMisses) {
+  DocumentCache* c = cache_;
+  ASSERT_TRUE(c->PutIfNewer("ns", DocId::U64(1), Doc("{\"n\":1}", 1)).ok());
+  ASSERT_TRUE(c->PutIfNewer("ns", DocId::U64(3), Doc("{\"n\":3}", 1)).ok());
+  std::vector<DocId> ids = {DocId::U64(3), DocId::U64(2), DocId::U64(1), DocId::U64(3)};
+  auto r = c->MultiGet("ns", ids);
+  ASSERT_TRUE(r.ok());
+  ASSERT_EQ(r->size(), 4u);
+  EXPECT_EQ((*r)[0]->attributes_json, "{\"n\":3}");
+  EXPECT_FALSE((*r)[1].has_value());
+  EXPECT_EQ((*r)[2]->attributes_json, "{\"n\":1}");
+  EXPECT_EQ((*r)[3]->attributes_json, "{\"n\":3}");
+  auto empty = c->MultiGet("ns", {});
+  ASSERT_TRUE(empty.ok());
+  EXPECT_TRUE(empty->empty());
+}
+
+TEST_P(DocumentCacheContractTest, NewerWins) {
+  DocumentCache* c = cache_;
+  DocId id = DocId::String("k");
+  EXPECT_TRUE(*c->PutIfNewer("ns", id, Doc("{\"v\":10}", 10)));
+  EXPECT_FALSE(*c->PutIfNewer("ns", id, Doc("{\"v\":5}", 5)));
+  EXPECT_EQ(MustGet(*c, "ns", id)->attributes_json, "{\"v\":10}");
+  EXPECT_TRUE(*c->PutIfNewer("ns", id, Doc("{\"v\":\"tie\"}", 10)));  // ties: the later write
+  EXPECT_TRUE(*c->PutIfNewer("ns", id, Doc("{\"v\":20}", 20)));
+  EXPECT_EQ(MustGet(*c, "ns", id)->attributes_json, "{\"v\":20}");
+  EXPECT_EQ(MustGet(*c, "ns", id)->upserted_at, 20u);
+}
+
+TEST_P(DocumentCacheContractTest, BatchPutFlagsPerRecordIncludingDuplicates) {
+  DocumentCache* c = cache_;
+  ASSERT_TRUE(c->PutIfNewer("ns", DocId::U64(1), Doc("{\"old\":1}", 100)).ok());
+  std::vector<std::pair<DocId, CachedDoc>> batch = {
+      {DocId::U64(1), Doc("{\"v\":1}", 50)},   // older than the stored record
+      {DocId::U64(2), Doc("{\"v\":2}", 50)},   // new
+      {DocId::U64(2), Doc("{\"v\":22}", 40)},  // older than the previous record of this batch
+      {DocId::U64(3), Doc("{\"v\":3}", 50)},
+      {DocId::U64(3), Doc("{\"v\":33}", 60)},  // newer than the previous record of this batch
+  };
+  auto r = c->PutIfNewerBatch("ns", batch);
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(*r, (std::vector<bool>{false, true, false, true, true}));
+  EXPECT_EQ(MustGet(*c, "ns", DocId::U64(1))->attributes_json, "{\"old\":1}");
+  EXPECT_EQ(MustGet(*c, "ns", DocId::U64(2))->attributes_json, "{\"v\":2}");
+  EXPECT_EQ(MustGet(*c, "ns", DocId::U64(3))->attributes_json, "{\"v\":33}");
+}
+
+// Repeated keys in a batch compare against the record in force before them, whether the batch
+// is in key order (repeats adjacent) or not, including repeats that follow a losing record.
+TEST_P(DocumentCacheContractTest, BatchRepeatsInAndOutOfKeyOrder) {
+  DocumentCache* c = cache_;
+  ASSERT_TRUE(c->PutIfNewer("ns", DocId::U64(5), Doc("{\"disk\":5}", 100)).ok());
+  std::vector<std::pair<DocId, CachedDoc>> unordered = {
+      {DocId::U64(3), Doc("{\"v\":\"3a\"}", 50)},
+      {DocId::U64(5), Doc("{\"v\":\"5a\"}", 50)},  // loses to the stored 100
+      {DocId::U64(1), Doc("{\"v\":\"1\"}", 50)},
+      {DocId::U64(3), Doc("{\"v\":\"3b\"}", 40)},   // loses to 3a
+      {DocId::U64(5), Doc("{\"v\":\"5b\"}", 70)},   // still loses to the stored 100
+      {DocId::U64(3), Doc("{\"v\":\"3c\"}", 60)},   // wins over 3a
+      {DocId::U64(5), Doc("{\"v\":\"5c\"}", 150)},  // wins over the stored 100
+  };
+  auto r = c->PutIfNewerBatch("ns", unordered);
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(*r, (std::vector<bool>{true, false, true, false, false, true, true}));
+  EXPECT_EQ(MustGet(*c, "ns", DocId::U64(3))->attributes_json, "{\"v\":\"3c\"}");
+  EXPECT_EQ(MustGet(*c, "ns", DocId::U64(5))->attributes_json, "{\"v\":\"5c\"}");
+
+  std::vector<std::pair<DocId, CachedDoc>> ordered = {
+      {DocId::U64(5), Doc("{\"v\":\"5d\"}", 120)},  // loses to 5c (150)
+      {DocId::U64(5), Doc("{\"v\":\"5e\"}", 140)},  // still loses
+      {DocId::U64(5), Doc("{\"v\":\"5f\"}", 150)},  // a tie wins
+      {DocId::U64(5), Doc("{\"v\":\"5g\"}", 149)},  // loses to 5f
+      {DocId::U64(6), Doc("{\"v\":\"6\"}", 1)},
+  };
+  r = c->PutIfNewerBatch("ns", ordered);
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(*r, (std::vector<bool>{false, false, true, false, true}));
+  EXPECT_EQ(MustGet(*c, "ns", DocId::U64(5))->attributes_json, "{\"v\":\"5f\"}");
+}
+
+// Tombstone expiry depends on each backend's TTL and clock, so it is tested per backend.
+TEST_P(DocumentCacheContractTest, TombstoneBlocksOlderPutsAndReadsAsTombstone) {
+  DocumentCache* c = cache_;
+  DocId id = DocId::String("d");
+  ASSERT_TRUE(c->PutIfNewer("ns", id, Doc("{\"v\":1}", 100)).ok());
+  ASSERT_TRUE(c->PutVector("ns", id, "abcd").ok());
+  ASSERT_TRUE(c->Tombstone("ns", id, 200).ok());
+  auto t = MustGet(*c, "ns", id);
+  ASSERT_TRUE(t.has_value());
+  EXPECT_TRUE(t->tombstone);
+  EXPECT_EQ(t->upserted_at, 200u);
+  EXPECT_FALSE(c->GetVector("ns", id)->has_value());  // the delete drops the vector too
+  // A backfill of an older read cannot resurrect the row.
+  EXPECT_FALSE(*c->PutIfNewer("ns", id, Doc("{\"v\":1}", 150)));
+  EXPECT_TRUE(MustGet(*c, "ns", id)->tombstone);
+  auto multi = c->MultiGet("ns", std::vector<DocId>{id});
+  ASSERT_TRUE(multi.ok());
+  EXPECT_TRUE((*multi)[0]->tombstone);
+}
+
+// A delete may reach the cache for a row it never held; the tombstone must still block a backfill
+// of an older read of that row.
+TEST_P(DocumentCacheContractTest, TombstoneOfAnUncachedIdIsKeptWithoutAttributes) {
+  DocumentCache* c = cache_;
+  DocId id = DocId::U64(4);
+  ASSERT_TRUE(c->Tombstone("ns", id, 100).ok());
+  auto t = MustGet(*c, "ns", id);
+  ASSERT_TRUE(t.has_value());
+  EXPECT_TRUE(t->tombstone);
+  EXPECT_EQ(t->upserted_at, 100u);
+  EXPECT_EQ(t->attributes_json, "");
+  EXPECT_FALSE(*c->PutIfNewer("ns", id, Doc("{\"v\":1}", 99)));
+  EXPECT_TRUE(MustGet(*c, "ns", id)->tombstone);
+}
+
+TEST_P(DocumentCacheContractTest, NewerPutReplacesTombstoneAndOlderTombstoneIsIgnored) {
+  DocumentCache* c = cache_;
+  DocId id = DocId::U64(9);
+  ASSERT_TRUE(c->Tombstone("ns", id, 100).ok());
+  EXPECT_TRUE(*c->PutIfNewer("ns", id, Doc("{\"v\":2}", 300)));
+  ASSERT_TRUE(c->Tombstone("ns", id, 200).ok());  // older than the row: not written
+  auto got = MustGet(*c, "ns", id);
+  ASSERT_TRUE(got.has_value());
+  EXPECT_FALSE(got->tombstone);
+  EXPECT_EQ(got->upserted_at, 300u);
+}
+
+TEST_P(DocumentCacheContractTest, InvalidateRemovesDocumentsVectorsAndTombstones) {
+  DocumentCache* c = cache_;
+  DocId a = DocId::String("a"), b = DocId::String("b"), keep = DocId::String("keep");
+  ASSERT_TRUE(c->PutIfNewer("ns", a, Doc("{}", 500)).ok());
+  ASSERT_TRUE(c->PutVector("ns", a, "vec").ok());
+  ASSERT_TRUE(c->Tombstone("ns", b, 500).ok());
+  ASSERT_TRUE(c->PutIfNewer("ns", keep, Doc("{}", 1)).ok());
+  std::vector<DocId> ids = {a, b};
+  ASSERT_TRUE(c->Invalidate("ns", ids).ok());
+  EXPECT_FALSE(MustGet(*c, "ns", a).has_value());
+  EXPECT_FALSE(MustGet(*c, "ns", b).has_value());
+  EXPECT_FALSE(c->GetVector("ns", a)->has_value());
+  EXPECT_TRUE(MustGet(*c, "ns", keep).has_value());
+  // Whatever the old stamps were, an older put is accepted again.
+  EXPECT_TRUE(*c->PutIfNewer("ns", b, Doc("{}", 1)));
+  EXPECT_TRUE(c->Invalidate("ns", {}).ok());
+}
+
+TEST_P(DocumentCacheContractTest, VectorsAreKeptApart) {
+  DocumentCache* c = cache_;
+  DocId id = DocId::U64(1);
+  EXPECT_FALSE(c->GetVector("ns", id)->has_value());
+  std::string f32le("\x00\x00\x80\x3f\x00\x00\x00\x40", 8);  // [1.0, 2.0]
+  ASSERT_TRUE(c->PutVector("ns", id, f32le).ok());
+  EXPECT_EQ(**c->GetVector("ns", id), f32le);
+  EXPECT_FALSE(MustGet(*c, "ns", id).has_value());  // a vector is not a document
+  ASSERT_TRUE(c->PutIfNewer("ns", id, Doc("{\"a\":1}", 1)).ok());
+  EXPECT_EQ(MustGet(*c, "ns", id)->attributes_json, "{\"a\":1}");
+  EXPECT_EQ(**c->GetVector("ns", id), f32le);
+}
+
+TEST_P(DocumentCacheContractTest, BumpEpochMakesEverythingOfTheNamespaceUnreachable) {
+  DocumentCache* c = cache_;
+  DocId id = DocId::String("x");
+  ASSERT_TRUE(c->PutIfNewer("ns", id, Doc("{\"v\":1}", 100)).ok());
+  ASSERT_TRUE(c->PutVector("ns", id, "vec").ok());
+  ASSERT_TRUE(c->Tombstone("ns", DocId::String("t"), 100).ok());
+  ASSERT_TRUE(c->PutNamespaceRecord("ns", "cache_warmed_through", "123").ok());
+  ASSERT_TRUE(c->PutIfNewer("other", id, Doc("{\"v\":2}", 100)).ok());
+  ASSERT_TRUE(c->PutNamespaceRecord("other", "cache_warmed_through", "456").ok());
+
+  ASSERT_TRUE(c->BumpEpoch("ns").ok());
+  EXPECT_FALSE(MustGet(*c, "ns", id).has_value());
+  EXPECT_FALSE(MustGet(*c, "ns", DocId::String("t")).has_value());
+  EXPECT_FALSE(c->GetVector("ns", id)->has_value());
+  EXPECT_FALSE(c->GetNamespaceRecord("ns", "cache_warmed_through")->has_value());
+  // Other namespaces are untouched.
+  EXPECT_EQ(MustGet(*c, "other", id)->attributes_json, "{\"v\":2}");
+  EXPECT_EQ(**c->GetNamespaceRecord("other", "cache_warmed_through"), "456");
+  // The new epoch starts empty: older stamps are accepted again.
+  EXPECT_TRUE(*c->PutIfNewer("ns", id, Doc("{\"v\":3}", 1)));
+  EXPECT_EQ(MustGet(*c, "ns", id)->attributes_json, "{\"v\":3}");
+  ASSERT_TRUE(c->BumpEpoch("never-used").ok());
+}
+
+TEST_P(DocumentCacheContractTest, NamespaceRecordsGetPutList) {
+  DocumentCache* c = cache_;
+  EXPECT_FALSE(c->GetNamespaceRecord("a", "k")->has_value());
+  ASSERT_TRUE(c->PutNamespaceRecord("a", "k", "1").ok());
+  ASSERT_TRUE(c->PutNamespaceRecord("a", "k", "2").ok());  // overwrite
+  ASSERT_TRUE(c->PutNamespaceRecord("b", "k", "3").ok());
+  ASSERT_TRUE(c->PutNamespaceRecord("b", "other", "4").ok());
+  ASSERT_TRUE(c->PutNamespaceRecord("c", "kk", "5").ok());  // a key that extends "k"
+  EXPECT_EQ(**c->GetNamespaceRecord("a", "k"), "2");
+  auto list = c->ListNamespaceRecords("k");
+  ASSERT_TRUE(list.ok());
+  std::map<std::string, std::string> got(list->begin(), list->end());
+  EXPECT_EQ(got, (std::map<std::string, std::string>{{"a", "2"}, {"b", "3"}}));
+  ASSERT_TRUE(c->BumpEpoch("a").ok());
+  list = c->ListNamespaceRecords("k");
+  ASSERT_TRUE(list.ok());
+  ASSERT_EQ(list->size(), 1u);
+  EXPECT_EQ((*list)[0], (std::pair<std::string, std::string>{"b", "3"}));
+}
+
+// TryGet may decline whenever answering needs I/O (a network backend always declines), but an
+// answer must be exactly what Get answers: never an older record, never a partial one.
+TEST_P(DocumentCacheContractTest, TryGetAnswersWhatGetAnswers) {
+  DocumentCache* c = cache_;
+  const DocId id = DocId::U64(1);
+  // TryGet runs first at every step, so that Get's reads cannot warm up what TryGet sees.
+  auto expect_like_get = [&] {
+    TryGetResult tried = c->TryGet("ns", id);
+    auto got = c->Get("ns", id);
+    ASSERT_TRUE(got.ok()) << got.status().ToString();
+    if (!tried.has_value()) return;  // declined
+    ASSERT_TRUE(tried->ok()) << tried->status().ToString();
+    ASSERT_EQ(tried->value().has_value(), got->has_value());
+    if (!got->has_value()) return;
+    EXPECT_EQ(tried->value()->attributes_json, (*got)->attributes_json);
+    EXPECT_EQ(tried->value()->upserted_at, (*got)->upserted_at);
+    EXPECT_EQ(tried->value()->tombstone, (*got)->tombstone);
+  };
+  {
+    SCOPED_TRACE("a miss");
+    expect_like_get();
+  }
+  ASSERT_TRUE(c->PutIfNewer("ns", id, Doc(R"({"x":1})", 10)).ok());
+  {
+    SCOPED_TRACE("a document");
+    expect_like_get();
+  }
+  ASSERT_TRUE(c->PutIfNewer("ns", id, Doc(R"({"x":2})", 20)).ok());
+  {
+    SCOPED_TRACE("a newer document");
+    expect_like_get();
+  }
+  ASSERT_TRUE(c->Tombstone("ns", id, 30).ok());
+  {
+    SCOPED_TRACE("a tombstone");
+    expect_like_get();
+  }
+  ASSERT_TRUE(c->PutIfNewer("ns", id, Doc(R"({"x":4})", 40)).ok());
+  ASSERT_TRUE(c->BumpEpoch("ns").ok());
+  {
+    SCOPED_TRACE("after BumpEpoch");
+    expect_like_get();
+  }
+  ASSERT_TRUE(c->PutIfNewer("ns", id, Doc(R"({"x":5})", 1)).ok());
+  std::vector<DocId> ids{id};
+  ASSERT_TRUE(c->Invalidate("ns", ids).ok());
+  {
+    SCOPED_TRACE("after Invalidate");
+    expect_like_get();
+  }
+}
+
+// Newer wins must hold when writes of one key race (PutIfNewer's atomicity clause).
+TEST_P(DocumentCacheContractTest, ConcurrentWritesOfAKeyKeepTheMaxStamp) {
+  testing::RunConcurrentPuts(cache_);
+  testing::RunRacingRounds(cache_);
+}
+
+TEST_P(DocumentCacheContractTest, PingAndStatsAnswer) {
+  EXPECT_TRUE(cache_->Ping().ok());
+  EXPECT_FALSE(cache_->Stats().backend.empty());
+}
+
+}  // namespace
+}  // namespace layer::cache
