@@ -19,7 +19,7 @@ namespace layer::cache {
 namespace {
 
 namespace asio = boost::asio;
-using Clock = std::chrono::steady_clock;
+using SteadyClock = std::chrono::steady_clock;
 
 // The Status of a backend call's outcome, whichever type it returns.
 const Status& StatusOf(const Status& s) { return s; }
@@ -143,7 +143,7 @@ void CacheGuard::PrepareRequestThread() const {
   (void)SetCurrentThreadSlice(options_.request_slice);
 }
 
-Clock::time_point CacheGuard::Now() const { return options_.now ? options_.now() : Clock::now(); }
+SteadyClock::time_point CacheGuard::Now() const { return ClockOr(options_.clock).Steady(); }
 
 void CacheGuard::SetStateLocked(BreakerState s) {
   state_ = s;
@@ -180,7 +180,7 @@ void CacheGuard::RecordRejected(CacheOp op) {
 }
 
 void CacheGuard::Finish(CacheOp op, const Ticket& ticket, const Status& status,
-                        Clock::duration elapsed) {
+                        SteadyClock::duration elapsed) {
   const size_t i = static_cast<size_t>(op);
   const double secs = std::chrono::duration<double>(elapsed).count();
   const bool failure = IsFailure(status);
@@ -230,7 +230,7 @@ Task<R> CacheGuard::Call(CacheOp op, Fn fn, CacheLane lane) {
     RecordRejected(op);
     co_return Status::Unavailable("cache circuit open");
   }
-  const Clock::time_point start = Clock::now();
+  const SteadyClock::time_point start = SteadyClock::now();
   const bool bulk = lane == CacheLane::kBulk;
   const std::chrono::milliseconds deadline = bulk ? options_.bulk_op_timeout : options_.op_timeout;
   asio::steady_timer timer(co_await asio::this_coro::executor, deadline);
@@ -263,7 +263,7 @@ Task<R> CacheGuard::Call(CacheOp op, Fn fn, CacheLane lane) {
     result.emplace(Status::Timeout("cache " + std::string(CacheOpName(op)) + " timed out after " +
                                    std::to_string(deadline.count()) + " ms"));
   }
-  Finish(op, ticket, StatusOf(*result), Clock::now() - start);
+  Finish(op, ticket, StatusOf(*result), SteadyClock::now() - start);
   co_return std::move(*result);
 }
 
@@ -274,7 +274,7 @@ R CacheGuard::CallSync(CacheOp op, Fn fn) {
     RecordRejected(op);
     return Status::Unavailable("cache circuit open");
   }
-  const Clock::time_point start = Clock::now();
+  const SteadyClock::time_point start = SteadyClock::now();
   auto promise = std::make_shared<std::promise<R>>();
   std::future<R> future = promise->get_future();
   asio::post(*pool_, [this, promise, fn = std::move(fn)]() mutable {
@@ -288,7 +288,7 @@ R CacheGuard::CallSync(CacheOp op, Fn fn) {
     result.emplace(Status::Timeout("cache " + std::string(CacheOpName(op)) + " timed out after " +
                                    std::to_string(options_.op_timeout.count()) + " ms"));
   }
-  Finish(op, ticket, StatusOf(*result), Clock::now() - start);
+  Finish(op, ticket, StatusOf(*result), SteadyClock::now() - start);
   return std::move(*result);
 }
 
@@ -310,14 +310,14 @@ TryGetResult CacheGuard::TryGet(std::string_view ns, const DocId& id) {
     // Open: Get rejects. Half-open: Get is the probe, which must go through the deadline path.
     if (state_ != BreakerState::kClosed) return std::nullopt;
   }
-  const Clock::time_point start = Clock::now();
+  const SteadyClock::time_point start = SteadyClock::now();
   auto fn = [&] { return backend_->TryGet(ns, id); };
   TryGetResult result = RunCatching<TryGetResult>(fn);
   if (!result) {
     try_get_fallbacks_->Inc();
     return std::nullopt;
   }
-  Finish(CacheOp::kTryGet, Ticket{true, false}, result->status(), Clock::now() - start);
+  Finish(CacheOp::kTryGet, Ticket{true, false}, result->status(), SteadyClock::now() - start);
   return result;
 }
 

@@ -57,6 +57,7 @@
 
 #include "cache/cache_op.h"
 #include "cache/document_cache.h"
+#include "common/clock.h"
 #include "common/metrics.h"
 #include "common/task.h"
 
@@ -82,8 +83,9 @@ struct CacheGuardOptions {
   // Scheduler slice of the request-lane threads (SetCurrentThreadSlice); zero = the default.
   // The bulk lane keeps the default: it is background work.
   std::chrono::microseconds request_slice{0};
-  // Clock for the breaker's open interval. Empty = std::chrono::steady_clock::now.
-  std::function<std::chrono::steady_clock::time_point()> now;
+  // Clock for the breaker's open interval (its steady time). Null = Clock::System(). Op
+  // durations in the metrics are always real time.
+  const Clock* clock = nullptr;
   MetricsRegistry* metrics = nullptr;  // null = layer::Metrics()
 };
 

@@ -137,31 +137,38 @@ std::string IdKey(const tpuf::DocId& id) {
 }
 
 struct CacheCoherence::Metrics {
-  static Counter& Lookups(std::string_view label) {
-    return layer::Metrics().GetCounter("layer_cache_lookups_total", "Fetch cache lookups by result",
-                                       {{"result", std::string(label)}});
+  explicit Metrics(MetricsRegistry& r)
+      : registry(r),
+        lookups{&Lookups(r, FetchOutcome::kHit), &Lookups(r, FetchOutcome::kMiss),
+                &Lookups(r, FetchOutcome::kPartial), &Lookups(r, FetchOutcome::kMissOnError)},
+        backfills_ok(r.GetCounter("layer_cache_backfills_total",
+                                  "Rows written into the cache by fetch misses", {{"status", "ok"}})),
+        backfills_error(r.GetCounter("layer_cache_backfills_total",
+                                     "Rows written into the cache by fetch misses",
+                                     {{"status", "error"}})),
+        mirrors_skipped(r.GetCounter("layer_cache_mirrors_skipped_total",
+                                     "Writes applied upstream whose cache mirroring failed (ids "
+                                     "held as pending invalidations)")),
+        pending(r.GetGauge("layer_cache_pending_invalidations",
+                           "Invalidations waiting for the cache to come back")) {}
+
+  static Counter& Lookups(MetricsRegistry& r, FetchOutcome outcome) {
+    return r.GetCounter("layer_cache_lookups_total", "Fetch cache lookups by result",
+                        {{"result", std::string(MetricLabel(outcome))}});
   }
-  Counter* lookups[4] = {&Lookups(MetricLabel(FetchOutcome::kHit)),
-                         &Lookups(MetricLabel(FetchOutcome::kMiss)),
-                         &Lookups(MetricLabel(FetchOutcome::kPartial)),
-                         &Lookups(MetricLabel(FetchOutcome::kMissOnError))};
-  Counter& backfills_ok = layer::Metrics().GetCounter(
-      "layer_cache_backfills_total", "Rows written into the cache by fetch misses",
-      {{"status", "ok"}});
-  Counter& backfills_error = layer::Metrics().GetCounter(
-      "layer_cache_backfills_total", "Rows written into the cache by fetch misses",
-      {{"status", "error"}});
-  Counter& mirrors_skipped = layer::Metrics().GetCounter(
-      "layer_cache_mirrors_skipped_total",
-      "Writes applied upstream whose cache mirroring failed (ids held as pending invalidations)");
-  Gauge& pending = layer::Metrics().GetGauge("layer_cache_pending_invalidations",
-                                             "Invalidations waiting for the cache to come back");
+
+  MetricsRegistry& registry;
+  Counter* lookups[4];  // by FetchOutcome
+  Counter& backfills_ok;
+  Counter& backfills_error;
+  Counter& mirrors_skipped;
+  Gauge& pending;
 };
 
 CacheCoherence::CacheCoherence(std::unique_ptr<cache::CacheGuard> guard, CoherenceOptions options)
     : guard_(std::move(guard)),
       options_(std::move(options)),
-      metrics_(std::make_unique<Metrics>()) {}
+      metrics_(std::make_unique<Metrics>(options_.metrics ? *options_.metrics : layer::Metrics())) {}
 
 CacheCoherence::~CacheCoherence() = default;
 
@@ -509,7 +516,7 @@ Task<CacheState> CacheCoherence::StateOf(const std::string& ns,
                                                          : CacheState::kCold;
   // layer_cache_state{namespace,state}: exactly one state is 1, as of the last evaluation.
   for (CacheState s : {CacheState::kCold, CacheState::kWarming, CacheState::kWarm}) {
-    layer::Metrics()
+    metrics_->registry
         .GetGauge("layer_cache_state", "Cache state per namespace (1 = current state)",
                   {{"namespace", ns}, {"state", std::string(CacheStateName(s))}})
         .Set(s == state ? 1 : 0);

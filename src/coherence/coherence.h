@@ -43,6 +43,7 @@
 #include "coherence/row_codec.h"
 #include "coherence/single_flight.h"
 #include "coherence/write_outcome.h"
+#include "common/clock.h"
 #include "common/metrics.h"
 #include "common/task.h"
 #include "tpuf/doc_id.h"
@@ -137,6 +138,8 @@ struct CoherenceOptions {
   FetchConsistency fetch_consistency = FetchConsistency::kStrong;
   // Set only under --test-faults: the decorator between the guard and the backend.
   std::shared_ptr<cache::FaultInjectingCache> faults;
+  const Clock* clock = nullptr;          // null: Clock::System()
+  MetricsRegistry* metrics = nullptr;    // null: layer::Metrics()
 };
 
 class CacheCoherence {
@@ -160,6 +163,9 @@ class CacheCoherence {
   FetchConsistency fetch_consistency() const { return options_.fetch_consistency; }
 
   // ---- Writes (docs/design.md §4.2) ----
+
+  // The `_hevlayer_upserted_at` stamp of a write accepted now: the clock's wall time in ms.
+  uint64_t NewStamp() const { return static_cast<uint64_t>(ClockOr(options_.clock).WallMs()); }
 
   // Applies a write the upstream accepted. Learns the namespace's id type from its ids. Returns
   // false when some effect could not be written to the cache (those ids, or the namespace, are

@@ -2,7 +2,6 @@
 
 #include <boost/json.hpp>
 
-#include "common/clock.h"
 #include "common/json_text.h"
 #include "gateway/passthrough.h"
 #include "tpuf/reserved.h"
@@ -101,7 +100,7 @@ Task<http::Response> NamespaceInfo(RequestContext& ctx, http::Upstream& upstream
                                    watermark::ConsistencyWatcher* watcher,
                                    const std::string& public_url) {
   if (auto err = co_await ReadBodyOrError(ctx)) co_return std::move(*err);
-  const int64_t poll_start = WallClockMs();
+  const int64_t poll_start = watcher ? watcher->NowMs() : 0;
   auto sent = co_await Forward(ctx, upstream, std::nullopt, true);
   if (!sent.ok()) co_return UpstreamError(sent.status());
   if (sent->result_int() / 100 != 2 || !sent->base()[http::Field::content_encoding].empty()) {

@@ -4,8 +4,6 @@
 
 #include <iterator>
 
-#include "common/clock.h"
-
 #include "gateway/fetch.h"
 #include "gateway/passthrough.h"
 #include "gateway/write_plan.h"
@@ -20,7 +18,7 @@ Task<http::Response> Write(RequestContext& ctx, http::Upstream& upstream,
   auto decoded = DecodedBody(ctx, ctx.ex.body().size() * 64 + (64u << 20));
   if (!decoded) co_return co_await Passthrough(ctx, upstream, public_url);
 
-  const uint64_t stamp = WallClockMs();
+  const uint64_t stamp = cache.NewStamp();
   auto planned = PlanWrite(*decoded, stamp, cache.KnownIdType(ns));
   if (!planned.ok()) {
     co_return http::MakeError(http::Code::unprocessable_entity, "validation_error",

@@ -157,7 +157,7 @@ void WarmRunner::CreateAndStart(std::string ns) {
 }
 
 Status WarmRunner::ResumeAll(bool cache_was_reset) {
-  auto claimed = store_.ClaimExpired(options_.owner, WallClockMs(), std::chrono::seconds(30),
+  auto claimed = store_.ClaimExpired(options_.owner, ClockOr(options_.clock).WallMs(), std::chrono::seconds(30),
                                      ClaimScope::kAllRunning);
   if (!claimed.ok()) return claimed.status();
   for (auto& job : *claimed) {
@@ -206,7 +206,7 @@ Task<Result<http::Response>> WarmRunner::Send(http::Verb method, std::string tar
 Task<void> WarmRunner::ReadMetadata(const std::string& ns,
                                           std::optional<uint64_t>* stable_as_of,
                                           uint64_t* approx_rows) {
-  int64_t poll_start = WallClockMs();
+  int64_t poll_start = ClockOr(options_.clock).WallMs();
   auto res = co_await Send(http::Verb::get, "/v2/namespaces/" + ns + "/metadata", "");
   if (!res.ok() || res->result_int() != 200) co_return;
   boost::system::error_code ec;
@@ -462,7 +462,7 @@ Task<void> WarmRunner::Run(WarmJob job) {
   for (auto [stage, d] : {std::pair{"total", total}, std::pair{"upstream_wait", upstream_wait},
                           std::pair{"parse", parse}, std::pair{"cache_write", progress->cache_write},
                           std::pair{"checkpoint", progress->checkpoint}}) {
-    Metrics()
+    (options_.metrics ? *options_.metrics : Metrics())
         .GetCounter("layer_warm_stage_microseconds_total",
                     "Time completed warm jobs spent, by stage (the stages overlap; total is wall "
                     "time)",

@@ -41,6 +41,8 @@
 #include <string>
 
 #include "coherence/coherence.h"
+#include "common/clock.h"
+#include "common/metrics.h"
 #include "http/io_pool.h"
 #include "common/task.h"
 #include "http/upstream.h"
@@ -58,6 +60,8 @@ struct WarmRunnerOptions {
   int max_attempts = 5;                // per page, for transient upstream errors
   std::chrono::milliseconds retry_base{200};
   int64_t safety_margin_ms = 500;      // stable watermark = metadata poll start − margin
+  const Clock* clock = nullptr;         // wall time of leases and polls; null: Clock::System()
+  MetricsRegistry* metrics = nullptr;   // null: layer::Metrics()
 };
 
 class WarmRunner {

@@ -98,7 +98,7 @@ std::vector<std::string> ConsistencyWatcher::Namespaces() const {
 }
 
 Task<void> ConsistencyWatcher::Poll(const std::string& ns) {
-  int64_t start = WallClockMs();
+  int64_t start = NowMs();
   http::Request req{http::Verb::get, "/v2/namespaces/" + ns + "/metadata", 11};
   req.set(http::Field::accept, "application/json");
   if (!options_.upstream_authorization.empty()) {
@@ -120,7 +120,7 @@ Task<void> ConsistencyWatcher::Run() {
     auto [ec] = co_await timer.async_wait(asio::as_tuple(asio::use_awaitable));
     if (ec) co_return;
     std::vector<std::string> due;
-    int64_t now = WallClockMs();
+    int64_t now = NowMs();
     {
       std::lock_guard lock(mu_);
       for (const auto& [ns, s] : states_) {

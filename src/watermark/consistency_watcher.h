@@ -19,6 +19,7 @@
 #include <string>
 #include <vector>
 
+#include "common/clock.h"
 #include "http/message.h"
 #include "http/upstream.h"
 
@@ -29,6 +30,7 @@ struct WatcherOptions {
   std::chrono::milliseconds stable_poll_interval{60000};
   int64_t safety_margin_ms = 500;
   std::string upstream_authorization;  // "Bearer …" for the polls, or empty
+  const Clock* clock = nullptr;         // wall time of the polls; null: Clock::System()
 };
 
 enum class IndexStatus { kUnknown, kUpdating, kStable };
@@ -36,6 +38,10 @@ enum class IndexStatus { kUnknown, kUpdating, kStable };
 class ConsistencyWatcher {
  public:
   ConsistencyWatcher(http::Upstream& upstream, WatcherOptions options);
+
+  // The watcher's wall time in epoch ms: callers that Observe() a metadata body they fetched
+  // themselves take its poll start from here.
+  int64_t NowMs() const { return ClockOr(options_.clock).WallMs(); }
 
   // Adds `ns` (no-op if present); `due_now` schedules a poll at the next tick.
   void Register(const std::string& ns, bool due_now);

@@ -332,12 +332,7 @@ Status RocksDbCache::FlushForTest() {
   return FromRocks(db_->Flush(fo, handles_), "flush");
 }
 
-int64_t RocksDbCache::NowMs() const {
-  if (options_.now_ms) return options_.now_ms();
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
+int64_t RocksDbCache::NowMs() const { return ClockOr(options_.clock).WallMs(); }
 
 std::optional<Result<uint64_t>> RocksDbCache::EpochOf(std::string_view ns, bool no_io) {
   if (Status s = CheckNs(ns); !s.ok()) return s;
@@ -607,7 +602,7 @@ Status RocksDbCache::Commit(rocksdb::WriteBatch* batch, std::string_view what) {
 void RocksDbCache::Reopen() {
   std::unique_lock lock(db_mu_);
   if (!broken_.load(std::memory_order_acquire) || closed_) return;
-  auto now = std::chrono::steady_clock::now();
+  auto now = ClockOr(options_.clock).Steady();
   if (now - last_reopen_ < std::chrono::seconds(1)) return;
   last_reopen_ = now;
   CloseDb(/*write_marker=*/false, /*release_dir_lock=*/false);

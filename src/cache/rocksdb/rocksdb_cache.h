@@ -55,6 +55,7 @@
 #include <vector>
 
 #include "cache/document_cache.h"
+#include "common/clock.h"
 
 namespace rocksdb {
 class DB;
@@ -69,8 +70,8 @@ struct RocksDbCacheOptions {
   uint64_t max_bytes = 1ull << 30;  // bound on the on-disk size of documents and vectors
   bool reset_on_start = false;      // wipe the cache at Open() even after a clean shutdown
   std::chrono::milliseconds tombstone_ttl = std::chrono::minutes(10);
-  // Wall clock in epoch ms, for tombstone expiry. Empty = std::chrono::system_clock.
-  std::function<int64_t()> now_ms;
+  // Wall time for tombstone expiry, steady time for reopen pacing. Null = Clock::System().
+  const Clock* clock = nullptr;
   size_t lock_stripes = 256;
   // Snappy-compress file blocks: smaller files (more documents within max_bytes for compressible
   // attributes) for more CPU in every flush and every read of a flushed block. Off: see OpenDb.

@@ -24,7 +24,7 @@ namespace {
 using testing::RunTask;
 using testing::TempDir;
 using namespace std::chrono_literals;
-using Clock = std::chrono::steady_clock;
+using SteadyClock = std::chrono::steady_clock;
 
 class CacheGuardTest : public ::testing::Test {
  protected:
@@ -44,7 +44,7 @@ class CacheGuardTest : public ::testing::Test {
     CacheGuardOptions o;
     o.op_timeout = 1000ms;
     o.open_interval = 2000ms;
-    o.now = [this] { return base_ + std::chrono::milliseconds(clock_ms_.load()); };
+    o.clock = &clock_;
     o.metrics = &metrics_;
     return o;
   }
@@ -53,8 +53,13 @@ class CacheGuardTest : public ::testing::Test {
   std::shared_ptr<DocumentCache> inner_;
   std::shared_ptr<FaultInjectingCache> faults_;
   MetricsRegistry metrics_;
-  const Clock::time_point base_ = Clock::now();
-  std::atomic<int64_t> clock_ms_{0};
+  // The breaker's clock, `ms` after the start of the test.
+  void SetClockMs(int64_t ms) {
+    clock_.Advance(std::chrono::milliseconds(ms - clock_ms_));
+    clock_ms_ = ms;
+  }
+  ManualClock clock_;
+  int64_t clock_ms_ = 0;
 };
 
 TEST_F(CacheGuardTest, PassesCallsThroughAndConnectsOnFirstSuccess) {
@@ -103,7 +108,7 @@ TEST_F(CacheGuardTest, SlowBackendTimesOutQuicklyAndTheLateCallFinishesInTheBack
   o.op_timeout = 50ms;
   CacheGuard guard(faults_, o);
   faults_->SetLatency(5000ms);
-  auto start = Clock::now();
+  auto start = SteadyClock::now();
   Result<bool> put = RunTask([&]() -> Task<Result<bool>> {
     // Locals of this coroutine, gone once it returns: the late backend call must own copies.
     // (Named, not brace-initialised temporaries inside the co_await: GCC 12 double-destroys
@@ -113,7 +118,7 @@ TEST_F(CacheGuardTest, SlowBackendTimesOutQuicklyAndTheLateCallFinishesInTheBack
     CachedDoc doc{std::string("{\"late\":true}"), 7, false};
     co_return co_await guard.PutIfNewer(ns, std::move(id), std::move(doc));
   }());
-  auto elapsed = Clock::now() - start;
+  auto elapsed = SteadyClock::now() - start;
   ASSERT_FALSE(put.ok());
   EXPECT_EQ(put.status().code(), StatusCode::kTimeout);
   EXPECT_LT(elapsed, 1000ms);
@@ -140,9 +145,9 @@ TEST_F(CacheGuardTest, SyncPingTimesOut) {
   o.op_timeout = 50ms;
   CacheGuard guard(faults_, o);
   faults_->SetOpLatency(CacheOp::kPing, 5000ms);
-  auto start = Clock::now();
+  auto start = SteadyClock::now();
   EXPECT_EQ(guard.PingSync().code(), StatusCode::kTimeout);
-  EXPECT_LT(Clock::now() - start, 1000ms);
+  EXPECT_LT(SteadyClock::now() - start, 1000ms);
   EXPECT_EQ(guard.breaker_state(), BreakerState::kOpen);
   faults_->ClearLatency();  // before ~CacheGuard waits for the sleeping call
 }
@@ -168,11 +173,11 @@ TEST_F(CacheGuardTest, BreakerOpensHalfOpensAndCloses) {
   EXPECT_EQ(r.status().code(), StatusCode::kUnavailable);
   EXPECT_EQ(r.status().message(), "cache circuit open");
   EXPECT_EQ(faults_->calls(CacheOp::kGet), calls);
-  clock_ms_ = 1999;
+  SetClockMs(1999);
   EXPECT_EQ(RunTask(guard.Get("ns", DocId::U64(1))).status().message(), "cache circuit open");
 
   // After the interval exactly one caller probes; a concurrent caller is still turned away.
-  clock_ms_ = 2000;
+  SetClockMs(2000);
   faults_->SetLatency(100ms);
   boost::asio::io_context io;
   std::optional<Result<std::optional<CachedDoc>>> probe, second;
@@ -208,13 +213,13 @@ TEST_F(CacheGuardTest, FailedProbeReopensTheBreaker) {
   faults_->FailOp(CacheOp::kPing, Status::Unavailable("down"));
   EXPECT_FALSE(RunTask(guard.Ping()).ok());
   EXPECT_EQ(guard.breaker_state(), BreakerState::kOpen);
-  clock_ms_ = 2500;
+  SetClockMs(2500);
   EXPECT_EQ(RunTask(guard.Ping()).message(), "down");  // the probe reached the backend and failed
   EXPECT_EQ(guard.breaker_state(), BreakerState::kOpen);
-  clock_ms_ = 4000;  // re-opened at 2500: still open
+  SetClockMs(4000);  // re-opened at 2500: still open
   EXPECT_EQ(RunTask(guard.Ping()).message(), "cache circuit open");
   faults_->ClearFailures();
-  clock_ms_ = 4500;
+  SetClockMs(4500);
   EXPECT_TRUE(RunTask(guard.Ping()).ok());
   EXPECT_EQ(guard.breaker_state(), BreakerState::kClosed);
   EXPECT_EQ(guard.generation(), 1u);  // first time connected
@@ -230,7 +235,7 @@ TEST_F(CacheGuardTest, GenerationIncrementsOnEveryReconnect) {
     EXPECT_FALSE(guard.connected());
     EXPECT_EQ(guard.generation(), round - 1);
     faults_->Reconnect();
-    clock_ms_ += 2000;
+    SetClockMs(clock_ms_ + 2000);
     ASSERT_TRUE(RunTask(guard.Get("ns", DocId::U64(1))).ok());
     EXPECT_TRUE(guard.connected());
     EXPECT_EQ(guard.generation(), round);
@@ -317,7 +322,7 @@ TEST_F(CacheGuardTest, TryGetFailureOpensTheBreakerAndOpenBreakerSkipsTheBackend
   EXPECT_EQ(RunTask(guard.Get("ns", DocId::U64(1))).status().message(), "cache circuit open");
 
   // Half-open: TryGet still declines, so the caller's Get is the probe, under its deadline.
-  clock_ms_ = 2000;
+  SetClockMs(2000);
   EXPECT_FALSE(guard.TryGet("ns", DocId::U64(1)).has_value());
   EXPECT_EQ(guard.breaker_state(), BreakerState::kOpen);  // declining does not take the probe
   EXPECT_TRUE(RunTask(guard.Get("ns", DocId::U64(1))).ok());

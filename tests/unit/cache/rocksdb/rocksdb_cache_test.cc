@@ -27,7 +27,7 @@ class RocksDbCacheTest : public ::testing::Test {
     RocksDbCacheOptions o;
     o.path = dir_.Sub("cache");
     o.max_bytes = 64 << 20;
-    o.now_ms = [this] { return now_ms_.load(); };
+    o.clock = &clock_;
     return o;
   }
   std::unique_ptr<RocksDbCache> OpenCache(RocksDbCacheOptions o) {
@@ -44,7 +44,7 @@ class RocksDbCacheTest : public ::testing::Test {
   }
 
   TempDir dir_;
-  std::atomic<int64_t> now_ms_{1'700'000'000'000};
+  ManualClock clock_{1'700'000'000'000};
 };
 
 TEST_F(RocksDbCacheTest, ThreadsThatUseTheCacheStopRocksDbPerfCounting) {
@@ -95,7 +95,7 @@ TEST_F(RocksDbCacheTest, TombstoneBlocksOlderPutsUntilItExpires) {
   ASSERT_TRUE(c->Tombstone("ns", id, 200).ok());
   ASSERT_TRUE(MustGet(*c, "ns", id)->tombstone);
   // After the TTL the tombstone counts as absent and stops blocking.
-  now_ms_ += 60'000;
+  clock_.Advance(std::chrono::milliseconds(60'000));
   EXPECT_FALSE(MustGet(*c, "ns", id).has_value());
   EXPECT_FALSE((*c->MultiGet("ns", std::vector<DocId>{id}))[0].has_value());
   EXPECT_TRUE(*c->PutIfNewer("ns", id, Doc("{\"v\":1}", 150)));
@@ -189,7 +189,7 @@ TEST_F(RocksDbCacheTest, TryGetAnswersFromMemoryLikeGet) {
   ASSERT_TRUE(tomb.has_value() && tomb->ok() && tomb->value().has_value());
   EXPECT_TRUE(tomb->value()->tombstone);
   // An expired tombstone counts as absent, as for Get.
-  now_ms_ += std::chrono::milliseconds(Options().tombstone_ttl).count();
+  clock_.Advance(std::chrono::milliseconds(Options().tombstone_ttl));
   EXPECT_FALSE(c->TryGet("ns", id)->value().has_value());
 
   // Invalidate and BumpEpoch are seen at once.
