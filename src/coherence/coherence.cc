@@ -188,27 +188,41 @@ void CacheCoherence::SetWarmHooks(std::function<bool(std::string_view)> warming,
 
 // ---- Fetch ----
 
+CacheCoherence::Verdict CacheCoherence::Judge(std::string_view ns, const tpuf::DocId& id,
+                                              const std::optional<cache::CachedDoc>& rec) const {
+  if (pending_.Blocks(ns, id)) return Verdict::kUntrusted;
+  if (!rec || rec->tombstone) return Verdict::kMiss;
+  return Verdict::kServe;
+}
+
 Task<Result<FetchOneResult>> CacheCoherence::FetchOne(const std::string& ns, const tpuf::DocId& id,
                                                       const RowReader& read) {
   bool cache_error = !guard_;
-  if (guard_ && !pending_.Blocks(ns, id)) {
+  if (guard_) {
     // A record in memory is read right here on the I/O thread; anything that needs I/O (or a
     // breaker that is not closed) takes the guarded path with its deadline.
-    cache::TryGetResult hit = guard_->TryGet(ns, id);
-    if (!hit) {
+    cache::TryGetResult got = guard_->TryGet(ns, id);
+    if (!got) {
       auto slow = co_await guard_->Get(ns, id);
-      hit.emplace(std::move(slow));
+      got.emplace(std::move(slow));
     }
-    if (!hit->ok()) {
+    if (!got->ok()) {
       cache_error = true;
-    } else if (std::optional<cache::CachedDoc>& doc = **hit; doc && !doc->tombstone) {
-      CountLookup(FetchOutcome::kHit);
-      co_return FetchOneResult{
-          FetchedRow{id.ToJson(), std::move(doc->attributes_json), doc->upserted_at},
-          FetchOutcome::kHit};
+    } else {
+      std::optional<cache::CachedDoc>& rec = **got;
+      switch (Judge(ns, id, rec)) {
+        case Verdict::kServe:
+          CountLookup(FetchOutcome::kHit);
+          co_return FetchOneResult{
+              FetchedRow{id.ToJson(), std::move(rec->attributes_json), rec->upserted_at},
+              FetchOutcome::kHit};
+        case Verdict::kUntrusted:
+          cache_error = true;
+          break;
+        case Verdict::kMiss:
+          break;
+      }
     }
-  } else if (guard_) {
-    cache_error = true;  // a pending invalidation: the cache may be stale for this id
   }
   const FetchOutcome outcome = cache_error ? FetchOutcome::kMissOnError : FetchOutcome::kMiss;
   CountLookup(outcome);
@@ -247,14 +261,19 @@ Task<Result<FetchManyResult>> CacheCoherence::FetchMany(const std::string& ns,
       cache_error = true;
     } else {
       for (size_t i = 0; i < ids.size(); ++i) {
-        auto& rec = (*got)[i];
-        if (!rec || rec->tombstone) continue;
-        if (pending_.Blocks(ns, ids[i])) {
-          cache_error = true;
-          continue;
+        std::optional<cache::CachedDoc>& rec = (*got)[i];
+        switch (Judge(ns, ids[i], rec)) {
+          case Verdict::kServe:
+            out.rows.emplace(IdKey(ids[i]), FetchedRow{ids[i].ToJson(),
+                                                       std::move(rec->attributes_json),
+                                                       rec->upserted_at});
+            break;
+          case Verdict::kUntrusted:
+            cache_error = true;
+            break;
+          case Verdict::kMiss:
+            break;
         }
-        out.rows.emplace(IdKey(ids[i]), FetchedRow{ids[i].ToJson(), std::move(rec->attributes_json),
-                                                   rec->upserted_at});
       }
     }
   }

@@ -229,6 +229,13 @@ class CacheCoherence {
  private:
   class Mirror;
 
+  // The one lookup rule for fetches (docs/design.md §4.1.1): a record is served only if it is a
+  // full row, not a tombstone, and no pending invalidation covers its id or namespace; a pending
+  // invalidation makes the cache untrusted for the lookup (miss-on-error, no backfill).
+  enum class Verdict : uint8_t { kServe, kMiss, kUntrusted };
+  Verdict Judge(std::string_view ns, const tpuf::DocId& id,
+                const std::optional<cache::CachedDoc>& rec) const;
+
   // Backfills rows read upstream, best effort and never over a pending invalidation.
   Task<void> Backfill(std::string ns, std::vector<std::pair<tpuf::DocId, FetchedRow>> rows);
   // Invalidates the whole namespace (epoch bump; pending when the cache cannot take it).

@@ -18,7 +18,7 @@ class App;
 namespace layer {
 
 enum class AuthMode {
-  kDerive,  // reference `deriveFromStore`: upstream key if configured, else any bearer (forwarded)
+  kDerive,  // docs/design.md §9.6: upstream key if configured, else any bearer (forwarded)
   kKeys,    // gateway keys with scopes
   kOpen,    // no inbound auth
 };

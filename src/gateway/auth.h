@@ -1,4 +1,4 @@
-// Inbound authentication and the upstream credential (layer-reference §2.1).
+// Inbound authentication and the upstream credential (docs/design.md §9.6).
 //
 // Modes: derive (default; with an upstream key only that key is accepted, without one any
 // well-formed bearer is accepted and forwarded upstream), keys (gateway keys with scopes) and

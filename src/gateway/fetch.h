@@ -1,4 +1,4 @@
-// Document fetch (Layer-only, reference §3.3 and §5.4 with architecture §3 decisions 2–6):
+// Document fetch (Layer-only, docs/design.md §4.1):
 //   GET  /v2/namespaces/{ns}/documents/{id}?include_attributes=a,b
 //   POST /v2/namespaces/{ns}/documents  {"ids":[…], "include_attributes"?:[…]}
 //

@@ -1,5 +1,4 @@
-// GET /v1/namespaces/{ns}/hint_cache_warm (reference §3.4 and §7.2, the product page's "Warm
-// cache" section).
+// GET /v1/namespaces/{ns}/hint_cache_warm (docs/design.md §6.3–§6.4).
 //
 // With a raw query string that names none of turbopuffer, documents, snapshots, page_size it is a
 // pure passthrough (it never touches the cache, so it works while the cache is down). Naming any

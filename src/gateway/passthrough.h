@@ -1,4 +1,4 @@
-// Pure passthrough of a Turbopuffer route (architecture §1.1).
+// Pure passthrough of a Turbopuffer route (docs/design.md §9.1).
 //
 // Forwards method, the route's upstream path, the raw query string and the body bytes unchanged
 // (gzip stays gzip), with the request headers Turbopuffer clients rely on. Relays the upstream

@@ -1,4 +1,4 @@
-// Warm jobs (Layer-only, reference §3.4 and §7, architecture §3 decision 8):
+// Warm jobs (Layer-only, docs/design.md §5):
 //   POST   /v2/namespaces/{ns}/warm?page_size=N   → 202 WarmJob (the running one if any)
 //   GET    /v2/namespaces/{ns}/warm-jobs           → {"warm_jobs":[…]} oldest first
 //   GET    /v2/namespaces/{ns}/warm-jobs/{id}      → WarmJob, 404 not_found otherwise

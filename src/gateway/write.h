@@ -1,5 +1,5 @@
-// Writes and namespace deletes with cache mirroring (reference §5.5 and §3.6, architecture §3
-// decisions 1–4 and 7).
+// Writes and namespace deletes with cache mirroring (docs/design.md §4.2
+// and §4.3).
 //
 // POST /v2/namespaces/{ns}: validate (422 before anything is forwarded), stamp, forward, and only
 // after a 2xx mirror into the cache: upserts put full rows (newer wins), patches merge into a

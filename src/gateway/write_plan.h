@@ -1,5 +1,5 @@
 // Planning a write (POST /v2/namespaces/{ns}): validation, stamping and the cache effects to
-// apply once the upstream has accepted it (architecture §3 decisions 1–4, reference §5.5).
+// apply once the upstream has accepted it (docs/design.md §4.2).
 //
 // PlanWrite is pure: it parses the (already decompressed) body, rejects what must never reach
 // Turbopuffer (422 validation_error), stamps `_hevlayer_upserted_at` on every row-producing

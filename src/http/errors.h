@@ -2,7 +2,7 @@
 //
 // Every error a client can see that the gateway itself produces goes through MakeError, so the
 // shape and the Content-Type are the same everywhere. Kinds are stable strings (see
-// layer-reference §2.2): validation_error, not_found, upstream_error, payload_too_large, ...
+// docs/design.md §9.4): validation_error, not_found, upstream_error, payload_too_large, ...
 #pragma once
 
 #include <boost/json/object.hpp>

@@ -1,8 +1,8 @@
 // JobStore: durable warm-job records, implemented by sibling backends (sqlite/ embedded, the
 // default; postgres/ shared by gateway replicas).
 //
-// What a record is: one WarmJob (below): the job's public state (the WarmJob wire shape of the
-// reference, plus `cache_errors` and `page_size`) and the private state needed to resume it after
+// What a record is: one WarmJob (below): the job's public state (the WarmJob wire shape of
+// docs/design.md §5.1, plus `cache_errors` and `page_size`) and the private state needed to resume it after
 // a crash: a checkpoint cursor (the last id paged, as JSON text) and a lease (owner, expiry).
 //
 // Rules every backend enforces atomically (also across processes sharing the store):

@@ -308,7 +308,7 @@ Task<void> WarmRunner::Run(WarmJob job) {
   std::optional<uint64_t> start_wm;
   uint64_t approx_rows = 0;
   co_await ReadMetadata(ns, &start_wm, &approx_rows);
-  // While the index is updating, the last stable watermark still holds (reference §7.3).
+  // While the index is updating, the last stable watermark still holds (docs/design.md §6.2).
   if (!start_wm && watcher_) start_wm = watcher_->StableAsOf(ns);
 
   std::optional<std::string> cursor;  // JSON text of the last id paged

@@ -1,4 +1,4 @@
-// WarmRunner: executes warm jobs (architecture §3 decision 8, reference §7.3–7.4).
+// WarmRunner: executes warm jobs (docs/design.md §5).
 //
 // A job pages through the origin by id (`rank_by ["id","asc"]`, `["id","Gt",cursor]`, `top_k`
 // min(page_size+1, 10000), full attributes), writes each page into the cache with newer-wins, and

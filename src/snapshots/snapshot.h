@@ -1,4 +1,4 @@
-// Snapshot bodies and where they live in the object store (reference §4.5, §8.2, §8.4).
+// Snapshot bodies and where they live in the object store (docs/design.md §7).
 //
 // A snapshot is a content-addressed facet histogram of one namespace at a stable watermark. Its
 // `sha` is the lowercase hex SHA-256 of the compact JSON of

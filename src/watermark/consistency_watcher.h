@@ -1,4 +1,4 @@
-// ConsistencyWatcher: the per-namespace stable watermark (reference §6.1, §5.7).
+// ConsistencyWatcher: the per-namespace stable watermark (docs/design.md §6.1).
 //
 // Namespaces are registered by successful writes (due for a poll at once), metadata reads and
 // warms. Every `poll_interval` the watcher polls `GET /v2/namespaces/{ns}/metadata` upstream for

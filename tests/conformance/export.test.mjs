@@ -1,4 +1,4 @@
-// Full export by paging ids (turbopuffer-wire.md §2.12): `rank_by ["id","asc"]`, a page size,
+// Full export by paging ids (Turbopuffer's export pattern): `rank_by ["id","asc"]`, a page size,
 // `["id","Gt",last]`, `include_attributes: true`, until a short page — for every id type.
 import { useServers, conformanceCase, assert } from './harness.mjs';
 

@@ -1,4 +1,4 @@
-// Fixtures from shared/spec/turbopuffer-live-behaviour.md §1 (restated wire data).
+// Fixtures of requests and answers recorded from the live service (docs/origin.md).
 
 /** Fixture P, step P0 (seed write). */
 export const P0 = {

@@ -1,4 +1,4 @@
-// Fixture F of the live-behaviour doc: writes in four encodings, then ranking, ordering, every
+// Fixture F, recorded from the live service: writes in four encodings, then ranking, ordering, every
 // filter operator, projection, aggregations, multi-query and query validation errors.
 import {
   useServers, conformanceCase, assert, expectError, roundDist, ids, approx,

@@ -1,5 +1,5 @@
 // Write semantics: patches, deletes, by-filter counts, conditions, ids, distance metrics and the
-// write-side validation errors of the live-behaviour doc.
+// write-side validation errors recorded from the live service.
 import { useServers, conformanceCase, assert, expectError, ids, roundDist } from './harness.mjs';
 
 useServers();

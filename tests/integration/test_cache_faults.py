@@ -1,4 +1,4 @@
-"""Cache faults (architecture §4 "cache down or slow", §3 decision 5): with the embedded cache
+"""Cache faults (docs/design.md §8.1 "cache down or slow", §4.1): with the embedded cache
 disconnected, failing, slow (1 s against a 200 ms op timeout) or on an unwritable directory,
 every fetch still answers the right document within a bounded time, writes still apply
 upstream, and once the cache is back nothing stale is served."""

@@ -1,4 +1,4 @@
-"""Document-cache invariants under concurrency (architecture §3 decisions 1–6, reference §5.4/§5.5).
+"""Document-cache invariants under concurrency (docs/design.md §3.2–§3.4, §4.1, §4.2).
 
 A model-based test: several threads write, patch, delete and fetch overlapping ids of the three
 Turbopuffer id types through the gateway while "noise" threads fetch the same ids unchecked (so

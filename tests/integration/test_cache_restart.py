@@ -1,4 +1,4 @@
-"""Gateway restarts (architecture §3 decision 12): the embedded cache survives a clean stop and is
+"""Gateway restarts (docs/design.md §3.8): the embedded cache survives a clean stop and is
 discarded after an unclean one, so a crash can never serve a stale row."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Upstream faults (architecture §3 decision 1, §4 "upstream down"): a write the origin fails or
+"""Upstream faults (docs/design.md §4.2.2, §8.1 "upstream down"): a write the origin fails or
 never answers leaves the cache exactly as it was; a fetch miss with the upstream down is a 502
 upstream_error, while cache hits are still served."""
 

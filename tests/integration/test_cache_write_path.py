@@ -1,5 +1,4 @@
-"""The write path and request validation around the document cache (reference §3.3, §4.1, §5.4,
-§5.5; architecture §3 decisions 1–4 and 7): patches on a cold cache, conditional and by-filter
+"""The write path and request validation around the document cache (docs/design.md §4.1–§4.3): patches on a cold cache, conditional and by-filter
 writes, gzip bodies, reserved attributes, projections, the 422 cases, malformed writes and
 namespace deletes."""
 

@@ -1,6 +1,6 @@
 """Integration tests for the orchestrated `GET /v1/namespaces/{ns}/hint_cache_warm` (issue [4/4]).
 
-Reference §3.4, §4.3, §7.2, §8.2, §8.4 and the product page's "Warm cache" section
+docs/design.md §6.3, §6.4 and §7
 (src/gateway/hint_cache_warm.h). A bare call (or one naming only unknown parameters) is a raw
 passthrough of the upstream; naming any of turbopuffer/documents/snapshots/page_size switches to
 Layer orchestration with a per-step report.

@@ -64,7 +64,7 @@ def query(target, ns: str, body):
 
 
 def all_rows(target, ns: str, include=True):
-    """Every document of `ns` by paging on id (the export pattern of the wire spec §2.12)."""
+    """Every document of `ns` by paging on id (Turbopuffer's export pattern)."""
     rows, last = [], None
     while True:
         body = {"rank_by": ["id", "asc"], "limit": 1000, "include_attributes": include}

@@ -1,4 +1,4 @@
-"""The product page's "Warm cache" section (../shared/seeds/warm-cache.txt), run verbatim.
+"""The product page's "Warm cache" section (docs/design.md §6), run verbatim.
 
 `layer serve` on its embedded default origin (no --upstream), LAYER_GATEWAY_URL and
 LAYER_GATEWAY_API_KEY set as the page expects, a `products` namespace seeded through the gateway

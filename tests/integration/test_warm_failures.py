@@ -1,4 +1,4 @@
-"""Warm jobs meeting a failing origin (src/jobs/warm_runner.h, reference §7.3): transient upstream
+"""Warm jobs meeting a failing origin (src/jobs/warm_runner.h, docs/design.md §5.5): transient upstream
 errors are retried with backoff; when they persist the job ends failed with an error message;
 a namespace missing upstream fails the job; large pages at the top_k ceiling are followed up."""
 

@@ -1,4 +1,4 @@
-"""Warm jobs through the gateway (reference §3.4, §4.2, §7.3, §7.4; the warm-cache product page):
+"""Warm jobs through the gateway (docs/design.md §5):
 documents written straight to the origin are cache misses until a warm job pages them into the
 cache; the job's wire shape, validation, cache_cold, one running job per namespace, cancel, 404s,
 and progress while running."""

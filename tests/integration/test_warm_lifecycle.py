@@ -2,7 +2,7 @@
 writes/deletes during a warm, every combination of the hint_cache_warm step booleans, and finished
 jobs surviving a gateway restart.
 
-Reference §3.4, §4.2, §4.3, §7.3, §7.4 (src/gateway/warm.h, src/jobs/warm_runner.h,
+docs/design.md §5 and §6.4 (src/gateway/warm.h, src/jobs/warm_runner.h,
 src/gateway/hint_cache_warm.h). Helpers come from test_warm_support / test_cache_support /
 test_hint_cache_warm.
 """

@@ -1,6 +1,6 @@
 """Shared helpers for the warm-job integration tests (test_warm_*.py), plus one smoke test.
 
-Warm jobs (reference §3.4, §4.2, §7.3, §7.4; src/gateway/warm.h, src/jobs/warm_runner.h):
+Warm jobs (docs/design.md §5; src/gateway/warm.h, src/jobs/warm_runner.h):
 `POST /v2/namespaces/{ns}/warm?page_size=N` → 202 WarmJob, polled through
 `GET /v2/namespaces/{ns}/warm-jobs/{id}`, listed through `GET …/warm-jobs`, cancelled through
 `DELETE …/warm-jobs/{id}`.

@@ -1,4 +1,4 @@
-"""The stable watermark and cache state through the gateway (reference §5.7, §5.8, §6.1).
+"""The stable watermark and cache state through the gateway (docs/design.md §4.6, §6.1, §6.2).
 
 `layer origin --index-lag-ms 1500` reports its index as "updating" for 1.5 s after each write; the
 gateway's consistency watcher polls the upstream metadata every second and moves the namespace's
@@ -200,7 +200,7 @@ def test_health_cache_state_is_sorted_by_namespace(st):
 
 
 def test_warm_while_updating_captures_the_existing_watermark(st):
-    """Reference §7.3: a warm captures start_wm = the *current stable watermark* (may be none);
+    """docs/design.md §6.2: a warm captures start_wm = the *current stable watermark* (may be none);
     on success cache_warmed_through = start_wm and the job's stable_as_of = it. A namespace that
     was stable once but is updating again at warm start still has that watermark."""
     gw, ns = st.gw, "wm_warm_updating"
@@ -217,7 +217,7 @@ def test_warm_while_updating_captures_the_existing_watermark(st):
 
 
 def test_namespace_delete_purges_watermark_and_warm_state(st):
-    """Reference §3.6 DELETE /v2/namespaces/{ns}: purges the in-memory watermark and
+    """docs/design.md §4.3, DELETE /v2/namespaces/{ns}: purges the in-memory watermark and
     cache_warmed_through (among others). A namespace re-created afterwards starts cold, with no
     stable watermark and no x-layer-stable-as-of until the watcher sees it stable again."""
     gw, ns = st.gw, "wm_deleted"
@@ -244,7 +244,7 @@ def test_namespace_delete_purges_watermark_and_warm_state(st):
 
 
 def test_v2_metadata_of_an_unknown_namespace_is_relayed_like_turbopuffer(st):
-    """Turbopuffer-compatible routes answer exactly as Turbopuffer does (architecture §1.4): the
+    """Turbopuffer-compatible routes answer exactly as Turbopuffer does (docs/design.md §9.2): the
     upstream's 404 is relayed, so an SDK sees the same NotFoundError with or without Layer."""
     r = req(st.gw, "GET", "/v2/namespaces/wm_nowhere/metadata")
     assert r.status == 404, r

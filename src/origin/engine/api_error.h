@@ -1,7 +1,7 @@
 // ApiError: an error exactly as Turbopuffer reports it to a client (status code + message).
 //
 // The engine's request path returns ApiStatus (OK or one ApiError) instead of throwing. Messages
-// are the live service's texts (see turbopuffer-live-behaviour.md); helpers add the fixed
+// are the live service's texts (docs/origin.md); helpers add the fixed
 // prefixes so call sites only state what went wrong.
 #pragma once
 

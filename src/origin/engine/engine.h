@@ -2,7 +2,7 @@
 //
 // Engine::Handle takes one raw HTTP request (method, percent-encoded path, query string, body)
 // and returns exactly the status and body Turbopuffer would, for every route in
-// turbopuffer-wire.md §2 (writes, queries, multi-query, explain, metadata v1/v2, schema,
+// Turbopuffer's HTTP API (writes, queries, multi-query, explain, metadata v1/v2, schema,
 // namespace listing, delete, hint_cache_warm, recall, legacy export/HEAD/delete).
 //
 // Durability: every acknowledged write is in the namespace's write-ahead log and fdatasync'ed

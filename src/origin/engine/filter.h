@@ -1,5 +1,5 @@
 // Filters: parsing Turbopuffer's filter grammar against a namespace schema, and evaluating it on
-// documents (live-behaviour §8: Eq null = missing, Lt/Lte match missing, In on arrays = any).
+// documents (as the live service does: Eq null = missing, Lt/Lte match missing, In on arrays = any).
 //
 // A parsed Filter owns canonicalised operands (uuids, datetimes, ids) and may reference the
 // incoming document through {"$ref_new": attr} (conditional writes). Thread-compatible.

@@ -1,7 +1,7 @@
 // Namespace schema: attribute types and index options, their two live JSON representations,
 // schema updates, and normalisation/inference of written attribute values.
 //
-// Representations (live-behaviour §4): GET /schema lists type, filterable and full_text_search
+// Representations (as the live service answers them; docs/origin.md): GET /schema lists type, filterable and full_text_search
 // for every attribute with explicit nulls and shows dense vectors as "ann": true; metadata omits
 // nulls and shows "ann": {"distance_metric": ...}. Not thread-safe; the namespace lock guards it.
 #pragma once

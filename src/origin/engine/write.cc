@@ -535,7 +535,7 @@ ApiStatus PlanWrite(const json::object& body, const NamespaceState& state, bool 
   if (w.has_deletes || w.delete_by_filter) r["rows_deleted"] = rows_deleted;
   if (rows_remaining) r["rows_remaining"] = true;
   if (w.return_affected_ids) {
-    // Only non-empty lists are reported (wire spec §2.2).
+    // Only non-empty lists are reported (as Turbopuffer reports them).
     if (!upserted.empty()) r["upserted_ids"] = IdsJson(upserted);
     if (!patched.empty()) r["patched_ids"] = IdsJson(patched);
     if (!deleted.empty()) r["deleted_ids"] = IdsJson(deleted);

@@ -3,7 +3,7 @@
 // PlanWrite is pure: it reads the committed state and produces a WritePlan (the new metadata and
 // the per-document changes) or the live error, without touching the state, so a failed request
 // changes nothing (per-request atomicity). The engine then logs the plan durably and applies it.
-// Order inside one request (wire spec §2.2): delete_by_filter, patch_by_filter, then id-based
+// Order inside one request (Turbopuffer's documented order): delete_by_filter, patch_by_filter, then id-based
 // upserts, patches and deletes.
 #pragma once
 

@@ -334,7 +334,7 @@ TEST_F(CacheGuardTest, TryGetFailureOpensTheBreakerAndOpenBreakerSkipsTheBackend
 }
 
 TEST_F(CacheGuardTest, SlowCacheDegradesThroughTheDeadlinePath) {
-  // Architecture §4, "cache down or slow": the read falls back to the guarded Get, which times
+  // docs/design.md §8.1, "cache down or slow": the read falls back to the guarded Get, which times
   // out (so the fetch falls through to upstream), the breaker opens, and later reads skip the
   // cache entirely until the breaker closes.
   CacheGuardOptions o = Options();

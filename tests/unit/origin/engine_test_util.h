@@ -129,7 +129,7 @@ inline std::string GzipCompressForTest(const std::string& s) {
   return r.ok() ? *r : std::string();
 }
 
-// Fixture P0 (live-behaviour §1) without the sparse vector, plus the sparse vector.
+// Fixture P0 (docs/origin.md) without the sparse vector, plus the sparse vector.
 inline constexpr const char* kFixtureP0 = R"({"distance_metric":"cosine_distance",
  "schema":{"title":{"type":"string","fuzzy":true},
            "text":{"type":"string","full_text_search":true},
