@@ -1,4 +1,5 @@
-// Fixture P, recorded from the live service and replayed step by step (cases share state and run in order).
+// Fixture P, recorded from the live service and replayed step by step (cases share state and run
+// in order).
 import {
   useServers, conformanceCase, assert, expectError, roundDist, pageData,
 } from './harness.mjs';
