@@ -7,6 +7,9 @@
 
 namespace layer {
 
+// The value of a hexadecimal digit (either case), or -1 for any other character.
+int HexDigitValue(char c);
+
 // Percent-decodes `in`; returns false on a malformed escape.
 bool PercentDecode(std::string_view in, std::string* out);
 

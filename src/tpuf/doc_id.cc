@@ -6,15 +6,10 @@
 #include <charconv>
 #include <cstdio>
 
+#include "common/url.h"
+
 namespace layer::tpuf {
 namespace {
-
-int HexValue(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
 
 bool StartsWithNoCase(std::string_view s, std::string_view prefix) {
   if (s.size() < prefix.size()) return false;
@@ -37,7 +32,7 @@ bool ParseUuidHex(std::string_view s, bool hyphenated, std::string* out) {
       if (s[i] != '-') return false;
       continue;
     }
-    int v = HexValue(s[i]);
+    int v = HexDigitValue(s[i]);
     if (v < 0) return false;
     if (high < 0) {
       high = v;

@@ -1,0 +1,505 @@
+// CacheCoherence writes, against the embedded RocksDB cache (behind a FaultInjectingCache and a
+// CacheGuard) and a scripted upstream RowReader: ApplyWrite's mirroring (newer-wins upserts,
+// patch merges, tombstones, epoch bumps, id types), pending invalidations and their retry, and
+// namespace delete (docs/design.md §4.2, §4.3, §4.4.1).
+#include <gtest/gtest.h>
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "coherence/coherence.h"
+#include "unit/coherence/coherence_fixture.h"
+
+namespace layer::coherence::testing {
+namespace {
+
+namespace asio = boost::asio;
+using namespace std::chrono_literals;
+
+// ---- ApplyWrite: rows ----
+
+using ApplyWriteTest = CoherenceTest;
+
+TEST_F(ApplyWriteTest, UpsertsAreCachedWithTheWriteStamp) {
+  EXPECT_TRUE(
+      Apply(Upserts(100, {Row(DocId::U64(1), R"({"a":1})"), Row(DocId::U64(2), R"({"a":2})")})));
+  for (uint64_t n : {1, 2}) {
+    auto doc = Cached(DocId::U64(n));
+    ASSERT_TRUE(doc) << n;
+    EXPECT_FALSE(doc->tombstone);
+    EXPECT_EQ(doc->upserted_at, 100u);
+    EXPECT_EQ(Json(doc->attributes_json), Json(R"({"a":)" + std::to_string(n) + "}"));
+  }
+  auto r = FetchOne(DocId::U64(2));
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->outcome, FetchOutcome::kHit);
+  EXPECT_EQ(r->row->stamp, 100u);
+  EXPECT_EQ(upstream_.call_count(), 0u);
+  EXPECT_EQ(core_->pending_invalidations(), 0u);
+}
+
+TEST_F(ApplyWriteTest, OlderUpsertDoesNotReplaceANewerRecord) {
+  EXPECT_TRUE(Apply(Upserts(200, {Row(DocId::U64(1), R"({"v":"new"})")})));
+  EXPECT_TRUE(Apply(Upserts(100, {Row(DocId::U64(1), R"({"v":"old"})")})));
+  auto doc = Cached(DocId::U64(1));
+  ASSERT_TRUE(doc);
+  EXPECT_EQ(doc->upserted_at, 200u);
+  EXPECT_EQ(Json(doc->attributes_json), Json(R"({"v":"new"})"));
+  EXPECT_EQ(core_->pending_invalidations(), 0u);
+
+  EXPECT_TRUE(Apply(Upserts(300, {Row(DocId::U64(1), R"({"v":"newest"})")})));
+  EXPECT_EQ(Json(Cached(DocId::U64(1))->attributes_json), Json(R"({"v":"newest"})"));
+}
+
+TEST_F(ApplyWriteTest, UpsertVectorIsStoredApart) {
+  RowEffect row = Row(DocId::U64(1), R"({"a":1})");
+  const std::string f32("\x00\x00\x80\x3f\x00\x00\x00\x40", 8);
+  row.vector_f32 = f32;
+  EXPECT_TRUE(Apply(Upserts(100, {row})));
+  auto v = inner_->GetVector(kNs, DocId::U64(1));
+  ASSERT_TRUE(v.ok());
+  ASSERT_TRUE(*v);
+  EXPECT_EQ(**v, f32);
+  EXPECT_EQ(Json(Cached(DocId::U64(1))->attributes_json), Json(R"({"a":1})"));
+}
+
+TEST_F(ApplyWriteTest, PatchMergesIntoACachedFullRow) {
+  Seed(DocId::U64(1), R"({"a":1,"b":2,"c":{"x":1}})", 100);
+  EXPECT_TRUE(Apply(Patches(200, {Row(DocId::U64(1), R"({"b":null,"c":5,"d":"new"})")})));
+  auto doc = Cached(DocId::U64(1));
+  ASSERT_TRUE(doc);
+  EXPECT_FALSE(doc->tombstone);
+  EXPECT_EQ(doc->upserted_at, 200u);
+  EXPECT_EQ(Json(doc->attributes_json), Json(R"({"a":1,"c":5,"d":"new"})"));
+  auto r = FetchOne(DocId::U64(1));
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->outcome, FetchOutcome::kHit);
+}
+
+TEST_F(ApplyWriteTest, PatchOfAnIdWithoutACachedRowInvalidatesIt) {
+  ASSERT_TRUE(inner_->Tombstone(kNs, DocId::U64(2), 50).ok());
+  EXPECT_TRUE(
+      Apply(Patches(200, {Row(DocId::U64(1), R"({"b":3})"), Row(DocId::U64(2), R"({"b":4})")})));
+  for (uint64_t n : {1, 2}) {
+    auto doc = Cached(DocId::U64(n));
+    ASSERT_TRUE(doc) << n;  // never a fragment: a tombstone
+    EXPECT_TRUE(doc->tombstone) << n;
+    EXPECT_EQ(doc->upserted_at, 200u) << n;
+  }
+  upstream_.Put(DocId::U64(1), R"({"a":1,"b":3})", 200);
+  auto r = FetchOne(DocId::U64(1));
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->outcome, FetchOutcome::kMiss);
+  EXPECT_EQ(upstream_.call_count(), 1u);
+}
+
+TEST_F(ApplyWriteTest, DeleteLeavesATombstoneThatBlocksAnOlderBackfill) {
+  Seed(DocId::U64(5), R"({"v":"live"})", 100);
+  EXPECT_TRUE(Apply(Deletes(200, {DocId::U64(5)})));
+  auto doc = Cached(DocId::U64(5));
+  ASSERT_TRUE(doc);
+  EXPECT_TRUE(doc->tombstone);
+  EXPECT_EQ(doc->upserted_at, 200u);
+
+  // A lagging upstream still answers the row as of stamp 150.
+  upstream_.Put(DocId::U64(5), R"({"v":"lagging"})", 150);
+  const uint64_t backfills = BackfillsDone();
+  auto r = FetchOne(DocId::U64(5));
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->outcome, FetchOutcome::kMiss);
+  ASSERT_TRUE(WaitFor([&] { return BackfillsDone() > backfills; }));
+  doc = Cached(DocId::U64(5));
+  ASSERT_TRUE(doc);
+  EXPECT_TRUE(doc->tombstone);
+  EXPECT_EQ(doc->upserted_at, 200u);
+}
+
+TEST_F(ApplyWriteTest, DeletesThenUpsertsThenPatchesInOneWrite) {
+  Seed(DocId::U64(3), R"({"a":1})", 100);
+  EXPECT_TRUE(Apply(Rows(200, {Row(DocId::U64(1), R"({"u":1})")},
+                         {Row(DocId::U64(3), R"({"p":2})")}, {DocId::U64(2)})));
+  EXPECT_TRUE(HasLiveRecord(DocId::U64(1)));
+  EXPECT_TRUE(Cached(DocId::U64(2))->tombstone);
+  EXPECT_EQ(Json(Cached(DocId::U64(3))->attributes_json), Json(R"({"a":1,"p":2})"));
+}
+
+TEST_F(ApplyWriteTest, LearnsTheNamespaceIdTypeFromItsIds) {
+  EXPECT_FALSE(core_->KnownIdType("u"));
+  EXPECT_TRUE(Apply(Upserts(100, {Row(DocId::U64(1), "{}")}), "u"));
+  EXPECT_EQ(core_->KnownIdType("u"), tpuf::IdType::kU64);
+
+  EXPECT_TRUE(Apply(Deletes(100, {DocId::String("abc")}), "s"));
+  EXPECT_EQ(core_->KnownIdType("s"), tpuf::IdType::kString);
+
+  auto uuid = DocId::Uuid("123e4567-e89b-12d3-a456-426614174000");
+  ASSERT_TRUE(uuid.ok());
+  EXPECT_TRUE(Apply(Patches(100, {Row(*uuid, R"({"a":1})")}), "q"));
+  EXPECT_EQ(core_->KnownIdType("q"), tpuf::IdType::kUuid);
+
+  EXPECT_TRUE(Apply(AffectedIds(100, {DocId::String("x")}, false), "a"));
+  EXPECT_EQ(core_->KnownIdType("a"), tpuf::IdType::kString);
+
+  // The first type learnt stays.
+  EXPECT_TRUE(Apply(Upserts(200, {Row(DocId::String("y"), "{}")}), "u"));
+  EXPECT_EQ(core_->KnownIdType("u"), tpuf::IdType::kU64);
+  // A write without ids teaches nothing.
+  EXPECT_TRUE(Apply(UnknownRows(100), "n"));
+  EXPECT_FALSE(core_->KnownIdType("n"));
+}
+
+// ---- ApplyWrite: affected ids and unknown rows ----
+
+TEST_F(ApplyWriteTest, AffectedIdsAreInvalidated) {
+  Seed(DocId::U64(1), R"({"n":1})", 100);
+  Seed(DocId::U64(2), R"({"n":2})", 100);
+  Seed(DocId::U64(3), R"({"n":3})", 100);
+  EXPECT_TRUE(Apply(AffectedIds(200, {DocId::U64(1), DocId::U64(2)}, false)));
+  for (uint64_t n : {1, 2}) {
+    auto doc = Cached(DocId::U64(n));
+    ASSERT_TRUE(doc) << n;
+    EXPECT_TRUE(doc->tombstone) << n;
+    EXPECT_EQ(doc->upserted_at, 200u) << n;
+  }
+  EXPECT_TRUE(HasLiveRecord(DocId::U64(3)));
+}
+
+TEST_F(ApplyWriteTest, UntypedAffectedIdsInvalidateTheNamespace) {
+  Seed(DocId::U64(1), R"({"n":1})", 100);
+  Seed(DocId::U64(2), R"({"n":2})", 100);
+  Seed(DocId::U64(2), R"({"n":2})", 100, kOtherNs);
+  EXPECT_TRUE(Apply(AffectedIds(200, {DocId::U64(1)}, true)));
+  EXPECT_FALSE(Cached(DocId::U64(2)));
+  EXPECT_FALSE(HasLiveRecord(DocId::U64(1)));
+  EXPECT_TRUE(HasLiveRecord(DocId::U64(2), kOtherNs));
+  auto r = FetchOne(DocId::U64(2));
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->outcome, FetchOutcome::kMiss);
+  EXPECT_EQ(core_->pending_invalidations(), 0u);
+}
+
+TEST_F(ApplyWriteTest, UnknownRowsInvalidateTheNamespace) {
+  Seed(DocId::U64(1), R"({"n":1})", 100);
+  Seed(DocId::String("s"), R"({"n":2})", 100);
+  Seed(DocId::U64(1), R"({"n":1})", 100, kOtherNs);
+  ASSERT_TRUE(Run(core_->RecordWarmedThrough(kNs, 500)).ok());
+  const uint64_t bumps = faults_->calls(CacheOp::kBumpEpoch);
+  EXPECT_TRUE(Apply(UnknownRows(200)));
+  EXPECT_EQ(faults_->calls(CacheOp::kBumpEpoch), bumps + 1);
+  EXPECT_FALSE(Cached(DocId::U64(1)));
+  EXPECT_FALSE(Cached(DocId::String("s")));
+  EXPECT_TRUE(HasLiveRecord(DocId::U64(1), kOtherNs));
+  std::optional<uint64_t> warmed;
+  EXPECT_EQ(Run(core_->StateOf(kNs, &warmed)), CacheState::kCold);
+  EXPECT_FALSE(warmed);
+}
+
+// ---- Pending invalidations ----
+
+using PendingTest = CoherenceTest;
+
+TEST_F(PendingTest, RefusedTombstoneIsPendingUntilRetried) {
+  Seed(DocId::U64(1), R"({"v":"stale"})", 100);
+  faults_->FailOp(CacheOp::kTombstone, Status::InvalidArgument("injected"));
+  const uint64_t skipped = metrics_.GetCounter("layer_cache_mirrors_skipped_total", "").value();
+  EXPECT_FALSE(Apply(Deletes(200, {DocId::U64(1)})));
+  EXPECT_EQ(guard().breaker_state(), cache::BreakerState::kClosed);
+  EXPECT_EQ(core_->pending_invalidations(), 1u);
+  EXPECT_EQ(PendingGauge(), 1.0);
+  EXPECT_EQ(metrics_.GetCounter("layer_cache_mirrors_skipped_total", "").value(), skipped + 1);
+  EXPECT_TRUE(core_->BackfillBlocked(kNs, DocId::U64(1)));
+  EXPECT_FALSE(core_->BackfillBlocked(kNs, DocId::U64(2)));
+  EXPECT_FALSE(core_->BackfillBlocked(kOtherNs, DocId::U64(1)));
+
+  // The stale row is never served, and the answer is not backfilled.
+  upstream_.Put(DocId::U64(1), R"({"v":"recreated"})", 300);
+  const uint64_t backfills = BackfillsDone();
+  auto r = FetchOne(DocId::U64(1));
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->outcome, FetchOutcome::kMissOnError);
+  ASSERT_TRUE(r->row);
+  EXPECT_EQ(Json(r->row->attributes_json), Json(R"({"v":"recreated"})"));
+  EXPECT_EQ(BackfillsDone(), backfills);
+  EXPECT_EQ(Cached(DocId::U64(1))->upserted_at, 100u);
+
+  // A retry while the cache still refuses keeps it.
+  RetryPending();
+  EXPECT_EQ(core_->pending_invalidations(), 1u);
+
+  faults_->ClearFailures();
+  RetryPending();
+  EXPECT_EQ(core_->pending_invalidations(), 0u);
+  EXPECT_EQ(PendingGauge(), 0.0);
+  EXPECT_FALSE(core_->BackfillBlocked(kNs, DocId::U64(1)));
+  auto doc = Cached(DocId::U64(1));
+  ASSERT_TRUE(doc);
+  EXPECT_TRUE(doc->tombstone);
+  EXPECT_EQ(doc->upserted_at, 200u);
+
+  auto clean = FetchOne(DocId::U64(1));
+  ASSERT_TRUE(clean.ok());
+  EXPECT_EQ(clean->outcome, FetchOutcome::kMiss);
+  ASSERT_TRUE(WaitCached(DocId::U64(1)));
+  EXPECT_EQ(Cached(DocId::U64(1))->upserted_at, 300u);
+}
+
+TEST_F(PendingTest, FailedTombstoneOpensTheBreakerAndTheRestGoesStraightToPending) {
+  Seed(DocId::U64(1), R"({"v":"stale"})", 100);
+  faults_->FailOp(CacheOp::kTombstone, Status::IoError("injected"));
+  const uint64_t tombstones = faults_->calls(CacheOp::kTombstone);
+  EXPECT_FALSE(Apply(Deletes(200, {DocId::U64(1), DocId::U64(2), DocId::U64(3)})));
+  EXPECT_EQ(faults_->calls(CacheOp::kTombstone), tombstones + 1);
+  EXPECT_EQ(guard().breaker_state(), cache::BreakerState::kOpen);
+  EXPECT_EQ(core_->pending_invalidations(), 3u);
+  for (uint64_t n : {1, 2, 3}) EXPECT_TRUE(core_->BackfillBlocked(kNs, DocId::U64(n))) << n;
+
+  upstream_.Put(DocId::U64(1), R"({"v":"upstream"})", 300);
+  auto r = FetchOne(DocId::U64(1));
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->outcome, FetchOutcome::kMissOnError);
+
+  // While the breaker is open a retry cannot reach the cache.
+  RetryPending();
+  EXPECT_EQ(core_->pending_invalidations(), 3u);
+
+  Heal();
+  RetryPending();
+  EXPECT_EQ(core_->pending_invalidations(), 0u);
+  for (uint64_t n : {1, 2, 3}) {
+    auto doc = Cached(DocId::U64(n));
+    ASSERT_TRUE(doc) << n;
+    EXPECT_TRUE(doc->tombstone) << n;
+    EXPECT_EQ(doc->upserted_at, 200u) << n;
+  }
+  upstream_.Remove(DocId::U64(1));
+  auto clean = FetchOne(DocId::U64(1));
+  ASSERT_TRUE(clean.ok());
+  EXPECT_EQ(clean->outcome, FetchOutcome::kMiss);
+  EXPECT_FALSE(clean->row);
+}
+
+TEST_F(PendingTest, AfterOneRefusalTheRestOfTheWriteGoesStraightToPending) {
+  Seed(DocId::U64(4), R"({"a":1})", 100);
+  faults_->FailOp(CacheOp::kTombstone, Status::InvalidArgument("injected"));
+  const uint64_t tombstones = faults_->calls(CacheOp::kTombstone);
+  const uint64_t puts = faults_->calls(CacheOp::kPutIfNewerBatch);
+  const uint64_t reads = faults_->calls(CacheOp::kMultiGet);
+  EXPECT_FALSE(Apply(Rows(200, {Row(DocId::U64(3), R"({"u":1})")},
+                          {Row(DocId::U64(4), R"({"p":1})")}, {DocId::U64(1), DocId::U64(2)})));
+  EXPECT_EQ(guard().breaker_state(), cache::BreakerState::kClosed);
+  EXPECT_EQ(faults_->calls(CacheOp::kTombstone), tombstones + 1);
+  EXPECT_EQ(faults_->calls(CacheOp::kPutIfNewerBatch), puts);
+  EXPECT_EQ(faults_->calls(CacheOp::kMultiGet), reads);
+  EXPECT_EQ(core_->pending_invalidations(), 4u);
+  for (uint64_t n : {1, 2, 3, 4}) EXPECT_TRUE(core_->BackfillBlocked(kNs, DocId::U64(n))) << n;
+}
+
+TEST_F(PendingTest, RefusedUpsertMirrorIsPendingAndTheStaleRowIsNotServed) {
+  Seed(DocId::U64(1), R"({"v":"stale"})", 100);
+  faults_->FailOp(CacheOp::kPutIfNewerBatch, Status::InvalidArgument("injected"));
+  EXPECT_FALSE(Apply(Upserts(200, {Row(DocId::U64(1), R"({"v":"new"})")})));
+  EXPECT_EQ(core_->pending_invalidations(), 1u);
+  upstream_.Put(DocId::U64(1), R"({"v":"new"})", 200);
+  auto r = FetchOne(DocId::U64(1));
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->outcome, FetchOutcome::kMissOnError);
+  EXPECT_EQ(Json(r->row->attributes_json), Json(R"({"v":"new"})"));
+
+  faults_->ClearFailures();
+  RetryPending();
+  EXPECT_EQ(core_->pending_invalidations(), 0u);
+  EXPECT_TRUE(Cached(DocId::U64(1))->tombstone);
+}
+
+TEST_F(PendingTest, RefusedPatchReadIsPending) {
+  Seed(DocId::U64(1), R"({"a":1})", 100);
+  faults_->FailOp(CacheOp::kMultiGet, Status::InvalidArgument("injected"));
+  EXPECT_FALSE(Apply(Patches(200, {Row(DocId::U64(1), R"({"a":2})")})));
+  EXPECT_EQ(core_->pending_invalidations(), 1u);
+  EXPECT_TRUE(core_->BackfillBlocked(kNs, DocId::U64(1)));
+  faults_->ClearFailures();
+  RetryPending();
+  EXPECT_EQ(core_->pending_invalidations(), 0u);
+  EXPECT_TRUE(Cached(DocId::U64(1))->tombstone);
+}
+
+TEST_F(PendingTest, FetchManyDoesNotServeAPendingId) {
+  Seed(DocId::U64(1), R"({"v":"stale"})", 100);
+  Seed(DocId::U64(2), R"({"n":2})", 100);
+  faults_->FailOp(CacheOp::kTombstone, Status::InvalidArgument("injected"));
+  EXPECT_FALSE(Apply(Deletes(200, {DocId::U64(1)})));
+  faults_->ClearFailures();
+  upstream_.Put(DocId::U64(1), R"({"v":"upstream"})", 300);
+  const uint64_t backfills = BackfillsDone();
+  auto r = FetchMany({DocId::U64(1), DocId::U64(2)});
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->outcome, FetchOutcome::kMissOnError);
+  ASSERT_EQ(upstream_.call_count(), 1u);
+  EXPECT_EQ(Texts(upstream_.calls()[0]), std::vector<std::string>{"1"});
+  EXPECT_EQ(Json(r->rows.at(IdKey(DocId::U64(1))).attributes_json), Json(R"({"v":"upstream"})"));
+  EXPECT_EQ(BackfillsDone(), backfills);
+  EXPECT_EQ(Cached(DocId::U64(1))->upserted_at, 100u);
+}
+
+TEST_F(PendingTest, FetchManyOfAPendingIdWithoutARecordIsMissOnError) {
+  faults_->FailOp(CacheOp::kTombstone, Status::InvalidArgument("injected"));
+  EXPECT_FALSE(Apply(Deletes(200, {DocId::U64(1)})));
+  faults_->ClearFailures();
+  Seed(DocId::U64(2), R"({"n":2})", 100);
+  upstream_.Put(DocId::U64(1), R"({"v":"upstream"})", 300);
+  const uint64_t backfills = BackfillsDone();
+  auto r = FetchMany({DocId::U64(1), DocId::U64(2)});
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->outcome, FetchOutcome::kMissOnError);
+  EXPECT_EQ(r->rows.size(), 2u);
+  EXPECT_EQ(BackfillsDone(), backfills);
+  EXPECT_FALSE(Cached(DocId::U64(1)));
+}
+
+TEST_F(PendingTest, BackfillSkipsAnIdThatBecamePendingDuringTheRead) {
+  upstream_.Put(DocId::U64(1), R"({"v":"old"})", 100);
+  upstream_.Hold();
+  faults_->FailOp(CacheOp::kTombstone, Status::InvalidArgument("injected"));
+  const std::string ns = kNs;
+  const DocId id = DocId::U64(1);
+  std::optional<Result<FetchOneResult>> fetched;
+  std::optional<bool> applied;
+  asio::co_spawn(
+      io_, [&]() -> Task<void> { fetched.emplace(co_await core_->FetchOne(ns, id, reader_)); },
+      asio::detached);
+  asio::co_spawn(
+      io_,
+      [&]() -> Task<void> {
+        // The delete lands while the fetch's upstream read is in flight, and the cache refuses it.
+        if (co_await WaitOnLoop([&] { return upstream_.blocked() == 1; })) {
+          WriteOutcome del = Deletes(200, {id});
+          applied = co_await core_->ApplyWrite(ns, std::move(del));
+        }
+        upstream_.Release();
+      },
+      asio::detached);
+  io_.restart();
+  io_.run();
+
+  EXPECT_EQ(applied, false);
+  ASSERT_TRUE(fetched && fetched->ok());
+  EXPECT_EQ((*fetched)->outcome, FetchOutcome::kMiss);
+  EXPECT_EQ(core_->pending_invalidations(), 1u);
+  // Run() drained the io_context: the backfill has run, and wrote nothing.
+  EXPECT_FALSE(Cached(id));
+}
+
+TEST_F(PendingTest, FailedEpochBumpHoldsTheWholeNamespace) {
+  Seed(DocId::U64(1), R"({"v":"stale"})", 100);
+  Seed(DocId::U64(1), R"({"v":"other"})", 100, kOtherNs);
+  faults_->FailOp(CacheOp::kBumpEpoch, Status::InvalidArgument("injected"));
+  EXPECT_FALSE(Apply(UnknownRows(200)));
+  EXPECT_EQ(core_->pending_invalidations(), 1u);
+  EXPECT_TRUE(core_->BackfillBlocked(kNs, DocId::U64(1)));
+  EXPECT_TRUE(core_->BackfillBlocked(kNs, DocId::String("any")));
+  EXPECT_FALSE(core_->BackfillBlocked(kOtherNs, DocId::U64(1)));
+
+  upstream_.Put(DocId::U64(1), R"({"v":"upstream"})", 300);
+  for (const DocId& id : {DocId::U64(1), DocId::U64(99), DocId::String("x")}) {
+    auto r = FetchOne(id);
+    ASSERT_TRUE(r.ok()) << id.ToText();
+    EXPECT_EQ(r->outcome, FetchOutcome::kMissOnError) << id.ToText();
+  }
+  auto one = FetchOne(DocId::U64(1));
+  ASSERT_TRUE(one.ok());
+  EXPECT_EQ(Json(one->row->attributes_json), Json(R"({"v":"upstream"})"));
+  auto other = FetchOne(DocId::U64(1), kOtherNs);
+  ASSERT_TRUE(other.ok());
+  EXPECT_EQ(other->outcome, FetchOutcome::kHit);
+
+  RetryPending();
+  EXPECT_EQ(core_->pending_invalidations(), 1u);
+
+  faults_->ClearFailures();
+  RetryPending();
+  EXPECT_EQ(core_->pending_invalidations(), 0u);
+  EXPECT_FALSE(Cached(DocId::U64(1)));
+  auto clean = FetchOne(DocId::U64(1));
+  ASSERT_TRUE(clean.ok());
+  EXPECT_EQ(clean->outcome, FetchOutcome::kMiss);
+}
+
+TEST_F(PendingTest, FailedEpochBumpOfUntypedAffectedIdsIsPending) {
+  faults_->FailOp(CacheOp::kBumpEpoch, Status::InvalidArgument("injected"));
+  EXPECT_FALSE(Apply(AffectedIds(200, {DocId::U64(1)}, true)));
+  EXPECT_EQ(core_->pending_invalidations(), 1u);
+  EXPECT_TRUE(core_->BackfillBlocked(kNs, DocId::U64(7)));
+  faults_->ClearFailures();
+  RetryPending();
+  EXPECT_EQ(core_->pending_invalidations(), 0u);
+}
+
+TEST_F(PendingTest, NamespaceRetrySettlesItsIdEntries) {
+  faults_->FailOp(CacheOp::kTombstone, Status::InvalidArgument("injected"));
+  EXPECT_FALSE(Apply(Deletes(200, {DocId::U64(1), DocId::U64(2)})));
+  EXPECT_FALSE(Apply(Deletes(200, {DocId::U64(1)}), kOtherNs));
+  faults_->FailOp(CacheOp::kBumpEpoch, Status::InvalidArgument("injected"));
+  EXPECT_FALSE(Apply(UnknownRows(300)));
+  EXPECT_EQ(core_->pending_invalidations(), 4u);
+
+  // The bump goes through and settles the namespace's id entries; tombstones are still refused.
+  faults_->ClearFailures();
+  faults_->FailOp(CacheOp::kTombstone, Status::InvalidArgument("injected"));
+  RetryPending();
+  EXPECT_FALSE(core_->BackfillBlocked(kNs, DocId::U64(1)));
+  EXPECT_FALSE(core_->BackfillBlocked(kNs, DocId::U64(2)));
+  EXPECT_TRUE(core_->BackfillBlocked(kOtherNs, DocId::U64(1)));
+  EXPECT_EQ(core_->pending_invalidations(), 1u);
+
+  faults_->ClearFailures();
+  RetryPending();
+  EXPECT_EQ(core_->pending_invalidations(), 0u);
+  auto doc = Cached(DocId::U64(1), kOtherNs);
+  ASSERT_TRUE(doc);
+  EXPECT_TRUE(doc->tombstone);
+}
+
+// ---- Namespace delete ----
+
+using NamespaceDeletedTest = CoherenceTest;
+
+TEST_F(NamespaceDeletedTest, ForgetsTheIdTypeAndDropsTheRecords) {
+  EXPECT_TRUE(Apply(Upserts(100, {Row(DocId::U64(1), R"({"n":1})")})));
+  ASSERT_TRUE(Run(core_->RecordWarmedThrough(kNs, 500)).ok());
+  Seed(DocId::U64(1), R"({"n":1})", 100, kOtherNs);
+  core_->LearnIdType(kOtherNs, tpuf::IdType::kU64);
+  ASSERT_EQ(core_->KnownIdType(kNs), tpuf::IdType::kU64);
+
+  Run(core_->NamespaceDeleted(kNs));
+  EXPECT_FALSE(core_->KnownIdType(kNs));
+  EXPECT_FALSE(Cached(DocId::U64(1)));
+  std::optional<uint64_t> warmed;
+  EXPECT_EQ(Run(core_->StateOf(kNs, &warmed)), CacheState::kCold);
+  EXPECT_FALSE(warmed);
+  auto r = FetchOne(DocId::U64(1));
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->outcome, FetchOutcome::kMiss);
+  EXPECT_EQ(core_->KnownIdType(kOtherNs), tpuf::IdType::kU64);
+  EXPECT_TRUE(HasLiveRecord(DocId::U64(1), kOtherNs));
+  EXPECT_EQ(core_->pending_invalidations(), 0u);
+}
+
+TEST_F(NamespaceDeletedTest, FailedBumpIsPending) {
+  Seed(DocId::U64(1), R"({"n":1})", 100);
+  faults_->FailOp(CacheOp::kBumpEpoch, Status::IoError("injected"));
+  Run(core_->NamespaceDeleted(kNs));
+  EXPECT_EQ(core_->pending_invalidations(), 1u);
+  auto r = FetchOne(DocId::U64(1));
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->outcome, FetchOutcome::kMissOnError);
+  Heal();
+  RetryPending();
+  EXPECT_EQ(core_->pending_invalidations(), 0u);
+  EXPECT_FALSE(Cached(DocId::U64(1)));
+}
+
+}  // namespace
+}  // namespace layer::coherence::testing
