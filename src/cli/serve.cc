@@ -1,5 +1,4 @@
 #include "cli/serve.h"
-#include "common/clock.h"
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -191,7 +190,6 @@ int RunServe(const ServeConfig& cfg) {
     spdlog::error("cannot open the job store: {}", job_store.status().ToString());
     return 1;
   }
-  (void)(*job_store)->Prune(WallClockMs(), std::chrono::hours(24 * 7), 100);
   jobs::WarmRunnerOptions wopts;
   wopts.owner = jobs::NewJobId();
   wopts.upstream_authorization = watch_opts.upstream_authorization;

@@ -42,7 +42,7 @@ void PendingInvalidations::Add(const std::string& ns, const tpuf::DocId& id, uin
 
 void PendingInvalidations::AddNamespace(const std::string& ns) {
   std::lock_guard lock(mu_);
-  namespaces_.insert(ns);
+  namespaces_[ns] = ++next_seq_;
   UpdateCount();
 }
 
@@ -60,25 +60,33 @@ bool PendingInvalidations::BlocksNamespace(std::string_view ns) const {
 }
 
 Task<void> PendingInvalidations::Retry(cache::CacheGuard& guard) {
-  std::set<std::string, std::less<>> namespaces;
+  std::map<std::string, uint64_t, std::less<>> namespaces;
   std::map<Key, uint64_t> ids;
   {
     std::lock_guard lock(mu_);
     namespaces = namespaces_;
     ids = ids_;
   }
-  for (const auto& ns : namespaces) {
+  std::set<std::string, std::less<>> bumped;
+  for (const auto& [ns, seq] : namespaces) {
     Status st = co_await guard.BumpEpoch(ns);
     if (!st.ok()) co_return;  // the cache is still unwell; try again later
+    bumped.insert(ns);
     std::lock_guard lock(mu_);
-    namespaces_.erase(ns);
-    // The bump made every record of the namespace unreachable: its id entries are moot.
-    for (auto it = ids_.begin(); it != ids_.end();) {
-      it = it->first.ns == ns ? ids_.erase(it) : std::next(it);
+    auto it = namespaces_.find(ns);
+    if (it != namespaces_.end() && it->second == seq) namespaces_.erase(it);
+    // The bump made every record of the namespace that existed before it unreachable: the ids
+    // pending when this retry began are settled. Ids added since keep their entries (a backfill
+    // may have landed in the new epoch before their tombstone).
+    for (const auto& [key, stamp] : ids) {
+      if (key.ns != ns) continue;
+      auto id = ids_.find(key);
+      if (id != ids_.end() && id->second <= stamp) ids_.erase(id);
     }
     UpdateCount();
   }
   for (const auto& [key, stamp] : ids) {
+    if (bumped.count(key.ns)) continue;
     Status st = co_await guard.Tombstone(key.ns, key.id, stamp);
     if (!st.ok()) co_return;
     std::lock_guard lock(mu_);
@@ -231,22 +239,24 @@ Task<Result<FetchOneResult>> CacheCoherence::FetchOne(const std::string& ns, con
   std::string flight_key = ns;
   flight_key += '\0';
   flight_key += IdKey(id);
+  // The flight's leader reads, and backfills once for every caller it answers (unless its own
+  // lookup met a cache error; Backfill skips ids that became pending meanwhile).
   auto fetched =
       co_await fetch_flights_.Do(flight_key, [&]() -> Task<Result<std::optional<FetchedRow>>> {
         auto rows = co_await read(std::span<const tpuf::DocId>(&id, 1));
         if (!rows.ok()) co_return rows.status();
         auto it = rows->find(IdKey(id));
         if (it == rows->end()) co_return std::optional<FetchedRow>();
+        if (!cache_error) {
+          // The backfill runs after the answer: it never adds to the miss's latency.
+          std::vector<std::pair<tpuf::DocId, FetchedRow>> fill;
+          fill.emplace_back(id, it->second);
+          boost::asio::co_spawn(co_await boost::asio::this_coro::executor,
+                                Backfill(ns, std::move(fill)), boost::asio::detached);
+        }
         co_return std::optional<FetchedRow>(std::move(it->second));
       });
   if (!fetched.ok()) co_return fetched.status();
-  if (*fetched && !cache_error) {
-    // The backfill runs after the answer: it never adds to the miss's latency.
-    std::vector<std::pair<tpuf::DocId, FetchedRow>> fill;
-    fill.emplace_back(id, **fetched);
-    boost::asio::co_spawn(co_await boost::asio::this_coro::executor,
-                          Backfill(ns, std::move(fill)), boost::asio::detached);
-  }
   co_return FetchOneResult{std::move(*fetched), outcome};
 }
 
@@ -519,6 +529,7 @@ Task<bool> CacheCoherence::Available() {
 
 Task<CacheState> CacheCoherence::StateOf(const std::string& ns,
                                          std::optional<uint64_t>* warmed_through) {
+  warmed_through->reset();
   if (guard_) {
     auto rec = co_await guard_->GetNamespaceRecord(ns, std::string(kWarmedThroughRecord));
     if (rec.ok() && *rec) {

@@ -72,7 +72,7 @@ class PendingInvalidations {
   bool Blocks(std::string_view ns, const tpuf::DocId& id) const;
   bool BlocksNamespace(std::string_view ns) const;
   size_t size() const { return count_.load(std::memory_order_relaxed); }
-  // Retries everything pending once; keeps what still fails.
+  // Retries everything pending once; keeps what still fails, and what was added while it ran.
   Task<void> Retry(cache::CacheGuard& guard);
 
  private:
@@ -89,7 +89,10 @@ class PendingInvalidations {
 
   mutable std::mutex mu_;  // guards ids_ and namespaces_
   std::map<Key, uint64_t> ids_;  // -> stamp of the tombstone to write
-  std::set<std::string, std::less<>> namespaces_;
+  // -> the sequence number of the latest failed bump, so a retry that began before it does not
+  // clear it.
+  std::map<std::string, uint64_t, std::less<>> namespaces_;
+  uint64_t next_seq_ = 0;
   std::atomic<size_t> count_{0};
 };
 

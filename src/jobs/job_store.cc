@@ -2,12 +2,15 @@
 
 #include <openssl/rand.h>
 
+#include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
 #include <boost/json/string.hpp>
+#include <boost/json/value.hpp>
 #include <chrono>
 #include <cstdio>
 #include <ctime>
 #include <random>
+#include <utility>
 
 #include <fmt/format.h>
 
@@ -17,6 +20,23 @@ namespace {
 
 std::string JsonString(std::string_view s) {
   return boost::json::serialize(boost::json::string(s));
+}
+
+// The error of a record call that a JobStore implementation did not override.
+Status NotImplemented(std::string_view call) {
+  return Status::Internal(fmt::format("this job store does not implement {}", call));
+}
+
+Result<std::vector<WarmJob>> WarmViews(Result<std::vector<Job>> jobs) {
+  if (!jobs.ok()) return jobs.status();
+  std::vector<WarmJob> out;
+  out.reserve(jobs->size());
+  for (Job& job : *jobs) {
+    auto view = WarmJob::FromJob(std::move(job));
+    if (!view.ok()) return view.status();
+    out.push_back(std::move(view).value());
+  }
+  return out;
 }
 
 }  // namespace
@@ -41,6 +61,76 @@ std::optional<JobStatus> ParseJobStatus(std::string_view text) {
     if (JobStatusName(s) == text) return s;
   }
   return std::nullopt;
+}
+
+std::string_view JobKindName(JobKind kind) {
+  switch (kind) {
+    case JobKind::kWarm:
+      return "warm";
+    case JobKind::kSnapshot:
+      return "snapshot";
+  }
+  return "unknown";
+}
+
+std::optional<JobKind> ParseJobKind(std::string_view text) {
+  for (JobKind k : {JobKind::kWarm, JobKind::kSnapshot}) {
+    if (JobKindName(k) == text) return k;
+  }
+  return std::nullopt;
+}
+
+std::string WarmJobParams(int page_size) { return fmt::format("{{\"page_size\":{}}}", page_size); }
+
+Result<int> WarmPageSizeFromParams(std::string_view params) {
+  boost::system::error_code ec;
+  boost::json::value v = boost::json::parse(params, ec);
+  if (ec || !v.is_object()) return Status::InvalidArgument("warm job params must be a JSON object");
+  const boost::json::value* n = v.as_object().if_contains("page_size");
+  if (!n) return kDefaultWarmPageSize;
+  const bool in_range =
+      (n->is_int64() && n->get_int64() >= 1 && n->get_int64() <= kMaxWarmPageSize) ||
+      (n->is_uint64() && n->get_uint64() >= 1 &&
+       n->get_uint64() <= static_cast<uint64_t>(kMaxWarmPageSize));
+  if (!in_range) {
+    return Status::InvalidArgument(
+        fmt::format("warm job: page_size must be an integer in 1..{}", kMaxWarmPageSize));
+  }
+  return static_cast<int>(n->is_int64() ? n->get_int64() : static_cast<int64_t>(n->get_uint64()));
+}
+
+Status ValidateJobParams(JobKind kind, std::string_view params) {
+  if (kind == JobKind::kWarm) return WarmPageSizeFromParams(params).status();
+  boost::system::error_code ec;
+  boost::json::value v = boost::json::parse(params, ec);
+  if (ec || !v.is_object()) {
+    return Status::InvalidArgument(
+        fmt::format("{} job params must be a JSON object", JobKindName(kind)));
+  }
+  return Status::Ok();
+}
+
+Job WarmJob::ToJob() const {
+  Job job;
+  static_cast<JobCommon&>(job) = *this;
+  job.kind = JobKind::kWarm;
+  job.params = WarmJobParams(page_size);
+  return job;
+}
+
+Result<WarmJob> WarmJob::FromJob(Job job) {
+  if (job.kind != JobKind::kWarm) {
+    return Status::InvalidArgument(
+        fmt::format("job {} is a {} job, not a warm job", job.id, JobKindName(job.kind)));
+  }
+  auto page_size = WarmPageSizeFromParams(job.params);
+  if (!page_size.ok()) {
+    return Status::Corruption(fmt::format("job {}: {}", job.id, page_size.status().message()));
+  }
+  WarmJob view;
+  static_cast<JobCommon&>(view) = std::move(job);
+  view.page_size = *page_size;
+  return view;
 }
 
 std::string FormatRfc3339Ms(int64_t epoch_ms) {
@@ -102,6 +192,64 @@ std::string NewJobId() {
     out += kHex[b[i] & 0x0f];
   }
   return out;
+}
+
+Result<CreateJobOutcome> JobStore::CreateJob(const CreateJobRequest&) {
+  return NotImplemented("CreateJob");
+}
+
+Result<Job> JobStore::GetJob(std::string_view) { return NotImplemented("GetJob"); }
+
+Result<std::vector<Job>> JobStore::ListJobs(std::string_view, std::optional<JobKind>) {
+  return NotImplemented("ListJobs");
+}
+
+Result<Job> JobStore::CancelJob(std::string_view) { return NotImplemented("CancelJob"); }
+
+Result<std::vector<Job>> JobStore::ClaimExpiredJobs(std::string_view, int64_t,
+                                                    std::chrono::milliseconds, ClaimScope,
+                                                    JobKind) {
+  return NotImplemented("ClaimExpiredJobs");
+}
+
+Result<CreateWarmJobOutcome> JobStore::Create(const CreateWarmJobRequest& request) {
+  if (request.page_size < 1 || request.page_size > kMaxWarmPageSize) {
+    return Status::InvalidArgument(
+        fmt::format("warm job: page_size must be 1..{}", kMaxWarmPageSize));
+  }
+  auto created =
+      CreateJob({request.ns, JobKind::kWarm, WarmJobParams(request.page_size), request.owner});
+  if (!created.ok()) return created.status();
+  auto view = WarmJob::FromJob(std::move(created->job));
+  if (!view.ok()) return view.status();
+  return CreateWarmJobOutcome{std::move(view).value(), created->created};
+}
+
+Result<WarmJob> JobStore::Get(std::string_view id) {
+  auto job = GetJob(id);
+  if (!job.ok()) return job.status();
+  if (job->kind != JobKind::kWarm) {
+    return Status::NotFound(fmt::format("warm job {} not found", id));
+  }
+  return WarmJob::FromJob(std::move(job).value());
+}
+
+Result<std::vector<WarmJob>> JobStore::List(std::string_view ns) {
+  return WarmViews(ListJobs(ns, JobKind::kWarm));
+}
+
+Result<WarmJob> JobStore::Cancel(std::string_view id) {
+  // A job never changes kind: the check cannot go stale before CancelJob.
+  if (auto job = Get(id); !job.ok()) return job.status();
+  auto cancelled = CancelJob(id);
+  if (!cancelled.ok()) return cancelled.status();
+  return WarmJob::FromJob(std::move(cancelled).value());
+}
+
+Result<std::vector<WarmJob>> JobStore::ClaimExpired(std::string_view owner, int64_t now_ms,
+                                                    std::chrono::milliseconds lease,
+                                                    ClaimScope scope) {
+  return WarmViews(ClaimExpiredJobs(owner, now_ms, lease, scope, JobKind::kWarm));
 }
 
 }  // namespace layer::jobs

@@ -1,20 +1,34 @@
-// JobStore: durable warm-job records, implemented by sibling backends (sqlite/ embedded, the
-// default; postgres/ shared by gateway replicas).
+// JobStore: durable job records, implemented by sibling backends (sqlite/ embedded, the default;
+// postgres/ shared by gateway replicas).
 //
-// What a record is: one WarmJob (below): the job's public state (the WarmJob wire shape of
-// docs/design.md §5.1, plus `cache_errors` and `page_size`) and the private state needed to resume it after
-// a crash: a checkpoint cursor (the last id paged, as JSON text) and a lease (owner, expiry).
+// One record shape for every kind of job: a Job (below) is the fields every kind shares -- the
+// public state (the WarmJob wire shape of docs/design.md §5.1, plus `cache_errors`) and the private
+// state needed to resume the job after a crash: a checkpoint cursor (the last id paged, as JSON
+// text) and a lease (owner, expiry) -- plus its `kind` and `params`, a JSON object (text) with
+// what only that kind has:
+// - warm: {"page_size":N}, N in 1..kMaxWarmPageSize. WarmJob is the typed view warm callers use
+//   (the shared fields plus `page_size`).
+// - snapshot: an on-demand snapshot: the attribute `field`, the `source` (auto, stored, cache or
+//   origin), optional `filters`, the `page_size` and, once written, the key of the snapshot body.
+//   Its runner owns that shape; the store only requires a JSON object.
 //
 // Rules every backend enforces atomically (also across processes sharing the store):
-// - At most one running job per namespace. Create() while one runs returns that job with
-//   `created == false` instead of creating a second ("a second warm of the same namespace while
-//   one runs returns the running job").
+// - At most one running job per (namespace, kind). CreateJob() while one runs returns that job
+//   with `created == false` instead of creating a second ("a second warm of the same namespace
+//   while one runs returns the running job"); jobs of different kinds run side by side.
 // - Only the lease owner may checkpoint or finish a running job. A checkpoint extends the lease.
 //   When the lease expires (the owner died or stalled), ClaimExpired() hands the job to another
 //   owner, which resumes it from the last checkpoint; the old owner's next Checkpoint/Finish then
 //   fails with Aborted and it must stop.
 // - Terminal states (completed, failed, cancelled) are final. Cancel() of a running job makes it
 //   cancelled at once; the runner notices at its next Checkpoint (Aborted) and stops.
+//
+// Calls: the record calls (CreateJob, GetJob, ListJobs, CancelJob, ClaimExpiredJobs) take and
+// return Jobs of any kind; Checkpoint, Finish, ReleaseOwner, DeleteNamespace and Prune do not
+// depend on the kind. The warm calls (Create, Get, List, Cancel, ClaimExpired) are the record
+// calls restricted to warm jobs and typed as WarmJob: a job of another kind is NotFound to them,
+// and they are defined here on the record calls. A backend implements the record calls and the
+// kind-blind ones.
 //
 // Times are epoch milliseconds from the store's clock (injectable for tests), except where a
 // method takes `now_ms` explicitly.
@@ -46,10 +60,18 @@ std::string_view JobStatusName(JobStatus status);
 // The inverse of JobStatusName; nullopt for any other text.
 std::optional<JobStatus> ParseJobStatus(std::string_view text);
 
+enum class JobKind : uint8_t { kWarm = 0, kSnapshot };
+
+// "warm", "snapshot".
+std::string_view JobKindName(JobKind kind);
+// The inverse of JobKindName; nullopt for any other text.
+std::optional<JobKind> ParseJobKind(std::string_view text);
+
 inline constexpr int kDefaultWarmPageSize = 1000;
 inline constexpr int kMaxWarmPageSize = 10000;
 
-struct WarmJob {
+// The fields every kind of job has.
+struct JobCommon {
   std::string id;  // UUID v4, lower-case hyphenated
   std::string ns;  // "namespace" on the wire
   JobStatus status = JobStatus::kRunning;
@@ -59,8 +81,7 @@ struct WarmJob {
   int64_t created_at = 0;                // epoch ms
   std::optional<int64_t> completed_at;   // epoch ms; set once the job is terminal
   std::optional<std::string> error;      // set when failed
-  uint64_t cache_errors = 0;             // cache writes that failed while warming
-  int page_size = kDefaultWarmPageSize;
+  uint64_t cache_errors = 0;             // cache writes that failed while the job ran
 
   // Resumption state, never on the wire.
   std::optional<std::string> cursor;  // JSON text of the last id paged (e.g. 42, "a", "uuid")
@@ -70,6 +91,32 @@ struct WarmJob {
 
   bool finished() const { return status != JobStatus::kRunning; }
 };
+
+// The record the store holds, of any kind.
+struct Job : JobCommon {
+  JobKind kind = JobKind::kWarm;
+  std::string params = "{}";  // JSON object text: the kind's own fields (see the top)
+};
+
+// A warm job: the typed view of a Job of kind warm.
+struct WarmJob : JobCommon {
+  int page_size = kDefaultWarmPageSize;  // params.page_size
+
+  // The record: kind warm, params {"page_size":N}.
+  Job ToJob() const;
+  // The view of `job`: InvalidArgument when it is not a warm job, Corruption when its params are
+  // not warm params (see WarmPageSizeFromParams).
+  static Result<WarmJob> FromJob(Job job);
+};
+
+// Warm params: {"page_size":N}.
+std::string WarmJobParams(int page_size);
+// The page size that warm params hold: kDefaultWarmPageSize when they have none. InvalidArgument
+// unless `params` is a JSON object whose page_size, if any, is an integer in 1..kMaxWarmPageSize.
+Result<int> WarmPageSizeFromParams(std::string_view params);
+// Whether `params` may be stored for a job of `kind`: a JSON object, and for warm jobs valid warm
+// params. InvalidArgument otherwise. Backends check it in CreateJob.
+Status ValidateJobParams(JobKind kind, std::string_view params);
 
 // RFC 3339 UTC with milliseconds: 1779789600000 -> "2026-05-26T10:00:00.000Z".
 std::string FormatRfc3339Ms(int64_t epoch_ms);
@@ -84,6 +131,20 @@ std::string WarmJobListToJson(std::span<const WarmJob> jobs);
 // A fresh random (version 4) UUID, lower-case hyphenated.
 std::string NewJobId();
 
+struct CreateJobRequest {
+  std::string ns;
+  JobKind kind = JobKind::kWarm;
+  std::string params = "{}";  // see ValidateJobParams
+  std::string owner;          // the creator takes the lease; must not be empty
+};
+
+struct CreateJobOutcome {
+  Job job;
+  // false: a job of the namespace and kind was already running and `job` is that job (nothing
+  // created).
+  bool created = false;
+};
+
 struct CreateWarmJobRequest {
   std::string ns;
   int page_size = kDefaultWarmPageSize;  // 1..kMaxWarmPageSize
@@ -92,17 +153,18 @@ struct CreateWarmJobRequest {
 
 struct CreateWarmJobOutcome {
   WarmJob job;
-  // false: a job of the namespace was already running and `job` is that job (nothing created).
+  // false: a warm job of the namespace was already running and `job` is that job.
   bool created = false;
 };
 
-// Progress a runner records after each page.
-struct WarmJobCheckpoint {
+// Progress a runner records after each page (any kind).
+struct JobCheckpoint {
   std::optional<std::string> cursor;  // JSON text of the last id paged; nullopt = keep the old one
   uint64_t documents_scanned = 0;
   double progress = 0.0;  // clamped to [0, 1)
   uint64_t cache_errors = 0;
 };
+using WarmJobCheckpoint = JobCheckpoint;
 
 enum class ClaimScope : uint8_t {
   // Running jobs whose lease expired at `now_ms` or that have no owner.
@@ -116,16 +178,36 @@ class JobStore {
  public:
   virtual ~JobStore() = default;
 
+  // ---- Records of every kind.
+  //
+  // These are virtual with a default that fails (Internal), not pure, only so that a wrapper of
+  // the warm calls below need not forward them; every backend overrides them.
+
   // Creates a running job (progress 0, lease owner = request.owner until now + the store's lease
-  // duration), unless a job of the namespace is running: then returns that one, created = false.
-  // InvalidArgument for an empty namespace or owner or a page size outside 1..kMaxWarmPageSize.
-  virtual Result<CreateWarmJobOutcome> Create(const CreateWarmJobRequest& request) = 0;
+  // duration), unless a job of the same namespace and kind is running: then returns that one,
+  // created = false. InvalidArgument for an empty namespace or owner or params that
+  // ValidateJobParams refuses.
+  virtual Result<CreateJobOutcome> CreateJob(const CreateJobRequest& request);
 
   // NotFound when no job has this id.
-  virtual Result<WarmJob> Get(std::string_view id) = 0;
+  virtual Result<Job> GetJob(std::string_view id);
 
-  // Every job of the namespace, oldest first (by created_at, then creation order).
-  virtual Result<std::vector<WarmJob>> List(std::string_view ns) = 0;
+  // The jobs of the namespace, of `kind` or (nullopt) of every kind, oldest first (by created_at,
+  // then creation order).
+  virtual Result<std::vector<Job>> ListJobs(std::string_view ns, std::optional<JobKind> kind);
+
+  // running -> cancelled (completed_at = now). Idempotent: a job already terminal is left as is.
+  // Returns the job as stored after the call. NotFound when no job has this id.
+  virtual Result<Job> CancelJob(std::string_view id);
+
+  // Atomically hands the running jobs of `kind` selected by `scope` to `owner`, with a lease until
+  // now_ms + lease, and returns them (oldest first) for the caller to resume from their cursors.
+  // Two concurrent claimers never both get the same job.
+  virtual Result<std::vector<Job>> ClaimExpiredJobs(std::string_view owner, int64_t now_ms,
+                                                    std::chrono::milliseconds lease,
+                                                    ClaimScope scope, JobKind kind);
+
+  // ---- Any kind, by id or owner or namespace.
 
   // Records progress and extends the lease to now + the store's lease duration. NotFound when no
   // job has this id; Aborted when the job is no longer running (e.g. cancelled) or `owner` no
@@ -133,7 +215,7 @@ class JobStore {
   // not valid JSON. A backend may make checkpoints less durable than its other calls (a warm
   // writes one per page): a checkpoint that is lost only sends the job back a few pages.
   virtual Status Checkpoint(std::string_view id, std::string_view owner,
-                            const WarmJobCheckpoint& checkpoint) = 0;
+                            const JobCheckpoint& checkpoint) = 0;
 
   // Ends a running job with `status` (kCompleted or kFailed; InvalidArgument otherwise) and sets
   // completed_at = now. Completion sets progress = 1.0. `error` is stored for failures; a
@@ -141,30 +223,40 @@ class JobStore {
   virtual Status Finish(std::string_view id, std::string_view owner, JobStatus status,
                         std::optional<std::string> error, std::optional<uint64_t> stable_as_of) = 0;
 
-  // running -> cancelled (completed_at = now). Idempotent: a job already terminal is left as is.
-  // Returns the job as stored after the call. NotFound when no job has this id.
-  virtual Result<WarmJob> Cancel(std::string_view id) = 0;
-
-  // Atomically hands the running jobs selected by `scope` to `owner`, with a lease until
-  // now_ms + lease, and returns them (oldest first) for the caller to resume from their cursors.
-  // Two concurrent claimers never both get the same job.
-  virtual Result<std::vector<WarmJob>> ClaimExpired(std::string_view owner, int64_t now_ms,
-                                                    std::chrono::milliseconds lease,
-                                                    ClaimScope scope = ClaimScope::kExpired) = 0;
-
   // Gives up `owner`'s leases on its running jobs (clean shutdown), so they can be claimed at
   // once. Returns how many jobs were released.
   virtual Result<uint64_t> ReleaseOwner(std::string_view owner) = 0;
 
-  // Removes every job of the namespace, running or not (a running job's owner then gets NotFound
-  // at its next checkpoint). Returns how many were removed.
+  // Removes every job of the namespace, of every kind, running or not (a running job's owner
+  // then gets NotFound at its next checkpoint). Returns how many were removed.
   virtual Result<uint64_t> DeleteNamespace(std::string_view ns) = 0;
 
   // Retention for finished jobs (running jobs are never pruned): removes those that finished
-  // before now_ms - keep_finished_for, and per namespace all but the
+  // before now_ms - keep_finished_for, and per namespace and kind all but the
   // keep_finished_max_per_namespace most recently finished. Returns how many were removed.
   virtual Result<uint64_t> Prune(int64_t now_ms, std::chrono::milliseconds keep_finished_for,
                                  uint64_t keep_finished_max_per_namespace) = 0;
+
+  // ---- Warm jobs, typed: the record calls for kind warm. Virtual so that a wrapper can
+  // intercept them; their definitions here serve every backend.
+
+  // CreateJob of a warm job with params {"page_size": request.page_size}. InvalidArgument for a
+  // page size outside 1..kMaxWarmPageSize, and as for CreateJob.
+  virtual Result<CreateWarmJobOutcome> Create(const CreateWarmJobRequest& request);
+
+  // NotFound when no warm job has this id.
+  virtual Result<WarmJob> Get(std::string_view id);
+
+  // The warm jobs of the namespace, oldest first.
+  virtual Result<std::vector<WarmJob>> List(std::string_view ns);
+
+  // CancelJob of a warm job; NotFound (and nothing cancelled) when no warm job has this id.
+  virtual Result<WarmJob> Cancel(std::string_view id);
+
+  // ClaimExpiredJobs of warm jobs.
+  virtual Result<std::vector<WarmJob>> ClaimExpired(std::string_view owner, int64_t now_ms,
+                                                    std::chrono::milliseconds lease,
+                                                    ClaimScope scope = ClaimScope::kExpired);
 };
 
 }  // namespace layer::jobs

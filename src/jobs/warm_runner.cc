@@ -111,6 +111,14 @@ struct WarmRunner::PageWrite {
   asio::steady_timer done;  // cancelled when `finished` is set, to wake AwaitWrite
 };
 
+// What the sweep timer's handler needs to know whether the runner still exists: the destructor
+// sets `stopped` under `mu`, and the handler touches the runner only while holding `mu` with
+// `stopped` unset.
+struct WarmRunner::SweepState {
+  std::mutex mu;
+  bool stopped = false;
+};
+
 // A job's running totals, advanced by its page writes in page order, and what its page writes
 // need to end the job: the read ahead to wake and drop.
 struct WarmRunner::JobProgress {
@@ -130,23 +138,74 @@ WarmRunner::WarmRunner(http::IoPool& pool, JobStore& store, http::Upstream& upst
       watcher_(watcher),
       options_(std::move(options)),
       store_thread_(std::make_unique<asio::thread_pool>(1)),
-      page_thread_(std::make_unique<asio::thread_pool>(1)) {
+      page_thread_(std::make_unique<asio::thread_pool>(1)),
+      sweep_interval_(options_.sweep_interval.count() > 0
+                          ? options_.sweep_interval
+                          : std::max(options_.lease / 3, std::chrono::milliseconds(1))),
+      sweep_(std::make_shared<SweepState>()),
+      sweep_timer_(std::make_unique<asio::steady_timer>(pool_.Next())) {
   asio::post(*store_thread_, [] { NameCurrentThread("layer-warm-jobs"); });
   asio::post(*page_thread_, [] { NameCurrentThread("layer-warm-page"); });
+  std::lock_guard lock(sweep_->mu);
+  ArmSweepLocked();
 }
 
 WarmRunner::~WarmRunner() {
+  {
+    // Waits for a sweep in progress, which may be starting jobs; none starts after this.
+    std::lock_guard lock(sweep_->mu);
+    sweep_->stopped = true;
+    sweep_timer_->cancel();
+  }
   store_thread_->join();
   page_thread_->join();
 }
 
-void WarmRunner::Start(WarmJob job) {
+void WarmRunner::ArmSweepLocked() {
+  sweep_timer_->expires_after(sweep_interval_);
+  sweep_timer_->async_wait([this, sweep = sweep_](const boost::system::error_code& ec) {
+    std::lock_guard lock(sweep->mu);
+    if (ec || sweep->stopped) return;  // the runner may be gone: touch nothing of it
+    // Store calls block: the sweep runs on the store thread, as every other one does.
+    asio::post(*store_thread_, [this] { Sweep(); });
+  });
+}
+
+void WarmRunner::Sweep() {
+  std::lock_guard lock(sweep_->mu);
+  if (sweep_->stopped) return;
+  const int64_t now = ClockOr(options_.clock).WallMs();
+  auto claimed = store_.ClaimExpired(options_.owner, now, options_.lease, ClaimScope::kExpired);
+  if (!claimed.ok()) {
+    spdlog::warn("warm jobs: claiming jobs whose lease expired failed: {}",
+                 claimed.status().ToString());
+  } else {
+    for (WarmJob& job : *claimed) {
+      // A job of ours whose lease ran out while it stalled comes back here: it keeps running once.
+      const std::string id = job.id, ns = job.ns;
+      const uint64_t scanned = job.documents_scanned;
+      if (Start(std::move(job))) {
+        spdlog::info("taking over warm job {} of '{}' after {} documents: its lease expired", id,
+                     ns, scanned);
+      }
+    }
+  }
+  auto pruned =
+      store_.Prune(now, options_.keep_finished_for, options_.keep_finished_max_per_namespace);
+  if (!pruned.ok()) {
+    spdlog::warn("warm jobs: pruning finished jobs failed: {}", pruned.status().ToString());
+  }
+  ArmSweepLocked();
+}
+
+bool WarmRunner::Start(WarmJob job) {
   {
     std::lock_guard lock(mu_);
-    if (!active_.emplace(job.id, job.ns).second) return;  // already running here
+    if (!active_.emplace(job.id, job.ns).second) return false;  // already running here
   }
   cache_.NoteWarmingChanged();
   asio::co_spawn(pool_.Next(), Run(std::move(job)), asio::detached);
+  return true;
 }
 
 void WarmRunner::CreateAndStart(std::string ns) {
@@ -157,8 +216,8 @@ void WarmRunner::CreateAndStart(std::string ns) {
 }
 
 Status WarmRunner::ResumeAll(bool cache_was_reset) {
-  auto claimed = store_.ClaimExpired(options_.owner, ClockOr(options_.clock).WallMs(), std::chrono::seconds(30),
-                                     ClaimScope::kAllRunning);
+  auto claimed = store_.ClaimExpired(options_.owner, ClockOr(options_.clock).WallMs(),
+                                     options_.lease, ClaimScope::kAllRunning);
   if (!claimed.ok()) return claimed.status();
   for (auto& job : *claimed) {
     if (cache_was_reset) {

@@ -29,7 +29,16 @@
 // page, never re-serialised (jobs/warm_page.h); a page's rows go to the cache in one batch.
 //
 // Durability: the job store holds every checkpoint, so a gateway killed mid-warm resumes the job
-// from its last cursor when it starts again (ResumeAll). Thread-safe.
+// from its last cursor when it starts again (ResumeAll).
+//
+// Sweep: while it lives, the runner periodically (WarmRunnerOptions::sweep_interval) claims the
+// warm jobs whose lease expired -- their owner died or stalled, e.g. another gateway sharing the
+// store -- and runs them from their checkpoints, and prunes finished jobs (the store's
+// retention). A job already executing here is never started twice. The sweep's timer waits on the
+// runner's pool and its store calls run on the store thread; the destructor stops it.
+//
+// Lifetime: the pool must outlive the runner, and the runner must outlive the jobs it runs (stop
+// the pool, or wait for active() == 0, before destroying it). Thread-safe.
 #pragma once
 
 #include <atomic>
@@ -39,6 +48,8 @@
 #include <optional>
 #include <set>
 #include <string>
+
+#include <boost/asio/steady_timer.hpp>
 
 #include "coherence/coherence.h"
 #include "common/clock.h"
@@ -62,6 +73,15 @@ struct WarmRunnerOptions {
   int64_t safety_margin_ms = 500;      // stable watermark = metadata poll start − margin
   const Clock* clock = nullptr;         // wall time of leases and polls; null: Clock::System()
   MetricsRegistry* metrics = nullptr;   // null: layer::Metrics()
+  // The lease a claim takes (ResumeAll, the sweep). Keep it the job store's lease, which Create
+  // and Checkpoint grant.
+  std::chrono::milliseconds lease = std::chrono::seconds(30);
+  // The time between sweeps; zero means lease / 3, so that a dead owner's job waits at most about
+  // a third of a lease past its expiry.
+  std::chrono::milliseconds sweep_interval{0};
+  // Retention of finished jobs, applied by every sweep (JobStore::Prune).
+  std::chrono::milliseconds keep_finished_for = std::chrono::hours(24 * 7);
+  uint64_t keep_finished_max_per_namespace = 100;
 };
 
 class WarmRunner {
@@ -73,13 +93,16 @@ class WarmRunner {
              WarmRunnerOptions options);
   ~WarmRunner();
 
-  // Runs `job` in the background (it must be running and owned by this runner's owner).
-  void Start(WarmJob job);
+  // Runs `job` in the background (it must be running and owned by this runner's owner). Returns
+  // false, and does nothing, when the job is already executing here.
+  bool Start(WarmJob job);
   // Creates a warm job of `ns` with the default page size and runs it, unless one is running
   // already. Returns at once: the job-store call happens on the store thread.
   void CreateAndStart(std::string ns);
   // Claims every running job of the store (a restarted embedded gateway) and runs it. With
-  // `cache_was_reset`, what those jobs had cached is gone, so they start paging over.
+  // `cache_was_reset`, what those jobs had cached is gone, so they start paging over. Call it
+  // before the pool runs (as `layer serve` does), so that it goes before the first sweep: a sweep
+  // would resume a job whose lease expired from its checkpoint, cache reset or not.
   Status ResumeAll(bool cache_was_reset);
   // Asks a running job to stop at its next page boundary (the store marks it cancelled).
   void RequestStop(const std::string& id);
@@ -105,6 +128,13 @@ class WarmRunner {
     bool stop = false;    // the checkpoint was refused or a stop was requested: the job ends
   };
   struct JobProgress;
+  struct SweepState;
+
+  // Schedules the next sweep; expects sweep_->mu held.
+  void ArmSweepLocked();
+  // Claims the warm jobs whose lease expired and starts them, prunes finished jobs, and schedules
+  // the next sweep. Runs on the store thread.
+  void Sweep();
 
   Task<void> Run(WarmJob job);
   // Starts reading the page after `cursor` (with retries) in the background, on this thread.
@@ -158,6 +188,11 @@ class WarmRunner {
   mutable std::mutex mu_;  // guards active_ and stop_
   std::map<std::string, std::string> active_;  // job id -> namespace
   std::set<std::string> stop_;
+
+  const std::chrono::milliseconds sweep_interval_;
+  // Shared with the sweep timer's handler, which may run after the runner is gone.
+  std::shared_ptr<SweepState> sweep_;
+  std::unique_ptr<boost::asio::steady_timer> sweep_timer_;  // guarded by sweep_->mu
 };
 
 }  // namespace layer::jobs

@@ -16,11 +16,17 @@ namespace layer::jobs {
 
 namespace {
 
+// The schema's version, in PRAGMA user_version. The first schema (warm jobs only, their page size
+// in a page_size column) never set it: 0 with a warm_jobs table is version 1.
+constexpr int64_t kSchemaVersion = 2;
+
+// The table keeps the name it had when it held only warm jobs: see the header.
 constexpr const char* kSchema = R"sql(
-CREATE TABLE IF NOT EXISTS warm_jobs (
+CREATE TABLE warm_jobs (
   seq               INTEGER PRIMARY KEY AUTOINCREMENT,  -- creation order
   id                TEXT NOT NULL UNIQUE,
   namespace         TEXT NOT NULL,
+  kind              TEXT NOT NULL DEFAULT 'warm',
   status            TEXT NOT NULL,
   progress          REAL NOT NULL DEFAULT 0,
   documents_scanned INTEGER NOT NULL DEFAULT 0,          -- u64 stored as its int64 bit pattern
@@ -29,22 +35,31 @@ CREATE TABLE IF NOT EXISTS warm_jobs (
   completed_at      INTEGER,
   error             TEXT,
   cache_errors      INTEGER NOT NULL DEFAULT 0,
-  page_size         INTEGER NOT NULL,
+  params            TEXT NOT NULL DEFAULT '{}',          -- JSON object: the kind's own fields
   cursor            TEXT,
   owner             TEXT NOT NULL DEFAULT '',
   lease_expires_at  INTEGER NOT NULL DEFAULT 0,
   updated_at        INTEGER NOT NULL
 );
-CREATE UNIQUE INDEX IF NOT EXISTS warm_jobs_one_running ON warm_jobs(namespace)
-  WHERE status = 'running';
-CREATE INDEX IF NOT EXISTS warm_jobs_by_namespace ON warm_jobs(namespace, created_at, seq);
-CREATE INDEX IF NOT EXISTS warm_jobs_running_lease ON warm_jobs(lease_expires_at)
-  WHERE status = 'running';
+CREATE UNIQUE INDEX warm_jobs_one_running ON warm_jobs(namespace, kind) WHERE status = 'running';
+CREATE INDEX warm_jobs_by_namespace ON warm_jobs(namespace, created_at, seq);
+CREATE INDEX warm_jobs_running_lease ON warm_jobs(lease_expires_at) WHERE status = 'running';
+)sql";
+
+// Version 1 -> 2: every job so far is a warm job, whose page size moves into its params. The
+// one-running index keeps its name but now covers (namespace, kind).
+constexpr const char* kMigrateFrom1 = R"sql(
+ALTER TABLE warm_jobs ADD COLUMN kind TEXT NOT NULL DEFAULT 'warm';
+ALTER TABLE warm_jobs ADD COLUMN params TEXT NOT NULL DEFAULT '{}';
+UPDATE warm_jobs SET params = json_object('page_size', page_size);
+DROP INDEX IF EXISTS warm_jobs_one_running;
+ALTER TABLE warm_jobs DROP COLUMN page_size;
+CREATE UNIQUE INDEX warm_jobs_one_running ON warm_jobs(namespace, kind) WHERE status = 'running';
 )sql";
 
 constexpr const char* kColumns =
-    "id, namespace, status, progress, documents_scanned, stable_as_of, created_at, completed_at, "
-    "error, cache_errors, page_size, cursor, owner, lease_expires_at, updated_at";
+    "id, namespace, kind, status, progress, documents_scanned, stable_as_of, created_at, "
+    "completed_at, error, cache_errors, params, cursor, owner, lease_expires_at, updated_at";
 
 Status SqlError(sqlite3* db, int rc, std::string_view what) {
   std::string msg =
@@ -146,31 +161,34 @@ class RelaxedSync {
 };
 
 // Reads a row selected with kColumns.
-Result<WarmJob> ReadJob(const Stmt& s) {
-  WarmJob j;
+Result<Job> ReadJob(const Stmt& s) {
+  Job j;
   j.id = s.Text(0);
   j.ns = s.Text(1);
-  auto status = ParseJobStatus(s.Text(2));
+  auto kind = ParseJobKind(s.Text(2));
+  if (!kind) return Status::Corruption("sqlite job store: unknown kind for job " + j.id);
+  j.kind = *kind;
+  auto status = ParseJobStatus(s.Text(3));
   if (!status) return Status::Corruption("sqlite job store: bad status for job " + j.id);
   j.status = *status;
-  j.progress = s.Double(3);
-  j.documents_scanned = static_cast<uint64_t>(s.Int(4));
-  if (!s.IsNull(5)) j.stable_as_of = static_cast<uint64_t>(s.Int(5));
-  j.created_at = s.Int(6);
-  if (!s.IsNull(7)) j.completed_at = s.Int(7);
-  if (!s.IsNull(8)) j.error = s.Text(8);
-  j.cache_errors = static_cast<uint64_t>(s.Int(9));
-  j.page_size = static_cast<int>(s.Int(10));
-  if (!s.IsNull(11)) j.cursor = s.Text(11);
-  j.owner = s.Text(12);
-  j.lease_expires_at = s.Int(13);
-  j.updated_at = s.Int(14);
+  j.progress = s.Double(4);
+  j.documents_scanned = static_cast<uint64_t>(s.Int(5));
+  if (!s.IsNull(6)) j.stable_as_of = static_cast<uint64_t>(s.Int(6));
+  j.created_at = s.Int(7);
+  if (!s.IsNull(8)) j.completed_at = s.Int(8);
+  if (!s.IsNull(9)) j.error = s.Text(9);
+  j.cache_errors = static_cast<uint64_t>(s.Int(10));
+  j.params = s.Text(11);
+  if (!s.IsNull(12)) j.cursor = s.Text(12);
+  j.owner = s.Text(13);
+  j.lease_expires_at = s.Int(14);
+  j.updated_at = s.Int(15);
   return j;
 }
 
 // Reads every row of a SELECT of kColumns.
-Result<std::vector<WarmJob>> ReadJobs(sqlite3* db, Stmt& s) {
-  std::vector<WarmJob> out;
+Result<std::vector<Job>> ReadJobs(sqlite3* db, Stmt& s) {
+  std::vector<Job> out;
   for (;;) {
     int rc = s.Step();
     if (rc == SQLITE_DONE) return out;
@@ -235,7 +253,39 @@ Status SqliteJobStore::Init() {
       !st.ok()) {
     return st;
   }
-  return Exec(kSchema);
+  return PrepareSchemaLocked();
+}
+
+Status SqliteJobStore::PrepareSchemaLocked() {
+  // BEGIN IMMEDIATE: processes opening a file together create or migrate it once.
+  Txn txn(db_);
+  if (!txn.begin_status().ok()) return txn.begin_status();
+  int64_t version = 0;
+  {
+    Stmt s(db_, "PRAGMA user_version");
+    if (Status st = s.prepare_status(); !st.ok()) return st;
+    if (int rc = s.Step(); rc != SQLITE_ROW) return SqlError(db_, rc, "read the schema version");
+    version = s.Int(0);
+  }
+  if (version == kSchemaVersion) return Status::Ok();  // the transaction wrote nothing
+  if (version > kSchemaVersion) {
+    return Status::IoError(
+        fmt::format("sqlite job store: {} has schema version {}, newer than this build's {}",
+                    options_.path, version, kSchemaVersion));
+  }
+  bool has_table = false;
+  {
+    Stmt s(db_, "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'warm_jobs'");
+    if (Status st = s.prepare_status(); !st.ok()) return st;
+    int rc = s.Step();
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE) return SqlError(db_, rc, "read the schema");
+    has_table = rc == SQLITE_ROW;
+  }
+  if (Status st = Exec(has_table ? kMigrateFrom1 : kSchema); !st.ok()) return st;
+  if (Status st = Exec(fmt::format("PRAGMA user_version = {}", kSchemaVersion).c_str()); !st.ok()) {
+    return st;
+  }
+  return txn.Commit();
 }
 
 int SqliteJobStore::SynchronousLevel() {
@@ -260,100 +310,107 @@ int64_t SqliteJobStore::NowMs() const {
       .count();
 }
 
-Result<std::optional<WarmJob>> SqliteJobStore::GetLocked(std::string_view id) {
+Result<std::optional<Job>> SqliteJobStore::GetLocked(std::string_view id) {
   Stmt s(db_, fmt::format("SELECT {} FROM warm_jobs WHERE id = ?1", kColumns));
   if (Status st = s.prepare_status(); !st.ok()) return st;
   s.Bind(1, id);
   auto rows = ReadJobs(db_, s);
   if (!rows.ok()) return rows.status();
-  if (rows->empty()) return std::optional<WarmJob>();
-  return std::optional<WarmJob>(std::move(rows->front()));
+  if (rows->empty()) return std::optional<Job>();
+  return std::optional<Job>(std::move(rows->front()));
 }
 
-Result<CreateWarmJobOutcome> SqliteJobStore::Create(const CreateWarmJobRequest& request) {
-  if (request.ns.empty()) return Status::InvalidArgument("warm job: empty namespace");
-  if (request.owner.empty()) return Status::InvalidArgument("warm job: empty owner");
-  if (request.page_size < 1 || request.page_size > kMaxWarmPageSize) {
-    return Status::InvalidArgument(
-        fmt::format("warm job: page_size must be 1..{}", kMaxWarmPageSize));
-  }
+Result<CreateJobOutcome> SqliteJobStore::CreateJob(const CreateJobRequest& request) {
+  const std::string_view kind = JobKindName(request.kind);
+  if (request.ns.empty())
+    return Status::InvalidArgument(fmt::format("{} job: empty namespace", kind));
+  if (request.owner.empty())
+    return Status::InvalidArgument(fmt::format("{} job: empty owner", kind));
+  if (Status st = ValidateJobParams(request.kind, request.params); !st.ok()) return st;
   std::lock_guard lock(mu_);
   if (!db_) return Status::Unavailable("sqlite job store: closed");
   Txn txn(db_);
   if (!txn.begin_status().ok()) return txn.begin_status();
   {
-    Stmt s(db_, fmt::format("SELECT {} FROM warm_jobs WHERE namespace = ?1 AND status = 'running'",
+    Stmt s(db_, fmt::format("SELECT {} FROM warm_jobs WHERE namespace = ?1 AND kind = ?2 AND "
+                            "status = 'running'",
                             kColumns));
     if (Status st = s.prepare_status(); !st.ok()) return st;
     s.Bind(1, std::string_view(request.ns));
+    s.Bind(2, kind);
     auto rows = ReadJobs(db_, s);
     if (!rows.ok()) return rows.status();
-    if (!rows->empty()) return CreateWarmJobOutcome{std::move(rows->front()), false};
+    if (!rows->empty()) return CreateJobOutcome{std::move(rows->front()), false};
   }
   const int64_t now = NowMs();
-  WarmJob job;
+  Job job;
   job.id = NewJobId();
   job.ns = request.ns;
+  job.kind = request.kind;
   job.status = JobStatus::kRunning;
   job.created_at = now;
-  job.page_size = request.page_size;
+  job.params = request.params;
   job.owner = request.owner;
   job.lease_expires_at = LeaseEnd(now, options_.lease);
   job.updated_at = now;
   Stmt s(db_,
-         "INSERT INTO warm_jobs (id, namespace, status, created_at, page_size, owner, "
-         "lease_expires_at, updated_at) VALUES (?1, ?2, 'running', ?3, ?4, ?5, ?6, ?3)");
+         "INSERT INTO warm_jobs (id, namespace, kind, status, created_at, params, owner, "
+         "lease_expires_at, updated_at) VALUES (?1, ?2, ?3, 'running', ?4, ?5, ?6, ?7, ?4)");
   if (Status st = s.prepare_status(); !st.ok()) return st;
   s.Bind(1, std::string_view(job.id));
   s.Bind(2, std::string_view(job.ns));
-  s.Bind(3, now);
-  s.Bind(4, static_cast<int64_t>(job.page_size));
-  s.Bind(5, std::string_view(job.owner));
-  s.Bind(6, job.lease_expires_at);
+  s.Bind(3, kind);
+  s.Bind(4, now);
+  s.Bind(5, std::string_view(job.params));
+  s.Bind(6, std::string_view(job.owner));
+  s.Bind(7, job.lease_expires_at);
   if (Status st = s.Run("insert"); !st.ok()) return st;
   if (Status st = txn.Commit(); !st.ok()) return st;
-  return CreateWarmJobOutcome{std::move(job), true};
+  return CreateJobOutcome{std::move(job), true};
 }
 
-Result<WarmJob> SqliteJobStore::Get(std::string_view id) {
+Result<Job> SqliteJobStore::GetJob(std::string_view id) {
   std::lock_guard lock(mu_);
   if (!db_) return Status::Unavailable("sqlite job store: closed");
   auto job = GetLocked(id);
   if (!job.ok()) return job.status();
-  if (!job->has_value()) return Status::NotFound(fmt::format("warm job {} not found", id));
+  if (!job->has_value()) return Status::NotFound(fmt::format("job {} not found", id));
   return std::move(**job);
 }
 
-Result<std::vector<WarmJob>> SqliteJobStore::List(std::string_view ns) {
+Result<std::vector<Job>> SqliteJobStore::ListJobs(std::string_view ns,
+                                                  std::optional<JobKind> kind) {
   std::lock_guard lock(mu_);
   if (!db_) return Status::Unavailable("sqlite job store: closed");
-  Stmt s(db_, fmt::format("SELECT {} FROM warm_jobs WHERE namespace = ?1 ORDER BY created_at, seq",
+  Stmt s(db_, fmt::format("SELECT {} FROM warm_jobs WHERE namespace = ?1 AND "
+                          "(?2 IS NULL OR kind = ?2) ORDER BY created_at, seq",
                           kColumns));
   if (Status st = s.prepare_status(); !st.ok()) return st;
   s.Bind(1, ns);
+  kind ? s.Bind(2, JobKindName(*kind)) : s.BindNull(2);
   return ReadJobs(db_, s);
 }
 
 Status SqliteJobStore::CheckOwnedLocked(std::string_view id, std::string_view owner) {
   auto job = GetLocked(id);
   if (!job.ok()) return job.status();
-  if (!job->has_value()) return Status::NotFound(fmt::format("warm job {} not found", id));
-  const WarmJob& j = **job;
+  if (!job->has_value()) return Status::NotFound(fmt::format("job {} not found", id));
+  const Job& j = **job;
   if (j.status != JobStatus::kRunning) {
-    return Status::Aborted(fmt::format("warm job {} is {}", id, JobStatusName(j.status)));
+    return Status::Aborted(fmt::format("job {} is {}", id, JobStatusName(j.status)));
   }
   if (j.owner != owner) {
-    return Status::Aborted(fmt::format("warm job {}: lease lost to '{}'", id, j.owner));
+    return Status::Aborted(fmt::format("job {}: lease lost to '{}'", id, j.owner));
   }
   return Status::Ok();
 }
 
 Status SqliteJobStore::Checkpoint(std::string_view id, std::string_view owner,
-                                  const WarmJobCheckpoint& checkpoint) {
+                                  const JobCheckpoint& checkpoint) {
   if (checkpoint.cursor) {
     boost::system::error_code ec;
     (void)boost::json::parse(*checkpoint.cursor, ec);
-    if (ec) return Status::InvalidArgument("warm job checkpoint: cursor is not valid JSON");
+    if (ec) return Status::InvalidArgument("job checkpoint: cursor is not valid JSON");
   }
   double progress = checkpoint.progress;
   if (!std::isfinite(progress) || progress < 0) progress = 0;
@@ -384,7 +441,7 @@ Status SqliteJobStore::Finish(std::string_view id, std::string_view owner, JobSt
                               std::optional<std::string> error,
                               std::optional<uint64_t> stable_as_of) {
   if (status != JobStatus::kCompleted && status != JobStatus::kFailed) {
-    return Status::InvalidArgument("warm job finish: status must be completed or failed");
+    return Status::InvalidArgument("job finish: status must be completed or failed");
   }
   if (status == JobStatus::kFailed && !error) error = "failed";
   if (status == JobStatus::kCompleted) error.reset();
@@ -408,7 +465,7 @@ Status SqliteJobStore::Finish(std::string_view id, std::string_view owner, JobSt
   return txn.Commit();
 }
 
-Result<WarmJob> SqliteJobStore::Cancel(std::string_view id) {
+Result<Job> SqliteJobStore::CancelJob(std::string_view id) {
   std::lock_guard lock(mu_);
   if (!db_) return Status::Unavailable("sqlite job store: closed");
   Txn txn(db_);
@@ -423,36 +480,37 @@ Result<WarmJob> SqliteJobStore::Cancel(std::string_view id) {
   if (Status st = s.Run("cancel"); !st.ok()) return st;
   auto job = GetLocked(id);
   if (!job.ok()) return job.status();
-  if (!job->has_value()) return Status::NotFound(fmt::format("warm job {} not found", id));
+  if (!job->has_value()) return Status::NotFound(fmt::format("job {} not found", id));
   if (Status st = txn.Commit(); !st.ok()) return st;
   return std::move(**job);
 }
 
-Result<std::vector<WarmJob>> SqliteJobStore::ClaimExpired(std::string_view owner, int64_t now_ms,
+Result<std::vector<Job>> SqliteJobStore::ClaimExpiredJobs(std::string_view owner, int64_t now_ms,
                                                           std::chrono::milliseconds lease,
-                                                          ClaimScope scope) {
-  if (owner.empty()) return Status::InvalidArgument("warm job claim: empty owner");
-  if (lease.count() <= 0) return Status::InvalidArgument("warm job claim: lease must be positive");
+                                                          ClaimScope scope, JobKind kind) {
+  if (owner.empty()) return Status::InvalidArgument("job claim: empty owner");
+  if (lease.count() <= 0) return Status::InvalidArgument("job claim: lease must be positive");
   std::lock_guard lock(mu_);
   if (!db_) return Status::Unavailable("sqlite job store: closed");
   Txn txn(db_);
   if (!txn.begin_status().ok()) return txn.begin_status();
-  const std::string where = scope == ClaimScope::kAllRunning
-                                ? "status = 'running'"
-                                : "status = 'running' AND (owner = '' OR lease_expires_at <= ?1)";
-  std::vector<WarmJob> claimed;
+  const bool expired_only = scope == ClaimScope::kExpired;
+  std::vector<Job> claimed;
   {
-    Stmt s(db_, fmt::format("SELECT {} FROM warm_jobs WHERE {} ORDER BY created_at, seq", kColumns,
-                            where));
+    Stmt s(db_, fmt::format("SELECT {} FROM warm_jobs WHERE status = 'running' AND kind = ?1{} "
+                            "ORDER BY created_at, seq",
+                            kColumns,
+                            expired_only ? " AND (owner = '' OR lease_expires_at <= ?2)" : ""));
     if (Status st = s.prepare_status(); !st.ok()) return st;
-    if (scope == ClaimScope::kExpired) s.Bind(1, now_ms);
+    s.Bind(1, JobKindName(kind));
+    if (expired_only) s.Bind(2, now_ms);
     auto rows = ReadJobs(db_, s);
     if (!rows.ok()) return rows.status();
     claimed = std::move(rows).value();
   }
   // The write lock of BEGIN IMMEDIATE is held, so no one changes these rows in between.
   const int64_t lease_end = LeaseEnd(now_ms, lease);
-  for (WarmJob& job : claimed) {
+  for (Job& job : claimed) {
     Stmt s(db_,
            "UPDATE warm_jobs SET owner = ?2, lease_expires_at = ?3, updated_at = ?4 WHERE id = ?1");
     if (Status st = s.prepare_status(); !st.ok()) return st;
@@ -511,7 +569,7 @@ Result<uint64_t> SqliteJobStore::Prune(int64_t now_ms, std::chrono::milliseconds
   {
     Stmt s(db_,
            "DELETE FROM warm_jobs WHERE seq IN (SELECT seq FROM (SELECT seq, ROW_NUMBER() OVER "
-           "(PARTITION BY namespace ORDER BY completed_at DESC, seq DESC) AS rank "
+           "(PARTITION BY namespace, kind ORDER BY completed_at DESC, seq DESC) AS rank "
            "FROM warm_jobs WHERE status != 'running') WHERE rank > ?1)");
     if (Status st = s.prepare_status(); !st.ok()) return st;
     s.Bind(1, static_cast<int64_t>(std::min<uint64_t>(keep_finished_max_per_namespace,

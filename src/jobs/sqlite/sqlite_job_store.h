@@ -6,12 +6,21 @@
 // without waiting for the disk (synchronous=NORMAL for their transaction; the next call that
 // does wait makes them durable too). A power loss can then lose the checkpoints since the last
 // other call, and the job resumes from an earlier page: pages are idempotent, and the embedded
-// cache is discarded after an unclean shutdown anyway. The schema is created on Open().
+// cache is discarded after an unclean shutdown anyway.
+//
+// Schema: one table, warm_jobs, one row per job of any kind (the Job record: its kind and its
+// params JSON text in columns of their own); PRAGMA user_version holds the schema's version.
+// Open() creates the schema in an empty file and migrates, in place and in one transaction, a
+// file of the first schema (warm jobs only, each with a page_size column): every row there
+// becomes a warm job whose params hold its page size, and the page_size column is dropped. The
+// table keeps the name it had then, so that a gateway built before kinds that opens a migrated
+// file fails on the missing column instead of creating an empty table beside it.
 //
 // Concurrency: one connection guarded by a mutex, so calls are serialised in-process; every
 // multi-statement operation runs in a BEGIN IMMEDIATE transaction, and a partial unique index
-// enforces one running job per namespace, so the rules of job_store.h also hold when several
-// processes open the same file (they wait up to `busy_timeout` for each other's write lock).
+// enforces one running job per (namespace, kind), so the rules of job_store.h also hold when
+// several processes open the same file (they wait up to `busy_timeout` for each other's write
+// lock).
 //
 // Blocking: every call does file I/O (and, but for Checkpoint, fsync on commit). Thread-safe.
 #pragma once
@@ -41,26 +50,27 @@ struct SqliteJobStoreOptions {
 
 class SqliteJobStore final : public JobStore {
  public:
-  // Opens (or creates) the database at `options.path` and creates the schema if missing.
-  // InvalidArgument for an empty path or non-positive lease; IoError when SQLite cannot open or
-  // initialise the file (including a file that is not a SQLite database).
+  // Opens (or creates) the database at `options.path`, creating or migrating the schema (see the
+  // top). InvalidArgument for an empty path or non-positive lease; IoError when SQLite cannot open
+  // or initialise the file (including a file that is not a SQLite database, and one whose schema
+  // is newer than this build's).
   static Result<std::unique_ptr<SqliteJobStore>> Open(SqliteJobStoreOptions options);
 
   ~SqliteJobStore() override;
   SqliteJobStore(const SqliteJobStore&) = delete;
   SqliteJobStore& operator=(const SqliteJobStore&) = delete;
 
-  Result<CreateWarmJobOutcome> Create(const CreateWarmJobRequest& request) override;
-  Result<WarmJob> Get(std::string_view id) override;
-  Result<std::vector<WarmJob>> List(std::string_view ns) override;
+  Result<CreateJobOutcome> CreateJob(const CreateJobRequest& request) override;
+  Result<Job> GetJob(std::string_view id) override;
+  Result<std::vector<Job>> ListJobs(std::string_view ns, std::optional<JobKind> kind) override;
+  Result<Job> CancelJob(std::string_view id) override;
+  Result<std::vector<Job>> ClaimExpiredJobs(std::string_view owner, int64_t now_ms,
+                                            std::chrono::milliseconds lease, ClaimScope scope,
+                                            JobKind kind) override;
   Status Checkpoint(std::string_view id, std::string_view owner,
-                    const WarmJobCheckpoint& checkpoint) override;
+                    const JobCheckpoint& checkpoint) override;
   Status Finish(std::string_view id, std::string_view owner, JobStatus status,
                 std::optional<std::string> error, std::optional<uint64_t> stable_as_of) override;
-  Result<WarmJob> Cancel(std::string_view id) override;
-  Result<std::vector<WarmJob>> ClaimExpired(std::string_view owner, int64_t now_ms,
-                                            std::chrono::milliseconds lease,
-                                            ClaimScope scope = ClaimScope::kExpired) override;
   Result<uint64_t> ReleaseOwner(std::string_view owner) override;
   Result<uint64_t> DeleteNamespace(std::string_view ns) override;
   Result<uint64_t> Prune(int64_t now_ms, std::chrono::milliseconds keep_finished_for,
@@ -75,9 +85,11 @@ class SqliteJobStore final : public JobStore {
   Status Init();
   int64_t NowMs() const;
 
-  // Both expect mu_ held.
+  // These expect mu_ held.
+  // Creates the schema, or migrates an older one (see the top).
+  Status PrepareSchemaLocked();
   Status Exec(const char* sql);
-  Result<std::optional<WarmJob>> GetLocked(std::string_view id);
+  Result<std::optional<Job>> GetLocked(std::string_view id);
   // Shared by Checkpoint and Finish: NotFound / Aborted unless `id` is running and owned.
   Status CheckOwnedLocked(std::string_view id, std::string_view owner);
 

@@ -166,8 +166,8 @@ inline RowEffect Row(const DocId& id, std::string attributes_json) {
   return r;
 }
 
-inline WriteOutcome Rows(uint64_t stamp, std::vector<RowEffect> upserts, std::vector<RowEffect> patches,
-                  std::vector<DocId> deletes) {
+inline WriteOutcome Rows(uint64_t stamp, std::vector<RowEffect> upserts,
+                         std::vector<RowEffect> patches, std::vector<DocId> deletes) {
   WriteOutcome w;
   w.kind = WriteOutcome::Kind::kRows;
   w.stamp = stamp;
@@ -316,7 +316,7 @@ class CoherenceTest : public ::testing::Test {
     return WaitFor([&] { return HasLiveRecord(id, ns); });
   }
 
-  // Clears the faults and lets the breaker close again: the open interval passes on the fake
+  // Clears the faults and lets the breaker close again: the open interval passes on the manual
   // clock and a ping succeeds (as the half-open probe when the breaker was open).
   void Heal() {
     faults_->ClearFailures();

@@ -3,6 +3,8 @@
 // miss-on-error), read-through and backfill, the coalescing of concurrent misses, the cache
 // state of a namespace and the reactive warm after a reconnect (docs/design.md §4.1, §4.5,
 // §4.6).
+#include "coherence/coherence.h"
+
 #include <gtest/gtest.h>
 
 #include <boost/asio/co_spawn.hpp>
@@ -12,7 +14,6 @@
 #include <string>
 #include <vector>
 
-#include "coherence/coherence.h"
 #include "unit/coherence/coherence_fixture.h"
 
 namespace layer::coherence::testing {

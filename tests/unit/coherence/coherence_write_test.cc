@@ -2,6 +2,8 @@
 // CacheGuard) and a scripted upstream RowReader: ApplyWrite's mirroring (newer-wins upserts,
 // patch merges, tombstones, epoch bumps, id types), pending invalidations and their retry, and
 // namespace delete (docs/design.md §4.2, §4.3, §4.4.1).
+#include "coherence/coherence.h"
+
 #include <gtest/gtest.h>
 
 #include <boost/asio/co_spawn.hpp>
@@ -11,7 +13,6 @@
 #include <string>
 #include <vector>
 
-#include "coherence/coherence.h"
 #include "unit/coherence/coherence_fixture.h"
 
 namespace layer::coherence::testing {

@@ -2,13 +2,19 @@
 
 #include <gtest/gtest.h>
 #include <signal.h>
+#include <sqlite3.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <boost/json/parse.hpp>
+#include <filesystem>
 #include <fstream>
+#include <mutex>
+#include <regex>
 #include <set>
+
+#include <fmt/format.h>
 
 #include "unit/jobs/job_store_contract.h"
 #include "unit/jobs/temp_dir.h"
@@ -238,6 +244,425 @@ TEST(JobStoreRenderTest, NewJobIdsAreDistinctV4Uuids) {
   EXPECT_EQ(ids.size(), 1000u);
   EXPECT_EQ(ids.begin()->size(), 36u);
   EXPECT_EQ((*ids.begin())[14], '4');
+}
+
+// ---- Kinds: one record shape, one running job per (namespace, kind).
+
+constexpr char kSnapshotParams[] =
+    R"({"field":"title","source":"auto","filters":["year","Gte",2020],"page_size":500})";
+
+TEST_F(SqliteJobStoreTest, OneRunningJobPerNamespaceAndKind) {
+  WarmJob warm = MustCreate("ns1");
+  auto snap = store_->CreateJob({"ns1", JobKind::kSnapshot, kSnapshotParams, "gw-a"});
+  ASSERT_TRUE(snap.ok()) << snap.status().ToString();
+  EXPECT_TRUE(snap->created);  // beside the running warm job of the namespace
+  EXPECT_EQ(snap->job.kind, JobKind::kSnapshot);
+  EXPECT_EQ(snap->job.params, kSnapshotParams);
+  EXPECT_EQ(snap->job.status, JobStatus::kRunning);
+  EXPECT_EQ(snap->job.owner, "gw-a");
+  EXPECT_EQ(snap->job.lease_expires_at, kT0 + 30000);
+
+  // A second job of either kind returns the running one of that kind, untouched.
+  auto snap2 = store_->CreateJob({"ns1", JobKind::kSnapshot, R"({"field":"x"})", "gw-b"});
+  ASSERT_TRUE(snap2.ok());
+  EXPECT_FALSE(snap2->created);
+  EXPECT_EQ(snap2->job.id, snap->job.id);
+  EXPECT_EQ(snap2->job.params, kSnapshotParams);
+  auto warm2 = store_->Create({"ns1", 10, "gw-b"});
+  ASSERT_TRUE(warm2.ok());
+  EXPECT_FALSE(warm2->created);
+  EXPECT_EQ(warm2->job.id, warm.id);
+
+  // Ending the snapshot job frees its kind only.
+  ASSERT_TRUE(store_->Finish(snap->job.id, "gw-a", JobStatus::kCompleted, std::nullopt, 5).ok());
+  EXPECT_FALSE(store_->Create({"ns1", 10, "gw-b"})->created);
+  auto snap3 = store_->CreateJob({"ns1", JobKind::kSnapshot, "{}", "gw-b"});
+  ASSERT_TRUE(snap3.ok());
+  EXPECT_TRUE(snap3->created);
+}
+
+TEST_F(SqliteJobStoreTest, ConcurrentCreatesMakeOneJobPerKind) {
+  std::vector<std::thread> threads;
+  std::mutex mu;
+  std::set<std::string> ids;
+  for (int i = 0; i < 8; ++i) {
+    threads.emplace_back([&, i] {
+      const JobKind kind = i % 2 ? JobKind::kSnapshot : JobKind::kWarm;
+      auto r = store_->CreateJob({"hot", kind, "{}", "gw-" + std::to_string(i)});
+      ASSERT_TRUE(r.ok()) << r.status().ToString();
+      EXPECT_EQ(r->job.kind, kind);
+      std::lock_guard lock(mu);
+      ids.insert(r->job.id);
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(ids.size(), 2u);
+}
+
+TEST_F(SqliteJobStoreTest, ListJobsFiltersByKindAndWarmCallsSeeOnlyWarmJobs) {
+  WarmJob w1 = MustCreate("ns1");
+  ASSERT_TRUE(store_->Finish(w1.id, "gw-a", JobStatus::kCompleted, std::nullopt, 1).ok());
+  now_ += 10;
+  auto snap = store_->CreateJob({"ns1", JobKind::kSnapshot, kSnapshotParams, "gw-a"});
+  ASSERT_TRUE(snap.ok());
+  const std::string s = snap->job.id;
+  WarmJob w2 = MustCreate("ns1", "gw-a", 250);
+  MustCreate("ns2");
+
+  auto all = store_->ListJobs("ns1", std::nullopt);
+  ASSERT_TRUE(all.ok()) << all.status().ToString();
+  ASSERT_EQ(all->size(), 3u);
+  EXPECT_EQ((*all)[0].id, w1.id);
+  EXPECT_EQ((*all)[1].id, s);
+  EXPECT_EQ((*all)[1].kind, JobKind::kSnapshot);
+  EXPECT_EQ((*all)[1].params, kSnapshotParams);
+  EXPECT_EQ((*all)[2].id, w2.id);
+  EXPECT_EQ((*all)[2].kind, JobKind::kWarm);
+  EXPECT_EQ((*all)[2].params, R"({"page_size":250})");
+
+  auto snaps = store_->ListJobs("ns1", JobKind::kSnapshot);
+  ASSERT_TRUE(snaps.ok());
+  ASSERT_EQ(snaps->size(), 1u);
+  EXPECT_EQ((*snaps)[0].id, s);
+  auto warms = store_->ListJobs("ns1", JobKind::kWarm);
+  ASSERT_TRUE(warms.ok());
+  EXPECT_EQ(warms->size(), 2u);
+
+  // The warm calls: typed views of the warm jobs only.
+  auto list = store_->List("ns1");
+  ASSERT_TRUE(list.ok());
+  ASSERT_EQ(list->size(), 2u);
+  EXPECT_EQ((*list)[0].id, w1.id);
+  EXPECT_EQ((*list)[0].page_size, 1000);
+  EXPECT_EQ((*list)[1].id, w2.id);
+  EXPECT_EQ((*list)[1].page_size, 250);
+  EXPECT_TRUE(store_->Get(s).status().IsNotFound());
+  EXPECT_TRUE(store_->Cancel(s).status().IsNotFound());
+  EXPECT_EQ(store_->GetJob(s)->status, JobStatus::kRunning);  // the warm Cancel left it alone
+
+  // The record calls see every kind.
+  auto got = store_->GetJob(w2.id);
+  ASSERT_TRUE(got.ok());
+  EXPECT_EQ(got->kind, JobKind::kWarm);
+  EXPECT_EQ(got->params, R"({"page_size":250})");
+  now_ += 5;
+  auto cancelled = store_->CancelJob(s);
+  ASSERT_TRUE(cancelled.ok());
+  EXPECT_EQ(cancelled->status, JobStatus::kCancelled);
+  EXPECT_EQ(cancelled->kind, JobKind::kSnapshot);
+  EXPECT_EQ(cancelled->completed_at, kT0 + 15);
+  EXPECT_TRUE(store_->GetJob("nope").status().IsNotFound());
+  EXPECT_TRUE(store_->CancelJob("nope").status().IsNotFound());
+}
+
+TEST_F(SqliteJobStoreTest, ClaimsAreByKind) {
+  WarmJob warm = MustCreate("ns1", "gw-dead");
+  auto snap = store_->CreateJob({"ns1", JobKind::kSnapshot, "{}", "gw-dead"});
+  ASSERT_TRUE(snap.ok());
+
+  auto warms = store_->ClaimExpired("gw-b", kT0 + 30000, 30s);
+  ASSERT_TRUE(warms.ok()) << warms.status().ToString();
+  ASSERT_EQ(warms->size(), 1u);
+  EXPECT_EQ((*warms)[0].id, warm.id);
+  EXPECT_EQ(store_->GetJob(snap->job.id)->owner, "gw-dead");  // another kind's claimer takes it
+
+  auto snaps =
+      store_->ClaimExpiredJobs("gw-c", kT0 + 30000, 20s, ClaimScope::kExpired, JobKind::kSnapshot);
+  ASSERT_TRUE(snaps.ok()) << snaps.status().ToString();
+  ASSERT_EQ(snaps->size(), 1u);
+  EXPECT_EQ((*snaps)[0].id, snap->job.id);
+  EXPECT_EQ((*snaps)[0].owner, "gw-c");
+  EXPECT_EQ((*snaps)[0].lease_expires_at, kT0 + 50000);
+  EXPECT_EQ(store_->Get(warm.id)->owner, "gw-b");
+
+  auto all = store_->ClaimExpiredJobs("gw-d", kT0 + 30001, 20s, ClaimScope::kAllRunning,
+                                      JobKind::kSnapshot);
+  ASSERT_TRUE(all.ok());
+  ASSERT_EQ(all->size(), 1u);
+  EXPECT_EQ((*all)[0].id, snap->job.id);
+  EXPECT_EQ(store_->Get(warm.id)->owner, "gw-b");
+}
+
+TEST_F(SqliteJobStoreTest, CreateJobValidatesItsInput) {
+  for (const char* params : {"not json", "[1,2]", "\"text\"", ""}) {
+    EXPECT_EQ(store_->CreateJob({"ns", JobKind::kSnapshot, params, "gw"}).status().code(),
+              StatusCode::kInvalidArgument)
+        << params;
+  }
+  for (const char* params : {R"({"page_size":0})", R"({"page_size":10001})",
+                             R"({"page_size":"10"})", R"({"page_size":10.5})", "[]"}) {
+    EXPECT_EQ(store_->CreateJob({"ns", JobKind::kWarm, params, "gw"}).status().code(),
+              StatusCode::kInvalidArgument)
+        << params;
+  }
+  EXPECT_EQ(store_->CreateJob({"", JobKind::kSnapshot, "{}", "gw"}).status().code(),
+            StatusCode::kInvalidArgument);
+  EXPECT_EQ(store_->CreateJob({"ns", JobKind::kSnapshot, "{}", ""}).status().code(),
+            StatusCode::kInvalidArgument);
+  auto list = store_->ListJobs("ns", std::nullopt);
+  ASSERT_TRUE(list.ok());
+  EXPECT_TRUE(list->empty());  // refused calls create nothing
+
+  // Warm params without a page size mean the default one.
+  auto warm = store_->CreateJob({"ns", JobKind::kWarm, "{}", "gw"});
+  ASSERT_TRUE(warm.ok()) << warm.status().ToString();
+  EXPECT_EQ(store_->Get(warm->job.id)->page_size, kDefaultWarmPageSize);
+}
+
+TEST_F(SqliteJobStoreTest, PruneKeepsTheNewestPerNamespaceAndKind) {
+  std::vector<std::string> warm, snap;
+  for (int i = 0; i < 3; ++i) {
+    WarmJob w = MustCreate("ns1");
+    auto s = store_->CreateJob({"ns1", JobKind::kSnapshot, "{}", "gw-a"});
+    ASSERT_TRUE(s.ok());
+    now_ += 10;
+    ASSERT_TRUE(store_->Finish(w.id, "gw-a", JobStatus::kCompleted, std::nullopt, 1).ok());
+    ASSERT_TRUE(store_->Finish(s->job.id, "gw-a", JobStatus::kCompleted, std::nullopt, 1).ok());
+    warm.push_back(w.id);
+    snap.push_back(s->job.id);
+  }
+  auto n = store_->Prune(now_, std::chrono::hours(24), 2);
+  ASSERT_TRUE(n.ok()) << n.status().ToString();
+  EXPECT_EQ(*n, 2u);
+  EXPECT_TRUE(store_->GetJob(warm[0]).status().IsNotFound());
+  EXPECT_TRUE(store_->GetJob(snap[0]).status().IsNotFound());
+  for (int i = 1; i < 3; ++i) {
+    EXPECT_TRUE(store_->GetJob(warm[i]).ok()) << i;
+    EXPECT_TRUE(store_->GetJob(snap[i]).ok()) << i;
+  }
+  // DeleteNamespace removes every kind.
+  EXPECT_EQ(*store_->DeleteNamespace("ns1"), 4u);
+}
+
+// ---- Migration of a file of the first schema (warm jobs only, a page_size column).
+
+// The first schema, as its store created it.
+constexpr char kFirstSchema[] = R"sql(
+PRAGMA journal_mode=WAL;
+CREATE TABLE IF NOT EXISTS warm_jobs (
+  seq               INTEGER PRIMARY KEY AUTOINCREMENT,  -- creation order
+  id                TEXT NOT NULL UNIQUE,
+  namespace         TEXT NOT NULL,
+  status            TEXT NOT NULL,
+  progress          REAL NOT NULL DEFAULT 0,
+  documents_scanned INTEGER NOT NULL DEFAULT 0,          -- u64 stored as its int64 bit pattern
+  stable_as_of      INTEGER,
+  created_at        INTEGER NOT NULL,
+  completed_at      INTEGER,
+  error             TEXT,
+  cache_errors      INTEGER NOT NULL DEFAULT 0,
+  page_size         INTEGER NOT NULL,
+  cursor            TEXT,
+  owner             TEXT NOT NULL DEFAULT '',
+  lease_expires_at  INTEGER NOT NULL DEFAULT 0,
+  updated_at        INTEGER NOT NULL
+);
+CREATE UNIQUE INDEX IF NOT EXISTS warm_jobs_one_running ON warm_jobs(namespace)
+  WHERE status = 'running';
+CREATE INDEX IF NOT EXISTS warm_jobs_by_namespace ON warm_jobs(namespace, created_at, seq);
+CREATE INDEX IF NOT EXISTS warm_jobs_running_lease ON warm_jobs(lease_expires_at)
+  WHERE status = 'running';
+)sql";
+
+constexpr char kOldDone[] = "00000000-0000-4000-8000-000000000001";
+constexpr char kOldRunning[] = "00000000-0000-4000-8000-000000000002";
+constexpr char kOldFailed[] = "00000000-0000-4000-8000-000000000003";
+
+class SqliteJobStoreMigrationTest : public SqliteJobStoreTest {
+ protected:
+  // Runs `sql` on the database at `path` through a plain SQLite connection.
+  static void RawSql(const std::string& path, const std::string& sql) {
+    std::filesystem::create_directories(std::filesystem::path(path).parent_path());
+    sqlite3* db = nullptr;
+    ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
+    char* err = nullptr;
+    int rc = sqlite3_exec(db, sql.c_str(), nullptr, nullptr, &err);
+    EXPECT_EQ(rc, SQLITE_OK) << (err ? err : "");
+    sqlite3_free(err);
+    sqlite3_close(db);
+  }
+
+  // The first column of the first row of `sql` on the database at `path`, as text.
+  static std::string RawQuery(const std::string& path, const std::string& sql) {
+    sqlite3* db = nullptr;
+    EXPECT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
+    sqlite3_stmt* s = nullptr;
+    std::string out;
+    if (sqlite3_prepare_v2(db, sql.c_str(), -1, &s, nullptr) == SQLITE_OK &&
+        sqlite3_step(s) == SQLITE_ROW && sqlite3_column_text(s, 0)) {
+      out = reinterpret_cast<const char*>(sqlite3_column_text(s, 0));
+    }
+    sqlite3_finalize(s);
+    sqlite3_close(db);
+    return out;
+  }
+
+  Result<std::unique_ptr<SqliteJobStore>> Open(const std::string& path) {
+    SqliteJobStoreOptions opts;
+    opts.path = path;
+    opts.lease = 30s;
+    opts.now_ms = [this] { return now_.load(); };
+    return SqliteJobStore::Open(opts);
+  }
+
+  // A file of the first schema holding a completed, a running and a failed warm job.
+  std::string MakeFirstSchemaFile() {
+    const std::string path = dir_.Sub("old/jobs.sqlite3");
+    RawSql(path, kFirstSchema);
+    RawSql(path, fmt::format(
+                     "INSERT INTO warm_jobs (id, namespace, status, progress, documents_scanned, "
+                     "stable_as_of, created_at, completed_at, error, cache_errors, page_size, "
+                     "cursor, owner, lease_expires_at, updated_at) VALUES "
+                     "('{0}', 'ns1', 'completed', 1.0, 500, 7, {3}, {4}, NULL, 1, 500, '500', '', "
+                     "0, {4}), "
+                     "('{1}', 'ns1', 'running', 0.25, 300, NULL, {5}, NULL, NULL, 2, 250, "
+                     "'\"k-300\"', 'gw-old', {6}, {7}), "
+                     "('{2}', 'ns2', 'failed', 0.1, 10, NULL, {8}, {9}, 'boom', 0, 1000, NULL, '', "
+                     "0, {9})",
+                     kOldDone, kOldRunning, kOldFailed, kT0 - 2000, kT0 - 1000, kT0 - 500,
+                     kT0 + 29500, kT0 - 100, kT0 - 400, kT0 - 300));
+    return path;
+  }
+};
+
+TEST_F(SqliteJobStoreMigrationTest, OpensAFileOfTheFirstSchemaAndFindsItsJobs) {
+  const std::string path = MakeFirstSchemaFile();
+  auto opened = Open(path);
+  ASSERT_TRUE(opened.ok()) << opened.status().ToString();
+  std::unique_ptr<SqliteJobStore> store = std::move(opened).value();
+
+  auto running = store->Get(kOldRunning);
+  ASSERT_TRUE(running.ok()) << running.status().ToString();
+  EXPECT_EQ(running->ns, "ns1");
+  EXPECT_EQ(running->status, JobStatus::kRunning);
+  EXPECT_DOUBLE_EQ(running->progress, 0.25);
+  EXPECT_EQ(running->documents_scanned, 300u);
+  EXPECT_EQ(running->cache_errors, 2u);
+  EXPECT_EQ(running->page_size, 250);
+  EXPECT_EQ(running->cursor, "\"k-300\"");
+  EXPECT_EQ(running->owner, "gw-old");
+  EXPECT_EQ(running->lease_expires_at, kT0 + 29500);
+  EXPECT_EQ(running->created_at, kT0 - 500);
+  EXPECT_EQ(running->updated_at, kT0 - 100);
+  auto record = store->GetJob(kOldRunning);
+  ASSERT_TRUE(record.ok());
+  EXPECT_EQ(record->kind, JobKind::kWarm);
+  EXPECT_EQ(record->params, R"({"page_size":250})");
+
+  auto ns1 = store->List("ns1");
+  ASSERT_TRUE(ns1.ok()) << ns1.status().ToString();
+  ASSERT_EQ(ns1->size(), 2u);
+  EXPECT_EQ((*ns1)[0].id, kOldDone);  // oldest first
+  EXPECT_EQ((*ns1)[0].status, JobStatus::kCompleted);
+  EXPECT_EQ((*ns1)[0].page_size, 500);
+  EXPECT_EQ((*ns1)[0].stable_as_of, 7u);
+  EXPECT_EQ((*ns1)[0].completed_at, kT0 - 1000);
+  EXPECT_EQ((*ns1)[1].id, kOldRunning);
+  auto failed = store->Get(kOldFailed);
+  ASSERT_TRUE(failed.ok());
+  EXPECT_EQ(failed->status, JobStatus::kFailed);
+  EXPECT_EQ(failed->error, "boom");
+  EXPECT_EQ(failed->page_size, 1000);
+  EXPECT_FALSE(failed->cursor);
+
+  // The rules hold for the migrated jobs: the running one is ns1's running warm job, a snapshot
+  // job may run beside it, and a claimer takes it once its lease expires, with its checkpoint.
+  auto again = store->Create({"ns1", 1000, "gw-new"});
+  ASSERT_TRUE(again.ok()) << again.status().ToString();
+  EXPECT_FALSE(again->created);
+  EXPECT_EQ(again->job.id, kOldRunning);
+  auto snap = store->CreateJob({"ns1", JobKind::kSnapshot, "{}", "gw-new"});
+  ASSERT_TRUE(snap.ok()) << snap.status().ToString();
+  EXPECT_TRUE(snap->created);
+  auto claimed = store->ClaimExpired("gw-new", kT0 + 29500, 30s);
+  ASSERT_TRUE(claimed.ok()) << claimed.status().ToString();
+  ASSERT_EQ(claimed->size(), 1u);
+  EXPECT_EQ((*claimed)[0].id, kOldRunning);
+  EXPECT_EQ((*claimed)[0].cursor, "\"k-300\"");
+  EXPECT_EQ((*claimed)[0].page_size, 250);
+  ASSERT_TRUE(store->Checkpoint(kOldRunning, "gw-new", {"\"k-400\"", 400, 0.5, 2}).ok());
+  ASSERT_TRUE(store->Finish(kOldRunning, "gw-new", JobStatus::kCompleted, std::nullopt, 9).ok());
+  EXPECT_TRUE(store->Create({"ns1", 100, "gw-new"})->created);
+
+  // The file is now of the current schema, and opening it again changes nothing.
+  store.reset();
+  EXPECT_EQ(RawQuery(path, "PRAGMA user_version"), "2");
+  EXPECT_EQ(RawQuery(path,
+                     "SELECT COUNT(*) FROM pragma_table_info('warm_jobs') "
+                     "WHERE name = 'page_size'"),
+            "0");
+  auto reopened = Open(path);
+  ASSERT_TRUE(reopened.ok()) << reopened.status().ToString();
+  auto all = (*reopened)->ListJobs("ns1", std::nullopt);
+  ASSERT_TRUE(all.ok());
+  EXPECT_EQ(all->size(), 4u);
+  EXPECT_EQ((*reopened)->Get(kOldRunning)->documents_scanned, 400u);
+  EXPECT_EQ((*reopened)->Get(kOldDone)->page_size, 500);
+}
+
+TEST_F(SqliteJobStoreMigrationTest, ProcessesOpeningAFileTogetherMigrateItOnce) {
+  const std::string path = MakeFirstSchemaFile();
+  std::vector<std::thread> threads;
+  std::atomic<int> opened{0};
+  for (int i = 0; i < 4; ++i) {
+    threads.emplace_back([&] {
+      auto store = Open(path);
+      EXPECT_TRUE(store.ok()) << store.status().ToString();
+      if (store.ok() && (*store)->Get(kOldRunning).ok()) ++opened;
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(opened.load(), 4);
+  EXPECT_EQ(
+      RawQuery(path, "SELECT params FROM warm_jobs WHERE id = '" + std::string(kOldDone) + "'"),
+      R"({"page_size":500})");
+}
+
+TEST_F(SqliteJobStoreMigrationTest, OpenRefusesANewerSchema) {
+  const std::string path = dir_.Sub("newer/jobs.sqlite3");
+  RawSql(path, "CREATE TABLE warm_jobs (id TEXT); PRAGMA user_version = 3;");
+  auto opened = Open(path);
+  EXPECT_EQ(opened.status().code(), StatusCode::kIoError) << opened.status().ToString();
+}
+
+TEST(JobStoreRenderTest, KindNames) {
+  for (JobKind k : {JobKind::kWarm, JobKind::kSnapshot}) {
+    EXPECT_EQ(ParseJobKind(JobKindName(k)), k);
+  }
+  EXPECT_EQ(JobKindName(JobKind::kWarm), "warm");
+  EXPECT_EQ(JobKindName(JobKind::kSnapshot), "snapshot");
+  EXPECT_FALSE(ParseJobKind("Warm"));
+}
+
+TEST(JobStoreRenderTest, WarmJobViewRoundTrips) {
+  WarmJob warm;
+  warm.id = "x";
+  warm.ns = "n";
+  warm.status = JobStatus::kFailed;
+  warm.documents_scanned = 12;
+  warm.error = "boom";
+  warm.cursor = "12";
+  warm.owner = "gw";
+  warm.page_size = 42;
+  Job job = warm.ToJob();
+  EXPECT_EQ(job.kind, JobKind::kWarm);
+  EXPECT_EQ(job.params, R"({"page_size":42})");
+  EXPECT_EQ(job.id, "x");
+  EXPECT_EQ(job.error, "boom");
+  auto back = WarmJob::FromJob(job);
+  ASSERT_TRUE(back.ok()) << back.status().ToString();
+  EXPECT_EQ(WarmJobToJson(*back), WarmJobToJson(warm));
+  EXPECT_EQ(back->cursor, "12");
+  EXPECT_EQ(back->owner, "gw");
+
+  job.params = R"({"page_size":-1})";
+  EXPECT_EQ(WarmJob::FromJob(job).status().code(), StatusCode::kCorruption);
+  job.kind = JobKind::kSnapshot;
+  job.params = "{}";
+  EXPECT_EQ(WarmJob::FromJob(job).status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(*WarmPageSizeFromParams(R"({"page_size":10000,"other":1})"), 10000);
+  EXPECT_EQ(*WarmPageSizeFromParams("{}"), kDefaultWarmPageSize);
+  EXPECT_TRUE(ValidateJobParams(JobKind::kSnapshot, kSnapshotParams).ok());
 }
 
 }  // namespace

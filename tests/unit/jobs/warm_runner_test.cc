@@ -1,6 +1,7 @@
 // WarmRunner against a scripted in-process origin, the RocksDB cache and the SQLite job store:
 // the read-ahead pipeline's edge cases (cancel while a page is read ahead, a failing read-ahead,
-// the cache lost mid-pipeline, resume from a checkpoint) and the checkpoint-order invariant.
+// the cache lost mid-pipeline, resume from a checkpoint), the checkpoint-order invariant, and the
+// sweep (taking over jobs whose owner died, pruning) while the runner runs.
 #include "jobs/warm_runner.h"
 
 #include <gtest/gtest.h>
@@ -21,6 +22,7 @@
 
 #include "cache/fault_injecting_cache.h"
 #include "cache/rocksdb/rocksdb_cache.h"
+#include "common/clock.h"
 #include "jobs/sqlite/sqlite_job_store.h"
 #include "unit/cache/test_util.h"
 
@@ -468,6 +470,117 @@ TEST_F(WarmRunnerTest, NewerRecordsAndPendingInvalidationsWinOverWarmData) {
   EXPECT_EQ((*five)->attributes_json, R"({"n":"newer"})");
   EXPECT_FALSE(Cached(7));
   EXPECT_TRUE(Cached(8));
+}
+
+// The sweep, with a runner that sweeps every few milliseconds instead of every lease / 3. Waits
+// are for the store's state, never for a time: the limits only turn a hang into a failure.
+class WarmRunnerSweepTest : public WarmRunnerTest {
+ protected:
+  // Replaces the fixture's runner (nothing runs on it yet) with one that sweeps often.
+  void UseSweepingRunner(std::chrono::milliseconds keep_finished_for = std::chrono::hours(24)) {
+    runner_.reset();
+    WarmRunnerOptions wopts;
+    wopts.owner = "gw-test";
+    wopts.max_attempts = 3;
+    wopts.retry_base = 1ms;
+    wopts.sweep_interval = 5ms;
+    wopts.keep_finished_for = keep_finished_for;
+    runner_ = std::make_unique<WarmRunner>(pool_, *store_, origin_, *cache_, nullptr, wopts);
+  }
+
+  // Another gateway on the same job store whose clock is `behind` the wall clock: the leases it
+  // takes (30 s, the store's default) have already expired.
+  std::unique_ptr<SqliteJobStore> OtherGateway(std::chrono::milliseconds behind) {
+    SqliteJobStoreOptions opts;
+    opts.path = dir_.Sub("jobs.sqlite3");
+    opts.synchronous_full = false;
+    opts.now_ms = [behind] { return WallClockMs() - behind.count(); };
+    auto store = SqliteJobStore::Open(opts);
+    EXPECT_TRUE(store.ok()) << store.status().ToString();
+    return store.ok() ? std::move(*store) : nullptr;
+  }
+
+  // Waits until the job's stored state satisfies `done`.
+  bool WaitForJob(const std::string& id, const std::function<bool(const WarmJob&)>& done) {
+    return WaitFor(
+        [&] {
+          auto job = store_->Get(id);
+          return job.ok() && done(*job);
+        },
+        60s);
+  }
+};
+
+TEST_F(WarmRunnerSweepTest, TakesOverAJobWhoseOwnerDiedWithoutARestart) {
+  runner_.reset();  // no sweep may claim the job before its owner has checkpointed it
+  // "other" created the job, paged three pages, checkpointed, and died: its lease ran out.
+  auto other = OtherGateway(60s);
+  ASSERT_TRUE(other);
+  auto created = other->Create({kNs, kPage, "other"});
+  ASSERT_TRUE(created.ok() && created->created);
+  const std::string id = created->job.id;
+  ASSERT_TRUE(other->Checkpoint(id, "other", {"30", 30, 0.3, 0}).ok());
+  other.reset();
+  // Documents 1..30 were cached by the dead gateway, not here: skip the cached-claims check.
+  store_->before_checkpoint = [this](const WarmJobCheckpoint& c) {
+    origin_.Record("checkpoint " + std::to_string(c.documents_scanned / kPage - 1));
+  };
+
+  UseSweepingRunner();
+  ASSERT_TRUE(WaitForJob(id, [](const WarmJob& j) { return j.finished(); }))
+      << "the running runner never took the job over";
+  WarmJob job = *store_->Get(id);
+  EXPECT_EQ(job.status, JobStatus::kCompleted);
+  EXPECT_EQ(job.owner, "gw-test");
+  EXPECT_EQ(job.documents_scanned, kDocs);  // resumed from the dead owner's checkpoint
+  EXPECT_EQ(job.page_size, kPage);
+  EXPECT_EQ(origin_.events().front(), "query 3");
+  EXPECT_EQ(origin_.Count("query 3"), 1);
+  for (uint64_t doc = 31; doc <= kDocs; ++doc) EXPECT_TRUE(Cached(doc)) << doc;
+}
+
+TEST_F(WarmRunnerSweepTest, NeverStartsAJobItRunsTwice) {
+  UseSweepingRunner();
+  origin_.held_page = 2;
+  WarmJob started = StartJob();
+  // Pages 0 and 1 are checkpointed and the job waits for page 2: no checkpoint renews its lease.
+  ASSERT_TRUE(
+      WaitForJob(started.id, [](const WarmJob& j) { return j.documents_scanned == 2u * kPage; }));
+  ASSERT_TRUE(WaitFor([&] { return origin_.holding(); }, 60s));
+  // Its lease expires while it runs here (a stall): the sweep claims the job back for this
+  // process, which must not start it a second time.
+  auto expired =
+      sqlite_->ClaimExpired("gw-test", WallClockMs() - 60000, 1ms, ClaimScope::kAllRunning);
+  ASSERT_TRUE(expired.ok());
+  ASSERT_EQ(expired->size(), 1u);
+  ASSERT_TRUE(WaitForJob(started.id, [](const WarmJob& j) {
+    return j.lease_expires_at > WallClockMs();  // only a sweep's claim renews it now
+  })) << "the sweep never claimed the job";
+  EXPECT_EQ(runner_->active(), 1u);
+  origin_.Release();
+  WarmJob job = WaitEnded(started.id);
+  EXPECT_EQ(job.status, JobStatus::kCompleted);
+  EXPECT_EQ(job.documents_scanned, kDocs);
+  for (int p = 0; p < static_cast<int>((kDocs + kPage - 1) / kPage); ++p) {
+    EXPECT_EQ(origin_.Count("query " + std::to_string(p)), 1) << p;
+  }
+}
+
+TEST_F(WarmRunnerSweepTest, PrunesFinishedJobsWhileRunning) {
+  runner_.reset();
+  // A job that finished an hour ago, and one that just did.
+  auto other = OtherGateway(std::chrono::hours(1));
+  ASSERT_TRUE(other);
+  auto old_job = other->Create({kNs, kPage, "other"});
+  ASSERT_TRUE(old_job.ok());
+  ASSERT_TRUE(other->Finish(old_job->job.id, "other", JobStatus::kFailed, "x", std::nullopt).ok());
+  WarmJob recent = CreateJob();
+  ASSERT_TRUE(store_->Cancel(recent.id).ok());
+
+  UseSweepingRunner(/*keep_finished_for=*/30min);
+  ASSERT_TRUE(WaitFor([&] { return store_->Get(old_job->job.id).status().IsNotFound(); }, 60s))
+      << "the sweep never pruned the old job";
+  EXPECT_TRUE(store_->Get(recent.id).ok());
 }
 
 }  // namespace
