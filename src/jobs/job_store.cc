@@ -22,11 +22,6 @@ std::string JsonString(std::string_view s) {
   return boost::json::serialize(boost::json::string(s));
 }
 
-// The error of a record call that a JobStore implementation did not override.
-Status NotImplemented(std::string_view call) {
-  return Status::Internal(fmt::format("this job store does not implement {}", call));
-}
-
 Result<std::vector<WarmJob>> WarmViews(Result<std::vector<Job>> jobs) {
   if (!jobs.ok()) return jobs.status();
   std::vector<WarmJob> out;
@@ -192,24 +187,6 @@ std::string NewJobId() {
     out += kHex[b[i] & 0x0f];
   }
   return out;
-}
-
-Result<CreateJobOutcome> JobStore::CreateJob(const CreateJobRequest&) {
-  return NotImplemented("CreateJob");
-}
-
-Result<Job> JobStore::GetJob(std::string_view) { return NotImplemented("GetJob"); }
-
-Result<std::vector<Job>> JobStore::ListJobs(std::string_view, std::optional<JobKind>) {
-  return NotImplemented("ListJobs");
-}
-
-Result<Job> JobStore::CancelJob(std::string_view) { return NotImplemented("CancelJob"); }
-
-Result<std::vector<Job>> JobStore::ClaimExpiredJobs(std::string_view, int64_t,
-                                                    std::chrono::milliseconds, ClaimScope,
-                                                    JobKind) {
-  return NotImplemented("ClaimExpiredJobs");
 }
 
 Result<CreateWarmJobOutcome> JobStore::Create(const CreateWarmJobRequest& request) {

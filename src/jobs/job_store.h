@@ -179,33 +179,30 @@ class JobStore {
   virtual ~JobStore() = default;
 
   // ---- Records of every kind.
-  //
-  // These are virtual with a default that fails (Internal), not pure, only so that a wrapper of
-  // the warm calls below need not forward them; every backend overrides them.
 
   // Creates a running job (progress 0, lease owner = request.owner until now + the store's lease
   // duration), unless a job of the same namespace and kind is running: then returns that one,
   // created = false. InvalidArgument for an empty namespace or owner or params that
   // ValidateJobParams refuses.
-  virtual Result<CreateJobOutcome> CreateJob(const CreateJobRequest& request);
+  virtual Result<CreateJobOutcome> CreateJob(const CreateJobRequest& request) = 0;
 
   // NotFound when no job has this id.
-  virtual Result<Job> GetJob(std::string_view id);
+  virtual Result<Job> GetJob(std::string_view id) = 0;
 
   // The jobs of the namespace, of `kind` or (nullopt) of every kind, oldest first (by created_at,
   // then creation order).
-  virtual Result<std::vector<Job>> ListJobs(std::string_view ns, std::optional<JobKind> kind);
+  virtual Result<std::vector<Job>> ListJobs(std::string_view ns, std::optional<JobKind> kind) = 0;
 
   // running -> cancelled (completed_at = now). Idempotent: a job already terminal is left as is.
   // Returns the job as stored after the call. NotFound when no job has this id.
-  virtual Result<Job> CancelJob(std::string_view id);
+  virtual Result<Job> CancelJob(std::string_view id) = 0;
 
   // Atomically hands the running jobs of `kind` selected by `scope` to `owner`, with a lease until
   // now_ms + lease, and returns them (oldest first) for the caller to resume from their cursors.
   // Two concurrent claimers never both get the same job.
   virtual Result<std::vector<Job>> ClaimExpiredJobs(std::string_view owner, int64_t now_ms,
                                                     std::chrono::milliseconds lease,
-                                                    ClaimScope scope, JobKind kind);
+                                                    ClaimScope scope, JobKind kind) = 0;
 
   // ---- Any kind, by id or owner or namespace.
 
@@ -237,26 +234,26 @@ class JobStore {
   virtual Result<uint64_t> Prune(int64_t now_ms, std::chrono::milliseconds keep_finished_for,
                                  uint64_t keep_finished_max_per_namespace) = 0;
 
-  // ---- Warm jobs, typed: the record calls for kind warm. Virtual so that a wrapper can
-  // intercept them; their definitions here serve every backend.
+  // ---- Warm jobs, typed: the record calls above for kind warm, defined once here for every
+  // backend.
 
   // CreateJob of a warm job with params {"page_size": request.page_size}. InvalidArgument for a
   // page size outside 1..kMaxWarmPageSize, and as for CreateJob.
-  virtual Result<CreateWarmJobOutcome> Create(const CreateWarmJobRequest& request);
+  Result<CreateWarmJobOutcome> Create(const CreateWarmJobRequest& request);
 
   // NotFound when no warm job has this id.
-  virtual Result<WarmJob> Get(std::string_view id);
+  Result<WarmJob> Get(std::string_view id);
 
   // The warm jobs of the namespace, oldest first.
-  virtual Result<std::vector<WarmJob>> List(std::string_view ns);
+  Result<std::vector<WarmJob>> List(std::string_view ns);
 
   // CancelJob of a warm job; NotFound (and nothing cancelled) when no warm job has this id.
-  virtual Result<WarmJob> Cancel(std::string_view id);
+  Result<WarmJob> Cancel(std::string_view id);
 
   // ClaimExpiredJobs of warm jobs.
-  virtual Result<std::vector<WarmJob>> ClaimExpired(std::string_view owner, int64_t now_ms,
-                                                    std::chrono::milliseconds lease,
-                                                    ClaimScope scope = ClaimScope::kExpired);
+  Result<std::vector<WarmJob>> ClaimExpired(std::string_view owner, int64_t now_ms,
+                                            std::chrono::milliseconds lease,
+                                            ClaimScope scope = ClaimScope::kExpired);
 };
 
 }  // namespace layer::jobs

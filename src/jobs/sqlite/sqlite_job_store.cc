@@ -303,12 +303,7 @@ Status SqliteJobStore::Exec(const char* sql) {
   return rc == SQLITE_OK ? Status::Ok() : SqlError(db_, rc, "exec");
 }
 
-int64_t SqliteJobStore::NowMs() const {
-  if (options_.now_ms) return options_.now_ms();
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
+int64_t SqliteJobStore::NowMs() const { return ClockOr(options_.clock).WallMs(); }
 
 Result<std::optional<Job>> SqliteJobStore::GetLocked(std::string_view id) {
   Stmt s(db_, fmt::format("SELECT {} FROM warm_jobs WHERE id = ?1", kColumns));

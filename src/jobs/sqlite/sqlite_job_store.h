@@ -31,6 +31,7 @@
 #include <mutex>
 #include <string>
 
+#include "common/clock.h"
 #include "jobs/job_store.h"
 
 struct sqlite3;
@@ -44,8 +45,8 @@ struct SqliteJobStoreOptions {
   // How long a call waits for another process's write lock before failing with Unavailable.
   std::chrono::milliseconds busy_timeout = std::chrono::seconds(5);
   bool synchronous_full = true;  // false: synchronous=NORMAL (still safe against kill -9)
-  // Wall clock in epoch ms. Empty = std::chrono::system_clock.
-  std::function<int64_t()> now_ms;
+  // The store's clock (its wall time: created_at, leases, completed_at). Null = Clock::System().
+  const Clock* clock = nullptr;
 };
 
 class SqliteJobStore final : public JobStore {

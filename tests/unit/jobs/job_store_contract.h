@@ -24,13 +24,14 @@
 #include <ostream>
 #include <string>
 
+#include "common/clock.h"
 #include "jobs/job_store.h"
 
 namespace layer::jobs {
 
 // What the suite opens every backend with.
 struct JobStoreContractSettings {
-  std::function<int64_t()> now_ms;  // the store's clock (epoch ms), which the cases move
+  const Clock* clock = nullptr;  // the store's clock, which the cases move
   std::chrono::milliseconds lease;  // the lease Create grants and Checkpoint renews
 };
 
@@ -59,7 +60,7 @@ class JobStoreContractTest : public ::testing::TestWithParam<JobStoreContractPar
   static constexpr std::chrono::milliseconds kLease{30000};
 
   void SetUp() override {
-    backend_ = GetParam().factory({[this] { return now_.load(); }, kLease});
+    backend_ = GetParam().factory({&clock_, kLease});
     ASSERT_NE(backend_, nullptr) << "backend " << GetParam().name << " did not open";
     store_ = &backend_->store();
   }
@@ -72,8 +73,8 @@ class JobStoreContractTest : public ::testing::TestWithParam<JobStoreContractPar
     return r->job;
   }
 
-  std::atomic<int64_t> now_{kT0};
-  std::unique_ptr<JobStoreBackend> backend_;  // after now_: its store may read the clock to the end
+  ManualClock clock_{kT0};
+  std::unique_ptr<JobStoreBackend> backend_;  // after clock_: its store may read the clock to the end
   JobStore* store_ = nullptr;
 };
 

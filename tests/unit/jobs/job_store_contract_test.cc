@@ -49,7 +49,7 @@ TEST_P(JobStoreContractTest, CreateValidatesInput) {
 
 TEST_P(JobStoreContractTest, SecondCreateWhileRunningReturnsTheRunningJob) {
   WarmJob first = MustCreate("ns1");
-  now_ += 5;
+  clock_.Advance(std::chrono::milliseconds(5));
   auto second = store_->Create({"ns1", 500, "gw-b"});
   ASSERT_TRUE(second.ok());
   EXPECT_FALSE(second->created);
@@ -99,7 +99,7 @@ TEST_P(JobStoreContractTest, GetUnknownIsNotFound) {
 TEST_P(JobStoreContractTest, ListIsPerNamespaceOldestFirst) {
   WarmJob a = MustCreate("ns1");
   ASSERT_TRUE(store_->Finish(a.id, "gw-a", JobStatus::kFailed, "boom", std::nullopt).ok());
-  now_ += 10;
+  clock_.Advance(std::chrono::milliseconds(10));
   MustCreate("ns2");
   WarmJob b = MustCreate("ns1");
   ASSERT_TRUE(store_->Cancel(b.id).ok());
@@ -118,7 +118,7 @@ TEST_P(JobStoreContractTest, ListIsPerNamespaceOldestFirst) {
 
 TEST_P(JobStoreContractTest, CheckpointRecordsProgressAndExtendsTheLease) {
   WarmJob job = MustCreate("ns1");
-  now_ += 10000;
+  clock_.Advance(std::chrono::milliseconds(10000));
   ASSERT_TRUE(store_->Checkpoint(job.id, "gw-a", {"\"doc-17\"", 17, 0.25, 2}).ok());
   auto got = store_->Get(job.id);
   ASSERT_TRUE(got.ok());
@@ -174,7 +174,7 @@ TEST_P(JobStoreContractTest, CheckpointRefusesNonOwnersAndUnknownJobs) {
 TEST_P(JobStoreContractTest, FinishCompleted) {
   WarmJob job = MustCreate("ns1");
   ASSERT_TRUE(store_->Checkpoint(job.id, "gw-a", {"9", 9, 0.9, 1}).ok());
-  now_ += 1234;
+  clock_.Advance(std::chrono::milliseconds(1234));
   ASSERT_TRUE(
       store_->Finish(job.id, "gw-a", JobStatus::kCompleted, std::string("ignored"), kT0 - 5).ok());
   auto got = store_->Get(job.id);
@@ -223,7 +223,7 @@ TEST_P(JobStoreContractTest, FinishRefusesBadStatusOwnerAndId) {
 
 TEST_P(JobStoreContractTest, CancelStopsTheRunnerAndIsIdempotent) {
   WarmJob job = MustCreate("ns1");
-  now_ += 50;
+  clock_.Advance(std::chrono::milliseconds(50));
   auto c = store_->Cancel(job.id);
   ASSERT_TRUE(c.ok());
   EXPECT_EQ(c->status, JobStatus::kCancelled);
@@ -233,7 +233,7 @@ TEST_P(JobStoreContractTest, CancelStopsTheRunnerAndIsIdempotent) {
   EXPECT_EQ(store_->Finish(job.id, "gw-a", JobStatus::kCompleted, std::nullopt, 1).code(),
             StatusCode::kAborted);
   // Idempotent: the first cancel time stays.
-  now_ += 50;
+  clock_.Advance(std::chrono::milliseconds(50));
   auto again = store_->Cancel(job.id);
   ASSERT_TRUE(again.ok());
   EXPECT_EQ(again->status, JobStatus::kCancelled);
@@ -253,7 +253,7 @@ TEST_P(JobStoreContractTest, CancelLeavesFinishedJobsAlone) {
 
 TEST_P(JobStoreContractTest, ClaimTakesOnlyExpiredLeases) {
   WarmJob a = MustCreate("ns1", "gw-a");
-  now_ += 10000;
+  clock_.Advance(std::chrono::milliseconds(10000));
   WarmJob b = MustCreate("ns2", "gw-a");
   WarmJob done = MustCreate("ns3", "gw-a");
   ASSERT_TRUE(store_->Finish(done.id, "gw-a", JobStatus::kCompleted, std::nullopt, 1).ok());
@@ -277,7 +277,7 @@ TEST_P(JobStoreContractTest, ClaimTakesOnlyExpiredLeases) {
 
   // The old owner has lost the job; the new owner drives it.
   EXPECT_EQ(store_->Checkpoint(a.id, "gw-a", {"50", 50, 0.5, 0}).code(), StatusCode::kAborted);
-  now_ = kT0 + 45000;
+  clock_.SetWallMs(kT0 + 45000);
   EXPECT_TRUE(store_->Checkpoint(a.id, "gw-b", {"50", 50, 0.5, 1}).ok());
   EXPECT_EQ(store_->Get(a.id)->lease_expires_at, kT0 + 45000 + 30000);
   EXPECT_TRUE(store_->Finish(a.id, "gw-b", JobStatus::kCompleted, std::nullopt, 1).ok());
@@ -354,7 +354,7 @@ TEST_P(JobStoreContractTest, DeleteNamespaceRemovesAllItsJobs) {
 TEST_P(JobStoreContractTest, PruneByAge) {
   WarmJob old_job = MustCreate("ns1");
   ASSERT_TRUE(store_->Finish(old_job.id, "gw-a", JobStatus::kCompleted, std::nullopt, 1).ok());
-  now_ += 3600000;  // one hour later
+  clock_.Advance(std::chrono::milliseconds(3600000));  // one hour later
   WarmJob recent = MustCreate("ns1");
   ASSERT_TRUE(store_->Cancel(recent.id).ok());
   WarmJob running = MustCreate("ns1");
@@ -375,14 +375,14 @@ TEST_P(JobStoreContractTest, PruneByCountKeepsTheNewestPerNamespace) {
   std::vector<std::string> ns1_ids;
   for (int i = 0; i < 5; ++i) {
     WarmJob j = MustCreate("ns1");
-    now_ += 10;
+    clock_.Advance(std::chrono::milliseconds(10));
     ASSERT_TRUE(store_->Finish(j.id, "gw-a", JobStatus::kCompleted, std::nullopt, 1).ok());
     ns1_ids.push_back(j.id);
   }
   WarmJob ns2 = MustCreate("ns2");
   ASSERT_TRUE(store_->Finish(ns2.id, "gw-a", JobStatus::kFailed, "x", std::nullopt).ok());
   WarmJob running = MustCreate("ns1");
-  auto n = store_->Prune(now_, std::chrono::hours(24), 2);
+  auto n = store_->Prune(clock_.WallMs(), std::chrono::hours(24), 2);
   ASSERT_TRUE(n.ok()) << n.status().ToString();
   EXPECT_EQ(*n, 3u);
   auto list = store_->List("ns1");
@@ -392,7 +392,7 @@ TEST_P(JobStoreContractTest, PruneByCountKeepsTheNewestPerNamespace) {
   EXPECT_EQ((*list)[1].id, ns1_ids[4]);
   EXPECT_EQ((*list)[2].id, running.id);
   EXPECT_TRUE(store_->Get(ns2.id).ok());
-  EXPECT_EQ(*store_->Prune(now_, std::chrono::hours(24), 0), 3u);  // keep none finished
+  EXPECT_EQ(*store_->Prune(clock_.WallMs(), std::chrono::hours(24), 0), 3u);  // keep none finished
   EXPECT_TRUE(store_->Get(running.id).ok());
 }
 

@@ -34,7 +34,7 @@ class SqliteJobStoreTest : public ::testing::Test {
     SqliteJobStoreOptions opts;
     opts.path = dir_.Sub("data/jobs.sqlite3");
     opts.lease = 30s;
-    opts.now_ms = [this] { return now_.load(); };
+    opts.clock = &clock_;
     auto s = SqliteJobStore::Open(opts);
     EXPECT_TRUE(s.ok()) << s.status().ToString();
     return s.ok() ? std::move(s).value() : nullptr;
@@ -49,7 +49,7 @@ class SqliteJobStoreTest : public ::testing::Test {
   }
 
   layer::testing::StorageTempDir dir_;
-  std::atomic<int64_t> now_{kT0};
+  ManualClock clock_{kT0};
   std::unique_ptr<SqliteJobStore> store_;
 };
 
@@ -88,7 +88,7 @@ TEST_F(SqliteJobStoreTest, JobsSurviveReopenAndResume) {
   ASSERT_TRUE(store_->Finish(done.id, "gw-a", JobStatus::kCompleted, std::nullopt, 11).ok());
   store_.reset();  // as after kill -9: nothing more is written
 
-  now_ += 5000;  // restart well within the old lease
+  clock_.Advance(std::chrono::milliseconds(5000));  // restart well within the old lease
   store_ = OpenStore();
   ASSERT_TRUE(store_);
   auto got = store_->Get(job.id);
@@ -98,7 +98,7 @@ TEST_F(SqliteJobStoreTest, JobsSurviveReopenAndResume) {
   EXPECT_EQ(got->page_size, 300);
   EXPECT_EQ(store_->Get(done.id)->stable_as_of, 11u);
   // The embedded gateway claims every running job at start-up.
-  auto claimed = store_->ClaimExpired("gw-restarted", now_, 30s, ClaimScope::kAllRunning);
+  auto claimed = store_->ClaimExpired("gw-restarted", clock_.WallMs(), 30s, ClaimScope::kAllRunning);
   ASSERT_TRUE(claimed.ok());
   ASSERT_EQ(claimed->size(), 1u);
   EXPECT_EQ((*claimed)[0].cursor, "\"k-9\"");
@@ -158,7 +158,7 @@ class SqliteContractBackend final : public JobStoreBackend {
     SqliteJobStoreOptions opts;
     opts.path = backend->dir_.Sub("data/jobs.sqlite3");
     opts.lease = settings.lease;
-    opts.now_ms = settings.now_ms;
+    opts.clock = settings.clock;
     auto s = SqliteJobStore::Open(opts);
     if (!s.ok()) {
       ADD_FAILURE() << s.status().ToString();
@@ -302,7 +302,7 @@ TEST_F(SqliteJobStoreTest, ConcurrentCreatesMakeOneJobPerKind) {
 TEST_F(SqliteJobStoreTest, ListJobsFiltersByKindAndWarmCallsSeeOnlyWarmJobs) {
   WarmJob w1 = MustCreate("ns1");
   ASSERT_TRUE(store_->Finish(w1.id, "gw-a", JobStatus::kCompleted, std::nullopt, 1).ok());
-  now_ += 10;
+  clock_.Advance(std::chrono::milliseconds(10));
   auto snap = store_->CreateJob({"ns1", JobKind::kSnapshot, kSnapshotParams, "gw-a"});
   ASSERT_TRUE(snap.ok());
   const std::string s = snap->job.id;
@@ -345,7 +345,7 @@ TEST_F(SqliteJobStoreTest, ListJobsFiltersByKindAndWarmCallsSeeOnlyWarmJobs) {
   ASSERT_TRUE(got.ok());
   EXPECT_EQ(got->kind, JobKind::kWarm);
   EXPECT_EQ(got->params, R"({"page_size":250})");
-  now_ += 5;
+  clock_.Advance(std::chrono::milliseconds(5));
   auto cancelled = store_->CancelJob(s);
   ASSERT_TRUE(cancelled.ok());
   EXPECT_EQ(cancelled->status, JobStatus::kCancelled);
@@ -415,13 +415,13 @@ TEST_F(SqliteJobStoreTest, PruneKeepsTheNewestPerNamespaceAndKind) {
     WarmJob w = MustCreate("ns1");
     auto s = store_->CreateJob({"ns1", JobKind::kSnapshot, "{}", "gw-a"});
     ASSERT_TRUE(s.ok());
-    now_ += 10;
+    clock_.Advance(std::chrono::milliseconds(10));
     ASSERT_TRUE(store_->Finish(w.id, "gw-a", JobStatus::kCompleted, std::nullopt, 1).ok());
     ASSERT_TRUE(store_->Finish(s->job.id, "gw-a", JobStatus::kCompleted, std::nullopt, 1).ok());
     warm.push_back(w.id);
     snap.push_back(s->job.id);
   }
-  auto n = store_->Prune(now_, std::chrono::hours(24), 2);
+  auto n = store_->Prune(clock_.WallMs(), std::chrono::hours(24), 2);
   ASSERT_TRUE(n.ok()) << n.status().ToString();
   EXPECT_EQ(*n, 2u);
   EXPECT_TRUE(store_->GetJob(warm[0]).status().IsNotFound());
@@ -501,7 +501,7 @@ class SqliteJobStoreMigrationTest : public SqliteJobStoreTest {
     SqliteJobStoreOptions opts;
     opts.path = path;
     opts.lease = 30s;
-    opts.now_ms = [this] { return now_.load(); };
+    opts.clock = &clock_;
     return SqliteJobStore::Open(opts);
   }
 

@@ -147,11 +147,13 @@ class RecordingStore final : public JobStore {
   std::function<void(const WarmJobCheckpoint&)> before_checkpoint;
   std::function<void(const WarmJobCheckpoint&)> after_checkpoint;
 
-  Result<CreateWarmJobOutcome> Create(const CreateWarmJobRequest& r) override {
-    return inner_.Create(r);
+  Result<CreateJobOutcome> CreateJob(const CreateJobRequest& r) override {
+    return inner_.CreateJob(r);
   }
-  Result<WarmJob> Get(std::string_view id) override { return inner_.Get(id); }
-  Result<std::vector<WarmJob>> List(std::string_view ns) override { return inner_.List(ns); }
+  Result<Job> GetJob(std::string_view id) override { return inner_.GetJob(id); }
+  Result<std::vector<Job>> ListJobs(std::string_view ns, std::optional<JobKind> kind) override {
+    return inner_.ListJobs(ns, kind);
+  }
   Status Checkpoint(std::string_view id, std::string_view owner,
                     const WarmJobCheckpoint& cp) override {
     if (before_checkpoint) before_checkpoint(cp);
@@ -163,11 +165,11 @@ class RecordingStore final : public JobStore {
                 std::optional<std::string> error, std::optional<uint64_t> stable) override {
     return inner_.Finish(id, owner, status, std::move(error), stable);
   }
-  Result<WarmJob> Cancel(std::string_view id) override { return inner_.Cancel(id); }
-  Result<std::vector<WarmJob>> ClaimExpired(std::string_view owner, int64_t now_ms,
-                                            std::chrono::milliseconds lease,
-                                            ClaimScope scope) override {
-    return inner_.ClaimExpired(owner, now_ms, lease, scope);
+  Result<Job> CancelJob(std::string_view id) override { return inner_.CancelJob(id); }
+  Result<std::vector<Job>> ClaimExpiredJobs(std::string_view owner, int64_t now_ms,
+                                            std::chrono::milliseconds lease, ClaimScope scope,
+                                            JobKind kind) override {
+    return inner_.ClaimExpiredJobs(owner, now_ms, lease, scope, kind);
   }
   Result<uint64_t> ReleaseOwner(std::string_view owner) override {
     return inner_.ReleaseOwner(owner);
@@ -491,10 +493,11 @@ class WarmRunnerSweepTest : public WarmRunnerTest {
   // Another gateway on the same job store whose clock is `behind` the wall clock: the leases it
   // takes (30 s, the store's default) have already expired.
   std::unique_ptr<SqliteJobStore> OtherGateway(std::chrono::milliseconds behind) {
+    other_clock_.SetWallMs(WallClockMs() - behind.count());
     SqliteJobStoreOptions opts;
     opts.path = dir_.Sub("jobs.sqlite3");
     opts.synchronous_full = false;
-    opts.now_ms = [behind] { return WallClockMs() - behind.count(); };
+    opts.clock = &other_clock_;
     auto store = SqliteJobStore::Open(opts);
     EXPECT_TRUE(store.ok()) << store.status().ToString();
     return store.ok() ? std::move(*store) : nullptr;
@@ -509,6 +512,8 @@ class WarmRunnerSweepTest : public WarmRunnerTest {
         },
         60s);
   }
+
+  ManualClock other_clock_;  // OtherGateway's
 };
 
 TEST_F(WarmRunnerSweepTest, TakesOverAJobWhoseOwnerDiedWithoutARestart) {
