@@ -89,7 +89,12 @@ http::Response UpstreamError(const Status& st) {
 
 http::Response RelayResponse(const RequestContext& ctx, http::Response& ur,
                              const std::string& upstream_base, const std::string& public_url) {
-  http::Response out{ur.result(), 11};
+  http::Response out;
+  out.version(11);
+  // The code and reason phrase as the upstream sent them: `result()` would turn a code Beast has no
+  // name for (418, 599, ...) into 0.
+  out.result(ur.result_int());
+  out.reason(ur.reason());
   for (const auto& f : ur) {
     if (IsRelayedResponseHeader(f.name_string())) out.insert(f.name_string(), f.value());
   }

@@ -603,3 +603,18 @@ def test_upstream_url_with_trailing_slash(upstream, start_gateway):
     assert r.header("location") == f"http://127.0.0.1:{gw.port}/v1/namespaces/cp/operations/o"
     assert [u.target for u in upstream.wait_for_requests(2)] == ["/v1/namespaces?prefix=a",
                                                                  "/v2/namespaces/cp"]
+
+
+# ---- Status codes ------------------------------------------------------------------------------
+@pytest.mark.parametrize("status,reason", [(418, "I'm a teapot"), (299, "Fine Anyway"),
+                                           (451, "Unavailable For Legal Reasons"),
+                                           (599, "Network Connect Timeout")])
+def test_every_upstream_status_relayed_verbatim(gw, upstream, status, reason):
+    """A code without a standard name, and its reason phrase, reach the client as sent."""
+    upstream.set_rule(Response(status=status, reason=reason, body=b'{"status":"error"}'))
+    for method, target, body in [("GET", "/v1/namespaces/t/schema", None),
+                                 ("POST", "/v2/namespaces/t/query", b'{"top_k":1}'),
+                                 ("POST", "/v2/namespaces/t", b'{"upsert_rows":[{"id":1}]}')]:
+        r = req(gw, method, target, body=body)
+        assert (r.status, r.reason) == (status, reason), target
+        assert r.body == b'{"status":"error"}', target
