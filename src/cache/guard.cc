@@ -103,7 +103,7 @@ std::string_view BreakerStateName(BreakerState s) {
 CacheGuard::CacheGuard(std::shared_ptr<DocumentCache> backend, CacheGuardOptions options)
     : backend_(std::move(backend)),
       options_(std::move(options)),
-      metrics_(options_.metrics ? *options_.metrics : Metrics()),
+      metrics_(MetricsOr(options_.metrics)),
       pool_(std::make_unique<asio::thread_pool>(std::max(1, options_.threads))),
       bulk_pool_(std::make_unique<asio::thread_pool>(1)) {
   asio::post(*bulk_pool_, [] { NameCurrentThread("layer-cache-bulk"); });

@@ -1,10 +1,10 @@
 #include "coherence/coherence.h"
 
+#include <spdlog/spdlog.h>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/json.hpp>
-#include <spdlog/spdlog.h>
 
 #include <charconv>
 
@@ -96,7 +96,6 @@ Task<void> PendingInvalidations::Retry(cache::CacheGuard& guard) {
   }
 }
 
-
 std::string_view CacheHeaderValue(FetchOutcome outcome) {
   switch (outcome) {
     case FetchOutcome::kHit:
@@ -150,7 +149,8 @@ struct CacheCoherence::Metrics {
         lookups{&Lookups(r, FetchOutcome::kHit), &Lookups(r, FetchOutcome::kMiss),
                 &Lookups(r, FetchOutcome::kPartial), &Lookups(r, FetchOutcome::kMissOnError)},
         backfills_ok(r.GetCounter("layer_cache_backfills_total",
-                                  "Rows written into the cache by fetch misses", {{"status", "ok"}})),
+                                  "Rows written into the cache by fetch misses",
+                                  {{"status", "ok"}})),
         backfills_error(r.GetCounter("layer_cache_backfills_total",
                                      "Rows written into the cache by fetch misses",
                                      {{"status", "error"}})),
@@ -176,7 +176,7 @@ struct CacheCoherence::Metrics {
 CacheCoherence::CacheCoherence(std::unique_ptr<cache::CacheGuard> guard, CoherenceOptions options)
     : guard_(std::move(guard)),
       options_(std::move(options)),
-      metrics_(std::make_unique<Metrics>(options_.metrics ? *options_.metrics : layer::Metrics())) {}
+      metrics_(std::make_unique<Metrics>(MetricsOr(options_.metrics))) {}
 
 CacheCoherence::~CacheCoherence() = default;
 
@@ -274,9 +274,9 @@ Task<Result<FetchManyResult>> CacheCoherence::FetchMany(const std::string& ns,
         std::optional<cache::CachedDoc>& rec = (*got)[i];
         switch (Judge(ns, ids[i], rec)) {
           case Verdict::kServe:
-            out.rows.emplace(IdKey(ids[i]), FetchedRow{ids[i].ToJson(),
-                                                       std::move(rec->attributes_json),
-                                                       rec->upserted_at});
+            out.rows.emplace(
+                IdKey(ids[i]),
+                FetchedRow{ids[i].ToJson(), std::move(rec->attributes_json), rec->upserted_at});
             break;
           case Verdict::kUntrusted:
             cache_error = true;
@@ -308,10 +308,10 @@ Task<Result<FetchManyResult>> CacheCoherence::FetchMany(const std::string& ns,
                             Backfill(ns, std::move(fill)), boost::asio::detached);
     }
   }
-  out.outcome = cache_error       ? FetchOutcome::kMissOnError
-                : misses.empty()  ? FetchOutcome::kHit
-                : hits == 0       ? FetchOutcome::kMiss
-                                  : FetchOutcome::kPartial;
+  out.outcome = cache_error      ? FetchOutcome::kMissOnError
+                : misses.empty() ? FetchOutcome::kHit
+                : hits == 0      ? FetchOutcome::kMiss
+                                 : FetchOutcome::kPartial;
   CountLookup(out.outcome);
   co_return out;
 }
@@ -540,10 +540,10 @@ Task<CacheState> CacheCoherence::StateOf(const std::string& ns,
       }
     }
   }
-  CacheState state = Warming(ns)                        ? CacheState::kWarming
+  CacheState state = Warming(ns)                       ? CacheState::kWarming
                      : !guard_ || !guard_->connected() ? CacheState::kCold
-                     : *warmed_through                   ? CacheState::kWarm
-                                                         : CacheState::kCold;
+                     : *warmed_through                 ? CacheState::kWarm
+                                                       : CacheState::kCold;
   // layer_cache_state{namespace,state}: exactly one state is 1, as of the last evaluation.
   for (CacheState s : {CacheState::kCold, CacheState::kWarming, CacheState::kWarm}) {
     metrics_->registry

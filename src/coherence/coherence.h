@@ -87,7 +87,7 @@ class PendingInvalidations {
   };
   void UpdateCount();
 
-  mutable std::mutex mu_;  // guards ids_ and namespaces_
+  mutable std::mutex mu_;        // guards ids_ and namespaces_
   std::map<Key, uint64_t> ids_;  // -> stamp of the tombstone to write
   // -> the sequence number of the latest failed bump, so a retry that began before it does not
   // clear it.
@@ -141,8 +141,8 @@ struct CoherenceOptions {
   FetchConsistency fetch_consistency = FetchConsistency::kStrong;
   // Set only under --test-faults: the decorator between the guard and the backend.
   std::shared_ptr<cache::FaultInjectingCache> faults;
-  const Clock* clock = nullptr;          // null: Clock::System()
-  MetricsRegistry* metrics = nullptr;    // null: layer::Metrics()
+  const Clock* clock = nullptr;        // null: Clock::System()
+  MetricsRegistry* metrics = nullptr;  // null: layer::Metrics()
 };
 
 class CacheCoherence {

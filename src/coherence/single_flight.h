@@ -114,9 +114,8 @@ class SingleFlight {
       std::lock_guard lock(flight->mu);
       done = flight->done;
       if (!done) {
-        flight->waiters.push_back([ex, timer] {
-          boost::asio::post(ex, [timer] { timer->cancel(); });
-        });
+        flight->waiters.push_back(
+            [ex, timer] { boost::asio::post(ex, [timer] { timer->cancel(); }); });
       }
     }
     if (!done) {

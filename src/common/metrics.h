@@ -86,5 +86,9 @@ class MetricsRegistry {
 
 // The process-wide registry served at /metrics.
 MetricsRegistry& Metrics();
+// The registry of `options.metrics`-style fields: the given one, or the process's when null.
+inline MetricsRegistry& MetricsOr(MetricsRegistry* registry) {
+  return registry ? *registry : Metrics();
+}
 
 }  // namespace layer

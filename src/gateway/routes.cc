@@ -60,8 +60,8 @@ std::optional<RouteMatch> MatchRoute(Verb method, std::string_view path) {
   if (auto layer = MatchLayerRoute(method, p)) return layer;
   auto r = tpuf::MatchRoute(method, path);
   if (!r) return std::nullopt;
-  RouteMatch m = Make(RouteId::kTurbopuffer, r->family, r->writes ? kScopeWrite : kScopeRead,
-                      r->idempotent);
+  RouteMatch m =
+      Make(RouteId::kTurbopuffer, r->family, r->writes ? kScopeWrite : kScopeRead, r->idempotent);
   m.tpuf = r->id;
   m.ns = std::move(r->ns.ns);
   m.ns_error = r->ns.ns_error;

@@ -19,16 +19,16 @@
 namespace layer::gateway {
 
 enum class RouteId {
-  kHealth,           // GET /health                                   (health.cc)
-  kReady,            // GET /ready                                    (health.cc)
-  kMetrics,          // GET /metrics                                  (health.cc)
-  kTurbopuffer,      // every route of tpuf/routes.h: see RouteMatch::tpuf (passthrough.cc,
-                     // write.cc, query.cc, hint_cache_warm.cc)
-  kFetchDocument,    // GET /v2/namespaces/{ns}/documents/{id}        (fetch.cc)
-  kFetchDocuments,   // POST /v2/namespaces/{ns}/documents            (fetch.cc)
-  kWarm,             // POST /v2/namespaces/{ns}/warm                 (warm.cc)
-  kWarmJobs,         // GET /v2/namespaces/{ns}/warm-jobs             (warm.cc)
-  kWarmJob,          // GET|DELETE /v2/namespaces/{ns}/warm-jobs/{id} (warm.cc)
+  kHealth,          // GET /health                                   (health.cc)
+  kReady,           // GET /ready                                    (health.cc)
+  kMetrics,         // GET /metrics                                  (health.cc)
+  kTurbopuffer,     // every route of tpuf/routes.h: see RouteMatch::tpuf (passthrough.cc,
+                    // write.cc, query.cc, hint_cache_warm.cc)
+  kFetchDocument,   // GET /v2/namespaces/{ns}/documents/{id}        (fetch.cc)
+  kFetchDocuments,  // POST /v2/namespaces/{ns}/documents            (fetch.cc)
+  kWarm,            // POST /v2/namespaces/{ns}/warm                 (warm.cc)
+  kWarmJobs,        // GET /v2/namespaces/{ns}/warm-jobs             (warm.cc)
+  kWarmJob,         // GET|DELETE /v2/namespaces/{ns}/warm-jobs/{id} (warm.cc)
 };
 
 struct RouteMatch {
@@ -37,7 +37,7 @@ struct RouteMatch {
   std::string_view family;  // metrics label
   std::string ns;           // decoded namespace ("" for routes without one)
   NamespaceNameError ns_error = NamespaceNameError::kNone;
-  std::string raw_ns;       // decoded but unvalidated namespace, for error texts
+  std::string raw_ns;  // decoded but unvalidated namespace, for error texts
   unsigned required_scope = kScopeRead;
   bool turbopuffer_route = true;  // answers namespace errors the way Turbopuffer does
   bool idempotent = false;        // safe for the upstream client to retry

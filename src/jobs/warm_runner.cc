@@ -521,7 +521,7 @@ Task<void> WarmRunner::Run(WarmJob job) {
   for (auto [stage, d] : {std::pair{"total", total}, std::pair{"upstream_wait", upstream_wait},
                           std::pair{"parse", parse}, std::pair{"cache_write", progress->cache_write},
                           std::pair{"checkpoint", progress->checkpoint}}) {
-    (options_.metrics ? *options_.metrics : Metrics())
+    MetricsOr(options_.metrics)
         .GetCounter("layer_warm_stage_microseconds_total",
                     "Time completed warm jobs spent, by stage (the stages overlap; total is wall "
                     "time)",

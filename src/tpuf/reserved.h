@@ -11,8 +11,6 @@ inline constexpr std::string_view kReservedPrefix = "_hevlayer_";
 // The write stamp: epoch milliseconds at which the gateway accepted the write of the row.
 inline constexpr std::string_view kStampAttribute = "_hevlayer_upserted_at";
 
-inline bool IsReservedAttribute(std::string_view name) {
-  return name.starts_with(kReservedPrefix);
-}
+inline bool IsReservedAttribute(std::string_view name) { return name.starts_with(kReservedPrefix); }
 
 }  // namespace layer::tpuf

@@ -63,10 +63,10 @@ NamespaceSegment DecodeNamespaceSegment(std::string_view raw);
 
 struct Route {
   RouteId id;
-  std::string_view family;  // metrics and fault-rule label: "write", "query", ...
-  bool writes = false;      // changes data
-  bool idempotent = false;  // safe to retry
-  NamespaceSegment ns;      // ("" for routes without one)
+  std::string_view family;    // metrics and fault-rule label: "write", "query", ...
+  bool writes = false;        // changes data
+  bool idempotent = false;    // safe to retry
+  NamespaceSegment ns;        // ("" for routes without one)
   std::string upstream_path;  // path (no query) to send upstream; empty on a namespace error
 };
 

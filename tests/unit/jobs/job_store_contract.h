@@ -2,7 +2,9 @@
 // (job_store_contract_test.cc) check job creation and its validation, one running job per
 // namespace (also under concurrent creates), Get/List and list order, checkpoints and cursors,
 // finishing and cancelling, leases (claims of expired, released and all running jobs, concurrent
-// claimers, the old owner losing the job), DeleteNamespace and retention (Prune).
+// claimers, the old owner losing the job), DeleteNamespace and retention (Prune), and the kinds:
+// one running job per (namespace, kind), listing and claiming by kind, the warm calls seeing only
+// warm jobs, params validation, retention per (namespace, kind).
 //
 // A backend joins the suite from its own test file with one instantiation:
 //

@@ -421,5 +421,193 @@ TEST_P(JobStoreContractTest, CheckpointClampsNegativeProgressToZero) {
   EXPECT_EQ(got->progress, 0.0);
 }
 
+// ---- Kinds: one record shape, one running job per (namespace, kind).
+
+constexpr char kSnapshotParams[] =
+    R"({"field":"title","source":"auto","filters":["year","Gte",2020],"page_size":500})";
+
+TEST_P(JobStoreContractTest, OneRunningJobPerNamespaceAndKind) {
+  WarmJob warm = MustCreate("ns1");
+  auto snap = store_->CreateJob({"ns1", JobKind::kSnapshot, kSnapshotParams, "gw-a"});
+  ASSERT_TRUE(snap.ok()) << snap.status().ToString();
+  EXPECT_TRUE(snap->created);  // beside the running warm job of the namespace
+  EXPECT_EQ(snap->job.kind, JobKind::kSnapshot);
+  EXPECT_EQ(snap->job.params, kSnapshotParams);
+  EXPECT_EQ(snap->job.status, JobStatus::kRunning);
+  EXPECT_EQ(snap->job.owner, "gw-a");
+  EXPECT_EQ(snap->job.lease_expires_at, kT0 + 30000);
+
+  // A second job of either kind returns the running one of that kind, untouched.
+  auto snap2 = store_->CreateJob({"ns1", JobKind::kSnapshot, R"({"field":"x"})", "gw-b"});
+  ASSERT_TRUE(snap2.ok());
+  EXPECT_FALSE(snap2->created);
+  EXPECT_EQ(snap2->job.id, snap->job.id);
+  EXPECT_EQ(snap2->job.params, kSnapshotParams);
+  auto warm2 = store_->Create({"ns1", 10, "gw-b"});
+  ASSERT_TRUE(warm2.ok());
+  EXPECT_FALSE(warm2->created);
+  EXPECT_EQ(warm2->job.id, warm.id);
+
+  // Ending the snapshot job frees its kind only.
+  ASSERT_TRUE(store_->Finish(snap->job.id, "gw-a", JobStatus::kCompleted, std::nullopt, 5).ok());
+  EXPECT_FALSE(store_->Create({"ns1", 10, "gw-b"})->created);
+  auto snap3 = store_->CreateJob({"ns1", JobKind::kSnapshot, "{}", "gw-b"});
+  ASSERT_TRUE(snap3.ok());
+  EXPECT_TRUE(snap3->created);
+}
+
+TEST_P(JobStoreContractTest, ConcurrentCreatesMakeOneJobPerKind) {
+  std::vector<std::thread> threads;
+  std::mutex mu;
+  std::set<std::string> ids;
+  for (int i = 0; i < 8; ++i) {
+    threads.emplace_back([&, i] {
+      const JobKind kind = i % 2 ? JobKind::kSnapshot : JobKind::kWarm;
+      auto r = store_->CreateJob({"hot", kind, "{}", "gw-" + std::to_string(i)});
+      ASSERT_TRUE(r.ok()) << r.status().ToString();
+      EXPECT_EQ(r->job.kind, kind);
+      std::lock_guard lock(mu);
+      ids.insert(r->job.id);
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(ids.size(), 2u);
+}
+
+TEST_P(JobStoreContractTest, ListJobsFiltersByKindAndWarmCallsSeeOnlyWarmJobs) {
+  WarmJob w1 = MustCreate("ns1");
+  ASSERT_TRUE(store_->Finish(w1.id, "gw-a", JobStatus::kCompleted, std::nullopt, 1).ok());
+  clock_.Advance(std::chrono::milliseconds(10));
+  auto snap = store_->CreateJob({"ns1", JobKind::kSnapshot, kSnapshotParams, "gw-a"});
+  ASSERT_TRUE(snap.ok());
+  const std::string s = snap->job.id;
+  WarmJob w2 = MustCreate("ns1", "gw-a", 250);
+  MustCreate("ns2");
+
+  auto all = store_->ListJobs("ns1", std::nullopt);
+  ASSERT_TRUE(all.ok()) << all.status().ToString();
+  ASSERT_EQ(all->size(), 3u);
+  EXPECT_EQ((*all)[0].id, w1.id);
+  EXPECT_EQ((*all)[1].id, s);
+  EXPECT_EQ((*all)[1].kind, JobKind::kSnapshot);
+  EXPECT_EQ((*all)[1].params, kSnapshotParams);
+  EXPECT_EQ((*all)[2].id, w2.id);
+  EXPECT_EQ((*all)[2].kind, JobKind::kWarm);
+  EXPECT_EQ((*all)[2].params, R"({"page_size":250})");
+
+  auto snaps = store_->ListJobs("ns1", JobKind::kSnapshot);
+  ASSERT_TRUE(snaps.ok());
+  ASSERT_EQ(snaps->size(), 1u);
+  EXPECT_EQ((*snaps)[0].id, s);
+  auto warms = store_->ListJobs("ns1", JobKind::kWarm);
+  ASSERT_TRUE(warms.ok());
+  EXPECT_EQ(warms->size(), 2u);
+
+  // The warm calls: typed views of the warm jobs only.
+  auto list = store_->List("ns1");
+  ASSERT_TRUE(list.ok());
+  ASSERT_EQ(list->size(), 2u);
+  EXPECT_EQ((*list)[0].id, w1.id);
+  EXPECT_EQ((*list)[0].page_size, 1000);
+  EXPECT_EQ((*list)[1].id, w2.id);
+  EXPECT_EQ((*list)[1].page_size, 250);
+  EXPECT_TRUE(store_->Get(s).status().IsNotFound());
+  EXPECT_TRUE(store_->Cancel(s).status().IsNotFound());
+  EXPECT_EQ(store_->GetJob(s)->status, JobStatus::kRunning);  // the warm Cancel left it alone
+
+  // The record calls see every kind.
+  auto got = store_->GetJob(w2.id);
+  ASSERT_TRUE(got.ok());
+  EXPECT_EQ(got->kind, JobKind::kWarm);
+  EXPECT_EQ(got->params, R"({"page_size":250})");
+  clock_.Advance(std::chrono::milliseconds(5));
+  auto cancelled = store_->CancelJob(s);
+  ASSERT_TRUE(cancelled.ok());
+  EXPECT_EQ(cancelled->status, JobStatus::kCancelled);
+  EXPECT_EQ(cancelled->kind, JobKind::kSnapshot);
+  EXPECT_EQ(cancelled->completed_at, kT0 + 15);
+  EXPECT_TRUE(store_->GetJob("nope").status().IsNotFound());
+  EXPECT_TRUE(store_->CancelJob("nope").status().IsNotFound());
+}
+
+TEST_P(JobStoreContractTest, ClaimsAreByKind) {
+  WarmJob warm = MustCreate("ns1", "gw-dead");
+  auto snap = store_->CreateJob({"ns1", JobKind::kSnapshot, "{}", "gw-dead"});
+  ASSERT_TRUE(snap.ok());
+
+  auto warms = store_->ClaimExpired("gw-b", kT0 + 30000, 30s);
+  ASSERT_TRUE(warms.ok()) << warms.status().ToString();
+  ASSERT_EQ(warms->size(), 1u);
+  EXPECT_EQ((*warms)[0].id, warm.id);
+  EXPECT_EQ(store_->GetJob(snap->job.id)->owner, "gw-dead");  // another kind's claimer takes it
+
+  auto snaps =
+      store_->ClaimExpiredJobs("gw-c", kT0 + 30000, 20s, ClaimScope::kExpired, JobKind::kSnapshot);
+  ASSERT_TRUE(snaps.ok()) << snaps.status().ToString();
+  ASSERT_EQ(snaps->size(), 1u);
+  EXPECT_EQ((*snaps)[0].id, snap->job.id);
+  EXPECT_EQ((*snaps)[0].owner, "gw-c");
+  EXPECT_EQ((*snaps)[0].lease_expires_at, kT0 + 50000);
+  EXPECT_EQ(store_->Get(warm.id)->owner, "gw-b");
+
+  auto all = store_->ClaimExpiredJobs("gw-d", kT0 + 30001, 20s, ClaimScope::kAllRunning,
+                                      JobKind::kSnapshot);
+  ASSERT_TRUE(all.ok());
+  ASSERT_EQ(all->size(), 1u);
+  EXPECT_EQ((*all)[0].id, snap->job.id);
+  EXPECT_EQ(store_->Get(warm.id)->owner, "gw-b");
+}
+
+TEST_P(JobStoreContractTest, CreateJobValidatesItsInput) {
+  for (const char* params : {"not json", "[1,2]", "\"text\"", ""}) {
+    EXPECT_EQ(store_->CreateJob({"ns", JobKind::kSnapshot, params, "gw"}).status().code(),
+              StatusCode::kInvalidArgument)
+        << params;
+  }
+  for (const char* params : {R"({"page_size":0})", R"({"page_size":10001})",
+                             R"({"page_size":"10"})", R"({"page_size":10.5})", "[]"}) {
+    EXPECT_EQ(store_->CreateJob({"ns", JobKind::kWarm, params, "gw"}).status().code(),
+              StatusCode::kInvalidArgument)
+        << params;
+  }
+  EXPECT_EQ(store_->CreateJob({"", JobKind::kSnapshot, "{}", "gw"}).status().code(),
+            StatusCode::kInvalidArgument);
+  EXPECT_EQ(store_->CreateJob({"ns", JobKind::kSnapshot, "{}", ""}).status().code(),
+            StatusCode::kInvalidArgument);
+  auto list = store_->ListJobs("ns", std::nullopt);
+  ASSERT_TRUE(list.ok());
+  EXPECT_TRUE(list->empty());  // refused calls create nothing
+
+  // Warm params without a page size mean the default one.
+  auto warm = store_->CreateJob({"ns", JobKind::kWarm, "{}", "gw"});
+  ASSERT_TRUE(warm.ok()) << warm.status().ToString();
+  EXPECT_EQ(store_->Get(warm->job.id)->page_size, kDefaultWarmPageSize);
+}
+
+TEST_P(JobStoreContractTest, PruneKeepsTheNewestPerNamespaceAndKind) {
+  std::vector<std::string> warm, snap;
+  for (int i = 0; i < 3; ++i) {
+    WarmJob w = MustCreate("ns1");
+    auto s = store_->CreateJob({"ns1", JobKind::kSnapshot, "{}", "gw-a"});
+    ASSERT_TRUE(s.ok());
+    clock_.Advance(std::chrono::milliseconds(10));
+    ASSERT_TRUE(store_->Finish(w.id, "gw-a", JobStatus::kCompleted, std::nullopt, 1).ok());
+    ASSERT_TRUE(store_->Finish(s->job.id, "gw-a", JobStatus::kCompleted, std::nullopt, 1).ok());
+    warm.push_back(w.id);
+    snap.push_back(s->job.id);
+  }
+  auto n = store_->Prune(clock_.WallMs(), std::chrono::hours(24), 2);
+  ASSERT_TRUE(n.ok()) << n.status().ToString();
+  EXPECT_EQ(*n, 2u);
+  EXPECT_TRUE(store_->GetJob(warm[0]).status().IsNotFound());
+  EXPECT_TRUE(store_->GetJob(snap[0]).status().IsNotFound());
+  for (int i = 1; i < 3; ++i) {
+    EXPECT_TRUE(store_->GetJob(warm[i]).ok()) << i;
+    EXPECT_TRUE(store_->GetJob(snap[i]).ok()) << i;
+  }
+  // DeleteNamespace removes every kind.
+  EXPECT_EQ(*store_->DeleteNamespace("ns1"), 4u);
+}
+
 }  // namespace
 }  // namespace layer::jobs
