@@ -55,7 +55,9 @@ Task<http::Response> Gateway::Handle(http::Exchange& ex) {
     co_return res;
   }
 
-  AuthResult auth = auth_.Check(req[http::Field::authorization], route->required_scope);
+  unsigned scope = route->required_scope;
+  if (route->Is(tpuf::RouteId::kHintCacheWarm)) scope = HintRequiredScope(query);
+  AuthResult auth = auth_.Check(req[http::Field::authorization], scope);
   if (auth.denied) co_return std::move(*auth.denied);
 
   if (route->ns_error != NamespaceNameError::kNone) {

@@ -58,6 +58,13 @@ bool IsOrchestratedHint(std::string_view query) {
   return false;
 }
 
+unsigned HintRequiredScope(std::string_view query) {
+  // The documents step starts a warm job, which POST /warm allows only with the write scope. A
+  // malformed value is refused (422) before any step runs, whatever the scope.
+  const BoolOption docs = ParseBool(query, "documents");
+  return IsOrchestratedHint(query) && docs.value && !docs.error ? kScopeWrite : kScopeRead;
+}
+
 Task<http::Response> OrchestrateHintCacheWarm(RequestContext& ctx, http::Upstream& upstream,
                                                     coherence::CacheCoherence& cache, WarmServices& warm) {
   if (auto err = co_await ReadBodyOrError(ctx)) co_return std::move(*err);
@@ -90,6 +97,31 @@ Task<http::Response> OrchestrateHintCacheWarm(RequestContext& ctx, http::Upstrea
     out["turbopuffer"] = Step(false, "skipped");
   }
 
+  // The snapshots step runs before the documents step (the answer lists them in the documented
+  // order): a failure of the object store or the cache then answers the call without having
+  // started a warm job whose id the caller would never see.
+  json::object snapshots_step = Step(false, "skipped");
+  if (snaps.value) {
+    // The object store may block on disk or network: read it off the event loop.
+    auto latest = co_await warm.runner.Blocking(
+        [&] { return snapshots::ReadLatestSnapshot(warm.objects, ns); });
+    if (!latest.ok()) {
+      co_return UpstreamError(Status::IoError("reading the latest snapshot failed: " +
+                                              latest.status().message()));
+    }
+    if (!*latest) {
+      snapshots_step = Step(true, "no_snapshot");
+    } else {
+      const snapshots::StoredSnapshot& s = **latest;
+      Status st = co_await cache.RecordLatestSnapshot(ns, s.bytes);
+      if (!st.ok()) co_return CacheCold(ns);
+      snapshots_step = Step(true, "completed");
+      snapshots_step["key"] = s.key;
+      snapshots_step["watermark_ms"] = s.body.watermark_ms;
+      snapshots_step["sha"] = s.body.sha;
+    }
+  }
+
   if (docs.value) {
     jobs::CreateWarmJobRequest req{ns, *page_size, warm.runner.options().owner};
     auto created = co_await warm.runner.Blocking([&] { return warm.store.Create(req); });
@@ -104,28 +136,7 @@ Task<http::Response> OrchestrateHintCacheWarm(RequestContext& ctx, http::Upstrea
   } else {
     out["documents"] = Step(false, "skipped");
   }
-
-  if (snaps.value) {
-    auto latest = snapshots::ReadLatestSnapshot(warm.objects, ns);
-    if (!latest.ok()) {
-      co_return UpstreamError(Status::IoError("reading the latest snapshot failed: " +
-                                              latest.status().message()));
-    }
-    if (!*latest) {
-      out["snapshots"] = Step(true, "no_snapshot");
-    } else {
-      const snapshots::StoredSnapshot& s = **latest;
-      Status st = co_await cache.RecordLatestSnapshot(ns, s.bytes);
-      if (!st.ok()) co_return CacheCold(ns);
-      json::object step = Step(true, "completed");
-      step["key"] = s.key;
-      step["watermark_ms"] = s.body.watermark_ms;
-      step["sha"] = s.body.sha;
-      out["snapshots"] = std::move(step);
-    }
-  } else {
-    out["snapshots"] = Step(false, "skipped");
-  }
+  out["snapshots"] = std::move(snapshots_step);
   http::Response res{http::Code::ok, 11};
   res.set(http::Field::content_type, "application/json");
   res.body() = SerializeJson(out);

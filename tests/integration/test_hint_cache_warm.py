@@ -522,3 +522,43 @@ def test_percent_encoded_option_name_is_honoured(st):
     finally:
         for j in list_jobs(st.gw, ns):
             wait_job(st.gw, ns, j["id"])
+
+
+def test_a_failing_snapshot_step_starts_no_warm_job(st):
+    """The snapshots step runs before the documents step: when it fails, the call answers 502 and
+    no job was started whose id the caller would never see."""
+    ns = "hcw_snapfail_nojob"
+    seed_origin(st.origin, ns, [1, 2])
+    put_object(st.objects, f"snapshots/{ns}/1715600400000-abcdef0.json", b"{not json")
+    assert_error(hint(st.gw, ns, "page_size=1000"), 502, "upstream_error")
+    assert list_jobs(st.gw, ns) == []
+
+
+def test_documents_step_needs_the_write_scope(stack_factory):
+    """Starting a warm through the hint needs what POST /warm needs; the other steps do not."""
+    s = stack_factory(gw_args=("--auth-mode", "keys", "--gateway-key", "reader:read",
+                               "--gateway-key", "writer:read+write"))
+    ns = "hcw_scope"
+    seed_origin(s.origin, ns, [1])
+
+    def call(token, qs):
+        return http_request(s.gw, "GET", hint_path(ns, qs),
+                            headers={"Authorization": f"Bearer {token}"})
+
+    r = call("reader", "turbopuffer=false")  # documents defaults to on
+    assert r.status == 403, r
+    assert r.json()["required_scope"] == "write", r.json()
+    assert call("reader", "documents=true").status == 403
+    assert_report(call("reader", "documents=false&snapshots=false"), ns, "completed", "skipped",
+                  "skipped")
+    assert call("reader", "").status == 202  # the raw passthrough needs only read
+    body = assert_report(call("writer", "turbopuffer=false&snapshots=false"), ns, "skipped",
+                         "started", "skipped")
+    job_path = f"/v2/namespaces/{ns}/warm-jobs/{body['documents']['job']['id']}"
+    deadline = time.monotonic() + 30  # only to prove it does not hang
+    while True:
+        job = http_request(s.gw, "GET", job_path, headers={"Authorization": "Bearer writer"}).json()
+        if job["status"] != "running" or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+    assert job["status"] == "completed", job
