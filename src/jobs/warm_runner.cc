@@ -350,13 +350,28 @@ bool WarmRunner::StopRequested(const std::string& id) const {
 }
 
 Task<void> WarmRunner::End(const std::string& id, JobStatus status, std::string error,
-                                 std::optional<uint64_t> stable_as_of) {
+                           std::optional<uint64_t> stable_as_of) {
   std::optional<std::string> stored_error;
   if (!error.empty()) stored_error = std::move(error);
-  Status st = co_await Blocking([&] {
-    return store_.Finish(id, options_.owner, status, std::move(stored_error), stable_as_of);
-  });
-  if (!st.ok()) spdlog::warn("warm job {}: recording its end failed: {}", id, st.ToString());
+  // A store that fails now may answer again shortly: a job left running in it would hold every
+  // later warm of the namespace until its lease ran out, so recording the end is retried.
+  asio::steady_timer backoff(co_await asio::this_coro::executor);
+  std::chrono::milliseconds delay = options_.retry_base;
+  for (int attempt = 1;; ++attempt) {
+    Status st = co_await Blocking([&] {
+      return store_.Finish(id, options_.owner, status, stored_error, stable_as_of);
+    });
+    if (st.ok() || st.code() == StatusCode::kAborted || st.code() == StatusCode::kNotFound) break;
+    if (attempt >= options_.max_attempts) {
+      spdlog::warn("warm job {}: recording its end failed: {}; its lease lets the sweep take it "
+                   "over",
+                   id, st.ToString());
+      break;
+    }
+    backoff.expires_after(delay);
+    co_await backoff.async_wait(asio::as_tuple(asio::use_awaitable));
+    delay *= 2;
+  }
   Forget(id);
 }
 
@@ -597,7 +612,13 @@ Task<void> WarmRunner::WritePage(std::shared_ptr<PageWrite> w,
   SteadyClock::time_point t0 = SteadyClock::now();
   Status st = co_await Blocking([&] { return store_.Checkpoint(id, options_.owner, cp); });
   progress->checkpoint += SteadyClock::now() - t0;
-  // Cancelled, or the lease was lost to another replica.
+  if (!st.ok() && st.code() != StatusCode::kAborted && st.code() != StatusCode::kNotFound) {
+    // The store could not record the page: the job fails (End keeps trying to record that), so a
+    // later warm of the namespace is never held by a job nobody runs.
+    report(WriteOutcome{"the job store failed: " + st.message(), false});
+    co_return;
+  }
+  // Cancelled, deleted, or the lease was lost to another replica: stop quietly.
   report(WriteOutcome{std::string(), !st.ok() || StopRequested(id)});
 }
 

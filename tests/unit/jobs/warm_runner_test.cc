@@ -146,6 +146,11 @@ class RecordingStore final : public JobStore {
   explicit RecordingStore(JobStore& inner) : inner_(inner) {}
   std::function<void(const WarmJobCheckpoint&)> before_checkpoint;
   std::function<void(const WarmJobCheckpoint&)> after_checkpoint;
+  // Store faults: the next `failing_checkpoints` checkpoints and `failing_finishes` finishes fail
+  // with IoError without reaching the store.
+  std::atomic<int> failing_checkpoints{0};
+  std::atomic<int> failing_finishes{0};
+  std::atomic<int> finishes{0};
 
   Result<CreateJobOutcome> CreateJob(const CreateJobRequest& r) override {
     return inner_.CreateJob(r);
@@ -157,12 +162,15 @@ class RecordingStore final : public JobStore {
   Status Checkpoint(std::string_view id, std::string_view owner,
                     const WarmJobCheckpoint& cp) override {
     if (before_checkpoint) before_checkpoint(cp);
+    if (failing_checkpoints.fetch_sub(1) > 0) return Status::IoError("injected store fault");
     Status st = inner_.Checkpoint(id, owner, cp);
     if (after_checkpoint) after_checkpoint(cp);
     return st;
   }
   Status Finish(std::string_view id, std::string_view owner, JobStatus status,
                 std::optional<std::string> error, std::optional<uint64_t> stable) override {
+    ++finishes;
+    if (failing_finishes.fetch_sub(1) > 0) return Status::IoError("injected store fault");
     return inner_.Finish(id, owner, status, std::move(error), stable);
   }
   Result<Job> CancelJob(std::string_view id) override { return inner_.CancelJob(id); }
@@ -476,6 +484,22 @@ TEST_F(WarmRunnerTest, NewerRecordsAndPendingInvalidationsWinOverWarmData) {
 
 // The sweep, with a runner that sweeps every few milliseconds instead of every lease / 3. Waits
 // are for the store's state, never for a time: the limits only turn a hang into a failure.
+TEST_F(WarmRunnerTest, AJobWhoseStoreFailsIsMarkedFailedAndNeverBlocksTheNextWarm) {
+  // The first checkpoint fails, and so does the first attempt to record the job's end.
+  store_->failing_checkpoints = 1;
+  store_->failing_finishes = 1;
+  WarmJob first = WaitEnded(StartJob().id);
+  EXPECT_EQ(first.status, JobStatus::kFailed);
+  ASSERT_TRUE(first.error.has_value());
+  EXPECT_NE(first.error->find("the job store failed"), std::string::npos) << *first.error;
+  EXPECT_EQ(store_->finishes.load(), 2);
+  // The namespace is free for the next warm, which completes.
+  auto next = store_->Create(CreateWarmJobRequest{kNs, kPage, "gw-test"});
+  ASSERT_TRUE(next.ok()) << next.status().ToString();
+  EXPECT_TRUE(next->created);
+  EXPECT_NE(next->job.id, first.id);
+}
+
 class WarmRunnerSweepTest : public WarmRunnerTest {
  protected:
   // Replaces the fixture's runner (nothing runs on it yet) with one that sweeps often.
