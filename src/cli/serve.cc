@@ -127,6 +127,15 @@ int RunServe(const ServeConfig& cfg) {
     spdlog::info("this kernel has no per-thread scheduler slices (Linux 6.12+): "
                  "--request-slice-us has no effect");
   }
+  // The cache is opened first so that it is destroyed last: coroutines still pending on the I/O
+  // pools when they are destroyed (a backfill, a mirror) may refer to it until then.
+  bool cache_started_empty = false;
+  auto opened = OpenCache(cfg, &cache_started_empty);
+  if (!opened.ok()) {
+    spdlog::error("cannot open the document cache: {}", opened.status().ToString());
+    return 1;
+  }
+  coherence::CacheCoherence& cache = **opened;
   http::IoPool pool(cfg.threads, std::chrono::microseconds(cfg.request_slice_us));
   std::unique_ptr<EmbeddedOrigin> local_origin;
   std::string upstream_url = cfg.upstream;
@@ -168,13 +177,6 @@ int RunServe(const ServeConfig& cfg) {
     return 2;
   }
 
-  bool cache_started_empty = false;
-  auto opened = OpenCache(cfg, &cache_started_empty);
-  if (!opened.ok()) {
-    spdlog::error("cannot open the document cache: {}", opened.status().ToString());
-    return 1;
-  }
-  coherence::CacheCoherence& cache = **opened;
   gateway::Gateway gw(cfg, **upstream, cache);
   watermark::WatcherOptions watch_opts;
   if (!cfg.upstream_api_key.empty()) {
