@@ -236,9 +236,15 @@ Task<Result<FetchOneResult>> CacheCoherence::FetchOne(const std::string& ns, con
   CountLookup(outcome);
   if (!cache_error) OnCleanMiss(ns);
 
+  // The flight is of this id as of the last write acknowledged for it: a read that began before
+  // that write is not joined.
   std::string flight_key = ns;
   flight_key += '\0';
   flight_key += IdKey(id);
+  flight_key += '\0';
+  flight_key += std::to_string(IdWrites(ns, id).load(std::memory_order_acquire));
+  flight_key += '.';
+  flight_key += std::to_string(NsWrites(ns).load(std::memory_order_acquire));
   // The flight's leader reads, and backfills once for every caller it answers (unless its own
   // lookup met a cache error; Backfill skips ids that became pending meanwhile).
   auto fetched =
@@ -457,7 +463,26 @@ class CacheCoherence::Mirror {
   bool failed_ = false;
 };
 
+std::atomic<uint64_t>& CacheCoherence::IdWrites(std::string_view ns, const tpuf::DocId& id) {
+  size_t h = std::hash<std::string_view>()(ns) * 31 + std::hash<std::string_view>()(id.bytes);
+  return id_writes_[(h + static_cast<size_t>(id.type)) % kWriteStripes];
+}
+
+std::atomic<uint64_t>& CacheCoherence::NsWrites(std::string_view ns) {
+  return ns_writes_[std::hash<std::string_view>()(ns) % kWriteStripes];
+}
+
 Task<bool> CacheCoherence::ApplyWrite(const std::string& ns, WriteOutcome outcome) {
+  // Acknowledged: from now on no fetch joins a read that began before this write.
+  if (outcome.kind == WriteOutcome::Kind::kUnknownRows || outcome.has_untyped_ids) {
+    NsWrites(ns).fetch_add(1, std::memory_order_acq_rel);
+  }
+  for (const auto* effects : {&outcome.upserts, &outcome.patches}) {
+    for (const RowEffect& r : *effects) IdWrites(ns, r.id).fetch_add(1, std::memory_order_acq_rel);
+  }
+  for (const tpuf::DocId& id : outcome.deletes) {
+    IdWrites(ns, id).fetch_add(1, std::memory_order_acq_rel);
+  }
   // A u64 id, or a string that is not a UUID, tells the namespace's id type unambiguously.
   if (!id_types_.Known(ns)) {
     const tpuf::DocId* first = !outcome.upserts.empty()   ? &outcome.upserts.front().id
@@ -490,6 +515,7 @@ Task<bool> CacheCoherence::InvalidateNamespace(const std::string& ns) {
 }
 
 Task<void> CacheCoherence::NamespaceDeleted(const std::string& ns) {
+  NsWrites(ns).fetch_add(1, std::memory_order_acq_rel);
   id_types_.Forget(ns);
   if (guard_) (void)co_await InvalidateNamespace(ns);
 }

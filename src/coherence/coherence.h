@@ -23,6 +23,7 @@
 // (its own threads, per-op deadline, breaker).
 #pragma once
 
+#include <array>
 #include <atomic>
 #include <functional>
 #include <map>
@@ -257,6 +258,16 @@ class CacheCoherence {
   NamespaceIdTypes id_types_;
   PendingInvalidations pending_;
   SingleFlight<std::optional<FetchedRow>> fetch_flights_;
+  // Write sequence numbers, striped by (namespace, id) and by namespace: every write the upstream
+  // acknowledged moves the stripes of the ids it names (or of its namespace, when the ids are
+  // unknown). A fetch joins only a read of the same stripes' values, so it never gets an answer
+  // read before a write acknowledged to anyone (docs/design.md §4.1.2). Two ids sharing a stripe
+  // only cost a read that could have been shared.
+  static constexpr size_t kWriteStripes = 4096;
+  std::array<std::atomic<uint64_t>, kWriteStripes> id_writes_{};
+  std::array<std::atomic<uint64_t>, kWriteStripes> ns_writes_{};
+  std::atomic<uint64_t>& IdWrites(std::string_view ns, const tpuf::DocId& id);
+  std::atomic<uint64_t>& NsWrites(std::string_view ns);
 
   std::function<bool(std::string_view)> warming_;
   std::function<void(const std::string&)> start_warm_;

@@ -225,6 +225,44 @@ TEST_F(CoalescingTest, ConcurrentMissesOfOneIdShareOneRead) {
   EXPECT_TRUE(WaitCached(id));
 }
 
+TEST_F(CoalescingTest, AFetchAfterAnAcknowledgedWriteNeverJoinsAReadBegunBeforeIt) {
+  const std::string ns = kNs;
+  const DocId id = DocId::U64(44);
+  upstream_.Put(id, R"({"v":1})", 100);
+  upstream_.Hold();
+  std::optional<Result<FetchOneResult>> before, after;
+  auto fetch_before = [&]() -> Task<void> {
+    before.emplace(co_await core_->FetchOne(ns, id, reader_));
+  };
+  auto fetch_after = [&]() -> Task<void> {
+    after.emplace(co_await core_->FetchOne(ns, id, reader_));
+  };
+  WriteOutcome del = Deletes(200, {id});
+  asio::co_spawn(io_, fetch_before, asio::detached);
+  bool own_read = false;
+  asio::co_spawn(
+      io_,
+      [&]() -> Task<void> {
+        // The first fetch's read is in flight when a delete of the id is acknowledged...
+        co_await WaitOnLoop([&] { return upstream_.blocked() == 1; });
+        upstream_.Remove(id);
+        (void)co_await core_->ApplyWrite(ns, std::move(del));
+        // ...so a fetch that begins now reads for itself instead of joining that read.
+        asio::co_spawn(io_, fetch_after, asio::detached);
+        own_read = co_await WaitOnLoop([&] { return upstream_.blocked() == 2; });
+        upstream_.Release();
+      },
+      asio::detached);
+  io_.restart();
+  io_.run();
+
+  EXPECT_TRUE(own_read);
+  EXPECT_EQ(upstream_.call_count(), 2u);
+  ASSERT_TRUE(after && after->ok());
+  EXPECT_FALSE((*after)->row) << "the fetch after the delete got the row read before it";
+  ASSERT_TRUE(before && before->ok());
+}
+
 TEST_F(CoalescingTest, ConcurrentMissesShareTheReadFailure) {
   constexpr int kN = 4;
   upstream_.Fail(Status::Unavailable("upstream down"));
