@@ -6,8 +6,8 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/json.hpp>
 
-#include "tpuf/routes.h"
 #include "http/errors.h"
+#include "tpuf/routes.h"
 
 namespace layer::origin {
 
@@ -74,8 +74,11 @@ double FaultInjector::Draw() {
   return std::uniform_real_distribution<double>(0, 1)(rng_);
 }
 
-OriginHandler::OriginHandler(Engine& engine, FaultInjector* faults, int blocking_threads)
-    : engine_(engine), faults_(faults), blocking_(blocking_threads) {}
+OriginHandler::OriginHandler(Engine& engine, OriginHandlerOptions options)
+    : engine_(engine),
+      faults_(options.faults),
+      keys_(options.keys),
+      blocking_(options.blocking_threads) {}
 
 OriginHandler::~OriginHandler() { blocking_.join(); }
 
@@ -106,6 +109,33 @@ Task<http::Response> OriginHandler::HandleFaultAdmin(http::Exchange& ex) {
   co_return res;
 }
 
+Task<http::Response> OriginHandler::HandleKeyAdmin(http::Exchange& ex) {
+  ex.info.route = "test_keys";
+  if (co_await ex.ReadBody() != http::BodyStatus::kOk) {
+    co_return http::MakeError(http::Code::bad_request, "bad_request", "unreadable body");
+  }
+  switch (ex.request().method()) {
+    case http::Verb::get:
+      break;
+    case http::Verb::put:
+    case http::Verb::post:
+      if (Status st = keys_->ReplaceFromJson(ex.body()); !st.ok()) {
+        co_return http::MakeError(http::Code::unprocessable_entity, "validation_error",
+                                  st.message());
+      }
+      break;
+    case http::Verb::delete_:
+      keys_->Open();
+      break;
+    default:
+      co_return http::MakeError(http::Code::method_not_allowed, "not_found", "use GET/PUT/DELETE");
+  }
+  http::Response res{http::Code::ok, 11};
+  res.set(http::Field::content_type, "application/json");
+  res.body() = keys_->ToJson();
+  co_return res;
+}
+
 Task<http::Response> OriginHandler::Handle(http::Exchange& ex) {
   const auto& req = ex.request();
   std::string_view target = req.target();
@@ -113,10 +143,24 @@ Task<http::Response> OriginHandler::Handle(http::Exchange& ex) {
   std::string_view path = target.substr(0, q);
   std::string_view query = q == std::string_view::npos ? std::string_view() : target.substr(q + 1);
 
+  // The test admin routes stay unauthenticated, so that a test can revoke the very key it used.
   if (faults_ && path == "/_test/faults") co_return co_await HandleFaultAdmin(ex);
+  if (faults_ && keys_ && path == "/_test/keys") co_return co_await HandleKeyAdmin(ex);
 
   auto route = tpuf::MatchRoute(req.method(), path);
   ex.info.route = route ? route->family : std::string_view("unknown");
+
+  // The key is checked first (docs/origin.md "API keys"): a refused request changes nothing and
+  // gets no injected fault. The body is still read, so the connection stays usable (the server
+  // closes a connection whose announced body was left unread).
+  if (keys_) {
+    if (auto verdict = keys_->Check(req[http::Field::authorization]);
+        verdict != ApiKeys::Verdict::kAllowed) {
+      co_await ex.ReadBody();
+      co_return UnauthorizedResponse(verdict);
+    }
+  }
+
   if (faults_ && route) {
     if (auto rule = faults_->For(route->family)) {
       if (rule->latency_ms > 0) {

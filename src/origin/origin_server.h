@@ -1,9 +1,16 @@
 // The local origin's HTTP front: serves an origin::Engine through http::HttpServer.
 //
 // Engine calls block on disk I/O (every acknowledged write is fdatasync'ed), so they run on a
-// small thread pool and never on an IoPool worker. With a FaultInjector attached (test flag
-// only), requests can be delayed, failed with an error status or dropped without an answer, per
-// Turbopuffer route family, and the rules are changed at run time through /_test/faults.
+// small thread pool and never on an IoPool worker.
+//
+// With ApiKeys attached and enforced (`layer origin --api-key`), every request but the test admin
+// routes needs a known bearer token; any other gets Turbopuffer's 401 envelope before anything is
+// read from or done to the engine (docs/origin.md "API keys").
+//
+// With a FaultInjector attached (test flag only), requests can be delayed, failed with an error
+// status or dropped without an answer, per Turbopuffer route family, and the rules are changed at
+// run time through /_test/faults. The admin routes /_test/faults and /_test/keys exist only with
+// a FaultInjector attached and are never authenticated.
 #pragma once
 
 #include <boost/asio/thread_pool.hpp>
@@ -15,6 +22,7 @@
 #include <string>
 
 #include "http/server.h"
+#include "origin/api_keys.h"
 #include "origin/engine/engine.h"
 
 namespace layer::origin {
@@ -45,19 +53,29 @@ class FaultInjector {
   std::mt19937_64 rng_{12345};
 };
 
+struct OriginHandlerOptions {
+  // Null (the default): no admin routes, no injection.
+  FaultInjector* faults = nullptr;
+  // Null: every request is accepted, as with an open ApiKeys.
+  ApiKeys* keys = nullptr;
+  int blocking_threads = 4;
+};
+
 class OriginHandler {
  public:
-  // `faults` may be null (the default: no admin route, no injection).
-  OriginHandler(Engine& engine, FaultInjector* faults, int blocking_threads = 4);
+  // `engine` and the objects named in `options` must outlive the handler.
+  OriginHandler(Engine& engine, OriginHandlerOptions options = {});
   ~OriginHandler();
 
   Task<http::Response> Handle(http::Exchange& ex);
 
  private:
   Task<http::Response> HandleFaultAdmin(http::Exchange& ex);
+  Task<http::Response> HandleKeyAdmin(http::Exchange& ex);
 
   Engine& engine_;
   FaultInjector* faults_;
+  ApiKeys* keys_;
   boost::asio::thread_pool blocking_;
 };
 
