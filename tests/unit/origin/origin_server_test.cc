@@ -1,5 +1,5 @@
-// The origin's HTTP front without sockets: API keys and OriginHandler over a fake exchange
-// (docs/origin.md "API keys").
+// The origin's HTTP front without sockets: API keys, fault rules and OriginHandler over a fake
+// exchange (docs/origin.md "API keys", "Fault injection").
 #include "origin/origin_server.h"
 
 #include <gtest/gtest.h>
@@ -99,6 +99,101 @@ TEST(ApiKeys, UnauthorizedIsTurbopuffersEnvelope) {
 }
 
 // ------------------------------------------------------------------------------------------------
+// FaultInjector
+// ------------------------------------------------------------------------------------------------
+TEST(FaultInjector, ParsesAfterApplyRules) {
+  FaultInjector f;
+  ASSERT_TRUE(f.Replace(R"({"write":{"after_apply":"drop","times":1},
+                            "delete_namespace":{"after_apply":"delay","after_apply_delay_ms":250,
+                                                "after_apply_rate":0.5},
+                            "*":{"after_apply":"drop"}})")
+                  .ok());
+  json::value v = json::parse(f.ToJson());
+  EXPECT_EQ(v.at("write").at("after_apply"), "drop");
+  EXPECT_EQ(v.at("write").at("times"), 1);
+  EXPECT_FALSE(v.at("write").as_object().contains("after_apply_delay_ms"));
+  EXPECT_EQ(v.at("delete_namespace").at("after_apply"), "delay");
+  EXPECT_EQ(v.at("delete_namespace").at("after_apply_delay_ms"), 250);
+  EXPECT_EQ(v.at("delete_namespace").at("after_apply_rate").to_number<double>(), 0.5);
+  EXPECT_FALSE(v.at("*").as_object().contains("times"));
+  // Rules without after-apply faults print as before.
+  ASSERT_TRUE(f.Replace(R"({"query":{"latency_ms":5}})").ok());
+  EXPECT_FALSE(json::parse(f.ToJson()).at("query").as_object().contains("after_apply"));
+}
+
+TEST(FaultInjector, RefusesInconsistentRulesAndKeepsTheOldOnes) {
+  FaultInjector f;
+  ASSERT_TRUE(f.Replace(R"({"write":{"error_rate":1}})").ok());
+  const std::string before = f.ToJson();
+  for (const char* bad : {
+           R"({"write":{"after_apply":"explode"}})",
+           R"({"write":{"after_apply":1}})",
+           R"({"write":{"after_apply":"delay"}})",  // no delay given
+           R"({"write":{"after_apply":"delay","after_apply_delay_ms":0}})",
+           R"({"write":{"after_apply":"delay","after_apply_delay_ms":1.5}})",
+           R"({"write":{"after_apply":"drop","after_apply_delay_ms":10}})",
+           R"({"write":{"after_apply_delay_ms":10}})",  // no after_apply
+           R"({"write":{"after_apply_rate":0.5}})",
+           R"({"write":{"after_apply":"drop","after_apply_rate":2}})",
+           R"({"write":{"times":-1}})",
+           R"({"write":{"times":1.5}})",
+           R"({"query":{"after_apply":"drop"}})",  // queries change nothing
+           R"({"namespaces":{"after_apply":"delay","after_apply_delay_ms":5}})",
+       }) {
+    EXPECT_FALSE(f.Replace(bad).ok()) << bad;
+  }
+  EXPECT_EQ(f.ToJson(), before);
+}
+
+TEST(FaultInjector, AfterApplyFaultsOnlyForDataChangingRequests) {
+  FaultInjector f;
+  ASSERT_TRUE(f.Replace(R"({"*":{"after_apply":"delay","after_apply_delay_ms":40}})").ok());
+  EXPECT_EQ(f.Plan("query", false).after_apply, AfterApply::kNone);
+  FaultPlan p = f.Plan("write", true);
+  EXPECT_EQ(p.after_apply, AfterApply::kDelay);
+  EXPECT_EQ(p.after_apply_delay_ms, 40);
+  EXPECT_EQ(f.Plan("delete_namespace", true).after_apply, AfterApply::kDelay);
+}
+
+TEST(FaultInjector, BeforeApplyFaultsPreemptAfterApplyOnes) {
+  FaultInjector f;
+  ASSERT_TRUE(
+      f.Replace(R"({"write":{"error_rate":1,"error_status":503,"after_apply":"drop"}})").ok());
+  FaultPlan p = f.Plan("write", true);
+  EXPECT_EQ(p.error_status, 503);
+  EXPECT_EQ(p.after_apply, AfterApply::kNone);  // nothing is applied, so nothing after it
+}
+
+TEST(FaultInjector, TimesAffectsExactlyThatManyRequests) {
+  FaultInjector f;
+  ASSERT_TRUE(f.Replace(R"({"write":{"after_apply":"drop","times":2},
+                            "*":{"error_rate":1,"error_status":500}})")
+                  .ok());
+  // A request the rule does not affect (a read under the write family) uses no budget.
+  EXPECT_EQ(f.Plan("write", false).after_apply, AfterApply::kNone);
+  EXPECT_EQ(f.Plan("write", true).after_apply, AfterApply::kDrop);
+  EXPECT_EQ(json::parse(f.ToJson()).at("write").at("times"), 1);
+  EXPECT_EQ(f.Plan("write", true).after_apply, AfterApply::kDrop);
+  // Spent: the rule stays listed with 0 left and injects nothing; no fall-back to "*".
+  for (int i = 0; i < 5; ++i) {
+    FaultPlan p = f.Plan("write", true);
+    EXPECT_EQ(p.after_apply, AfterApply::kNone);
+    EXPECT_EQ(p.error_status, 0);
+  }
+  EXPECT_EQ(json::parse(f.ToJson()).at("write").at("times"), 0);
+  EXPECT_EQ(f.Plan("query", false).error_status, 500);
+}
+
+TEST(FaultInjector, RatesDrawAFraction) {
+  FaultInjector f;
+  ASSERT_TRUE(f.Replace(R"({"write":{"after_apply":"drop","after_apply_rate":0.25}})").ok());
+  int fired = 0;
+  for (int i = 0; i < 4000; ++i) fired += f.Plan("write", true).after_apply == AfterApply::kDrop;
+  EXPECT_GT(fired, 700);
+  EXPECT_LT(fired, 1300);
+}
+
+// ------------------------------------------------------------------------------------------------
 // OriginHandler over a fake exchange
 // ------------------------------------------------------------------------------------------------
 class FakeExchange : public http::Exchange {
@@ -195,6 +290,17 @@ TEST_F(OriginHandlerTest, RefusedWriteChangesNothingAndReadsItsBody) {
   EXPECT_EQ(Ids("a"), "1");
 }
 
+TEST_F(OriginHandlerTest, RefusedRequestsUseNoFaultBudget) {
+  ASSERT_TRUE(faults_.Replace(R"({"write":{"after_apply":"drop","times":1}})").ok());
+  EXPECT_EQ(
+      Do(http::Verb::post, "/v2/namespaces/a", R"({"upsert_rows":[{"id":1}]})", "").result_int(),
+      401);
+  bool dropped = false;
+  Do(http::Verb::post, "/v2/namespaces/a", R"({"upsert_rows":[{"id":1}]})", "Bearer good",
+     &dropped);
+  EXPECT_TRUE(dropped);
+}
+
 TEST_F(OriginHandlerTest, AdminRoutesNeedNoKeyAndReplaceTheKeySet) {
   EXPECT_EQ(Do(http::Verb::get, "/_test/keys", "", "").body(), R"({"enforced":true,"count":1})");
   EXPECT_EQ(Do(http::Verb::put, "/_test/keys", R"({"keys":["next"]})", "").result_int(), 200);
@@ -205,6 +311,44 @@ TEST_F(OriginHandlerTest, AdminRoutesNeedNoKeyAndReplaceTheKeySet) {
   EXPECT_EQ(Do(http::Verb::delete_, "/_test/keys", "", "").result_int(), 200);
   EXPECT_EQ(Do(http::Verb::get, "/v1/namespaces", "", "").result_int(), 200);
   EXPECT_EQ(Do(http::Verb::get, "/_test/faults", "", "").result_int(), 200);
+}
+
+TEST_F(OriginHandlerTest, ApplyThenDropAppliesTheWriteAndDropsTheAnswer) {
+  ASSERT_TRUE(faults_.Replace(R"({"write":{"after_apply":"drop","times":1}})").ok());
+  bool dropped = false;
+  Do(http::Verb::post, "/v2/namespaces/a", R"({"upsert_rows":[{"id":7}]})", "Bearer good",
+     &dropped);
+  EXPECT_TRUE(dropped);
+  EXPECT_EQ(Ids("a"), "7");
+  // The budget is spent: the next write is answered.
+  dropped = true;
+  http::Response r = Do(http::Verb::post, "/v2/namespaces/a", R"({"upsert_rows":[{"id":8}]})",
+                        "Bearer good", &dropped);
+  EXPECT_FALSE(dropped);
+  EXPECT_EQ(r.result_int(), 200);
+  EXPECT_EQ(Ids("a"), "7,8");
+}
+
+TEST_F(OriginHandlerTest, ApplyThenDropOnNamespaceDelete) {
+  ASSERT_EQ(Do(http::Verb::post, "/v2/namespaces/a", R"({"upsert_rows":[{"id":1}]})").result_int(),
+            200);
+  ASSERT_TRUE(faults_.Replace(R"({"delete_namespace":{"after_apply":"drop"}})").ok());
+  bool dropped = false;
+  Do(http::Verb::delete_, "/v2/namespaces/a", "", "Bearer good", &dropped);
+  EXPECT_TRUE(dropped);
+  EXPECT_EQ(Ids("a"), "404");
+}
+
+TEST_F(OriginHandlerTest, ApplyThenDelayAnswersNormally) {
+  ASSERT_TRUE(
+      faults_.Replace(R"({"write":{"after_apply":"delay","after_apply_delay_ms":30}})").ok());
+  bool dropped = true;
+  http::Response r = Do(http::Verb::post, "/v2/namespaces/a", R"({"upsert_rows":[{"id":3}]})",
+                        "Bearer good", &dropped);
+  EXPECT_FALSE(dropped);
+  EXPECT_EQ(r.result_int(), 200);
+  EXPECT_EQ(json::parse(r.body()).at("rows_upserted"), 1);
+  EXPECT_EQ(Ids("a"), "3");
 }
 
 }  // namespace
