@@ -23,7 +23,8 @@ Result<std::unique_ptr<EmbeddedOrigin>> StartEmbeddedOrigin(http::IoPool& pool,
   auto engine = origin::Engine::Open(eopts);
   if (!engine.ok()) return engine.status();
   out->engine = std::move(*engine);
-  out->handler = std::make_unique<origin::OriginHandler>(*out->engine, nullptr);
+  // Open by default (docs/origin.md "API keys"): the gateway in front is the only client.
+  out->handler = std::make_unique<origin::OriginHandler>(*out->engine);
   http::ServerOptions sopts;
   sopts.host = "127.0.0.1";
   sopts.port = 0;
@@ -46,7 +47,12 @@ int RunOrigin(const OriginConfig& cfg) {
   auto abs = std::filesystem::absolute(cfg.data_dir, ec);
   spdlog::info("layer {} local Turbopuffer-compatible origin, data in {}", kVersion,
                abs.string());
-  if (cfg.test_faults) spdlog::warn("fault injection enabled at /_test/faults (test mode)");
+  spdlog::info("configuration: {}", cfg.Redacted());
+  if (cfg.test_faults) {
+    spdlog::warn(
+        "fault injection enabled at /_test/faults, key replacement at /_test/keys "
+        "(test mode)");
+  }
 
   origin::EngineOptions eopts;
   eopts.data_dir = cfg.data_dir;
@@ -57,7 +63,11 @@ int RunOrigin(const OriginConfig& cfg) {
     return 1;
   }
   origin::FaultInjector faults;
-  origin::OriginHandler handler(**engine, cfg.test_faults ? &faults : nullptr);
+  origin::ApiKeys keys = cfg.api_keys.empty() ? origin::ApiKeys() : origin::ApiKeys(cfg.api_keys);
+  origin::OriginHandlerOptions hopts;
+  hopts.faults = cfg.test_faults ? &faults : nullptr;
+  hopts.keys = &keys;
+  origin::OriginHandler handler(**engine, hopts);
 
   http::IoPool pool(cfg.threads);
   http::ServerOptions sopts;

@@ -27,6 +27,17 @@ std::string ScopeNames(unsigned scopes) {
 
 }  // namespace
 
+Status ValidateApiKey(std::string_view key) {
+  if (key.empty()) return Status::InvalidArgument("API keys may not be empty");
+  for (char c : key) {
+    if (c <= ' ' || c == 0x7f || c == ',') {
+      return Status::InvalidArgument(
+          "API keys may not contain spaces, control characters or commas");
+    }
+  }
+  return Status::Ok();
+}
+
 Result<AuthMode> ParseAuthMode(const std::string& s) {
   if (s == "derive" || s == "deriveFromStore") return AuthMode::kDerive;
   if (s == "keys") return AuthMode::kKeys;
@@ -308,7 +319,22 @@ Status OriginConfig::Validate() const {
   if (index_lag_ms < 0) return Status::InvalidArgument("--index-lag-ms must be >= 0");
   if (threads < 0 || threads > 256) return Status::InvalidArgument("--threads must be 0..256");
   if (max_body_bytes == 0) return Status::InvalidArgument("--max-body-bytes must be positive");
+  for (const auto& key : api_keys) {
+    if (Status st = ValidateApiKey(key); !st.ok()) {
+      return Status::InvalidArgument("--api-key: " + st.message());
+    }
+  }
   return Status::Ok();
+}
+
+std::string OriginConfig::Redacted() const {
+  return fmt::format(
+      "listen={} data_dir={} index_lag_ms={} test_faults={} api_keys={} threads={} "
+      "max_body_bytes={} log_level={} access_log={}",
+      listen, data_dir, index_lag_ms, test_faults,
+      api_keys.empty() ? std::string("<none: any bearer token accepted>")
+                       : fmt::format("{} x{}", kRedacted, api_keys.size()),
+      threads, max_body_bytes, log_level, access_log);
 }
 
 void AddOriginFlags(CLI::App& app, OriginConfig& cfg) {
@@ -324,7 +350,15 @@ void AddOriginFlags(CLI::App& app, OriginConfig& cfg) {
       ->envname("LAYER_ORIGIN_INDEX_LAG_MS")
       ->capture_default_str();
   app.add_flag("--test-faults", cfg.test_faults,
-               "enable run-time fault injection at /_test/faults (tests only)");
+               "enable run-time fault injection at /_test/faults and key replacement at "
+               "/_test/keys (tests only)");
+  // No capture_default_str: the keys are secrets and must not appear in --help.
+  app.add_option("--api-key", cfg.api_keys,
+                 "accept only this bearer token (repeatable; default: accept any)")
+      ->envname("LAYER_ORIGIN_API_KEYS")
+      ->delimiter(',')
+      ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll)
+      ->expected(1, CLI::detail::expected_max_vector_size);
   app.add_option("--threads", cfg.threads, "worker threads (0 = one per core)");
   app.add_option("--max-body-bytes", cfg.max_body_bytes)->capture_default_str();
   app.add_option("--log-level", cfg.log_level)->capture_default_str();

@@ -7,6 +7,7 @@
 
 #include <cstdint>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "common/status.h"
@@ -94,14 +95,23 @@ struct OriginConfig {
   std::string data_dir = "layer-data/origin";  // LAYER_ORIGIN_DATA_DIR
   int64_t index_lag_ms = 0;                    // LAYER_ORIGIN_INDEX_LAG_MS
   bool test_faults = false;  // enables /_test/faults (fault injection); never in production
+  // --api-key, repeatable; LAYER_ORIGIN_API_KEYS, comma-separated (secrets). Empty: the origin
+  // accepts any bearer token or none; otherwise only these (docs/origin.md "API keys").
+  std::vector<std::string> api_keys;
   int threads = 0;
   uint64_t max_body_bytes = 512ull << 20;
   std::string log_level = "info";
   bool access_log = false;
 
   Status Validate() const;
+  // The effective configuration for the start-up log; API keys appear only as a count.
+  std::string Redacted() const;
 };
 void AddOriginFlags(CLI::App& app, OriginConfig& cfg);
+
+// An API key a client can send as `Authorization: Bearer <key>` and an operator can list in a
+// comma-separated variable: non-empty, no spaces, control characters or commas.
+Status ValidateApiKey(std::string_view key);
 
 // Parses "key[:scope+scope]" entries separated by commas.
 Result<std::vector<GatewayKey>> ParseGatewayKeys(const std::string& spec);

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "common/config.h"
+#include "http/bearer.h"
 #include "http/message.h"
 
 namespace layer::gateway {
@@ -45,7 +46,7 @@ class Authenticator {
   std::string upstream_authorization_; // "Bearer <upstream key>" or empty
 };
 
-// The token of a well-formed "Bearer <token>" header, or nullopt.
-std::optional<std::string_view> ParseBearer(std::string_view header);
+// The token of a well-formed "Bearer <token>" header, or nullopt (shared with the local origin).
+using http::ParseBearer;
 
 }  // namespace layer::gateway

@@ -130,7 +130,12 @@ export async function startServers() {
   env.workdir = fs.mkdtempSync(path.join(os.tmpdir(), 'layer-conformance-'));
   env.origin = await new LayerProcess(
     'origin',
-    ['origin', '--listen', '127.0.0.1:0', '--data-dir', path.join(env.workdir, 'origin-data')],
+    // The origin checks keys as Turbopuffer does; the gateway (derive mode, no upstream key)
+    // forwards the caller's key, so both targets see the same key and the same refusals.
+    [
+      'origin', '--listen', '127.0.0.1:0', '--data-dir', path.join(env.workdir, 'origin-data'),
+      '--api-key', API_KEY,
+    ],
     env.workdir,
   ).start();
   env.gateway = await new LayerProcess(

@@ -98,5 +98,66 @@ TEST(Config, RedactedHidesSecrets) {
   EXPECT_NE(r.find("<redacted>"), std::string::npos);
 }
 
+Result<OriginConfig> ParseOrigin(std::vector<std::string> args) {
+  CLI::App app;
+  OriginConfig cfg;
+  AddOriginFlags(app, cfg);
+  std::vector<std::string> rev(args.rbegin(), args.rend());
+  try {
+    app.parse(rev);
+  } catch (const CLI::ParseError& e) {
+    return Status::InvalidArgument(e.what());
+  }
+  if (Status st = cfg.Validate(); !st.ok()) return st;
+  return cfg;
+}
+
+TEST(OriginConfig, ApiKeysAreRepeatableWithACommaSeparatedEnvTwin) {
+  auto open = ParseOrigin({});
+  ASSERT_TRUE(open.ok()) << open.status().ToString();
+  EXPECT_TRUE(open->api_keys.empty());
+  auto c = ParseOrigin({"--api-key", "tpuf_a", "--api-key", "tpuf_b,tpuf_c"});
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  EXPECT_EQ(c->api_keys, (std::vector<std::string>{"tpuf_a", "tpuf_b", "tpuf_c"}));
+  // Empty items of a list are skipped, as in LAYER_GATEWAY_KEYS.
+  auto gaps = ParseOrigin({"--api-key", "tpuf_a,,tpuf_b,"});
+  ASSERT_TRUE(gaps.ok()) << gaps.status().ToString();
+  EXPECT_EQ(gaps->api_keys, (std::vector<std::string>{"tpuf_a", "tpuf_b"}));
+  setenv("LAYER_ORIGIN_API_KEYS", "tpuf_x,tpuf_y", 1);
+  auto env = ParseOrigin({});
+  auto flag = ParseOrigin({"--api-key", "tpuf_flag"});
+  setenv("LAYER_ORIGIN_API_KEYS", "", 1);
+  auto empty_env = ParseOrigin({});
+  unsetenv("LAYER_ORIGIN_API_KEYS");
+  ASSERT_TRUE(empty_env.ok()) << empty_env.status().ToString();
+  EXPECT_TRUE(empty_env->api_keys.empty());
+  ASSERT_TRUE(env.ok()) << env.status().ToString();
+  EXPECT_EQ(env->api_keys, (std::vector<std::string>{"tpuf_x", "tpuf_y"}));
+  ASSERT_TRUE(flag.ok());
+  EXPECT_EQ(flag->api_keys, (std::vector<std::string>{"tpuf_flag"}));
+}
+
+TEST(OriginConfig, InvalidApiKeysAreRefused) {
+  for (std::vector<std::string> bad : {std::vector<std::string>{"--api-key", "has space"},
+                                       {"--api-key", ""},
+                                       {"--api-key", "tab\tkey"}}) {
+    auto c = ParseOrigin(bad);
+    ASSERT_FALSE(c.ok()) << bad[1];
+    EXPECT_NE(c.status().message().find("--api-key"), std::string::npos) << bad[1];
+  }
+  EXPECT_TRUE(ValidateApiKey("tpuf_0123456789abcdefABCDEF-_.").ok());
+  EXPECT_FALSE(ValidateApiKey(std::string("a\x7f")).ok());
+}
+
+TEST(OriginConfig, RedactedShowsOnlyTheNumberOfKeys) {
+  auto c = ParseOrigin({"--api-key", "tpuf_supersecret1", "--api-key", "tpuf_supersecret2"});
+  ASSERT_TRUE(c.ok());
+  std::string r = c->Redacted();
+  EXPECT_EQ(r.find("supersecret"), std::string::npos);
+  EXPECT_NE(r.find("api_keys=<redacted> x2"), std::string::npos) << r;
+  auto open = ParseOrigin({});
+  EXPECT_NE(open->Redacted().find("api_keys=<none"), std::string::npos);
+}
+
 }  // namespace
 }  // namespace layer
