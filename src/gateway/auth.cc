@@ -4,6 +4,7 @@
 #include <openssl/crypto.h>
 #include <openssl/sha.h>
 
+#include "http/bearer.h"
 #include "http/errors.h"
 
 namespace layer::gateway {
@@ -46,7 +47,7 @@ Authenticator::Authenticator(const ServeConfig& cfg) : mode_(cfg.auth_mode) {
 
 AuthResult Authenticator::Check(std::string_view authorization, unsigned required) const {
   AuthResult r;
-  auto token = ParseBearer(authorization);
+  auto token = http::ParseBearer(authorization);
   if (mode_ == AuthMode::kOpen) {
     r.upstream_authorization = !upstream_authorization_.empty() ? upstream_authorization_
                                : token ? "Bearer " + std::string(*token)

@@ -16,7 +16,6 @@
 #include <vector>
 
 #include "common/config.h"
-#include "http/bearer.h"
 #include "http/message.h"
 
 namespace layer::gateway {
@@ -45,8 +44,5 @@ class Authenticator {
   std::vector<Key> keys_;              // keys mode: gateway keys; derive mode: the upstream key
   std::string upstream_authorization_; // "Bearer <upstream key>" or empty
 };
-
-// The token of a well-formed "Bearer <token>" header, or nullopt (shared with the local origin).
-using http::ParseBearer;
 
 }  // namespace layer::gateway

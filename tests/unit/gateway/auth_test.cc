@@ -7,16 +7,6 @@ namespace {
 
 std::string Body(const AuthResult& r) { return r.denied ? r.denied->body() : std::string(); }
 
-TEST(ParseBearer, AcceptsOnlyWellFormedHeaders) {
-  EXPECT_EQ(ParseBearer("Bearer abc").value_or(""), "abc");
-  EXPECT_EQ(ParseBearer("bearer  abc ").value_or(""), "abc");
-  EXPECT_FALSE(ParseBearer(""));
-  EXPECT_FALSE(ParseBearer("Bearer"));
-  EXPECT_FALSE(ParseBearer("Bearer "));
-  EXPECT_FALSE(ParseBearer("Basic abc"));
-  EXPECT_FALSE(ParseBearer("Bearer a b"));
-}
-
 TEST(Authenticator, DeriveWithUpstreamKeyAcceptsOnlyThatKey) {
   ServeConfig cfg;
   cfg.upstream_api_key = "tpuf_secret";
