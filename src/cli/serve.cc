@@ -67,9 +67,9 @@ Task<void> DrainOnSignal(asio::signal_set& signals, http::HttpServer& server,
   pool.Stop();
 }
 
-// Opens the embedded cache and the coherence core over it.
-Result<std::unique_ptr<coherence::CacheCoherence>> OpenCache(const ServeConfig& cfg,
-                                                             bool* started_empty) {
+// Opens the embedded cache (`*db`) and the coherence core over it.
+Result<std::unique_ptr<coherence::CacheCoherence>> OpenCache(
+    const ServeConfig& cfg, std::shared_ptr<cache::RocksDbCache>* db_out, bool* started_empty) {
   cache::RocksDbCacheOptions copts;
   copts.path = cfg.cache_dir.empty() ? (std::filesystem::path(cfg.data_dir) / "cache").string()
                                      : cfg.cache_dir;
@@ -84,7 +84,8 @@ Result<std::unique_ptr<coherence::CacheCoherence>> OpenCache(const ServeConfig& 
   cache::CacheGuardOptions gopts;
   gopts.op_timeout = std::chrono::milliseconds(cfg.cache_op_timeout_ms);
   gopts.request_slice = std::chrono::microseconds(cfg.request_slice_us);
-  std::shared_ptr<cache::DocumentCache> backend(std::move(*db));
+  *db_out = std::shared_ptr<cache::RocksDbCache>(std::move(*db));
+  std::shared_ptr<cache::DocumentCache> backend = *db_out;
   coherence::CoherenceOptions options;
   options.backend_name = "rocksdb";
   options.fetch_consistency = cfg.fetch_consistency == "eventual"
@@ -130,7 +131,8 @@ int RunServe(const ServeConfig& cfg) {
   // The cache is opened first so that it is destroyed last: coroutines still pending on the I/O
   // pools when they are destroyed (a backfill, a mirror) may refer to it until then.
   bool cache_started_empty = false;
-  auto opened = OpenCache(cfg, &cache_started_empty);
+  std::shared_ptr<cache::RocksDbCache> db;
+  auto opened = OpenCache(cfg, &db, &cache_started_empty);
   if (!opened.ok()) {
     spdlog::error("cannot open the document cache: {}", opened.status().ToString());
     return 1;
@@ -245,6 +247,12 @@ int RunServe(const ServeConfig& cfg) {
   pool.Join();
   background.Stop();
   background.Join();
+  if (size_t pending = cache.pending_invalidations(); pending > 0) {
+    // The cache survives a clean stop, but these ids (or namespaces) may hold rows that are stale
+    // now: it is discarded instead, so that nothing it holds outlives what was lost here.
+    spdlog::warn("{} cache invalidations could not be written; discarding the cache", pending);
+    db->Discard();
+  }
   return 0;
 }
 

@@ -474,7 +474,7 @@ std::atomic<uint64_t>& CacheCoherence::NsWrites(std::string_view ns) {
 
 Task<bool> CacheCoherence::ApplyWrite(const std::string& ns, WriteOutcome outcome) {
   // Acknowledged: from now on no fetch joins a read that began before this write.
-  if (outcome.kind == WriteOutcome::Kind::kUnknownRows || outcome.has_untyped_ids) {
+  if (outcome.kind == WriteOutcome::Kind::kInvalidateNamespace || outcome.has_untyped_ids) {
     NsWrites(ns).fetch_add(1, std::memory_order_acq_rel);
   }
   for (const auto* effects : {&outcome.upserts, &outcome.patches}) {
@@ -492,7 +492,7 @@ Task<bool> CacheCoherence::ApplyWrite(const std::string& ns, WriteOutcome outcom
     if (first) id_types_.Learn(ns, first->type);
   }
   if (!guard_) co_return true;
-  if (outcome.kind == WriteOutcome::Kind::kUnknownRows) co_return co_await InvalidateNamespace(ns);
+  if (outcome.kind == WriteOutcome::Kind::kInvalidateNamespace) co_return co_await InvalidateNamespace(ns);
   Mirror mirror(*this, ns, outcome.stamp);
   co_await mirror.Invalidate(outcome.deletes);
   co_await mirror.Upserts(outcome.upserts);

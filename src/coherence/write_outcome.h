@@ -1,5 +1,6 @@
 // What a write did upstream, as far as the gateway knows: the input of CacheCoherence::ApplyWrite
-// (docs/design.md §4.2). The write handler builds one per write the upstream accepted.
+// (docs/design.md §4.2). The write handler builds one per write the upstream accepted, and one per
+// write whose outcome it cannot know (docs/design.md §4.2.5).
 #pragma once
 
 #include <cstdint>
@@ -23,12 +24,14 @@ struct WriteOutcome {
     // Applied, and the body says which rows: `upserts` are cached, `patches` merged into cached
     // full rows, `deletes` tombstoned.
     kRows,
-    // Applied, and the upstream's answer says which rows (conditional and by-filter writes): every
-    // id in `deletes` is invalidated; `has_untyped_ids` means some could not be typed, so the
-    // whole namespace is invalidated.
-    kAffectedIds,
-    // Applied, but which rows it touched cannot be known: the whole namespace is invalidated.
-    kUnknownRows,
+    // Every id in `deletes` loses its cached version (a tombstone with the write's stamp, which
+    // no older row can replace): the ids the upstream reports for a conditional or by-filter
+    // write, or every id a write names whose outcome is unknown (its answer was lost, or a 5xx).
+    // `has_untyped_ids` means some could not be typed, so the whole namespace is invalidated.
+    kInvalidateIds,
+    // Which rows the write touched, or whether it was applied, cannot be known: the whole
+    // namespace is invalidated.
+    kInvalidateNamespace,
   };
 
   Kind kind = Kind::kRows;

@@ -10,13 +10,57 @@
 #include "http/errors.h"
 
 namespace layer::gateway {
+namespace {
+
+// Whether an answer leaves it unknown if the upstream applied the write: a 5xx (the gateway's own
+// 502 for a lost answer included) may follow a write that took effect (docs/design.md §4.2.5).
+bool MayHaveApplied(unsigned status) { return status / 100 == 2 || status >= 500; }
+
+// Whether a transport failure may have come after the upstream received the write (upstream.h).
+bool MayHaveBeenSent(const Status& st) { return st.code() != StatusCode::kUnavailable; }
+
+coherence::WriteOutcome NamespaceInvalidation(uint64_t stamp) {
+  coherence::WriteOutcome outcome;
+  outcome.kind = coherence::WriteOutcome::Kind::kInvalidateNamespace;
+  outcome.stamp = stamp;
+  return outcome;
+}
+
+// What to invalidate for a planned write whose outcome is unknown: every id it names, or its
+// namespace when it names rows by filter or condition or names ids the cache cannot key.
+coherence::WriteOutcome UnknownOutcome(WritePlan& plan) {
+  if (plan.by_affected_ids || plan.has_untyped_ids) return NamespaceInvalidation(plan.stamp);
+  coherence::WriteOutcome outcome;
+  outcome.kind = coherence::WriteOutcome::Kind::kInvalidateIds;
+  outcome.stamp = plan.stamp;
+  outcome.deletes = std::move(plan.deletes);
+  for (auto* rows : {&plan.upserts, &plan.patches}) {
+    for (coherence::RowEffect& r : *rows) outcome.deletes.push_back(std::move(r.id));
+  }
+  return outcome;
+}
+
+// Forwards a write the gateway cannot follow (a body it cannot decode, or a shape it cannot plan)
+// as it is; when it may have been applied, nothing of the namespace stays cached.
+Task<http::Response> ForwardOpaqueWrite(RequestContext& ctx, http::Upstream& upstream,
+                                        coherence::CacheCoherence& cache,
+                                        const std::string& public_url) {
+  http::Response res = co_await Passthrough(ctx, upstream, public_url);
+  if (MayHaveApplied(res.result_int())) {
+    (void)co_await cache.ApplyWrite(ctx.route.ns, NamespaceInvalidation(cache.NewStamp()));
+  }
+  co_return res;
+}
+
+}  // namespace
+
 Task<http::Response> Write(RequestContext& ctx, http::Upstream& upstream,
                            coherence::CacheCoherence& cache, watermark::ConsistencyWatcher* watcher,
                            const std::string& public_url) {
   if (auto err = co_await ReadBodyOrError(ctx)) co_return std::move(*err);
   const std::string& ns = ctx.route.ns;
   auto decoded = DecodedBody(ctx, ctx.ex.body().size() * 64 + (64u << 20));
-  if (!decoded) co_return co_await Passthrough(ctx, upstream, public_url);
+  if (!decoded) co_return co_await ForwardOpaqueWrite(ctx, upstream, cache, public_url);
 
   const uint64_t stamp = cache.NewStamp();
   auto planned = PlanWrite(*decoded, stamp, cache.KnownIdType(ns));
@@ -25,21 +69,22 @@ Task<http::Response> Write(RequestContext& ctx, http::Upstream& upstream,
                               planned.status().message());
   }
   WritePlan plan = std::move(*planned);
-  if (plan.upstream_decides) {
-    http::Response res = co_await Passthrough(ctx, upstream, public_url);
-    if (res.result_int() / 100 == 2) {
-      // Applied, but the gateway could not tell which ids it touched.
-      coherence::WriteOutcome outcome;
-      outcome.kind = coherence::WriteOutcome::Kind::kUnknownRows;
-      outcome.stamp = stamp;
-      (void)co_await cache.ApplyWrite(ns, std::move(outcome));
-    }
-    co_return res;
-  }
+  if (plan.upstream_decides) co_return co_await ForwardOpaqueWrite(ctx, upstream, cache, public_url);
   if (!plan.row_write) co_return co_await Passthrough(ctx, upstream, public_url);
 
   auto sent = co_await Forward(ctx, upstream, std::move(plan.upstream_body), true);
-  if (!sent.ok()) co_return UpstreamError(sent.status());
+  if (sent.ok() ? sent->result_int() >= 500 : MayHaveBeenSent(sent.status())) {
+    // The answer was lost or is a 5xx: the write may have been applied. No version from before it
+    // may be served.
+    if (!co_await cache.ApplyWrite(ns, UnknownOutcome(plan))) {
+      spdlog::warn("invalidating the ids of a write to '{}' with an unknown outcome failed; held "
+                   "as pending invalidations (request_id={})",
+                   ns, ctx.ex.info.request_id);
+    }
+    if (!sent.ok()) co_return UpstreamError(sent.status());
+    co_return RelayResponse(ctx, *sent, upstream.base(), public_url);
+  }
+  if (!sent.ok()) co_return UpstreamError(sent.status());  // certainly not sent: nothing changed
   http::Response& ures = *sent;
   const bool applied = ures.result_int() / 100 == 2;
 
@@ -56,7 +101,7 @@ Task<http::Response> Write(RequestContext& ctx, http::Upstream& upstream,
     outcome.stamp = stamp;
     if (plan.by_affected_ids) {
       AffectedIds affected = ParseAffectedIds(ures.body(), cache.KnownIdType(ns));
-      outcome.kind = coherence::WriteOutcome::Kind::kAffectedIds;
+      outcome.kind = coherence::WriteOutcome::Kind::kInvalidateIds;
       outcome.deletes = std::move(affected.deleted);
       for (auto* ids : {&affected.upserted, &affected.patched}) {
         outcome.deletes.insert(outcome.deletes.end(), std::make_move_iterator(ids->begin()),
@@ -88,9 +133,13 @@ Task<http::Response> DeleteNamespace(RequestContext& ctx, http::Upstream& upstre
                                      const std::string& public_url) {
   if (auto err = co_await ReadBodyOrError(ctx)) co_return std::move(*err);
   auto sent = co_await Forward(ctx, upstream, std::nullopt, false);
-  if (!sent.ok()) co_return UpstreamError(sent.status());
+  if (!sent.ok()) {
+    // The delete may have been applied: nothing of the namespace stays cached.
+    if (MayHaveBeenSent(sent.status())) co_await cache.NamespaceDeleted(ctx.route.ns);
+    co_return UpstreamError(sent.status());
+  }
   const unsigned status = sent->result_int();
-  if (status / 100 == 2 || status == 404) {
+  if (MayHaveApplied(status) || status == 404) {
     if (watcher) watcher->Forget(ctx.route.ns);
     co_await cache.NamespaceDeleted(ctx.route.ns);
   }

@@ -152,7 +152,8 @@ class HttpUpstream final : public Upstream {
         co_return Status::Timeout("upstream did not answer within " +
                                   std::to_string(opts_.response_timeout.count()) + " ms");
       }
-      co_return Status::Unavailable("upstream request failed: " + ec.message());
+      // Sent, or perhaps sent: the upstream may have acted on it (see upstream.h).
+      co_return Status::IoError("upstream request failed: " + ec.message());
     }
   }
 

@@ -1,8 +1,11 @@
 // Upstream: the interface to Turbopuffer (or anything that speaks its HTTP API).
 //
 // Contract: Send() forwards one request and returns the upstream's response whatever its
-// status. A non-OK Result means a transport failure (could not connect, TLS failure, timeout,
-// connection dropped mid-response): the caller answers 502 upstream_error. Send() never retries
+// status. A non-OK Result means a transport failure, and its code says whether the upstream may
+// have acted on the request: Unavailable when it was certainly not sent (the host could not be
+// resolved or connected to, TLS failed), Timeout or IoError when it was sent, or perhaps sent,
+// and no whole answer came back (the connection dropped, the answer was too slow). The caller
+// answers 502 upstream_error. Send() never retries
 // a request unless `idempotent` is set, and then only when a reused keep-alive connection failed
 // before any response byte arrived. Must be called from an IoPool worker thread.
 #pragma once

@@ -318,7 +318,7 @@ Status RocksDbCache::Close() {
   return Status::Ok();
 }
 
-void RocksDbCache::AbandonForTest() {
+void RocksDbCache::Discard() {
   std::unique_lock lock(db_mu_);
   closed_ = true;
   CloseDb(/*write_marker=*/false, /*release_dir_lock=*/true);

@@ -100,9 +100,10 @@ class RocksDbCache final : public DocumentCache {
   // a reset or corruption): anything recorded as cached before this process started is gone.
   bool started_empty() const { return started_empty_; }
 
-  // Test-only: flushes and closes the database WITHOUT writing the clean-shutdown marker, as if
-  // the process had died, so the next Open() must discard the data.
-  void AbandonForTest();
+  // Flushes and closes the database WITHOUT writing the clean-shutdown marker, as if the process
+  // had died, so the next Open() discards the data: for a process that knows its cache may hold
+  // stale rows (invalidations it could not write), and for tests of an unclean stop.
+  void Discard();
   // Test-only: flushes the memtables to SST files (which lets FIFO eviction see them).
   Status FlushForTest();
 

@@ -189,7 +189,7 @@ inline WriteOutcome Deletes(uint64_t stamp, std::vector<DocId> ids) {
 
 inline WriteOutcome AffectedIds(uint64_t stamp, std::vector<DocId> ids, bool has_untyped_ids) {
   WriteOutcome w;
-  w.kind = WriteOutcome::Kind::kAffectedIds;
+  w.kind = WriteOutcome::Kind::kInvalidateIds;
   w.stamp = stamp;
   w.deletes = std::move(ids);
   w.has_untyped_ids = has_untyped_ids;
@@ -198,7 +198,7 @@ inline WriteOutcome AffectedIds(uint64_t stamp, std::vector<DocId> ids, bool has
 
 inline WriteOutcome UnknownRows(uint64_t stamp) {
   WriteOutcome w;
-  w.kind = WriteOutcome::Kind::kUnknownRows;
+  w.kind = WriteOutcome::Kind::kInvalidateNamespace;
   w.stamp = stamp;
   return w;
 }

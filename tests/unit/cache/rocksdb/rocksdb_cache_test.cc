@@ -256,7 +256,7 @@ TEST_F(RocksDbCacheTest, UncleanRestartDiscardsTheCache) {
     ASSERT_TRUE(c->PutIfNewer("ns", DocId::U64(1), Doc("{}", 1)).ok());
     ASSERT_TRUE(c->PutNamespaceRecord("ns", "k", "v").ok());
     ASSERT_TRUE(c->FlushForTest().ok());  // the rows are on disk ...
-    c->AbandonForTest();                  // ... but the process "dies" without the marker
+    c->Discard();                  // ... but the process "dies" without the marker
   }
   auto c = OpenCache();
   EXPECT_FALSE(MustGet(*c, "ns", DocId::U64(1)).has_value());
