@@ -1,9 +1,12 @@
 #include "coherence/coherence.h"
 
 #include <spdlog/spdlog.h>
+#include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
 #include <boost/json.hpp>
 
 #include <charconv>
@@ -205,6 +208,7 @@ CacheCoherence::Verdict CacheCoherence::Judge(std::string_view ns, const tpuf::D
 
 Task<Result<FetchOneResult>> CacheCoherence::FetchOne(const std::string& ns, const tpuf::DocId& id,
                                                       const RowReader& read) {
+  const uint64_t fence = NamespaceFence(ns);
   bool cache_error = !guard_;
   if (guard_) {
     // A record in memory is read right here on the I/O thread; anything that needs I/O (or a
@@ -258,7 +262,7 @@ Task<Result<FetchOneResult>> CacheCoherence::FetchOne(const std::string& ns, con
           std::vector<std::pair<tpuf::DocId, FetchedRow>> fill;
           fill.emplace_back(id, it->second);
           boost::asio::co_spawn(co_await boost::asio::this_coro::executor,
-                                Backfill(ns, std::move(fill)), boost::asio::detached);
+                                Backfill(ns, std::move(fill), fence), boost::asio::detached);
         }
         co_return std::optional<FetchedRow>(std::move(it->second));
       });
@@ -269,6 +273,7 @@ Task<Result<FetchOneResult>> CacheCoherence::FetchOne(const std::string& ns, con
 Task<Result<FetchManyResult>> CacheCoherence::FetchMany(const std::string& ns,
                                                         std::vector<tpuf::DocId> ids,
                                                         const RowReader& read) {
+  const uint64_t fence = NamespaceFence(ns);
   FetchManyResult out;
   bool cache_error = !guard_;
   if (guard_ && !ids.empty()) {
@@ -311,7 +316,7 @@ Task<Result<FetchManyResult>> CacheCoherence::FetchMany(const std::string& ns,
     }
     if (!fill.empty()) {
       boost::asio::co_spawn(co_await boost::asio::this_coro::executor,
-                            Backfill(ns, std::move(fill)), boost::asio::detached);
+                            Backfill(ns, std::move(fill), fence), boost::asio::detached);
     }
   }
   out.outcome = cache_error      ? FetchOutcome::kMissOnError
@@ -323,7 +328,8 @@ Task<Result<FetchManyResult>> CacheCoherence::FetchMany(const std::string& ns,
 }
 
 Task<void> CacheCoherence::Backfill(std::string ns,
-                                    std::vector<std::pair<tpuf::DocId, FetchedRow>> rows) {
+                                    std::vector<std::pair<tpuf::DocId, FetchedRow>> rows,
+                                    uint64_t fence) {
   std::vector<std::pair<tpuf::DocId, cache::CachedDoc>> docs;
   for (auto& [id, row] : rows) {
     if (pending_.Blocks(ns, id)) continue;
@@ -334,7 +340,8 @@ Task<void> CacheCoherence::Backfill(std::string ns,
   }
   if (docs.empty()) co_return;
   size_t n = docs.size();
-  auto r = co_await guard_->PutIfNewerBatch(ns, std::move(docs));
+  auto r = co_await FencedPut(ns, std::move(docs), fence, cache::CacheLane::kRequest);
+  if (!r.ok() && r.status().code() == StatusCode::kAborted) co_return;  // fenced out
   (r.ok() ? metrics_->backfills_ok : metrics_->backfills_error).Inc(n);
 }
 
@@ -474,9 +481,6 @@ std::atomic<uint64_t>& CacheCoherence::NsWrites(std::string_view ns) {
 
 Task<bool> CacheCoherence::ApplyWrite(const std::string& ns, WriteOutcome outcome) {
   // Acknowledged: from now on no fetch joins a read that began before this write.
-  if (outcome.kind == WriteOutcome::Kind::kInvalidateNamespace || outcome.has_untyped_ids) {
-    NsWrites(ns).fetch_add(1, std::memory_order_acq_rel);
-  }
   for (const auto* effects : {&outcome.upserts, &outcome.patches}) {
     for (const RowEffect& r : *effects) IdWrites(ns, r.id).fetch_add(1, std::memory_order_acq_rel);
   }
@@ -506,6 +510,18 @@ Task<bool> CacheCoherence::ApplyWrite(const std::string& ns, WriteOutcome outcom
 }
 
 Task<bool> CacheCoherence::InvalidateNamespace(const std::string& ns) {
+  // Moving the fence first: every read that began before it is now either put already, in
+  // flight (waited for below) or dropped by FencedPut. seq_cst pairs with FencedPut's order.
+  NsWrites(ns).fetch_add(1);
+  if (!guard_) co_return true;
+  std::atomic<uint64_t>& puts = NsPuts(ns);
+  if (puts.load() > 0) {
+    boost::asio::steady_timer wait(co_await boost::asio::this_coro::executor);
+    while (puts.load() > 0) {
+      wait.expires_after(std::chrono::milliseconds(1));
+      co_await wait.async_wait(boost::asio::as_tuple(boost::asio::use_awaitable));
+    }
+  }
   Status st = co_await guard_->BumpEpoch(ns);
   if (st.ok()) co_return true;
   spdlog::warn("cache epoch bump of '{}' failed ({}); held as pending", ns, st.ToString());
@@ -514,10 +530,40 @@ Task<bool> CacheCoherence::InvalidateNamespace(const std::string& ns) {
   co_return false;
 }
 
+namespace {
+
+// Counts a fenced put in flight for as long as it lives (a named class: see SingleFlight).
+class PutInFlight {
+ public:
+  explicit PutInFlight(std::atomic<uint64_t>& count) : count_(count) { count_.fetch_add(1); }
+  PutInFlight(const PutInFlight&) = delete;
+  PutInFlight& operator=(const PutInFlight&) = delete;
+  ~PutInFlight() { count_.fetch_sub(1); }
+
+ private:
+  std::atomic<uint64_t>& count_;
+};
+
+}  // namespace
+
+Task<Result<std::vector<bool>>> CacheCoherence::FencedPut(
+    const std::string& ns, std::vector<std::pair<tpuf::DocId, cache::CachedDoc>> docs,
+    uint64_t fence, cache::CacheLane lane) {
+  if (!guard_) co_return Status::Unavailable("no document cache");
+  PutInFlight in_flight(NsPuts(ns));
+  if (NsWrites(ns).load() != fence) {
+    co_return Status::Aborted("the namespace was invalidated after these rows were read");
+  }
+  co_return co_await guard_->PutIfNewerBatch(ns, std::move(docs), lane);
+}
+
+std::atomic<uint64_t>& CacheCoherence::NsPuts(std::string_view ns) {
+  return ns_puts_[std::hash<std::string_view>()(ns) % kWriteStripes];
+}
+
 Task<void> CacheCoherence::NamespaceDeleted(const std::string& ns) {
-  NsWrites(ns).fetch_add(1, std::memory_order_acq_rel);
   id_types_.Forget(ns);
-  if (guard_) (void)co_await InvalidateNamespace(ns);
+  (void)co_await InvalidateNamespace(ns);
 }
 
 Task<void> CacheCoherence::RetryPending() {
@@ -529,9 +575,9 @@ Task<void> CacheCoherence::RetryPending() {
 // ---- Warm pages ----
 
 Task<Result<std::vector<bool>>> CacheCoherence::PutWarmPage(
-    const std::string& ns, std::vector<std::pair<tpuf::DocId, cache::CachedDoc>> docs) {
-  if (!guard_) co_return Status::Unavailable("no document cache");
-  co_return co_await guard_->PutIfNewerBatch(ns, std::move(docs), cache::CacheLane::kBulk);
+    const std::string& ns, std::vector<std::pair<tpuf::DocId, cache::CachedDoc>> docs,
+    uint64_t fence) {
+  co_return co_await FencedPut(ns, std::move(docs), fence, cache::CacheLane::kBulk);
 }
 
 Task<Status> CacheCoherence::RecordWarmedThrough(const std::string& ns, uint64_t watermark_ms) {

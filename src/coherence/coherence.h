@@ -187,9 +187,14 @@ class CacheCoherence {
   bool BackfillBlocked(std::string_view ns, const tpuf::DocId& id) const {
     return pending_.Blocks(ns, id);
   }
-  // Writes a page of full rows with newer-wins on the cache's bulk lane.
+  // The namespace's fence now: take it before reading rows upstream, and hand it to the put of
+  // what was read. A namespace invalidation (a delete, a write whose rows are unknown) moves it.
+  uint64_t NamespaceFence(std::string_view ns) { return NsWrites(ns).load(); }
+  // Writes a page of full rows with newer-wins on the cache's bulk lane, unless the namespace was
+  // invalidated since `fence` was taken (Aborted then: the rows may predate the invalidation).
   Task<Result<std::vector<bool>>> PutWarmPage(
-      const std::string& ns, std::vector<std::pair<tpuf::DocId, cache::CachedDoc>> docs);
+      const std::string& ns, std::vector<std::pair<tpuf::DocId, cache::CachedDoc>> docs,
+      uint64_t fence);
   // Records that the cache holds every row of `ns` as of `watermark_ms`.
   Task<Status> RecordWarmedThrough(const std::string& ns, uint64_t watermark_ms);
 
@@ -240,9 +245,18 @@ class CacheCoherence {
   Verdict Judge(std::string_view ns, const tpuf::DocId& id,
                 const std::optional<cache::CachedDoc>& rec) const;
 
-  // Backfills rows read upstream, best effort and never over a pending invalidation.
-  Task<void> Backfill(std::string ns, std::vector<std::pair<tpuf::DocId, FetchedRow>> rows);
-  // Invalidates the whole namespace (epoch bump; pending when the cache cannot take it).
+  // Backfills rows read upstream after `fence` was taken, best effort and never over a pending
+  // invalidation.
+  Task<void> Backfill(std::string ns, std::vector<std::pair<tpuf::DocId, FetchedRow>> rows,
+                      uint64_t fence);
+  // Puts rows read after `fence` was taken (docs/design.md §4.3): the namespace's in-flight puts
+  // are counted, so that an invalidation either sees this put in flight and waits for it (it then
+  // lands before the epoch moves) or this put sees the moved fence and is dropped.
+  Task<Result<std::vector<bool>>> FencedPut(
+      const std::string& ns, std::vector<std::pair<tpuf::DocId, cache::CachedDoc>> docs,
+      uint64_t fence, cache::CacheLane lane);
+  // Invalidates the whole namespace: moves its fence, waits for its puts in flight, bumps the
+  // epoch (pending when the cache cannot take it).
   Task<bool> InvalidateNamespace(const std::string& ns);
   // Reactive warm: after the cache reconnects (a new connection generation), the first clean miss
   // of a namespace starts one background warm. Called on every clean fetch miss.
@@ -265,9 +279,11 @@ class CacheCoherence {
   // only cost a read that could have been shared.
   static constexpr size_t kWriteStripes = 4096;
   std::array<std::atomic<uint64_t>, kWriteStripes> id_writes_{};
-  std::array<std::atomic<uint64_t>, kWriteStripes> ns_writes_{};
+  std::array<std::atomic<uint64_t>, kWriteStripes> ns_writes_{};  // also the namespace fences
+  std::array<std::atomic<uint64_t>, kWriteStripes> ns_puts_{};    // fenced puts in flight
   std::atomic<uint64_t>& IdWrites(std::string_view ns, const tpuf::DocId& id);
   std::atomic<uint64_t>& NsWrites(std::string_view ns);
+  std::atomic<uint64_t>& NsPuts(std::string_view ns);
 
   std::function<bool(std::string_view)> warming_;
   std::function<void(const std::string&)> start_warm_;

@@ -107,7 +107,7 @@ Task<http::Response> Gateway::DispatchTurbopuffer(RequestContext& ctx) {
     case tpuf::RouteId::kWrite:
       return Write(ctx, upstream_, cache_, watcher_, cfg_.public_url);
     case tpuf::RouteId::kDeleteNamespace:
-      return DeleteNamespace(ctx, upstream_, cache_, watcher_, cfg_.public_url);
+      return DeleteNamespace(ctx, upstream_, cache_, watcher_, warm_, cfg_.public_url);
     case tpuf::RouteId::kQuery:
     case tpuf::RouteId::kQueryV1:
       return Query(ctx, upstream_, watcher_, cfg_.public_url);

@@ -1,5 +1,7 @@
 #include "gateway/warm.h"
 
+#include <spdlog/spdlog.h>
+
 #include <boost/json.hpp>
 
 #include <charconv>
@@ -87,6 +89,24 @@ Task<http::Response> WarmJobById(RequestContext& ctx, WarmServices& warm) {
   if (!cancelled.ok()) co_return StoreError(cancelled.status());
   warm.runner.RequestStop(id);
   co_return JobResponse(http::Code::ok, *cancelled);
+}
+
+Task<void> CancelRunningJobs(WarmServices& warm, const std::string& ns) {
+  auto jobs = co_await warm.runner.Blocking([&] { return warm.store.ListJobs(ns, std::nullopt); });
+  if (!jobs.ok()) {
+    spdlog::warn("cancelling the jobs of deleted namespace '{}' failed: {}", ns,
+                 jobs.status().ToString());
+    co_return;
+  }
+  for (const jobs::Job& job : *jobs) {
+    if (job.finished()) continue;
+    auto cancelled = co_await warm.runner.Blocking([&] { return warm.store.CancelJob(job.id); });
+    if (!cancelled.ok()) {
+      spdlog::warn("cancelling job {} of deleted namespace '{}' failed: {}", job.id, ns,
+                   cancelled.status().ToString());
+    }
+    warm.runner.RequestStop(job.id);
+  }
 }
 
 }  // namespace layer::gateway

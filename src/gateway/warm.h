@@ -25,6 +25,10 @@ Task<http::Response> StartWarm(RequestContext& ctx, coherence::CacheCoherence& c
 Task<http::Response> ListWarmJobs(RequestContext& ctx, WarmServices& warm);
 Task<http::Response> WarmJobById(RequestContext& ctx, WarmServices& warm);
 
+// Cancels every running job of the namespace (a namespace delete). Best effort: a job-store
+// failure is logged, and the job's next checkpoint then fails against the deleted namespace.
+Task<void> CancelRunningJobs(WarmServices& warm, const std::string& ns);
+
 // The `page_size` query parameter: 1..10000, default 1000; InvalidArgument otherwise.
 Result<int> ParsePageSize(std::string_view query);
 

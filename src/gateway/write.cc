@@ -129,20 +129,19 @@ Task<http::Response> Write(RequestContext& ctx, http::Upstream& upstream,
 
 Task<http::Response> DeleteNamespace(RequestContext& ctx, http::Upstream& upstream,
                                      coherence::CacheCoherence& cache,
-                                     watermark::ConsistencyWatcher* watcher,
+                                     watermark::ConsistencyWatcher* watcher, WarmServices* warm,
                                      const std::string& public_url) {
   if (auto err = co_await ReadBodyOrError(ctx)) co_return std::move(*err);
+  const std::string& ns = ctx.route.ns;
   auto sent = co_await Forward(ctx, upstream, std::nullopt, false);
-  if (!sent.ok()) {
-    // The delete may have been applied: nothing of the namespace stays cached.
-    if (MayHaveBeenSent(sent.status())) co_await cache.NamespaceDeleted(ctx.route.ns);
-    co_return UpstreamError(sent.status());
+  const bool deleted = sent.ok() ? MayHaveApplied(sent->result_int()) || sent->result_int() == 404
+                                 : MayHaveBeenSent(sent.status());
+  if (deleted) {
+    if (warm) co_await CancelRunningJobs(*warm, ns);
+    if (watcher) watcher->Forget(ns);
+    co_await cache.NamespaceDeleted(ns);
   }
-  const unsigned status = sent->result_int();
-  if (MayHaveApplied(status) || status == 404) {
-    if (watcher) watcher->Forget(ctx.route.ns);
-    co_await cache.NamespaceDeleted(ctx.route.ns);
-  }
+  if (!sent.ok()) co_return UpstreamError(sent.status());
   co_return RelayResponse(ctx, *sent, upstream.base(), public_url);
 }
 

@@ -9,13 +9,16 @@
 // is 502; in both cases the cache is untouched. A mirroring failure never fails the write: the ids
 // are held as pending invalidations so nothing stale is served.
 //
-// DELETE /v2/namespaces/{ns}: upstream first (a 404 counts as done), then an O(1) epoch bump of
-// the namespace in the cache and a purge of the gateway's state for it.
+// DELETE /v2/namespaces/{ns}: upstream first (a 404 counts as done, a lost answer or a 5xx as
+// perhaps done), then the namespace's running jobs are cancelled, and an O(1) epoch bump of the
+// namespace in the cache, fenced so that no row read before the delete lands after it, and a purge
+// of the gateway's state for it (docs/design.md §4.3).
 
 #pragma once
 
 #include "coherence/coherence.h"
 #include "gateway/gateway.h"
+#include "gateway/warm.h"
 #include "watermark/consistency_watcher.h"
 
 namespace layer::gateway {
@@ -25,9 +28,11 @@ Task<http::Response> Write(RequestContext& ctx, http::Upstream& upstream,
                            coherence::CacheCoherence& cache, watermark::ConsistencyWatcher* watcher,
                            const std::string& public_url);
 
+// `warm` (may be null): the namespace's running jobs are cancelled once the delete may have been
+// applied.
 Task<http::Response> DeleteNamespace(RequestContext& ctx, http::Upstream& upstream,
                                      coherence::CacheCoherence& cache,
-                                     watermark::ConsistencyWatcher* watcher,
+                                     watermark::ConsistencyWatcher* watcher, WarmServices* warm,
                                      const std::string& public_url);
 
 }  // namespace layer::gateway

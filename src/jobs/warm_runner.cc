@@ -97,6 +97,7 @@ struct WarmRunner::PageRead {
   explicit PageRead(const asio::any_io_executor& ex)
       : done(ex, asio::steady_timer::time_point::max()), backoff(ex) {}
   std::optional<Result<http::Response>> result;  // set once the read is over
+  uint64_t fence = 0;          // the namespace's fence when the read began (coherence.h)
   asio::steady_timer done;     // cancelled when `result` is set, to wake AwaitRead
   asio::steady_timer backoff;  // between attempts
   bool abandoned = false;
@@ -302,6 +303,7 @@ Task<std::shared_ptr<WarmRunner::PageRead>> WarmRunner::StartRead(
 void WarmRunner::LaunchRead(const asio::any_io_executor& ex, std::shared_ptr<PageRead> read,
                             const std::string& ns, size_t page_size,
                             const std::optional<std::string>& cursor) {
+  read->fence = cache_.NamespaceFence(ns);
   asio::co_spawn(ex,
                  ReadPage(std::move(read), "/v2/namespaces/" + ns + "/query",
                           PageQuery(page_size, cursor)),
@@ -432,6 +434,7 @@ Task<void> WarmRunner::Run(WarmJob job) {
     SteadyClock::time_point t0 = SteadyClock::now();
     Result<http::Response> res = co_await AwaitRead(next);  // a page write may wake it
     upstream_wait += SteadyClock::now() - t0;
+    const uint64_t fence = next->fence;
     next.reset();
     // Stopped (the store already says cancelled), or a page write ended the job.
     if (StopRequested(id) || progress->ended) {
@@ -511,7 +514,7 @@ Task<void> WarmRunner::Run(WarmJob job) {
     std::shared_ptr<PageWrite> previous = writing.empty() ? nullptr : writing.back();
     asio::co_spawn(ex,
                    WritePage(write, std::move(previous), progress, id, ns, std::move(batch),
-                             page->taken, unkeyed, cursor),
+                             fence, page->taken, unkeyed, cursor),
                    asio::detached);
     writing.push_back(std::move(write));
     if (!more || writing.size() > kWritesInFlight) {
@@ -555,8 +558,9 @@ Task<void> WarmRunner::Run(WarmJob job) {
 Task<void> WarmRunner::WritePage(std::shared_ptr<PageWrite> w,
                                        std::shared_ptr<PageWrite> previous,
                                        std::shared_ptr<JobProgress> progress, std::string id,
-                                       std::string ns, CacheBatch batch, uint64_t taken,
-                                       uint64_t unkeyed, std::optional<std::string> cursor) {
+                                       std::string ns, CacheBatch batch, uint64_t fence,
+                                       uint64_t taken, uint64_t unkeyed,
+                                       std::optional<std::string> cursor) {
   // The cache write goes first, while the previous page may still be checkpointing: pages hold
   // disjoint ids, so their writes need no order among themselves.
   uint64_t not_warmed = unkeyed;  // a row the cache cannot key is a row not warmed
@@ -564,7 +568,7 @@ Task<void> WarmRunner::WritePage(std::shared_ptr<PageWrite> w,
   if (!batch.empty()) {
     const size_t n = batch.size();
     SteadyClock::time_point t0 = SteadyClock::now();
-    auto put = co_await cache_.PutWarmPage(ns, std::move(batch));
+    auto put = co_await cache_.PutWarmPage(ns, std::move(batch), fence);
     progress->cache_write += SteadyClock::now() - t0;
     if (!put.ok()) {
       if (!cache_.guard() || cache_.guard()->breaker_state() != cache::BreakerState::kClosed) {

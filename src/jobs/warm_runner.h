@@ -150,14 +150,15 @@ class WarmRunner {
   static Task<Result<http::Response>> AwaitRead(std::shared_ptr<PageRead> read);
   // Stops the read's retries and drops its answer.
   static void Abandon(const std::shared_ptr<PageRead>& read);
-  // Writes a page's rows to the cache, waits for `previous` (the page before, if any; when it
-  // ended the job, so does this page), then checkpoints the job past this page (`cursor`, the
-  // page's `taken` rows and the rows not warmed, `unkeyed` ones included, added to `progress`)
-  // and reports into `w`.
+  // Writes a page's rows to the cache (unless the namespace was invalidated after `fence`, taken
+  // when the page's read began), waits for `previous` (the page before, if any; when it ended the
+  // job, so does this page), then checkpoints the job past this page (`cursor`, the page's
+  // `taken` rows and the rows not warmed, `unkeyed` ones included, added to `progress`) and
+  // reports into `w`.
   Task<void> WritePage(std::shared_ptr<PageWrite> w, std::shared_ptr<PageWrite> previous,
-                             std::shared_ptr<JobProgress> progress,
-                             std::string id, std::string ns, CacheBatch batch, uint64_t taken,
-                             uint64_t unkeyed, std::optional<std::string> cursor);
+                       std::shared_ptr<JobProgress> progress, std::string id, std::string ns,
+                       CacheBatch batch, uint64_t fence, uint64_t taken, uint64_t unkeyed,
+                       std::optional<std::string> cursor);
   // The write's outcome, once it is over.
   static Task<WriteOutcome> AwaitWrite(std::shared_ptr<PageWrite> w);
   // Records the job's end in the store and forgets it. `error` is empty unless the job failed.

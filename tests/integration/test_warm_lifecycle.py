@@ -297,3 +297,24 @@ def test_finished_jobs_survive_a_gateway_restart_oldest_first(stack_factory):
     assert r.status == 202, r
     wait_job(s.gw, ns, r.json()["id"])
     assert [x["id"] for x in list_jobs(s.gw, ns)] == ids + [r.json()["id"]]
+
+
+def test_a_namespace_delete_cancels_its_warm_and_nothing_comes_back(stack):
+    """docs/design.md §4.3: a delete cancels the namespace's running warm, and no page read before
+    the delete is cached after it."""
+    ns = "wlc_delete_during_warm"
+    seed_origin(stack.origin, ns, range(1, 401))
+    slow_origin_queries(stack.origin, 100)  # every page takes a while: the delete lands mid-warm
+    r = start_warm(stack.gw, ns, page_size=50)
+    assert r.status == 202, r
+    job_id = r.json()["id"]
+    wait_job(stack.gw, ns, job_id, until=lambda j: j["documents_scanned"] > 0)
+    r = req(stack.gw, "DELETE", f"/v2/namespaces/{ns}")
+    assert r.status in (200, 202), r
+    done, _ = wait_job(stack.gw, ns, job_id)
+    assert done["status"] == "cancelled", done
+    clear_origin_faults(stack.origin)
+    # The namespace is gone upstream; whatever the warm had read is not served.
+    for doc_id in (1, 50, 200, 400):
+        r = fetch(stack.gw, ns, doc_id)
+        assert r.status == 404, (doc_id, r)

@@ -502,5 +502,47 @@ TEST_F(NamespaceDeletedTest, FailedBumpIsPending) {
   EXPECT_FALSE(Cached(DocId::U64(1)));
 }
 
+TEST_F(NamespaceDeletedTest, ARowReadBeforeTheDeleteNeverLandsAfterIt) {
+  const DocId id = DocId::U64(7);
+  upstream_.Put(id, R"({"n":7})", 100);
+  upstream_.Hold();
+  std::optional<Result<FetchOneResult>> fetched;
+  auto fetch = [&]() -> Task<void> { fetched.emplace(co_await core_->FetchOne(kNs, id, reader_)); };
+  asio::co_spawn(io_, fetch, asio::detached);
+  asio::co_spawn(
+      io_,
+      [&]() -> Task<void> {
+        // The fetch's read began before the delete; its answer (and backfill) comes after.
+        co_await WaitOnLoop([&] { return upstream_.blocked() == 1; });
+        co_await core_->NamespaceDeleted(kNs);
+        upstream_.Release();
+      },
+      asio::detached);
+  io_.restart();
+  io_.run();  // runs the detached backfill to its end too
+  ASSERT_TRUE(fetched && fetched->ok());
+  EXPECT_TRUE((*fetched)->row);  // the caller still gets what it read
+  EXPECT_FALSE(HasLiveRecord(id)) << "a row read before the delete was cached after it";
+  EXPECT_EQ(BackfillsDone(), 0u);
+}
+
+TEST_F(NamespaceDeletedTest, AWarmPageReadBeforeTheDeleteIsRefused) {
+  const uint64_t fence = core_->NamespaceFence(kNs);
+  Run(core_->NamespaceDeleted(kNs));
+  std::vector<std::pair<DocId, CachedDoc>> page;
+  CachedDoc doc;
+  doc.attributes_json = R"({"n":1})";
+  doc.upserted_at = 100;
+  page.emplace_back(DocId::U64(1), doc);
+  auto put = Run(core_->PutWarmPage(kNs, page, fence));
+  ASSERT_FALSE(put.ok());
+  EXPECT_EQ(put.status().code(), StatusCode::kAborted);
+  EXPECT_FALSE(HasLiveRecord(DocId::U64(1)));
+  // A page read after the delete is written.
+  put = Run(core_->PutWarmPage(kNs, page, core_->NamespaceFence(kNs)));
+  ASSERT_TRUE(put.ok()) << put.status().ToString();
+  EXPECT_TRUE(HasLiveRecord(DocId::U64(1)));
+}
+
 }  // namespace
 }  // namespace layer::coherence::testing
