@@ -1,5 +1,7 @@
 #include "origin/origin_server.h"
 
+#include <functional>
+
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
@@ -175,8 +177,15 @@ OriginHandler::OriginHandler(Engine& engine, OriginHandlerOptions options)
 
 OriginHandler::~OriginHandler() { blocking_.join(); }
 
-Task<http::Response> OriginHandler::HandleFaultAdmin(http::Exchange& ex) {
-  ex.info.route = "test_faults";
+namespace {
+
+// The test admin routes' shape: GET shows the state, PUT (or POST) replaces it from the body (422
+// and nothing changed when the body is refused), DELETE resets it; each answers the state.
+// The callables are taken by value: the task may start after its caller returned.
+Task<http::Response> AdminRoute(http::Exchange& ex, std::string_view route,
+                                std::function<Status(std::string_view)> replace,
+                                std::function<void()> reset, std::function<std::string()> show) {
+  ex.info.route = route;
   if (co_await ex.ReadBody() != http::BodyStatus::kOk) {
     co_return http::MakeError(http::Code::bad_request, "bad_request", "unreadable body");
   }
@@ -185,48 +194,35 @@ Task<http::Response> OriginHandler::HandleFaultAdmin(http::Exchange& ex) {
       break;
     case http::Verb::put:
     case http::Verb::post:
-      if (Status st = faults_->Replace(ex.body()); !st.ok()) {
+      if (Status st = replace(ex.body()); !st.ok()) {
         co_return http::MakeError(http::Code::unprocessable_entity, "validation_error",
                                   st.message());
       }
       break;
     case http::Verb::delete_:
-      faults_->Clear();
+      reset();
       break;
     default:
       co_return http::MakeError(http::Code::method_not_allowed, "not_found", "use GET/PUT/DELETE");
   }
   http::Response res{http::Code::ok, 11};
   res.set(http::Field::content_type, "application/json");
-  res.body() = faults_->ToJson();
+  res.body() = show();
   co_return res;
 }
 
+}  // namespace
+
+Task<http::Response> OriginHandler::HandleFaultAdmin(http::Exchange& ex) {
+  return AdminRoute(
+      ex, "test_faults", [this](std::string_view body) { return faults_->Replace(body); },
+      [this] { faults_->Clear(); }, [this] { return faults_->ToJson(); });
+}
+
 Task<http::Response> OriginHandler::HandleKeyAdmin(http::Exchange& ex) {
-  ex.info.route = "test_keys";
-  if (co_await ex.ReadBody() != http::BodyStatus::kOk) {
-    co_return http::MakeError(http::Code::bad_request, "bad_request", "unreadable body");
-  }
-  switch (ex.request().method()) {
-    case http::Verb::get:
-      break;
-    case http::Verb::put:
-    case http::Verb::post:
-      if (Status st = keys_->ReplaceFromJson(ex.body()); !st.ok()) {
-        co_return http::MakeError(http::Code::unprocessable_entity, "validation_error",
-                                  st.message());
-      }
-      break;
-    case http::Verb::delete_:
-      keys_->Open();
-      break;
-    default:
-      co_return http::MakeError(http::Code::method_not_allowed, "not_found", "use GET/PUT/DELETE");
-  }
-  http::Response res{http::Code::ok, 11};
-  res.set(http::Field::content_type, "application/json");
-  res.body() = keys_->ToJson();
-  co_return res;
+  return AdminRoute(
+      ex, "test_keys", [this](std::string_view body) { return keys_->ReplaceFromJson(body); },
+      [this] { keys_->Open(); }, [this] { return keys_->ToJson(); });
 }
 
 Task<http::Response> OriginHandler::Handle(http::Exchange& ex) {

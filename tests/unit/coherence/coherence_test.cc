@@ -182,36 +182,53 @@ TEST_F(FetchOneTest, IdsOfDifferentTypesDoNotCollide) {
 
 // ---- Coalescing ----
 
-using CoalescingTest = CoherenceTest;
+// Concurrent single fetches of one id against a held upstream.
+class CoalescingTest : public CoherenceTest {
+ protected:
+  struct Concurrent {
+    std::vector<std::optional<Result<FetchOneResult>>> results;
+    bool all_waiting = false;  // every fetch waited on the one held read before it was released
+  };
+
+  // Starts `n` fetches of `id` on the loop and releases the held upstream read once all of them
+  // wait on it, then runs the loop to its end.
+  Concurrent FetchConcurrently(const DocId& id, int n) {
+    Concurrent out;
+    out.results.resize(n);
+    const std::string ns = kNs;
+    const uint64_t misses = Lookups("miss");
+    for (int i = 0; i < n; ++i) {
+      asio::co_spawn(
+          io_,
+          [&, i]() -> Task<void> {
+            out.results[i].emplace(co_await core_->FetchOne(ns, id, reader_));
+          },
+          asio::detached);
+    }
+    // Every fetch counts its lookup and joins the flight in one step on this single-threaded
+    // io_context, so once all n are counted and the leader's read is held, all n wait on it.
+    asio::co_spawn(
+        io_,
+        [&]() -> Task<void> {
+          out.all_waiting = co_await WaitOnLoop([&] {
+            return upstream_.blocked() == 1 &&
+                   Lookups("miss") - misses == static_cast<uint64_t>(n);
+          });
+          upstream_.Release();
+        },
+        asio::detached);
+    io_.restart();
+    io_.run();
+    return out;
+  }
+};
 
 TEST_F(CoalescingTest, ConcurrentMissesOfOneIdShareOneRead) {
   constexpr int kN = 8;
-  upstream_.Put(DocId::U64(42), R"({"n":42})", 100);
-  upstream_.Hold();
-  const std::string ns = kNs;
   const DocId id = DocId::U64(42);
-  const uint64_t misses = Lookups("miss");
-  std::vector<std::optional<Result<FetchOneResult>>> results(kN);
-  for (int i = 0; i < kN; ++i) {
-    asio::co_spawn(
-        io_,
-        [&, i]() -> Task<void> { results[i].emplace(co_await core_->FetchOne(ns, id, reader_)); },
-        asio::detached);
-  }
-  // Every fetch counts its lookup and joins the flight in one step on this single-threaded
-  // io_context, so once all N are counted and the leader's read is held, all N wait on it.
-  bool all_waiting = false;
-  asio::co_spawn(
-      io_,
-      [&]() -> Task<void> {
-        all_waiting = co_await WaitOnLoop([&] {
-          return upstream_.blocked() == 1 && Lookups("miss") - misses == static_cast<uint64_t>(kN);
-        });
-        upstream_.Release();
-      },
-      asio::detached);
-  io_.restart();
-  io_.run();
+  upstream_.Put(id, R"({"n":42})", 100);
+  upstream_.Hold();
+  auto [results, all_waiting] = FetchConcurrently(id, kN);
 
   EXPECT_TRUE(all_waiting);
   EXPECT_EQ(upstream_.call_count(), 1u);
@@ -267,28 +284,7 @@ TEST_F(CoalescingTest, ConcurrentMissesShareTheReadFailure) {
   constexpr int kN = 4;
   upstream_.Fail(Status::Unavailable("upstream down"));
   upstream_.Hold();
-  const std::string ns = kNs;
-  const DocId id = DocId::U64(43);
-  const uint64_t misses = Lookups("miss");
-  std::vector<std::optional<Result<FetchOneResult>>> results(kN);
-  for (int i = 0; i < kN; ++i) {
-    asio::co_spawn(
-        io_,
-        [&, i]() -> Task<void> { results[i].emplace(co_await core_->FetchOne(ns, id, reader_)); },
-        asio::detached);
-  }
-  bool all_waiting = false;
-  asio::co_spawn(
-      io_,
-      [&]() -> Task<void> {
-        all_waiting = co_await WaitOnLoop([&] {
-          return upstream_.blocked() == 1 && Lookups("miss") - misses == static_cast<uint64_t>(kN);
-        });
-        upstream_.Release();
-      },
-      asio::detached);
-  io_.restart();
-  io_.run();
+  auto [results, all_waiting] = FetchConcurrently(DocId::U64(43), kN);
 
   EXPECT_TRUE(all_waiting);
   EXPECT_EQ(upstream_.call_count(), 1u);
