@@ -9,6 +9,7 @@
 #include "common/base64.h"
 #include "common/gzip.h"
 #include "common/namespace_name.h"
+#include "common/url.h"
 #include "origin/engine/api_error.h"
 #include "origin/engine/json_in.h"
 #include "origin/engine/json_out.h"
@@ -54,19 +55,13 @@ ApiError PlainText(int status, std::string text) {
   return ApiError{status, std::move(text), {}, true};
 }
 
-int HexValue(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
-
 std::string PercentDecode(std::string_view s, bool plus_is_space) {
   std::string out;
   out.reserve(s.size());
   for (size_t i = 0; i < s.size(); ++i) {
-    if (s[i] == '%' && i + 2 < s.size() && HexValue(s[i + 1]) >= 0 && HexValue(s[i + 2]) >= 0) {
-      out += static_cast<char>(HexValue(s[i + 1]) * 16 + HexValue(s[i + 2]));
+    if (s[i] == '%' && i + 2 < s.size() && HexDigitValue(s[i + 1]) >= 0 &&
+        HexDigitValue(s[i + 2]) >= 0) {
+      out += static_cast<char>(HexDigitValue(s[i + 1]) * 16 + HexDigitValue(s[i + 2]));
       i += 2;
     } else if (plus_is_space && s[i] == '+') {
       out += ' ';
