@@ -17,6 +17,7 @@
 #include "origin/engine/query.h"
 #include "origin/engine/storage.h"
 #include "origin/engine/write.h"
+#include "tpuf/routes.h"
 
 namespace layer::origin {
 
@@ -193,42 +194,62 @@ class Engine::Router {
       return Error(PlainText(400, NamespaceNameErrorText(err, name)));
     }
     std::vector<std::string_view> rest(parts.begin() + 3, parts.end());
-    if (rest.empty()) {
-      if (m == "POST") return Write(name, v1);
-      if (m == "DELETE") return DeleteNamespace(name);
-      if (v1 && m == "GET") return Export(name);
-      if (v1 && m == "HEAD") return Head(name);
-      return MethodNotAllowed();
+    // Undocumented cache endpoints used by turbopuffer's benchmark tool; nothing to do here.
+    if (rest.size() == 2 && rest[0] == "_debug" &&
+        (rest[1] == "purge_cache" || rest[1] == "warm_cache")) {
+      if (m != "GET") return MethodNotAllowed();
+      if (e_->Find(name) == nullptr) return Error(NamespaceNotFound(name));
+      return Json(200, json::object{{"status", "OK"}});
     }
-    std::string_view leaf = rest[0];
-    if (rest.size() == 1) {
-      if (leaf == "query") return m == "POST" ? Query(name) : MethodNotAllowed();
-      if (leaf == "explain_query" && !v1) return m == "POST" ? Explain(name) : MethodNotAllowed();
-      if (leaf == "metadata") {
-        if (m == "GET") return Metadata(name, v1);
-        if (m == "PATCH") return PatchMetadata(name, v1);
-        return MethodNotAllowed();
-      }
-      if (leaf == "schema") {
-        if (m == "GET") return GetSchema(name);
-        if (m == "POST") return UpdateSchema(name);
-        return MethodNotAllowed();
-      }
-      if (leaf == "hint_cache_warm") return m == "GET" ? HintCacheWarm(name) : MethodNotAllowed();
-    }
-    if (rest.size() == 2 && leaf == "_debug") {
-      if (rest[1] == "recall") return m == "POST" ? Recall(name) : MethodNotAllowed();
-      // Undocumented cache endpoints used by turbopuffer's benchmark tool; nothing to do here.
-      if (rest[1] == "purge_cache" || rest[1] == "warm_cache") {
-        if (m != "GET") return MethodNotAllowed();
-        if (e_->Find(name) == nullptr) return Error(NamespaceNotFound(name));
-        return Json(200, json::object{{"status", "OK"}});
-      }
+    // Every other route is Turbopuffer's, as its route table (tpuf/routes.h) names it.
+    auto route = tpuf::MatchRoute(boost::beast::http::string_to_verb(m), req_.path);
+    if (!route) return KnownPath(v1, rest) ? MethodNotAllowed() : NotFound();
+    switch (route->id) {
+      case tpuf::RouteId::kWrite:
+        return Write(name, false);
+      case tpuf::RouteId::kDeleteNamespace:
+        return DeleteNamespace(name);
+      case tpuf::RouteId::kLegacyNamespace:
+        if (m == "POST") return Write(name, true);
+        if (m == "DELETE") return DeleteNamespace(name);
+        if (m == "HEAD") return Head(name);
+        return Export(name);
+      case tpuf::RouteId::kQuery:
+      case tpuf::RouteId::kQueryV1:
+        return Query(name);
+      case tpuf::RouteId::kExplainQuery:
+        return Explain(name);
+      case tpuf::RouteId::kMetadataV1:
+      case tpuf::RouteId::kMetadataV2:
+        return Metadata(name, route->id == tpuf::RouteId::kMetadataV1);
+      case tpuf::RouteId::kPatchMetadata:
+        return PatchMetadata(name, v1);
+      case tpuf::RouteId::kGetSchema:
+        return GetSchema(name);
+      case tpuf::RouteId::kUpdateSchema:
+        return UpdateSchema(name);
+      case tpuf::RouteId::kHintCacheWarm:
+        return HintCacheWarm(name);
+      case tpuf::RouteId::kRecall:
+        return Recall(name);
+      case tpuf::RouteId::kListNamespaces:  // two segments: answered above
+      case tpuf::RouteId::kOperation:       // the origin answers every write synchronously
+        return NotFound();
     }
     return NotFound();
   }
 
  private:
+  // A path of a Turbopuffer route under another method: 405 rather than 404.
+  static bool KnownPath(bool v1, const std::vector<std::string_view>& rest) {
+    if (rest.empty()) return true;
+    if (rest.size() == 2) return v1 && rest[0] == "_debug" && rest[1] == "recall";
+    if (rest.size() != 1) return false;
+    std::string_view leaf = rest[0];
+    return leaf == "query" || leaf == "metadata" || (!v1 && leaf == "explain_query") ||
+           (v1 && (leaf == "schema" || leaf == "hint_cache_warm"));
+  }
+
   OriginResponse NotFound() {
     return Error(
         ApiError{404,
