@@ -9,6 +9,7 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/json.hpp>
 
+#include <algorithm>
 #include <charconv>
 
 #include "common/json_text.h"
@@ -389,14 +390,25 @@ class CacheCoherence::Mirror {
       doc.upserted_at = stamp_;
       docs.emplace_back(r.id, std::move(doc));
     }
-    bool ok = false;
-    if (!failed_) {
-      auto res = co_await guard_.PutIfNewerBatch(ns_, std::move(docs));
-      ok = res.ok();
-    }
-    if (!ok) {
+    std::optional<Result<std::vector<bool>>> res;
+    if (!failed_) res.emplace(co_await guard_.PutIfNewerBatch(ns_, std::move(docs)));
+    if (!res || !res->ok()) {
       for (const auto& r : rows) Fail(r.id);
       co_return;
+    }
+    // A refused put: a record with a newer stamp is there, from a write whose order against this
+    // one the gateway cannot know. Neither version may be served: remove it, then block older
+    // versions with this write's stamp.
+    std::vector<tpuf::DocId> refused;
+    for (size_t i = 0; i < rows.size(); ++i) {
+      if (!(**res)[i]) refused.push_back(rows[i].id);
+    }
+    if (!refused.empty()) {
+      if (!(co_await guard_.Invalidate(ns_, refused)).ok()) {
+        for (const auto& id : refused) Fail(id);
+      } else {
+        co_await Invalidate(refused);
+      }
     }
     for (auto& r : rows) {
       if (!r.vector_f32 || failed_) continue;
@@ -470,16 +482,68 @@ class CacheCoherence::Mirror {
   bool failed_ = false;
 };
 
-std::atomic<uint64_t>& CacheCoherence::IdWrites(std::string_view ns, const tpuf::DocId& id) {
+size_t CacheCoherence::IdStripe(std::string_view ns, const tpuf::DocId& id) {
   size_t h = std::hash<std::string_view>()(ns) * 31 + std::hash<std::string_view>()(id.bytes);
-  return id_writes_[(h + static_cast<size_t>(id.type)) % kWriteStripes];
+  return (h + static_cast<size_t>(id.type)) % kWriteStripes;
+}
+
+std::atomic<uint64_t>& CacheCoherence::IdWrites(std::string_view ns, const tpuf::DocId& id) {
+  return id_writes_[IdStripe(ns, id)];
+}
+
+uint64_t CacheCoherence::NewStamp() {
+  const uint64_t wall = static_cast<uint64_t>(ClockOr(options_.clock).WallMs());
+  uint64_t last = last_stamp_.load();
+  uint64_t next;
+  do {
+    next = std::max(wall, last + 1);
+  } while (!last_stamp_.compare_exchange_weak(last, next));
+  return next;
+}
+
+std::unique_ptr<CacheCoherence::WriteTicket> CacheCoherence::BeginWrite(
+    std::string_view ns, const std::vector<tpuf::DocId>& ids) {
+  std::unique_ptr<WriteTicket> t(new WriteTicket(*this));
+  for (const auto& id : ids) t->stripes_.push_back(IdStripe(ns, id));
+  std::sort(t->stripes_.begin(), t->stripes_.end());
+  t->stripes_.erase(std::unique(t->stripes_.begin(), t->stripes_.end()), t->stripes_.end());
+  for (size_t s : t->stripes_) {
+    t->begun_after_.push_back(begun_writes_[s].fetch_add(1) + 1);
+    t->overlapped_.push_back(active_writes_[s].fetch_add(1) > 0);
+  }
+  return t;
+}
+
+CacheCoherence::WriteTicket::~WriteTicket() {
+  for (size_t s : stripes_) core_.active_writes_[s].fetch_sub(1);
+}
+
+bool CacheCoherence::WriteTicket::Overlapped(std::string_view ns, const tpuf::DocId& id) const {
+  const size_t stripe = IdStripe(ns, id);
+  auto it = std::lower_bound(stripes_.begin(), stripes_.end(), stripe);
+  // An id the write did not register is treated as overlapped: nothing is known of its order.
+  if (it == stripes_.end() || *it != stripe) return true;
+  const size_t i = static_cast<size_t>(it - stripes_.begin());
+  return overlapped_[i] || core_.begun_writes_[stripe].load() != begun_after_[i];
 }
 
 std::atomic<uint64_t>& CacheCoherence::NsWrites(std::string_view ns) {
   return ns_writes_[std::hash<std::string_view>()(ns) % kWriteStripes];
 }
 
-Task<bool> CacheCoherence::ApplyWrite(const std::string& ns, WriteOutcome outcome) {
+Task<bool> CacheCoherence::ApplyWrite(const std::string& ns, WriteOutcome outcome,
+                                      const WriteTicket* ticket) {
+  if (ticket) {
+    // Rows of ids another write overlapped: the upstream's order of the two is unknown, so the id
+    // holds no cached version (a tombstone with this write's stamp) until a read repairs it.
+    for (auto* rows : {&outcome.upserts, &outcome.patches}) {
+      auto overlapped = [&](const RowEffect& r) { return ticket->Overlapped(ns, r.id); };
+      for (const RowEffect& r : *rows) {
+        if (overlapped(r)) outcome.deletes.push_back(r.id);
+      }
+      rows->erase(std::remove_if(rows->begin(), rows->end(), overlapped), rows->end());
+    }
+  }
   // Acknowledged: from now on no fetch joins a read that began before this write.
   for (const auto* effects : {&outcome.upserts, &outcome.patches}) {
     for (const RowEffect& r : *effects) IdWrites(ns, r.id).fetch_add(1, std::memory_order_acq_rel);

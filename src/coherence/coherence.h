@@ -168,13 +168,40 @@ class CacheCoherence {
 
   // ---- Writes (docs/design.md §4.2) ----
 
-  // The `_hevlayer_upserted_at` stamp of a write accepted now: the clock's wall time in ms.
-  uint64_t NewStamp() const { return static_cast<uint64_t>(ClockOr(options_.clock).WallMs()); }
+  // The `_hevlayer_upserted_at` stamp of a write accepted now: the clock's wall time in ms, and
+  // strictly greater than every stamp this core gave before, even if the wall clock stepped back.
+  uint64_t NewStamp();
+
+  // A write on its way upstream (docs/design.md §4.2.6): the stripes of the ids it names count it
+  // from BeginWrite until the ticket is destroyed, so that ApplyWrite knows when another write to
+  // one of its ids was in flight at the same time; the upstream may then have applied the two in
+  // either order, and such ids are invalidated instead of mirrored. Not thread-safe itself; use
+  // it from the write's coroutine.
+  class WriteTicket {
+   public:
+    ~WriteTicket();
+    WriteTicket(const WriteTicket&) = delete;
+    WriteTicket& operator=(const WriteTicket&) = delete;
+    // Whether another write to (a stripe of) `id` overlapped this one so far.
+    bool Overlapped(std::string_view ns, const tpuf::DocId& id) const;
+
+   private:
+    friend class CacheCoherence;
+    explicit WriteTicket(CacheCoherence& core) : core_(core) {}
+    CacheCoherence& core_;
+    std::vector<size_t> stripes_;        // distinct, sorted
+    std::vector<uint64_t> begun_after_;  // begun_writes_ of each stripe right after this began
+    std::vector<bool> overlapped_;       // another write was in flight when this began
+  };
+  std::unique_ptr<WriteTicket> BeginWrite(std::string_view ns, const std::vector<tpuf::DocId>& ids);
 
   // Applies a write the upstream accepted. Learns the namespace's id type from its ids. Returns
   // false when some effect could not be written to the cache (those ids, or the namespace, are
   // then held as pending invalidations).
-  Task<bool> ApplyWrite(const std::string& ns, WriteOutcome outcome);
+  // With `ticket` (from BeginWrite), rows of ids another write overlapped are invalidated rather
+  // than mirrored. A row whose put is refused because a newer record is there is invalidated too.
+  Task<bool> ApplyWrite(const std::string& ns, WriteOutcome outcome,
+                        const WriteTicket* ticket = nullptr);
   // The namespace was deleted upstream: forget its id type and make its records unreachable.
   Task<void> NamespaceDeleted(const std::string& ns);
   // Writes pending invalidations the cache could not take before; keeps what still fails.
@@ -281,6 +308,11 @@ class CacheCoherence {
   std::array<std::atomic<uint64_t>, kWriteStripes> id_writes_{};
   std::array<std::atomic<uint64_t>, kWriteStripes> ns_writes_{};  // also the namespace fences
   std::array<std::atomic<uint64_t>, kWriteStripes> ns_puts_{};    // fenced puts in flight
+  // Writes in flight, and writes ever begun, by id stripe (WriteTicket).
+  std::array<std::atomic<uint64_t>, kWriteStripes> active_writes_{};
+  std::array<std::atomic<uint64_t>, kWriteStripes> begun_writes_{};
+  std::atomic<uint64_t> last_stamp_{0};
+  static size_t IdStripe(std::string_view ns, const tpuf::DocId& id);
   std::atomic<uint64_t>& IdWrites(std::string_view ns, const tpuf::DocId& id);
   std::atomic<uint64_t>& NsWrites(std::string_view ns);
   std::atomic<uint64_t>& NsPuts(std::string_view ns);

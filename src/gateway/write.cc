@@ -26,6 +26,15 @@ coherence::WriteOutcome NamespaceInvalidation(uint64_t stamp) {
   return outcome;
 }
 
+// Every id a planned write names.
+std::vector<tpuf::DocId> NamedIds(const WritePlan& plan) {
+  std::vector<tpuf::DocId> ids = plan.deletes;
+  for (const auto* rows : {&plan.upserts, &plan.patches}) {
+    for (const coherence::RowEffect& r : *rows) ids.push_back(r.id);
+  }
+  return ids;
+}
+
 // What to invalidate for a planned write whose outcome is unknown: every id it names, or its
 // namespace when it names rows by filter or condition or names ids the cache cannot key.
 coherence::WriteOutcome UnknownOutcome(WritePlan& plan) {
@@ -72,6 +81,10 @@ Task<http::Response> Write(RequestContext& ctx, http::Upstream& upstream,
   if (plan.upstream_decides) co_return co_await ForwardOpaqueWrite(ctx, upstream, cache, public_url);
   if (!plan.row_write) co_return co_await Passthrough(ctx, upstream, public_url);
 
+  // Registered before it is sent, so that a write to the same ids overlapping this one is known
+  // when this one is applied (docs/design.md §4.2.6).
+  std::unique_ptr<coherence::CacheCoherence::WriteTicket> ticket;
+  if (!plan.by_affected_ids) ticket = cache.BeginWrite(ns, NamedIds(plan));
   auto sent = co_await Forward(ctx, upstream, std::move(plan.upstream_body), true);
   if (sent.ok() ? sent->result_int() >= 500 : MayHaveBeenSent(sent.status())) {
     // The answer was lost or is a 5xx: the write may have been applied. No version from before it
@@ -113,7 +126,7 @@ Task<http::Response> Write(RequestContext& ctx, http::Upstream& upstream,
       outcome.patches = std::move(plan.patches);
       outcome.deletes = std::move(plan.deletes);
     }
-    if (!co_await cache.ApplyWrite(ns, std::move(outcome))) {
+    if (!co_await cache.ApplyWrite(ns, std::move(outcome), ticket.get())) {
       spdlog::warn("cache mirroring of a write to '{}' failed; affected ids held as pending "
                    "invalidations (request_id={})",
                    ns, ctx.ex.info.request_id);

@@ -43,17 +43,53 @@ TEST_F(ApplyWriteTest, UpsertsAreCachedWithTheWriteStamp) {
   EXPECT_EQ(core_->pending_invalidations(), 0u);
 }
 
-TEST_F(ApplyWriteTest, OlderUpsertDoesNotReplaceANewerRecord) {
+TEST_F(ApplyWriteTest, AnUpsertRefusedByANewerRecordLeavesNoVersionOfTheId) {
   EXPECT_TRUE(Apply(Upserts(200, {Row(DocId::U64(1), R"({"v":"new"})")})));
+  // The older write's put is refused: the order in which the upstream applied the two is unknown,
+  // so neither version is served, and versions older than the refused write stay blocked.
   EXPECT_TRUE(Apply(Upserts(100, {Row(DocId::U64(1), R"({"v":"old"})")})));
   auto doc = Cached(DocId::U64(1));
   ASSERT_TRUE(doc);
-  EXPECT_EQ(doc->upserted_at, 200u);
-  EXPECT_EQ(Json(doc->attributes_json), Json(R"({"v":"new"})"));
+  EXPECT_TRUE(doc->tombstone);
+  EXPECT_EQ(doc->upserted_at, 100u);
   EXPECT_EQ(core_->pending_invalidations(), 0u);
+  auto r = FetchOne(DocId::U64(1));
+  ASSERT_TRUE(r.ok());
+  EXPECT_NE(r->outcome, FetchOutcome::kHit);
 
   EXPECT_TRUE(Apply(Upserts(300, {Row(DocId::U64(1), R"({"v":"newest"})")})));
   EXPECT_EQ(Json(Cached(DocId::U64(1))->attributes_json), Json(R"({"v":"newest"})"));
+}
+
+TEST_F(ApplyWriteTest, WritesOverlappingOnAnIdLeaveNoVersionOfIt) {
+  const DocId id = DocId::U64(1), other = DocId::U64(2);
+  // Both on their way upstream at once: their order there is unknown.
+  auto first = core_->BeginWrite(kNs, {id, other});
+  auto second = core_->BeginWrite(kNs, {id});
+  EXPECT_TRUE(Run(core_->ApplyWrite(kNs, Upserts(100, {Row(id, R"({"v":1})")}), second.get())));
+  second.reset();
+  EXPECT_TRUE(Run(core_->ApplyWrite(
+      kNs, Upserts(101, {Row(id, R"({"v":2})"), Row(other, R"({"v":2})")}), first.get())));
+  first.reset();
+  EXPECT_FALSE(HasLiveRecord(id));
+  EXPECT_TRUE(HasLiveRecord(other));  // only the first write named it
+
+  // One after the other: the later is mirrored.
+  auto third = core_->BeginWrite(kNs, {id});
+  EXPECT_TRUE(Run(core_->ApplyWrite(kNs, Upserts(102, {Row(id, R"({"v":3})")}), third.get())));
+  third.reset();
+  auto doc = Cached(id);
+  ASSERT_TRUE(doc && !doc->tombstone);
+  EXPECT_EQ(Json(doc->attributes_json), Json(R"({"v":3})"));
+}
+
+TEST_F(ApplyWriteTest, StampsOnlyGrowWhenTheWallClockStepsBack) {
+  const uint64_t a = core_->NewStamp();
+  clock_.SetWallMs(clock_.WallMs() - 60'000);
+  const uint64_t b = core_->NewStamp();
+  EXPECT_GT(b, a);
+  clock_.Advance(std::chrono::minutes(2));
+  EXPECT_EQ(core_->NewStamp(), static_cast<uint64_t>(clock_.WallMs()));
 }
 
 TEST_F(ApplyWriteTest, UpsertVectorIsStoredApart) {
