@@ -396,20 +396,7 @@ class CacheCoherence::Mirror {
       for (const auto& r : rows) Fail(r.id);
       co_return;
     }
-    // A refused put: a record with a newer stamp is there, from a write whose order against this
-    // one the gateway cannot know. Neither version may be served: remove it, then block older
-    // versions with this write's stamp.
-    std::vector<tpuf::DocId> refused;
-    for (size_t i = 0; i < rows.size(); ++i) {
-      if (!(**res)[i]) refused.push_back(rows[i].id);
-    }
-    if (!refused.empty()) {
-      if (!(co_await guard_.Invalidate(ns_, refused)).ok()) {
-        for (const auto& id : refused) Fail(id);
-      } else {
-        co_await Invalidate(refused);
-      }
-    }
+    co_await SupersedeRefused(rows, **res);
     for (auto& r : rows) {
       if (!r.vector_f32 || failed_) continue;
       // Vectors are an optional accelerator; a failure here costs nothing but a miss later.
@@ -460,6 +447,8 @@ class CacheCoherence::Mirror {
       auto res = co_await guard_.PutIfNewerBatch(ns_, merged);
       if (!res.ok()) {
         for (const auto& [id, doc] : merged) Fail(id);
+      } else {
+        co_await SupersedeRefused(merged, *res);
       }
     }
     co_await Invalidate(absent);
@@ -468,6 +457,29 @@ class CacheCoherence::Mirror {
   bool failed() const { return failed_; }
 
  private:
+  static const tpuf::DocId& IdOf(const RowEffect& r) { return r.id; }
+  static const tpuf::DocId& IdOf(const std::pair<tpuf::DocId, cache::CachedDoc>& d) {
+    return d.first;
+  }
+
+  // The puts `stored` refused: a record with a newer stamp is there, from a write whose order
+  // against this one the gateway cannot know (docs/design.md §4.2.6). Neither version may be
+  // served: the record is removed, then older versions are blocked with this write's stamp.
+  template <typename Row>
+  Task<void> SupersedeRefused(const std::vector<Row>& rows, const std::vector<bool>& stored) {
+    std::vector<tpuf::DocId> refused;
+    for (size_t i = 0; i < rows.size() && i < stored.size(); ++i) {
+      if (!stored[i]) refused.push_back(IdOf(rows[i]));
+    }
+    if (refused.empty()) co_return;
+    Status removed = co_await guard_.Invalidate(ns_, std::vector<tpuf::DocId>(refused));
+    if (!removed.ok()) {
+      for (const auto& id : refused) Fail(id);
+      co_return;
+    }
+    co_await Invalidate(refused);
+  }
+
   void Fail(const tpuf::DocId& id) {
     if (!failed_) core_.metrics_->mirrors_skipped.Inc();
     failed_ = true;

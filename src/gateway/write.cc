@@ -37,15 +37,12 @@ std::vector<tpuf::DocId> NamedIds(const WritePlan& plan) {
 
 // What to invalidate for a planned write whose outcome is unknown: every id it names, or its
 // namespace when it names rows by filter or condition or names ids the cache cannot key.
-coherence::WriteOutcome UnknownOutcome(WritePlan& plan) {
+coherence::WriteOutcome UnknownOutcome(const WritePlan& plan) {
   if (plan.by_affected_ids || plan.has_untyped_ids) return NamespaceInvalidation(plan.stamp);
   coherence::WriteOutcome outcome;
   outcome.kind = coherence::WriteOutcome::Kind::kInvalidateIds;
   outcome.stamp = plan.stamp;
-  outcome.deletes = std::move(plan.deletes);
-  for (auto* rows : {&plan.upserts, &plan.patches}) {
-    for (coherence::RowEffect& r : *rows) outcome.deletes.push_back(std::move(r.id));
-  }
+  outcome.deletes = NamedIds(plan);
   return outcome;
 }
 

@@ -61,6 +61,19 @@ TEST_F(ApplyWriteTest, AnUpsertRefusedByANewerRecordLeavesNoVersionOfTheId) {
   EXPECT_EQ(Json(Cached(DocId::U64(1))->attributes_json), Json(R"({"v":"newest"})"));
 }
 
+TEST_F(ApplyWriteTest, APatchMergeRefusedByANewerRecordLeavesNoVersionOfTheId) {
+  const DocId id = DocId::U64(1);
+  EXPECT_TRUE(Apply(Upserts(100, {Row(id, R"({"a":1,"b":1})")})));
+  // A newer version, from a write whose order against the patch is unknown, is cached: the merge's
+  // put with the patch's older stamp is refused.
+  Seed(id, R"({"a":9,"b":9})", 300);
+  EXPECT_TRUE(Apply(Patches(200, {Row(id, R"({"b":2})")})));
+  auto doc = Cached(id);
+  ASSERT_TRUE(doc);
+  EXPECT_TRUE(doc->tombstone) << doc->attributes_json;
+  EXPECT_EQ(doc->upserted_at, 200u);
+}
+
 TEST_F(ApplyWriteTest, WritesOverlappingOnAnIdLeaveNoVersionOfIt) {
   const DocId id = DocId::U64(1), other = DocId::U64(2);
   // Both on their way upstream at once: their order there is unknown.
