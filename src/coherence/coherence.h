@@ -16,8 +16,10 @@
 //   (cold, warming, warm) and `cache_warmed_through`.
 //
 // Process-local state (must live in the shared backend when several replicas share one cache;
-// docs/design.md §4.7): NamespaceIdTypes, PendingInvalidations, the fetch single-flight and the
-// reactive-warm generations below. Everything else is in the cache itself.
+// docs/design.md §4.7): NamespaceIdTypes, PendingInvalidations, the fetch single-flight, the
+// reactive-warm generations, the write sequences and namespace fences with their in-flight put
+// counts, the writes in flight (WriteTicket) and the last stamp given. Everything else is in the
+// cache itself.
 //
 // Thread-safe. Every Task runs on the caller's executor; cache calls go through the CacheGuard
 // (its own threads, per-op deadline, breaker).
