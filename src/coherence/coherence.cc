@@ -381,7 +381,7 @@ class CacheCoherence::Mirror {
     }
   }
 
-  Task<void> Upserts(std::vector<RowEffect>& rows) {
+  Task<void> Upserts(std::vector<RowEffect>& rows, cache::CacheLane lane) {
     if (rows.empty()) co_return;
     std::vector<std::pair<tpuf::DocId, cache::CachedDoc>> docs;
     for (auto& r : rows) {
@@ -391,7 +391,7 @@ class CacheCoherence::Mirror {
       docs.emplace_back(r.id, std::move(doc));
     }
     std::optional<Result<std::vector<bool>>> res;
-    if (!failed_) res.emplace(co_await guard_.PutIfNewerBatch(ns_, std::move(docs)));
+    if (!failed_) res.emplace(co_await guard_.PutIfNewerBatch(ns_, std::move(docs), lane));
     if (!res || !res->ok()) {
       for (const auto& r : rows) Fail(r.id);
       co_return;
@@ -405,7 +405,7 @@ class CacheCoherence::Mirror {
   }
 
   // Merges each patch into a cached full row; an id with no cached full row is invalidated.
-  Task<void> Patches(std::vector<RowEffect>& rows) {
+  Task<void> Patches(std::vector<RowEffect>& rows, cache::CacheLane lane) {
     if (rows.empty()) co_return;
     std::vector<tpuf::DocId> ids;
     for (const auto& r : rows) ids.push_back(r.id);
@@ -444,7 +444,7 @@ class CacheCoherence::Mirror {
       merged.emplace_back(rows[i].id, std::move(doc));
     }
     if (!merged.empty()) {
-      auto res = co_await guard_.PutIfNewerBatch(ns_, merged);
+      auto res = co_await guard_.PutIfNewerBatch(ns_, merged, lane);
       if (!res.ok()) {
         for (const auto& [id, doc] : merged) Fail(id);
       } else {
@@ -573,10 +573,30 @@ Task<bool> CacheCoherence::ApplyWrite(const std::string& ns, WriteOutcome outcom
   }
   if (!guard_) co_return true;
   if (outcome.kind == WriteOutcome::Kind::kInvalidateNamespace) co_return co_await InvalidateNamespace(ns);
+  if (outcome.deletes.size() > kMaxIdInvalidations) {
+    // Tombstones go one id at a time: past this many, one O(1) namespace invalidation is both
+    // quicker and kinder to other requests (docs/design.md §4.2.2).
+    co_return co_await InvalidateNamespace(ns);
+  }
   Mirror mirror(*this, ns, outcome.stamp);
   co_await mirror.Invalidate(outcome.deletes);
-  co_await mirror.Upserts(outcome.upserts);
-  co_await mirror.Patches(outcome.patches);
+  // Large writes are mirrored in bounded batches on the bulk lane: they neither hold the request
+  // lane nor run into its deadline (which would open the breaker).
+  const cache::CacheLane lane = outcome.upserts.size() + outcome.patches.size() > kMirrorBatch
+                                    ? cache::CacheLane::kBulk
+                                    : cache::CacheLane::kRequest;
+  for (auto [rows, merge] : {std::pair{&outcome.upserts, false}, {&outcome.patches, true}}) {
+    for (size_t i = 0; i < rows->size(); i += kMirrorBatch) {
+      auto first = rows->begin() + static_cast<std::ptrdiff_t>(i);
+      auto last = rows->begin() + static_cast<std::ptrdiff_t>(std::min(rows->size(), i + kMirrorBatch));
+      std::vector<RowEffect> batch(std::make_move_iterator(first), std::make_move_iterator(last));
+      if (merge) {
+        co_await mirror.Patches(batch, lane);
+      } else {
+        co_await mirror.Upserts(batch, lane);
+      }
+    }
+  }
   bool ok = !mirror.failed();
   if (outcome.has_untyped_ids) {
     // Ids the gateway cannot key: the namespace cannot be trusted in the cache any more.

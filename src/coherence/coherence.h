@@ -307,6 +307,10 @@ class CacheCoherence {
   // read before a write acknowledged to anyone (docs/design.md §4.1.2). Two ids sharing a stripe
   // only cost a read that could have been shared.
   static constexpr size_t kWriteStripes = 4096;
+  // Rows mirrored per cache batch, and the most ids a write invalidates one by one (past that,
+  // its namespace is invalidated instead).
+  static constexpr size_t kMirrorBatch = 1000;
+  static constexpr size_t kMaxIdInvalidations = 10000;
   std::array<std::atomic<uint64_t>, kWriteStripes> id_writes_{};
   std::array<std::atomic<uint64_t>, kWriteStripes> ns_writes_{};  // also the namespace fences
   std::array<std::atomic<uint64_t>, kWriteStripes> ns_puts_{};    // fenced puts in flight

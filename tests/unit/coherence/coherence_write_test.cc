@@ -74,6 +74,23 @@ TEST_F(ApplyWriteTest, APatchMergeRefusedByANewerRecordLeavesNoVersionOfTheId) {
   EXPECT_EQ(doc->upserted_at, 200u);
 }
 
+TEST_F(ApplyWriteTest, ALargeWriteIsMirroredInBatchesAndHugeDeletesInvalidateTheNamespace) {
+  constexpr uint64_t kRows = 2500;  // several batches, on the bulk lane
+  std::vector<RowEffect> rows;
+  for (uint64_t i = 1; i <= kRows; ++i) rows.push_back(Row(DocId::U64(i), R"({"n":1})"));
+  EXPECT_TRUE(Apply(Upserts(100, std::move(rows))));
+  for (uint64_t i : {uint64_t{1}, uint64_t{1000}, uint64_t{1001}, kRows}) {
+    EXPECT_TRUE(HasLiveRecord(DocId::U64(i))) << i;
+  }
+  EXPECT_EQ(guard().breaker_state(), cache::BreakerState::kClosed);
+
+  // More deletes than are worth one tombstone each: the namespace goes, in O(1).
+  std::vector<DocId> ids;
+  for (uint64_t i = 100'000; i < 100'000 + 10'001; ++i) ids.push_back(DocId::U64(i));
+  EXPECT_TRUE(Apply(Deletes(200, std::move(ids))));
+  EXPECT_FALSE(HasLiveRecord(DocId::U64(1)));
+}
+
 TEST_F(ApplyWriteTest, WritesOverlappingOnAnIdLeaveNoVersionOfIt) {
   const DocId id = DocId::U64(1), other = DocId::U64(2);
   // Both on their way upstream at once: their order there is unknown.
