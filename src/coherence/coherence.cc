@@ -209,7 +209,6 @@ CacheCoherence::Verdict CacheCoherence::Judge(std::string_view ns, const tpuf::D
 
 Task<Result<FetchOneResult>> CacheCoherence::FetchOne(const std::string& ns, const tpuf::DocId& id,
                                                       const RowReader& read) {
-  const uint64_t fence = NamespaceFence(ns);
   bool cache_error = !guard_;
   if (guard_) {
     // A record in memory is read right here on the I/O thread; anything that needs I/O (or a
@@ -241,15 +240,17 @@ Task<Result<FetchOneResult>> CacheCoherence::FetchOne(const std::string& ns, con
   CountLookup(outcome);
   if (!cache_error) OnCleanMiss(ns);
 
-  // The flight is of this id as of the last write acknowledged for it: a read that began before
-  // that write is not joined.
+  // Taken before the upstream read begins (docs/design.md §4.3).
+  const uint64_t fence = NamespaceFence(ns);
+  // The flight is of this id as of the last write acknowledged for it (and the namespace's
+  // fence): a read that began before that write is not joined.
   std::string flight_key = ns;
   flight_key += '\0';
   flight_key += IdKey(id);
   flight_key += '\0';
   flight_key += std::to_string(IdWrites(ns, id).load(std::memory_order_acquire));
   flight_key += '.';
-  flight_key += std::to_string(NsWrites(ns).load(std::memory_order_acquire));
+  flight_key += std::to_string(fence);
   // The flight's leader reads, and backfills once for every caller it answers (unless its own
   // lookup met a cache error; Backfill skips ids that became pending meanwhile).
   auto fetched =
@@ -274,7 +275,6 @@ Task<Result<FetchOneResult>> CacheCoherence::FetchOne(const std::string& ns, con
 Task<Result<FetchManyResult>> CacheCoherence::FetchMany(const std::string& ns,
                                                         std::vector<tpuf::DocId> ids,
                                                         const RowReader& read) {
-  const uint64_t fence = NamespaceFence(ns);
   FetchManyResult out;
   bool cache_error = !guard_;
   if (guard_ && !ids.empty()) {
@@ -306,6 +306,7 @@ Task<Result<FetchManyResult>> CacheCoherence::FetchMany(const std::string& ns,
   }
   if (!misses.empty()) {
     if (!cache_error) OnCleanMiss(ns);
+    const uint64_t fence = NamespaceFence(ns);  // before the upstream read begins (§4.3)
     auto rows = co_await read(misses);
     if (!rows.ok()) co_return rows.status();
     std::vector<std::pair<tpuf::DocId, FetchedRow>> fill;
