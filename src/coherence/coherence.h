@@ -197,11 +197,12 @@ class CacheCoherence {
   };
   std::unique_ptr<WriteTicket> BeginWrite(std::string_view ns, const std::vector<tpuf::DocId>& ids);
 
-  // Applies a write the upstream accepted. Learns the namespace's id type from its ids. Returns
-  // false when some effect could not be written to the cache (those ids, or the namespace, are
-  // then held as pending invalidations).
-  // With `ticket` (from BeginWrite), rows of ids another write overlapped are invalidated rather
-  // than mirrored. A row whose put is refused because a newer record is there is invalidated too.
+  // Applies what a write did upstream (WriteOutcome: accepted, or an unknown outcome to
+  // invalidate). Learns the namespace's id type from its ids. Returns false when some effect
+  // could not be written to the cache (those ids, or the namespace, are then held as pending
+  // invalidations). With `ticket` (from BeginWrite), rows of ids another write overlapped are
+  // invalidated rather than mirrored; a row whose put is refused because a newer record is there
+  // is invalidated too.
   Task<bool> ApplyWrite(const std::string& ns, WriteOutcome outcome,
                         const WriteTicket* ticket = nullptr);
   // The namespace was deleted upstream: forget its id type and make its records unreachable.
