@@ -8,10 +8,12 @@
 namespace layer {
 namespace {
 
-Result<ServeConfig> Parse(std::vector<std::string> args) {
+// Parses `args` with the flags `add` declares, then validates, as a subcommand does.
+template <typename Config>
+Result<Config> ParseWith(void (*add)(CLI::App&, Config&), std::vector<std::string> args) {
   CLI::App app;
-  ServeConfig cfg;
-  AddServeFlags(app, cfg);
+  Config cfg;
+  add(app, cfg);
   std::vector<std::string> rev(args.rbegin(), args.rend());
   try {
     app.parse(rev);
@@ -20,6 +22,10 @@ Result<ServeConfig> Parse(std::vector<std::string> args) {
   }
   if (Status st = cfg.Validate(); !st.ok()) return st;
   return cfg;
+}
+
+Result<ServeConfig> Parse(std::vector<std::string> args) {
+  return ParseWith(&AddServeFlags, std::move(args));
 }
 
 TEST(Config, DefaultsAreValid) {
@@ -99,17 +105,7 @@ TEST(Config, RedactedHidesSecrets) {
 }
 
 Result<OriginConfig> ParseOrigin(std::vector<std::string> args) {
-  CLI::App app;
-  OriginConfig cfg;
-  AddOriginFlags(app, cfg);
-  std::vector<std::string> rev(args.rbegin(), args.rend());
-  try {
-    app.parse(rev);
-  } catch (const CLI::ParseError& e) {
-    return Status::InvalidArgument(e.what());
-  }
-  if (Status st = cfg.Validate(); !st.ok()) return st;
-  return cfg;
+  return ParseWith(&AddOriginFlags, std::move(args));
 }
 
 TEST(OriginConfig, ApiKeysAreRepeatableWithACommaSeparatedEnvTwin) {
