@@ -242,15 +242,7 @@ Task<Result<FetchOneResult>> CacheCoherence::FetchOne(const std::string& ns, con
 
   // Taken before the upstream read begins (docs/design.md §4.3).
   const uint64_t fence = NamespaceFence(ns);
-  // The flight is of this id as of the last write acknowledged for it (and the namespace's
-  // fence): a read that began before that write is not joined.
-  std::string flight_key = ns;
-  flight_key += '\0';
-  flight_key += IdKey(id);
-  flight_key += '\0';
-  flight_key += std::to_string(IdWrites(ns, id).load(std::memory_order_acquire));
-  flight_key += '.';
-  flight_key += std::to_string(fence);
+  const std::string flight_key = FlightKey(ns, id, fence);
   // The flight's leader reads, and backfills once for every caller it answers (unless its own
   // lookup met a cache error; Backfill skips ids that became pending meanwhile).
   auto fetched =
@@ -306,19 +298,44 @@ Task<Result<FetchManyResult>> CacheCoherence::FetchMany(const std::string& ns,
   }
   if (!misses.empty()) {
     if (!cache_error) OnCleanMiss(ns);
+    // The misses join reads already in flight for them (a single fetch's or another batch's,
+    // under the same rule as FetchOne) and are read together for the rest.
     const uint64_t fence = NamespaceFence(ns);  // before the upstream read begins (§4.3)
-    auto rows = co_await read(misses);
-    if (!rows.ok()) co_return rows.status();
-    std::vector<std::pair<tpuf::DocId, FetchedRow>> fill;
-    for (auto& id : misses) {
-      auto it = rows->find(IdKey(id));
-      if (it == rows->end()) continue;
-      if (!cache_error) fill.emplace_back(std::move(id), it->second);
-      out.rows.emplace(it->first, std::move(it->second));
-    }
-    if (!fill.empty()) {
-      boost::asio::co_spawn(co_await boost::asio::this_coro::executor,
-                            Backfill(ns, std::move(fill), fence), boost::asio::detached);
+    std::vector<std::string> keys;
+    keys.reserve(misses.size());
+    for (const auto& id : misses) keys.push_back(FlightKey(ns, id, fence));
+    auto read_led = [&](const std::vector<size_t>& led)
+        -> Task<std::vector<Result<std::optional<FetchedRow>>>> {
+      std::vector<tpuf::DocId> ids;
+      ids.reserve(led.size());
+      for (size_t i : led) ids.push_back(misses[i]);
+      auto rows = co_await read(ids);
+      std::vector<Result<std::optional<FetchedRow>>> results;
+      results.reserve(led.size());
+      if (!rows.ok()) {
+        for (size_t j = 0; j < led.size(); ++j) results.emplace_back(rows.status());
+        co_return results;
+      }
+      std::vector<std::pair<tpuf::DocId, FetchedRow>> fill;
+      for (const auto& id : ids) {
+        auto it = rows->find(IdKey(id));
+        if (it == rows->end()) {
+          results.emplace_back(std::optional<FetchedRow>());
+          continue;
+        }
+        if (!cache_error) fill.emplace_back(id, it->second);
+        results.emplace_back(std::optional<FetchedRow>(std::move(it->second)));
+      }
+      if (!fill.empty()) {
+        boost::asio::co_spawn(co_await boost::asio::this_coro::executor,
+                              Backfill(ns, std::move(fill), fence), boost::asio::detached);
+      }
+      co_return results;
+    };
+    auto fetched = co_await fetch_flights_.DoMany(keys, read_led);
+    for (size_t i = 0; i < misses.size(); ++i) {
+      if (!fetched[i].ok()) co_return fetched[i].status();
+      if (*fetched[i]) out.rows.emplace(IdKey(misses[i]), std::move(**fetched[i]));
     }
   }
   out.outcome = cache_error      ? FetchOutcome::kMissOnError
@@ -538,6 +555,20 @@ bool CacheCoherence::WriteTicket::Overlapped(std::string_view ns, const tpuf::Do
   if (it == stripes_.end() || *it != stripe) return true;
   const size_t i = static_cast<size_t>(it - stripes_.begin());
   return overlapped_[i] || core_.begun_writes_[stripe].load() != begun_after_[i];
+}
+
+std::string CacheCoherence::FlightKey(std::string_view ns, const tpuf::DocId& id,
+                                      uint64_t fence) {
+  // The flight is of this id as of the last write acknowledged for it and the namespace's fence:
+  // a read that began before such a write is not joined.
+  std::string key(ns);
+  key += '\0';
+  key += IdKey(id);
+  key += '\0';
+  key += std::to_string(IdWrites(ns, id).load(std::memory_order_acquire));
+  key += '.';
+  key += std::to_string(fence);
+  return key;
 }
 
 std::atomic<uint64_t>& CacheCoherence::NsWrites(std::string_view ns) {

@@ -162,8 +162,9 @@ class CacheCoherence {
   // same id) and backfilled after the answer. A failure means the upstream read failed.
   Task<Result<FetchOneResult>> FetchOne(const std::string& ns, const tpuf::DocId& id,
                                         const RowReader& read);
-  // Many documents (distinct ids of one type): the cache's answers, and one upstream read of
-  // every miss. A failure means the upstream read failed.
+  // Many documents (distinct ids of one type): the cache's answers; the misses join reads in
+  // flight for them and are read upstream together for the rest. A failure means an upstream
+  // read failed.
   Task<Result<FetchManyResult>> FetchMany(const std::string& ns, std::vector<tpuf::DocId> ids,
                                           const RowReader& read);
   FetchConsistency fetch_consistency() const { return options_.fetch_consistency; }
@@ -322,6 +323,8 @@ class CacheCoherence {
   static size_t IdStripe(std::string_view ns, const tpuf::DocId& id);
   std::atomic<uint64_t>& IdWrites(std::string_view ns, const tpuf::DocId& id);
   std::atomic<uint64_t>& NsWrites(std::string_view ns);
+  // The single-flight key of a read of `id` begun under `fence`.
+  std::string FlightKey(std::string_view ns, const tpuf::DocId& id, uint64_t fence);
   std::atomic<uint64_t>& NsPuts(std::string_view ns);
 
   std::function<bool(std::string_view)> warming_;

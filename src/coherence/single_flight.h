@@ -16,6 +16,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -51,6 +52,48 @@ class SingleFlight {
     Result<T> r = co_await fn();
     completer.Complete(r);
     co_return r;
+  }
+
+  // The same for many keys at once: joins the calls already in flight for some of `keys` and
+  // runs `fn` once for all the others, which it leads. `fn` is a callable taking the indexes (into
+  // `keys`) it leads and returning Task<std::vector<Result<T>>>, one result per led index, in
+  // order. Returns one result per key, in order. `keys` must be distinct.
+  template <typename Fn>
+  Task<std::vector<Result<T>>> DoMany(const std::vector<std::string>& keys, Fn fn) {
+    std::vector<size_t> led;
+    std::vector<std::shared_ptr<Flight>> flights(keys.size());
+    {
+      std::lock_guard lock(mu_);
+      for (size_t i = 0; i < keys.size(); ++i) {
+        auto it = flights_.find(keys[i]);
+        if (it != flights_.end()) {
+          flights[i] = it->second;
+          continue;
+        }
+        flights[i] = std::make_shared<Flight>();
+        flights_.emplace(keys[i], flights[i]);
+        led.push_back(i);
+      }
+    }
+    std::vector<std::optional<Result<T>>> out(keys.size());
+    if (!led.empty()) {
+      std::vector<std::unique_ptr<Completer>> completers;
+      for (size_t i : led) completers.push_back(std::make_unique<Completer>(this, keys[i], flights[i]));
+      std::vector<Result<T>> results = co_await fn(led);
+      for (size_t j = 0; j < led.size(); ++j) {
+        Result<T> r = j < results.size() ? std::move(results[j])
+                                         : Result<T>(Status::Internal("a led key got no result"));
+        completers[j]->Complete(r);
+        out[led[j]].emplace(std::move(r));
+      }
+    }
+    for (size_t i = 0; i < keys.size(); ++i) {
+      if (!out[i]) out[i].emplace(co_await Wait(flights[i]));
+    }
+    std::vector<Result<T>> done;
+    done.reserve(keys.size());
+    for (auto& r : out) done.push_back(std::move(*r));
+    co_return done;
   }
 
  private:

@@ -280,6 +280,45 @@ TEST_F(CoalescingTest, AFetchAfterAnAcknowledgedWriteNeverJoinsAReadBegunBeforeI
   ASSERT_TRUE(before && before->ok());
 }
 
+TEST_F(CoalescingTest, BatchMissesJoinReadsInFlightAndReadTheRestTogether) {
+  const std::string ns = kNs;
+  const DocId a = DocId::U64(51), b = DocId::U64(52), c = DocId::U64(53);
+  for (const DocId& id : {a, b, c}) upstream_.Put(id, R"({"n":5})", 100);
+  upstream_.Hold();
+  std::optional<Result<FetchOneResult>> single;
+  std::optional<Result<FetchManyResult>> batch;
+  auto fetch_single = [&]() -> Task<void> {
+    single.emplace(co_await core_->FetchOne(ns, a, reader_));
+  };
+  const std::vector<DocId> all{a, b, c};
+  auto fetch_batch = [&]() -> Task<void> {
+    batch.emplace(co_await core_->FetchMany(ns, all, reader_));
+  };
+  asio::co_spawn(io_, fetch_single, asio::detached);
+  bool both_reading = false;
+  asio::co_spawn(
+      io_,
+      [&]() -> Task<void> {
+        co_await WaitOnLoop([&] { return upstream_.blocked() == 1; });
+        asio::co_spawn(io_, fetch_batch, asio::detached);
+        // The batch reads b and c; for a it waits on the single fetch's read.
+        both_reading = co_await WaitOnLoop([&] { return upstream_.blocked() == 2; });
+        upstream_.Release();
+      },
+      asio::detached);
+  io_.restart();
+  io_.run();
+
+  EXPECT_TRUE(both_reading);
+  ASSERT_EQ(upstream_.call_count(), 2u);
+  EXPECT_EQ(Texts(upstream_.calls()[0]), (std::vector<std::string>{"51"}));
+  EXPECT_EQ(Texts(upstream_.calls()[1]), (std::vector<std::string>{"52", "53"}));
+  ASSERT_TRUE(single && single->ok() && (*single)->row);
+  ASSERT_TRUE(batch && batch->ok()) << (batch ? batch->status().ToString() : "");
+  EXPECT_EQ((*batch)->rows.size(), 3u);
+  EXPECT_EQ((*batch)->outcome, FetchOutcome::kMiss);
+}
+
 TEST_F(CoalescingTest, ConcurrentMissesShareTheReadFailure) {
   constexpr int kN = 4;
   upstream_.Fail(Status::Unavailable("upstream down"));
