@@ -218,7 +218,6 @@ def test_apply_then_delay_makes_the_write_visible_before_its_answer(pair):
             result["error"] = e
         answered.set()
 
-    t0 = time.monotonic()
     writer = threading.Thread(target=slow_write, daemon=True)
     writer.start()
     # Read from other connections until the write shows: it is applied while its answer waits.
@@ -226,7 +225,6 @@ def test_apply_then_delay_makes_the_write_visible_before_its_answer(pair):
     assert not answered.is_set(), f"the answer arrived before the write was seen: {result}"
     # The answer does come, late, and it is the ordinary one.
     assert answered.wait(timeout=30), "the delayed answer never came"
-    assert time.monotonic() - t0 < 30
     assert "error" not in result, result
     r = result["resp"]
     assert r.status == 200 and r.json()["rows_upserted"] == 1, r
