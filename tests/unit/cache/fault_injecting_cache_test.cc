@@ -132,16 +132,9 @@ class FaultInjectingContractBackend final : public DocumentCacheBackend {
  public:
   static std::unique_ptr<DocumentCacheBackend> Open() {
     auto backend = std::make_unique<FaultInjectingContractBackend>();
-    RocksDbCacheOptions o;
-    o.path = backend->dir_.Sub("cache");
-    o.max_bytes = 64 << 20;
-    auto r = RocksDbCache::Open(std::move(o));
-    if (!r.ok()) {
-      ADD_FAILURE() << r.status().ToString();
-      return nullptr;
-    }
-    backend->faults_ =
-        std::make_unique<FaultInjectingCache>(std::shared_ptr<DocumentCache>(std::move(r).value()));
+    std::shared_ptr<DocumentCache> inner = testing::OpenTestRocksDb(backend->dir_);
+    if (!inner) return nullptr;
+    backend->faults_ = std::make_unique<FaultInjectingCache>(std::move(inner));
     return backend;
   }
   DocumentCache& cache() override { return *faults_; }

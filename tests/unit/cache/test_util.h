@@ -3,15 +3,19 @@
 
 #include <stdlib.h>
 
+#include <gtest/gtest.h>
+
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
 
 #include <filesystem>
+#include <memory>
 #include <optional>
 #include <string>
 #include <utility>
 
+#include "cache/rocksdb/rocksdb_cache.h"
 #include "common/task.h"
 
 namespace layer::cache::testing {
@@ -35,6 +39,20 @@ class TempDir {
  private:
   std::string path_;
 };
+
+// A RocksDB cache in `dir`/cache, sized as the cache tests size it (64 MiB), on the system clock.
+// A failure to open is reported to gtest and answered with null.
+inline std::unique_ptr<RocksDbCache> OpenTestRocksDb(const TempDir& dir) {
+  RocksDbCacheOptions o;
+  o.path = dir.Sub("cache");
+  o.max_bytes = 64 << 20;
+  auto r = RocksDbCache::Open(std::move(o));
+  if (!r.ok()) {
+    ADD_FAILURE() << r.status().ToString();
+    return nullptr;
+  }
+  return std::move(r).value();
+}
 
 // Runs `task` on `io` until it completes and returns its value.
 template <typename T>

@@ -39,6 +39,16 @@ struct JobStoreContractSettings {
 
 // One backend under test: the store and whatever it needs to live (a temporary directory, a
 // database connection), released when the case ends.
+// Creates a warm job that must be new (a test failure otherwise) and returns it.
+inline WarmJob MustCreateWarmJob(JobStore& store, const std::string& ns, const std::string& owner,
+                                 int page_size) {
+  auto r = store.Create({ns, page_size, owner});
+  EXPECT_TRUE(r.ok()) << r.status().ToString();
+  if (!r.ok()) return WarmJob{};
+  EXPECT_TRUE(r->created);
+  return r->job;
+}
+
 class JobStoreBackend {
  public:
   virtual ~JobStoreBackend() = default;
@@ -69,10 +79,7 @@ class JobStoreContractTest : public ::testing::TestWithParam<JobStoreContractPar
 
   WarmJob MustCreate(const std::string& ns, const std::string& owner = "gw-a",
                      int page_size = 1000) {
-    auto r = store_->Create({ns, page_size, owner});
-    EXPECT_TRUE(r.ok()) << r.status().ToString();
-    EXPECT_TRUE(r->created);
-    return r->job;
+    return MustCreateWarmJob(*store_, ns, owner, page_size);
   }
 
   ManualClock clock_{kT0};

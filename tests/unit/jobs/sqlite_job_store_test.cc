@@ -41,10 +41,7 @@ class SqliteJobStoreTest : public ::testing::Test {
 
   WarmJob MustCreate(const std::string& ns, const std::string& owner = "gw-a",
                      int page_size = 1000) {
-    auto r = store_->Create({ns, page_size, owner});
-    EXPECT_TRUE(r.ok()) << r.status().ToString();
-    EXPECT_TRUE(r->created);
-    return r->job;
+    return MustCreateWarmJob(*store_, ns, owner, page_size);
   }
 
   layer::testing::StorageTempDir dir_;

@@ -374,15 +374,8 @@ class RocksDbContractBackend final : public DocumentCacheBackend {
  public:
   static std::unique_ptr<DocumentCacheBackend> Open() {
     auto backend = std::make_unique<RocksDbContractBackend>();
-    RocksDbCacheOptions o;
-    o.path = backend->dir_.Sub("cache");
-    o.max_bytes = 64 << 20;
-    auto r = RocksDbCache::Open(std::move(o));
-    if (!r.ok()) {
-      ADD_FAILURE() << r.status().ToString();
-      return nullptr;
-    }
-    backend->cache_ = std::move(r).value();
+    backend->cache_ = OpenTestRocksDb(backend->dir_);
+    if (!backend->cache_) return nullptr;
     return backend;
   }
   DocumentCache& cache() override { return *cache_; }
