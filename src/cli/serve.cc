@@ -21,6 +21,7 @@
 #include "cache/rocksdb/rocksdb_cache.h"
 #include "coherence/coherence.h"
 #include "gateway/gateway.h"
+#include "gateway/tenancy.h"
 #include "gateway/warm.h"
 #include "jobs/sqlite/sqlite_job_store.h"
 #include "jobs/warm_runner.h"
@@ -67,6 +68,10 @@ Task<void> DrainOnSignal(asio::signal_set& signals, http::HttpServer& server,
   pool.Stop();
 }
 
+// Where the cache records the tenancy it was kept under: a name no namespace or partition has.
+constexpr std::string_view kTenancyRecordName = "@";
+constexpr std::string_view kTenancyRecordKey = "tenancy";
+
 // Opens the embedded cache (`*db`) and the coherence core over it.
 Result<std::unique_ptr<coherence::CacheCoherence>> OpenCache(
     const ServeConfig& cfg, std::shared_ptr<cache::RocksDbCache>* db_out, bool* started_empty) {
@@ -77,6 +82,31 @@ Result<std::unique_ptr<coherence::CacheCoherence>> OpenCache(
   copts.reset_on_start = cfg.cache_reset_on_start;
   auto db = cache::RocksDbCache::Open(copts);
   if (!db.ok()) return db.status();
+  // A cache kept under the other tenancy would hold partitions no write of this one invalidates
+  // (docs/design.md §9.7): it starts over when the tenancy changes.
+  const std::string tenancy = gateway::PerKeyTenancy(cfg) ? "per-key" : "one";
+  auto kept = (*db)->GetNamespaceRecord(kTenancyRecordName, kTenancyRecordKey);
+  const bool mismatch = kept.ok() ? (*kept ? **kept != tenancy : !(*db)->started_empty())
+                                  : true;
+  if (mismatch) {
+    spdlog::warn("the document cache in {} was kept under another tenancy (or cannot say which); "
+                 "starting it over",
+                 copts.path);
+    db->reset();  // closes it before it is opened again
+    copts.reset_on_start = true;
+    db = cache::RocksDbCache::Open(copts);
+    if (!db.ok()) return db.status();
+  }
+  if (Status st = (*db)->PutNamespaceRecord(kTenancyRecordName, kTenancyRecordKey, tenancy);
+      !st.ok()) {
+    return st;
+  }
+  coherence::PartitionRegistry partitions;
+  if (tenancy == "per-key") {
+    auto registry = coherence::ReadPartitionRegistry(**db);
+    if (!registry.ok()) return registry.status();
+    partitions = std::move(*registry);
+  }
   *started_empty = (*db)->started_empty();
   std::error_code ec;
   spdlog::info("document cache: rocksdb in {} (max {} bytes)",
@@ -88,6 +118,7 @@ Result<std::unique_ptr<coherence::CacheCoherence>> OpenCache(
   std::shared_ptr<cache::DocumentCache> backend = *db_out;
   coherence::CoherenceOptions options;
   options.backend_name = "rocksdb";
+  options.partitions = std::move(partitions);
   options.fetch_consistency = cfg.fetch_consistency == "eventual"
                                   ? coherence::FetchConsistency::kEventual
                                   : coherence::FetchConsistency::kStrong;
@@ -179,11 +210,12 @@ int RunServe(const ServeConfig& cfg) {
     return 2;
   }
 
-  gateway::Gateway gw(cfg, **upstream, cache);
+  // Background work's upstream credential: the upstream key, or its callers' own (§9.7).
+  http::Credentials credentials(cfg.upstream_api_key.empty() ? std::string()
+                                                             : "Bearer " + cfg.upstream_api_key);
+  gateway::Gateway gw(cfg, **upstream, cache, credentials);
   watermark::WatcherOptions watch_opts;
-  if (!cfg.upstream_api_key.empty()) {
-    watch_opts.upstream_authorization = "Bearer " + cfg.upstream_api_key;
-  }
+  watch_opts.credentials = &credentials;
   watermark::ConsistencyWatcher watcher(**upstream, watch_opts);
   gw.AttachWatcher(&watcher);
 
@@ -196,7 +228,7 @@ int RunServe(const ServeConfig& cfg) {
   }
   jobs::WarmRunnerOptions wopts;
   wopts.owner = jobs::NewJobId();
-  wopts.upstream_authorization = watch_opts.upstream_authorization;
+  wopts.credentials = &credentials;
   jobs::WarmRunner warm_runner(background, **job_store, **background_upstream, cache, &watcher,
                                wopts);
   std::string objects_dir = cfg.object_store_dir.empty()

@@ -180,7 +180,8 @@ struct CacheCoherence::Metrics {
 CacheCoherence::CacheCoherence(std::unique_ptr<cache::CacheGuard> guard, CoherenceOptions options)
     : guard_(std::move(guard)),
       options_(std::move(options)),
-      metrics_(std::make_unique<Metrics>(MetricsOr(options_.metrics))) {}
+      metrics_(std::make_unique<Metrics>(MetricsOr(options_.metrics))),
+      partitions_(options_.partitions) {}
 
 CacheCoherence::~CacheCoherence() = default;
 
@@ -238,7 +239,10 @@ Task<Result<FetchOneResult>> CacheCoherence::FetchOne(const std::string& ns, con
   }
   const FetchOutcome outcome = cache_error ? FetchOutcome::kMissOnError : FetchOutcome::kMiss;
   CountLookup(outcome);
-  if (!cache_error) OnCleanMiss(ns);
+  if (!cache_error) {
+    OnCleanMiss(ns);
+    co_await RegisterPartition(ns);  // before the read whose rows it backfills (§9.7)
+  }
 
   // Taken before the upstream read begins (docs/design.md §4.3).
   const uint64_t fence = NamespaceFence(ns);
@@ -297,7 +301,10 @@ Task<Result<FetchManyResult>> CacheCoherence::FetchMany(const std::string& ns,
     if (!out.rows.count(IdKey(id))) misses.push_back(std::move(id));
   }
   if (!misses.empty()) {
-    if (!cache_error) OnCleanMiss(ns);
+    if (!cache_error) {
+      OnCleanMiss(ns);
+      co_await RegisterPartition(ns);  // before the read whose rows it backfills (§9.7)
+    }
     // The misses join reads already in flight for them (a single fetch's or another batch's,
     // under the same rule as FetchOne) and are read together for the rest.
     const uint64_t fence = NamespaceFence(ns);  // before the upstream read begins (§4.3)
@@ -513,7 +520,9 @@ class CacheCoherence::Mirror {
 };
 
 size_t CacheCoherence::IdStripe(std::string_view ns, const tpuf::DocId& id) {
-  size_t h = std::hash<std::string_view>()(ns) * 31 + std::hash<std::string_view>()(id.bytes);
+  // By the partition's namespace: every tenant's partition of it shares the stripes (§9.7).
+  size_t h = std::hash<std::string_view>()(PartitionNamespace(ns)) * 31 +
+             std::hash<std::string_view>()(id.bytes);
   return (h + static_cast<size_t>(id.type)) % kWriteStripes;
 }
 
@@ -572,7 +581,7 @@ std::string CacheCoherence::FlightKey(std::string_view ns, const tpuf::DocId& id
 }
 
 std::atomic<uint64_t>& CacheCoherence::NsWrites(std::string_view ns) {
-  return ns_writes_[std::hash<std::string_view>()(ns) % kWriteStripes];
+  return ns_writes_[std::hash<std::string_view>()(PartitionNamespace(ns)) % kWriteStripes];
 }
 
 Task<bool> CacheCoherence::ApplyWrite(const std::string& ns, WriteOutcome outcome,
@@ -604,11 +613,17 @@ Task<bool> CacheCoherence::ApplyWrite(const std::string& ns, WriteOutcome outcom
     if (first) id_types_.Learn(ns, first->type);
   }
   if (!guard_) co_return true;
-  if (outcome.kind == WriteOutcome::Kind::kInvalidateNamespace) co_return co_await InvalidateNamespace(ns);
+  co_await RegisterPartition(ns);
+  // Other tenants' partitions first: nothing of this write may be missing there once it is
+  // acknowledged, whatever this partition's own mirror does below.
+  bool siblings_ok = co_await InvalidateSiblings(ns, outcome);
+  if (outcome.kind == WriteOutcome::Kind::kInvalidateNamespace) {
+    co_return co_await InvalidateNamespace(ns) && siblings_ok;
+  }
   if (outcome.deletes.size() > kMaxIdInvalidations) {
     // Tombstones go one id at a time: past this many, one O(1) namespace invalidation is both
     // quicker and kinder to other requests (docs/design.md §4.2.2).
-    co_return co_await InvalidateNamespace(ns);
+    co_return co_await InvalidateNamespace(ns) && siblings_ok;
   }
   Mirror mirror(*this, ns, outcome.stamp);
   co_await mirror.Invalidate(outcome.deletes);
@@ -629,7 +644,7 @@ Task<bool> CacheCoherence::ApplyWrite(const std::string& ns, WriteOutcome outcom
       }
     }
   }
-  bool ok = !mirror.failed();
+  bool ok = !mirror.failed() && siblings_ok;
   if (outcome.has_untyped_ids) {
     // Ids the gateway cannot key: the namespace cannot be trusted in the cache any more.
     ok = co_await InvalidateNamespace(ns) && ok;
@@ -686,16 +701,143 @@ Task<Result<std::vector<bool>>> CacheCoherence::FencedPut(
 }
 
 std::atomic<uint64_t>& CacheCoherence::NsPuts(std::string_view ns) {
-  return ns_puts_[std::hash<std::string_view>()(ns) % kWriteStripes];
+  return ns_puts_[std::hash<std::string_view>()(PartitionNamespace(ns)) % kWriteStripes];
 }
 
 Task<void> CacheCoherence::NamespaceDeleted(const std::string& ns) {
   id_types_.Forget(ns);
   (void)co_await InvalidateNamespace(ns);
+  for (const std::string& sibling : SiblingPartitions(ns)) {
+    id_types_.Forget(sibling);
+    (void)co_await InvalidateNamespace(sibling);
+  }
+}
+
+// ---- Tenants' partitions ----
+
+Result<PartitionRegistry> ReadPartitionRegistry(cache::DocumentCache& cache) {
+  auto records = cache.ListNamespaceRecords(kPartitionsRecord);
+  if (!records.ok()) return records.status();
+  PartitionRegistry out;
+  for (const auto& [name, value] : *records) {
+    // Registry records live on "<namespace>@" (PartitionRegistryName).
+    if (name.empty() || name.back() != kPartitionSeparator) continue;
+    std::set<std::string>& tags = out[name.substr(0, name.size() - 1)];
+    size_t start = 0;
+    while (start < value.size()) {
+      size_t end = value.find('\n', start);
+      if (end == std::string::npos) end = value.size();
+      if (end > start) tags.insert(value.substr(start, end - start));
+      start = end + 1;
+    }
+  }
+  return out;
+}
+
+Task<void> CacheCoherence::RegisterPartition(const std::string& partition) {
+  const PartitionParts parts = SplitPartition(partition);
+  if (parts.tag.empty() || !guard_) co_return;
+  {
+    std::lock_guard lock(partitions_mu_);
+    auto& tags = partitions_[std::string(parts.ns)];
+    if (!tags.emplace(parts.tag).second) co_return;  // known already
+    unsaved_partitions_.emplace(parts.ns);
+    registry_unsaved_.store(true);
+  }
+  // In this process the registry in memory is the truth from here on; the cache's copy is what a
+  // restart reads (and a clean stop with it unsaved discards the cache, like pending
+  // invalidations).
+  (void)co_await SavePartitions(std::string(parts.ns));
+}
+
+Task<bool> CacheCoherence::SavePartitions(std::string ns) {
+  {
+    std::lock_guard lock(partitions_mu_);
+    // One save of a namespace's registry at a time, so that an older list never lands after a
+    // newer one: a registration during it leaves the namespace unsaved, and the save goes again.
+    if (!saving_partitions_.insert(ns).second) co_return true;
+  }
+  bool saved = true;
+  for (;;) {
+    std::string value;
+    {
+      std::lock_guard lock(partitions_mu_);
+      if (!unsaved_partitions_.count(ns)) break;
+      unsaved_partitions_.erase(ns);
+      for (const std::string& tag : partitions_[ns]) {
+        value += tag;
+        value += '\n';
+      }
+    }
+    Status st = co_await guard_->PutNamespaceRecord(PartitionRegistryName(ns),
+                                                    std::string(kPartitionsRecord), value);
+    if (!st.ok()) {
+      spdlog::warn("saving the partition registry of '{}' failed: {}; retried later", ns,
+                   st.ToString());
+      std::lock_guard lock(partitions_mu_);
+      unsaved_partitions_.insert(ns);
+      saved = false;
+      break;
+    }
+  }
+  std::lock_guard lock(partitions_mu_);
+  saving_partitions_.erase(ns);
+  registry_unsaved_.store(!unsaved_partitions_.empty());
+  co_return saved;
+}
+
+std::vector<std::string> CacheCoherence::SiblingPartitions(std::string_view partition) const {
+  const PartitionParts parts = SplitPartition(partition);
+  std::vector<std::string> out;
+  std::lock_guard lock(partitions_mu_);
+  auto it = partitions_.find(parts.ns);
+  if (it != partitions_.end()) {
+    for (const std::string& tag : it->second) {
+      if (tag != parts.tag) out.push_back(PartitionName(parts.ns, tag));
+    }
+  }
+  // The one tenant's partition, if the cache has one, is the namespace's own name; it is never
+  // registered, and a cache never holds both kinds (start-up resets it when the tenancy changes).
+  return out;
+}
+
+Task<bool> CacheCoherence::InvalidateSiblings(const std::string& ns, const WriteOutcome& outcome) {
+  std::vector<std::string> siblings = SiblingPartitions(ns);
+  if (siblings.empty()) co_return true;
+  std::vector<tpuf::DocId> ids = outcome.deletes;
+  for (const auto* rows : {&outcome.upserts, &outcome.patches}) {
+    for (const RowEffect& r : *rows) ids.push_back(r.id);
+  }
+  const bool whole = outcome.kind == WriteOutcome::Kind::kInvalidateNamespace ||
+                     outcome.has_untyped_ids || ids.size() > kMaxIdInvalidations;
+  bool ok = true;
+  for (const std::string& sibling : siblings) {
+    if (whole) {
+      ok = co_await InvalidateNamespace(sibling) && ok;
+      continue;
+    }
+    // What this write did is unknown there (another key may see other rows): no version from
+    // before it may be served, as for a write whose outcome is unknown (§4.2.5).
+    Mirror mirror(*this, sibling, outcome.stamp);
+    co_await mirror.Invalidate(ids);
+    ok = !mirror.failed() && ok;
+  }
+  co_return ok;
 }
 
 Task<void> CacheCoherence::RetryPending() {
-  if (!guard_ || pending_.size() == 0) co_return;
+  if (!guard_) co_return;
+  if (registry_unsaved_.load()) {
+    std::vector<std::string> unsaved;
+    {
+      std::lock_guard lock(partitions_mu_);
+      unsaved.assign(unsaved_partitions_.begin(), unsaved_partitions_.end());
+    }
+    for (std::string& ns : unsaved) {
+      if (!co_await SavePartitions(std::move(ns))) break;
+    }
+  }
+  if (pending_.size() == 0) co_return;
   co_await pending_.Retry(*guard_);
   UpdatePendingGauge();
 }

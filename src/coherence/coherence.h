@@ -49,6 +49,7 @@
 #include "common/clock.h"
 #include "common/metrics.h"
 #include "common/task.h"
+#include "common/tenant.h"
 #include "tpuf/doc_id.h"
 
 namespace layer::coherence {
@@ -139,8 +140,20 @@ std::string_view CacheStateName(CacheState state);  // "cold", "warming", "warm"
 inline constexpr std::string_view kWarmedThroughRecord = "cache_warmed_through";
 inline constexpr std::string_view kLatestSnapshotRecord = "latest_snapshot";
 
+// The namespace record that lists a namespace's tagged partitions (docs/design.md §9.7), kept on
+// the name PartitionRegistryName(ns): one tenant tag per line.
+inline constexpr std::string_view kPartitionsRecord = "partitions";
+
+// Tenant tags by namespace: the partitions the cache may hold records in.
+using PartitionRegistry = std::map<std::string, std::set<std::string>, std::less<>>;
+// The registry a cache holds (its kPartitionsRecord records); start-up reads it before serving.
+Result<PartitionRegistry> ReadPartitionRegistry(cache::DocumentCache& cache);
+
 struct CoherenceOptions {
   std::string backend_name;  // reported by /health ("rocksdb", ...)
+  // The partitions the cache holds records in (ReadPartitionRegistry), when callers' keys are
+  // tenants; empty otherwise.
+  PartitionRegistry partitions;
   FetchConsistency fetch_consistency = FetchConsistency::kStrong;
   // Set only under --test-faults: the decorator between the guard and the backend.
   std::shared_ptr<cache::FaultInjectingCache> faults;
@@ -210,7 +223,9 @@ class CacheCoherence {
   Task<void> NamespaceDeleted(const std::string& ns);
   // Writes pending invalidations the cache could not take before; keeps what still fails.
   Task<void> RetryPending();
-  size_t pending_invalidations() const { return pending_.size(); }
+  size_t pending_invalidations() const {
+    return pending_.size() + (registry_unsaved_.load() ? 1 : 0);
+  }
 
   // ---- Warm pages (docs/design.md §5) ----
 
@@ -253,6 +268,21 @@ class CacheCoherence {
   // Increased whenever what Warming() answers may have changed (a warm started or ended here).
   uint64_t warming_version() const { return warming_version_.load(std::memory_order_acquire); }
   void NoteWarmingChanged() { warming_version_.fetch_add(1, std::memory_order_release); }
+
+  // ---- Tenants' partitions (docs/design.md §9.7) ----
+  //
+  // Every namespace argument above is a partition (common/tenant.h). The write sequences, fences
+  // and write tickets are shared by all partitions of a namespace, and a write or namespace delete
+  // through one partition invalidates what it names in every other registered partition of the
+  // namespace: one Turbopuffer organisation may call through several keys.
+
+  // Registers `partition` (a no-op for the one tenant's), before anything is put into it: from
+  // then on writes through the namespace's other partitions invalidate in it. The registry is
+  // kept in the cache; when the cache cannot take it, it is retried with the pending
+  // invalidations and counts as one of them.
+  Task<void> RegisterPartition(const std::string& partition);
+  // The registered partitions of `partition`'s namespace other than `partition` itself.
+  std::vector<std::string> SiblingPartitions(std::string_view partition) const;
 
   // ---- The cache underneath ----
 
@@ -326,6 +356,17 @@ class CacheCoherence {
   // The single-flight key of a read of `id` begun under `fence`.
   std::string FlightKey(std::string_view ns, const tpuf::DocId& id, uint64_t fence);
   std::atomic<uint64_t>& NsPuts(std::string_view ns);
+
+  // Applies a write's invalidations to the namespace's other partitions (RegisterPartition).
+  Task<bool> InvalidateSiblings(const std::string& ns, const WriteOutcome& outcome);
+  // Writes the registry of `ns` to the cache; false when the cache did not take it.
+  Task<bool> SavePartitions(std::string ns);
+
+  mutable std::mutex partitions_mu_;  // guards partitions_, unsaved_ and saving_partitions_
+  PartitionRegistry partitions_;
+  std::set<std::string, std::less<>> unsaved_partitions_;  // namespaces whose registry is unsaved
+  std::set<std::string, std::less<>> saving_partitions_;   // namespaces whose registry is saving
+  std::atomic<bool> registry_unsaved_{false};
 
   std::function<bool(std::string_view)> warming_;
   std::function<void(const std::string&)> start_warm_;

@@ -154,7 +154,8 @@ Status ServeConfig::Validate() const {
                          {header_timeout_ms, "--header-timeout-ms"},
                          {body_timeout_ms, "--body-timeout-ms"},
                          {idle_timeout_ms, "--idle-timeout-ms"},
-                         {drain_grace_ms, "--drain-grace-ms"}}) {
+                         {drain_grace_ms, "--drain-grace-ms"},
+                         {key_validation_ttl_ms, "--key-validation-ttl"}}) {
     if (Status st = positive(v, name); !st.ok()) return st;
   }
   if (data_dir.empty()) return Status::InvalidArgument("--data-dir may not be empty");
@@ -193,6 +194,7 @@ std::string ServeConfig::Redacted() const {
       "listen={} threads={} request_slice_us={} upstream={} upstream_api_key={} "
       "upstream_ca_file={} upstream_connect_timeout_ms={} upstream_timeout_ms={} "
       "upstream_max_idle={} upstream_idle_ttl_ms={} auth_mode={} gateway_keys=[{}] "
+      "key_validation_ttl_ms={} "
       "max_body_bytes={} max_header_bytes={} header_timeout_ms={} body_timeout_ms={} "
       "idle_timeout_ms={} drain_grace_ms={} drain_delay_ms={} data_dir={} cache_dir={} "
       "cache_max_bytes={} cache_reset_on_start={} cache_op_timeout_ms={} fetch_consistency={} "
@@ -201,11 +203,29 @@ std::string ServeConfig::Redacted() const {
       upstream_api_key.empty() ? "<none>" : kRedacted,
       upstream_ca_file.empty() ? "<system>" : upstream_ca_file, upstream_connect_timeout_ms,
       upstream_timeout_ms, upstream_max_idle, upstream_idle_ttl_ms, AuthModeName(auth_mode), keys,
-      max_body_bytes, max_header_bytes, header_timeout_ms, body_timeout_ms, idle_timeout_ms,
+      key_validation_ttl_ms, max_body_bytes, max_header_bytes, header_timeout_ms, body_timeout_ms, idle_timeout_ms,
       drain_grace_ms, drain_delay_ms, data_dir, cache_dir.empty() ? "<data_dir>/cache" : cache_dir,
       cache_max_bytes, cache_reset_on_start, cache_op_timeout_ms, fetch_consistency,
       public_url.empty() ? "<from Host header>" : public_url,
       log_level, access_log);
+}
+
+Result<int64_t> ParseDurationMs(std::string_view text) {
+  auto bad = [&] {
+    return Status::InvalidArgument("'" + std::string(text) +
+                                   "' is not a duration (e.g. 250ms, 60s, 5m, 1h)");
+  };
+  size_t digits = 0;
+  while (digits < text.size() && text[digits] >= '0' && text[digits] <= '9') ++digits;
+  if (digits == 0 || digits > 12) return bad();
+  int64_t n = 0;
+  for (size_t i = 0; i < digits; ++i) n = n * 10 + (text[i] - '0');
+  std::string_view unit = text.substr(digits);
+  if (unit.empty() || unit == "s") return n * 1000;
+  if (unit == "ms") return n;
+  if (unit == "m") return n * 60'000;
+  if (unit == "h") return n * 3'600'000;
+  return bad();
 }
 
 void AddServeFlags(CLI::App& app, ServeConfig& cfg) {
@@ -254,6 +274,16 @@ void AddServeFlags(CLI::App& app, ServeConfig& cfg) {
     auto k = ParseGatewayKeys(v);
     if (!k.ok()) throw CLI::ValidationError("--gateway-key", k.status().message());
     for (auto& key : *k) cfg.gateway_keys.push_back(std::move(key));
+  });
+
+  auto* ttl = app.add_option("--key-validation-ttl",
+                             "how long an upstream's acceptance of a caller's key is trusted when "
+                             "keys are tenants (a duration: 250ms, 60s, 5m; default 60s)")
+                  ->envname("LAYER_KEY_VALIDATION_TTL");
+  ttl->each([&cfg](const std::string& v) {
+    auto ms = ParseDurationMs(v);
+    if (!ms.ok()) throw CLI::ValidationError("--key-validation-ttl", ms.status().message());
+    cfg.key_validation_ttl_ms = *ms;
   });
 
   app.add_option("--max-body-bytes", cfg.max_body_bytes)

@@ -53,6 +53,9 @@ struct ServeConfig {
   // Auth.
   AuthMode auth_mode = AuthMode::kDerive;  // LAYER_AUTH_MODE: derive|keys|open
   std::vector<GatewayKey> gateway_keys;    // LAYER_GATEWAY_KEYS: key[:read+write+admin],...
+  // When callers' keys are tenants (derive mode, no upstream key): how long the upstream's
+  // acceptance of a key is trusted before it is asked again. LAYER_KEY_VALIDATION_TTL, a duration.
+  int64_t key_validation_ttl_ms = 60000;
 
   // Limits and timeouts for inbound connections.
   uint64_t max_body_bytes = 512ull << 20;  // LAYER_MAX_BODY_BYTES
@@ -84,6 +87,10 @@ struct ServeConfig {
   Status Validate() const;
   std::string Redacted() const;
 };
+
+// A duration: an integer with a unit, "ms", "s", "m" or "h" ("250ms", "60s", "5m"), or a bare
+// integer of seconds. InvalidArgument for anything else or a negative value.
+Result<int64_t> ParseDurationMs(std::string_view text);
 
 // Registers every `serve` flag (with its environment variable) on `app`, writing into `cfg`.
 void AddServeFlags(CLI::App& app, ServeConfig& cfg);

@@ -4,7 +4,9 @@
 #include <openssl/crypto.h>
 #include <openssl/sha.h>
 
+#include "gateway/tenancy.h"
 #include "http/bearer.h"
+#include "http/credentials.h"
 #include "http/errors.h"
 
 namespace layer::gateway {
@@ -34,7 +36,8 @@ Authenticator::Digest Authenticator::Hash(std::string_view s) {
   return d;
 }
 
-Authenticator::Authenticator(const ServeConfig& cfg) : mode_(cfg.auth_mode) {
+Authenticator::Authenticator(const ServeConfig& cfg)
+    : mode_(cfg.auth_mode), per_key_tenancy_(PerKeyTenancy(cfg)) {
   if (!cfg.upstream_api_key.empty()) {
     upstream_authorization_ = "Bearer " + cfg.upstream_api_key;
   }
@@ -60,6 +63,7 @@ AuthResult Authenticator::Check(std::string_view authorization, unsigned require
   }
   if (keys_.empty()) {  // derive mode without an upstream key: the upstream validates the token
     r.upstream_authorization = "Bearer " + std::string(*token);
+    if (per_key_tenancy_) r.tenant = http::TenantTag(*token);
     return r;
   }
   Digest d = Hash(*token);

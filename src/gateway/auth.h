@@ -23,6 +23,7 @@ namespace layer::gateway {
 struct AuthResult {
   std::optional<http::Response> denied;  // set when the request must be refused
   std::string upstream_authorization;    // "Bearer …" to send upstream, or empty for none
+  std::string tenant;  // the caller's tenant tag when keys are tenants (gateway/tenancy.h), or ""
 };
 
 class Authenticator {
@@ -41,6 +42,7 @@ class Authenticator {
   static Digest Hash(std::string_view s);
 
   AuthMode mode_;
+  bool per_key_tenancy_;
   std::vector<Key> keys_;              // keys mode: gateway keys; derive mode: the upstream key
   std::string upstream_authorization_; // "Bearer <upstream key>" or empty
 };

@@ -141,7 +141,7 @@ Task<Result<coherence::RowsById>> ReadUpstream(RequestContext& ctx, http::Upstre
 
 Task<Result<tpuf::IdType>> ResolveIdType(RequestContext& ctx, http::Upstream& upstream,
                                          coherence::CacheCoherence& cache) {
-  if (auto known = cache.KnownIdType(ctx.route.ns)) co_return *known;
+  if (auto known = cache.KnownIdType(ctx.partition)) co_return *known;
   auto res = co_await SendUpstream(
       ctx, upstream,
       GatewayRequest(ctx, http::Verb::get, "/v1/namespaces/" + ctx.route.ns + "/schema", ""));
@@ -154,7 +154,7 @@ Task<Result<tpuf::IdType>> ResolveIdType(RequestContext& ctx, http::Upstream& up
                               std::to_string(res->result_int()));
   }
   tpuf::IdType t = tpuf::IdTypeFromSchema(res->body());
-  cache.LearnIdType(ctx.route.ns, t);
+  cache.LearnIdType(ctx.partition, t);
   co_return t;
 }
 
@@ -163,7 +163,7 @@ Task<http::Response> FetchDocument(RequestContext& ctx, http::Upstream& upstream
   const std::string& ns = ctx.route.ns;
   Projection proj = ProjectionFromQuery(ctx.query);
   // The id type is almost always known already: asking without a coroutine call saves a frame.
-  std::optional<tpuf::IdType> type = cache.KnownIdType(ns);
+  std::optional<tpuf::IdType> type = cache.KnownIdType(ctx.partition);
   if (!type) {
     auto resolved = co_await ResolveIdType(ctx, upstream, cache);
     if (!resolved.ok()) {
@@ -180,7 +180,7 @@ Task<http::Response> FetchDocument(RequestContext& ctx, http::Upstream& upstream
 
   const auto consistency = cache.fetch_consistency();
   auto fetched = co_await cache.FetchOne(
-      ns, *id, [&](std::span<const tpuf::DocId> ids) {
+      ctx.partition, *id, [&](std::span<const tpuf::DocId> ids) {
         return ReadUpstream(ctx, upstream, consistency, ids);
       });
   if (!fetched.ok()) co_return UpstreamError(fetched.status());
@@ -194,7 +194,6 @@ Task<http::Response> FetchDocument(RequestContext& ctx, http::Upstream& upstream
 
 Task<http::Response> FetchDocuments(RequestContext& ctx, http::Upstream& upstream,
                                     coherence::CacheCoherence& cache) {
-  const std::string& ns = ctx.route.ns;
   if (auto err = co_await ReadBodyOrError(ctx)) co_return std::move(*err);
   auto invalid = [](std::string msg) {
     return http::MakeError(http::Code::unprocessable_entity, "validation_error", msg);
@@ -243,7 +242,7 @@ Task<http::Response> FetchDocuments(RequestContext& ctx, http::Upstream& upstrea
   }
   const auto consistency = cache.fetch_consistency();
   auto fetched = co_await cache.FetchMany(
-      ns, std::move(lookup), [&](std::span<const tpuf::DocId> ids) {
+      ctx.partition, std::move(lookup), [&](std::span<const tpuf::DocId> ids) {
         return ReadUpstream(ctx, upstream, consistency, ids);
       });
   if (!fetched.ok()) co_return UpstreamError(fetched.status());

@@ -5,16 +5,47 @@
 #include "gateway/hint_cache_warm.h"
 #include "gateway/passthrough.h"
 #include "gateway/query.h"
+#include "gateway/tenancy.h"
 #include "gateway/test_faults.h"
 #include "gateway/warm.h"
 #include "gateway/write.h"
+#include "common/tenant.h"
 #include "http/errors.h"
 
 namespace layer::gateway {
 
 Gateway::Gateway(const ServeConfig& cfg, http::Upstream& upstream,
-                 coherence::CacheCoherence& cache)
-    : cfg_(cfg), upstream_(upstream), cache_(cache), auth_(cfg) {}
+                 coherence::CacheCoherence& cache, http::Credentials& credentials)
+    : cfg_(cfg), upstream_(upstream), cache_(cache), auth_(cfg), credentials_(credentials) {
+  if (PerKeyTenancy(cfg)) {
+    KeyValidator::Options options;
+    options.ttl = std::chrono::milliseconds(cfg.key_validation_ttl_ms);
+    validator_ = std::make_unique<KeyValidator>(upstream, cache, options);
+  }
+}
+
+Gateway::~Gateway() = default;
+
+namespace {
+
+// Routes answered from Layer state (the cache, the job store) rather than by the upstream: with
+// keys as tenants, their callers are validated upstream first (gateway/tenancy.h).
+bool AnsweredFromLayerState(const RouteMatch& route, std::string_view query) {
+  switch (route.id) {
+    case RouteId::kFetchDocument:
+    case RouteId::kFetchDocuments:
+    case RouteId::kWarm:
+    case RouteId::kWarmJobs:
+    case RouteId::kWarmJob:
+      return true;
+    case RouteId::kTurbopuffer:
+      return route.Is(tpuf::RouteId::kHintCacheWarm) && IsOrchestratedHint(query);
+    default:
+      return false;
+  }
+}
+
+}  // namespace
 
 Task<http::Response> Gateway::Handle(http::Exchange& ex) {
   const auto& req = ex.request();
@@ -66,7 +97,17 @@ Task<http::Response> Gateway::Handle(http::Exchange& ex) {
     co_return http::MakeError(http::Code::unprocessable_entity, "validation_error", text);
   }
 
-  RequestContext ctx{ex, *route, query, auth};
+  std::string tenant_partition;
+  if (!auth.tenant.empty()) tenant_partition = PartitionName(route->ns, auth.tenant);
+  RequestContext ctx{ex,          *route,      query,
+                     auth,        auth.tenant.empty() ? route->ns : tenant_partition,
+                     auth.tenant, credentials_};
+  if (AnsweredFromLayerState(*route, query)) {
+    if (validator_ && !auth.tenant.empty()) {
+      if (auto refused = co_await validator_->Admit(ctx)) co_return std::move(*refused);
+    }
+    ctx.RememberCaller();
+  }
   co_return co_await Dispatch(ctx);
 }
 

@@ -12,6 +12,7 @@
 #include "coherence/coherence.h"
 #include "gateway/health.h"
 #include "gateway/routes.h"
+#include "http/credentials.h"
 #include "http/server.h"
 #include "http/upstream.h"
 #include "watermark/consistency_watcher.h"
@@ -19,6 +20,7 @@
 namespace layer::gateway {
 
 struct WarmServices;
+class KeyValidator;
 
 // What a route handler gets besides the exchange.
 struct RequestContext {
@@ -26,11 +28,25 @@ struct RequestContext {
   const RouteMatch& route;
   std::string_view query;  // raw query string, without '?'
   const AuthResult& auth;
+  // Where the Layer state of route.ns lives for this caller (common/tenant.h): the cache, jobs
+  // and watermarks are keyed by it; the upstream is always called with route.ns.
+  const std::string& partition;
+  std::string_view tenant;  // the caller's tenant tag, "" with one tenant
+  http::Credentials& credentials;
+
+  // Records the caller's upstream credential for the background work its request may cause (a
+  // warm, the watcher's polls, a reactive warm; http/credentials.h). Call it once the upstream has
+  // accepted the credential: a Layer-state route after admission, a write or metadata read after
+  // a 2xx.
+  void RememberCaller() const { credentials.Remember(tenant, auth.upstream_authorization); }
 };
 
 class Gateway {
  public:
-  Gateway(const ServeConfig& cfg, http::Upstream& upstream, coherence::CacheCoherence& cache);
+  // `credentials` receives the keys of callers whose requests may cause background work.
+  Gateway(const ServeConfig& cfg, http::Upstream& upstream, coherence::CacheCoherence& cache,
+          http::Credentials& credentials);
+  ~Gateway();
 
   // Set once, before serving: the server whose drain state /ready and API routes report.
   void AttachServer(const http::HttpServer* server) { server_ = server; }
@@ -51,6 +67,9 @@ class Gateway {
   http::Upstream& upstream_;
   coherence::CacheCoherence& cache_;
   Authenticator auth_;
+  http::Credentials& credentials_;
+  // Set when callers' keys are tenants (gateway/tenancy.h).
+  std::unique_ptr<KeyValidator> validator_;
   const http::HttpServer* server_ = nullptr;
   WarmServices* warm_ = nullptr;
   watermark::ConsistencyWatcher* watcher_ = nullptr;

@@ -1,5 +1,7 @@
 #include "gateway/health.h"
 
+#include "common/tenant.h"
+
 #include <boost/json.hpp>
 
 #include <set>
@@ -44,7 +46,10 @@ Task<boost::json::array> CacheStates(coherence::CacheCoherence& cache,
   for (const auto& ns : names) {
     std::optional<uint64_t> warmed;
     coherence::CacheState state = co_await cache.StateOf(ns, &warmed);
-    boost::json::object entry{{"namespace", ns}, {"state", coherence::CacheStateName(state)}};
+    const PartitionParts parts = SplitPartition(ns);  // one entry per tenant's partition (§9.7)
+    boost::json::object entry{{"namespace", parts.ns},
+                              {"state", coherence::CacheStateName(state)}};
+    if (!parts.tag.empty()) entry["tenant"] = parts.tag;
     if (warmed) entry["warmed_through"] = *warmed;
     entry["warm_inflight"] = cache.Warming(ns);
     out.push_back(std::move(entry));

@@ -104,7 +104,7 @@ Task<http::Response> OrchestrateHintCacheWarm(RequestContext& ctx, http::Upstrea
   if (snaps.value) {
     // The object store may block on disk or network: read it off the event loop.
     auto latest = co_await warm.runner.Blocking(
-        [&] { return snapshots::ReadLatestSnapshot(warm.objects, ns); });
+        [&] { return snapshots::ReadLatestSnapshot(warm.objects, ctx.partition); });
     if (!latest.ok()) {
       co_return UpstreamError(Status::IoError("reading the latest snapshot failed: " +
                                               latest.status().message()));
@@ -113,7 +113,7 @@ Task<http::Response> OrchestrateHintCacheWarm(RequestContext& ctx, http::Upstrea
       snapshots_step = Step(true, "no_snapshot");
     } else {
       const snapshots::StoredSnapshot& s = **latest;
-      Status st = co_await cache.RecordLatestSnapshot(ns, s.bytes);
+      Status st = co_await cache.RecordLatestSnapshot(ctx.partition, s.bytes);
       if (!st.ok()) co_return CacheCold(ns);
       snapshots_step = Step(true, "completed");
       snapshots_step["key"] = s.key;
@@ -123,15 +123,10 @@ Task<http::Response> OrchestrateHintCacheWarm(RequestContext& ctx, http::Upstrea
   }
 
   if (docs.value) {
-    jobs::CreateWarmJobRequest req{ns, *page_size, warm.runner.options().owner};
-    auto created = co_await warm.runner.Blocking([&] { return warm.store.Create(req); });
-    if (!created.ok()) {
-      co_return http::MakeError(http::Code::service_unavailable, "service_unavailable",
-                                "the job store failed: " + created.status().message());
-    }
-    if (created->created) warm.runner.Start(created->job);
+    auto job = co_await StartOrJoinWarm(ctx, warm, *page_size);
+    if (!job.ok()) co_return JobStoreError(job.status());
     json::object step = Step(true, "started");
-    step["job"] = json::parse(jobs::WarmJobToJson(created->job));
+    step["job"] = json::parse(jobs::WarmJobToJson(*job));
     out["documents"] = std::move(step);
   } else {
     out["documents"] = Step(false, "skipped");

@@ -52,8 +52,8 @@ Task<http::Response> Query(RequestContext& ctx, http::Upstream& upstream,
   auto sent = co_await Forward(ctx, upstream, std::move(rewritten), false);
   if (!sent.ok()) co_return UpstreamError(sent.status());
   http::Response res = RelayResponse(ctx, *sent, upstream.base(), public_url);
-  if (watcher) {
-    if (auto wm = watcher->StableAsOf(ctx.route.ns)) {
+  if (watcher && sent->result_int() / 100 == 2) {
+    if (auto wm = watcher->StableAsOf(ctx.partition)) {
       res.set("x-layer-stable-as-of", std::to_string(*wm));
     }
   }
@@ -111,7 +111,8 @@ Task<http::Response> NamespaceInfo(RequestContext& ctx, http::Upstream& upstream
   }
   if (ctx.route.Is(tpuf::RouteId::kMetadataV2)) {
     // The Layer view of the namespace: its stable watermark and its cache state.
-    const std::string& ns = ctx.route.ns;
+    const std::string& ns = ctx.partition;
+    ctx.RememberCaller();  // accepted: the watcher may poll the namespace with it
     if (watcher) watcher->Observe(ns, poll_start, sent->body());
     boost::system::error_code ec;
     json::value body = json::parse(sent->body(), ec);

@@ -23,12 +23,12 @@ http::Response JobNotFound(const std::string& id) {
   return http::MakeError(http::Code::not_found, "not_found", "Warm job '" + id + "' not found");
 }
 
-http::Response StoreError(const Status& st) {
+}  // namespace
+
+http::Response JobStoreError(const Status& st) {
   return http::MakeError(http::Code::service_unavailable, "service_unavailable",
                          "the job store failed: " + st.message());
 }
-
-}  // namespace
 
 Result<int> ParsePageSize(std::string_view query) {
   auto v = QueryParam(query, "page_size");
@@ -58,16 +58,28 @@ Task<http::Response> StartWarm(RequestContext& ctx, coherence::CacheCoherence& c
   }
   if (!co_await cache.Available()) co_return CacheCold(ctx.route.ns);
 
-  jobs::CreateWarmJobRequest req{ctx.route.ns, *page_size, warm.runner.options().owner};
+  auto job = co_await StartOrJoinWarm(ctx, warm, *page_size);
+  if (!job.ok()) co_return JobStoreError(job.status());
+  co_return JobResponse(http::Code::accepted, *job);
+}
+
+Task<Result<jobs::WarmJob>> StartOrJoinWarm(RequestContext& ctx, WarmServices& warm,
+                                            int page_size) {
+  jobs::CreateWarmJobRequest req{ctx.partition, page_size, warm.runner.options().owner};
   auto created = co_await warm.runner.Blocking([&] { return warm.store.Create(req); });
-  if (!created.ok()) co_return StoreError(created.status());
-  if (created->created) warm.runner.Start(created->job);
-  co_return JobResponse(http::Code::accepted, created->job);
+  if (!created.ok()) co_return created.status();
+  // A job that was running already may be waiting for a credential (a restart lost its tenant's
+  // key): the caller's, remembered by now, lets it go on (docs/design.md §9.7). Start() is a
+  // no-op for a job executing here already.
+  if (created->created || created->job.owner == warm.runner.options().owner) {
+    warm.runner.Start(created->job);
+  }
+  co_return std::move(created->job);
 }
 
 Task<http::Response> ListWarmJobs(RequestContext& ctx, WarmServices& warm) {
-  auto jobs = co_await warm.runner.Blocking([&] { return warm.store.List(ctx.route.ns); });
-  if (!jobs.ok()) co_return StoreError(jobs.status());
+  auto jobs = co_await warm.runner.Blocking([&] { return warm.store.List(ctx.partition); });
+  if (!jobs.ok()) co_return JobStoreError(jobs.status());
   http::Response res{http::Code::ok, 11};
   res.set(http::Field::content_type, "application/json");
   res.body() = jobs::WarmJobListToJson(*jobs);
@@ -79,14 +91,14 @@ Task<http::Response> WarmJobById(RequestContext& ctx, WarmServices& warm) {
   auto job = co_await warm.runner.Blocking([&] { return warm.store.Get(id); });
   if (!job.ok()) {
     if (job.status().IsNotFound()) co_return JobNotFound(id);
-    co_return StoreError(job.status());
+    co_return JobStoreError(job.status());
   }
-  if (job->ns != ctx.route.ns) co_return JobNotFound(id);
+  if (job->ns != ctx.partition) co_return JobNotFound(id);
   if (ctx.ex.request().method() != http::Verb::delete_) {
     co_return JobResponse(http::Code::ok, *job);
   }
   auto cancelled = co_await warm.runner.Blocking([&] { return warm.store.Cancel(id); });
-  if (!cancelled.ok()) co_return StoreError(cancelled.status());
+  if (!cancelled.ok()) co_return JobStoreError(cancelled.status());
   warm.runner.RequestStop(id);
   co_return JobResponse(http::Code::ok, *cancelled);
 }

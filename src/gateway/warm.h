@@ -32,6 +32,13 @@ Task<void> CancelRunningJobs(WarmServices& warm, const std::string& ns);
 // The `page_size` query parameter: 1..10000, default 1000; InvalidArgument otherwise.
 Result<int> ParsePageSize(std::string_view query);
 
+// Creates a warm job of ctx's partition, or joins the one running (POST /warm and the hint's
+// documents step), and runs it here unless it runs already.
+Task<Result<jobs::WarmJob>> StartOrJoinWarm(RequestContext& ctx, WarmServices& warm,
+                                            int page_size);
+// The 503 answered when the job store fails.
+http::Response JobStoreError(const Status& st);
+
 // The 503 answered when a cache-dependent operation meets an unavailable cache.
 http::Response CacheCold(const std::string& ns);
 

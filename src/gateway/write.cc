@@ -53,7 +53,7 @@ Task<http::Response> ForwardOpaqueWrite(RequestContext& ctx, http::Upstream& ups
                                         const std::string& public_url) {
   http::Response res = co_await Passthrough(ctx, upstream, public_url);
   if (MayHaveApplied(res.result_int())) {
-    (void)co_await cache.ApplyWrite(ctx.route.ns, NamespaceInvalidation(cache.NewStamp()));
+    (void)co_await cache.ApplyWrite(ctx.partition, NamespaceInvalidation(cache.NewStamp()));
   }
   co_return res;
 }
@@ -64,7 +64,7 @@ Task<http::Response> Write(RequestContext& ctx, http::Upstream& upstream,
                            coherence::CacheCoherence& cache, watermark::ConsistencyWatcher* watcher,
                            const std::string& public_url) {
   if (auto err = co_await ReadBodyOrError(ctx)) co_return std::move(*err);
-  const std::string& ns = ctx.route.ns;
+  const std::string& ns = ctx.partition;  // the cache's name of the namespace (§9.7)
   auto decoded = DecodedBody(ctx, ctx.ex.body().size() * 64 + (64u << 20));
   if (!decoded) co_return co_await ForwardOpaqueWrite(ctx, upstream, cache, public_url);
 
@@ -130,6 +130,7 @@ Task<http::Response> Write(RequestContext& ctx, http::Upstream& upstream,
     }
   }
 
+  if (applied) ctx.RememberCaller();  // the watcher polls with it
   if (applied && watcher) watcher->Register(ns, /*due_now=*/true);
   if (applied && plan.by_affected_ids && !plan.client_asked_affected_ids) {
     if (auto stripped = StripAffectedIds(ures.body())) ures.body() = std::move(*stripped);
@@ -142,13 +143,18 @@ Task<http::Response> DeleteNamespace(RequestContext& ctx, http::Upstream& upstre
                                      watermark::ConsistencyWatcher* watcher, WarmServices* warm,
                                      const std::string& public_url) {
   if (auto err = co_await ReadBodyOrError(ctx)) co_return std::move(*err);
-  const std::string& ns = ctx.route.ns;
+  const std::string& ns = ctx.partition;
   auto sent = co_await Forward(ctx, upstream, std::nullopt, false);
   const bool deleted = sent.ok() ? MayHaveApplied(sent->result_int()) || sent->result_int() == 404
                                  : MayHaveBeenSent(sent.status());
   if (deleted) {
-    if (warm) co_await CancelRunningJobs(*warm, ns);
-    if (watcher) watcher->Forget(ns);
+    // Every tenant's partition of the namespace: another key may be of the same organisation.
+    std::vector<std::string> partitions = cache.SiblingPartitions(ns);
+    partitions.push_back(ns);
+    for (const std::string& partition : partitions) {
+      if (warm) co_await CancelRunningJobs(*warm, partition);
+      if (watcher) watcher->Forget(partition);
+    }
     co_await cache.NamespaceDeleted(ns);
   }
   if (!sent.ok()) co_return UpstreamError(sent.status());

@@ -1,5 +1,7 @@
 #include "jobs/job_store.h"
 
+#include "common/tenant.h"
+
 #include <openssl/rand.h>
 
 #include <boost/json/parse.hpp>
@@ -146,7 +148,8 @@ std::string WarmJobToJson(const WarmJob& job) {
   std::string out;
   out.reserve(256);
   out += "{\"id\":" + JsonString(job.id);
-  out += ",\"namespace\":" + JsonString(job.ns);
+  // The store keys jobs by partition (common/tenant.h); callers see the namespace.
+  out += ",\"namespace\":" + JsonString(PartitionNamespace(job.ns));
   out += ",\"status\":\"" + std::string(JobStatusName(job.status)) + "\"";
   // fmt's shortest round-trip form ("0.25", "1"), not Boost.JSON's "2.5E-1".
   out += fmt::format(",\"progress\":{}", job.progress);
@@ -155,6 +158,7 @@ std::string WarmJobToJson(const WarmJob& job) {
   out += ",\"created_at\":\"" + FormatRfc3339Ms(job.created_at) + "\"";
   if (job.completed_at) out += ",\"completed_at\":\"" + FormatRfc3339Ms(*job.completed_at) + "\"";
   if (job.error) out += ",\"error\":" + JsonString(*job.error);
+  if (job.waiting && !job.finished()) out += ",\"waiting\":" + JsonString(*job.waiting);
   out += fmt::format(",\"cache_errors\":{},\"page_size\":{}}}", job.cache_errors, job.page_size);
   return out;
 }

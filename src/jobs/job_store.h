@@ -81,6 +81,7 @@ struct JobCommon {
   int64_t created_at = 0;                // epoch ms
   std::optional<int64_t> completed_at;   // epoch ms; set once the job is terminal
   std::optional<std::string> error;      // set when failed
+  std::optional<std::string> waiting;    // set while a running job waits, with the reason
   uint64_t cache_errors = 0;             // cache writes that failed while the job ran
 
   // Resumption state, never on the wire.
@@ -163,6 +164,9 @@ struct JobCheckpoint {
   uint64_t documents_scanned = 0;
   double progress = 0.0;  // clamped to [0, 1)
   uint64_t cache_errors = 0;
+  // Why the running job is not making progress now (e.g. it waits for a caller's credential);
+  // nullopt clears it.
+  std::optional<std::string> waiting;
 };
 using WarmJobCheckpoint = JobCheckpoint;
 

@@ -1,5 +1,7 @@
 #include "jobs/warm_runner.h"
 
+#include "common/tenant.h"
+
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
@@ -251,13 +253,15 @@ bool WarmRunner::Warming(std::string_view ns) const {
   return false;
 }
 
-Task<Result<http::Response>> WarmRunner::Send(http::Verb method, std::string target,
-                                                    std::string body) {
+Task<Result<http::Response>> WarmRunner::Send(std::string_view partition, http::Verb method,
+                                              std::string target, std::string body) {
   http::Request req{method, std::move(target), 11};
   req.set(http::Field::accept, "application/json");
   if (!body.empty()) req.set(http::Field::content_type, "application/json");
-  if (!options_.upstream_authorization.empty()) {
-    req.set(http::Field::authorization, options_.upstream_authorization);
+  if (options_.credentials) {
+    if (auto authorization = options_.credentials->ForPartition(partition)) {
+      req.set(http::Field::authorization, *authorization);
+    }
   }
   req.body() = std::move(body);
   co_return co_await upstream_.Send(std::move(req), true);
@@ -267,7 +271,9 @@ Task<void> WarmRunner::ReadMetadata(const std::string& ns,
                                           std::optional<uint64_t>* stable_as_of,
                                           uint64_t* approx_rows) {
   int64_t poll_start = ClockOr(options_.clock).WallMs();
-  auto res = co_await Send(http::Verb::get, "/v2/namespaces/" + ns + "/metadata", "");
+  auto res = co_await Send(ns, http::Verb::get,
+                           "/v2/namespaces/" + std::string(PartitionNamespace(ns)) + "/metadata",
+                           "");
   if (!res.ok() || res->result_int() != 200) co_return;
   boost::system::error_code ec;
   json::value v = json::parse(res->body(), ec);
@@ -287,7 +293,8 @@ Task<void> WarmRunner::ReadMetadata(const std::string& ns,
 }
 
 Task<std::optional<tpuf::IdType>> WarmRunner::ReadIdType(const std::string& ns) {
-  auto res = co_await Send(http::Verb::get, "/v1/namespaces/" + ns + "/schema", "");
+  auto res = co_await Send(
+      ns, http::Verb::get, "/v1/namespaces/" + std::string(PartitionNamespace(ns)) + "/schema", "");
   if (!res.ok() || res->result_int() / 100 != 2) co_return std::nullopt;
   co_return tpuf::IdTypeFromSchema(res->body());
 }
@@ -305,13 +312,14 @@ void WarmRunner::LaunchRead(const asio::any_io_executor& ex, std::shared_ptr<Pag
                             const std::optional<std::string>& cursor) {
   read->fence = cache_.NamespaceFence(ns);
   asio::co_spawn(ex,
-                 ReadPage(std::move(read), "/v2/namespaces/" + ns + "/query",
+                 ReadPage(std::move(read), ns,
+                          "/v2/namespaces/" + std::string(PartitionNamespace(ns)) + "/query",
                           PageQuery(page_size, cursor)),
                  asio::detached);
 }
 
-Task<void> WarmRunner::ReadPage(std::shared_ptr<PageRead> read, std::string target,
-                                      std::string body) {
+Task<void> WarmRunner::ReadPage(std::shared_ptr<PageRead> read, std::string partition,
+                                std::string target, std::string body) {
   Result<http::Response> res = Status::Unavailable("not sent");
   for (int attempt = 0; attempt < options_.max_attempts && !read->abandoned; ++attempt) {
     if (attempt > 0) {
@@ -319,7 +327,7 @@ Task<void> WarmRunner::ReadPage(std::shared_ptr<PageRead> read, std::string targ
       co_await read->backoff.async_wait(asio::as_tuple(asio::use_awaitable));
       if (read->abandoned) break;
     }
-    res = co_await Send(http::Verb::post, target, body);
+    res = co_await Send(partition, http::Verb::post, target, body);
     if (res.ok() && !Transient(res->result_int())) break;
   }
   read->result.emplace(std::move(res));
@@ -377,9 +385,37 @@ Task<void> WarmRunner::End(const std::string& id, JobStatus status, std::string 
   Forget(id);
 }
 
+Task<void> WarmRunner::WaitForCredential(const WarmJob& job) {
+  JobCheckpoint waiting;
+  // The cursor as this process has it: none when the cache was reset at start (ResumeAll), which
+  // "null" records (Run reads it as no cursor).
+  waiting.cursor = job.cursor ? *job.cursor : "null";
+  waiting.documents_scanned = job.documents_scanned;
+  waiting.progress = job.progress;
+  waiting.cache_errors = job.cache_errors;
+  waiting.waiting =
+      "waiting for an API key the upstream accepts: the gateway holds none for this job's caller "
+      "(it restarted since the job began); warm the namespace again to continue";
+  Status st = co_await Blocking([&] { return store_.Checkpoint(job.id, options_.owner, waiting); });
+  if (!st.ok()) {
+    spdlog::warn("warm job {}: recording that it waits for a credential failed: {}", job.id,
+                 st.ToString());
+  }
+  spdlog::info("warm job {} of '{}' waits for a caller's API key", job.id,
+               PartitionNamespace(job.ns));
+  Forget(job.id);
+}
+
 Task<void> WarmRunner::Run(WarmJob job) {
   const std::string id = job.id;
-  const std::string ns = job.ns;
+  const std::string ns = job.ns;  // the partition (common/tenant.h)
+
+  if (options_.credentials && !options_.credentials->ForPartition(ns)) {
+    co_await WaitForCredential(job);
+    co_return;
+  }
+  // Before any page is read: writes through the namespace's other partitions reach this one.
+  co_await cache_.RegisterPartition(ns);
 
   std::optional<uint64_t> start_wm;
   uint64_t approx_rows = 0;
@@ -391,7 +427,7 @@ Task<void> WarmRunner::Run(WarmJob job) {
   if (job.cursor) {
     boost::system::error_code ec;
     json::value c = json::parse(*job.cursor, ec);
-    if (!ec) cursor = SerializeJson(c);
+    if (!ec && !c.is_null()) cursor = SerializeJson(c);
   }
   auto progress = std::make_shared<JobProgress>();
   progress->scanned = job.documents_scanned;
@@ -445,7 +481,7 @@ Task<void> WarmRunner::Run(WarmJob job) {
     if (!res.ok()) {
       failure = "upstream page read failed: " + res.status().message();
     } else if (res->result_int() == 404) {
-      failure = "namespace '" + ns + "' was not found upstream";
+      failure = "namespace '" + std::string(PartitionNamespace(ns)) + "' was not found upstream";
     } else if (res->result_int() / 100 != 2) {
       failure = "upstream page read failed with status " + std::to_string(res->result_int()) +
                 ": " + res->body().substr(0, 300);

@@ -54,6 +54,7 @@
 #include "coherence/coherence.h"
 #include "common/clock.h"
 #include "common/metrics.h"
+#include "http/credentials.h"
 #include "http/io_pool.h"
 #include "common/task.h"
 #include "http/upstream.h"
@@ -67,7 +68,10 @@ using CacheBatch = std::vector<std::pair<tpuf::DocId, cache::CachedDoc>>;
 
 struct WarmRunnerOptions {
   std::string owner;                   // this process's identity in job leases
-  std::string upstream_authorization;  // "Bearer …" for background upstream calls, or empty
+  // The upstream credential of each job's tenant (docs/design.md §9.7); null: jobs send none.
+  // A job whose tenant has none waits (its record says why) until a caller of that tenant warms
+  // the namespace again.
+  const http::Credentials* credentials = nullptr;
   int max_attempts = 5;                // per page, for transient upstream errors
   std::chrono::milliseconds retry_base{200};
   int64_t safety_margin_ms = 500;      // stable watermark = metadata poll start − margin
@@ -145,7 +149,8 @@ class WarmRunner {
   void LaunchRead(const boost::asio::any_io_executor& ex, std::shared_ptr<PageRead> read,
                   const std::string& ns, size_t page_size,
                   const std::optional<std::string>& cursor);
-  Task<void> ReadPage(std::shared_ptr<PageRead> read, std::string target, std::string body);
+  Task<void> ReadPage(std::shared_ptr<PageRead> read, std::string partition, std::string target,
+                      std::string body);
   // The read's outcome: the last attempt's answer or transport error.
   static Task<Result<http::Response>> AwaitRead(std::shared_ptr<PageRead> read);
   // Stops the read's retries and drops its answer.
@@ -171,7 +176,11 @@ class WarmRunner {
   // Captures the stable watermark and approximate row count from upstream metadata.
   Task<void> ReadMetadata(const std::string& ns, std::optional<uint64_t>* stable_as_of,
                                 uint64_t* approx_rows);
-  Task<Result<http::Response>> Send(http::Verb method, std::string target, std::string body);
+  // Sends a request of `partition`'s job upstream with the credential of its tenant.
+  Task<Result<http::Response>> Send(std::string_view partition, http::Verb method,
+                                    std::string target, std::string body);
+  // Records that job `job` waits for a credential and stops executing it here.
+  Task<void> WaitForCredential(const WarmJob& job);
 
   http::IoPool& pool_;
   JobStore& store_;

@@ -1,6 +1,7 @@
 #include "watermark/consistency_watcher.h"
 
 #include "common/clock.h"
+#include "common/tenant.h"
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -99,10 +100,13 @@ std::vector<std::string> ConsistencyWatcher::Namespaces() const {
 
 Task<void> ConsistencyWatcher::Poll(const std::string& ns) {
   int64_t start = NowMs();
-  http::Request req{http::Verb::get, "/v2/namespaces/" + ns + "/metadata", 11};
+  http::Request req{http::Verb::get,
+                    "/v2/namespaces/" + std::string(PartitionNamespace(ns)) + "/metadata", 11};
   req.set(http::Field::accept, "application/json");
-  if (!options_.upstream_authorization.empty()) {
-    req.set(http::Field::authorization, options_.upstream_authorization);
+  if (options_.credentials) {
+    auto authorization = options_.credentials->ForPartition(ns);
+    if (!authorization) co_return;  // no caller of this tenant since a restart: wait for one
+    req.set(http::Field::authorization, *authorization);
   }
   auto res = co_await upstream_.Send(std::move(req), true);
   if (!res.ok()) co_return;  // state unchanged; retried next tick

@@ -1,6 +1,7 @@
 // ConsistencyWatcher: the per-namespace stable watermark (docs/design.md §6.1).
 //
-// Namespaces are registered by successful writes (due for a poll at once), metadata reads and
+// Namespaces -- partitions (common/tenant.h), each polled with its tenant's credential -- are
+// registered by successful writes (due for a poll at once), metadata reads and
 // warms. Every `poll_interval` the watcher polls `GET /v2/namespaces/{ns}/metadata` upstream for
 // each registered namespace that is due: namespaces whose index was last seen "updating" (or
 // unknown) every tick, "up-to-date" ones every `stable_poll_interval`. When the index is
@@ -20,6 +21,7 @@
 #include <vector>
 
 #include "common/clock.h"
+#include "http/credentials.h"
 #include "http/message.h"
 #include "http/upstream.h"
 
@@ -29,7 +31,9 @@ struct WatcherOptions {
   std::chrono::milliseconds poll_interval{1000};
   std::chrono::milliseconds stable_poll_interval{60000};
   int64_t safety_margin_ms = 500;
-  std::string upstream_authorization;  // "Bearer …" for the polls, or empty
+  // The credential of each namespace's tenant for the polls (docs/design.md §9.7); null: none.
+  // A partition whose tenant has none is not polled until one is remembered.
+  const http::Credentials* credentials = nullptr;
   const Clock* clock = nullptr;         // wall time of the polls; null: Clock::System()
 };
 

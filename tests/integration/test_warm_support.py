@@ -19,7 +19,7 @@ RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z$")
 UUID4 = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
 JOB_KEYS = {"id", "namespace", "status", "progress", "documents_scanned", "created_at",
             "cache_errors", "page_size"}
-OPTIONAL_KEYS = {"stable_as_of", "completed_at", "error"}
+OPTIONAL_KEYS = {"stable_as_of", "completed_at", "error", "waiting"}
 
 
 def seed_origin(origin, ns: str, ids, batch: int = 1000) -> None:

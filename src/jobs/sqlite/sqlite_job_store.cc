@@ -18,7 +18,7 @@ namespace {
 
 // The schema's version, in PRAGMA user_version. The first schema (warm jobs only, their page size
 // in a page_size column) never set it: 0 with a warm_jobs table is version 1.
-constexpr int64_t kSchemaVersion = 2;
+constexpr int64_t kSchemaVersion = 3;
 
 // The table keeps the name it had when it held only warm jobs: see the header.
 constexpr const char* kSchema = R"sql(
@@ -34,6 +34,7 @@ CREATE TABLE warm_jobs (
   created_at        INTEGER NOT NULL,
   completed_at      INTEGER,
   error             TEXT,
+  waiting           TEXT,                                -- why a running job waits, if it does
   cache_errors      INTEGER NOT NULL DEFAULT 0,
   params            TEXT NOT NULL DEFAULT '{}',          -- JSON object: the kind's own fields
   cursor            TEXT,
@@ -57,9 +58,15 @@ ALTER TABLE warm_jobs DROP COLUMN page_size;
 CREATE UNIQUE INDEX warm_jobs_one_running ON warm_jobs(namespace, kind) WHERE status = 'running';
 )sql";
 
+// Version 2 -> 3: a running job can say why it waits.
+constexpr const char* kMigrateFrom2 = R"sql(
+ALTER TABLE warm_jobs ADD COLUMN waiting TEXT;
+)sql";
+
 constexpr const char* kColumns =
     "id, namespace, kind, status, progress, documents_scanned, stable_as_of, created_at, "
-    "completed_at, error, cache_errors, params, cursor, owner, lease_expires_at, updated_at";
+    "completed_at, error, cache_errors, params, cursor, owner, lease_expires_at, updated_at, "
+    "waiting";
 
 Status SqlError(sqlite3* db, int rc, std::string_view what) {
   std::string msg =
@@ -183,6 +190,7 @@ Result<Job> ReadJob(const Stmt& s) {
   j.owner = s.Text(13);
   j.lease_expires_at = s.Int(14);
   j.updated_at = s.Int(15);
+  if (!s.IsNull(16)) j.waiting = s.Text(16);
   return j;
 }
 
@@ -281,7 +289,14 @@ Status SqliteJobStore::PrepareSchemaLocked() {
     if (rc != SQLITE_ROW && rc != SQLITE_DONE) return SqlError(db_, rc, "read the schema");
     has_table = rc == SQLITE_ROW;
   }
-  if (Status st = Exec(has_table ? kMigrateFrom1 : kSchema); !st.ok()) return st;
+  if (!has_table) {
+    if (Status st = Exec(kSchema); !st.ok()) return st;
+  } else {
+    if (version <= 1) {
+      if (Status st = Exec(kMigrateFrom1); !st.ok()) return st;
+    }
+    if (Status st = Exec(kMigrateFrom2); !st.ok()) return st;
+  }
   if (Status st = Exec(fmt::format("PRAGMA user_version = {}", kSchemaVersion).c_str()); !st.ok()) {
     return st;
   }
@@ -419,7 +434,8 @@ Status SqliteJobStore::Checkpoint(std::string_view id, std::string_view owner,
   const int64_t now = NowMs();
   Stmt s(db_,
          "UPDATE warm_jobs SET cursor = COALESCE(?2, cursor), documents_scanned = ?3, "
-         "progress = ?4, cache_errors = ?5, lease_expires_at = ?6, updated_at = ?7 WHERE id = ?1");
+         "progress = ?4, cache_errors = ?5, lease_expires_at = ?6, updated_at = ?7, waiting = ?8 "
+         "WHERE id = ?1");
   if (Status st = s.prepare_status(); !st.ok()) return st;
   s.Bind(1, id);
   s.Bind(2, checkpoint.cursor);
@@ -428,6 +444,7 @@ Status SqliteJobStore::Checkpoint(std::string_view id, std::string_view owner,
   s.BindU64(5, checkpoint.cache_errors);
   s.Bind(6, LeaseEnd(now, options_.lease));
   s.Bind(7, now);
+  s.Bind(8, checkpoint.waiting);
   if (Status st = s.Run("checkpoint"); !st.ok()) return st;
   return txn.Commit();
 }
@@ -448,7 +465,7 @@ Status SqliteJobStore::Finish(std::string_view id, std::string_view owner, JobSt
   const int64_t now = NowMs();
   Stmt s(db_,
          "UPDATE warm_jobs SET status = ?2, error = ?3, stable_as_of = ?4, completed_at = ?5, "
-         "updated_at = ?5, progress = CASE WHEN ?2 = 'completed' THEN 1.0 ELSE progress END, "
+         "updated_at = ?5, waiting = NULL, progress = CASE WHEN ?2 = 'completed' THEN 1.0 ELSE progress END, "
          "lease_expires_at = 0 WHERE id = ?1");
   if (Status st = s.prepare_status(); !st.ok()) return st;
   s.Bind(1, id);

@@ -36,6 +36,29 @@ TEST(Config, DefaultsAreValid) {
   EXPECT_EQ(c->auth_mode, AuthMode::kDerive);
 }
 
+TEST(Config, KeyValidationTtlIsADuration) {
+  EXPECT_EQ(Parse({})->key_validation_ttl_ms, 60000);
+  EXPECT_EQ(Parse({"--key-validation-ttl", "250ms"})->key_validation_ttl_ms, 250);
+  EXPECT_EQ(Parse({"--key-validation-ttl", "5m"})->key_validation_ttl_ms, 300000);
+  EXPECT_EQ(Parse({"--key-validation-ttl", "30"})->key_validation_ttl_ms, 30000);
+  setenv("LAYER_KEY_VALIDATION_TTL", "2s", 1);
+  auto env = Parse({});
+  unsetenv("LAYER_KEY_VALIDATION_TTL");
+  EXPECT_EQ(env->key_validation_ttl_ms, 2000);
+  for (const char* bad : {"", "s", "-1s", "1.5s", "10 s", "1d", "0"}) {
+    auto c = Parse({"--key-validation-ttl", bad});
+    EXPECT_FALSE(c.ok()) << bad;
+  }
+}
+
+TEST(Config, DurationsParse) {
+  EXPECT_EQ(*ParseDurationMs("1s"), 1000);
+  EXPECT_EQ(*ParseDurationMs("1h"), 3600000);
+  EXPECT_EQ(*ParseDurationMs("0ms"), 0);
+  EXPECT_FALSE(ParseDurationMs("1000000000000000s").ok());
+  EXPECT_FALSE(ParseDurationMs("ms").ok());
+}
+
 TEST(Config, FlagsOverrideAndGatewayKeysParse) {
   auto c = Parse({"--listen", "127.0.0.1:0", "--auth-mode", "keys", "--gateway-key",
                   "k1:read", "--gateway-key", "k2:read+write,k3", "--upstream",

@@ -137,6 +137,34 @@ TEST_P(JobStoreContractTest, CheckpointRecordsProgressAndExtendsTheLease) {
   EXPECT_GT(got->progress, 0.99);
 }
 
+TEST_P(JobStoreContractTest, CheckpointSetsAndClearsWhyAJobWaits) {
+  WarmJob job = MustCreate("ns1");
+  EXPECT_FALSE(store_->Get(job.id)->waiting);
+  JobCheckpoint waiting{"\"doc-3\"", 3, 0.1, 0};
+  waiting.waiting = "waiting for an API key";
+  ASSERT_TRUE(store_->Checkpoint(job.id, "gw-a", waiting).ok());
+  auto got = store_->Get(job.id);
+  ASSERT_TRUE(got.ok());
+  EXPECT_EQ(got->waiting, "waiting for an API key");
+  EXPECT_EQ(got->status, JobStatus::kRunning);
+  EXPECT_NE(WarmJobToJson(*got).find("\"waiting\":\"waiting for an API key\""), std::string::npos);
+  // The next checkpoint that says nothing clears it, as does the job's end.
+  ASSERT_TRUE(store_->Checkpoint(job.id, "gw-a", {"\"doc-4\"", 4, 0.2, 0}).ok());
+  EXPECT_FALSE(store_->Get(job.id)->waiting);
+  ASSERT_TRUE(store_->Checkpoint(job.id, "gw-a", waiting).ok());
+  ASSERT_TRUE(store_->Finish(job.id, "gw-a", JobStatus::kCompleted, std::nullopt, 1).ok());
+  got = store_->Get(job.id);
+  EXPECT_FALSE(got->waiting);
+  EXPECT_EQ(WarmJobToJson(*got).find("waiting"), std::string::npos);
+}
+
+TEST_P(JobStoreContractTest, JobsOfATenantsPartitionShowTheirNamespace) {
+  WarmJob job = MustCreate("products@0123456789abcdef");
+  EXPECT_NE(WarmJobToJson(job).find("\"namespace\":\"products\""), std::string::npos);
+  EXPECT_TRUE(store_->List("products")->empty());  // jobs are kept per partition
+  EXPECT_EQ(store_->List("products@0123456789abcdef")->size(), 1u);
+}
+
 TEST_P(JobStoreContractTest, CursorRoundTripsEveryIdType) {
   WarmJob job = MustCreate("ns1");
   for (std::string cursor : {"18446744073709551615", "\"a \\\"quoted\\\" id\"",

@@ -398,7 +398,7 @@ TEST_F(SqliteJobStoreMigrationTest, OpensAFileOfTheFirstSchemaAndFindsItsJobs) {
 
   // The file is now of the current schema, and opening it again changes nothing.
   store.reset();
-  EXPECT_EQ(RawQuery(path, "PRAGMA user_version"), "2");
+  EXPECT_EQ(RawQuery(path, "PRAGMA user_version"), "3");
   EXPECT_EQ(RawQuery(path,
                      "SELECT COUNT(*) FROM pragma_table_info('warm_jobs') "
                      "WHERE name = 'page_size'"),
@@ -430,9 +430,33 @@ TEST_F(SqliteJobStoreMigrationTest, ProcessesOpeningAFileTogetherMigrateItOnce) 
       R"({"page_size":500})");
 }
 
+TEST_F(SqliteJobStoreMigrationTest, OpensAFileOfTheSecondSchemaAndItsJobsCanWait) {
+  const std::string path = dir_.Sub("v2/jobs.sqlite3");
+  std::string id;
+  {
+    auto store = Open(path);
+    ASSERT_TRUE(store.ok()) << store.status().ToString();
+    auto created = (*store)->Create({"ns1", 100, "gw-a"});
+    ASSERT_TRUE(created.ok());
+    id = created->job.id;
+  }
+  // What version 2 was: no `waiting` column.
+  RawSql(path, "ALTER TABLE warm_jobs DROP COLUMN waiting; PRAGMA user_version = 2;");
+  auto store = Open(path);
+  ASSERT_TRUE(store.ok()) << store.status().ToString();
+  EXPECT_EQ(RawQuery(path, "PRAGMA user_version"), "3");
+  auto job = (*store)->Get(id);
+  ASSERT_TRUE(job.ok()) << job.status().ToString();
+  EXPECT_FALSE(job->waiting);
+  JobCheckpoint waiting{std::nullopt, 0, 0, 0};
+  waiting.waiting = "why";
+  ASSERT_TRUE((*store)->Checkpoint(id, "gw-a", waiting).ok());
+  EXPECT_EQ((*store)->Get(id)->waiting, "why");
+}
+
 TEST_F(SqliteJobStoreMigrationTest, OpenRefusesANewerSchema) {
   const std::string path = dir_.Sub("newer/jobs.sqlite3");
-  RawSql(path, "CREATE TABLE warm_jobs (id TEXT); PRAGMA user_version = 3;");
+  RawSql(path, "CREATE TABLE warm_jobs (id TEXT); PRAGMA user_version = 4;");
   auto opened = Open(path);
   EXPECT_EQ(opened.status().code(), StatusCode::kIoError) << opened.status().ToString();
 }
