@@ -18,7 +18,8 @@
 // Process-local state (must live in the shared backend when several replicas share one cache;
 // docs/design.md §4.7): NamespaceIdTypes, PendingInvalidations, the fetch single-flight, the
 // reactive-warm generations, the write sequences and namespace fences with their in-flight put
-// counts, the writes in flight (WriteTicket) and the last stamp given. Everything else is in the
+// counts, the writes in flight (WriteTicket), the last stamp given, and the partition registry
+// (authoritative in memory; the cache keeps a copy start-up reads). Everything else is in the
 // cache itself.
 //
 // Thread-safe. Every Task runs on the caller's executor; cache calls go through the CacheGuard

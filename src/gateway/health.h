@@ -1,4 +1,4 @@
-// Unauthenticated operations routes: GET /health, GET /ready, GET /metrics (docs/design.md §9.7).
+// Unauthenticated operations routes: GET /health, GET /ready, GET /metrics (docs/design.md §9.8).
 // The health body reports the cache backend, whether it is connected, its connection generation
 // and last error; a disconnected cache is probed (bounded by the cache's op timeout).
 #pragma once

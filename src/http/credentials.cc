@@ -46,8 +46,9 @@ std::optional<std::string> Credentials::ForTag(std::string_view tag) const {
   if (!fixed_.empty()) return fixed_;
   std::shared_lock lock(mu_);
   auto it = by_tag_.find(tag);
-  if (it == by_tag_.end()) return std::nullopt;
-  return it->second.authorization;
+  if (it != by_tag_.end()) return it->second.authorization;
+  if (tag.empty()) return std::string();
+  return std::nullopt;
 }
 
 std::optional<std::string> Credentials::ForPartition(std::string_view partition) const {

@@ -35,7 +35,9 @@ class Credentials {
   // fixed credential or an empty `authorization`.
   void Remember(std::string_view tag, std::string_view authorization);
   // The "Bearer …" value for background work of the partition's tenant: the fixed credential,
-  // else the remembered one, else nullopt (the work must wait for a caller of that tenant).
+  // else the remembered one; else, for the one tenant (tag ""), "" (send none, as its requests
+  // do: keys mode without an upstream key, an open origin), and for a tenant of its own key
+  // nullopt (the work must wait for a caller of that tenant).
   std::optional<std::string> ForPartition(std::string_view partition) const;
   std::optional<std::string> ForTag(std::string_view tag) const;
   bool fixed() const { return !fixed_.empty(); }

@@ -259,7 +259,8 @@ Task<Result<http::Response>> WarmRunner::Send(std::string_view partition, http::
   req.set(http::Field::accept, "application/json");
   if (!body.empty()) req.set(http::Field::content_type, "application/json");
   if (options_.credentials) {
-    if (auto authorization = options_.credentials->ForPartition(partition)) {
+    auto authorization = options_.credentials->ForPartition(partition);
+    if (authorization && !authorization->empty()) {
       req.set(http::Field::authorization, *authorization);
     }
   }

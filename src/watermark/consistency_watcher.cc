@@ -106,7 +106,7 @@ Task<void> ConsistencyWatcher::Poll(const std::string& ns) {
   if (options_.credentials) {
     auto authorization = options_.credentials->ForPartition(ns);
     if (!authorization) co_return;  // no caller of this tenant since a restart: wait for one
-    req.set(http::Field::authorization, *authorization);
+    if (!authorization->empty()) req.set(http::Field::authorization, *authorization);
   }
   auto res = co_await upstream_.Send(std::move(req), true);
   if (!res.ok()) co_return;  // state unchanged; retried next tick

@@ -21,7 +21,7 @@ import time
 import pytest
 
 from layer_testlib import http_request
-from test_cache_support import (AUTH, Stack, clear_cache_faults, clear_origin_faults, req,
+from test_cache_support import (AUTH, TOKEN, Stack, clear_cache_faults, clear_origin_faults, req,
                                 set_cache_faults, set_origin_faults, stack_factory,  # noqa: F401
                                 wait_cache_healthy)
 from test_warm_support import (assert_job_shape, get_job, list_jobs, seed_origin, slow_origin_queries,
@@ -38,8 +38,10 @@ HEX64 = re.compile(r"^[0-9a-f]{64}$")
 def shared(tmp_path_factory):
     """One origin (fault injection + access log) and one gateway with the default object store
     directory (<data-dir>/objects), shared by the tests of this module (each uses its own
-    namespaces and clears any fault it sets)."""
-    s = Stack(tmp_path_factory.mktemp("hcw"), origin_args=("--access-log", "true"))
+    namespaces and clears any fault it sets). The gateway has an upstream key, so there is one
+    tenant and snapshots are kept under their namespace's own name (docs/design.md §9.7)."""
+    s = Stack(tmp_path_factory.mktemp("hcw"), gw_args=("--upstream-api-key", TOKEN),
+              origin_args=("--access-log", "true"))
     s.objects = os.path.join(s.gw_data, "objects")
     yield s
     s.close()
@@ -462,7 +464,7 @@ def test_latest_body_missing_a_member_is_502(st):
 # ---------------------------------------------------------------------------------------------
 def test_object_store_dir_flag_is_where_snapshots_are_read(stack_factory, tmp_path):
     objects = str(tmp_path / "elsewhere-objects")
-    s = stack_factory(gw_args=("--object-store-dir", objects))
+    s = stack_factory(gw_args=("--object-store-dir", objects, "--upstream-api-key", TOKEN))
     ns = "hcw_flag"
     k, d, sha = make_snapshot(ns, 1715600400000)
     put_object(os.path.join(s.gw_data, "objects"), k, d)  # the default dir: not used
@@ -490,6 +492,9 @@ def test_upstream_sees_the_raw_passthrough_and_a_clean_orchestrated_hint(upstrea
     assert got == [
         ("GET", "/v1/namespaces/ns1/hint_cache_warm", "Bearer x"),
         ("GET", "/v1/namespaces/ns1/hint_cache_warm?foo=bar&x=%20y", "Bearer x"),
+        # The caller's key is a tenant here: validated once before the first orchestrated hint
+        # (docs/design.md §9.7), and trusted for --key-validation-ttl after it.
+        ("GET", "/v1/namespaces/ns1/schema", "Bearer x"),
         # The orchestrated hint carries none of the Layer options upstream.
         ("GET", "/v1/namespaces/ns1/hint_cache_warm", "Bearer x"),
     ], got

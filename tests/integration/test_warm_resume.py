@@ -6,10 +6,19 @@ from __future__ import annotations
 
 import time
 
-from test_cache_support import (clear_origin_faults, doc, fetch, kill9_and_reap, stack,  # noqa: F401
-                                stack_factory, strip_reserved)
+import pytest
+
+from test_cache_support import (TOKEN, clear_origin_faults, doc, fetch, kill9_and_reap,
+                                stack_factory, strip_reserved)  # noqa: F401
 from test_warm_support import (attrs_for, cancel_job, job, list_jobs, seed_origin, slow_origin_queries,
                                start_warm, wait_job)
+
+
+@pytest.fixture
+def stack(stack_factory):
+    """A gateway with an upstream key: its jobs resume by themselves after a restart. (Without
+    one, a resumed job waits for its caller's key: test_tenancy.py.)"""
+    return stack_factory(gw_args=("--upstream-api-key", TOKEN))
 
 
 def test_kill9_mid_warm_resumes_from_the_last_checkpoint(stack):

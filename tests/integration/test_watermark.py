@@ -14,7 +14,7 @@ import time
 import pytest
 
 from layer_testlib import http_request, wait_until
-from test_cache_support import Stack, query, req, write
+from test_cache_support import TOKEN, Stack, query, req, write
 from test_warm_support import assert_job_shape, start_warm, wait_job
 
 LAG_MS = 1500
@@ -43,10 +43,15 @@ def health_states(gw) -> dict:
     out = {}
     for e in entries:
         assert {"namespace", "state", "warm_inflight"} <= set(e), e
-        assert set(e) <= {"namespace", "state", "warmed_through", "warm_inflight"}, e
+        assert set(e) <= {"namespace", "tenant", "state", "warmed_through", "warm_inflight"}, e
         assert e["state"] in ("cold", "warming", "warm"), e
         assert isinstance(e["warm_inflight"], bool), e
         assert e["namespace"] not in out, entries
+        # Callers' keys are tenants here (one key in these tests): the entry names its partition's
+        # tenant by tag (docs/design.md §9.7), never by key.
+        e = dict(e)
+        tenant = e.pop("tenant", None)
+        assert tenant is None or (len(tenant) == 16 and TOKEN not in tenant), e
         out[e["namespace"]] = e
     return out
 
