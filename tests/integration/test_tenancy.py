@@ -13,7 +13,8 @@ import time
 import pytest
 
 from layer_testlib import http_request, wait_until
-from test_cache_support import kill9_and_reap, stack_factory  # noqa: F401
+from test_cache_support import (clear_cache_faults, kill9_and_reap, set_cache_faults,
+                                stack_factory, wait_cache_healthy)  # noqa: F401
 from test_warm_support import attrs_for, assert_job_shape
 
 K1, K2, BAD = "tenant-one-key", "tenant-two-key", "not-a-key"
@@ -229,3 +230,26 @@ def test_a_job_resumed_with_an_upstream_key_goes_on_by_itself(stack_factory):
     assert j["status"] == "completed" and j["documents_scanned"] == total, j
     # With an upstream key, only that key is accepted from callers.
     assert fetch(g, ns, 1, K2).status == 403
+
+
+def test_a_reactive_warm_runs_with_the_key_of_the_miss_that_started_it(st):
+    ns = "ten_reactive"
+    ids = list(range(1, 201))
+    seed(st.origin, ns, ids, K2)
+    assert fetch(st.gw, ns, 1, K2).status == 200
+    # The cache drops and comes back: a new connection generation.
+    set_cache_faults(st.gw, disconnect=True)
+    assert fetch(st.gw, ns, 2, K2).header("x-layer-cache") == "miss-on-error"
+    clear_cache_faults(st.gw)
+    wait_cache_healthy(st.gw)
+    # The first clean miss in the new generation starts a background warm of K2's partition,
+    # which pages with K2's key (the origin refuses anything else).
+    r = fetch(st.gw, ns, 3, K2)
+    assert r.status == 200 and r.header("x-layer-cache") == "miss", r
+
+    def warmed():
+        jobs = call(st.gw, "GET", f"/v2/namespaces/{ns}/warm-jobs", K2).json()["warm_jobs"]
+        return jobs and jobs[-1]["status"] != "running" and jobs[-1]
+    j = wait_until(warmed, timeout=30.0, what="the reactive warm")
+    assert j["status"] == "completed" and j["documents_scanned"] == len(ids), j
+    assert call(st.gw, "GET", f"/v2/namespaces/{ns}/warm-jobs", K1).json() == {"warm_jobs": []}
