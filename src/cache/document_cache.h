@@ -11,7 +11,9 @@
 // eviction reclaims.
 //
 // Newer wins: PutIfNewer stores a record only if no record with a strictly newer stamp (document
-// or tombstone) is present, atomically with respect to every other write of the same key in this
+// or tombstone) is present -- except that a repair put (CachedDoc::repair) replaces a repairable
+// tombstone whatever its stamp, and a repairable tombstone written over a live tombstone that is
+// not repairable stays not repairable -- atomically with respect to every other write of the same key in this
 // cache (per-key lock stripes in-process, a script in Redis). Tombstones carry the delete's stamp
 // and expire after the backend's tombstone TTL.
 //
@@ -44,6 +46,13 @@ struct CachedDoc {
   std::string attributes_json;  // JSON object text; "{}" for a row with no attributes
   uint64_t upserted_at = 0;     // `_hevlayer_upserted_at` (epoch ms); 0 when unstamped
   bool tombstone = false;       // a delete marker; attributes_json is empty
+  // Tombstones: written for a write the upstream acknowledged, so a strong read that began after
+  // it may replace the tombstone (a repair; see `repair`). A tombstone of a write whose outcome is
+  // unknown is not repairable: that write may still be applied late.
+  bool repairable = false;
+  // Puts of full rows: a repair, which replaces a repairable tombstone whatever its stamp (never
+  // a newer document nor a tombstone that is not repairable). Not stored.
+  bool repair = false;
 };
 
 // What TryGet answers: nullopt when answering would have needed I/O (nothing was done; use Get),
@@ -78,8 +87,9 @@ class DocumentCache {
   // The same for many records; one flag per record, in order.
   virtual Result<std::vector<bool>> PutIfNewerBatch(
       std::string_view ns, std::span<const std::pair<DocId, CachedDoc>> docs) = 0;
-  // Writes a tombstone with `stamp` unless a newer record exists.
-  virtual Status Tombstone(std::string_view ns, const DocId& id, uint64_t stamp) = 0;
+  // Writes a tombstone with `stamp` unless a newer record exists; `repairable` as in CachedDoc.
+  virtual Status Tombstone(std::string_view ns, const DocId& id, uint64_t stamp,
+                           bool repairable = false) = 0;
   // Removes records (documents, vectors and tombstones) whatever their stamps.
   virtual Status Invalidate(std::string_view ns, std::span<const DocId> ids) = 0;
 

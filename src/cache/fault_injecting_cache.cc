@@ -118,9 +118,10 @@ Result<std::vector<bool>> FaultInjectingCache::PutIfNewerBatch(
   return inner_->PutIfNewerBatch(ns, docs);
 }
 
-Status FaultInjectingCache::Tombstone(std::string_view ns, const DocId& id, uint64_t stamp) {
+Status FaultInjectingCache::Tombstone(std::string_view ns, const DocId& id, uint64_t stamp,
+                                     bool repairable) {
   if (Status s = Before(CacheOp::kTombstone); !s.ok()) return s;
-  return inner_->Tombstone(ns, id, stamp);
+  return inner_->Tombstone(ns, id, stamp, repairable);
 }
 
 Status FaultInjectingCache::Invalidate(std::string_view ns, std::span<const DocId> ids) {

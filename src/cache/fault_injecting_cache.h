@@ -52,7 +52,8 @@ class FaultInjectingCache final : public DocumentCache {
   Result<bool> PutIfNewer(std::string_view ns, const DocId& id, const CachedDoc& doc) override;
   Result<std::vector<bool>> PutIfNewerBatch(
       std::string_view ns, std::span<const std::pair<DocId, CachedDoc>> docs) override;
-  Status Tombstone(std::string_view ns, const DocId& id, uint64_t stamp) override;
+  Status Tombstone(std::string_view ns, const DocId& id, uint64_t stamp,
+                   bool repairable = false) override;
   Status Invalidate(std::string_view ns, std::span<const DocId> ids) override;
   Status PutVector(std::string_view ns, const DocId& id, std::string_view f32le) override;
   Result<std::optional<std::string>> GetVector(std::string_view ns, const DocId& id) override;

@@ -344,9 +344,11 @@ Task<Result<std::vector<bool>>> CacheGuard::PutIfNewerBatch(
       lane);
 }
 
-Task<Status> CacheGuard::Tombstone(std::string ns, DocId id, uint64_t stamp) {
-  return Call<Status>(CacheOp::kTombstone, [b = backend_, ns = std::move(ns), id = std::move(id),
-                                            stamp] { return b->Tombstone(ns, id, stamp); });
+Task<Status> CacheGuard::Tombstone(std::string ns, DocId id, uint64_t stamp, bool repairable) {
+  return Call<Status>(CacheOp::kTombstone,
+                      [b = backend_, ns = std::move(ns), id = std::move(id), stamp, repairable] {
+                        return b->Tombstone(ns, id, stamp, repairable);
+                      });
 }
 
 Task<Status> CacheGuard::Invalidate(std::string ns, std::vector<DocId> ids) {

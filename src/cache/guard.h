@@ -107,7 +107,7 @@ class CacheGuard {
   Task<Result<std::vector<bool>>> PutIfNewerBatch(
       std::string ns, std::vector<std::pair<DocId, CachedDoc>> docs,
       CacheLane lane = CacheLane::kRequest);
-  Task<Status> Tombstone(std::string ns, DocId id, uint64_t stamp);
+  Task<Status> Tombstone(std::string ns, DocId id, uint64_t stamp, bool repairable = false);
   Task<Status> Invalidate(std::string ns, std::vector<DocId> ids);
   Task<Status> PutVector(std::string ns, DocId id, std::string f32le);
   Task<Result<std::optional<std::string>>> GetVector(std::string ns, DocId id);

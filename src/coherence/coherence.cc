@@ -246,6 +246,7 @@ Task<Result<FetchOneResult>> CacheCoherence::FetchOne(const std::string& ns, con
 
   // Taken before the upstream read begins (docs/design.md §4.3).
   const uint64_t fence = NamespaceFence(ns);
+  const uint64_t seq = IdWrites(ns, id).load(std::memory_order_acquire);
   const std::string flight_key = FlightKey(ns, id, fence);
   // The flight's leader reads, and backfills once for every caller it answers (unless its own
   // lookup met a cache error; Backfill skips ids that became pending meanwhile).
@@ -259,8 +260,10 @@ Task<Result<FetchOneResult>> CacheCoherence::FetchOne(const std::string& ns, con
           // The backfill runs after the answer: it never adds to the miss's latency.
           std::vector<std::pair<tpuf::DocId, FetchedRow>> fill;
           fill.emplace_back(id, it->second);
+          std::vector<uint64_t> seqs(1, seq);
           boost::asio::co_spawn(co_await boost::asio::this_coro::executor,
-                                Backfill(ns, std::move(fill), fence), boost::asio::detached);
+                                Backfill(ns, std::move(fill), std::move(seqs), fence),
+                                boost::asio::detached);
         }
         co_return std::optional<FetchedRow>(std::move(it->second));
       });
@@ -316,6 +319,11 @@ Task<Result<FetchManyResult>> CacheCoherence::FetchMany(const std::string& ns,
       std::vector<tpuf::DocId> ids;
       ids.reserve(led.size());
       for (size_t i : led) ids.push_back(misses[i]);
+      std::vector<uint64_t> read_seqs;  // each id's write sequence as its read begins
+      read_seqs.reserve(ids.size());
+      for (const auto& id : ids) {
+        read_seqs.push_back(IdWrites(ns, id).load(std::memory_order_acquire));
+      }
       auto rows = co_await read(ids);
       std::vector<Result<std::optional<FetchedRow>>> results;
       results.reserve(led.size());
@@ -324,18 +332,24 @@ Task<Result<FetchManyResult>> CacheCoherence::FetchMany(const std::string& ns,
         co_return results;
       }
       std::vector<std::pair<tpuf::DocId, FetchedRow>> fill;
-      for (const auto& id : ids) {
+      std::vector<uint64_t> fill_seqs;
+      for (size_t j = 0; j < ids.size(); ++j) {
+        const tpuf::DocId& id = ids[j];
         auto it = rows->find(IdKey(id));
         if (it == rows->end()) {
           results.emplace_back(std::optional<FetchedRow>());
           continue;
         }
-        if (!cache_error) fill.emplace_back(id, it->second);
+        if (!cache_error) {
+          fill.emplace_back(id, it->second);
+          fill_seqs.push_back(read_seqs[j]);
+        }
         results.emplace_back(std::optional<FetchedRow>(std::move(it->second)));
       }
       if (!fill.empty()) {
         boost::asio::co_spawn(co_await boost::asio::this_coro::executor,
-                              Backfill(ns, std::move(fill), fence), boost::asio::detached);
+                              Backfill(ns, std::move(fill), std::move(fill_seqs), fence),
+                              boost::asio::detached);
       }
       co_return results;
     };
@@ -355,13 +369,19 @@ Task<Result<FetchManyResult>> CacheCoherence::FetchMany(const std::string& ns,
 
 Task<void> CacheCoherence::Backfill(std::string ns,
                                     std::vector<std::pair<tpuf::DocId, FetchedRow>> rows,
-                                    uint64_t fence) {
+                                    std::vector<uint64_t> seqs, uint64_t fence) {
   std::vector<std::pair<tpuf::DocId, cache::CachedDoc>> docs;
-  for (auto& [id, row] : rows) {
+  const bool strong = options_.fetch_consistency == FetchConsistency::kStrong;
+  for (size_t i = 0; i < rows.size(); ++i) {
+    auto& [id, row] = rows[i];
     if (pending_.Blocks(ns, id)) continue;
     cache::CachedDoc doc;
     doc.attributes_json = std::move(row.attributes_json);
     doc.upserted_at = row.stamp;
+    // A strong read after which no write to the id was acknowledged shows the upstream's state
+    // after every write acknowledged before it began: it repairs a repairable tombstone (§4.2.7).
+    doc.repair = strong && i < seqs.size() &&
+                 IdWrites(ns, id).load(std::memory_order_acquire) == seqs[i];
     docs.emplace_back(std::move(id), std::move(doc));
   }
   if (docs.empty()) co_return;
@@ -392,16 +412,20 @@ void CacheCoherence::OnCleanMiss(const std::string& ns) {
 // is held as a pending invalidation; once the cache failed, the rest goes straight there.
 class CacheCoherence::Mirror {
  public:
-  Mirror(CacheCoherence& core, const std::string& ns, uint64_t stamp)
-      : core_(core), guard_(*core.guard_), ns_(ns), stamp_(stamp) {}
+  // `known`: the upstream acknowledged the write (WriteOutcome::outcome_known).
+  Mirror(CacheCoherence& core, const std::string& ns, uint64_t stamp, bool known)
+      : core_(core), guard_(*core.guard_), ns_(ns), stamp_(stamp), known_(known) {}
 
-  Task<void> Invalidate(const std::vector<tpuf::DocId>& ids) {
+  // Tombstones `ids`. `repairable`: the ids' versions are unknown only for their order or their
+  // rows (not deleted), so once the write is acknowledged a strong read may repair them (§4.2.7).
+  Task<void> Invalidate(const std::vector<tpuf::DocId>& ids, bool repairable) {
+    const bool mark = repairable && known_;
     for (const auto& id : ids) {
       if (failed_) {
         Fail(id);
         continue;
       }
-      Status st = co_await guard_.Tombstone(ns_, id, stamp_);
+      Status st = co_await guard_.Tombstone(ns_, id, stamp_, mark);
       if (!st.ok()) Fail(id);
     }
   }
@@ -476,7 +500,7 @@ class CacheCoherence::Mirror {
         co_await SupersedeRefused(merged, *res);
       }
     }
-    co_await Invalidate(absent);
+    co_await Invalidate(absent, /*repairable=*/true);
   }
 
   bool failed() const { return failed_; }
@@ -502,7 +526,7 @@ class CacheCoherence::Mirror {
       for (const auto& id : refused) Fail(id);
       co_return;
     }
-    co_await Invalidate(refused);
+    co_await Invalidate(refused, /*repairable=*/true);
   }
 
   void Fail(const tpuf::DocId& id) {
@@ -516,6 +540,7 @@ class CacheCoherence::Mirror {
   cache::CacheGuard& guard_;
   const std::string& ns_;
   uint64_t stamp_;
+  bool known_;
   bool failed_ = false;
 };
 
@@ -586,13 +611,14 @@ std::atomic<uint64_t>& CacheCoherence::NsWrites(std::string_view ns) {
 
 Task<bool> CacheCoherence::ApplyWrite(const std::string& ns, WriteOutcome outcome,
                                       const WriteTicket* ticket) {
+  std::vector<tpuf::DocId> overlapped_ids;
   if (ticket) {
     // Rows of ids another write overlapped: the upstream's order of the two is unknown, so the id
     // holds no cached version (a tombstone with this write's stamp) until a read repairs it.
     for (auto* rows : {&outcome.upserts, &outcome.patches}) {
       auto overlapped = [&](const RowEffect& r) { return ticket->Overlapped(ns, r.id); };
       for (const RowEffect& r : *rows) {
-        if (overlapped(r)) outcome.deletes.push_back(r.id);
+        if (overlapped(r)) overlapped_ids.push_back(r.id);
       }
       rows->erase(std::remove_if(rows->begin(), rows->end(), overlapped), rows->end());
     }
@@ -601,8 +627,8 @@ Task<bool> CacheCoherence::ApplyWrite(const std::string& ns, WriteOutcome outcom
   for (const auto* effects : {&outcome.upserts, &outcome.patches}) {
     for (const RowEffect& r : *effects) IdWrites(ns, r.id).fetch_add(1, std::memory_order_acq_rel);
   }
-  for (const tpuf::DocId& id : outcome.deletes) {
-    IdWrites(ns, id).fetch_add(1, std::memory_order_acq_rel);
+  for (const auto* ids : {&outcome.deletes, &overlapped_ids}) {
+    for (const tpuf::DocId& id : *ids) IdWrites(ns, id).fetch_add(1, std::memory_order_acq_rel);
   }
   // A u64 id, or a string that is not a UUID, tells the namespace's id type unambiguously.
   if (!id_types_.Known(ns)) {
@@ -620,13 +646,16 @@ Task<bool> CacheCoherence::ApplyWrite(const std::string& ns, WriteOutcome outcom
   if (outcome.kind == WriteOutcome::Kind::kInvalidateNamespace) {
     co_return co_await InvalidateNamespace(ns) && siblings_ok;
   }
-  if (outcome.deletes.size() > kMaxIdInvalidations) {
+  if (outcome.deletes.size() + overlapped_ids.size() > kMaxIdInvalidations) {
     // Tombstones go one id at a time: past this many, one O(1) namespace invalidation is both
     // quicker and kinder to other requests (docs/design.md §4.2.2).
     co_return co_await InvalidateNamespace(ns) && siblings_ok;
   }
-  Mirror mirror(*this, ns, outcome.stamp);
-  co_await mirror.Invalidate(outcome.deletes);
+  Mirror mirror(*this, ns, outcome.stamp, outcome.outcome_known);
+  // Deletes, and the ids of a write whose outcome or rows are unknown, are never repaired: the
+  // tombstone refuses older rows (a lagging or late upstream) until it expires.
+  co_await mirror.Invalidate(outcome.deletes, /*repairable=*/false);
+  co_await mirror.Invalidate(overlapped_ids, /*repairable=*/true);
   // Large writes are mirrored in bounded batches on the bulk lane: they neither hold the request
   // lane nor run into its deadline (which would open the breaker).
   const cache::CacheLane lane = outcome.upserts.size() + outcome.patches.size() > kMirrorBatch
@@ -804,12 +833,13 @@ std::vector<std::string> CacheCoherence::SiblingPartitions(std::string_view part
 Task<bool> CacheCoherence::InvalidateSiblings(const std::string& ns, const WriteOutcome& outcome) {
   std::vector<std::string> siblings = SiblingPartitions(ns);
   if (siblings.empty()) co_return true;
-  std::vector<tpuf::DocId> ids = outcome.deletes;
-  for (const auto* rows : {&outcome.upserts, &outcome.patches}) {
-    for (const RowEffect& r : *rows) ids.push_back(r.id);
+  std::vector<tpuf::DocId> rows;  // ids whose rows the write set: repairable there
+  for (const auto* effects : {&outcome.upserts, &outcome.patches}) {
+    for (const RowEffect& r : *effects) rows.push_back(r.id);
   }
   const bool whole = outcome.kind == WriteOutcome::Kind::kInvalidateNamespace ||
-                     outcome.has_untyped_ids || ids.size() > kMaxIdInvalidations;
+                     outcome.has_untyped_ids ||
+                     rows.size() + outcome.deletes.size() > kMaxIdInvalidations;
   bool ok = true;
   for (const std::string& sibling : siblings) {
     if (whole) {
@@ -818,8 +848,9 @@ Task<bool> CacheCoherence::InvalidateSiblings(const std::string& ns, const Write
     }
     // What this write did is unknown there (another key may see other rows): no version from
     // before it may be served, as for a write whose outcome is unknown (§4.2.5).
-    Mirror mirror(*this, sibling, outcome.stamp);
-    co_await mirror.Invalidate(ids);
+    Mirror mirror(*this, sibling, outcome.stamp, outcome.outcome_known);
+    co_await mirror.Invalidate(outcome.deletes, /*repairable=*/false);
+    co_await mirror.Invalidate(rows, /*repairable=*/true);
     ok = !mirror.failed() && ok;
   }
   co_return ok;

@@ -40,6 +40,10 @@ struct WriteOutcome {
   std::vector<RowEffect> patches;
   std::vector<tpuf::DocId> deletes;
   bool has_untyped_ids = false;
+  // Whether the upstream acknowledged the write (its answer came). Tombstones of an acknowledged
+  // write may be repaired by a strong read that began after it; those of a write whose outcome is
+  // unknown may not: it may still be applied late (docs/design.md §4.2.7).
+  bool outcome_known = true;
 };
 
 }  // namespace layer::coherence

@@ -43,6 +43,7 @@ coherence::WriteOutcome UnknownOutcome(const WritePlan& plan) {
   outcome.kind = coherence::WriteOutcome::Kind::kInvalidateIds;
   outcome.stamp = plan.stamp;
   outcome.deletes = NamedIds(plan);
+  outcome.outcome_known = false;
   return outcome;
 }
 

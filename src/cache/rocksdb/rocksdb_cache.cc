@@ -36,6 +36,7 @@ constexpr char kEpochTag = 'E';
 constexpr char kRecordTag = 'R';
 constexpr uint8_t kVectorTagBit = 0x80;
 constexpr uint8_t kFlagTombstone = 0x01;
+constexpr uint8_t kFlagRepairable = 0x02;  // tombstones only (CachedDoc::repairable)
 constexpr size_t kValueHeader = 9;  // flags + stamp
 constexpr size_t kMaxValueHead = kValueHeader + 8;  // a tombstone adds its expiry
 
@@ -364,6 +365,7 @@ Result<std::optional<CachedDoc>> RocksDbCache::Decode(std::string_view value) co
   CachedDoc doc;
   doc.upserted_at = ReadU64(value.substr(1));
   doc.tombstone = (static_cast<uint8_t>(value[0]) & kFlagTombstone) != 0;
+  doc.repairable = doc.tombstone && (static_cast<uint8_t>(value[0]) & kFlagRepairable) != 0;
   std::string_view payload = value.substr(kValueHeader);
   if (doc.tombstone) {
     if (payload.size() != 8) return Status::Corruption("bad tombstone record");
@@ -378,7 +380,8 @@ size_t RocksDbCache::EncodeDocHead(const CachedDoc& doc, char* out) const {
   auto put_u64 = [](char* at, uint64_t v) {
     for (int i = 0; i < 8; ++i) at[i] = static_cast<char>((v >> (56 - 8 * i)) & 0xff);
   };
-  out[0] = static_cast<char>(doc.tombstone ? kFlagTombstone : 0);
+  out[0] = static_cast<char>(doc.tombstone ? (kFlagTombstone | (doc.repairable ? kFlagRepairable : 0))
+                                           : 0);
   put_u64(out + 1, doc.upserted_at);
   if (!doc.tombstone) return kValueHeader;
   put_u64(out + kValueHeader, static_cast<uint64_t>(std::max<int64_t>(
@@ -457,10 +460,12 @@ Result<std::vector<bool>> RocksDbCache::PutIfNewerBatch(
   return PutBatch(ns, docs);
 }
 
-Status RocksDbCache::Tombstone(std::string_view ns, const DocId& id, uint64_t stamp) {
+Status RocksDbCache::Tombstone(std::string_view ns, const DocId& id, uint64_t stamp,
+                               bool repairable) {
   CachedDoc tomb;
   tomb.upserted_at = stamp;
   tomb.tombstone = true;
+  tomb.repairable = repairable;
   std::pair<DocId, CachedDoc> one(id, std::move(tomb));
   return PutBatch(ns, std::span(&one, 1)).status();
 }
@@ -510,19 +515,26 @@ Result<std::vector<bool>> RocksDbCache::PutBatch(
   db_->MultiGet(read_before_write, docs_cf_, docs.size(), keys.data(), values.data(),
                 statuses.data(), sorted);
 
-  // The stamp in force per key so far, counting earlier records of this same batch. With sorted
-  // keys a repeated key follows its previous record directly; otherwise a map finds it.
-  std::unordered_map<std::string_view, std::optional<uint64_t>> in_force;
+  // The record in force per key so far (its stamp and kind), counting earlier records of this same
+  // batch. With sorted keys a repeated key follows its previous record directly; otherwise a map
+  // finds it.
+  struct InForce {
+    uint64_t stamp = 0;
+    bool tombstone = false;
+    bool repairable = false;
+  };
+  std::unordered_map<std::string_view, std::optional<InForce>> in_force;
   if (!sorted) in_force.reserve(docs.size());
-  std::optional<uint64_t> previous_in_force;  // sorted: of keys[i - 1]
+  std::optional<InForce> previous_in_force;  // sorted: of keys[i - 1]
   size_t batch_bytes = 64;
   for (size_t i = 0; i < docs.size(); ++i) {
     batch_bytes += keys[i].size() + kMaxValueHead + docs[i].second.attributes_json.size() + 16;
   }
   rocksdb::WriteBatch batch(batch_bytes);  // one allocation, no regrowth copies
   for (size_t i = 0; i < docs.size(); ++i) {
-    const CachedDoc& doc = docs[i].second;
-    std::optional<uint64_t> existing;
+    CachedDoc doc_flags;  // the stored kind of docs[i] (a tombstone's repairable flag may change)
+    const CachedDoc& given = docs[i].second;
+    std::optional<InForce> existing;
     bool repeated = false;
     if (sorted) {
       repeated = i > 0 && keys[i] == keys[i - 1];
@@ -535,23 +547,57 @@ Result<std::vector<bool>> RocksDbCache::PutBatch(
       if (statuses[i].ok()) {
         Result<std::optional<CachedDoc>> old = Decode(values[i].ToStringView());
         // A corrupt record is replaced rather than blocking writes forever.
-        if (old.ok() && old->has_value()) existing = (*old)->upserted_at;
+        if (old.ok() && old->has_value()) {
+          existing = InForce{(*old)->upserted_at, (*old)->tombstone, (*old)->repairable};
+        }
       } else if (!statuses[i].IsNotFound()) {
         return FromRocks(statuses[i], "get before put");
       }
     }
-    const bool wins = !existing || *existing <= doc.upserted_at;
-    const std::optional<uint64_t> now_in_force = wins ? doc.upserted_at : existing;
+    // Newer wins; a repair also replaces a repairable tombstone (document_cache.h).
+    const bool wins = !existing || existing->stamp <= given.upserted_at ||
+                      (given.repair && !given.tombstone && existing->tombstone &&
+                       existing->repairable);
+    // A repairable tombstone over one that is not stays not repairable: the write behind the
+    // older one may still be applied late.
+    const bool repairable = given.tombstone && given.repairable &&
+                            !(existing && existing->tombstone && !existing->repairable);
+    doc_flags.tombstone = given.tombstone;
+    doc_flags.repairable = repairable;
+    doc_flags.upserted_at = given.upserted_at;
+    const CachedDoc& doc = given;
+    const std::optional<InForce> now_in_force =
+        wins ? std::optional<InForce>(InForce{given.upserted_at, given.tombstone, repairable})
+             : existing;
     if (sorted) {
       previous_in_force = now_in_force;
     } else {
       in_force[keys[i].ToStringView()] = now_in_force;
     }
-    if (!wins) continue;
+    if (!wins) {
+      if (given.tombstone && !given.repairable && existing && existing->tombstone &&
+          existing->repairable) {
+        // A newer repairable tombstone is there: it stays, but no longer repairable, since the
+        // write behind this one may still be applied late.
+        char head[kMaxValueHead];
+        CachedDoc kept;
+        kept.tombstone = true;
+        kept.upserted_at = existing->stamp;
+        batch.Put(docs_cf_, keys[i], rocksdb::Slice(head, EncodeDocHead(kept, head)));
+        InForce downgraded = *existing;
+        downgraded.repairable = false;
+        if (sorted) {
+          previous_in_force = downgraded;
+        } else {
+          in_force[keys[i].ToStringView()] = downgraded;
+        }
+      }
+      continue;
+    }
     // The value is the head and the attributes, copied once, straight into the batch.
     char head[kMaxValueHead];
     const rocksdb::Slice value_parts[2] = {
-        rocksdb::Slice(head, EncodeDocHead(doc, head)),
+        rocksdb::Slice(head, EncodeDocHead(doc_flags, head)),
         rocksdb::Slice(doc.tombstone ? std::string_view() : doc.attributes_json)};
     batch.Put(docs_cf_, rocksdb::SliceParts(&keys[i], 1), rocksdb::SliceParts(value_parts, 2));
     if (doc.tombstone) {

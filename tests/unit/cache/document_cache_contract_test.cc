@@ -171,6 +171,66 @@ TEST_P(DocumentCacheContractTest, NewerPutReplacesTombstoneAndOlderTombstoneIsIg
   EXPECT_EQ(got->upserted_at, 300u);
 }
 
+// A full row marked as a repair (CachedDoc::repair).
+CachedDoc Repair(std::string json, uint64_t stamp) {
+  CachedDoc d = Doc(std::move(json), stamp);
+  d.repair = true;
+  return d;
+}
+
+TEST_P(DocumentCacheContractTest, ARepairReplacesOnlyARepairableTombstone) {
+  DocumentCache* c = cache_;
+  const DocId repairable = DocId::U64(1), final = DocId::U64(2), newer = DocId::U64(3);
+  ASSERT_TRUE(c->Tombstone("ns", repairable, 500, /*repairable=*/true).ok());
+  ASSERT_TRUE(c->Tombstone("ns", final, 500).ok());
+  ASSERT_TRUE(c->PutIfNewer("ns", newer, Doc("{\"v\":\"new\"}", 500)).ok());
+  auto got = MustGet(*c, "ns", repairable);
+  ASSERT_TRUE(got && got->tombstone && got->repairable);
+  EXPECT_FALSE(MustGet(*c, "ns", final)->repairable);
+  // An older row that is not a repair is refused by both tombstones.
+  EXPECT_FALSE(*c->PutIfNewer("ns", repairable, Doc("{\"v\":\"old\"}", 100)));
+  // A repair replaces the repairable tombstone whatever its stamp, never a tombstone that is not
+  // repairable nor a newer document.
+  EXPECT_TRUE(*c->PutIfNewer("ns", repairable, Repair("{\"v\":\"old\"}", 100)));
+  EXPECT_FALSE(*c->PutIfNewer("ns", final, Repair("{\"v\":\"old\"}", 100)));
+  EXPECT_FALSE(*c->PutIfNewer("ns", newer, Repair("{\"v\":\"old\"}", 100)));
+  got = MustGet(*c, "ns", repairable);
+  ASSERT_TRUE(got && !got->tombstone);
+  EXPECT_EQ(got->attributes_json, "{\"v\":\"old\"}");
+  EXPECT_TRUE(MustGet(*c, "ns", final)->tombstone);
+  EXPECT_EQ(MustGet(*c, "ns", newer)->attributes_json, "{\"v\":\"new\"}");
+  // The batch call obeys the same rule.
+  ASSERT_TRUE(c->Tombstone("ns", DocId::U64(4), 500, true).ok());
+  std::vector<std::pair<DocId, CachedDoc>> batch;
+  batch.emplace_back(DocId::U64(4), Repair("{}", 1));
+  batch.emplace_back(final, Repair("{}", 1));
+  auto stored = c->PutIfNewerBatch("ns", batch);
+  ASSERT_TRUE(stored.ok());
+  EXPECT_EQ(*stored, (std::vector<bool>{true, false}));
+}
+
+TEST_P(DocumentCacheContractTest, ATombstoneThatIsNotRepairableIsNeverMadeRepairable) {
+  DocumentCache* c = cache_;
+  const DocId over = DocId::U64(1), under = DocId::U64(2);
+  // A repairable tombstone over a live one that is not: still not repairable.
+  ASSERT_TRUE(c->Tombstone("ns", over, 100).ok());
+  ASSERT_TRUE(c->Tombstone("ns", over, 200, true).ok());
+  auto got = MustGet(*c, "ns", over);
+  ASSERT_TRUE(got && got->tombstone);
+  EXPECT_EQ(got->upserted_at, 200u);
+  EXPECT_FALSE(got->repairable);
+  EXPECT_FALSE(*c->PutIfNewer("ns", over, Repair("{}", 1)));
+  // A tombstone that is not repairable, older than a repairable one: the newer stays, no longer
+  // repairable.
+  ASSERT_TRUE(c->Tombstone("ns", under, 300, true).ok());
+  ASSERT_TRUE(c->Tombstone("ns", under, 250).ok());
+  got = MustGet(*c, "ns", under);
+  ASSERT_TRUE(got && got->tombstone);
+  EXPECT_EQ(got->upserted_at, 300u);
+  EXPECT_FALSE(got->repairable);
+  EXPECT_FALSE(*c->PutIfNewer("ns", under, Repair("{}", 1)));
+}
+
 TEST_P(DocumentCacheContractTest, InvalidateRemovesDocumentsVectorsAndTombstones) {
   DocumentCache* c = cache_;
   DocId a = DocId::String("a"), b = DocId::String("b"), keep = DocId::String("keep");

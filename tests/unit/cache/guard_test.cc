@@ -372,7 +372,9 @@ TEST_F(CacheGuardTest, ThrowingTryGetIsAnInternalError) {
         std::string_view, std::span<const std::pair<DocId, CachedDoc>> docs) override {
       return std::vector<bool>(docs.size(), true);
     }
-    Status Tombstone(std::string_view, const DocId&, uint64_t) override { return Status::Ok(); }
+    Status Tombstone(std::string_view, const DocId&, uint64_t, bool) override {
+      return Status::Ok();
+    }
     Status Invalidate(std::string_view, std::span<const DocId>) override { return Status::Ok(); }
     Status PutVector(std::string_view, const DocId&, std::string_view) override {
       return Status::Ok();
