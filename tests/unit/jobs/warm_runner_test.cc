@@ -80,7 +80,18 @@ class ScriptedOrigin final : public http::Upstream {
     return static_cast<int>(std::count(ev.begin(), ev.end(), event));
   }
 
+  // The Authorization headers of the requests, in order ("" for none).
+  std::vector<std::string> authorizations() const {
+    std::lock_guard lock(mu_);
+    return authorizations_;
+  }
+
   Task<Result<http::Response>> Send(http::Request req, bool) override {
+    {
+      std::lock_guard lock(mu_);
+      authorizations_.emplace_back(req[http::Field::authorization]);
+      targets_.emplace_back(req.target());
+    }
     if (http::IoPool::Current() != home.load()) ++off_home_;
     ++in_flight_;
     http::Response res{http::Code::ok, 11};
@@ -136,8 +147,16 @@ class ScriptedOrigin final : public http::Upstream {
   std::atomic<int> holding_{0};
   std::atomic<int> in_flight_{0};
   std::atomic<int> off_home_{0};
-  mutable std::mutex mu_;  // guards events_
+  mutable std::mutex mu_;  // guards events_, authorizations_ and targets_
   std::vector<std::string> events_;
+  std::vector<std::string> authorizations_;
+  std::vector<std::string> targets_;
+
+ public:
+  std::vector<std::string> targets() const {
+    std::lock_guard lock(mu_);
+    return targets_;
+  }
 };
 
 // Forwards to the SQLite store; Checkpoint records an event and runs a hook first and after.
@@ -325,6 +344,70 @@ TEST_F(WarmRunnerTest, ReadsOnePageAheadAndCachesEveryDocument) {
   ASSERT_TRUE(cached.ok() && cached->has_value());
   EXPECT_EQ((*cached)->attributes_json, R"({"n":42})");
   EXPECT_EQ((*cached)->upserted_at, kOriginStamp);
+}
+
+// A runner of jobs whose tenants are keys (docs/design.md §9.7), in place of the fixture's.
+class TenantWarmRunnerTest : public WarmRunnerTest {
+ protected:
+  void UseCredentials() {
+    runner_.reset();
+    WarmRunnerOptions wopts;
+    wopts.owner = "gw-test";
+    wopts.max_attempts = 3;
+    wopts.retry_base = 1ms;
+    wopts.credentials = &credentials_;
+    runner_ = std::make_unique<WarmRunner>(pool_, *store_, origin_, *cache_, nullptr, wopts);
+  }
+  http::Credentials credentials_;
+};
+
+TEST_F(TenantWarmRunnerTest, AJobPagesWithItsTenantsKeyAndTheNamespacesName) {
+  UseCredentials();
+  const std::string partition = std::string(kNs) + "@0123456789abcdef";
+  credentials_.Remember("0123456789abcdef", "Bearer tenant-key");
+  credentials_.Remember("fedcba9876543210", "Bearer other-key");
+  auto created = store_->Create({partition, kPage, "gw-test"});
+  ASSERT_TRUE(created.ok());
+  ASSERT_TRUE(runner_->Start(created->job));
+  WarmJob job = WaitEnded(created->job.id);
+  EXPECT_EQ(job.status, JobStatus::kCompleted);
+  EXPECT_EQ(job.documents_scanned, kDocs);
+  for (const auto& a : origin_.authorizations()) EXPECT_EQ(a, "Bearer tenant-key");
+  for (const auto& t : origin_.targets()) {
+    EXPECT_TRUE(t.starts_with("/v2/namespaces/" + std::string(kNs) + "/") ||
+                t.starts_with("/v1/namespaces/" + std::string(kNs) + "/"))
+        << t;
+  }
+  // Cached in the tenant's partition, not under the namespace's own name.
+  auto in_partition = backend_->Get(partition, cache::DocId::U64(7));
+  ASSERT_TRUE(in_partition.ok() && in_partition->has_value());
+  EXPECT_FALSE(Cached(7));
+}
+
+TEST_F(TenantWarmRunnerTest, AJobWhoseTenantHasNoKeyWaitsSaysWhyAndGoesOnOnceItHasOne) {
+  UseCredentials();
+  const std::string partition = std::string(kNs) + "@0123456789abcdef";
+  auto created = store_->Create({partition, kPage, "gw-test"});
+  ASSERT_TRUE(created.ok());
+  ASSERT_TRUE(runner_->Start(created->job));
+  WarmJob waiting = WaitEnded(created->job.id);  // stops executing here, still running
+  EXPECT_EQ(waiting.status, JobStatus::kRunning);
+  ASSERT_TRUE(waiting.waiting);
+  EXPECT_NE(waiting.waiting->find("API key"), std::string::npos);
+  EXPECT_TRUE(origin_.authorizations().empty());  // nothing was sent without a key
+  credentials_.Remember("0123456789abcdef", "Bearer tenant-key");
+  ASSERT_TRUE(runner_->Start(*store_->Get(created->job.id)));
+  WarmJob done = WaitEnded(created->job.id);
+  EXPECT_EQ(done.status, JobStatus::kCompleted);
+  EXPECT_EQ(done.documents_scanned, kDocs);
+  EXPECT_FALSE(done.waiting);
+}
+
+TEST_F(TenantWarmRunnerTest, TheOneTenantWithoutAKeyPagesWithNone) {
+  UseCredentials();
+  WarmJob job = WaitEnded(StartJob().id);
+  EXPECT_EQ(job.status, JobStatus::kCompleted);
+  for (const auto& a : origin_.authorizations()) EXPECT_EQ(a, "");
 }
 
 TEST_F(WarmRunnerTest, CancelAtACheckpointAbandonsTheReadAheadWithoutWaitingForIt) {
