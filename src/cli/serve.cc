@@ -24,6 +24,7 @@
 #include "gateway/tenancy.h"
 #include "gateway/warm.h"
 #include "jobs/sqlite/sqlite_job_store.h"
+#include "jobs/snapshot_writer.h"
 #include "jobs/warm_runner.h"
 #include "snapshots/fs/fs_object_store.h"
 #include "watermark/consistency_watcher.h"
@@ -216,6 +217,7 @@ int RunServe(const ServeConfig& cfg) {
   gateway::Gateway gw(cfg, **upstream, cache, credentials);
   watermark::WatcherOptions watch_opts;
   watch_opts.credentials = &credentials;
+  watch_opts.stable_poll_interval = std::chrono::milliseconds(cfg.watch_stable_interval_ms);
   watermark::ConsistencyWatcher watcher(**upstream, watch_opts);
   gw.AttachWatcher(&watcher);
 
@@ -239,7 +241,19 @@ int RunServe(const ServeConfig& cfg) {
     spdlog::error("cannot open the object store: {}", objects.status().ToString());
     return 1;
   }
-  gateway::WarmServices warm{**job_store, warm_runner, **objects};
+  jobs::SnapshotWriterOptions snap_opts;
+  snap_opts.credentials = &credentials;
+  snap_opts.sweep_interval = std::chrono::milliseconds(cfg.snapshot_sweep_interval_ms);
+  jobs::SnapshotWriter snapshot_writer(background, **background_upstream, **objects, cache,
+                                       snap_opts);
+  if (Status st = snapshot_writer.LoadPolicies(); !st.ok()) {
+    spdlog::warn("reading snapshot policies failed: {}; the next sweep reads them again",
+                 st.ToString());
+  }
+  watcher.SetOnAdvance([&snapshot_writer](const std::string& partition, uint64_t watermark_ms) {
+    snapshot_writer.OnWatermark(partition, watermark_ms);
+  });
+  gateway::WarmServices warm{**job_store, warm_runner, **objects, snapshot_writer};
   cache.SetWarmHooks(
       [&warm_runner](std::string_view ns) { return warm_runner.Warming(ns); },
       [&warm_runner](const std::string& ns) { warm_runner.CreateAndStart(ns); });
@@ -271,6 +285,7 @@ int RunServe(const ServeConfig& cfg) {
 
   asio::co_spawn(pool.at(0), RetryPendingInvalidations(cache), asio::detached);
   asio::co_spawn(pool.Next(), watcher.Run(), asio::detached);
+  asio::co_spawn(background.at(0), snapshot_writer.SweepLoop(), asio::detached);
   asio::signal_set signals(pool.at(0), SIGTERM, SIGINT);
   asio::co_spawn(pool.at(0), DrainOnSignal(signals, server, pool, cfg), asio::detached);
   server.Start();

@@ -893,6 +893,13 @@ Task<Status> CacheCoherence::RecordLatestSnapshot(const std::string& ns, std::st
                                                 std::move(body));
 }
 
+Task<std::optional<std::string>> CacheCoherence::LatestSnapshot(const std::string& ns) {
+  if (!guard_) co_return std::nullopt;
+  auto rec = co_await guard_->GetNamespaceRecord(ns, std::string(kLatestSnapshotRecord));
+  if (!rec.ok()) co_return std::nullopt;
+  co_return std::move(*rec);
+}
+
 Task<bool> CacheCoherence::Available() {
   if (!guard_) co_return false;
   co_return (co_await guard_->Ping()).ok();

@@ -249,6 +249,8 @@ class CacheCoherence {
 
   // Mirrors the namespace's latest snapshot body into the cache.
   Task<Status> RecordLatestSnapshot(const std::string& ns, std::string body);
+  // The mirrored body, if any (nullopt as well when the cache cannot answer).
+  Task<std::optional<std::string>> LatestSnapshot(const std::string& ns);
 
   // ---- Namespaces ----
 

@@ -1,5 +1,7 @@
 #include "common/config.h"
 
+#include <tuple>
+
 #include <CLI/CLI.hpp>
 #include <boost/url/parse.hpp>
 #include <fmt/format.h>
@@ -155,7 +157,9 @@ Status ServeConfig::Validate() const {
                          {body_timeout_ms, "--body-timeout-ms"},
                          {idle_timeout_ms, "--idle-timeout-ms"},
                          {drain_grace_ms, "--drain-grace-ms"},
-                         {key_validation_ttl_ms, "--key-validation-ttl"}}) {
+                         {key_validation_ttl_ms, "--key-validation-ttl"},
+                         {watch_stable_interval_ms, "--watch-stable-interval"},
+                         {snapshot_sweep_interval_ms, "--snapshot-sweep-interval"}}) {
     if (Status st = positive(v, name); !st.ok()) return st;
   }
   if (data_dir.empty()) return Status::InvalidArgument("--data-dir may not be empty");
@@ -213,7 +217,7 @@ std::string ServeConfig::Redacted() const {
 Result<int64_t> ParseDurationMs(std::string_view text) {
   auto bad = [&] {
     return Status::InvalidArgument("'" + std::string(text) +
-                                   "' is not a duration (e.g. 250ms, 60s, 5m, 1h)");
+                                   "' is not a duration (e.g. 250ms, 60s, 5m, 1h, 30d)");
   };
   size_t digits = 0;
   while (digits < text.size() && text[digits] >= '0' && text[digits] <= '9') ++digits;
@@ -225,6 +229,7 @@ Result<int64_t> ParseDurationMs(std::string_view text) {
   if (unit == "ms") return n;
   if (unit == "m") return n * 60'000;
   if (unit == "h") return n * 3'600'000;
+  if (unit == "d") return n * 86'400'000;
   return bad();
 }
 
@@ -276,6 +281,20 @@ void AddServeFlags(CLI::App& app, ServeConfig& cfg) {
     for (auto& key : *k) cfg.gateway_keys.push_back(std::move(key));
   });
 
+  for (auto [flag, env, help, field] :
+       {std::tuple{"--watch-stable-interval", "LAYER_WATCH_STABLE_INTERVAL",
+                   "how often a namespace whose index is up to date is polled (a duration)",
+                   &cfg.watch_stable_interval_ms},
+        std::tuple{"--snapshot-sweep-interval", "LAYER_SNAPSHOT_SWEEP_INTERVAL",
+                   "how often snapshot policies are reloaded and retention applied (a duration)",
+                   &cfg.snapshot_sweep_interval_ms}}) {
+    app.add_option(flag)->description(help)->envname(env)->each([flag = std::string(flag),
+                                                    field](const std::string& v) {
+      auto ms = ParseDurationMs(v);
+      if (!ms.ok()) throw CLI::ValidationError(flag, ms.status().message());
+      *field = *ms;
+    });
+  }
   auto* ttl = app.add_option("--key-validation-ttl",
                              "how long an upstream's acceptance of a caller's key is trusted when "
                              "keys are tenants (a duration: 250ms, 60s, 5m; default 60s)")

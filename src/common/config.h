@@ -78,6 +78,11 @@ struct ServeConfig {
   std::string fetch_consistency = "strong"; // LAYER_FETCH_CONSISTENCY: strong|eventual
   bool test_faults = false;  // --test-faults: cache fault injection at /_test/cache-faults
   std::string object_store_dir;  // LAYER_OBJECT_STORE_DIR; empty = <data_dir>/objects (snapshots)
+  // How often the watcher polls a namespace whose index is up to date (its stable watermark then
+  // moves, and with it the snapshot writer). LAYER_WATCH_STABLE_INTERVAL, a duration.
+  int64_t watch_stable_interval_ms = 60000;
+  // How often snapshot policies are reloaded and retention applied. LAYER_SNAPSHOT_SWEEP_INTERVAL.
+  int64_t snapshot_sweep_interval_ms = 60000;
 
   // Operations.
   std::string public_url;  // LAYER_PUBLIC_URL: gateway origin used to rewrite Location
@@ -88,8 +93,8 @@ struct ServeConfig {
   std::string Redacted() const;
 };
 
-// A duration: an integer with a unit, "ms", "s", "m" or "h" ("250ms", "60s", "5m"), or a bare
-// integer of seconds. InvalidArgument for anything else or a negative value.
+// A duration: an integer with a unit, "ms", "s", "m", "h" or "d" ("250ms", "60s", "5m", "30d"),
+// or a bare integer of seconds. InvalidArgument for anything else or a negative value.
 Result<int64_t> ParseDurationMs(std::string_view text);
 
 // Registers every `serve` flag (with its environment variable) on `app`, writing into `cfg`.

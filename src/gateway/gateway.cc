@@ -4,6 +4,7 @@
 #include "gateway/fetch.h"
 #include "gateway/hint_cache_warm.h"
 #include "gateway/passthrough.h"
+#include "gateway/snapshots.h"
 #include "gateway/query.h"
 #include "gateway/tenancy.h"
 #include "gateway/test_faults.h"
@@ -37,6 +38,9 @@ bool AnsweredFromLayerState(const RouteMatch& route, std::string_view query) {
     case RouteId::kWarm:
     case RouteId::kWarmJobs:
     case RouteId::kWarmJob:
+    case RouteId::kSnapshotPolicy:
+    case RouteId::kSnapshotHistory:
+    case RouteId::kSnapshotBody:
       return true;
     case RouteId::kTurbopuffer:
       return route.Is(tpuf::RouteId::kHintCacheWarm) && IsOrchestratedHint(query);
@@ -138,6 +142,18 @@ Task<http::Response> Gateway::Dispatch(RequestContext& ctx) {
       if (ctx.route.id == RouteId::kWarm) return StartWarm(ctx, cache_, *warm_);
       if (ctx.route.id == RouteId::kWarmJobs) return ListWarmJobs(ctx, *warm_);
       return WarmJobById(ctx, *warm_);
+    case RouteId::kSnapshotPolicy:
+    case RouteId::kSnapshotHistory:
+    case RouteId::kSnapshotBody:
+      if (!warm_) {
+        return Ready(
+            http::MakeError(http::Code::not_found, "not_found", "snapshots are not enabled"));
+      }
+      if (ctx.route.id == RouteId::kSnapshotPolicy) {
+        return SnapshotPolicyRoute(ctx, *warm_, watcher_);
+      }
+      if (ctx.route.id == RouteId::kSnapshotHistory) return SnapshotHistory(ctx, *warm_);
+      return SnapshotBodyRoute(ctx, *warm_);
     default:  // the operations routes are answered in Handle
       return Ready(http::MakeError(http::Code::not_found, "not_found", "no such route"));
   }

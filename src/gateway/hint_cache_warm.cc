@@ -102,9 +102,27 @@ Task<http::Response> OrchestrateHintCacheWarm(RequestContext& ctx, http::Upstrea
   // started a warm job whose id the caller would never see.
   json::object snapshots_step = Step(false, "skipped");
   if (snaps.value) {
-    // The object store may block on disk or network: read it off the event loop.
-    auto latest = co_await warm.runner.Blocking(
-        [&] { return snapshots::ReadLatestSnapshot(warm.objects, ctx.partition); });
+    // The cache's mirror first (docs/design.md §7.2); a mirror that does not decode, or is of
+    // another namespace, counts as none.
+    Result<std::optional<snapshots::StoredSnapshot>> latest = std::optional<snapshots::StoredSnapshot>();
+    bool from_mirror = false;
+    if (auto mirrored = co_await cache.LatestSnapshot(ctx.partition)) {
+      snapshots::ParseOptions check;
+      check.expected_namespace = ns;
+      auto body = snapshots::ParseSnapshotBody(*mirrored, check);
+      auto key = body.ok() ? snapshots::SnapshotKey(ctx.partition, body->watermark_ms, body->sha)
+                           : Result<std::string>(body.status());
+      if (body.ok() && key.ok()) {
+        latest = std::optional<snapshots::StoredSnapshot>(snapshots::StoredSnapshot{
+            std::move(*key), std::move(*mirrored), std::move(*body)});
+        from_mirror = true;
+      }
+    }
+    if (!from_mirror) {
+      // The object store may block on disk or network: read it off the event loop.
+      latest = co_await warm.snapshots.Blocking(
+          [&] { return snapshots::ReadLatestSnapshot(warm.objects, ctx.partition); });
+    }
     if (!latest.ok()) {
       co_return UpstreamError(Status::IoError("reading the latest snapshot failed: " +
                                               latest.status().message()));
@@ -113,8 +131,10 @@ Task<http::Response> OrchestrateHintCacheWarm(RequestContext& ctx, http::Upstrea
       snapshots_step = Step(true, "no_snapshot");
     } else {
       const snapshots::StoredSnapshot& s = **latest;
-      Status st = co_await cache.RecordLatestSnapshot(ctx.partition, s.bytes);
-      if (!st.ok()) co_return CacheCold(ns);
+      if (!from_mirror) {
+        Status st = co_await cache.RecordLatestSnapshot(ctx.partition, s.bytes);
+        if (!st.ok()) co_return CacheCold(ns);
+      }
       snapshots_step = Step(true, "completed");
       snapshots_step["key"] = s.key;
       snapshots_step["watermark_ms"] = s.body.watermark_ms;

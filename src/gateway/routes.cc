@@ -13,7 +13,8 @@ RouteMatch Make(RouteId id, std::string_view family, unsigned scope, bool idempo
   return m;
 }
 
-// Layer-only routes under /v2/namespaces/{ns}/: documents, warm, warm-jobs.
+// Layer-only routes under /v2/namespaces/{ns}/: documents, warm, warm-jobs, snapshot-policy,
+// history, snapshots.
 std::optional<RouteMatch> MatchLayerRoute(Verb method, const tpuf::PathSegments& p) {
   const auto& s = p.s;
   if (p.n < 4 || s[0] != "v2" || s[1] != "namespaces") return std::nullopt;
@@ -27,12 +28,18 @@ std::optional<RouteMatch> MatchLayerRoute(Verb method, const tpuf::PathSegments&
       m = Make(RouteId::kWarm, "warm", kScopeWrite, false);
     } else if (op == "warm-jobs" && get) {
       m = Make(RouteId::kWarmJobs, "warm", kScopeRead, true);
+    } else if (op == "snapshot-policy" && (get || method == Verb::put)) {
+      m = Make(RouteId::kSnapshotPolicy, "snapshots", get ? kScopeRead : kScopeAdmin, get);
+    } else if (op == "history" && get) {
+      m = Make(RouteId::kSnapshotHistory, "snapshots", kScopeRead, true);
     }
   } else if (p.n == 5 && !s[4].empty()) {
     if (op == "warm-jobs" && (get || method == Verb::delete_)) {
       m = Make(RouteId::kWarmJob, "warm", get ? kScopeRead : kScopeWrite, get);
     } else if (op == "documents" && get) {
       m = Make(RouteId::kFetchDocument, "fetch", kScopeRead, true);
+    } else if (op == "snapshots" && get) {
+      m = Make(RouteId::kSnapshotBody, "snapshots", kScopeRead, true);
     }
     if (m && !PercentDecode(s[4], &m->param)) return std::nullopt;
   }

@@ -29,6 +29,9 @@ enum class RouteId {
   kWarm,            // POST /v2/namespaces/{ns}/warm                 (warm.cc)
   kWarmJobs,        // GET /v2/namespaces/{ns}/warm-jobs             (warm.cc)
   kWarmJob,         // GET|DELETE /v2/namespaces/{ns}/warm-jobs/{id} (warm.cc)
+  kSnapshotPolicy,  // GET|PUT /v2/namespaces/{ns}/snapshot-policy   (snapshots.cc)
+  kSnapshotHistory, // GET /v2/namespaces/{ns}/history               (snapshots.cc)
+  kSnapshotBody,    // GET /v2/namespaces/{ns}/snapshots/{sha}       (snapshots.cc)
 };
 
 struct RouteMatch {

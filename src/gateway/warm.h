@@ -10,6 +10,7 @@
 #include "coherence/coherence.h"
 #include "gateway/gateway.h"
 #include "jobs/job_store.h"
+#include "jobs/snapshot_writer.h"
 #include "jobs/warm_runner.h"
 #include "snapshots/object_store.h"
 
@@ -19,6 +20,7 @@ struct WarmServices {
   jobs::JobStore& store;
   jobs::WarmRunner& runner;
   snapshots::ObjectStore& objects;  // where namespace snapshots live
+  jobs::SnapshotWriter& snapshots;  // snapshot policies, the writer, retention
 };
 
 Task<http::Response> StartWarm(RequestContext& ctx, coherence::CacheCoherence& cache, WarmServices& warm);

@@ -6,6 +6,7 @@
 
 #include "gateway/fetch.h"
 #include "gateway/passthrough.h"
+#include "gateway/snapshots.h"
 #include "gateway/write_plan.h"
 #include "http/errors.h"
 
@@ -154,6 +155,7 @@ Task<http::Response> DeleteNamespace(RequestContext& ctx, http::Upstream& upstre
     partitions.push_back(ns);
     for (const std::string& partition : partitions) {
       if (warm) co_await CancelRunningJobs(*warm, partition);
+      if (warm) co_await PurgeSnapshots(*warm, partition);
       if (watcher) watcher->Forget(partition);
     }
     co_await cache.NamespaceDeleted(ns);

@@ -1,5 +1,7 @@
 #include "snapshots/snapshot.h"
 
+#include "common/tenant.h"
+
 #include <openssl/sha.h>
 
 #include <algorithm>
@@ -217,11 +219,25 @@ Result<SnapshotBody> ParseSnapshotBody(std::string_view text, const ParseOptions
   return body;
 }
 
-std::string SnapshotPrefix(std::string_view ns) { return fmt::format("snapshots/{}/", ns); }
+std::string PartitionObjectPrefix(std::string_view partition) {
+  const PartitionParts parts = SplitPartition(partition);
+  if (parts.tag.empty()) return {};
+  return fmt::format("tenants/{}/", parts.tag);
+}
 
-Result<std::string> SnapshotKey(std::string_view ns, uint64_t watermark_ms, std::string_view sha) {
-  if (CheckNamespaceName(ns) != NamespaceNameError::kNone || ns == "." || ns == "..") {
-    return Status::InvalidArgument(fmt::format("snapshot key: invalid namespace \"{}\"", ns));
+std::string SnapshotPrefix(std::string_view partition) {
+  return fmt::format("{}snapshots/{}/", PartitionObjectPrefix(partition),
+                     PartitionNamespace(partition));
+}
+
+Result<std::string> SnapshotKey(std::string_view partition, uint64_t watermark_ms,
+                                std::string_view sha) {
+  const PartitionParts parts = SplitPartition(partition);
+  const std::string_view ns = parts.ns;
+  if (CheckNamespaceName(ns) != NamespaceNameError::kNone || ns == "." || ns == ".." ||
+      (!parts.tag.empty() && !IsLowerHex(parts.tag))) {
+    return Status::InvalidArgument(
+        fmt::format("snapshot key: invalid namespace \"{}\"", partition));
   }
   if (sha.size() < 7 || !IsLowerHex(sha)) {
     return Status::InvalidArgument("snapshot key: sha must be at least 7 lowercase hex digits");
@@ -229,12 +245,23 @@ Result<std::string> SnapshotKey(std::string_view ns, uint64_t watermark_ms, std:
   if (watermark_ms > kMaxWatermark) {
     return Status::InvalidArgument("snapshot key: watermark_ms does not fit 13 digits");
   }
-  return fmt::format("snapshots/{}/{:013}-{}.json", ns, watermark_ms, sha.substr(0, 7));
+  return fmt::format("{}{:013}-{}.json", SnapshotPrefix(partition), watermark_ms,
+                     sha.substr(0, 7));
 }
 
 std::optional<SnapshotKeyInfo> ParseSnapshotKey(std::string_view key) {
+  constexpr std::string_view kTenants = "tenants/";
   constexpr std::string_view kHead = "snapshots/";
   constexpr std::string_view kTail = ".json";
+  std::string_view tag;
+  if (key.substr(0, kTenants.size()) == kTenants) {
+    std::string_view rest = key.substr(kTenants.size());
+    size_t slash = rest.find('/');
+    if (slash == std::string_view::npos || slash == 0) return std::nullopt;
+    tag = rest.substr(0, slash);
+    if (!IsLowerHex(tag)) return std::nullopt;
+    key = rest.substr(slash + 1);
+  }
   if (key.size() < kHead.size() || key.substr(0, kHead.size()) != kHead) return std::nullopt;
   std::string_view rest = key.substr(kHead.size());
   size_t slash = rest.find('/');
@@ -249,17 +276,20 @@ std::optional<SnapshotKeyInfo> ParseSnapshotKey(std::string_view key) {
   std::string_view sha7 = file.substr(14, 7);
   if (!IsDigits(digits) || !IsLowerHex(sha7)) return std::nullopt;
   if (CheckNamespaceName(ns) != NamespaceNameError::kNone) return std::nullopt;
-  return SnapshotKeyInfo{std::string(ns), std::stoull(std::string(digits)), std::string(sha7)};
+  return SnapshotKeyInfo{std::string(ns), std::stoull(std::string(digits)), std::string(sha7),
+                         std::string(tag)};
 }
 
-Result<std::vector<std::string>> ListSnapshotKeys(ObjectStore& store, std::string_view ns) {
-  auto keys = store.List(SnapshotPrefix(ns));
+Result<std::vector<std::string>> ListSnapshotKeys(ObjectStore& store,
+                                                  std::string_view partition) {
+  auto keys = store.List(SnapshotPrefix(partition));
   if (!keys.ok()) return keys.status();
+  const PartitionParts parts = SplitPartition(partition);
   std::vector<std::string> out;
   out.reserve(keys->size());
   for (std::string& k : *keys) {
     auto info = ParseSnapshotKey(k);
-    if (info && info->ns == ns) out.push_back(std::move(k));
+    if (info && info->ns == parts.ns && info->tag == parts.tag) out.push_back(std::move(k));
   }
   return out;
 }
@@ -284,7 +314,7 @@ Result<std::optional<StoredSnapshot>> ReadLatestSnapshot(ObjectStore& store, std
     return bytes.status();
   }
   ParseOptions opts;
-  opts.expected_namespace = std::string(ns);
+  opts.expected_namespace = std::string(PartitionNamespace(ns));
   auto body = ParseSnapshotBody(*bytes, opts);
   if (!body.ok()) {
     return Status::Corruption(fmt::format("{}: {}", **key, body.status().message()));

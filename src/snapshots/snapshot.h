@@ -85,23 +85,30 @@ struct ParseOptions {
 // A missing "fields_skipped" is read as empty; "row_count" may be absent or null.
 Result<SnapshotBody> ParseSnapshotBody(std::string_view json, const ParseOptions& options = {});
 
-// "snapshots/{ns}/".
-std::string SnapshotPrefix(std::string_view ns);
-// The key of a snapshot. InvalidArgument for an invalid namespace name, a sha shorter than 7 or
-// not lowercase hex, or a watermark that does not fit 13 digits.
-Result<std::string> SnapshotKey(std::string_view ns, uint64_t watermark_ms, std::string_view sha);
+// Tenants (docs/design.md §9.7): every object of a partition "{ns}@{tag}" lives under
+// "tenants/{tag}/" (the one tenant's, with no tag, at the top), so that objects of two tenants
+// never share a key. The namespace functions below take a partition (common/tenant.h).
+std::string PartitionObjectPrefix(std::string_view partition);
+
+// "[tenants/{tag}/]snapshots/{ns}/".
+std::string SnapshotPrefix(std::string_view partition);
+// The key of a snapshot. InvalidArgument for an invalid namespace name or tag, a sha shorter than
+// 7 or not lowercase hex, or a watermark that does not fit 13 digits.
+Result<std::string> SnapshotKey(std::string_view partition, uint64_t watermark_ms,
+                                std::string_view sha);
 
 struct SnapshotKeyInfo {
   std::string ns;
   uint64_t watermark_ms = 0;
   std::string sha7;
+  std::string tag;  // the tenant's, "" for the one tenant
   friend bool operator==(const SnapshotKeyInfo&, const SnapshotKeyInfo&) = default;
 };
 // The parts of a snapshot key; nullopt for any key not of the scheme's exact shape.
 std::optional<SnapshotKeyInfo> ParseSnapshotKey(std::string_view key);
 
-// Every snapshot key of the namespace, oldest first (keys not of the scheme are ignored).
-Result<std::vector<std::string>> ListSnapshotKeys(ObjectStore& store, std::string_view ns);
+// Every snapshot key of the partition, oldest first (keys not of the scheme are ignored).
+Result<std::vector<std::string>> ListSnapshotKeys(ObjectStore& store, std::string_view partition);
 // The namespace's latest snapshot key (the last key of the listing), or nullopt when it has none.
 Result<std::optional<std::string>> LatestSnapshotKey(ObjectStore& store, std::string_view ns);
 

@@ -64,18 +64,25 @@ void ConsistencyWatcher::Forget(const std::string& ns) {
 IndexStatus ConsistencyWatcher::Observe(const std::string& ns, int64_t poll_start_ms,
                                         std::string_view body) {
   IndexStatus st = IndexStatusOf(body);
-  std::lock_guard lock(mu_);
-  auto [it, added] = states_.try_emplace(ns);
-  if (added) namespaces_version_.fetch_add(1, std::memory_order_release);
-  State& s = it->second;
-  s.status = st;
-  if (st == IndexStatus::kStable) {
-    uint64_t wm = static_cast<uint64_t>(poll_start_ms - options_.safety_margin_ms);
-    if (!s.stable_as_of || wm > *s.stable_as_of) s.stable_as_of = wm;
-    s.next_poll_ms = poll_start_ms + options_.stable_poll_interval.count();
-  } else {
-    s.next_poll_ms = poll_start_ms + options_.poll_interval.count();
+  std::optional<uint64_t> advanced;
+  {
+    std::lock_guard lock(mu_);
+    auto [it, added] = states_.try_emplace(ns);
+    if (added) namespaces_version_.fetch_add(1, std::memory_order_release);
+    State& s = it->second;
+    s.status = st;
+    if (st == IndexStatus::kStable) {
+      uint64_t wm = static_cast<uint64_t>(poll_start_ms - options_.safety_margin_ms);
+      if (!s.stable_as_of || wm > *s.stable_as_of) {
+        s.stable_as_of = wm;
+        advanced = wm;
+      }
+      s.next_poll_ms = poll_start_ms + options_.stable_poll_interval.count();
+    } else {
+      s.next_poll_ms = poll_start_ms + options_.poll_interval.count();
+    }
   }
+  if (advanced && on_advance_) on_advance_(ns, *advanced);
   return st;
 }
 

@@ -14,6 +14,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <functional>
 #include <map>
 #include <mutex>
 #include <optional>
@@ -54,6 +55,12 @@ class ConsistencyWatcher {
   // Returns the index status it shows.
   IndexStatus Observe(const std::string& ns, int64_t poll_start_ms, std::string_view body);
 
+  // Set once, before Run: called (outside the watcher's lock) whenever a namespace's stable
+  // watermark advances, with the new watermark (the snapshot writer's trigger).
+  void SetOnAdvance(std::function<void(const std::string&, uint64_t)> on_advance) {
+    on_advance_ = std::move(on_advance);
+  }
+
   std::optional<uint64_t> StableAsOf(std::string_view ns) const;
   bool IsStable(std::string_view ns) const;
   std::vector<std::string> Namespaces() const;
@@ -78,6 +85,7 @@ class ConsistencyWatcher {
   mutable std::mutex mu_;  // guards states_
   std::map<std::string, State, std::less<>> states_;
   std::atomic<uint64_t> namespaces_version_{0};
+  std::function<void(const std::string&, uint64_t)> on_advance_;
 };
 
 // The index status a metadata body reports: index.status "up-to-date" → stable, "updating" →
