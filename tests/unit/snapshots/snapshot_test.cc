@@ -144,6 +144,19 @@ TEST(SnapshotBodyTest, VerifiesTheSha) {
   EXPECT_TRUE(ParseSnapshotBody(text, {.verify_sha = false}).ok());
 }
 
+TEST(SnapshotKeyTest, TenantsHaveTheirOwnKeys) {
+  auto key = SnapshotKey("ns1@0a1b2c", 42, "abcdef0");
+  ASSERT_TRUE(key.ok()) << key.status().ToString();
+  EXPECT_EQ(*key, "tenants/0a1b2c/snapshots/ns1/0000000000042-abcdef0.json");
+  EXPECT_EQ(SnapshotPrefix("ns1@0a1b2c"), "tenants/0a1b2c/snapshots/ns1/");
+  auto info = ParseSnapshotKey(*key);
+  ASSERT_TRUE(info);
+  EXPECT_EQ(*info, (SnapshotKeyInfo{"ns1", 42, "abcdef0", "0a1b2c"}));
+  EXPECT_FALSE(SnapshotKey("ns1@NOTHEX", 42, "abcdef0").ok());
+  EXPECT_FALSE(ParseSnapshotKey("tenants//snapshots/ns1/0000000000042-abcdef0.json"));
+  EXPECT_FALSE(ParseSnapshotKey("tenants/XY/snapshots/ns1/0000000000042-abcdef0.json"));
+}
+
 TEST(SnapshotKeyTest, FormatAndParse) {
   auto key = SnapshotKey("ns1", 1779789600000, kExampleSha);
   ASSERT_TRUE(key.ok());
