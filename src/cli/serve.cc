@@ -25,7 +25,7 @@
 #include "gateway/warm.h"
 #include "jobs/sqlite/sqlite_job_store.h"
 #include "jobs/warm_runner.h"
-#include "snapshots/fs/fs_object_store.h"
+#include "snapshots/open_object_store.h"
 #include "watermark/consistency_watcher.h"
 #include "http/server.h"
 #include "http/upstream.h"
@@ -231,15 +231,21 @@ int RunServe(const ServeConfig& cfg) {
   wopts.credentials = &credentials;
   jobs::WarmRunner warm_runner(background, **job_store, **background_upstream, cache, &watcher,
                                wopts);
-  std::string objects_dir = cfg.object_store_dir.empty()
-                                ? (std::filesystem::path(cfg.data_dir) / "objects").string()
-                                : cfg.object_store_dir;
-  auto objects = snapshots::FsObjectStore::Open(objects_dir);
+  snapshots::ObjectStoreSettings object_settings;
+  object_settings.url = cfg.object_store;
+  object_settings.default_dir = cfg.object_store_dir.empty()
+                                    ? (std::filesystem::path(cfg.data_dir) / "objects").string()
+                                    : cfg.object_store_dir;
+  object_settings.s3_endpoint = cfg.s3_endpoint;
+  object_settings.s3_region = cfg.s3_region;
+  object_settings.s3_credentials = snapshots::S3Credentials::FromEnvironment();
+  auto objects = snapshots::OpenObjectStore(object_settings);
   if (!objects.ok()) {
     spdlog::error("cannot open the object store: {}", objects.status().ToString());
-    return 1;
+    return objects.status().code() == StatusCode::kInvalidArgument ? 2 : 1;
   }
-  gateway::WarmServices warm{**job_store, warm_runner, **objects};
+  spdlog::info("object store: {}", objects->description);
+  gateway::WarmServices warm{**job_store, warm_runner, *objects->store};
   cache.SetWarmHooks(
       [&warm_runner](std::string_view ns) { return warm_runner.Warming(ns); },
       [&warm_runner](const std::string& ns) { warm_runner.CreateAndStart(ns); });
