@@ -170,6 +170,7 @@ class Front:
 
 class Handler(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # head and body are separate writes: no delayed-ACK stalls
     front: Front = None  # set by main
 
     def log_message(self, fmt, *args):  # quiet

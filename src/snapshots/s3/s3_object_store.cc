@@ -302,7 +302,10 @@ Result<S3ObjectStore::Response> S3ObjectStore::SendOnce(const Request& req, bool
   }
   std::string_view method = req.method;
   if (method == "PUT") {
-    headers = curl_slist_append(headers, "Content-Type: application/octet-stream");
+    // Snapshot bodies and policies are JSON: say so, for whoever browses the bucket.
+    headers = curl_slist_append(headers, req.url.ends_with(".json")
+                                             ? "Content-Type: application/json"
+                                             : "Content-Type: application/octet-stream");
     if (req.if_none_match) headers = curl_slist_append(headers, "If-None-Match: *");
     curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, "PUT");
     curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(req.body.size()));

@@ -156,7 +156,7 @@ TEST_F(S3TransportTest, PutSendsTheBodyItsSha256AndASignature) {
   EXPECT_EQ(r.target, "/layer-test/pre/snapshots/ns/a%20b.json");  // path style, encoded
   EXPECT_EQ(r.body, bytes);
   EXPECT_EQ(r.headers.at("x-amz-content-sha256"), Sha256Hex(bytes));
-  EXPECT_EQ(r.headers.at("content-type"), "application/octet-stream");
+  EXPECT_EQ(r.headers.at("content-type"), "application/json");
   EXPECT_EQ(r.headers.count("if-none-match"), 0u);
   EXPECT_EQ(r.headers.count("x-amz-security-token"), 0u);
   const std::string& auth = r.headers.at("authorization");
@@ -175,6 +175,7 @@ TEST_F(S3TransportTest, PutIfAbsentSignsIfNoneMatch) {
   auto reqs = server_.requests();
   ASSERT_EQ(reqs.size(), 1u);
   EXPECT_EQ(reqs[0].headers.at("if-none-match"), "*");
+  EXPECT_EQ(reqs[0].headers.at("content-type"), "application/octet-stream");
   EXPECT_EQ(SignedHeaders(reqs[0]),
             "content-type;host;if-none-match;x-amz-content-sha256;x-amz-date");
 }
