@@ -319,6 +319,8 @@ Result<S3ObjectStore::Response> S3ObjectStore::SendOnce(const Request& req, bool
 
   CURLcode rc = curl_easy_perform(h);
   if (rc == CURLE_OK) curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &resp.status);
+  curl_easy_reset(h);  // drops the pointers into this frame (errbuf, resp) before the handle
+                       // goes back to the pool
   curl_slist_free_all(headers);
   ReturnHandle(h);
   if (rc != CURLE_OK) return TransportStatus(req.what, rc, errbuf, maybe_applied);
