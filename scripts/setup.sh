@@ -26,6 +26,7 @@ APT_PACKAGES=(
   libhiredis-dev libpq-dev libsqlite3-dev libxxhash-dev libspdlog-dev libfmt-dev libcli11-dev
   libgtest-dev libgmock-dev libbenchmark-dev libhnswlib-dev libzstd-dev
   redis-server postgresql wrk python3 python3-pytest python3-httpx
+  python3-botocore python3-boto3  # the S3 tests' signature checks and reference client
 )
 # Node.js may already come from another source (which bundles npm); only add Debian's if absent.
 command -v node >/dev/null 2>&1 || APT_PACKAGES+=(nodejs)
@@ -44,7 +45,8 @@ if [ ${#missing[@]} -gt 0 ]; then
     "${missing[@]}" >/dev/null
 fi
 
-# npm packages used by the tests (conformance client, S3 emulator) are pinned in package.json.
+# npm packages used by the tests (the conformance client; s3rver, the S3 emulator behind
+# tests/s3/s3_front.py) are pinned in package.json and package-lock.json.
 if [ -f tests/package.json ]; then
   (cd tests && npm ci --no-audit --no-fund --loglevel=error)
 fi

@@ -26,7 +26,8 @@
 #include "jobs/sqlite/sqlite_job_store.h"
 #include "jobs/snapshot_writer.h"
 #include "jobs/warm_runner.h"
-#include "snapshots/fs/fs_object_store.h"
+#include "snapshots/open_object_store.h"
+#include "snapshots/metered_object_store.h"
 #include "watermark/consistency_watcher.h"
 #include "http/server.h"
 #include "http/upstream.h"
@@ -233,18 +234,26 @@ int RunServe(const ServeConfig& cfg) {
   wopts.credentials = &credentials;
   jobs::WarmRunner warm_runner(background, **job_store, **background_upstream, cache, &watcher,
                                wopts);
-  std::string objects_dir = cfg.object_store_dir.empty()
-                                ? (std::filesystem::path(cfg.data_dir) / "objects").string()
-                                : cfg.object_store_dir;
-  auto objects = snapshots::FsObjectStore::Open(objects_dir);
+  snapshots::ObjectStoreSettings object_settings;
+  object_settings.url = cfg.object_store;
+  object_settings.default_dir = cfg.object_store_dir.empty()
+                                    ? (std::filesystem::path(cfg.data_dir) / "objects").string()
+                                    : cfg.object_store_dir;
+  object_settings.s3_endpoint = cfg.s3_endpoint;
+  object_settings.s3_region = cfg.s3_region;
+  object_settings.s3_credentials = snapshots::S3Credentials::FromEnvironment();
+  auto objects = snapshots::OpenObjectStore(object_settings);
   if (!objects.ok()) {
     spdlog::error("cannot open the object store: {}", objects.status().ToString());
-    return 1;
+    return objects.status().code() == StatusCode::kInvalidArgument ? 2 : 1;
   }
+  spdlog::info("object store: {}", objects->description);
+  // Every call is measured (layer_object_store_request_seconds{op}, ..._errors_total{op}).
+  snapshots::MeteredObjectStore object_store(std::move(objects->store));
   jobs::SnapshotWriterOptions snap_opts;
   snap_opts.credentials = &credentials;
   snap_opts.sweep_interval = std::chrono::milliseconds(cfg.snapshot_sweep_interval_ms);
-  jobs::SnapshotWriter snapshot_writer(background, **background_upstream, **objects, cache,
+  jobs::SnapshotWriter snapshot_writer(background, **background_upstream, object_store, cache,
                                        snap_opts);
   if (Status st = snapshot_writer.LoadPolicies(); !st.ok()) {
     spdlog::warn("reading snapshot policies failed: {}; the next sweep reads them again",
@@ -253,7 +262,7 @@ int RunServe(const ServeConfig& cfg) {
   watcher.SetOnAdvance([&snapshot_writer](const std::string& partition, uint64_t watermark_ms) {
     snapshot_writer.OnWatermark(partition, watermark_ms);
   });
-  gateway::WarmServices warm{**job_store, warm_runner, **objects, snapshot_writer};
+  gateway::WarmServices warm{**job_store, warm_runner, object_store, snapshot_writer};
   cache.SetWarmHooks(
       [&warm_runner](std::string_view ns) { return warm_runner.Warming(ns); },
       [&warm_runner](const std::string& ns) { warm_runner.CreateAndStart(ns); });

@@ -171,6 +171,23 @@ Status ServeConfig::Validate() const {
   if (fetch_consistency != "strong" && fetch_consistency != "eventual") {
     return Status::InvalidArgument("--fetch-consistency must be strong or eventual");
   }
+  if (!object_store.empty() && !object_store_dir.empty()) {
+    return Status::InvalidArgument(
+        "--object-store and --object-store-dir both name the object store: give one");
+  }
+  if (!object_store.empty() && !object_store.starts_with("s3://") &&
+      !object_store.starts_with("file://")) {
+    return Status::InvalidArgument("--object-store must be s3://BUCKET/PREFIX or file:///PATH (got '" +
+                                   object_store + "')");
+  }
+  if (!s3_endpoint.empty()) {
+    auto u = boost::urls::parse_absolute_uri(s3_endpoint);
+    if (!u || (u->scheme() != "http" && u->scheme() != "https") || u->host().empty() ||
+        u->has_query() || u->has_fragment()) {
+      return Status::InvalidArgument("--s3-endpoint must be an http:// or https:// URL (got '" +
+                                     s3_endpoint + "')");
+    }
+  }
   if (drain_delay_ms < 0) return Status::InvalidArgument("--drain-delay-ms must be >= 0");
   if (upstream_max_idle < 0) return Status::InvalidArgument("--upstream-max-idle must be >= 0");
   if (max_body_bytes == 0) return Status::InvalidArgument("--max-body-bytes must be positive");
@@ -202,7 +219,7 @@ std::string ServeConfig::Redacted() const {
       "max_body_bytes={} max_header_bytes={} header_timeout_ms={} body_timeout_ms={} "
       "idle_timeout_ms={} drain_grace_ms={} drain_delay_ms={} data_dir={} cache_dir={} "
       "cache_max_bytes={} cache_reset_on_start={} cache_op_timeout_ms={} fetch_consistency={} "
-      "public_url={} log_level={} access_log={}",
+      "object_store={} s3_endpoint={} s3_region={} public_url={} log_level={} access_log={}",
       listen, threads, request_slice_us, upstream.empty() ? "<embedded origin>" : upstream,
       upstream_api_key.empty() ? "<none>" : kRedacted,
       upstream_ca_file.empty() ? "<system>" : upstream_ca_file, upstream_connect_timeout_ms,
@@ -210,6 +227,10 @@ std::string ServeConfig::Redacted() const {
       key_validation_ttl_ms, max_body_bytes, max_header_bytes, header_timeout_ms, body_timeout_ms, idle_timeout_ms,
       drain_grace_ms, drain_delay_ms, data_dir, cache_dir.empty() ? "<data_dir>/cache" : cache_dir,
       cache_max_bytes, cache_reset_on_start, cache_op_timeout_ms, fetch_consistency,
+      !object_store.empty()       ? object_store
+      : !object_store_dir.empty() ? "file://" + object_store_dir
+                                  : std::string("<data_dir>/objects"),
+      s3_endpoint.empty() ? "<aws>" : s3_endpoint, s3_region.empty() ? "<default>" : s3_region,
       public_url.empty() ? "<from Host header>" : public_url,
       log_level, access_log);
 }
@@ -347,9 +368,20 @@ void AddServeFlags(CLI::App& app, ServeConfig& cfg) {
                  "consistency of upstream reads on a fetch miss: strong|eventual")
       ->envname("LAYER_FETCH_CONSISTENCY")
       ->capture_default_str();
+  app.add_option("--object-store", cfg.object_store,
+                 "object store for snapshots: s3://BUCKET/PREFIX or file:///PATH "
+                 "(default <data-dir>/objects); S3 credentials from AWS_ACCESS_KEY_ID, "
+                 "AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN")
+      ->envname("LAYER_OBJECT_STORE");
   app.add_option("--object-store-dir", cfg.object_store_dir,
                  "local object store for snapshots (default <data-dir>/objects)")
       ->envname("LAYER_OBJECT_STORE_DIR");
+  app.add_option("--s3-endpoint", cfg.s3_endpoint,
+                 "S3-compatible endpoint URL (MinIO, R2, ...), path-style requests; default AWS")
+      ->envname("LAYER_S3_ENDPOINT");
+  app.add_option("--s3-region", cfg.s3_region,
+                 "S3 region (default $AWS_REGION, $AWS_DEFAULT_REGION or us-east-1)")
+      ->envname("LAYER_S3_REGION");
   app.add_flag("--test-faults", cfg.test_faults,
                "enable run-time cache fault injection at /_test/cache-faults (tests only)");
   app.add_option("--public-url", cfg.public_url, "gateway origin for rewritten Location headers")

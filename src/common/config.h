@@ -77,7 +77,12 @@ struct ServeConfig {
   int64_t cache_op_timeout_ms = 200;        // LAYER_CACHE_OP_TIMEOUT_MS
   std::string fetch_consistency = "strong"; // LAYER_FETCH_CONSISTENCY: strong|eventual
   bool test_faults = false;  // --test-faults: cache fault injection at /_test/cache-faults
-  std::string object_store_dir;  // LAYER_OBJECT_STORE_DIR; empty = <data_dir>/objects (snapshots)
+  // Object store (snapshots, docs/design.md §7.3). Credentials of an s3:// store come from
+  // AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and AWS_SESSION_TOKEN, never from flags.
+  std::string object_store;      // LAYER_OBJECT_STORE: s3://BUCKET/PREFIX or file:///PATH
+  std::string object_store_dir;  // LAYER_OBJECT_STORE_DIR; both empty = <data_dir>/objects
+  std::string s3_endpoint;       // LAYER_S3_ENDPOINT: S3-compatible store (path style); "" = AWS
+  std::string s3_region;         // LAYER_S3_REGION; "" = $AWS_REGION, $AWS_DEFAULT_REGION, us-east-1
   // How often the watcher polls a namespace whose index is up to date (its stable watermark then
   // moves, and with it the snapshot writer). LAYER_WATCH_STABLE_INTERVAL, a duration.
   int64_t watch_stable_interval_ms = 60000;

@@ -117,6 +117,50 @@ TEST(Config, RequestSliceIsZeroOrWithinTheKernelsRange) {
   EXPECT_EQ(env->request_slice_us, 0);
 }
 
+TEST(Config, ObjectStoreFlagsAndTheirEnvironmentTwins) {
+  auto d = Parse({});
+  ASSERT_TRUE(d.ok());
+  EXPECT_EQ(d->object_store, "");  // the fs backend in <data-dir>/objects
+  EXPECT_NE(d->Redacted().find("object_store=<data_dir>/objects"), std::string::npos);
+  auto c = Parse({"--object-store", "s3://bkt/layer", "--s3-endpoint", "http://127.0.0.1:9000",
+                  "--s3-region", "eu-west-1"});
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  EXPECT_EQ(c->object_store, "s3://bkt/layer");
+  EXPECT_EQ(c->s3_endpoint, "http://127.0.0.1:9000");
+  EXPECT_EQ(c->s3_region, "eu-west-1");
+  EXPECT_NE(c->Redacted().find("object_store=s3://bkt/layer s3_endpoint=http://127.0.0.1:9000 "
+                               "s3_region=eu-west-1"),
+            std::string::npos)
+      << c->Redacted();
+  setenv("LAYER_OBJECT_STORE", "file:///srv/objects", 1);
+  setenv("LAYER_S3_REGION", "auto", 1);
+  setenv("LAYER_S3_ENDPOINT", "https://r2.example.com", 1);
+  auto env = Parse({});
+  unsetenv("LAYER_OBJECT_STORE");
+  unsetenv("LAYER_S3_REGION");
+  unsetenv("LAYER_S3_ENDPOINT");
+  ASSERT_TRUE(env.ok()) << env.status().ToString();
+  EXPECT_EQ(env->object_store, "file:///srv/objects");
+  EXPECT_EQ(env->s3_region, "auto");
+  EXPECT_EQ(env->s3_endpoint, "https://r2.example.com");
+  auto dir = Parse({"--object-store-dir", "/srv/o"});
+  ASSERT_TRUE(dir.ok());
+  EXPECT_NE(dir->Redacted().find("object_store=file:///srv/o"), std::string::npos);
+}
+
+TEST(Config, BadObjectStoreFlagsSayWhy) {
+  auto says = [](std::vector<std::string> args, const char* what) {
+    auto c = Parse(args);
+    ASSERT_FALSE(c.ok()) << what;
+    EXPECT_NE(c.status().message().find(what), std::string::npos) << c.status().message();
+  };
+  says({"--object-store", "/plain/path"}, "s3://BUCKET/PREFIX or file:///PATH");
+  says({"--object-store", "gs://bucket"}, "s3://BUCKET/PREFIX or file:///PATH");
+  says({"--object-store", "s3://b/p", "--object-store-dir", "/x"}, "give one");
+  says({"--object-store", "s3://b/p", "--s3-endpoint", "localhost:9000"}, "--s3-endpoint");
+  says({"--object-store", "s3://b/p", "--s3-endpoint", "http://h:9000/?x=1"}, "--s3-endpoint");
+}
+
 TEST(Config, RedactedHidesSecrets) {
   auto c = Parse({"--upstream-api-key", "tpuf_topsecret", "--auth-mode", "keys",
                   "--gateway-key", "gwsecret:read"});

@@ -56,7 +56,7 @@ TEST_P(ObjectStoreContractTest, ListIsLexicalAndByStringPrefix) {
     ASSERT_TRUE(store_->Put(k, "x").ok()) << k;
   }
   auto ns = store_->List("snapshots/ns/");
-  ASSERT_TRUE(ns.ok());
+  ASSERT_TRUE(ns.ok()) << ns.status().ToString();
   EXPECT_EQ(*ns, (std::vector<std::string>{"snapshots/ns/0000000000999-aaaaaaa.json",
                                            "snapshots/ns/0000000001000-bbbbbbb.json",
                                            "snapshots/ns/sub/deep.json"}));
