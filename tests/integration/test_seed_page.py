@@ -17,8 +17,8 @@ import time
 
 import pytest
 
-from layer_testlib import Gateway, clean_env, http_request
-from test_hint_cache_warm import HEX64, ORIGIN_HINT_BODY, make_snapshot, put_object
+from layer_testlib import Gateway, clean_env, http_request, wait_until
+from test_hint_cache_warm import HEX64, ORIGIN_HINT_BODY
 from test_origin_durability import start
 from test_warm_support import RFC3339, UUID4, assert_job_shape
 
@@ -41,7 +41,6 @@ ROWS = [{"id": 1, "title": "red shirt", "color": "red", "price": 19},
         {"id": 2, "title": "blue jeans", "color": "blue", "price": 49},
         {"id": 3, "title": "green hat", "color": "green", "price": 12},
         {"id": 4, "title": "white socks", "color": "white", "price": 5}]
-SNAP_WM = 1715600400000
 
 
 def page_curl_commands(text: str):
@@ -88,7 +87,8 @@ def page_env(tmp_path_factory):
     with open(os.path.join(curl_home, ".curlrc"), "w") as f:
         f.write('silent\nshow-error\nwrite-out = "\\n@@LAYER@@ %{http_code} %{content_type}"\n')
     g = Gateway([], clean_env(), str(tmp), "seedgw")
-    g.argv += ["--listen", "127.0.0.1:0", "--port-file", g.port_file, "--data-dir", data_dir]
+    g.argv += ["--listen", "127.0.0.1:0", "--port-file", g.port_file, "--data-dir", data_dir,
+               "--watch-stable-interval", "100ms"]
     start(g)
     try:
         # Seed `products` through the gateway.
@@ -96,8 +96,23 @@ def page_env(tmp_path_factory):
                          token=API_KEY)
         assert r.status == 200, r
         assert r.json()["rows_upserted"] == len(ROWS), r
-        key, data, sha = make_snapshot("products", SNAP_WM)
-        put_object(os.path.join(data_dir, "objects"), key, data)
+        # A snapshot policy: the gateway's own writer stores a snapshot of `products` in the
+        # local object store once the watcher sees its watermark.
+        r = http_request(g, "PUT", "/v2/namespaces/products/snapshot-policy",
+                         json.dumps({"facetFields": ["color"], "interval": "1h"}).encode(),
+                         token=API_KEY)
+        assert r.status == 200, r
+
+        def first_snapshot():
+            h = http_request(g, "GET", "/v2/namespaces/products/history", token=API_KEY).json()
+            return h[0] if h else None
+        entry = wait_until(first_snapshot, timeout=20.0, what="the first snapshot")
+        body = http_request(g, "GET", f"/v2/namespaces/products/snapshots/{entry['sha']}",
+                            token=API_KEY).json()
+        assert {v["v"] for v in body["fields"][0]["values"]} == {r["color"] for r in ROWS}, body
+        sha = body["sha"]
+        key = f"snapshots/products/{body['watermark_ms']:013d}-{sha[:7]}.json"
+        assert os.path.exists(os.path.join(data_dir, "objects", key)), key
         e = Env(g, data_dir, curl_home)
         e.snapshot = (key, sha)
         yield e
@@ -137,7 +152,7 @@ def test_orchestrated_snapshots_curl(page_env):
     assert set(s) == {"enabled", "status", "key", "watermark_ms", "sha"}, s
     assert s["enabled"] is True and s["status"] == "completed", s
     assert s["key"].startswith("snapshots/products/") and s["key"] == key, s
-    assert s["watermark_ms"] == SNAP_WM and type(s["watermark_ms"]) is int, s
+    assert s["watermark_ms"] == int(key.rsplit("/", 1)[1][:13]) and type(s["watermark_ms"]) is int, s
     assert HEX64.match(s["sha"]) and s["sha"] == sha, s
 
 
