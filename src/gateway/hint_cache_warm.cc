@@ -102,10 +102,11 @@ Task<http::Response> OrchestrateHintCacheWarm(RequestContext& ctx, http::Upstrea
   // started a warm job whose id the caller would never see.
   json::object snapshots_step = Step(false, "skipped");
   if (snaps.value) {
-    // The cache's mirror first (docs/design.md §7.2); a mirror that does not decode, or is of
-    // another namespace, counts as none.
-    Result<std::optional<snapshots::StoredSnapshot>> latest = std::optional<snapshots::StoredSnapshot>();
-    bool from_mirror = false;
+    // The cache's mirror of the latest body spares reading it from the object store when the
+    // store's newest key is still the mirrored one (docs/design.md §7.2): a snapshot stored by
+    // anyone else, or a corrupt newest object, is seen at once. A mirror that does not decode or
+    // is of another namespace counts as none. The object store may block: off the event loop.
+    std::optional<snapshots::StoredSnapshot> mirror;
     if (auto mirrored = co_await cache.LatestSnapshot(ctx.partition)) {
       snapshots::ParseOptions check;
       check.expected_namespace = ns;
@@ -113,13 +114,22 @@ Task<http::Response> OrchestrateHintCacheWarm(RequestContext& ctx, http::Upstrea
       auto key = body.ok() ? snapshots::SnapshotKey(ctx.partition, body->watermark_ms, body->sha)
                            : Result<std::string>(body.status());
       if (body.ok() && key.ok()) {
-        latest = std::optional<snapshots::StoredSnapshot>(snapshots::StoredSnapshot{
-            std::move(*key), std::move(*mirrored), std::move(*body)});
-        from_mirror = true;
+        mirror = snapshots::StoredSnapshot{std::move(*key), std::move(*mirrored),
+                                           std::move(*body)};
       }
     }
-    if (!from_mirror) {
-      // The object store may block on disk or network: read it off the event loop.
+    auto newest = co_await warm.snapshots.Blocking(
+        [&] { return snapshots::LatestSnapshotKey(warm.objects, ctx.partition); });
+    Result<std::optional<snapshots::StoredSnapshot>> latest =
+        std::optional<snapshots::StoredSnapshot>();
+    bool from_mirror = false;
+    if (mirror && (!newest.ok() || (*newest && **newest == mirror->key))) {
+      // The newest, or the store cannot say: the mirror stands in for it (§8).
+      latest = std::optional<snapshots::StoredSnapshot>(std::move(*mirror));
+      from_mirror = true;
+    } else if (!newest.ok()) {
+      latest = newest.status();
+    } else if (*newest) {
       latest = co_await warm.snapshots.Blocking(
           [&] { return snapshots::ReadLatestSnapshot(warm.objects, ctx.partition); });
     }
