@@ -24,6 +24,14 @@
 
 namespace layer::snapshots {
 
+// The key rules every backend enforces (see the top): non-empty, at most 1024 bytes, relative,
+// '/'-separated non-empty segments other than "." and "..", no control character or backslash.
+// InvalidArgument naming the broken rule.
+Status CheckObjectKey(std::string_view key);
+
+// Lowercase hex SHA-256 of `bytes` (snapshot shas, S3 payload hashes).
+std::string Sha256Hex(std::string_view bytes);
+
 class ObjectStore {
  public:
   virtual ~ObjectStore() = default;

@@ -98,19 +98,7 @@ std::string ShaInput(const SnapshotBody& body) {
   return out;
 }
 
-std::string ComputeSha(const SnapshotBody& body) {
-  std::string input = ShaInput(body);
-  unsigned char digest[SHA256_DIGEST_LENGTH];
-  SHA256(reinterpret_cast<const unsigned char*>(input.data()), input.size(), digest);
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string out;
-  out.reserve(2 * SHA256_DIGEST_LENGTH);
-  for (unsigned char c : digest) {
-    out += kHex[c >> 4];
-    out += kHex[c & 0x0f];
-  }
-  return out;
-}
+std::string ComputeSha(const SnapshotBody& body) { return Sha256Hex(ShaInput(body)); }
 
 void Seal(SnapshotBody& body) {
   Canonicalize(body);

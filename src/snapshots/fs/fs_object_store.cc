@@ -19,7 +19,6 @@ namespace fs = std::filesystem;
 namespace {
 
 constexpr std::string_view kStaging = ".staging";
-constexpr size_t kMaxKeyBytes = 1024;
 
 Status Errno(std::string_view what, const std::string& path, int err) {
   return Status::IoError(fmt::format("fs object store: {} {}: {}", what, path, strerror(err)),
@@ -44,30 +43,9 @@ std::string ParentOf(const std::string& path) {
 }  // namespace
 
 Status FsObjectStore::ValidateKey(std::string_view key) {
-  if (key.empty()) return Status::InvalidArgument("object key is empty");
-  if (key.size() > kMaxKeyBytes) return Status::InvalidArgument("object key is too long");
-  if (key.front() == '/') return Status::InvalidArgument("object key must be relative");
-  if (key.back() == '/') return Status::InvalidArgument("object key must not end with '/'");
-  if (key.find('\0') != std::string_view::npos) {
-    return Status::InvalidArgument("object key contains NUL");
-  }
-  if (key.find('\\') != std::string_view::npos) {
-    return Status::InvalidArgument("object key contains a backslash");
-  }
-  size_t start = 0;
-  bool first = true;
-  while (start <= key.size()) {
-    size_t end = key.find('/', start);
-    if (end == std::string_view::npos) end = key.size();
-    std::string_view seg = key.substr(start, end - start);
-    if (seg.empty()) return Status::InvalidArgument("object key has an empty segment");
-    if (seg == "." || seg == "..") {
-      return Status::InvalidArgument("object key has a '.' or '..' segment");
-    }
-    if (first && seg == kStaging) return Status::InvalidArgument("object key is reserved");
-    first = false;
-    start = end + 1;
-  }
+  if (Status st = CheckObjectKey(key); !st.ok()) return st;
+  const std::string_view first = key.substr(0, key.find('/'));
+  if (first == kStaging) return Status::InvalidArgument("object key is reserved");
   return Status::Ok();
 }
 
