@@ -1,0 +1,3 @@
+module hevlayer
+
+go 1.19
