@@ -3,6 +3,7 @@
 
 #include <cstdio>
 
+#include "cli/client_commands.h"
 #include "cli/origin.h"
 #include "cli/serve.h"
 #include "common/config.h"
@@ -21,11 +22,21 @@ int main(int argc, char** argv) {
   auto* origin = app.add_subcommand("origin", "run the local Turbopuffer-compatible server");
   layer::AddOriginFlags(*origin, origin_cfg);
 
+  layer::cli::ClientCommands client_commands(app);
+
   try {
     app.parse(argc, argv);
-  } catch (const CLI::ParseError& e) {
+  } catch (const CLI::CallForHelp& e) {
     return app.exit(e);
+  } catch (const CLI::CallForAllHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForVersion& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    (void)app.exit(e);
+    return 2;  // a usage error (the client commands document their exit codes)
   }
+  if (int code = client_commands.RunParsed(); code >= 0) return code;
 
   if (serve->parsed()) {
     if (layer::Status st = serve_cfg.Validate(); !st.ok()) {
