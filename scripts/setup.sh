@@ -25,7 +25,7 @@ APT_PACKAGES=(
   librocksdb-dev libsnappy-dev libsimdjson-dev libcurl4-openssl-dev libssl-dev zlib1g-dev
   libhiredis-dev libpq-dev libsqlite3-dev libxxhash-dev libspdlog-dev libfmt-dev libcli11-dev
   libgtest-dev libgmock-dev libbenchmark-dev libhnswlib-dev libzstd-dev
-  redis-server postgresql wrk python3 python3-pytest python3-httpx golang-go
+  redis-server postgresql wrk python3 python3-pytest python3-httpx python3-venv golang-go
   python3-botocore python3-boto3  # the S3 tests' signature checks and reference client
 )
 # Node.js may already come from another source (which bundles npm); only add Debian's if absent.
