@@ -101,13 +101,8 @@ func (c *Client) FetchDocumentWithPerf(ctx context.Context, ns string, id interf
 
 // FetchDocuments reads documents by id.
 func (c *Client) FetchDocuments(ctx context.Context, ns string, ids []interface{}, includeAttributes []string) (*FetchDocumentsResponse, error) {
-	body := map[string]interface{}{"ids": ids}
-	if includeAttributes != nil {
-		body["include_attributes"] = includeAttributes
-	}
-	var r FetchDocumentsResponse
-	_, err := c.call(ctx, op{method: "POST", path: nsPath("/v2/namespaces/%s/documents", ns), body: body}, &r)
-	return orNil(&r, err), err
+	r, _, err := c.FetchDocumentsWithPerf(ctx, ns, ids, includeAttributes)
+	return r, err
 }
 
 // WarmCache starts (or joins) a warm job of the namespace.
@@ -270,4 +265,58 @@ func orNil[T any](v *T, err error) *T {
 		return nil
 	}
 	return v
+}
+
+// Namespaces lists namespaces (Turbopuffer's GET /v1/namespaces); falls through when it may.
+func (c *Client) Namespaces(ctx context.Context, prefix string) (map[string]interface{}, error) {
+	r, _, err := c.NamespacesWithPerf(ctx, prefix)
+	return r, err
+}
+
+func (c *Client) NamespacesWithPerf(ctx context.Context, prefix string) (map[string]interface{}, *Perf, error) {
+	q := url.Values{}
+	if prefix != "" {
+		q.Set("prefix", prefix)
+	}
+	var r map[string]interface{}
+	perf, err := c.call(ctx, op{method: "GET", path: "/v1/namespaces", query: q, fallback: true}, &r)
+	return r, perf, err
+}
+
+// GetMetadata reads the namespace's metadata, with Layer's view of it under "layer".
+func (c *Client) GetMetadata(ctx context.Context, ns string) (map[string]interface{}, error) {
+	var r map[string]interface{}
+	_, err := c.call(ctx, op{method: "GET", path: nsPath("/v2/namespaces/%s/metadata", ns)}, &r)
+	return r, err
+}
+
+// SnapshotHistoryEntry is one stored snapshot, newest first in GetHistory.
+type SnapshotHistoryEntry struct {
+	WatermarkMs int64  `json:"watermark_ms"`
+	Sha         string `json:"sha"`
+}
+
+// GetHistory lists the namespace's snapshots, newest first.
+func (c *Client) GetHistory(ctx context.Context, ns string) ([]SnapshotHistoryEntry, error) {
+	var r []SnapshotHistoryEntry
+	_, err := c.call(ctx, op{method: "GET", path: nsPath("/v2/namespaces/%s/history", ns)}, &r)
+	return r, err
+}
+
+// GetSnapshot reads a stored snapshot body by (a prefix of) its sha.
+func (c *Client) GetSnapshot(ctx context.Context, ns, sha string) (map[string]interface{}, error) {
+	var r map[string]interface{}
+	_, err := c.call(ctx, op{method: "GET", path: nsPath("/v2/namespaces/%s/snapshots/%s", ns, sha)}, &r)
+	return r, err
+}
+
+// FetchDocumentsWithPerf is FetchDocuments with the call's Perf.
+func (c *Client) FetchDocumentsWithPerf(ctx context.Context, ns string, ids []interface{}, includeAttributes []string) (*FetchDocumentsResponse, *Perf, error) {
+	body := map[string]interface{}{"ids": ids}
+	if includeAttributes != nil {
+		body["include_attributes"] = includeAttributes
+	}
+	var r FetchDocumentsResponse
+	perf, err := c.call(ctx, op{method: "POST", path: nsPath("/v2/namespaces/%s/documents", ns), body: body}, &r)
+	return orNil(&r, err), perf, err
 }

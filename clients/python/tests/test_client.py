@@ -154,3 +154,15 @@ def test_fall_through_when_the_gateway_is_down(origin):
                   turbopuffer_base_url=direct, fallback_to_turbopuffer=False) as c:
         with pytest.raises(httpx.TransportError):
             c.write("fallthrough", upsert_rows=[{"id": 2}])
+
+
+def test_queries_carry_the_stable_watermark(products):
+    import time
+    with Hevlayer() as c:
+        deadline = time.monotonic() + 20
+        while True:
+            r = c.query("products", rank_by=["id", "asc"], top_k=1)
+            if "stable_as_of" in r or time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
+        assert isinstance(r.get("stable_as_of"), int) and r.stable_as_of > 0, r
