@@ -1,7 +1,5 @@
 #include "common/config.h"
 
-#include <tuple>
-
 #include <CLI/CLI.hpp>
 #include <boost/url/parse.hpp>
 #include <fmt/format.h>
@@ -302,29 +300,26 @@ void AddServeFlags(CLI::App& app, ServeConfig& cfg) {
     for (auto& key : *k) cfg.gateway_keys.push_back(std::move(key));
   });
 
-  for (auto [flag, env, help, field] :
-       {std::tuple{"--watch-stable-interval", "LAYER_WATCH_STABLE_INTERVAL",
-                   "how often a namespace whose index is up to date is polled (a duration)",
-                   &cfg.watch_stable_interval_ms},
-        std::tuple{"--snapshot-sweep-interval", "LAYER_SNAPSHOT_SWEEP_INTERVAL",
-                   "how often snapshot policies are reloaded and retention applied (a duration)",
-                   &cfg.snapshot_sweep_interval_ms}}) {
-    app.add_option(flag)->description(help)->envname(env)->each([flag = std::string(flag),
-                                                    field](const std::string& v) {
-      auto ms = ParseDurationMs(v);
-      if (!ms.ok()) throw CLI::ValidationError(flag, ms.status().message());
-      *field = *ms;
-    });
-  }
-  auto* ttl = app.add_option("--key-validation-ttl",
-                             "how long an upstream's acceptance of a caller's key is trusted when "
-                             "keys are tenants (a duration: 250ms, 60s, 5m; default 60s)")
-                  ->envname("LAYER_KEY_VALIDATION_TTL");
-  ttl->each([&cfg](const std::string& v) {
-    auto ms = ParseDurationMs(v);
-    if (!ms.ok()) throw CLI::ValidationError("--key-validation-ttl", ms.status().message());
-    cfg.key_validation_ttl_ms = *ms;
-  });
+  // A duration flag (ParseDurationMs) with its environment twin, stored in milliseconds.
+  auto add_duration = [&app](const char* flag, const char* env, const char* help,
+                             int64_t* field) {
+    app.add_option(flag)->description(help)->envname(env)->each(
+        [name = std::string(flag), field](const std::string& v) {
+          auto ms = ParseDurationMs(v);
+          if (!ms.ok()) throw CLI::ValidationError(name, ms.status().message());
+          *field = *ms;
+        });
+  };
+  add_duration("--key-validation-ttl", "LAYER_KEY_VALIDATION_TTL",
+               "how long an upstream's acceptance of a caller's key is trusted when keys are "
+               "tenants (a duration: 250ms, 60s, 5m; default 60s)",
+               &cfg.key_validation_ttl_ms);
+  add_duration("--watch-stable-interval", "LAYER_WATCH_STABLE_INTERVAL",
+               "how often a namespace whose index is up to date is polled (a duration)",
+               &cfg.watch_stable_interval_ms);
+  add_duration("--snapshot-sweep-interval", "LAYER_SNAPSHOT_SWEEP_INTERVAL",
+               "how often snapshot policies are reloaded and retention applied (a duration)",
+               &cfg.snapshot_sweep_interval_ms);
 
   app.add_option("--max-body-bytes", cfg.max_body_bytes)
       ->envname("LAYER_MAX_BODY_BYTES")
