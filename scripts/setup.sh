@@ -26,6 +26,7 @@ APT_PACKAGES=(
   libhiredis-dev libpq-dev libsqlite3-dev libxxhash-dev libspdlog-dev libfmt-dev libcli11-dev
   libgtest-dev libgmock-dev libbenchmark-dev libhnswlib-dev libzstd-dev
   redis-server postgresql wrk python3 python3-pytest python3-httpx python3-venv golang-go
+  clang libclang-rt-14-dev  # the libFuzzer targets (scripts/fuzz.sh)
   python3-botocore python3-boto3  # the S3 tests' signature checks and reference client
 )
 # Node.js may already come from another source (which bundles npm); only add Debian's if absent.
