@@ -181,9 +181,9 @@ def test_background_work_runs_with_the_callers_key(st):
     wait_until(stable, timeout=20.0, what="the watcher's stable watermark")
 
 
-def test_a_job_resumed_without_a_key_waits_then_goes_on_with_its_callers(st):
-    ns = "ten_resume_nokey"
-    total, page = 2000, 100
+def kill9_mid_warm(st, ns, total, page=100):
+    """Seeds `total` rows, starts a warm with K1 against slowed origin queries, and kills the
+    gateway with SIGKILL once the job is past its second page. Returns the job's id."""
     seed(st.origin, ns, list(range(1, total + 1)))
     http_request(st.origin, "PUT", "/_test/faults",
                  json.dumps({"query": {"latency_ms": 100}}).encode())
@@ -193,6 +193,13 @@ def test_a_job_resumed_without_a_key_waits_then_goes_on_with_its_callers(st):
     before = wait_job(st.gw, ns, jid, K1, lambda j: j["documents_scanned"] >= 2 * page)
     assert before["status"] == "running", before
     kill9_and_reap(st.gw)
+    return jid
+
+
+def test_a_job_resumed_without_a_key_waits_then_goes_on_with_its_callers(st):
+    ns = "ten_resume_nokey"
+    total = 2000
+    jid = kill9_mid_warm(st, ns, total)
     g = st.start_gateway()
     # Nobody has called since the restart: the job holds no key, waits, and says why.
     j = wait_job(g, ns, jid, K1, lambda j: "waiting" in j, timeout=15.0)
@@ -215,15 +222,8 @@ def test_a_job_resumed_with_an_upstream_key_goes_on_by_itself(stack_factory):
     st = stack_factory(gw_args=("--upstream-api-key", K1),
                        origin_args=("--api-key", K1, "--api-key", K2))
     ns = "ten_resume_key"
-    total, page = 2000, 100
-    seed(st.origin, ns, list(range(1, total + 1)))
-    http_request(st.origin, "PUT", "/_test/faults",
-                 json.dumps({"query": {"latency_ms": 100}}).encode())
-    r = call(st.gw, "POST", f"/v2/namespaces/{ns}/warm?page_size={page}", K1)
-    assert r.status == 202, r
-    jid = r.json()["id"]
-    wait_job(st.gw, ns, jid, K1, lambda j: j["documents_scanned"] >= 2 * page)
-    kill9_and_reap(st.gw)
+    total = 2000
+    jid = kill9_mid_warm(st, ns, total)
     http_request(st.origin, "DELETE", "/_test/faults")
     g = st.start_gateway()
     j = wait_job(g, ns, jid, K1, lambda j: j["status"] != "running")
