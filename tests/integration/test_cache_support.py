@@ -103,6 +103,14 @@ def clear_cache_faults(gw) -> None:
     assert r.status == 200, r
 
 
+def cache_calls(gw) -> dict:
+    """Per cache op (src/cache/cache_op.h names), the calls that reached the gateway's fault
+    decorator so far, counted on arrival (before an injected latency): an op has begun."""
+    r = http_request(gw, "GET", "/_test/cache-faults")
+    assert r.status == 200, r
+    return r.json()["calls"]
+
+
 def set_origin_faults(origin, faults: dict) -> None:
     r = http_request(origin, "PUT", "/_test/faults", json.dumps(faults).encode())
     assert r.status == 200, r
@@ -111,6 +119,13 @@ def set_origin_faults(origin, faults: dict) -> None:
 def clear_origin_faults(origin) -> None:
     r = http_request(origin, "DELETE", "/_test/faults")
     assert r.status in (200, 204), r
+
+
+def origin_faults(origin) -> dict:
+    """The origin's fault rules; a rule's `times` is the budget left (docs/origin.md)."""
+    r = http_request(origin, "GET", "/_test/faults")
+    assert r.status == 200, r
+    return r.json()
 
 
 def wait_cache_healthy(gw, timeout: float = 8.0) -> dict:
