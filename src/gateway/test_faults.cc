@@ -52,7 +52,17 @@ Task<http::Response> HandleCacheFaults(http::Exchange& ex, cache::FaultInjecting
     default:
       co_return http::MakeError(http::Code::method_not_allowed, "not_found", "use GET/PUT/DELETE");
   }
-  co_return http::MakeJson(http::Code::ok, json::object{{"disconnected", f.disconnected()}});
+  // The calls that reached the decorator so far, per op: a test waits on them for an operation to
+  // have begun (and, under an injected latency, to be held there).
+  json::object calls;
+  for (size_t i = 0; i < cache::kCacheOpCount; ++i) {
+    const auto op = static_cast<cache::CacheOp>(i);
+    calls[cache::CacheOpName(op)] = f.calls(op);
+  }
+  json::object state;
+  state["disconnected"] = f.disconnected();
+  state["calls"] = std::move(calls);
+  co_return http::MakeJson(http::Code::ok, std::move(state));
 }
 
 }  // namespace layer::gateway

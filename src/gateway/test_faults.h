@@ -5,8 +5,11 @@
 //   PUT    /_test/cache-faults  {"disconnect":bool?, "fail":bool?, "latency_ms":int?,
 //                                 "try_get_would_block":bool?}
 // (try_get_would_block: non-blocking reads always decline, so fetch hits take the guarded path.)
-//   GET    /_test/cache-faults  the current knobs
+//   GET    /_test/cache-faults  the state: {"disconnected":bool, "calls":{"<op>":n, ...}}
 //   DELETE /_test/cache-faults  clear every fault
+// Every method answers the state after it. `calls` counts, per op (cache/cache_op.h names), the
+// calls that reached the decorator since the gateway started, counted on arrival (before an
+// injected latency or failure), so a test can wait for an operation to have begun.
 #pragma once
 
 #include "cache/fault_injecting_cache.h"

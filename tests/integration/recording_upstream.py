@@ -207,6 +207,17 @@ class RecordingUpstream:
         with self._lock:
             return {r.conn_id for r in self._requests}
 
+    def wait_no_open_connections(self, timeout: float = 10.0) -> None:
+        """Waits until every connection this upstream accepted is closed on its side (closed
+        sockets have sent their FIN)."""
+        deadline = time.monotonic() + timeout
+        with self._lock:
+            while self._conns:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise AssertionError(f"upstream still has {len(self._conns)} open connection(s)")
+                self._lock.wait(left)
+
     def stop(self) -> None:
         self._stop.set()
         try:
@@ -276,12 +287,13 @@ class RecordingUpstream:
         except (_Closed, OSError, ssl.SSLError, ValueError):
             pass
         finally:
-            with self._lock:
-                self._conns.discard(c)
             try:
                 c.close()
             except OSError:
                 pass
+            with self._lock:
+                self._conns.discard(c)
+                self._lock.notify_all()
 
     def _serve_requests(self, c, conn_id: int) -> None:
         r = _Reader(c)

@@ -1,5 +1,5 @@
 """Cache faults (docs/design.md §8.1 "cache down or slow", §4.1): with the embedded cache
-disconnected, failing, slow (1 s against a 200 ms op timeout) or on an unwritable directory,
+disconnected, failing, slow (30 s against a 200 ms op timeout) or on an unwritable directory,
 every fetch still answers the right document within a bounded time, writes still apply
 upstream, and once the cache is back nothing stale is served."""
 
@@ -15,11 +15,15 @@ import time
 import pytest
 
 from layer_testlib import layer_bin
-from test_cache_support import (clear_cache_faults, doc, fetch, fetch_batch, health_cache,  # noqa: F401
+from test_cache_support import (cache_calls, clear_cache_faults, doc, fetch, fetch_batch,  # noqa: F401
+                                health_cache,
                                 gateway_process, metric, set_cache_faults, stack, stack_factory, start,
                                 wait_cache_healthy, write)
 
-BOUND_S = 1.5  # op timeout (200 ms) + upstream read, generously
+# A no-hang bound: about 10x the op timeout (200 ms) plus the upstream read, and far below the
+# injected cache latency (30 s), so a fetch that waited for the slow cache cannot pass it.
+BOUND_S = 5.0
+CACHE_LATENCY_MS = 30_000  # cut short when the fault is cleared (FaultInjectingCache)
 
 
 def timed(fn, *a, **kw):
@@ -67,7 +71,7 @@ def test_cache_fault_fetches_and_writes(stack_factory, fault):
     elif fault == "fail":
         set_cache_faults(gw, fail=True)
     else:
-        set_cache_faults(gw, latency_ms=1000)
+        set_cache_faults(gw, latency_ms=CACHE_LATENCY_MS)
 
     check_fetches_fall_through(gw, ns, docs, 99)
     h = health_cache(gw)
@@ -211,3 +215,32 @@ def test_hits_in_memory_skip_the_cache_threads_and_fall_back_to_them(stack):
     r = fetch(gw, ns, 1)
     assert r.header("x-layer-cache") == "hit", r
     assert ok_calls("try_get") == try0 + 2
+
+
+def test_cache_faults_route_counts_the_calls_that_reached_the_cache(stack):
+    """GET /_test/cache-faults counts, per op, the calls that reached the fault decorator, on
+    arrival: a call held by an injected latency is counted while it is still held."""
+    gw = stack.gw
+    ns = "cf_calls"
+    assert write(gw, ns, {"upsert_rows": [{"id": 1, "v": "one"}]}).status == 200
+    c0 = cache_calls(gw)
+    assert set(c0) >= {"get", "try_get", "multi_get", "put_if_newer_batch", "tombstone"}, c0
+    assert all(isinstance(n, int) and n >= 0 for n in c0.values()), c0
+    assert write(gw, ns, {"upsert_rows": [{"id": 2, "v": "two"}], "deletes": [1]}).status == 200
+    r = fetch(gw, ns, 2)
+    assert r.header("x-layer-cache") == "hit", r
+    c1 = cache_calls(gw)
+    grew = {op: c1[op] - c0[op] for op in c1 if c1[op] != c0[op]}
+    # The write's mirror (one put, one tombstone) and the hit read on the I/O thread.
+    assert {op: grew.get(op) for op in ("put_if_newer_batch", "tombstone", "try_get")} == \
+        {"put_if_newer_batch": 1, "tombstone": 1, "try_get": 1}, grew
+    assert "get" not in grew, grew
+    try:
+        # A read held by the latency answers miss-on-error after the op timeout; it is counted.
+        set_cache_faults(gw, latency_ms=CACHE_LATENCY_MS)
+        r = fetch(gw, ns, 2)
+        assert r.status == 200 and r.header("x-layer-cache") == "miss-on-error", r
+        assert cache_calls(gw)["get"] == c1["get"] + 1
+    finally:
+        clear_cache_faults(gw)
+    wait_cache_healthy(gw)

@@ -17,9 +17,11 @@ import uuid
 
 import pytest
 
-from test_cache_support import (STAMP, Stack, clear_cache_faults, clear_origin_faults, doc,  # noqa: F401
-                                fetch, fetch_batch, keepalive, set_cache_faults,
-                                set_origin_faults, stack, stack_factory, write)
+from layer_testlib import wait_until
+from test_cache_support import (STAMP, Stack, cache_calls, clear_cache_faults,  # noqa: F401
+                                clear_origin_faults, doc, fetch, fetch_batch, keepalive,
+                                origin_faults, set_cache_faults, set_origin_faults, stack,
+                                stack_factory, write)
 
 DURATION_S = 8.0
 CHECKED_THREADS = 4
@@ -294,10 +296,17 @@ def test_concurrent_misses_of_one_id(stack, present):
 # ---------------------------------------------------------------------------------------------
 # Backfill of an older read racing with a newer write through the gateway
 # ---------------------------------------------------------------------------------------------
+# The cache ops a write's mirror begins with: an upsert's put, a patch's read of the cached row, a
+# delete's tombstone (src/coherence/coherence.cc, Mirror).
+MIRROR_OPS = ("put_if_newer_batch", "multi_get", "tombstone")
+
+
 def test_backfill_never_replaces_newer_write(stack_factory):
     """A fetch miss reads v1 upstream (slowed by the origin's query latency); its backfill is held
     by cache latency while a newer write (upsert, patch or delete) goes through the gateway and
-    mirrors; both cache puts are released together. Whatever the order, the newer state wins."""
+    mirrors; both cache puts are released together. Whatever the order, the newer state wins.
+    Each step waits for the event that the next one needs: the origin received the read (its
+    `times` budget is spent), the backfill put reached the cache, the write's mirror reached it."""
     s = stack_factory(gw_args=["--cache-op-timeout-ms", "3000"])
     gw, origin = s.gw, s.origin
     ns = "race"
@@ -309,7 +318,10 @@ def test_backfill_never_replaces_newer_write(stack_factory):
         # v1 as a row written earlier through a gateway: stamped, upstream, not in this cache.
         r = write(origin, ns, {"upsert_rows": [{"id": doc_id, "v": "v1", "w": "w1", STAMP: old_stamp}]})
         assert r.status == 200, r
-        set_origin_faults(origin, {"query": {"latency_ms": 300}})
+        calls0 = cache_calls(gw)
+        # The fetch's upstream read is the only query the origin gets here (the watcher reads
+        # metadata): the rule's budget is spent once the read arrived.
+        set_origin_faults(origin, {"query": {"latency_ms": 300, "times": 1}})
         fetched = {}
 
         def do_fetch():
@@ -324,15 +336,27 @@ def test_backfill_never_replaces_newer_write(stack_factory):
                 body = {"deletes": [doc_id]}
             fetched["w"] = write(gw, ns, body)
 
+        def cache_ops_begun(ops) -> int:
+            calls = cache_calls(gw)
+            return sum(calls[op] - calls0[op] for op in ops)
+
         tf = threading.Thread(target=do_fetch)
         tf.start()
-        time.sleep(0.15)  # the fetch's cache lookup is done; its upstream read is being delayed
+        # The fetch's cache lookup is done and its upstream read is being delayed.
+        wait_until(lambda: origin_faults(origin)["query"]["times"] == 0, timeout=10,
+                   what="the origin to receive the fetch's read")
         set_cache_faults(gw, latency_ms=2000)  # holds the backfill put (and the write's mirror)
-        time.sleep(0.35)  # the upstream read (v1) has happened
+        # The upstream read (v1) has happened: its backfill put reached the cache and is held.
+        wait_until(lambda: cache_ops_begun(["put_if_newer_batch"]) >= 1, timeout=10,
+                   what="the fetch's backfill put")
         clear_origin_faults(origin)
         tw = threading.Thread(target=do_write)
         tw.start()
-        time.sleep(0.2)  # the write is applied upstream; its mirror waits in the cache
+        # The write is applied upstream (its mirror only starts after the upstream's answer); its
+        # mirror waits in the cache.
+        wait_until(lambda: cache_ops_begun(MIRROR_OPS) >= 2, timeout=10,
+                   what="the write's mirror to reach the cache")
+        assert "w" not in fetched, fetched  # the write is answered once its mirror is done
         clear_cache_faults(gw)  # releases both cache puts at once
         tf.join(10)
         tw.join(10)
@@ -348,5 +372,5 @@ def test_backfill_never_replaces_newer_write(stack_factory):
                                  f"{fetched['r'].json()}; fetch #{attempt + 1} afterwards answered "
                                  f"{got} [x-layer-cache: {r.header('x-layer-cache')}], expected {want}")
         results.append(fetched["r"].json()["attributes"])
-    # The racing fetch read v1 at least sometimes (otherwise the race was not exercised).
-    assert any(a.get("v") == "v1" for a in results), results
+    # The racing fetch read v1 every time: its read came before the write (the race was exercised).
+    assert all(a.get("v") == "v1" for a in results), results

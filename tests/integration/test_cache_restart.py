@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import http.client
 import threading
-import time
 
+from layer_testlib import wait_until
 from test_cache_support import doc, fetch, kill9_and_reap, stack, stack_factory, write  # noqa: F401
 
 
@@ -74,7 +74,7 @@ def test_kill9_after_clean_restart_then_crash_mid_writes(stack):
         conn = http.client.HTTPConnection("127.0.0.1", gw.port, timeout=10)
         i = 0
         while not stop.is_set() and i < 2000:
-            doc_id = t * 10000 + i
+            doc_id = t * 10000 + i + 1  # never 0, the id every write patches
             try:
                 r = write(gw, ns, {"upsert_rows": [{"id": doc_id, "t": t, "i": i}],
                                    "patch_rows": [{"id": 0, "t": t, "i": i}]}, conn=conn)
@@ -89,7 +89,13 @@ def test_kill9_after_clean_restart_then_crash_mid_writes(stack):
     threads = [threading.Thread(target=writer, args=(t,)) for t in range(2)]
     for th in threads:
         th.start()
-    time.sleep(0.5)
+
+    def acked_count() -> int:
+        with lock:
+            return len(acked)
+    # Mid-burst: both writers are going and some of their writes were acknowledged.
+    wait_until(lambda: acked_count() >= 40 and all(th.is_alive() for th in threads), timeout=60,
+               what="the write burst to be under way")
     kill9_and_reap(gw)
     stop.set()
     for th in threads:

@@ -15,7 +15,8 @@ from typing import Iterable, List, Optional
 
 import pytest
 
-from layer_testlib import Gateway, clean_env, http_request, layer_bin, metric_sum, parse_prometheus
+from layer_testlib import (Gateway, clean_env, http_request, layer_bin, metric_sum, parse_prometheus,
+                           wait_until)
 from test_origin_durability import origin_process, start, wait_for_binary  # noqa: F401
 
 TOKEN = "x"
@@ -103,6 +104,14 @@ def clear_cache_faults(gw) -> None:
     assert r.status == 200, r
 
 
+def cache_calls(gw) -> dict:
+    """Per cache op (src/cache/cache_op.h names), the calls that reached the gateway's fault
+    decorator so far, counted on arrival (before an injected latency): an op has begun."""
+    r = http_request(gw, "GET", "/_test/cache-faults")
+    assert r.status == 200, r
+    return r.json()["calls"]
+
+
 def set_origin_faults(origin, faults: dict) -> None:
     r = http_request(origin, "PUT", "/_test/faults", json.dumps(faults).encode())
     assert r.status == 200, r
@@ -111,6 +120,39 @@ def set_origin_faults(origin, faults: dict) -> None:
 def clear_origin_faults(origin) -> None:
     r = http_request(origin, "DELETE", "/_test/faults")
     assert r.status in (200, 204), r
+
+
+def origin_faults(origin) -> dict:
+    """The origin's fault rules; a rule's `times` is the budget left (docs/origin.md)."""
+    r = http_request(origin, "GET", "/_test/faults")
+    assert r.status == 200, r
+    return r.json()
+
+
+QUERY_BUDGET = 1_000_000  # a `times` budget no test spends: what is left counts the queries
+
+
+def origin_access_lines(origin, route: str) -> int:
+    """How many requests of a route family the origin has answered (its --access-log lines)."""
+    return sum(1 for line in origin.output().splitlines()
+               if "access " in line and f" route={route} " in line)
+
+
+def slow_counted_origin_queries(origin, latency_ms: int) -> int:
+    """Delays every query by `latency_ms` under a rule whose budget counts them as they arrive;
+    returns the queries answered so far. The origin must run with --access-log true."""
+    answered0 = origin_access_lines(origin, "query")
+    set_origin_faults(origin, {"query": {"latency_ms": latency_ms, "times": QUERY_BUDGET}})
+    return answered0
+
+
+def wait_origin_queries_answered(origin, answered0: int, timeout: float = 30.0) -> None:
+    """Waits until the origin has answered every query that arrived since
+    slow_counted_origin_queries (which returned `answered0`): none is in flight any more."""
+    def settled():
+        received = QUERY_BUDGET - origin_faults(origin)["query"]["times"]
+        return received > 0 and origin_access_lines(origin, "query") - answered0 == received
+    wait_until(settled, timeout=timeout, interval=0.05, what="the origin to answer every query")
 
 
 def wait_cache_healthy(gw, timeout: float = 8.0) -> dict:

@@ -12,10 +12,12 @@ AUTH = [("Authorization", f"Bearer {TOKEN}")]
 QUERY_BODY = b'{"rank_by":["id","asc"],"top_k":1}'
 
 
-def slow_rule(delay):
+def held_rule(release: threading.Event):
+    """Requests to a "slow" path are answered only once `release` is set: in flight until then."""
     def rule(rq):
         if "slow" in rq.path:
-            return Response(delay=delay, body=b'{"slow":true}')
+            release.wait(60)
+            return Response(body=b'{"slow":true}')
         return Response()
     return rule
 
@@ -33,8 +35,9 @@ def start_slow_request(gw, results):
 
 
 def test_drain_on_sigterm(upstream, start_gateway):
-    upstream.set_rule(slow_rule(1.5))
-    gw = start_gateway(upstream, "--drain-delay-ms", "1000", "--drain-grace-ms", "5000")
+    release = threading.Event()
+    upstream.set_rule(held_rule(release))
+    gw = start_gateway(upstream, "--drain-delay-ms", "1000", "--drain-grace-ms", "30000")
     # an idle keep-alive connection opened before the signal
     idle = RawConn(gw.port)
     idle.send(build_request("GET", "/v1/namespaces", AUTH))
@@ -46,13 +49,12 @@ def test_drain_on_sigterm(upstream, start_gateway):
     results = {}
     t = start_slow_request(gw, results)
     upstream.wait_for_requests(2)
-    t_term = time.monotonic()
     gw.sigterm()
 
     def ready_503():
         r = http_request(gw, "GET", "/ready")
         return r if r.status == 503 else None
-    r = wait_until(ready_503, timeout=1.0, interval=0.01, what="/ready 503")
+    r = wait_until(ready_503, timeout=10.0, interval=0.01, what="/ready 503")
     assert r.content_type.startswith("application/json")
     j = r.json()
     assert j["status"] == "draining"
@@ -86,28 +88,34 @@ def test_drain_on_sigterm(upstream, start_gateway):
     assert http_request(gw, "GET", "/metrics").status == 200
     assert len(upstream.requests) == n_before, "a request was forwarded while draining"
 
+    # The request that was in flight at the signal still is; once the upstream answers it, it
+    # completes and the gateway exits.
+    assert t.is_alive() and not results, results
+    assert gw.alive()
+    release.set()
     t.join(10)
     assert "error" not in results, results.get("error")
     slow = results["resp"]
     assert slow.status == 200
     assert slow.body == b'{"slow":true}'
 
-    rc = gw.wait_exit(5.0 + 5.0 - (time.monotonic() - t_term))
-    assert rc is not None, "gateway did not exit within drain grace + slack"
+    rc = gw.wait_exit(10.0)
+    assert rc is not None, "gateway did not exit once its last request completed"
     assert rc == 0
+    assert "drained; exiting" in gw.output()
 
 
 def test_drain_exit_bounded_by_grace(upstream, start_gateway):
-    upstream.set_rule(slow_rule(20))
+    # The upstream never answers the slow request: only the grace period can end the drain.
+    upstream.set_rule(lambda rq: Response(silent=True) if "slow" in rq.path else Response())
     gw = start_gateway(upstream, "--drain-grace-ms", "1000", "--drain-delay-ms", "0")
     results = {}
     start_slow_request(gw, results)
     upstream.wait_for_requests(1)
-    t0 = time.monotonic()
     gw.sigterm()
-    rc = gw.wait_exit(1.0 + 5.0)
+    rc = gw.wait_exit(10 * 1.0)
     assert rc is not None, "gateway still running long after --drain-grace-ms with a stuck request"
-    assert time.monotonic() - t0 < 6.0
+    assert "drain grace period over with 1 requests in flight" in gw.output(), gw.output()[-2000:]
 
 
 def test_drain_does_not_wait_for_idle_connections(upstream, start_gateway):
@@ -140,13 +148,14 @@ def test_sigterm_without_traffic_exits_zero(upstream, start_gateway):
 
 def test_drain_delay_keeps_answering(upstream, start_gateway):
     gw = start_gateway(upstream, "--drain-delay-ms", "1000", "--drain-grace-ms", "5000")
-    t0 = time.monotonic()
     gw.sigterm()
-    wait_until(lambda: http_request(gw, "GET", "/ready").status == 503, timeout=1.0, interval=0.01,
+    wait_until(lambda: http_request(gw, "GET", "/ready").status == 503, timeout=10.0, interval=0.01,
                what="/ready 503")
-    # still listening well into the delay
-    while time.monotonic() - t0 < 0.6:
+    # With nothing in flight it keeps listening and answering after the signal (without the delay
+    # it would have exited at once)...
+    for _ in range(5):
         assert http_request(gw, "GET", "/ready").status == 503
-        time.sleep(0.05)
-    rc = gw.wait_exit(1.0 + 5.0)
+    # ...then ends the drain by itself and exits cleanly.
+    rc = gw.wait_exit(10 * 1.0)
     assert rc == 0
+    assert "drained; exiting" in gw.output()

@@ -32,6 +32,15 @@ def assert_gateway_error(r, status, kind):
     return j
 
 
+def assert_nothing_forwarded_before_a_marker(gw, upstream):
+    """Sends a marker request after a refused one and waits for it upstream: it must be the first
+    request the upstream saw, so the refused one was not forwarded before it (an event to wait
+    for, instead of waiting a while for something that should not happen)."""
+    assert req(gw, "GET", "/v1/namespaces").status == 200
+    got = upstream.wait_for_requests(1)
+    assert [(u.method, u.target) for u in got] == [("GET", "/v1/namespaces")], got
+
+
 def free_port():
     s = socket.socket()
     s.bind(("127.0.0.1", 0))
@@ -57,8 +66,9 @@ def test_upstream_silent_is_502_within_timeout(upstream, start_gateway):
     t0 = time.monotonic()
     r = req(gw, "POST", "/v2/namespaces/x/query", body=QUERY_BODY, timeout=30)
     elapsed = time.monotonic() - t0
-    assert_gateway_error(r, 502, "upstream_error")
-    assert elapsed < 1.0 + 5.0, f"502 took {elapsed:.2f}s with --upstream-timeout-ms 1000"
+    j = assert_gateway_error(r, 502, "upstream_error")
+    assert "did not answer within 1000 ms" in j["message"], j  # the response timeout fired
+    assert elapsed < 10 * 1.0, f"502 took {elapsed:.2f}s with --upstream-timeout-ms 1000"
     # the gateway is still healthy and serves the next request once upstream answers again
     upstream.set_rule(Response())
     assert req(gw, "GET", "/v1/namespaces").status == 200
@@ -182,8 +192,7 @@ def test_body_over_limit_is_413_and_not_forwarded(upstream, start_gateway):
         ("Content-Type", "application/json"), ("Content-Length", str(n))])
     r = _send_and_read(gw.port, head, (b"a" * 65536 for _ in range(n // 65536)))
     assert_gateway_error(r, 413, "payload_too_large")
-    time.sleep(0.2)
-    assert upstream.requests == []
+    assert_nothing_forwarded_before_a_marker(gw, upstream)
 
 
 def test_chunked_body_over_limit_is_413_and_not_forwarded(upstream, start_gateway):
@@ -194,8 +203,7 @@ def test_chunked_body_over_limit_is_413_and_not_forwarded(upstream, start_gatewa
     chunks = [b"%x\r\n%s\r\n" % (len(chunk), chunk)] * 40 + [b"0\r\n\r\n"]
     r = _send_and_read(gw.port, head, iter(chunks))
     assert_gateway_error(r, 413, "payload_too_large")
-    time.sleep(0.2)
-    assert upstream.requests == []
+    assert_nothing_forwarded_before_a_marker(gw, upstream)
 
 
 def test_body_at_limit_is_forwarded(upstream, start_gateway):
@@ -432,9 +440,8 @@ def test_connect_method_is_not_tunnelled(upstream, make_upstream, start_gateway)
             assert r.status >= 400, r
         except ConnectionError:
             pass
-    time.sleep(0.1)
+    assert_nothing_forwarded_before_a_marker(gw, upstream)
     assert other.connections_accepted == 0
-    assert upstream.requests == []
 
 
 def test_very_long_target_rejected_cleanly(upstream, start_gateway):

@@ -105,13 +105,21 @@ def test_metrics_counts_requests(gw, upstream):
 def test_inflight_gauge_sees_slow_request(gw, upstream):
     import threading
     base = metric_sum(parse_prometheus(_metrics(gw)), "layer_http_inflight_requests")
-    upstream.set_rule(lambda rq: Response(delay=1.0) if "slow" in rq.path else Response())
+    release = threading.Event()
+
+    def rule(rq):
+        if "slow" in rq.path:
+            release.wait(30)  # in flight until the test has looked
+        return Response()
+    upstream.set_rule(rule)
     t = threading.Thread(target=lambda: req(gw, "GET", "/v2/namespaces/slow/metadata"), daemon=True)
     t.start()
     upstream.wait_for_requests(1)
     during = metric_sum(parse_prometheus(_metrics(gw)), "layer_http_inflight_requests")
+    release.set()
     assert during >= base + 1, (base, during)
-    t.join(5)
+    t.join(10)
+    assert not t.is_alive()
     wait_until(lambda: metric_sum(parse_prometheus(_metrics(gw)),
                                   "layer_http_inflight_requests") == base,
                timeout=3, what="inflight gauge back to its idle value")

@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from layer_testlib import Gateway, clean_env, http_request, layer_bin
+from layer_testlib import Gateway, clean_env, http_request, layer_bin, wait_until
 
 TOKEN = "tpuf_test"
 
@@ -151,7 +151,15 @@ def test_write_burst_from_threads_with_kill9_mid_burst(origin_factory, tmp_path)
         threads = [threading.Thread(target=writer, args=(t,)) for t in range(4)]
         for th in threads:
             th.start()
-        time.sleep(0.4 + 0.2 * rnd)
+
+        def acked_count() -> int:
+            with lock:
+                return len(acked)
+        # Mid-burst, further into it each round (the later rounds past the origin's log compaction,
+        # every 1000 records; 3 ids a write): every writer is still going.
+        wait_until(lambda: acked_count() >= (1500, 3600, 6600)[rnd]
+                   and all(th.is_alive() for th in threads),
+                   timeout=60, what=f"round {rnd}: the write burst to be under way")
         kill9(o)  # mid-burst
         stop.set()
         for th in threads:

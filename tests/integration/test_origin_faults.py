@@ -110,18 +110,19 @@ def test_dropped_connection_becomes_502_upstream_error(pair):
 
 def test_latency_beyond_upstream_timeout_is_502(pair):
     o, g = pair
-    set_faults(o, {"query": {"latency_ms": 300}})
+    # Below the 700 ms timeout: answered, and the query was delayed (the rule's budget is spent).
+    set_faults(o, {"query": {"latency_ms": 300, "times": 1}})
+    r = query(g, "f", Q)
+    assert r.status == 200, r
+    assert get_faults(o)["query"]["times"] == 0
+    # Far beyond it: the gateway's own timeout answers (it says so), long before the origin would.
+    set_faults(o, {"query": {"latency_ms": 30_000}})
     t0 = time.monotonic()
     r = query(g, "f", Q)
-    assert r.status == 200, r  # below the 700 ms timeout
-    assert time.monotonic() - t0 >= 0.28
-    set_faults(o, {"query": {"latency_ms": 2500}})
-    t0 = time.monotonic()
-    r = query(g, "f", Q)
-    elapsed = time.monotonic() - t0
     assert r.status == 502, r
     assert r.json()["error"] == "upstream_error", r
-    assert 0.6 <= elapsed < 2.4, f"gateway answered after {elapsed:.2f}s, timeout is 0.7s"
+    assert "did not answer within 700 ms" in r.json()["message"], r
+    assert time.monotonic() - t0 < 7.0  # no hang: 10x the timeout, far below the 30 s latency
 
 
 def test_faults_endpoint_is_404_without_flag(origin_factory):

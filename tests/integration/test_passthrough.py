@@ -544,13 +544,12 @@ def test_upstream_connection_close_header_respected(gw, upstream):
 def test_pooled_connection_closed_by_upstream_while_idle(gw, upstream):
     """Upstream (e.g. a load balancer) silently closes an idle keep-alive connection: the next
     request must not fail with 502."""
-    import time
     upstream.set_rule(Response(raw=b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
                                    b"Content-Length: 11\r\n\r\n{\"ok\":true}", close=True))
     for _ in range(4):
         r = req(gw, "GET", "/v1/namespaces")
         assert r.status == 200, r
-        time.sleep(0.1)  # let the FIN arrive before the next request
+        upstream.wait_no_open_connections()  # it closed the pooled connection: its FIN is sent
     assert len(upstream.requests) == 4
 
 

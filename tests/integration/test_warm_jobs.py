@@ -10,6 +10,7 @@ import time
 import pytest
 
 from test_cache_support import (clear_cache_faults, clear_origin_faults, doc, fetch, set_cache_faults,  # noqa: F401
+                                slow_counted_origin_queries, wait_origin_queries_answered,
                                 stack, stack_factory, strip_reserved, write)
 from test_warm_support import (assert_job_shape, attrs_for, cancel_job, get_job, job, list_jobs,
                                seed_origin, slow_origin_queries, start_warm, wait_job)
@@ -210,11 +211,12 @@ def test_second_warm_while_one_runs_returns_the_running_job(stack):
 
 
 # (5) cancel -----------------------------------------------------------------------------------
-def test_cancel_stops_a_running_job_for_good(stack):
-    o, g = stack.origin, stack.gw
+def test_cancel_stops_a_running_job_for_good(stack_factory):
+    s = stack_factory(origin_args=("--access-log", "true"))
+    o, g = s.origin, s.gw
     ns = "warm_cancel"
     seed_origin(o, ns, range(1, 301))
-    slow_origin_queries(o, 200)
+    answered0 = slow_counted_origin_queries(o, 200)
     r = start_warm(g, ns, 10)
     assert r.status == 202, r
     jid = r.json()["id"]
@@ -226,8 +228,8 @@ def test_cancel_stops_a_running_job_for_good(stack):
     assert c["id"] == jid and c["status"] == "cancelled", c
     assert c.get("completed_at"), c
     assert c["progress"] < 1, c
+    wait_origin_queries_answered(o, answered0)  # the page read in flight has come back
     clear_origin_faults(o)
-    time.sleep(0.8)  # well past the page in flight
     j = job(g, ns, jid)
     assert j["status"] == "cancelled", j
     assert j["completed_at"] == c["completed_at"], (c, j)

@@ -17,7 +17,8 @@ import time
 import pytest
 
 from test_cache_support import (Stack, clear_origin_faults, fetch, fetch_batch, query, req,  # noqa: F401
-                                stack, stack_factory, strip_reserved, write)
+                                slow_counted_origin_queries, stack, stack_factory, strip_reserved,
+                                wait_origin_queries_answered, write)
 from test_hint_cache_warm import assert_report, hint
 from test_warm_support import (assert_job_shape, attrs_for, cancel_job, job, list_jobs, seed_origin,
                                slow_origin_queries, start_warm, wait_job)
@@ -256,7 +257,7 @@ def test_hint_cache_warm_every_step_combination(st, tp, docs, snaps):
 # (4) Retention: finished jobs survive a gateway restart, listed oldest first
 # ---------------------------------------------------------------------------------------------
 def test_finished_jobs_survive_a_gateway_restart_oldest_first(stack_factory):
-    s = stack_factory()
+    s = stack_factory(origin_args=("--access-log", "true"))
     o = s.origin
     ns = "wlc_retention"
     seed_origin(o, ns, range(1, 201))
@@ -268,14 +269,14 @@ def test_finished_jobs_survive_a_gateway_restart_oldest_first(stack_factory):
         j, _ = wait_job(s.gw, ns, ids[-1])
         assert j["status"] == "completed", j
     # A cancelled one too.
-    slow_origin_queries(o, 200)
+    answered0 = slow_counted_origin_queries(o, 200)
     r = start_warm(s.gw, ns, 10)
     assert r.status == 202, r
     ids.append(r.json()["id"])
     wait_job(s.gw, ns, ids[-1], until=lambda j: j["documents_scanned"] > 0)
     assert cancel_job(s.gw, ns, ids[-1]).status == 200
+    wait_origin_queries_answered(o, answered0)  # the page read in flight has come back
     clear_origin_faults(o)
-    time.sleep(0.3)
 
     before = list_jobs(s.gw, ns)
     assert [x["id"] for x in before] == ids, before
