@@ -10,6 +10,7 @@
 
 #include <csignal>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 
 #include "cli/origin.h"
@@ -18,6 +19,7 @@
 #include "common/thread.h"
 #include "common/version.h"
 #include "cache/guard.h"
+#include "cache/redis/redis_cache.h"
 #include "cache/rocksdb/rocksdb_cache.h"
 #include "coherence/coherence.h"
 #include "gateway/gateway.h"
@@ -74,20 +76,56 @@ Task<void> DrainOnSignal(asio::signal_set& signals, http::HttpServer& server,
 constexpr std::string_view kTenancyRecordName = "@";
 constexpr std::string_view kTenancyRecordKey = "tenancy";
 
-// Opens the embedded cache (`*db`) and the coherence core over it.
+// Opens a shared Redis cache (--cache redis://...): the tenancy it was kept under must be this
+// gateway's, since it cannot be started over by one replica (docs/design.md §3.11, §9.7).
+Result<std::shared_ptr<cache::DocumentCache>> OpenRedisCache(const ServeConfig& cfg) {
+  auto ropts = cache::ParseRedisCacheUrl(cfg.cache);
+  if (!ropts.ok()) return ropts.status();
+  auto redis = cache::RedisCache::Open(*ropts);
+  if (!redis.ok()) return redis.status();
+  const std::string tenancy = gateway::PerKeyTenancy(cfg) ? "per-key" : "one";
+  auto kept = (*redis)->GetNamespaceRecord(kTenancyRecordName, kTenancyRecordKey);
+  if (!kept.ok()) return kept.status();
+  if (*kept && **kept != tenancy) {
+    return Status::InvalidArgument("the shared cache at " + cache::RedactRedisUrl(cfg.cache) +
+                                   " was kept under the " + **kept + " tenancy, this gateway "
+                                   "runs under the " + tenancy + " one: flush it or use another "
+                                   "database");
+  }
+  if (!*kept) {
+    if (Status st = (*redis)->PutNamespaceRecord(kTenancyRecordName, kTenancyRecordKey, tenancy);
+        !st.ok()) {
+      return st;
+    }
+  }
+  spdlog::info("document cache: redis at {}", cache::RedactRedisUrl(cfg.cache));
+  return std::shared_ptr<cache::DocumentCache>(std::move(*redis));
+}
+
+// Opens the cache (`*db`: the embedded one; null for a shared one) and the coherence core over it.
 Result<std::unique_ptr<coherence::CacheCoherence>> OpenCache(
     const ServeConfig& cfg, std::shared_ptr<cache::RocksDbCache>* db_out, bool* started_empty) {
+  std::shared_ptr<cache::DocumentCache> shared;
+  if (cfg.cache.starts_with("redis")) {
+    auto redis = OpenRedisCache(cfg);
+    if (!redis.ok()) return redis.status();
+    shared = std::move(*redis);
+  }
   cache::RocksDbCacheOptions copts;
-  copts.path = cfg.cache_dir.empty() ? (std::filesystem::path(cfg.data_dir) / "cache").string()
-                                     : cfg.cache_dir;
+  copts.path = cfg.cache.starts_with("rocksdb://") ? cfg.cache.substr(std::strlen("rocksdb://"))
+               : cfg.cache_dir.empty() ? (std::filesystem::path(cfg.data_dir) / "cache").string()
+                                       : cfg.cache_dir;
   copts.max_bytes = cfg.cache_max_bytes;
   copts.reset_on_start = cfg.cache_reset_on_start;
-  auto db = cache::RocksDbCache::Open(copts);
+  auto db = shared ? Result<std::unique_ptr<cache::RocksDbCache>>(
+                         std::unique_ptr<cache::RocksDbCache>())
+                   : cache::RocksDbCache::Open(copts);
   if (!db.ok()) return db.status();
   // A cache kept under the other tenancy would hold partitions no write of this one invalidates
   // (docs/design.md §9.7): it starts over when the tenancy changes.
   const std::string tenancy = gateway::PerKeyTenancy(cfg) ? "per-key" : "one";
-  auto kept = (*db)->GetNamespaceRecord(kTenancyRecordName, kTenancyRecordKey);
+  auto kept = shared ? Result<std::optional<std::string>>(tenancy)
+                     : (*db)->GetNamespaceRecord(kTenancyRecordName, kTenancyRecordKey);
   const bool mismatch = kept.ok() ? (*kept ? **kept != tenancy : !(*db)->started_empty())
                                   : true;
   if (mismatch) {
@@ -99,27 +137,31 @@ Result<std::unique_ptr<coherence::CacheCoherence>> OpenCache(
     db = cache::RocksDbCache::Open(copts);
     if (!db.ok()) return db.status();
   }
-  if (Status st = (*db)->PutNamespaceRecord(kTenancyRecordName, kTenancyRecordKey, tenancy);
+  if (Status st = shared ? Status::Ok()
+                        : (*db)->PutNamespaceRecord(kTenancyRecordName, kTenancyRecordKey, tenancy);
       !st.ok()) {
     return st;
   }
   coherence::PartitionRegistry partitions;
   if (tenancy == "per-key") {
-    auto registry = coherence::ReadPartitionRegistry(**db);
+    auto registry = coherence::ReadPartitionRegistry(shared ? *shared : **db);
     if (!registry.ok()) return registry.status();
     partitions = std::move(*registry);
   }
-  *started_empty = (*db)->started_empty();
+  // A shared cache outlives this process: what it holds was not lost with a previous run.
+  *started_empty = shared ? false : (*db)->started_empty();
   std::error_code ec;
-  spdlog::info("document cache: rocksdb in {} (max {} bytes)",
-               std::filesystem::absolute(copts.path, ec).string(), cfg.cache_max_bytes);
+  if (!shared) {
+    spdlog::info("document cache: rocksdb in {} (max {} bytes)",
+                 std::filesystem::absolute(copts.path, ec).string(), cfg.cache_max_bytes);
+  }
   cache::CacheGuardOptions gopts;
   gopts.op_timeout = std::chrono::milliseconds(cfg.cache_op_timeout_ms);
   gopts.request_slice = std::chrono::microseconds(cfg.request_slice_us);
-  *db_out = std::shared_ptr<cache::RocksDbCache>(std::move(*db));
-  std::shared_ptr<cache::DocumentCache> backend = *db_out;
+  if (!shared) *db_out = std::shared_ptr<cache::RocksDbCache>(std::move(*db));
+  std::shared_ptr<cache::DocumentCache> backend = shared ? shared : *db_out;
   coherence::CoherenceOptions options;
-  options.backend_name = "rocksdb";
+  options.backend_name = shared ? "redis" : "rocksdb";
   options.partitions = std::move(partitions);
   options.fetch_consistency = cfg.fetch_consistency == "eventual"
                                   ? coherence::FetchConsistency::kEventual
@@ -306,8 +348,16 @@ int RunServe(const ServeConfig& cfg) {
   if (size_t pending = cache.pending_invalidations(); pending > 0) {
     // The cache survives a clean stop, but these ids (or namespaces) may hold rows that are stale
     // now: it is discarded instead, so that nothing it holds outlives what was lost here.
-    spdlog::warn("{} cache invalidations could not be written; discarding the cache", pending);
-    db->Discard();
+    if (db) {
+      spdlog::warn("{} cache invalidations could not be written; discarding the cache", pending);
+      db->Discard();
+    } else {
+      // A shared cache cannot be discarded by one replica (docs/design.md §3.11).
+      spdlog::error("{} cache invalidations could not be written to the shared cache; what they "
+                    "cover may be served stale by other gateways until it is rewritten or "
+                    "evicted",
+                    pending);
+    }
   }
   return 0;
 }

@@ -169,6 +169,20 @@ Status ServeConfig::Validate() const {
   if (fetch_consistency != "strong" && fetch_consistency != "eventual") {
     return Status::InvalidArgument("--fetch-consistency must be strong or eventual");
   }
+  if (!cache.empty()) {
+    const bool rocks = cache.starts_with("rocksdb://");
+    if (!rocks && !cache.starts_with("redis://") && !cache.starts_with("redis+unix://") &&
+        !cache.starts_with("rediss://") && !cache.starts_with("redis-cluster://")) {
+      return Status::InvalidArgument(
+          "--cache must be redis://HOST:PORT[/DB], redis+unix:///SOCKET or rocksdb:///PATH");
+    }
+    if (rocks && !cache_dir.empty()) {
+      return Status::InvalidArgument("--cache and --cache-dir both name the cache: give one");
+    }
+    if (rocks && !cache.starts_with("rocksdb:///")) {
+      return Status::InvalidArgument("--cache rocksdb:///PATH needs an absolute path");
+    }
+  }
   if (!object_store.empty() && !object_store_dir.empty()) {
     return Status::InvalidArgument(
         "--object-store and --object-store-dir both name the object store: give one");
@@ -203,6 +217,18 @@ Status ServeConfig::Validate() const {
   return Status::Ok();
 }
 
+namespace {
+// A URL with the password of its userinfo (scheme://user:password@...) replaced.
+std::string RedactUserinfo(const std::string& url) {
+  const size_t scheme = url.find("://");
+  const size_t at = url.rfind('@', url.find('?'));
+  if (scheme == std::string::npos || at == std::string::npos || at < scheme) return url;
+  const size_t colon = url.find(':', scheme + 3);
+  const size_t keep = colon != std::string::npos && colon < at ? colon + 1 : scheme + 3;
+  return url.substr(0, keep) + std::string(kRedacted) + url.substr(at);
+}
+}  // namespace
+
 std::string ServeConfig::Redacted() const {
   std::string keys;
   for (const auto& k : gateway_keys) {
@@ -223,7 +249,8 @@ std::string ServeConfig::Redacted() const {
       upstream_ca_file.empty() ? "<system>" : upstream_ca_file, upstream_connect_timeout_ms,
       upstream_timeout_ms, upstream_max_idle, upstream_idle_ttl_ms, AuthModeName(auth_mode), keys,
       key_validation_ttl_ms, max_body_bytes, max_header_bytes, header_timeout_ms, body_timeout_ms, idle_timeout_ms,
-      drain_grace_ms, drain_delay_ms, data_dir, cache_dir.empty() ? "<data_dir>/cache" : cache_dir,
+      drain_grace_ms, drain_delay_ms, data_dir,
+      !cache.empty() ? RedactUserinfo(cache) : cache_dir.empty() ? "<data_dir>/cache" : cache_dir,
       cache_max_bytes, cache_reset_on_start, cache_op_timeout_ms, fetch_consistency,
       !object_store.empty()       ? object_store
       : !object_store_dir.empty() ? "file://" + object_store_dir
@@ -348,6 +375,11 @@ void AddServeFlags(CLI::App& app, ServeConfig& cfg) {
   app.add_option("--origin-index-lag-ms", cfg.origin_index_lag_ms,
                  "embedded origin: report index 'updating' this long after a write")
       ->envname("LAYER_ORIGIN_INDEX_LAG_MS");
+  app.add_option("--cache", cfg.cache,
+                 "document cache: redis://[[USER]:PASSWORD@]HOST[:PORT][/DB][?OPTIONS], "
+                 "redis+unix:///SOCKET or rocksdb:///PATH (default the embedded RocksDB in "
+                 "--cache-dir)")
+      ->envname("LAYER_CACHE");
   app.add_option("--cache-dir", cfg.cache_dir, "document cache directory (default <data-dir>/cache)")
       ->envname("LAYER_CACHE_DIR");
   app.add_option("--cache-max-bytes", cfg.cache_max_bytes, "bound on the cache's size on disk")

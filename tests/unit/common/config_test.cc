@@ -161,6 +161,30 @@ TEST(Config, BadObjectStoreFlagsSayWhy) {
   says({"--object-store", "s3://b/p", "--s3-endpoint", "http://h:9000/?x=1"}, "--s3-endpoint");
 }
 
+TEST(Config, CacheUrlFlagItsEnvironmentTwinAndItsPassword) {
+  auto d = Parse({});
+  ASSERT_TRUE(d.ok());
+  EXPECT_EQ(d->cache, "");  // the embedded RocksDB in <data-dir>/cache
+  EXPECT_NE(d->Redacted().find("cache_dir=<data_dir>/cache"), std::string::npos);
+  auto c = Parse({"--cache", "redis://:hunter2@cache.internal:6380/2"});
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  EXPECT_EQ(c->cache, "redis://:hunter2@cache.internal:6380/2");
+  EXPECT_EQ(c->Redacted().find("hunter2"), std::string::npos) << c->Redacted();
+  EXPECT_NE(c->Redacted().find("redis://:<redacted>@cache.internal:6380/2"), std::string::npos)
+      << c->Redacted();
+  setenv("LAYER_CACHE", "rocksdb:///srv/cache", 1);
+  auto env = Parse({});
+  unsetenv("LAYER_CACHE");
+  ASSERT_TRUE(env.ok()) << env.status().ToString();
+  EXPECT_EQ(env->cache, "rocksdb:///srv/cache");
+  for (std::vector<std::string> bad :
+       {std::vector<std::string>{"--cache", "memcached://h:1"},
+        std::vector<std::string>{"--cache", "rocksdb://relative"},
+        std::vector<std::string>{"--cache", "rocksdb:///x", "--cache-dir", "/y"}}) {
+    EXPECT_FALSE(Parse(bad).ok()) << bad[1];
+  }
+}
+
 TEST(Config, RedactedHidesSecrets) {
   auto c = Parse({"--upstream-api-key", "tpuf_topsecret", "--auth-mode", "keys",
                   "--gateway-key", "gwsecret:read"});
