@@ -818,18 +818,26 @@ Result<std::vector<bool>> RedisCache::PutIfNewerBatch(
 Status RedisCache::Invalidate(std::string_view ns, std::span<const DocId> ids) {
   if (ids.empty()) return CheckNs(ns);
   return WithEpoch(ns, [&](Conn& conn, uint64_t epoch, std::optional<uint64_t>* moved) -> Status {
-    std::vector<std::string> keys = {EpochKey(ns)};
-    for (const DocId& id : ids) {
-      keys.push_back(DocKey(ns, epoch, id, false));
-      keys.push_back(DocKey(ns, epoch, id, true));
-    }
     std::vector<std::pair<Script, std::vector<std::string>>> calls;
-    calls.emplace_back(kDelete, ScriptArgs(std::move(keys), {std::to_string(epoch)}));
+    const size_t chunk = std::max<size_t>(options_.batch_chunk, 1);
+    for (size_t at = 0; at < ids.size(); at += chunk) {
+      std::vector<std::string> keys = {EpochKey(ns)};
+      for (size_t i = at; i < std::min(ids.size(), at + chunk); ++i) {
+        keys.push_back(DocKey(ns, epoch, ids[i], false));
+        keys.push_back(DocKey(ns, epoch, ids[i], true));
+      }
+      calls.emplace_back(kDelete, ScriptArgs(std::move(keys), {std::to_string(epoch)}));
+    }
     std::vector<Reply> replies;
     if (Status s = conn.Eval("invalidate", calls, &replies); !s.ok()) return s;
-    auto a = ReadAnswer("invalidate", replies[0].get());
-    if (!a.ok()) return a.status();
-    *moved = a->moved_to;
+    for (const auto& r : replies) {
+      auto a = ReadAnswer("invalidate", r.get());
+      if (!a.ok()) return a.status();
+      if (a->moved_to) {
+        *moved = a->moved_to;  // all chunks again, in the new epoch
+        return Status::Ok();
+      }
+    }
     return Status::Ok();
   });
 }

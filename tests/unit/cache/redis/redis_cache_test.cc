@@ -323,6 +323,11 @@ TEST_F(RedisCacheTest, BatchesLargerThanAChunkArePipelinedInOrder) {
   EXPECT_EQ((*got)[0]->attributes_json, "{\"i\":8}");
   EXPECT_EQ((*got)[3]->attributes_json, "{\"i\":7}");
   EXPECT_FALSE((*got)[4].has_value());
+  // Invalidations are chunked the same way.
+  ASSERT_TRUE(c->Invalidate("ns", ids).ok());
+  got = c->MultiGet("ns", ids);
+  ASSERT_TRUE(got.ok());
+  for (const auto& d : *got) EXPECT_FALSE(d.has_value());
 }
 
 TEST_F(RedisCacheTest, TombstonesExpireOnTheClockAndAreReapedByLaterWrites) {
