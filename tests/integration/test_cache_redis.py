@@ -1,0 +1,214 @@
+"""Two gateways on one shared Redis cache (`--cache redis://...`, docs/design.md §3.11) in front of
+one origin, with one tenant (`--upstream-api-key`, §9.7): what the shared cache alone guarantees.
+A write through A mirrors or tombstones its rows in the shared cache, so B serves A's new row from
+the cache and never the row A's write replaced; a delete through A is never served by B. (The
+coherence state kept in process memory, §4.7, is not shared yet: these tests do not rely on it.)
+
+redis-server (Debian's, installed by scripts/setup.sh) is started by the tests on a free port; a
+missing one skips them, except under CI (CI=true), where it fails them.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import time
+
+import pytest
+
+from layer_testlib import run_layer, clean_env, wait_until
+from test_cache_support import (AUTH, TOKEN, doc, fetch, gateway_process, health_cache, write)
+from test_origin_durability import origin_process, start
+
+REDIS_SERVER = os.environ.get("LAYER_REDIS_SERVER") or shutil.which("redis-server") or \
+    "/usr/bin/redis-server"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def redis_cli(port: int, *args: str) -> str:
+    """One command through a raw RESP connection (no redis-cli needed); the reply as text."""
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+        cmd = f"*{len(args)}\r\n" + "".join(f"${len(a.encode())}\r\n{a}\r\n" for a in args)
+        s.sendall(cmd.encode())
+        data = b""
+        while not data.endswith(b"\r\n"):
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+        return data.decode("utf-8", "replace").strip()
+
+
+class RedisServer:
+    def __init__(self, workdir: str, policy: str = "volatile-lru"):
+        self.port = free_port()
+        self.dir = workdir
+        os.makedirs(workdir, exist_ok=True)
+        self.proc = subprocess.Popen(
+            [REDIS_SERVER, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+             "--appendonly", "no", "--dir", workdir, "--maxmemory-policy", policy,
+             "--logfile", os.path.join(workdir, "redis.log")],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+        def up():
+            try:
+                return redis_cli(self.port, "PING") == "+PONG"
+            except OSError:
+                assert self.proc.poll() is None, "redis-server exited"
+                return False
+        wait_until(up, timeout=10, what="redis-server to answer PING")
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}"
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(timeout=5)
+
+
+@pytest.fixture
+def redis(tmp_path):
+    if not os.path.exists(REDIS_SERVER):
+        if os.environ.get("CI") == "true":
+            pytest.fail("redis-server is not installed (scripts/setup.sh installs it)")
+        pytest.skip("redis-server is not installed")
+    r = RedisServer(str(tmp_path / "redis"))
+    yield r
+    r.stop()
+
+
+class Fleet:
+    """One origin (strict: it takes only TOKEN) and two gateways on one Redis."""
+
+    def __init__(self, tmp, redis_url: str):
+        self.procs = []
+        self.origin = start(self._track(origin_process(str(tmp), str(tmp / "origin-data"),
+                                                       "--api-key", TOKEN, name="origin")))
+        self.a = self.gateway(tmp, redis_url, "gwA")
+        self.b = self.gateway(tmp, redis_url, "gwB")
+
+    def _track(self, p):
+        self.procs.append(p)
+        return p
+
+    def gateway(self, tmp, redis_url, name):
+        g = gateway_process(str(tmp), self.origin.url, str(tmp / f"{name}-data"), "--cache",
+                            redis_url, "--upstream-api-key", TOKEN, name=name)
+        return start(self._track(g))
+
+    def close(self):
+        for p in reversed(self.procs):
+            p.stop()
+
+
+@pytest.fixture
+def fleet(tmp_path, redis):
+    f = Fleet(tmp_path, redis.url)
+    yield f
+    f.close()
+
+
+def cache_header(r) -> str:
+    return r.header("x-layer-cache") or ""
+
+
+def test_both_gateways_report_the_shared_redis_cache(fleet):
+    for gw in (fleet.a, fleet.b):
+        c = health_cache(gw)
+        assert c["backend"] == "redis" and c["connected"] is True, c
+
+
+def test_a_write_through_a_is_served_by_b_from_the_shared_cache(fleet):
+    ns = "fleet-write"
+    r = write(fleet.a, ns, {"upsert_rows": [{"id": 1, "v": "one"}, {"id": 2, "v": "two"}]})
+    assert r.status == 200, r
+    # A mirrored the rows into the shared cache: B's first fetch is a hit.
+    r = fetch(fleet.b, ns, 1)
+    assert doc(r)["v"] == "one" and cache_header(r) == "hit", (r, r.headers)
+    # A newer write through A replaces the row B serves: B never serves the old one again.
+    r = write(fleet.a, ns, {"upsert_rows": [{"id": 1, "v": "one-v2"}]})
+    assert r.status == 200, r
+    r = fetch(fleet.b, ns, 1)
+    assert doc(r)["v"] == "one-v2" and cache_header(r) == "hit", (r, r.headers)
+    # A patch through A merges into the cached row (or tombstones it): B sees the patch.
+    r = write(fleet.a, ns, {"patch_rows": [{"id": 2, "w": 3}]})
+    assert r.status == 200, r
+    attrs = doc(fetch(fleet.b, ns, 2))
+    assert attrs["v"] == "two" and attrs["w"] == 3, attrs
+
+
+def test_a_row_b_cached_is_replaced_by_a_write_through_a(fleet):
+    ns = "fleet-backfill"
+    # The row reaches the origin around both gateways; B caches it on a miss.
+    r = write(fleet.origin, ns, {"upsert_rows": [{"id": "k", "v": "old"}]})
+    assert r.status == 200, r
+    r = fetch(fleet.b, ns, "k")
+    assert doc(r)["v"] == "old" and cache_header(r) == "miss", (r, r.headers)
+
+    def b_hits():
+        r = fetch(fleet.b, ns, "k")
+        return cache_header(r) == "hit" and doc(r)["v"] == "old"
+    wait_until(b_hits, timeout=10, what="B's backfill to land in the shared cache")
+    # A sees B's backfill too.
+    r = fetch(fleet.a, ns, "k")
+    assert doc(r)["v"] == "old" and cache_header(r) == "hit", (r, r.headers)
+    r = write(fleet.a, ns, {"upsert_rows": [{"id": "k", "v": "new"}]})
+    assert r.status == 200, r
+    for _ in range(3):
+        r = fetch(fleet.b, ns, "k")
+        assert doc(r)["v"] == "new", r
+
+
+def test_a_delete_through_a_is_never_served_by_b(fleet):
+    ns = "fleet-delete"
+    r = write(fleet.a, ns, {"upsert_rows": [{"id": 5, "v": "doomed"}, {"id": 6, "v": "stays"}]})
+    assert r.status == 200, r
+    assert cache_header(fetch(fleet.b, ns, 5)) == "hit"
+    r = write(fleet.a, ns, {"deletes": [5]})
+    assert r.status == 200, r
+    for _ in range(3):
+        r = fetch(fleet.b, ns, 5)
+        assert r.status == 404, r
+    assert doc(fetch(fleet.b, ns, 6))["v"] == "stays"
+
+
+def test_a_namespace_delete_through_a_empties_it_for_b(fleet):
+    ns = "fleet-nsdelete"
+    r = write(fleet.a, ns, {"upsert_rows": [{"id": 1, "v": "x"}]})
+    assert r.status == 200, r
+    assert cache_header(fetch(fleet.b, ns, 1)) == "hit"
+    from test_cache_support import delete_namespace
+    r = delete_namespace(fleet.a, ns)
+    assert r.status in (200, 202, 204), r
+    # The epoch bump through A is seen by B: nothing of the namespace is served from the cache.
+    r = fetch(fleet.b, ns, 1)
+    assert r.status == 404, r
+
+
+def test_an_unsafe_eviction_policy_is_refused_at_start(tmp_path):
+    if not os.path.exists(REDIS_SERVER):
+        if os.environ.get("CI") == "true":
+            pytest.fail("redis-server is not installed (scripts/setup.sh installs it)")
+        pytest.skip("redis-server is not installed")
+    r = RedisServer(str(tmp_path / "redis"), policy="allkeys-lru")
+    try:
+        rc, out, err = run_layer(["serve", "--listen", "127.0.0.1:0", "--data-dir",
+                                  str(tmp_path / "d"), "--upstream", "http://127.0.0.1:9",
+                                  "--cache", r.url], env=clean_env(), timeout=20)
+        assert rc not in (0, None), (rc, out, err)
+        assert "maxmemory-policy allkeys-lru" in out + err, out + err
+        # The same through the environment variable.
+        rc, out, err = run_layer(["serve", "--listen", "127.0.0.1:0", "--data-dir",
+                                  str(tmp_path / "d"), "--upstream", "http://127.0.0.1:9"],
+                                 env=clean_env({"LAYER_CACHE": r.url}), timeout=20)
+        assert rc not in (0, None) and "maxmemory-policy" in out + err, (rc, out, err)
+    finally:
+        r.stop()
