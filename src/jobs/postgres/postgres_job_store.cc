@@ -11,6 +11,7 @@
 #include <utility>
 
 #include <fmt/format.h>
+#include <spdlog/spdlog.h>
 
 #include "common/config.h"
 
@@ -80,7 +81,13 @@ bool IsConnectionState(std::string_view state) {
 // One libpq connection; used by one thread at a time.
 class PostgresJobStore::Conn {
  public:
-  explicit Conn(PGconn* c) : c_(c), pid_(PQbackendPID(c)) {}
+  explicit Conn(PGconn* c) : c_(c), pid_(PQbackendPID(c)) {
+    // Server notices (and a termination notice that arrives while idle) go to the debug log,
+    // not to stderr.
+    PQsetNoticeProcessor(
+        c_, [](void*, const char* message) { spdlog::debug("postgres job store: {}", message); },
+        nullptr);
+  }
   ~Conn() { PQfinish(c_); }
   Conn(const Conn&) = delete;
   Conn& operator=(const Conn&) = delete;
@@ -94,7 +101,11 @@ class PostgresJobStore::Conn {
   // administrator terminated the backend). False when the connection is unusable.
   bool Healthy() {
     if (PQstatus(c_) != CONNECTION_OK) return false;
-    if (PQconsumeInput(c_) == 0) return false;
+    // Twice: the first read may return the server's last message, the second then sees the end
+    // of the stream (libpq's socket is non-blocking: neither read waits).
+    for (int i = 0; i < 2; ++i) {
+      if (PQconsumeInput(c_) == 0) return false;
+    }
     if (PQstatus(c_) != CONNECTION_OK) return false;
     if (PQtransactionStatus(c_) != PQTRANS_IDLE) return false;
     return true;
