@@ -367,7 +367,7 @@ void PostgresJobStore::Return(std::unique_ptr<Conn> conn) {
   in_use_.erase(std::remove(in_use_.begin(), in_use_.end(), conn.get()), in_use_.end());
   if (conn->broken || PQstatus(conn->get()) != CONNECTION_OK ||
       PQtransactionStatus(conn->get()) != PQTRANS_IDLE) {
-    --open_;  // closed below, outside nothing: PQfinish does not block on a dead socket
+    --open_;  // closed here: PQfinish only sends a goodbye on a live socket, without waiting
     conn.reset();
   } else {
     idle_.push_back(std::move(conn));
