@@ -1,4 +1,5 @@
-// Configuration values (common/config.h): durations, gateway key lists, host:port, auth modes.
+// Configuration values (common/config.h): durations, gateway key lists, host:port, auth modes,
+// connection strings to redact.
 #include <cstddef>
 #include <cstdint>
 #include <string>
@@ -13,5 +14,6 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::string host;
   uint16_t port = 0;
   (void)layer::ParseHostPort(text, &host, &port);
+  (void)layer::RedactConnectionString(text);
   return 0;
 }

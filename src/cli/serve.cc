@@ -25,7 +25,7 @@
 #include "gateway/gateway.h"
 #include "gateway/tenancy.h"
 #include "gateway/warm.h"
-#include "jobs/sqlite/sqlite_job_store.h"
+#include "jobs/open_job_store.h"
 #include "jobs/snapshot_writer.h"
 #include "jobs/warm_runner.h"
 #include "snapshots/open_object_store.h"
@@ -264,17 +264,17 @@ int RunServe(const ServeConfig& cfg) {
   watermark::ConsistencyWatcher watcher(**upstream, watch_opts);
   gw.AttachWatcher(&watcher);
 
-  jobs::SqliteJobStoreOptions jopts;
-  jopts.path = (std::filesystem::path(cfg.data_dir) / "jobs.sqlite3").string();
-  auto job_store = jobs::SqliteJobStore::Open(jopts);
-  if (!job_store.ok()) {
-    spdlog::error("cannot open the job store: {}", job_store.status().ToString());
-    return 1;
+  auto opened_jobs = jobs::OpenJobStore({cfg.job_store, cfg.data_dir});
+  if (!opened_jobs.ok()) {
+    spdlog::error("cannot open the job store: {}", opened_jobs.status().ToString());
+    return opened_jobs.status().code() == StatusCode::kInvalidArgument ? 2 : 1;
   }
+  spdlog::info("job store: {}", opened_jobs->description);
+  jobs::JobStore& job_store = *opened_jobs->store;
   jobs::WarmRunnerOptions wopts;
   wopts.owner = jobs::NewJobId();
   wopts.credentials = &credentials;
-  jobs::WarmRunner warm_runner(background, **job_store, **background_upstream, cache, &watcher,
+  jobs::WarmRunner warm_runner(background, job_store, **background_upstream, cache, &watcher,
                                wopts);
   snapshots::ObjectStoreSettings object_settings;
   object_settings.url = cfg.object_store;
@@ -304,12 +304,15 @@ int RunServe(const ServeConfig& cfg) {
   watcher.SetOnAdvance([&snapshot_writer](const std::string& partition, uint64_t watermark_ms) {
     snapshot_writer.OnWatermark(partition, watermark_ms);
   });
-  gateway::WarmServices warm{**job_store, warm_runner, object_store, snapshot_writer};
+  gateway::WarmServices warm{job_store, warm_runner, object_store, snapshot_writer};
   cache.SetWarmHooks(
       [&warm_runner](std::string_view ns) { return warm_runner.Warming(ns); },
       [&warm_runner](const std::string& ns) { warm_runner.CreateAndStart(ns); });
   gw.AttachWarm(&warm);
-  if (Status st = warm_runner.ResumeAll(cache_started_empty); !st.ok()) {
+  // A shared store's running jobs may be other replicas' live ones: the sweep takes only those
+  // whose lease expired.
+  if (Status st = opened_jobs->shared ? Status::Ok() : warm_runner.ResumeAll(cache_started_empty);
+      !st.ok()) {
     spdlog::warn("resuming warm jobs failed: {}", st.ToString());
   }
   http::ServerOptions sopts;

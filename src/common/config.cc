@@ -4,6 +4,7 @@
 #include <boost/url/parse.hpp>
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <charconv>
 #include <fstream>
 
@@ -96,6 +97,68 @@ Result<std::vector<GatewayKey>> ParseGatewayKeys(const std::string& spec) {
   return keys;
 }
 
+std::string RedactConnectionString(std::string_view conninfo) {
+  std::string out(conninfo);
+  const size_t scheme = out.find("://");
+  if (scheme != std::string::npos && out.find_first_of(" =") > scheme) {
+    // URL: the password of the user info, then any password= query parameter.
+    const size_t authority = scheme + 3;
+    const size_t authority_end = std::min(out.find_first_of("/?", authority), out.size());
+    const size_t at = out.rfind('@', authority_end == out.size() ? std::string::npos
+                                                                 : authority_end - 1);
+    if (at != std::string::npos && at >= authority) {
+      const size_t colon = out.find(':', authority);
+      if (colon != std::string::npos && colon < at) {
+        out.replace(colon + 1, at - colon - 1, kRedacted);
+      }
+    }
+    const size_t query = out.find('?');
+    for (size_t pos = query; pos != std::string::npos && pos < out.size();) {
+      const size_t start = pos + 1;
+      size_t end = out.find('&', start);
+      if (end == std::string::npos) end = out.size();
+      if (out.compare(start, 9, "password=") == 0) {
+        out.replace(start + 9, end - start - 9, kRedacted);
+        end = start + 9 + kRedacted.size();
+      }
+      pos = end < out.size() ? end : std::string::npos;
+    }
+    return out;
+  }
+  // key=value pairs: password=VALUE or password = 'quoted value'.
+  std::string result;
+  size_t i = 0;
+  while (i < out.size()) {
+    const size_t found = out.find("password", i);
+    if (found == std::string::npos) break;
+    size_t j = found + 8;
+    while (j < out.size() && out[j] == ' ') ++j;
+    const bool word_start = found == 0 || out[found - 1] == ' ';
+    if (!word_start || j >= out.size() || out[j] != '=') {
+      result.append(out, i, j - i);
+      i = j;
+      continue;
+    }
+    ++j;
+    while (j < out.size() && out[j] == ' ') ++j;
+    size_t end = j;
+    if (end < out.size() && out[end] == '\'') {
+      for (++end; end < out.size() && out[end] != '\''; ++end) {
+        if (out[end] == '\\') ++end;
+      }
+      if (end < out.size()) ++end;
+    } else {
+      while (end < out.size() && out[end] != ' ') ++end;
+    }
+    result.append(out, i, found - i);
+    result += "password=";
+    result += kRedacted;
+    i = end;
+  }
+  result.append(out, std::min(i, out.size()), std::string::npos);
+  return result;
+}
+
 Status ParseHostPort(const std::string& s, std::string* host, uint16_t* port) {
   size_t colon = s.rfind(':');
   if (colon == std::string::npos || colon + 1 == s.size()) {
@@ -183,6 +246,12 @@ Status ServeConfig::Validate() const {
       return Status::InvalidArgument("--cache rocksdb:///PATH needs an absolute path");
     }
   }
+  if (!job_store.empty() && !job_store.starts_with("postgresql://") &&
+      !job_store.starts_with("postgres://") && !job_store.starts_with("sqlite://")) {
+    return Status::InvalidArgument(
+        "--job-store must be postgresql://... or sqlite:///PATH (got '" +
+        RedactConnectionString(job_store) + "')");
+  }
   if (!object_store.empty() && !object_store_dir.empty()) {
     return Status::InvalidArgument(
         "--object-store and --object-store-dir both name the object store: give one");
@@ -243,7 +312,7 @@ std::string ServeConfig::Redacted() const {
       "max_body_bytes={} max_header_bytes={} header_timeout_ms={} body_timeout_ms={} "
       "idle_timeout_ms={} drain_grace_ms={} drain_delay_ms={} data_dir={} cache_dir={} "
       "cache_max_bytes={} cache_reset_on_start={} cache_op_timeout_ms={} fetch_consistency={} "
-      "object_store={} s3_endpoint={} s3_region={} public_url={} log_level={} access_log={}",
+      "job_store={} object_store={} s3_endpoint={} s3_region={} public_url={} log_level={} access_log={}",
       listen, threads, request_slice_us, upstream.empty() ? "<embedded origin>" : upstream,
       upstream_api_key.empty() ? "<none>" : kRedacted,
       upstream_ca_file.empty() ? "<system>" : upstream_ca_file, upstream_connect_timeout_ms,
@@ -252,6 +321,7 @@ std::string ServeConfig::Redacted() const {
       drain_grace_ms, drain_delay_ms, data_dir,
       !cache.empty() ? RedactUserinfo(cache) : cache_dir.empty() ? "<data_dir>/cache" : cache_dir,
       cache_max_bytes, cache_reset_on_start, cache_op_timeout_ms, fetch_consistency,
+      job_store.empty() ? "<data_dir>/jobs.sqlite3" : RedactConnectionString(job_store),
       !object_store.empty()       ? object_store
       : !object_store_dir.empty() ? "file://" + object_store_dir
                                   : std::string("<data_dir>/objects"),
@@ -395,6 +465,10 @@ void AddServeFlags(CLI::App& app, ServeConfig& cfg) {
                  "consistency of upstream reads on a fetch miss: strong|eventual")
       ->envname("LAYER_FETCH_CONSISTENCY")
       ->capture_default_str();
+  app.add_option("--job-store", cfg.job_store,
+                 "job store: postgresql://USER:PASSWORD@HOST:PORT/DB (shared by replicas) or "
+                 "sqlite:///PATH (default <data-dir>/jobs.sqlite3)")
+      ->envname("LAYER_JOB_STORE");
   app.add_option("--object-store", cfg.object_store,
                  "object store for snapshots: s3://BUCKET/PREFIX or file:///PATH "
                  "(default <data-dir>/objects); S3 credentials from AWS_ACCESS_KEY_ID, "

@@ -78,6 +78,9 @@ struct ServeConfig {
   bool cache_reset_on_start = false;        // LAYER_CACHE_RESET_ON_START
   int64_t cache_op_timeout_ms = 200;        // LAYER_CACHE_OP_TIMEOUT_MS
   std::string fetch_consistency = "strong"; // LAYER_FETCH_CONSISTENCY: strong|eventual
+  // Job store (docs/design.md §5): postgresql://... (shared by replicas) or sqlite:///PATH;
+  // empty = the embedded SQLite file <data_dir>/jobs.sqlite3. LAYER_JOB_STORE.
+  std::string job_store;
   bool test_faults = false;  // --test-faults: cache fault injection at /_test/cache-faults
   // Object store (snapshots, docs/design.md §7.3). Credentials of an s3:// store come from
   // AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and AWS_SESSION_TOKEN, never from flags.
@@ -139,5 +142,8 @@ std::string_view AuthModeName(AuthMode m);
 
 // Splits "host:port" ("[v6]:port" too). Port 0 asks the kernel for a free port.
 Status ParseHostPort(const std::string& s, std::string* host, uint16_t* port);
+// A database connection string (URL postgresql://USER:PASSWORD@HOST/DB?password=... or libpq's
+// key=value form) with every password replaced by "<redacted>", for logs.
+std::string RedactConnectionString(std::string_view conninfo);
 
 }  // namespace layer

@@ -185,6 +185,44 @@ TEST(Config, CacheUrlFlagItsEnvironmentTwinAndItsPassword) {
   }
 }
 
+TEST(Config, JobStoreFlagItsEnvironmentTwinAndItsRedaction) {
+  auto d = Parse({});
+  ASSERT_TRUE(d.ok());
+  EXPECT_EQ(d->job_store, "");  // the embedded SQLite file
+  EXPECT_NE(d->Redacted().find("job_store=<data_dir>/jobs.sqlite3"), std::string::npos);
+  auto pg = Parse({"--job-store", "postgresql://layer:pw-secret@db.internal:5432/jobs"});
+  ASSERT_TRUE(pg.ok()) << pg.status().ToString();
+  EXPECT_EQ(pg->job_store, "postgresql://layer:pw-secret@db.internal:5432/jobs");
+  EXPECT_NE(pg->Redacted().find("job_store=postgresql://layer:<redacted>@db.internal:5432/jobs"),
+            std::string::npos)
+      << pg->Redacted();
+  EXPECT_EQ(pg->Redacted().find("pw-secret"), std::string::npos);
+  setenv("LAYER_JOB_STORE", "sqlite:///srv/jobs.sqlite3", 1);
+  auto env = Parse({});
+  unsetenv("LAYER_JOB_STORE");
+  ASSERT_TRUE(env.ok()) << env.status().ToString();
+  EXPECT_EQ(env->job_store, "sqlite:///srv/jobs.sqlite3");
+  auto bad = Parse({"--job-store", "mysql://u:hidden@h/db"});
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.status().message().find("--job-store"), std::string::npos);
+  EXPECT_EQ(bad.status().message().find("hidden"), std::string::npos) << bad.status().message();
+}
+
+TEST(Config, RedactConnectionStringHidesEveryPassword) {
+  EXPECT_EQ(RedactConnectionString("postgresql://u:p%40ss@h:5432/db?sslmode=require"),
+            "postgresql://u:<redacted>@h:5432/db?sslmode=require");
+  EXPECT_EQ(RedactConnectionString("postgresql://u@h/db"), "postgresql://u@h/db");
+  EXPECT_EQ(RedactConnectionString("postgresql://h1,h2/db"), "postgresql://h1,h2/db");
+  EXPECT_EQ(RedactConnectionString("postgresql://u@h/db?password=pw&sslmode=disable"),
+            "postgresql://u@h/db?password=<redacted>&sslmode=disable");
+  EXPECT_EQ(RedactConnectionString("postgresql://u:a@b@h/db"), "postgresql://u:<redacted>@h/db");
+  EXPECT_EQ(RedactConnectionString("host=h user=u password=pw dbname=d"),
+            "host=h user=u password=<redacted> dbname=d");
+  EXPECT_EQ(RedactConnectionString("host=h password = 'p w\\' x' dbname=d"),
+            "host=h password=<redacted> dbname=d");
+  EXPECT_EQ(RedactConnectionString("sqlite:///srv/jobs.sqlite3"), "sqlite:///srv/jobs.sqlite3");
+}
+
 TEST(Config, RedactedHidesSecrets) {
   auto c = Parse({"--upstream-api-key", "tpuf_topsecret", "--auth-mode", "keys",
                   "--gateway-key", "gwsecret:read"});
