@@ -113,7 +113,16 @@ void SnapshotWriter::OnWatermark(const std::string& partition, uint64_t watermar
 
 Task<void> SnapshotWriter::RunAutomatic(std::string partition, uint64_t watermark_ms,
                                         std::vector<std::string> fields) {
+  const auto started = std::chrono::steady_clock::now();
+  const size_t field_count = fields.size();
   auto written = co_await Write(partition, watermark_ms, std::move(fields));
+  if (written.ok()) {
+    spdlog::info("snapshot of '{}' at watermark {}: {} rows, {} fields in {:.3f} s ({})",
+                 PartitionNamespace(partition), watermark_ms, written->body.row_count.value_or(0),
+                 field_count,
+                 std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count(),
+                 written->deduped ? "deduped" : "stored");
+  }
   std::lock_guard lock(mu_);
   writing_.erase(partition);
   if (!written.ok()) {
@@ -153,43 +162,67 @@ Task<Result<http::Response>> SnapshotWriter::Send(const std::string& partition,
   co_return res;
 }
 
+Task<Result<FacetPage>> SnapshotWriter::ReadFacetPage(std::string partition,
+                                                     std::vector<std::string> fields,
+                                                     std::optional<std::string> filters_json,
+                                                     size_t page_size,
+                                                     std::optional<std::string> cursor,
+                                                     snapshots::FacetAggregator& agg) {
+  const std::string target =
+      "/v2/namespaces/" + std::string(PartitionNamespace(partition)) + "/query";
+  std::string q = R"({"rank_by":["id","asc"],"top_k":)";
+  q += std::to_string(page_size);
+  q += R"(,"include_attributes":[)";
+  for (size_t i = 0; i < fields.size(); ++i) {
+    if (i) q += ',';
+    AppendJsonString(fields[i], &q);
+  }
+  q += R"(],"consistency":{"level":"strong"})";
+  if (cursor && filters_json) {
+    q += R"(,"filters":["And",[["id","Gt",)" + *cursor + "]," + *filters_json + "]]";
+  } else if (cursor) {
+    q += R"(,"filters":["id","Gt",)" + *cursor + "]";
+  } else if (filters_json) {
+    q += R"(,"filters":)" + *filters_json;
+  }
+  q += '}';
+  auto res = co_await Send(partition, target, std::move(q));
+  if (!res.ok()) co_return res.status();
+  FacetPage out;
+  if (res->result_int() == 404) co_return out;  // no such namespace: no rows
+  if (res->result_int() / 100 != 2) {
+    co_return Status::IoError("upstream page read failed with status " +
+                              std::to_string(res->result_int()) + ": " +
+                              res->body().substr(0, 300));
+  }
+  boost::system::error_code ec;
+  json::value page = json::parse(res->body(), ec);
+  const json::value* rows =
+      ec || !page.is_object() ? nullptr : page.as_object().if_contains("rows");
+  if (!rows || !rows->is_array()) co_return Status::IoError("upstream page read: bad body");
+  const json::array& list = rows->as_array();
+  for (const auto& row : list) {
+    if (row.is_object()) agg.AddRow(row.as_object());
+  }
+  out.rows = list.size();
+  if (list.size() < page_size || list.empty()) co_return out;
+  const json::value* last_id =
+      list.back().is_object() ? list.back().as_object().if_contains("id") : nullptr;
+  if (!last_id) co_return Status::IoError("upstream page read: a row without an id");
+  out.next_cursor = SerializeJson(*last_id);
+  co_return out;
+}
+
 Task<Status> SnapshotWriter::ReadRows(const std::string& partition,
                                       const std::vector<std::string>& fields,
                                       snapshots::FacetAggregator& agg) {
-  const std::string target =
-      "/v2/namespaces/" + std::string(PartitionNamespace(partition)) + "/query";
-  json::array include;
-  for (const auto& f : fields) include.emplace_back(f);
-  std::optional<json::value> cursor;
+  std::optional<std::string> cursor;
   for (;;) {
-    json::object q;
-    q["rank_by"] = json::array{"id", "asc"};
-    q["top_k"] = options_.page_size;
-    q["include_attributes"] = include;
-    q["consistency"] = json::object{{"level", "strong"}};
-    if (cursor) q["filters"] = json::array{"id", "Gt", *cursor};
-    auto res = co_await Send(partition, target, SerializeJson(q));
-    if (!res.ok()) co_return res.status();
-    if (res->result_int() == 404) co_return Status::Ok();  // no such namespace: no rows
-    if (res->result_int() / 100 != 2) {
-      co_return Status::IoError("upstream page read failed with status " +
-                                std::to_string(res->result_int()) + ": " +
-                                res->body().substr(0, 300));
-    }
-    boost::system::error_code ec;
-    json::value page = json::parse(res->body(), ec);
-    const json::value* rows = ec || !page.is_object() ? nullptr
-                                                       : page.as_object().if_contains("rows");
-    if (!rows || !rows->is_array()) co_return Status::IoError("upstream page read: bad body");
-    const json::array& list = rows->as_array();
-    for (const auto& row : list) {
-      if (row.is_object()) agg.AddRow(row.as_object());
-    }
-    if (list.size() < options_.page_size || list.empty()) co_return Status::Ok();
-    const json::value* last_id =
-        list.back().is_object() ? list.back().as_object().if_contains("id") : nullptr;
-    if (!last_id) co_return Status::IoError("upstream page read: a row without an id");
-    cursor = *last_id;
+    auto page = co_await ReadFacetPage(partition, fields, std::nullopt, options_.page_size,
+                                       cursor, agg);
+    if (!page.ok()) co_return page.status();
+    if (!page->next_cursor) co_return Status::Ok();
+    cursor = std::move(page->next_cursor);
   }
 }
 
@@ -278,10 +311,13 @@ Result<uint64_t> SnapshotWriter::PruneRetention() {
 }
 
 Status SnapshotWriter::Purge(std::string_view partition) {
-  auto keys = objects_.List(snapshots::SnapshotPrefix(partition));
-  if (!keys.ok()) return keys.status();
-  for (const std::string& key : *keys) {
-    if (Status st = objects_.Delete(key); !st.ok()) return st;
+  for (const std::string& prefix :
+       {snapshots::SnapshotPrefix(partition), snapshots::OnDemandSnapshotPrefix(partition)}) {
+    auto keys = objects_.List(prefix);
+    if (!keys.ok()) return keys.status();
+    for (const std::string& key : *keys) {
+      if (Status st = objects_.Delete(key); !st.ok()) return st;
+    }
   }
   std::lock_guard lock(mu_);
   last_written_ms_.erase(std::string(partition));
