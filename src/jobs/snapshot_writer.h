@@ -7,7 +7,8 @@
 // (OnWatermark), a snapshot is written unless a guard says no -- the policy has no facet fields,
 // there is no watermark, the last snapshot of the partition is younger than the policy's
 // interval, one is being written already (single flight), or the tenant has no credential. It
-// pages through the upstream once by id, projecting only the facet fields, builds the histogram
+// pages through the upstream once by id, projecting only the facet fields (reading a page while
+// the one before is counted: jobs/facet_page.h), builds the histogram
 // (snapshots/facets.h), and compares its sha with the newest stored key's: the same distribution
 // is not stored again (deduped); another is put if absent at
 // "[tenants/{tag}/]snapshots/{ns}/{watermark_ms:013}-{sha7}.json". Either way the newest stored
@@ -119,7 +120,12 @@ class SnapshotWriter {
 
  private:
   struct Metrics;
-  // Reads the rows of `partition` upstream, page by page, into `agg`.
+  struct PageFetch;
+  // Reads into `fetch` and wakes whoever waits for it.
+  Task<void> FetchInto(std::shared_ptr<PageFetch> fetch, std::string partition,
+                       std::string target, std::string body);
+  // Reads the rows of `partition` upstream, page by page (the next read while a page is counted),
+  // into `agg`.
   Task<Status> ReadRows(const std::string& partition, const std::vector<std::string>& fields,
                         snapshots::FacetAggregator& agg);
   Task<Result<http::Response>> Send(const std::string& partition, std::string target,
