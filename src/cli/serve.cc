@@ -26,6 +26,7 @@
 #include "gateway/tenancy.h"
 #include "gateway/warm.h"
 #include "jobs/open_job_store.h"
+#include "jobs/snapshot_job_runner.h"
 #include "jobs/snapshot_writer.h"
 #include "jobs/warm_runner.h"
 #include "snapshots/open_object_store.h"
@@ -304,7 +305,13 @@ int RunServe(const ServeConfig& cfg) {
   watcher.SetOnAdvance([&snapshot_writer](const std::string& partition, uint64_t watermark_ms) {
     snapshot_writer.OnWatermark(partition, watermark_ms);
   });
-  gateway::WarmServices warm{job_store, warm_runner, object_store, snapshot_writer};
+  jobs::SnapshotJobRunnerOptions snap_job_opts;
+  snap_job_opts.owner = wopts.owner;
+  snap_job_opts.credentials = &credentials;
+  jobs::SnapshotJobRunner snapshot_jobs(background, job_store, **background_upstream,
+                                        snapshot_writer, &watcher, snap_job_opts);
+  gateway::WarmServices warm{job_store, warm_runner, object_store, snapshot_writer,
+                             &snapshot_jobs};
   cache.SetWarmHooks(
       [&warm_runner](std::string_view ns) { return warm_runner.Warming(ns); },
       [&warm_runner](const std::string& ns) { warm_runner.CreateAndStart(ns); });
@@ -314,6 +321,9 @@ int RunServe(const ServeConfig& cfg) {
   if (Status st = opened_jobs->shared ? Status::Ok() : warm_runner.ResumeAll(cache_started_empty);
       !st.ok()) {
     spdlog::warn("resuming warm jobs failed: {}", st.ToString());
+  }
+  if (Status st = opened_jobs->shared ? Status::Ok() : snapshot_jobs.ResumeAll(); !st.ok()) {
+    spdlog::warn("resuming snapshot jobs failed: {}", st.ToString());
   }
   http::ServerOptions sopts;
   uint16_t port = 0;
@@ -340,6 +350,7 @@ int RunServe(const ServeConfig& cfg) {
   asio::co_spawn(pool.at(0), RetryPendingInvalidations(cache), asio::detached);
   asio::co_spawn(pool.Next(), watcher.Run(), asio::detached);
   asio::co_spawn(background.at(0), snapshot_writer.SweepLoop(), asio::detached);
+  asio::co_spawn(background.at(0), snapshot_jobs.SweepLoop(), asio::detached);
   asio::signal_set signals(pool.at(0), SIGTERM, SIGINT);
   asio::co_spawn(pool.at(0), DrainOnSignal(signals, server, pool, cfg), asio::detached);
   server.Start();

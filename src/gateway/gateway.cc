@@ -41,6 +41,9 @@ bool AnsweredFromLayerState(const RouteMatch& route, std::string_view query) {
     case RouteId::kSnapshotPolicy:
     case RouteId::kSnapshotHistory:
     case RouteId::kSnapshotBody:
+    case RouteId::kSnapshotCreate:
+    case RouteId::kSnapshotJobs:
+    case RouteId::kSnapshotJob:
       return true;
     case RouteId::kTurbopuffer:
       return route.Is(tpuf::RouteId::kHintCacheWarm) && IsOrchestratedHint(query);
@@ -145,6 +148,9 @@ Task<http::Response> Gateway::Dispatch(RequestContext& ctx) {
     case RouteId::kSnapshotPolicy:
     case RouteId::kSnapshotHistory:
     case RouteId::kSnapshotBody:
+    case RouteId::kSnapshotCreate:
+    case RouteId::kSnapshotJobs:
+    case RouteId::kSnapshotJob:
       if (!warm_) {
         return Ready(
             http::MakeError(http::Code::not_found, "not_found", "snapshots are not enabled"));
@@ -153,6 +159,9 @@ Task<http::Response> Gateway::Dispatch(RequestContext& ctx) {
         return SnapshotPolicyRoute(ctx, *warm_, watcher_);
       }
       if (ctx.route.id == RouteId::kSnapshotHistory) return SnapshotHistory(ctx, *warm_);
+      if (ctx.route.id == RouteId::kSnapshotCreate) return StartSnapshotJob(ctx, *warm_);
+      if (ctx.route.id == RouteId::kSnapshotJobs) return ListSnapshotJobs(ctx, *warm_);
+      if (ctx.route.id == RouteId::kSnapshotJob) return SnapshotJobById(ctx, *warm_);
       return SnapshotBodyRoute(ctx, *warm_);
     default:  // the operations routes are answered in Handle
       return Ready(http::MakeError(http::Code::not_found, "not_found", "no such route"));

@@ -14,7 +14,7 @@ RouteMatch Make(RouteId id, std::string_view family, unsigned scope, bool idempo
 }
 
 // Layer-only routes under /v2/namespaces/{ns}/: documents, warm, warm-jobs, snapshot-policy,
-// history, snapshots.
+// history, snapshots, snapshot-jobs.
 std::optional<RouteMatch> MatchLayerRoute(Verb method, const tpuf::PathSegments& p) {
   const auto& s = p.s;
   if (p.n < 4 || s[0] != "v2" || s[1] != "namespaces") return std::nullopt;
@@ -32,6 +32,10 @@ std::optional<RouteMatch> MatchLayerRoute(Verb method, const tpuf::PathSegments&
       m = Make(RouteId::kSnapshotPolicy, "snapshots", get ? kScopeRead : kScopeAdmin, get);
     } else if (op == "history" && get) {
       m = Make(RouteId::kSnapshotHistory, "snapshots", kScopeRead, true);
+    } else if (op == "snapshots" && method == Verb::post) {
+      m = Make(RouteId::kSnapshotCreate, "snapshots", kScopeWrite, false);
+    } else if (op == "snapshot-jobs" && get) {
+      m = Make(RouteId::kSnapshotJobs, "snapshots", kScopeRead, true);
     }
   } else if (p.n == 5 && !s[4].empty()) {
     if (op == "warm-jobs" && (get || method == Verb::delete_)) {
@@ -40,6 +44,8 @@ std::optional<RouteMatch> MatchLayerRoute(Verb method, const tpuf::PathSegments&
       m = Make(RouteId::kFetchDocument, "fetch", kScopeRead, true);
     } else if (op == "snapshots" && get) {
       m = Make(RouteId::kSnapshotBody, "snapshots", kScopeRead, true);
+    } else if (op == "snapshot-jobs" && (get || method == Verb::delete_)) {
+      m = Make(RouteId::kSnapshotJob, "snapshots", get ? kScopeRead : kScopeWrite, get);
     }
     if (m && !PercentDecode(s[4], &m->param)) return std::nullopt;
   }

@@ -32,6 +32,9 @@ enum class RouteId {
   kSnapshotPolicy,  // GET|PUT /v2/namespaces/{ns}/snapshot-policy   (snapshots.cc)
   kSnapshotHistory, // GET /v2/namespaces/{ns}/history               (snapshots.cc)
   kSnapshotBody,    // GET /v2/namespaces/{ns}/snapshots/{sha}       (snapshots.cc)
+  kSnapshotCreate,  // POST /v2/namespaces/{ns}/snapshots            (snapshots.cc)
+  kSnapshotJobs,    // GET /v2/namespaces/{ns}/snapshot-jobs         (snapshots.cc)
+  kSnapshotJob,     // GET|DELETE /v2/namespaces/{ns}/snapshot-jobs/{id} (snapshots.cc)
 };
 
 struct RouteMatch {

@@ -146,11 +146,117 @@ Task<http::Response> SnapshotBodyRoute(RequestContext& ctx, WarmServices& servic
       }
       return std::optional<std::string>(std::move(*bytes));
     }
+    // On-demand bodies (their own prefix, never in the history) are served by sha as well.
+    const std::string prefix = snapshots::OnDemandSnapshotPrefix(ctx.partition);
+    auto on_demand = writer.objects().List(prefix);
+    if (!on_demand.ok()) return on_demand.status();
+    for (auto it = on_demand->rbegin(); it != on_demand->rend(); ++it) {
+      std::string_view file = std::string_view(*it).substr(prefix.size());
+      if (file.size() != 13 + 1 + 7 + 5 || file.compare(14, 7, sha, 0, 7) != 0) continue;
+      auto bytes = writer.objects().Get(*it);
+      if (!bytes.ok()) {
+        if (bytes.status().IsNotFound()) continue;
+        return bytes.status();
+      }
+      if (sha.size() > 7) {
+        snapshots::ParseOptions options;
+        options.verify_sha = false;
+        auto body = snapshots::ParseSnapshotBody(*bytes, options);
+        if (!body.ok() || body->sha.compare(0, sha.size(), sha) != 0) continue;
+      }
+      return std::optional<std::string>(std::move(*bytes));
+    }
     return std::optional<std::string>();
   });
   if (!found.ok()) co_return ObjectStoreError(found.status());
   if (!*found) co_return not_found();
   co_return Json(http::Code::ok, std::move(**found));
+}
+
+namespace {
+
+http::Response SnapshotJobResponse(http::Code code, const jobs::Job& job) {
+  return Json(code, jobs::SnapshotJobToJson(job));
+}
+
+http::Response SnapshotJobNotFound(const std::string& id) {
+  return http::MakeError(http::Code::not_found, "not_found",
+                         "Snapshot job '" + id + "' not found");
+}
+
+}  // namespace
+
+Task<http::Response> StartSnapshotJob(RequestContext& ctx, WarmServices& services) {
+  if (auto err = co_await ReadBodyOrError(ctx)) co_return std::move(*err);
+  if (!services.snapshot_jobs) {
+    co_return http::MakeError(http::Code::not_found, "not_found",
+                              "snapshot jobs are not enabled");
+  }
+  jobs::SnapshotJobRunner& runner = *services.snapshot_jobs;
+  auto decoded = DecodedBody(ctx, 1 << 20);
+  if (!decoded) co_return Invalid("the request body must be a JSON object");
+  auto params = jobs::ParseSnapshotJobRequest(*decoded);
+  if (!params.ok()) co_return Invalid(params.status().message());
+  if (params->source == jobs::SnapshotSource::kCache) {
+    co_return http::MakeError(http::Code::not_implemented, "not_implemented",
+                              "source cache is not supported yet; use auto, stored or origin");
+  }
+  // The job reads upstream with this caller's key when keys are tenants (docs/design.md §9.7).
+  ctx.RememberCaller();
+  jobs::CreateJobRequest req;
+  req.ns = ctx.partition;
+  req.kind = jobs::JobKind::kSnapshot;
+  req.params = jobs::SnapshotJobParamsToJson(*params);
+  req.owner = runner.options().owner;
+  auto created = co_await runner.Blocking([&] { return services.store.CreateJob(req); });
+  if (!created.ok()) co_return JobStoreError(created.status());
+  if (!created->created) {
+    // One snapshot job of a namespace runs at a time: the same request joins it, another is
+    // refused rather than answered with a job that counts something else.
+    auto running = jobs::SnapshotJobParamsFromJson(created->job.params);
+    if (!running.ok() || !running->SameRequest(*params)) {
+      co_return http::MakeError(
+          http::Code::conflict, "conflict",
+          "snapshot job '" + created->job.id + "' of namespace '" + ctx.route.ns +
+              "' is running with another request; wait for it or cancel it");
+    }
+  }
+  // A running job of ours may wait for a credential: the caller's, remembered now, lets it go on.
+  if (created->created || created->job.owner == runner.options().owner) {
+    runner.Start(created->job);
+  }
+  co_return SnapshotJobResponse(http::Code::accepted, created->job);
+}
+
+Task<http::Response> ListSnapshotJobs(RequestContext& ctx, WarmServices& services) {
+  if (auto err = co_await ReadBodyOrError(ctx)) co_return std::move(*err);
+  if (!services.snapshot_jobs) co_return Json(http::Code::ok, "{\"snapshot_jobs\":[]}");
+  auto listed = co_await services.snapshot_jobs->Blocking(
+      [&] { return services.store.ListJobs(ctx.partition, jobs::JobKind::kSnapshot); });
+  if (!listed.ok()) co_return JobStoreError(listed.status());
+  co_return Json(http::Code::ok, jobs::SnapshotJobListToJson(*listed));
+}
+
+Task<http::Response> SnapshotJobById(RequestContext& ctx, WarmServices& services) {
+  if (auto err = co_await ReadBodyOrError(ctx)) co_return std::move(*err);
+  const std::string& id = ctx.route.param;
+  if (!services.snapshot_jobs) co_return SnapshotJobNotFound(id);
+  jobs::SnapshotJobRunner& runner = *services.snapshot_jobs;
+  auto job = co_await runner.Blocking([&] { return services.store.GetJob(id); });
+  if (!job.ok()) {
+    if (job.status().IsNotFound()) co_return SnapshotJobNotFound(id);
+    co_return JobStoreError(job.status());
+  }
+  if (job->ns != ctx.partition || job->kind != jobs::JobKind::kSnapshot) {
+    co_return SnapshotJobNotFound(id);
+  }
+  if (ctx.ex.request().method() != http::Verb::delete_) {
+    co_return SnapshotJobResponse(http::Code::ok, *job);
+  }
+  auto cancelled = co_await runner.Blocking([&] { return services.store.CancelJob(id); });
+  if (!cancelled.ok()) co_return JobStoreError(cancelled.status());
+  runner.RequestStop(id);
+  co_return SnapshotJobResponse(http::Code::ok, *cancelled);
 }
 
 Task<void> PurgeSnapshots(WarmServices& services, const std::string& partition) {

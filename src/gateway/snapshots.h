@@ -6,7 +6,17 @@
 //   GET /v2/namespaces/{ns}/history?limit&before → [{"watermark_ms","sha"}…] newest first (sha:
 //                                              the 7 hex digits of the key), watermarks < before
 //   GET /v2/namespaces/{ns}/snapshots/{sha}   → the stored body (7 to 64 hex digits of its sha;
-//                                              the newest match), 404 not_found otherwise
+//                                              the newest match; full snapshots first, then
+//                                              on-demand ones), 404 not_found otherwise
+//   POST /v2/namespaces/{ns}/snapshots        → 202 SnapshotJob (jobs/snapshot_job_runner.h):
+//                                              {field, source?, filters?, page_size?}; 422
+//                                              validation_error for a bad body, 501 for source
+//                                              cache (not supported yet), 409 conflict when a job
+//                                              with another request runs (the same request joins
+//                                              the running job)
+//   GET /v2/namespaces/{ns}/snapshot-jobs      → {"snapshot_jobs":[…]} oldest first
+//   GET|DELETE /v2/namespaces/{ns}/snapshot-jobs/{id} → SnapshotJob (DELETE cancels a running
+//                                              one), 404 not_found otherwise
 // Object-store calls run off the event loop (on the snapshot writer's thread).
 #pragma once
 
@@ -19,6 +29,9 @@ Task<http::Response> SnapshotPolicyRoute(RequestContext& ctx, WarmServices& serv
                                          watermark::ConsistencyWatcher* watcher);
 Task<http::Response> SnapshotHistory(RequestContext& ctx, WarmServices& services);
 Task<http::Response> SnapshotBodyRoute(RequestContext& ctx, WarmServices& services);
+Task<http::Response> StartSnapshotJob(RequestContext& ctx, WarmServices& services);
+Task<http::Response> ListSnapshotJobs(RequestContext& ctx, WarmServices& services);
+Task<http::Response> SnapshotJobById(RequestContext& ctx, WarmServices& services);
 
 // Deletes every snapshot of the partition (a namespace delete). Best effort: logged on failure.
 Task<void> PurgeSnapshots(WarmServices& services, const std::string& partition);

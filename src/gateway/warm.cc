@@ -118,6 +118,7 @@ Task<void> CancelRunningJobs(WarmServices& warm, const std::string& ns) {
                    cancelled.status().ToString());
     }
     warm.runner.RequestStop(job.id);
+    if (warm.snapshot_jobs) warm.snapshot_jobs->RequestStop(job.id);
   }
 }
 

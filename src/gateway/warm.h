@@ -10,6 +10,7 @@
 #include "coherence/coherence.h"
 #include "gateway/gateway.h"
 #include "jobs/job_store.h"
+#include "jobs/snapshot_job_runner.h"
 #include "jobs/snapshot_writer.h"
 #include "jobs/warm_runner.h"
 #include "snapshots/object_store.h"
@@ -21,6 +22,7 @@ struct WarmServices {
   jobs::WarmRunner& runner;
   snapshots::ObjectStore& objects;  // where namespace snapshots live
   jobs::SnapshotWriter& snapshots;  // snapshot policies, the writer, retention
+  jobs::SnapshotJobRunner* snapshot_jobs = nullptr;  // on-demand snapshot jobs; null: none
 };
 
 Task<http::Response> StartWarm(RequestContext& ctx, coherence::CacheCoherence& cache, WarmServices& warm);

@@ -9,8 +9,9 @@
 // - warm: {"page_size":N}, N in 1..kMaxWarmPageSize. WarmJob is the typed view warm callers use
 //   (the shared fields plus `page_size`).
 // - snapshot: an on-demand snapshot: the attribute `field`, the `source` (auto, stored, cache or
-//   origin), optional `filters`, the `page_size` and, once written, the key of the snapshot body.
-//   Its runner owns that shape; the store only requires a JSON object.
+//   origin), optional `filters`, the `page_size` and, once done, the `effective_source`, `sha`,
+//   `key` and `watermark_ms` of the body (a checkpoint may replace the params). Its runner owns
+//   that shape (jobs/snapshot_job_runner.h); the store only requires a JSON object.
 //
 // Rules every backend enforces atomically (also across processes sharing the store):
 // - At most one running job per (namespace, kind). CreateJob() while one runs returns that job
@@ -167,6 +168,9 @@ struct JobCheckpoint {
   // Why the running job is not making progress now (e.g. it waits for a caller's credential);
   // nullopt clears it.
   std::optional<std::string> waiting;
+  // The job's params (a JSON object) replaced, e.g. with what a finished step found out; nullopt
+  // keeps them.
+  std::optional<std::string> params;
 };
 using WarmJobCheckpoint = JobCheckpoint;
 
@@ -213,7 +217,7 @@ class JobStore {
   // Records progress and extends the lease to now + the store's lease duration. NotFound when no
   // job has this id; Aborted when the job is no longer running (e.g. cancelled) or `owner` no
   // longer holds the lease: the caller must stop working on it. InvalidArgument when `cursor` is
-  // not valid JSON. A backend may make checkpoints less durable than its other calls (a warm
+  // not valid JSON or `params` not a JSON object. A backend may make checkpoints less durable than its other calls (a warm
   // writes one per page): a checkpoint that is lost only sends the job back a few pages.
   virtual Status Checkpoint(std::string_view id, std::string_view owner,
                             const JobCheckpoint& checkpoint) = 0;

@@ -13,6 +13,7 @@
 
 #include "common/json_text.h"
 #include "common/tenant.h"
+#include "jobs/facet_page.h"
 
 namespace layer::jobs {
 
@@ -153,51 +154,123 @@ Task<Result<http::Response>> SnapshotWriter::Send(const std::string& partition,
   co_return res;
 }
 
+namespace {
+
+// The page query: rank by id, project `fields`, the filter ANDed with the cursor.
+std::string FacetQuery(const std::vector<std::string>& fields,
+                       const std::optional<std::string>& filters_json, size_t page_size,
+                       const std::optional<std::string>& cursor) {
+  std::string q = R"({"rank_by":["id","asc"],"top_k":)";
+  q += std::to_string(page_size);
+  q += R"(,"include_attributes":[)";
+  for (size_t i = 0; i < fields.size(); ++i) {
+    if (i) q += ',';
+    AppendJsonString(fields[i], &q);
+  }
+  q += R"(],"consistency":{"level":"strong"})";
+  if (cursor && filters_json) {
+    q += R"(,"filters":["And",[["id","Gt",)" + *cursor + "]," + *filters_json + "]]";
+  } else if (cursor) {
+    q += R"(,"filters":["id","Gt",)" + *cursor + "]";
+  } else if (filters_json) {
+    q += R"(,"filters":)" + *filters_json;
+  }
+  q += '}';
+  return q;
+}
+
+// An upstream answer that is not a page: nullopt for a 2xx, an empty page's OK for a 404.
+std::optional<Status> NotAPage(const http::Response& res) {
+  if (res.result_int() == 404) return Status::Ok();  // no such namespace: no rows
+  if (res.result_int() / 100 == 2) return std::nullopt;
+  return Status::IoError("upstream page read failed with status " +
+                         std::to_string(res.result_int()) + ": " + res.body().substr(0, 300));
+}
+
+}  // namespace
+
+// One page read in flight (the read ahead). Touched only on the reading coroutine's executor.
+struct SnapshotWriter::PageFetch {
+  explicit PageFetch(const asio::any_io_executor& ex)
+      : done(ex, asio::steady_timer::time_point::max()) {}
+  std::optional<Result<http::Response>> result;
+  asio::steady_timer done;  // cancelled once `result` is set
+};
+
+Task<void> SnapshotWriter::FetchInto(std::shared_ptr<PageFetch> fetch, std::string partition,
+                                     std::string target, std::string body) {
+  fetch->result.emplace(co_await Send(partition, std::move(target), std::move(body)));
+  fetch->done.cancel();
+}
+
+Task<Result<FacetPage>> SnapshotWriter::ReadFacetPage(std::string partition,
+                                                     std::vector<std::string> fields,
+                                                     std::optional<std::string> filters_json,
+                                                     size_t page_size,
+                                                     std::optional<std::string> cursor,
+                                                     snapshots::FacetAggregator& agg) {
+  const std::string target =
+      "/v2/namespaces/" + std::string(PartitionNamespace(partition)) + "/query";
+  auto res = co_await Send(partition, target, FacetQuery(fields, filters_json, page_size, cursor));
+  if (!res.ok()) co_return res.status();
+  FacetPage out;
+  if (auto st = NotAPage(*res)) {
+    if (!st->ok()) co_return *st;
+    co_return out;
+  }
+  auto counted = CountFacetPage(res->body(), agg, nullptr);
+  if (!counted.ok()) co_return Status::IoError("upstream page read: bad body");
+  out.rows = counted->returned;
+  if (counted->returned < page_size || counted->returned == 0) co_return out;
+  if (!counted->last_id_json) co_return Status::IoError("upstream page read: a row without an id");
+  out.next_cursor = std::move(counted->last_id_json);
+  co_return out;
+}
+
 Task<Status> SnapshotWriter::ReadRows(const std::string& partition,
                                       const std::vector<std::string>& fields,
                                       snapshots::FacetAggregator& agg) {
+  // Page N+1 is read while page N is counted: a first walk over page N gives its last id, the
+  // next cursor, before any row is counted.
   const std::string target =
       "/v2/namespaces/" + std::string(PartitionNamespace(partition)) + "/query";
-  json::array include;
-  for (const auto& f : fields) include.emplace_back(f);
-  std::optional<json::value> cursor;
+  const size_t page_size = options_.page_size;
+  const asio::any_io_executor ex = co_await asio::this_coro::executor;
+  auto start = [&](const std::optional<std::string>& cursor) {
+    auto fetch = std::make_shared<PageFetch>(ex);
+    asio::co_spawn(ex,
+                   FetchInto(fetch, partition, target,
+                             FacetQuery(fields, std::nullopt, page_size, cursor)),
+                   asio::detached);
+    return fetch;
+  };
+  std::shared_ptr<PageFetch> next = start(std::nullopt);
   for (;;) {
-    json::object q;
-    q["rank_by"] = json::array{"id", "asc"};
-    q["top_k"] = options_.page_size;
-    q["include_attributes"] = include;
-    q["consistency"] = json::object{{"level", "strong"}};
-    if (cursor) q["filters"] = json::array{"id", "Gt", *cursor};
-    auto res = co_await Send(partition, target, SerializeJson(q));
+    if (!next->result) co_await next->done.async_wait(asio::as_tuple(asio::use_awaitable));
+    Result<http::Response> res = std::move(*next->result);
+    next.reset();
     if (!res.ok()) co_return res.status();
-    if (res->result_int() == 404) co_return Status::Ok();  // no such namespace: no rows
-    if (res->result_int() / 100 != 2) {
-      co_return Status::IoError("upstream page read failed with status " +
-                                std::to_string(res->result_int()) + ": " +
-                                res->body().substr(0, 300));
-    }
-    boost::system::error_code ec;
-    json::value page = json::parse(res->body(), ec);
-    const json::value* rows = ec || !page.is_object() ? nullptr
-                                                       : page.as_object().if_contains("rows");
-    if (!rows || !rows->is_array()) co_return Status::IoError("upstream page read: bad body");
-    const json::array& list = rows->as_array();
-    for (const auto& row : list) {
-      if (row.is_object()) agg.AddRow(row.as_object());
-    }
-    if (list.size() < options_.page_size || list.empty()) co_return Status::Ok();
-    const json::value* last_id =
-        list.back().is_object() ? list.back().as_object().if_contains("id") : nullptr;
-    if (!last_id) co_return Status::IoError("upstream page read: a row without an id");
-    cursor = *last_id;
+    if (auto st = NotAPage(*res)) co_return *st;
+    bool more = false;
+    auto counted = CountFacetPage(res->body(), agg, [&](const FacetPageCount& seen) {
+      more = seen.returned >= page_size && seen.last_id_json.has_value();
+      if (more) next = start(seen.last_id_json);
+    });
+    // A read ahead still in flight finishes on its own and is dropped.
+    if (!counted.ok()) co_return Status::IoError("upstream page read: bad body");
+    if (counted->returned < page_size || counted->returned == 0) co_return Status::Ok();
+    if (!more) co_return Status::IoError("upstream page read: a row without an id");
   }
 }
 
 Task<Result<SnapshotWrite>> SnapshotWriter::Write(std::string partition, uint64_t watermark_ms,
                                                   std::vector<std::string> fields) {
+  using SteadyClock = std::chrono::steady_clock;
+  const SteadyClock::time_point started = SteadyClock::now();
   snapshots::FacetAggregator agg(fields);
   Status read = co_await ReadRows(partition, fields, agg);
   if (!read.ok()) co_return read;
+  const SteadyClock::time_point counted = SteadyClock::now();
   snapshots::SnapshotBody body =
       agg.Finish(std::string(PartitionNamespace(partition)), watermark_ms);
   for (const auto& skipped : body.fields_skipped) {
@@ -212,6 +285,12 @@ Task<Result<SnapshotWrite>> SnapshotWriter::Write(std::string partition, uint64_
   auto stored = co_await Blocking(
       [&] { return Store(partition, std::move(body), std::move(bytes), &mirror); });
   if (!stored.ok()) co_return stored.status();
+  auto secs = [](SteadyClock::duration d) { return std::chrono::duration<double>(d).count(); };
+  spdlog::info("snapshot of '{}' at watermark {}: {} rows, {} fields read and counted in {:.3f} s, "
+               "stored in {:.3f} s ({})",
+               PartitionNamespace(partition), watermark_ms, stored->body.row_count.value_or(0),
+               fields.size(), secs(counted - started), secs(SteadyClock::now() - counted),
+               stored->deduped ? "deduped" : "stored");
   // The cache's copy is an accelerator: a failure to write it costs only an object-store read.
   Status mirrored = co_await cache_.RecordLatestSnapshot(partition, std::move(mirror));
   if (!mirrored.ok()) {
@@ -278,10 +357,13 @@ Result<uint64_t> SnapshotWriter::PruneRetention() {
 }
 
 Status SnapshotWriter::Purge(std::string_view partition) {
-  auto keys = objects_.List(snapshots::SnapshotPrefix(partition));
-  if (!keys.ok()) return keys.status();
-  for (const std::string& key : *keys) {
-    if (Status st = objects_.Delete(key); !st.ok()) return st;
+  for (const std::string& prefix :
+       {snapshots::SnapshotPrefix(partition), snapshots::OnDemandSnapshotPrefix(partition)}) {
+    auto keys = objects_.List(prefix);
+    if (!keys.ok()) return keys.status();
+    for (const std::string& key : *keys) {
+      if (Status st = objects_.Delete(key); !st.ok()) return st;
+    }
   }
   std::lock_guard lock(mu_);
   last_written_ms_.erase(std::string(partition));

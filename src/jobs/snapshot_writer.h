@@ -7,7 +7,8 @@
 // (OnWatermark), a snapshot is written unless a guard says no -- the policy has no facet fields,
 // there is no watermark, the last snapshot of the partition is younger than the policy's
 // interval, one is being written already (single flight), or the tenant has no credential. It
-// pages through the upstream once by id, projecting only the facet fields, builds the histogram
+// pages through the upstream once by id, projecting only the facet fields (reading a page while
+// the one before is counted: jobs/facet_page.h), builds the histogram
 // (snapshots/facets.h), and compares its sha with the newest stored key's: the same distribution
 // is not stored again (deduped); another is put if absent at
 // "[tenants/{tag}/]snapshots/{ns}/{watermark_ms:013}-{sha7}.json". Either way the newest stored
@@ -67,6 +68,12 @@ struct SnapshotWrite {
   snapshots::SnapshotBody body;  // as built (its watermark is this write's)
 };
 
+// One page of a projected read of a namespace upstream (SnapshotWriter::ReadFacetPage).
+struct FacetPage {
+  uint64_t rows = 0;                       // rows the page held (all counted into the aggregator)
+  std::optional<std::string> next_cursor;  // JSON text of its last id; nullopt: the read is over
+};
+
 class SnapshotWriter {
  public:
   SnapshotWriter(http::IoPool& pool, http::Upstream& upstream, snapshots::ObjectStore& objects,
@@ -85,10 +92,21 @@ class SnapshotWriter {
   Task<Result<SnapshotWrite>> Write(std::string partition, uint64_t watermark_ms,
                                     std::vector<std::string> fields);
 
+  // Reads the page of `partition` after `cursor` (JSON text of an id; nullopt: the first page)
+  // upstream, ranked by id, projecting only `fields`, with `filters_json` (a Turbopuffer filter,
+  // JSON text) ANDed with the cursor when given, and counts its rows into `agg`. Transient
+  // upstream errors are retried with backoff; an upstream 404 is an empty last page. Runs on
+  // `pool`; `agg` must outlive the call.
+  Task<Result<FacetPage>> ReadFacetPage(std::string partition, std::vector<std::string> fields,
+                                        std::optional<std::string> filters_json,
+                                        size_t page_size, std::optional<std::string> cursor,
+                                        snapshots::FacetAggregator& agg);
+
   // Deletes the snapshots every retention says are too old (never a partition's newest).
   // Blocking; returns how many were deleted.
   Result<uint64_t> PruneRetention();
-  // Deletes every snapshot of the partition (its namespace was deleted). Blocking.
+  // Deletes every snapshot of the partition, on-demand ones included (its namespace was deleted).
+  // Blocking.
   Status Purge(std::string_view partition);
   // The sweep loop: policy reloads and retention, every sweep_interval, until the pool stops.
   Task<void> SweepLoop();
@@ -102,7 +120,12 @@ class SnapshotWriter {
 
  private:
   struct Metrics;
-  // Reads the rows of `partition` upstream, page by page, into `agg`.
+  struct PageFetch;
+  // Reads into `fetch` and wakes whoever waits for it.
+  Task<void> FetchInto(std::shared_ptr<PageFetch> fetch, std::string partition,
+                       std::string target, std::string body);
+  // Reads the rows of `partition` upstream, page by page (the next read while a page is counted),
+  // into `agg`.
   Task<Status> ReadRows(const std::string& partition, const std::vector<std::string>& fields,
                         snapshots::FacetAggregator& agg);
   Task<Result<http::Response>> Send(const std::string& partition, std::string target,

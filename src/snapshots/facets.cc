@@ -26,6 +26,16 @@ void FacetAggregator::Count(Field& field, const boost::json::value& v,
   ++field.counts[std::move(text)];
 }
 
+void FacetAggregator::CountText(size_t i, std::string_view text) {
+  auto& counts = fields_[i].counts;
+  auto it = counts.find(text);
+  if (it != counts.end()) {
+    ++it->second;
+  } else {
+    counts.emplace(std::string(text), 1);
+  }
+}
+
 void FacetAggregator::AddRow(const boost::json::object& row) {
   ++rows_;
   for (Field& field : fields_) {

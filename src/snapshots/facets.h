@@ -13,8 +13,10 @@
 #include <boost/json/object.hpp>
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <string>
+#include <string_view>
 #include <unordered_map>
 #include <unordered_set>
 #include <vector>
@@ -31,13 +33,27 @@ class FacetAggregator {
   void AddRow(const boost::json::object& row);
   uint64_t rows() const { return rows_; }
 
+  // For callers that parse rows themselves (jobs/facet_page.h), with the same result as AddRow:
+  // the fields, sorted and distinct (indexes below refer to this order); CountRow() once per row,
+  // then CountText() with the text (FacetValueText) of each of the row's values of field `i`,
+  // each distinct element of an array once.
+  size_t field_count() const { return fields_.size(); }
+  const std::string& field_name(size_t i) const { return fields_[i].name; }
+  void CountRow() { ++rows_; }
+  void CountText(size_t i, std::string_view text);
+
   // The sealed body (canonical order, sha set) of `ns` at `watermark_ms`.
   SnapshotBody Finish(std::string ns, uint64_t watermark_ms) const;
 
  private:
+  // Heterogeneous lookup: counting a value already seen allocates nothing.
+  struct TextHash {
+    using is_transparent = void;
+    size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
+  };
   struct Field {
     std::string name;
-    std::unordered_map<std::string, uint64_t> counts;
+    std::unordered_map<std::string, uint64_t, TextHash, std::equal_to<>> counts;
   };
   void Count(Field& field, const boost::json::value& v, std::unordered_set<std::string>* seen);
 

@@ -237,6 +237,18 @@ Result<std::string> SnapshotKey(std::string_view partition, uint64_t watermark_m
                      sha.substr(0, 7));
 }
 
+std::string OnDemandSnapshotPrefix(std::string_view partition) {
+  return fmt::format("{}snapshots-on-demand/{}/", PartitionObjectPrefix(partition),
+                     PartitionNamespace(partition));
+}
+
+Result<std::string> OnDemandSnapshotKey(std::string_view partition, uint64_t watermark_ms,
+                                        std::string_view sha) {
+  auto key = SnapshotKey(partition, watermark_ms, sha);
+  if (!key.ok()) return key.status();
+  return OnDemandSnapshotPrefix(partition) + key->substr(SnapshotPrefix(partition).size());
+}
+
 std::optional<SnapshotKeyInfo> ParseSnapshotKey(std::string_view key) {
   constexpr std::string_view kTenants = "tenants/";
   constexpr std::string_view kHead = "snapshots/";

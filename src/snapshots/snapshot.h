@@ -97,6 +97,14 @@ std::string SnapshotPrefix(std::string_view partition);
 Result<std::string> SnapshotKey(std::string_view partition, uint64_t watermark_ms,
                                 std::string_view sha);
 
+// On-demand snapshots (single-field bodies, docs/design.md §7.4) live under their own prefix,
+// "[tenants/{tag}/]snapshots-on-demand/{ns}/", outside SnapshotPrefix, so that they never appear in
+// a listing of full snapshots and never become "latest".
+std::string OnDemandSnapshotPrefix(std::string_view partition);
+// "[tenants/{tag}/]snapshots-on-demand/{ns}/{watermark_ms:013}-{sha7}.json"; errors as SnapshotKey.
+Result<std::string> OnDemandSnapshotKey(std::string_view partition, uint64_t watermark_ms,
+                                        std::string_view sha);
+
 struct SnapshotKeyInfo {
   std::string ns;
   uint64_t watermark_ms = 0;

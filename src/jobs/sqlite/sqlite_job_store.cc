@@ -422,6 +422,13 @@ Status SqliteJobStore::Checkpoint(std::string_view id, std::string_view owner,
     (void)boost::json::parse(*checkpoint.cursor, ec);
     if (ec) return Status::InvalidArgument("job checkpoint: cursor is not valid JSON");
   }
+  if (checkpoint.params) {
+    boost::system::error_code ec;
+    boost::json::value v = boost::json::parse(*checkpoint.params, ec);
+    if (ec || !v.is_object()) {
+      return Status::InvalidArgument("job checkpoint: params are not a JSON object");
+    }
+  }
   double progress = checkpoint.progress;
   if (!std::isfinite(progress) || progress < 0) progress = 0;
   progress = std::min(progress, 0.999);  // 1.0 is reserved for a completed job
@@ -434,8 +441,8 @@ Status SqliteJobStore::Checkpoint(std::string_view id, std::string_view owner,
   const int64_t now = NowMs();
   Stmt s(db_,
          "UPDATE warm_jobs SET cursor = COALESCE(?2, cursor), documents_scanned = ?3, "
-         "progress = ?4, cache_errors = ?5, lease_expires_at = ?6, updated_at = ?7, waiting = ?8 "
-         "WHERE id = ?1");
+         "progress = ?4, cache_errors = ?5, lease_expires_at = ?6, updated_at = ?7, waiting = ?8, "
+         "params = COALESCE(?9, params) WHERE id = ?1");
   if (Status st = s.prepare_status(); !st.ok()) return st;
   s.Bind(1, id);
   s.Bind(2, checkpoint.cursor);
@@ -445,6 +452,7 @@ Status SqliteJobStore::Checkpoint(std::string_view id, std::string_view owner,
   s.Bind(6, LeaseEnd(now, options_.lease));
   s.Bind(7, now);
   s.Bind(8, checkpoint.waiting);
+  s.Bind(9, checkpoint.params);
   if (Status st = s.Run("checkpoint"); !st.ok()) return st;
   return txn.Commit();
 }

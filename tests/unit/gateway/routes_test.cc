@@ -67,6 +67,41 @@ TEST(Routes, OperationsRoutesAreInfrastructureFree) {
   EXPECT_FALSE(MatchRoute(Verb::post, "/health"));
 }
 
+TEST(Routes, SnapshotJobRoutes) {
+  struct Case {
+    Verb method;
+    const char* path;
+    RouteId id;
+    unsigned scope;
+    const char* param;
+  };
+  for (const Case& c : {
+           Case{Verb::post, "/v2/namespaces/ns1/snapshots", RouteId::kSnapshotCreate, kScopeWrite,
+                ""},
+           Case{Verb::get, "/v2/namespaces/ns1/snapshot-jobs", RouteId::kSnapshotJobs, kScopeRead,
+                ""},
+           Case{Verb::get, "/v2/namespaces/ns1/snapshot-jobs/j%2D1", RouteId::kSnapshotJob,
+                kScopeRead, "j-1"},
+           Case{Verb::delete_, "/v2/namespaces/ns1/snapshot-jobs/j1", RouteId::kSnapshotJob,
+                kScopeWrite, "j1"},
+           Case{Verb::get, "/v2/namespaces/ns1/snapshots/abcdef0", RouteId::kSnapshotBody,
+                kScopeRead, "abcdef0"},
+       }) {
+    auto m = MatchRoute(c.method, c.path);
+    ASSERT_TRUE(m) << c.path;
+    EXPECT_EQ(m->id, c.id) << c.path;
+    EXPECT_EQ(m->required_scope, c.scope) << c.path;
+    EXPECT_EQ(m->ns, "ns1") << c.path;
+    EXPECT_EQ(m->param, c.param) << c.path;
+    EXPECT_FALSE(m->turbopuffer_route) << c.path;
+    EXPECT_TRUE(m->upstream_path.empty()) << c.path;
+  }
+  EXPECT_FALSE(MatchRoute(Verb::get, "/v2/namespaces/ns1/snapshots"));
+  EXPECT_FALSE(MatchRoute(Verb::post, "/v2/namespaces/ns1/snapshot-jobs"));
+  EXPECT_FALSE(MatchRoute(Verb::put, "/v2/namespaces/ns1/snapshot-jobs/j1"));
+  EXPECT_FALSE(MatchRoute(Verb::delete_, "/v2/namespaces/ns1/snapshots/abcdef0"));
+}
+
 TEST(Routes, UnknownPathsDoNotMatch) {
   for (const char* p : {"/", "", "x", "/v3/namespaces/a/query", "/v2/namespaces/a/query/",
                         "/v2/namespaces/a/b/query", "/v2/namespaces/a/../b/query",

@@ -637,5 +637,33 @@ TEST_P(JobStoreContractTest, PruneKeepsTheNewestPerNamespaceAndKind) {
   EXPECT_EQ(*store_->DeleteNamespace("ns1"), 4u);
 }
 
+TEST_P(JobStoreContractTest, CheckpointReplacesParamsOnlyWhenGiven) {
+  auto snap = store_->CreateJob({"ns1", JobKind::kSnapshot, kSnapshotParams, "gw-a"});
+  ASSERT_TRUE(snap.ok()) << snap.status().ToString();
+  JobCheckpoint cp;
+  cp.documents_scanned = 7;
+  ASSERT_TRUE(store_->Checkpoint(snap->job.id, "gw-a", cp).ok());
+  EXPECT_EQ(store_->GetJob(snap->job.id)->params, kSnapshotParams);  // kept
+
+  const std::string done = R"({"field":"title","source":"auto","page_size":500,"sha":"ab"})";
+  cp.params = done;
+  ASSERT_TRUE(store_->Checkpoint(snap->job.id, "gw-a", cp).ok());
+  EXPECT_EQ(store_->GetJob(snap->job.id)->params, done);
+
+  // Params that are not a JSON object are refused, and nothing changes.
+  for (const char* bad : {"[1]", "not json", "3"}) {
+    cp.params = bad;
+    cp.documents_scanned = 99;
+    EXPECT_EQ(store_->Checkpoint(snap->job.id, "gw-a", cp).code(), StatusCode::kInvalidArgument)
+        << bad;
+  }
+  auto job = store_->GetJob(snap->job.id);
+  EXPECT_EQ(job->params, done);
+  EXPECT_EQ(job->documents_scanned, 7u);
+  // The params survive the job's end.
+  ASSERT_TRUE(store_->Finish(snap->job.id, "gw-a", JobStatus::kCompleted, std::nullopt, 5).ok());
+  EXPECT_EQ(store_->GetJob(snap->job.id)->params, done);
+}
+
 }  // namespace
 }  // namespace layer::jobs

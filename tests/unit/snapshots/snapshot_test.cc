@@ -184,6 +184,21 @@ TEST(SnapshotKeyTest, FormatAndParse) {
   }
 }
 
+TEST(SnapshotKeyTest, OnDemandKeysLiveOutsideTheFullSnapshotPrefix) {
+  auto key = OnDemandSnapshotKey("ns1", 42, kExampleSha);
+  ASSERT_TRUE(key.ok()) << key.status().ToString();
+  EXPECT_EQ(*key, "snapshots-on-demand/ns1/0000000000042-f6f83e3.json");
+  EXPECT_EQ(*OnDemandSnapshotKey("ns1@0a1b2c", 42, "abcdef0"),
+            "tenants/0a1b2c/snapshots-on-demand/ns1/0000000000042-abcdef0.json");
+  EXPECT_EQ(OnDemandSnapshotPrefix("ns1"), "snapshots-on-demand/ns1/");
+  // Not of the full snapshots' scheme, and not under their listing prefix.
+  EXPECT_FALSE(ParseSnapshotKey(*key));
+  EXPECT_FALSE(key->starts_with(SnapshotPrefix("ns1")));
+  EXPECT_EQ(OnDemandSnapshotKey("bad/ns", 1, kExampleSha).status().code(),
+            StatusCode::kInvalidArgument);
+  EXPECT_EQ(OnDemandSnapshotKey("ns", 1, "abc").status().code(), StatusCode::kInvalidArgument);
+}
+
 class SnapshotStoreTest : public ::testing::Test {
  protected:
   void SetUp() override { store_ = std::move(FsObjectStore::Open(dir_.Sub("obj"))).value(); }
@@ -200,6 +215,23 @@ class SnapshotStoreTest : public ::testing::Test {
   layer::testing::StorageTempDir dir_;
   std::unique_ptr<FsObjectStore> store_;
 };
+
+TEST_F(SnapshotStoreTest, OnDemandBodiesNeverBecomeLatest) {
+  std::string full = Write("ns1", 1000, Example());
+  SnapshotBody single = Example();
+  single.ns = "ns1";
+  single.watermark_ms = 2000;  // newer than the full snapshot
+  single.fields_skipped.clear();
+  Seal(single);
+  ASSERT_TRUE(*store_->PutIfAbsent(*OnDemandSnapshotKey("ns1", 2000, single.sha),
+                                   SerializeSnapshotBody(single)));
+  auto keys = ListSnapshotKeys(*store_, "ns1");
+  ASSERT_TRUE(keys.ok());
+  EXPECT_EQ(*keys, std::vector<std::string>{full});
+  auto latest = ReadLatestSnapshot(*store_, "ns1");
+  ASSERT_TRUE(latest.ok() && *latest);
+  EXPECT_EQ((*latest)->key, full);
+}
 
 TEST_F(SnapshotStoreTest, LatestIsTheLastKeyOfTheListing) {
   auto none = LatestSnapshotKey(*store_, "ns1");

@@ -1,0 +1,222 @@
+#include "jobs/facet_page.h"
+
+#include <simdjson.h>
+#include <boost/json.hpp>
+
+#include <algorithm>
+#include <charconv>
+#include <string_view>
+#include <vector>
+
+namespace layer::jobs {
+namespace {
+
+namespace od = simdjson::ondemand;
+
+std::string_view TrimRight(std::string_view s) {
+  while (!s.empty() &&
+         (s.back() == ' ' || s.back() == '\n' || s.back() == '\r' || s.back() == '\t')) {
+    s.remove_suffix(1);
+  }
+  return s;
+}
+
+// The text of a value Boost.JSON would see: parses `raw` (one JSON value) with it.
+bool BoostText(std::string_view raw, std::string* out) {
+  boost::system::error_code ec;
+  boost::json::value v = boost::json::parse(raw, ec);
+  if (ec) return false;
+  *out = snapshots::FacetValueText(v);
+  return true;
+}
+
+// Reads `v` to its end. False on malformed JSON.
+bool Consume(od::value v, int depth) {
+  if (depth > 1000) return false;
+  od::json_type type;
+  if (v.type().get(type)) return false;
+  switch (type) {
+    case od::json_type::object: {
+      od::object o;
+      if (v.get_object().get(o)) return false;
+      for (auto field_r : o) {
+        od::field field;
+        std::string_view key;
+        if (std::move(field_r).get(field) || field.unescaped_key().get(key)) return false;
+        if (!Consume(field.value(), depth + 1)) return false;
+      }
+      return true;
+    }
+    case od::json_type::array: {
+      od::array a;
+      if (v.get_array().get(a)) return false;
+      for (auto item_r : a) {
+        od::value item;
+        if (std::move(item_r).get(item) || !Consume(item, depth + 1)) return false;
+      }
+      return true;
+    }
+    case od::json_type::number: {
+      double d;
+      return !v.get_double().get(d);
+    }
+    case od::json_type::string: {
+      std::string_view s;
+      return !v.get_string().get(s);
+    }
+    case od::json_type::boolean: {
+      bool b;
+      return !v.get_bool().get(b);
+    }
+    case od::json_type::null: {
+      bool null = false;
+      return !v.is_null().get(null) && null;
+    }
+  }
+  return false;
+}
+
+// The FacetValueText of `v` (a scalar, or anything inside an array). False on malformed JSON.
+bool ValueText(od::value& v, std::string* out) {
+  od::json_type type;
+  if (v.type().get(type)) return false;
+  switch (type) {
+    case od::json_type::string: {
+      std::string_view s;
+      if (v.get_string().get(s)) return false;
+      out->assign(s);
+      return true;
+    }
+    case od::json_type::boolean: {
+      bool b = false;
+      if (v.get_bool().get(b)) return false;
+      *out = b ? "true" : "false";
+      return true;
+    }
+    case od::json_type::null: {
+      bool null = false;
+      if (v.is_null().get(null) || !null) return false;
+      *out = "null";
+      return true;
+    }
+    case od::json_type::number: {
+      std::string_view token = TrimRight(v.raw_json_token());
+      // Integers print as Boost.JSON prints its int64/uint64: plain decimal, which is the token
+      // itself unless it is "-0" (a double to Boost.JSON).
+      const bool integral = token.find_first_of(".eE") == std::string_view::npos && token != "-0";
+      if (integral && !token.empty()) {
+        const char* end = token.data() + token.size();
+        int64_t i = 0;
+        uint64_t u = 0;
+        auto [pi, ei] = std::from_chars(token.data(), end, i);
+        auto [pu, eu] = std::from_chars(token.data(), end, u);
+        if ((ei == std::errc() && pi == end) || (eu == std::errc() && pu == end)) {
+          out->assign(token);
+          return true;
+        }
+      }
+      return BoostText(token, out);  // doubles, and integers beyond 64 bits (doubles too)
+    }
+    case od::json_type::array:
+    case od::json_type::object: {
+      // Rare (an array or object inside an array, or an object value): its text, once read to
+      // its end, through Boost.JSON.
+      const char* start = v.raw_json_token().data();
+      const char* end = nullptr;
+      if (!Consume(v, 0) || v.current_location().get(end) || end < start) return false;
+      return BoostText(TrimRight(std::string_view(start, static_cast<size_t>(end - start))), out);
+    }
+  }
+  return false;
+}
+
+// Counts one row object's facet values. False on malformed JSON.
+bool CountRow(od::object& row, snapshots::FacetAggregator& agg,
+              std::vector<std::string>& elements, std::string& text) {
+  agg.CountRow();
+  for (auto field_r : row) {
+    od::field field;
+    if (std::move(field_r).get(field)) return false;
+    std::string_view key;
+    if (field.unescaped_key().get(key)) return false;
+    size_t i = 0;
+    while (i < agg.field_count() && agg.field_name(i) != key) ++i;
+    if (i == agg.field_count()) continue;  // not a facet (e.g. id): skipped unread
+    od::value v = field.value();
+    od::json_type type;
+    if (v.type().get(type)) return false;
+    if (type != od::json_type::array) {
+      if (!ValueText(v, &text)) return false;
+      agg.CountText(i, text);
+      continue;
+    }
+    od::array arr;
+    if (v.get_array().get(arr)) return false;
+    elements.clear();
+    for (auto element_r : arr) {
+      od::value element;
+      if (std::move(element_r).get(element)) return false;
+      std::string t;
+      if (!ValueText(element, &t)) return false;
+      elements.push_back(std::move(t));
+    }
+    std::sort(elements.begin(), elements.end());
+    elements.erase(std::unique(elements.begin(), elements.end()), elements.end());
+    for (const std::string& e : elements) agg.CountText(i, e);
+  }
+  return true;
+}
+
+Status Bad() { return Status::InvalidArgument("the page is not a JSON object with a rows array"); }
+
+bool FindRows(od::document& doc, od::array* rows) {
+  od::object root;
+  return !doc.get_object().get(root) && !root.find_field_unordered("rows").get_array().get(*rows);
+}
+
+}  // namespace
+
+Result<FacetPageCount> CountFacetPage(
+    std::string& body, snapshots::FacetAggregator& agg,
+    const std::function<void(const FacetPageCount&)>& on_last_id) {
+  thread_local od::parser parser;
+  const size_t size = body.size();
+  body.reserve(size + simdjson::SIMDJSON_PADDING);
+  od::document doc;
+  if (parser.iterate(body.data(), size, body.capacity()).get(doc)) return Bad();
+
+  // Pass 1: the row count and the last row's id.
+  FacetPageCount count;
+  od::array rows;
+  if (!FindRows(doc, &rows)) return Bad();
+  for (auto row_r : rows) {
+    od::value row;
+    if (std::move(row_r).get(row)) return Bad();
+    ++count.returned;
+    count.last_id_json.reset();
+    od::object obj;
+    od::value id;
+    if (row.get_object().get(obj) || obj.find_field_unordered("id").get(id)) continue;
+    std::string_view text = TrimRight(id.raw_json_token());
+    if (!text.empty()) count.last_id_json.emplace(text);
+  }
+  if (on_last_id) on_last_id(count);
+
+  // Pass 2: the counts.
+  if (doc.rewind(), !FindRows(doc, &rows)) return Bad();
+  std::vector<std::string> elements;
+  std::string text;
+  for (auto row_r : rows) {
+    od::value row;
+    if (std::move(row_r).get(row)) return Bad();
+    od::json_type type;
+    if (row.type().get(type)) return Bad();
+    if (type != od::json_type::object) continue;
+    od::object obj;
+    if (row.get_object().get(obj)) return Bad();
+    if (!CountRow(obj, agg, elements, text)) return Bad();
+  }
+  return count;
+}
+
+}  // namespace layer::jobs
