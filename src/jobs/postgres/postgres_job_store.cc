@@ -517,6 +517,13 @@ Status PostgresJobStore::Checkpoint(std::string_view id, std::string_view owner,
     (void)boost::json::parse(*checkpoint.cursor, ec);
     if (ec) return Status::InvalidArgument("job checkpoint: cursor is not valid JSON");
   }
+  if (checkpoint.params) {
+    boost::system::error_code ec;
+    boost::json::value v = boost::json::parse(*checkpoint.params, ec);
+    if (ec || !v.is_object()) {
+      return Status::InvalidArgument("job checkpoint: params are not a JSON object");
+    }
+  }
   double progress = checkpoint.progress;
   if (!std::isfinite(progress) || progress < 0) progress = 0;
   progress = std::min(progress, 0.999);  // 1.0 is reserved for a completed job
@@ -526,12 +533,13 @@ Status PostgresJobStore::Checkpoint(std::string_view id, std::string_view owner,
   auto r = Exec(**conn, "checkpoint",
                 "UPDATE layer_jobs SET \"cursor\" = COALESCE($3, \"cursor\"), "
                 "documents_scanned = $4, progress = $5, cache_errors = $6, "
-                "lease_expires_at = $7, updated_at = $8, waiting = $9 "
+                "lease_expires_at = $7, updated_at = $8, waiting = $9, "
+                "params = COALESCE($10, params) "
                 "WHERE id = $1 AND owner = $2 AND status = 'running'",
                 {Text(id), Text(owner), OptText(checkpoint.cursor),
                  U64(checkpoint.documents_scanned), fmt::format("{}", progress),
                  U64(checkpoint.cache_errors), Int(LeaseEnd(now, options_.lease)), Int(now),
-                 OptText(checkpoint.waiting)});
+                 OptText(checkpoint.waiting), OptText(checkpoint.params)});
   if (!r.ok()) return r.status();
   if (r->Affected() == 1) return Status::Ok();
   return WhyNotOwned(**conn, id, owner);
