@@ -320,3 +320,32 @@ func (c *Client) FetchDocumentsWithPerf(ctx context.Context, ns string, ids []in
 	perf, err := c.call(ctx, op{method: "POST", path: nsPath("/v2/namespaces/%s/documents", ns), body: body}, &r)
 	return orNil(&r, err), perf, err
 }
+
+// SnapshotJobRequest asks for an on-demand snapshot of one field.
+type SnapshotJobRequest struct {
+	Field    string      `json:"field"`
+	Source   string      `json:"source,omitempty"` // auto (default), stored, cache, origin
+	Filters  interface{} `json:"filters,omitempty"`
+	PageSize int         `json:"page_size,omitempty"`
+}
+
+// CreateSnapshotJob starts an on-demand snapshot job.
+func (c *Client) CreateSnapshotJob(ctx context.Context, ns string, req SnapshotJobRequest) (map[string]interface{}, error) {
+	var r map[string]interface{}
+	_, err := c.call(ctx, op{method: "POST", path: nsPath("/v2/namespaces/%s/snapshots", ns), body: req}, &r)
+	return r, err
+}
+
+// ListSnapshotJobs lists the namespace's snapshot jobs, oldest first.
+func (c *Client) ListSnapshotJobs(ctx context.Context, ns string) (map[string]interface{}, error) {
+	var r map[string]interface{}
+	_, err := c.call(ctx, op{method: "GET", path: nsPath("/v2/namespaces/%s/snapshot-jobs", ns)}, &r)
+	return r, err
+}
+
+// GetSnapshotJob reads one snapshot job.
+func (c *Client) GetSnapshotJob(ctx context.Context, ns, jobID string) (map[string]interface{}, error) {
+	var r map[string]interface{}
+	_, err := c.call(ctx, op{method: "GET", path: nsPath("/v2/namespaces/%s/snapshot-jobs/%s", ns, jobID)}, &r)
+	return r, err
+}

@@ -135,6 +135,15 @@ func TestAgainstARealGateway(t *testing.T) {
 		t.Fatalf("query: %v %+v", err, q)
 	}
 
+	// An on-demand snapshot job of one field, from the origin.
+	sj, err := client.CreateSnapshotJob(ctx, "products", hevlayer.SnapshotJobRequest{Field: "color", Source: "origin"})
+	if err != nil || sj["field"] != "color" {
+		t.Fatalf("snapshot job: %v %v", err, sj)
+	}
+	if got, err := client.GetSnapshotJob(ctx, "products", sj["id"].(string)); err != nil || got["id"] != sj["id"] {
+		t.Fatalf("snapshot job: %v %v", err, got)
+	}
+
 	// Errors carry the envelope.
 	_, err = client.FetchDocument(ctx, "products", 999, nil)
 	var e *hevlayer.Error

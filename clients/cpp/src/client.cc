@@ -213,6 +213,18 @@ Response Client::GetSnapshot(std::string_view ns, std::string_view sha) {
   return Call("GET", "/v2/namespaces/" + Ns(ns) + "/snapshots/" + Escape(sha));
 }
 
+Response Client::CreateSnapshotJob(std::string_view ns, const json::object& request) {
+  return Call("POST", "/v2/namespaces/" + Ns(ns) + "/snapshots", {}, json::serialize(request));
+}
+
+Response Client::ListSnapshotJobs(std::string_view ns) {
+  return Call("GET", "/v2/namespaces/" + Ns(ns) + "/snapshot-jobs");
+}
+
+Response Client::GetSnapshotJob(std::string_view ns, std::string_view job_id) {
+  return Call("GET", "/v2/namespaces/" + Ns(ns) + "/snapshot-jobs/" + Escape(job_id));
+}
+
 Response Client::GetMetadata(std::string_view ns) {
   return Call("GET", "/v2/namespaces/" + Ns(ns) + "/metadata");
 }

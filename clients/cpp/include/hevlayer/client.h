@@ -82,6 +82,10 @@ class Client {
   Response PutSnapshotPolicy(std::string_view ns, const boost::json::object& policy);
   Response GetHistory(std::string_view ns);
   Response GetSnapshot(std::string_view ns, std::string_view sha);
+  // On-demand snapshot jobs: `request` is {"field", "source"?, "filters"?, "page_size"?}.
+  Response CreateSnapshotJob(std::string_view ns, const boost::json::object& request);
+  Response ListSnapshotJobs(std::string_view ns);
+  Response GetSnapshotJob(std::string_view ns, std::string_view job_id);
   Response GetMetadata(std::string_view ns);
   Response Write(std::string_view ns, const boost::json::object& body);
   Response Query(std::string_view ns, const boost::json::object& body);
