@@ -46,7 +46,9 @@ Result<FaultRule> ParseRule(std::string_view family, const json::object& spec) {
   FaultRule r;
   bool has_delay = false;
   bool has_rate = false;
-  for (const auto& [k, val] : spec) {
+  for (const auto& member : spec) {
+    const auto& k = member.key();
+    const json::value& val = member.value();
     auto bad = [&k] {
       return Status::InvalidArgument("unknown or out-of-range fault field '" + std::string(k) +
                                      "'");
