@@ -16,19 +16,44 @@
 
 namespace layer::coherence {
 
-std::optional<tpuf::IdType> NamespaceIdTypes::Known(std::string_view ns) const {
+std::optional<tpuf::IdType> NamespaceTypes::IdType(std::string_view ns) const {
   std::shared_lock lock(mu_);
   auto it = types_.find(ns);
   if (it == types_.end()) return std::nullopt;
-  return it->second;
+  return it->second.id;
 }
 
-void NamespaceIdTypes::Learn(const std::string& ns, tpuf::IdType type) {
+void NamespaceTypes::LearnIdType(const std::string& ns, tpuf::IdType type) {
   std::unique_lock lock(mu_);
-  types_[ns] = type;
+  types_[ns].id = type;
 }
 
-void NamespaceIdTypes::Forget(const std::string& ns) {
+std::shared_ptr<const tpuf::AttributeTypes> NamespaceTypes::AttributeTypes(
+    std::string_view ns) const {
+  std::shared_lock lock(mu_);
+  auto it = types_.find(ns);
+  if (it == types_.end()) return nullptr;
+  return it->second.attributes;
+}
+
+void NamespaceTypes::LearnAttributeTypes(const std::string& ns, const tpuf::AttributeTypes& types) {
+  if (types.empty()) return;
+  std::unique_lock lock(mu_);
+  auto& known = types_[ns].attributes;
+  bool news = !known;
+  for (auto it = types.begin(); !news && it != types.end(); ++it) {
+    auto k = known->find(it->first);
+    news = k == known->end() || !(k->second == it->second);
+  }
+  if (!news) return;  // the common case allocates nothing
+  // Copy on write: readers keep the map they were handed.
+  auto merged = known ? std::make_shared<tpuf::AttributeTypes>(*known)
+                      : std::make_shared<tpuf::AttributeTypes>();
+  for (const auto& [name, type] : types) (*merged)[name] = type;
+  known = std::move(merged);
+}
+
+void NamespaceTypes::Forget(const std::string& ns) {
   std::unique_lock lock(mu_);
   types_.erase(ns);
 }
@@ -611,17 +636,18 @@ std::atomic<uint64_t>& CacheCoherence::NsWrites(std::string_view ns) {
 
 Task<bool> CacheCoherence::ApplyWrite(const std::string& ns, WriteOutcome outcome,
                                       const WriteTicket* ticket) {
+  // Rows whose form upstream is unknown (docs/design.md §4.2.8), and rows of ids another write
+  // overlapped (the upstream's order of the two is unknown, §4.2.6): the id holds no cached
+  // version (a repairable tombstone with this write's stamp, §4.2.7) until a read repairs it.
   std::vector<tpuf::DocId> overlapped_ids;
-  if (ticket) {
-    // Rows of ids another write overlapped: the upstream's order of the two is unknown, so the id
-    // holds no cached version (a tombstone with this write's stamp) until a read repairs it.
-    for (auto* rows : {&outcome.upserts, &outcome.patches}) {
-      auto overlapped = [&](const RowEffect& r) { return ticket->Overlapped(ns, r.id); };
-      for (const RowEffect& r : *rows) {
-        if (overlapped(r)) overlapped_ids.push_back(r.id);
-      }
-      rows->erase(std::remove_if(rows->begin(), rows->end(), overlapped), rows->end());
+  for (auto* rows : {&outcome.upserts, &outcome.patches}) {
+    auto not_mirrored = [&](const RowEffect& r) {
+      return r.form_unknown || (ticket && ticket->Overlapped(ns, r.id));
+    };
+    for (const RowEffect& r : *rows) {
+      if (not_mirrored(r)) overlapped_ids.push_back(r.id);
     }
+    rows->erase(std::remove_if(rows->begin(), rows->end(), not_mirrored), rows->end());
   }
   // Acknowledged: from now on no fetch joins a read that began before this write.
   for (const auto* effects : {&outcome.upserts, &outcome.patches}) {
@@ -631,12 +657,12 @@ Task<bool> CacheCoherence::ApplyWrite(const std::string& ns, WriteOutcome outcom
     for (const tpuf::DocId& id : *ids) IdWrites(ns, id).fetch_add(1, std::memory_order_acq_rel);
   }
   // A u64 id, or a string that is not a UUID, tells the namespace's id type unambiguously.
-  if (!id_types_.Known(ns)) {
+  if (!types_.IdType(ns)) {
     const tpuf::DocId* first = !outcome.upserts.empty()   ? &outcome.upserts.front().id
                                : !outcome.patches.empty() ? &outcome.patches.front().id
                                : !outcome.deletes.empty() ? &outcome.deletes.front()
                                                           : nullptr;
-    if (first) id_types_.Learn(ns, first->type);
+    if (first) types_.LearnIdType(ns, first->type);
   }
   if (!guard_) co_return true;
   co_await RegisterPartition(ns);
@@ -734,10 +760,10 @@ std::atomic<uint64_t>& CacheCoherence::NsPuts(std::string_view ns) {
 }
 
 Task<void> CacheCoherence::NamespaceDeleted(const std::string& ns) {
-  id_types_.Forget(ns);
+  types_.Forget(ns);
   (void)co_await InvalidateNamespace(ns);
   for (const std::string& sibling : SiblingPartitions(ns)) {
-    id_types_.Forget(sibling);
+    types_.Forget(sibling);
     (void)co_await InvalidateNamespace(sibling);
   }
 }
@@ -906,6 +932,16 @@ Task<bool> CacheCoherence::Available() {
 }
 
 // ---- Namespaces ----
+
+tpuf::IdType CacheCoherence::LearnSchema(const std::string& ns, std::string_view schema_body) {
+  boost::system::error_code ec;
+  boost::json::value schema = boost::json::parse(schema_body, ec);
+  if (ec) schema = nullptr;  // declares nothing: u64 ids, no attribute types
+  const tpuf::IdType id = tpuf::IdTypeOfSchema(schema);
+  types_.LearnIdType(ns, id);
+  types_.LearnAttributeTypes(ns, tpuf::AttributeTypesOfSchema(schema));
+  return id;
+}
 
 Task<CacheState> CacheCoherence::StateOf(const std::string& ns,
                                          std::optional<uint64_t>* warmed_through) {

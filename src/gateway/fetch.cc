@@ -142,6 +142,11 @@ Task<Result<coherence::RowsById>> ReadUpstream(RequestContext& ctx, http::Upstre
 Task<Result<tpuf::IdType>> ResolveIdType(RequestContext& ctx, http::Upstream& upstream,
                                          coherence::CacheCoherence& cache) {
   if (auto known = cache.KnownIdType(ctx.partition)) co_return *known;
+  co_return co_await ReadSchema(ctx, upstream, cache);
+}
+
+Task<Result<tpuf::IdType>> ReadSchema(RequestContext& ctx, http::Upstream& upstream,
+                                      coherence::CacheCoherence& cache) {
   auto res = co_await SendUpstream(
       ctx, upstream,
       GatewayRequest(ctx, http::Verb::get, "/v1/namespaces/" + ctx.route.ns + "/schema", ""));
@@ -153,9 +158,7 @@ Task<Result<tpuf::IdType>> ResolveIdType(RequestContext& ctx, http::Upstream& up
     co_return Status::IoError("reading the namespace schema failed: status " +
                               std::to_string(res->result_int()));
   }
-  tpuf::IdType t = tpuf::IdTypeFromSchema(res->body());
-  cache.LearnIdType(ctx.partition, t);
-  co_return t;
+  co_return cache.LearnSchema(ctx.partition, res->body());
 }
 
 Task<http::Response> FetchDocument(RequestContext& ctx, http::Upstream& upstream,
