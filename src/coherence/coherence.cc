@@ -505,9 +505,11 @@ class CacheCoherence::Mirror {
         absent.push_back(rows[i].id);
         continue;
       }
+      // As the upstream merges: a value replaces the attribute's in its place, a new attribute
+      // goes last, a null removes the attribute and leaves the others in their order.
       for (const auto& [k, v] : patch.as_object()) {
         if (v.is_null()) {
-          base.as_object().erase(k);
+          base.as_object().stable_erase(k);
         } else {
           base.as_object()[k] = v;
         }
