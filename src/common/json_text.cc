@@ -88,11 +88,51 @@ void AppendDouble(double d, std::string* out) {
     *out += "null";
     return;
   }
+  if (std::signbit(d)) out->push_back('-');
+  if (d == 0) {
+    *out += "0.0";
+    return;
+  }
+  // The shortest round-trip digits (libstdc++ computes them with Ryu, as serde_json does), laid
+  // out as Ryu's Rust printer lays them out: with digits d (n of them) and 10^(kk-1) <= |d| <
+  // 10^kk, plain decimals while -5 < kk <= 16, else d.ddde<kk-1>.
   char buf[64];
-  auto res = std::to_chars(buf, buf + sizeof(buf), d);
-  std::string_view text(buf, static_cast<size_t>(res.ptr - buf));
-  out->append(text);
-  if (text.find_first_of(".eE") == std::string_view::npos) *out += ".0";
+  auto res = std::to_chars(buf, buf + sizeof(buf), std::fabs(d), std::chars_format::scientific);
+  std::string_view sci(buf, static_cast<size_t>(res.ptr - buf));  // "d.ddde+XX" or "de-XX"
+  const size_t e = sci.find('e');
+  char digits[24];
+  size_t n = 0;
+  for (char c : sci.substr(0, e)) {
+    if (c != '.') digits[n++] = c;
+  }
+  int exp10 = 0;
+  std::string_view exp_text = sci.substr(e + 1);
+  if (exp_text.front() == '+') exp_text.remove_prefix(1);
+  std::from_chars(exp_text.data(), exp_text.data() + exp_text.size(), exp10);
+  const int len = static_cast<int>(n);
+  const int kk = exp10 + 1;
+  const std::string_view all(digits, n);
+  if (kk >= len && kk <= 16) {  // 1234e7 -> 12340000000.0
+    out->append(all);
+    out->append(static_cast<size_t>(kk - len), '0');
+    *out += ".0";
+  } else if (kk > 0 && kk <= 16) {  // 1234e-2 -> 12.34
+    out->append(all.substr(0, static_cast<size_t>(kk)));
+    out->push_back('.');
+    out->append(all.substr(static_cast<size_t>(kk)));
+  } else if (kk > -5 && kk <= 0) {  // 1234e-6 -> 0.001234
+    *out += "0.";
+    out->append(static_cast<size_t>(-kk), '0');
+    out->append(all);
+  } else {  // 1e30, 1234e30 -> 1.234e33
+    out->push_back(digits[0]);
+    if (len > 1) {
+      out->push_back('.');
+      out->append(all.substr(1));
+    }
+    out->push_back('e');
+    AppendInt(kk - 1, out);
+  }
 }
 
 std::string FormatDouble(double d) {

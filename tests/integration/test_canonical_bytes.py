@@ -18,6 +18,7 @@ import pytest
 from layer_testlib import wait_until
 from test_cache_support import (TOKEN, clear_origin_faults, fetch, fetch_batch, gateway_process,
                                 set_origin_faults, stack_factory, start, write)  # noqa: F401
+from test_warm_support import start_warm, wait_job
 
 UUID = "769c134d-07b8-4225-954a-b6cc5ffc320c"
 
@@ -98,8 +99,8 @@ def f32_base64(*values: float) -> str:
 def test_every_declared_type_hits_with_the_bytes_of_a_miss(st):
     ns = "canon_declared"
     rows = [
-        {"id": 1, "s": "2026-05-30T02:00:00+02:00", "i": "@one_point_zero", "u": 18446744073709551615,
-         "f": 2, "b": True, "dt": "2026-05-30T02:00:00+02:00",
+        {"id": 1, "s": "2026-05-30T02:00:00+02:00", "i": "@one_point_zero",
+         "u": 18446744073709551615, "f": 2, "b": True, "dt": "2026-05-30T02:00:00+02:00",
          "uu": "{769C134D-07B8-4225-954A-B6CC5FFC320C}", "as": ["x", "\u00c9\n\"q"],
          "ai": "@ints_as_floats", "au": [0, 9223372036854775808], "af": [1, 0.5, -0.0],
          "ab": [True, False], "adt": ["2026-05-30", "2026-05-30T00:00:00.123-01:00"],
@@ -137,6 +138,27 @@ def test_every_declared_type_hits_with_the_bytes_of_a_miss(st):
     got = assert_hit_equals_miss(st, ns, [1, 2, 3])
     assert got[1]["dt"] == "2026-06-01T00:00:00.000000000Z" and "s" not in got[1], got[1]
     assert got[2]["adt"] == ["2026-01-01T00:00:00.000000000Z"], got[2]
+
+
+def test_warm_pages_and_backfills_cache_the_upstreams_bytes(stack_factory):
+    # Warm jobs read the origin with the gateway's own key.
+    st = stack_factory(gw_args=("--upstream-api-key", TOKEN), origin_args=("--api-key", TOKEN))
+    ns = "canon_warm"
+    # Written around the gateway: the cache holds only what warm pages and misses bring.
+    rows = [{"id": 1, "f": "@tiny", "af": "@floats", "dt": "2026-05-30T02:00:00+02:00",
+             "uu": "{769C134D-07B8-4225-954A-B6CC5FFC320C}", "s": "\u00e9\u0001", "emb": [1, 0.3]},
+            {"id": 2, "f": "@big", "i": "@one_point_zero", "adt": ["2026-05-30"]}]
+    literals = {"tiny": "1.5e-7", "floats": "[0.0001,1e16,1E15,-0.0,5e-324]",
+                "big": "1.7976931348623157e308", "one_point_zero": "1.0"}
+    body = body_with_literals({"schema": SCHEMA, "distance_metric": "cosine_distance",
+                               "upsert_rows": rows}, literals)
+    r = write(st.origin, ns, body)
+    assert r.status == 200, r
+    r = start_warm(st.gw, ns)
+    assert r.status == 202, r
+    j, _ = wait_job(st.gw, ns, r.json()["id"])
+    assert j["status"] == "completed" and j["documents_scanned"] == 2, (j.get("error"), j)
+    assert_hit_equals_miss(st, ns, [1, 2])
 
 
 def test_inferred_types_follow_the_upstreams_schema(st):

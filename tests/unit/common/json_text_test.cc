@@ -17,7 +17,23 @@ TEST(JsonText, NumbersPrintLikeServeJson) {
   EXPECT_EQ(FormatDouble(1.0), "1.0");
   EXPECT_EQ(FormatDouble(0.1), "0.1");
   EXPECT_EQ(FormatDouble(-2.5), "-2.5");
-  EXPECT_EQ(FormatDouble(1e20), "1e+20");
+  EXPECT_EQ(FormatDouble(-0.0), "-0.0");
+  EXPECT_EQ(FormatDouble(0.0), "0.0");
+  EXPECT_EQ(FormatDouble(123456789.0), "123456789.0");
+  EXPECT_EQ(FormatDouble(1.25e15), "1250000000000000.0");
+  EXPECT_EQ(FormatDouble(1e15), "1000000000000000.0");  // up to 16 digits before the point
+  EXPECT_EQ(FormatDouble(1e16), "1e16");
+  EXPECT_EQ(FormatDouble(1e20), "1e20");
+  EXPECT_EQ(FormatDouble(-1.5e300), "-1.5e300");
+  EXPECT_EQ(FormatDouble(18446744073709551615.0), "1.8446744073709552e19");
+  EXPECT_EQ(FormatDouble(9007199254740992.0), "9007199254740992.0");
+  EXPECT_EQ(FormatDouble(12.34), "12.34");
+  EXPECT_EQ(FormatDouble(0.0001), "0.0001");  // down to 1e-5 in plain decimals
+  EXPECT_EQ(FormatDouble(0.00001234), "0.00001234");
+  EXPECT_EQ(FormatDouble(0.000001), "1e-6");
+  EXPECT_EQ(FormatDouble(1.5e-7), "1.5e-7");
+  EXPECT_EQ(FormatDouble(5e-324), "5e-324");
+  EXPECT_EQ(FormatDouble(1.7976931348623157e308), "1.7976931348623157e308");
   EXPECT_EQ(FormatDouble(std::numeric_limits<double>::infinity()), "null");
   EXPECT_EQ(FormatDouble(F32AsPrintableDouble(0.7f)), "0.7");
   EXPECT_EQ(FormatDouble(static_cast<double>(0.7f)), "0.699999988079071");
