@@ -497,10 +497,10 @@ class CacheCoherence::Mirror {
     for (size_t i = 0; i < rows.size(); ++i) {
       auto& rec = (*got)[i];
       boost::system::error_code ec;
-      boost::json::value base = rec && !rec->tombstone
-                                    ? boost::json::parse(rec->attributes_json, ec)
-                                    : boost::json::value();
-      boost::json::value patch = boost::json::parse(rows[i].attributes_json, ec);
+      // Read with exact doubles: the merged row is written out again (docs/design.md §4.2.7).
+      boost::json::value base = rec && !rec->tombstone ? ParseJson(rec->attributes_json, ec)
+                                                       : boost::json::value();
+      boost::json::value patch = ParseJson(rows[i].attributes_json, ec);
       if (!base.is_object() || !patch.is_object()) {
         absent.push_back(rows[i].id);
         continue;

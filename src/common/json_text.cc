@@ -205,4 +205,134 @@ std::string SerializeJson(const json::value& v) {
   return out;
 }
 
+namespace {
+
+// The number literals of JSON text in document order; strings (keys included) are skipped.
+class NumberLiterals {
+ public:
+  explicit NumberLiterals(std::string_view text) : text_(text) {}
+
+  bool Next(std::string_view* literal) {
+    while (pos_ < text_.size()) {
+      const char c = text_[pos_];
+      if (c == '"') {
+        SkipString();
+        continue;
+      }
+      if (c == '-' || (c >= '0' && c <= '9')) {
+        const size_t start = pos_;
+        while (pos_ < text_.size() && IsNumberChar(text_[pos_])) ++pos_;
+        *literal = text_.substr(start, pos_ - start);
+        return true;
+      }
+      ++pos_;
+    }
+    return false;
+  }
+
+ private:
+  static bool IsNumberChar(char c) {
+    return (c >= '0' && c <= '9') || c == '-' || c == '+' || c == '.' || c == 'e' || c == 'E';
+  }
+  void SkipString() {
+    ++pos_;  // the opening quote
+    while (true) {
+      pos_ = text_.find_first_of("\"\\", pos_);
+      if (pos_ == std::string_view::npos) {
+        pos_ = text_.size();
+        return;
+      }
+      if (text_[pos_] == '"') {
+        ++pos_;
+        return;
+      }
+      pos_ += 2;  // an escape
+    }
+  }
+
+  std::string_view text_;
+  size_t pos_ = 0;
+};
+
+bool IsIntegerLiteral(std::string_view lit) {
+  return lit.find_first_of(".eE") == std::string_view::npos;
+}
+
+// The exact value of a floating-point literal; false when it has none (beyond the range of a
+// double, where Boost.JSON's reading stays).
+bool ExactDouble(std::string_view lit, double* out) {
+  auto res = std::from_chars(lit.data(), lit.data() + lit.size(), *out);
+  return res.ec == std::errc() && res.ptr == lit.data() + lit.size();
+}
+
+enum class Pass { kCheck, kApply };
+
+// Walks `v` in document order beside the literals. kCheck: whether every number lines up with
+// its literal (an integer with the same integer literal, a double within a few ulps of its
+// literal's value), noting in *inexact whether a double is not its literal's exact value.
+// kApply: sets every double to its literal's exact value.
+bool Walk(json::value& v, NumberLiterals& lits, Pass pass, bool* inexact) {
+  switch (v.kind()) {
+    case json::kind::int64:
+    case json::kind::uint64: {
+      std::string_view lit;
+      if (!lits.Next(&lit)) return false;
+      if (pass == Pass::kApply) return true;
+      if (!IsIntegerLiteral(lit)) return false;
+      if (v.is_int64()) {
+        int64_t n = 0;
+        auto res = std::from_chars(lit.data(), lit.data() + lit.size(), n);
+        return res.ec == std::errc() && n == v.get_int64();
+      }
+      uint64_t n = 0;
+      auto res = std::from_chars(lit.data(), lit.data() + lit.size(), n);
+      return res.ec == std::errc() && n == v.get_uint64();
+    }
+    case json::kind::double_: {
+      std::string_view lit;
+      if (!lits.Next(&lit)) return false;
+      double exact;
+      if (!ExactDouble(lit, &exact)) return true;  // out of range: as read
+      const double read = v.get_double();
+      if (pass == Pass::kApply) {
+        v = exact;
+        return true;
+      }
+      if (exact == read) return true;
+      *inexact = true;
+      return std::fabs(exact - read) <= std::fabs(exact) * 1e-14;
+    }
+    case json::kind::array:
+      for (auto& e : v.get_array()) {
+        if (!Walk(e, lits, pass, inexact)) return false;
+      }
+      return true;
+    case json::kind::object:
+      for (auto& kv : v.get_object()) {
+        if (!Walk(kv.value(), lits, pass, inexact)) return false;
+      }
+      return true;
+    default:
+      return true;
+  }
+}
+
+}  // namespace
+
+bool RestoreExactDoubles(std::string_view text, json::value* v) {
+  bool inexact = false;
+  NumberLiterals check(text);
+  std::string_view extra;
+  if (!Walk(*v, check, Pass::kCheck, &inexact) || check.Next(&extra)) return false;
+  if (!inexact) return true;
+  NumberLiterals apply(text);
+  return Walk(*v, apply, Pass::kApply, &inexact);
+}
+
+json::value ParseJson(std::string_view text, boost::system::error_code& ec) {
+  json::value v = json::parse(text, ec);
+  if (!ec) (void)RestoreExactDoubles(text, &v);
+  return v;
+}
+
 }  // namespace layer

@@ -32,4 +32,21 @@ void AppendJsonUint(uint64_t v, std::string* out);
 // boost::json::value makes SerializeJson print the f32 form.
 double F32AsPrintableDouble(float f);
 
+// ---- Reading ----
+//
+// Boost.JSON before 1.83 may read a decimal of 16 or 17 significant digits one ulp away from the
+// nearest double (a fifth of the shortest texts of random doubles, e.g. "0.11935319286735585"),
+// while Turbopuffer (serde_json) reads it exactly. A value read so and written back would change:
+// every JSON text whose numbers are written out again (a forwarded write, a cached row) is read
+// with ParseJson.
+
+// boost::json::parse, with every floating-point number read exactly (correctly rounded).
+boost::json::value ParseJson(std::string_view text, boost::system::error_code& ec);
+
+// Replaces the floating-point numbers of `v`, which must be what Boost.JSON read from exactly
+// `text`, by the exact values of their literals. Returns false, and leaves `v` as it is, when the
+// numbers of `v` do not line up with the literals of `text` (an object with duplicate keys).
+// Allocates nothing; scans `text` once, twice when some number needs correcting.
+bool RestoreExactDoubles(std::string_view text, boost::json::value* v);
+
 }  // namespace layer

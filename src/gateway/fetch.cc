@@ -56,7 +56,7 @@ void AppendDocument(std::string* out, const coherence::FetchedRow& row, const Pr
     *out += row.attributes_json;
   } else {
     boost::system::error_code ec;
-    json::value attrs = json::parse(row.attributes_json, ec);
+    json::value attrs = ParseJson(row.attributes_json, ec);
     json::object picked;
     if (!ec && attrs.is_object()) {
       for (const auto& name : p.names) {
@@ -122,7 +122,7 @@ Task<Result<coherence::RowsById>> ReadUpstream(RequestContext& ctx, http::Upstre
                               std::to_string(res->result_int()) + ": " + res->body());
   }
   boost::system::error_code ec;
-  json::value body = json::parse(res->body(), ec);
+  json::value body = ParseJson(res->body(), ec);  // exact doubles: rows are written out again
   const json::value* rows = ec || !body.is_object() ? nullptr : body.as_object().if_contains("rows");
   if (!rows || !rows->is_array()) co_return Status::IoError("Turbopuffer fetch failed: bad response");
   auto type = ids.front().type;

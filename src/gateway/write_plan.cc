@@ -279,7 +279,7 @@ void CollectIds(const json::object& o, std::string_view key, StringIdType string
 Result<WritePlan> PlanWrite(std::string_view body, uint64_t stamp, StringIdType string_ids,
                             const tpuf::AttributeTypes* attribute_types) {
   boost::system::error_code ec;
-  json::value root = json::parse(body, ec);
+  json::value root = ParseJson(body, ec);  // exact doubles: they are written out again
   Planner p{stamp, string_ids, attribute_types, {}, {}};
   p.plan.stamp = stamp;
   if (ec || !root.is_object()) return std::move(p.plan);  // the upstream answers its own error
@@ -342,7 +342,7 @@ Result<WritePlan> PlanWrite(std::string_view body, uint64_t stamp, StringIdType 
 
 std::optional<std::string> StripAffectedIds(std::string_view response_body) {
   boost::system::error_code ec;
-  json::value v = json::parse(response_body, ec);
+  json::value v = ParseJson(response_body, ec);
   if (ec || !v.is_object()) return std::nullopt;
   auto& o = v.as_object();
   o.erase("upserted_ids");

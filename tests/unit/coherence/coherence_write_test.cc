@@ -286,6 +286,17 @@ TEST_F(ApplyWriteTest, ARowOfUnknownFormIsInvalidatedNotMirrored) {
   EXPECT_EQ(r->outcome, FetchOutcome::kMiss);
 }
 
+TEST_F(ApplyWriteTest, APatchMergeKeepsTheBytesOfTheRestOfTheRow) {
+  // Floats Boost.JSON 1.81 alone reads one ulp off, and a removal amid the attributes: the merged
+  // row is the cached row with the patch applied, every other byte as it was.
+  const DocId id = DocId::U64(1);
+  Seed(id, R"({"f":0.11935319286735585,"x":1,"g":[1.6266288757324219],"h":"2026"})", 100);
+  EXPECT_TRUE(Apply(Patches(200, {Row(id, R"({"x":null,"g":[0.5],"n":1.0})")})));
+  auto doc = Cached(id);
+  ASSERT_TRUE(doc && !doc->tombstone);
+  EXPECT_EQ(doc->attributes_json, R"({"f":0.11935319286735585,"g":[0.5],"h":"2026","n":1.0})");
+}
+
 TEST_F(ApplyWriteTest, LearnsAttributeTypesFromASchemaUntilTheNamespaceIsDeleted) {
   EXPECT_FALSE(core_->KnownAttributeTypes(kNs));
   EXPECT_EQ(core_->LearnSchema(kNs, R"({"id":{"type":"uuid"},"when":{"type":"datetime"}})"),

@@ -1,10 +1,15 @@
 // Unit tests of the JSON text writer: serde_json number format and string escaping.
 #include <gtest/gtest.h>
 
+#include <charconv>
+#include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <limits>
+#include <random>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "common/json_text.h"
 
@@ -82,6 +87,76 @@ TEST(JsonText, EscapesSpecialBytesAtEveryOffset) {
       }
     }
   }
+}
+
+TEST(JsonText, ParsesDoublesExactly) {
+  // Boost.JSON 1.81 reads these literals one ulp off; serde_json does not.
+  for (const char* lit : {"1.6266288757324219", "0.11935319286735585", "2.1829489720880483e+41",
+                          "1.3927926388013963e-143"}) {
+    boost::system::error_code ec;
+    json::value v = ParseJson(std::string("[") + lit + "]", ec);
+    ASSERT_FALSE(ec) << lit;
+    double want = 0;
+    std::from_chars(lit, lit + std::strlen(lit), want);
+    EXPECT_EQ(v.as_array()[0].as_double(), want) << lit;
+  }
+  // Numbers inside strings and keys are not literals; integers and out-of-range values stay.
+  const std::string text =
+      R"({"1.5":[1.6266288757324219,"x\"1.5\\",2,-9.355753898620605e0,18446744073709551615,)"
+      R"(-0,1e400,-5],"b":{"c":0.11935319286735585}})";
+  boost::system::error_code ec;
+  json::value v = ParseJson(text, ec);
+  ASSERT_FALSE(ec);
+  const auto& a = v.at("1.5").as_array();
+  EXPECT_EQ(FormatDouble(a[0].as_double()), "1.6266288757324219");
+  EXPECT_EQ(a[2].as_int64(), 2);
+  EXPECT_EQ(a[3].as_double(), -9.355753898620605);
+  EXPECT_EQ(a[4].as_uint64(), 18446744073709551615ull);
+  EXPECT_EQ(a[5].as_int64(), 0);
+  EXPECT_TRUE(std::isinf(a[6].as_double()));
+  EXPECT_EQ(a[7].as_int64(), -5);
+  EXPECT_EQ(FormatDouble(v.at("b").at("c").as_double()), "0.11935319286735585");
+  // Unparseable text fails as boost::json::parse does.
+  (void)ParseJson("[1,", ec);
+  EXPECT_TRUE(ec);
+}
+
+TEST(JsonText, RandomDoublesRoundTripThroughTheirShortestText) {
+  std::mt19937_64 rng(7);
+  std::string text = "[";
+  std::vector<double> want;
+  for (int i = 0; i < 20000; ++i) {
+    double d;
+    if (i % 2) {
+      d = std::uniform_real_distribution<double>(-1, 1)(rng);
+    } else {
+      do {
+        uint64_t bits = rng();
+        std::memcpy(&d, &bits, sizeof d);
+      } while (!std::isfinite(d));
+    }
+    want.push_back(d);
+    if (i) text += ',';
+    AppendDouble(d, &text);
+  }
+  text += ']';
+  boost::system::error_code ec;
+  json::value v = ParseJson(text, ec);
+  ASSERT_FALSE(ec);
+  ASSERT_EQ(v.as_array().size(), want.size());
+  for (size_t i = 0; i < want.size(); ++i) {
+    ASSERT_EQ(v.as_array()[i].to_number<double>(), want[i]) << i;
+  }
+  EXPECT_EQ(SerializeJson(v), text);
+}
+
+TEST(JsonText, NumbersThatDoNotLineUpWithTheTextStayAsRead) {
+  // Duplicate keys: Boost.JSON keeps one value, so the tree's numbers and the literals differ.
+  const std::string text = R"({"a":"x","b":0.11935319286735585,"a":1.6266288757324219})";
+  json::value read = json::parse(text);
+  json::value v = read;
+  EXPECT_FALSE(RestoreExactDoubles(text, &v));
+  EXPECT_EQ(v, read);
 }
 
 }  // namespace

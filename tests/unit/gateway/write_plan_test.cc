@@ -130,6 +130,16 @@ TEST(WritePlan, MirrorsValuesInTheFormTheUpstreamReturns) {
   EXPECT_TRUE(row["n"].is_double());
 }
 
+TEST(WritePlan, FloatsAreForwardedAndMirroredWithEveryDigit) {
+  // Boost.JSON 1.81 alone reads these one ulp off; Turbopuffer reads them exactly.
+  const auto types = Types(R"({"f":"[]float"})");
+  const std::string floats = "[0.11935319286735585,1.6266288757324219,2.1829489720880483e41]";
+  auto p = PlanWrite(R"({"upsert_rows":[{"id":1,"f":)" + floats + "}]}", 1, std::nullopt, &types);
+  ASSERT_TRUE(p.ok());
+  EXPECT_NE(p->upstream_body.find(floats), std::string::npos) << p->upstream_body;
+  EXPECT_EQ(p->upserts[0].attributes_json, R"({"f":)" + floats + "}");
+}
+
 TEST(WritePlan, PatchesMergeValuesInTheUpstreamsForm) {
   const auto types = Types(R"({"when":"datetime","n":"float"})");
   auto p = PlanWrite(R"({"patch_rows":[{"id":1,"when":"2026-05-30","n":null}],
