@@ -97,7 +97,18 @@ void AppendDouble(double d, std::string* out) {
   // out as Ryu's Rust printer lays them out: with digits d (n of them) and 10^(kk-1) <= |d| <
   // 10^kk, plain decimals while -5 < kk <= 16, else d.ddde<kk-1>.
   char buf[64];
-  auto res = std::to_chars(buf, buf + sizeof(buf), std::fabs(d), std::chars_format::scientific);
+  const double magnitude = std::fabs(d);
+  if (magnitude >= 1e-5 && magnitude < 1e16) {
+    // Plain decimals; std::to_chars writes them so when they are the shorter form.
+    auto res = std::to_chars(buf, buf + sizeof(buf), magnitude);
+    std::string_view text(buf, static_cast<size_t>(res.ptr - buf));
+    if (text.find('e') == std::string_view::npos) {
+      out->append(text);
+      if (text.find('.') == std::string_view::npos) *out += ".0";
+      return;
+    }
+  }
+  auto res = std::to_chars(buf, buf + sizeof(buf), magnitude, std::chars_format::scientific);
   std::string_view sci(buf, static_cast<size_t>(res.ptr - buf));  // "d.ddde+XX" or "de-XX"
   const size_t e = sci.find('e');
   char digits[24];
@@ -258,6 +269,42 @@ bool IsIntegerLiteral(std::string_view lit) {
   return lit.find_first_of(".eE") == std::string_view::npos;
 }
 
+// Whether Boost.JSON reads `lit` exactly already: at most 15 significant digits, and a power of
+// ten within ±22 once they are taken as an integer. Both are then exact doubles and one correctly
+// rounded product or quotient is the nearest double (Clinger's fast path), which is how Boost.JSON
+// reads them (JsonText.BoostReadsShortLiteralsExactly checks it). Most literals are such, and
+// cost no second reading.
+bool ReadExactlyAlready(std::string_view lit) {
+  int digits = 0, fraction = 0;
+  bool significant = false, after_point = false;
+  size_t i = lit.size() > 0 && lit[0] == '-' ? 1 : 0;
+  for (; i < lit.size(); ++i) {
+    const char c = lit[i];
+    if (c == '.') {
+      after_point = true;
+    } else if (c >= '0' && c <= '9') {
+      significant = significant || c != '0';
+      if (significant && ++digits > 15) return false;
+      if (after_point) ++fraction;
+    } else {
+      break;  // the exponent
+    }
+  }
+  int exponent = 0;
+  if (i < lit.size()) {
+    ++i;
+    const bool negative = i < lit.size() && lit[i] == '-';
+    if (i < lit.size() && (lit[i] == '-' || lit[i] == '+')) ++i;
+    for (; i < lit.size(); ++i) {
+      if (exponent > 1000) return false;
+      exponent = exponent * 10 + (lit[i] - '0');
+    }
+    if (negative) exponent = -exponent;
+  }
+  const int power = exponent - fraction;
+  return digits == 0 || (power >= -22 && power <= 22);
+}
+
 // The exact value of a floating-point literal; false when it has none (beyond the range of a
 // double, where Boost.JSON's reading stays).
 bool ExactDouble(std::string_view lit, double* out) {
@@ -265,20 +312,16 @@ bool ExactDouble(std::string_view lit, double* out) {
   return res.ec == std::errc() && res.ptr == lit.data() + lit.size();
 }
 
-enum class Pass { kCheck, kApply };
-
-// Walks `v` in document order beside the literals. kCheck: whether every number lines up with
-// its literal (an integer with the same integer literal, a double within a few ulps of its
-// literal's value), noting in *inexact whether a double is not its literal's exact value.
-// kApply: sets every double to its literal's exact value.
-bool Walk(json::value& v, NumberLiterals& lits, Pass pass, bool* inexact) {
+// Walks `v` in document order beside the literals, setting every double whose literal Boost.JSON
+// may have misread to the literal's exact value. False when a number does not line up with its
+// literal: an integer with another literal, a double further than a few ulps from it, or too few
+// or too many literals.
+bool Walk(json::value& v, NumberLiterals& lits) {
   switch (v.kind()) {
     case json::kind::int64:
     case json::kind::uint64: {
       std::string_view lit;
-      if (!lits.Next(&lit)) return false;
-      if (pass == Pass::kApply) return true;
-      if (!IsIntegerLiteral(lit)) return false;
+      if (!lits.Next(&lit) || !IsIntegerLiteral(lit)) return false;
       if (v.is_int64()) {
         int64_t n = 0;
         auto res = std::from_chars(lit.data(), lit.data() + lit.size(), n);
@@ -291,25 +334,23 @@ bool Walk(json::value& v, NumberLiterals& lits, Pass pass, bool* inexact) {
     case json::kind::double_: {
       std::string_view lit;
       if (!lits.Next(&lit)) return false;
+      if (ReadExactlyAlready(lit)) return true;
       double exact;
       if (!ExactDouble(lit, &exact)) return true;  // out of range: as read
       const double read = v.get_double();
-      if (pass == Pass::kApply) {
-        v = exact;
-        return true;
-      }
       if (exact == read) return true;
-      *inexact = true;
-      return std::fabs(exact - read) <= std::fabs(exact) * 1e-14;
+      if (std::fabs(exact - read) > std::fabs(exact) * 1e-14) return false;
+      v = exact;
+      return true;
     }
     case json::kind::array:
       for (auto& e : v.get_array()) {
-        if (!Walk(e, lits, pass, inexact)) return false;
+        if (!Walk(e, lits)) return false;
       }
       return true;
     case json::kind::object:
       for (auto& kv : v.get_object()) {
-        if (!Walk(kv.value(), lits, pass, inexact)) return false;
+        if (!Walk(kv.value(), lits)) return false;
       }
       return true;
     default:
@@ -320,18 +361,14 @@ bool Walk(json::value& v, NumberLiterals& lits, Pass pass, bool* inexact) {
 }  // namespace
 
 bool RestoreExactDoubles(std::string_view text, json::value* v) {
-  bool inexact = false;
-  NumberLiterals check(text);
+  NumberLiterals lits(text);
   std::string_view extra;
-  if (!Walk(*v, check, Pass::kCheck, &inexact) || check.Next(&extra)) return false;
-  if (!inexact) return true;
-  NumberLiterals apply(text);
-  return Walk(*v, apply, Pass::kApply, &inexact);
+  return Walk(*v, lits) && !lits.Next(&extra);
 }
 
 json::value ParseJson(std::string_view text, boost::system::error_code& ec) {
   json::value v = json::parse(text, ec);
-  if (!ec) (void)RestoreExactDoubles(text, &v);
+  if (!ec && !RestoreExactDoubles(text, &v)) v = json::parse(text, ec);  // as Boost.JSON read it
   return v;
 }
 

@@ -44,9 +44,10 @@ double F32AsPrintableDouble(float f);
 boost::json::value ParseJson(std::string_view text, boost::system::error_code& ec);
 
 // Replaces the floating-point numbers of `v`, which must be what Boost.JSON read from exactly
-// `text`, by the exact values of their literals. Returns false, and leaves `v` as it is, when the
-// numbers of `v` do not line up with the literals of `text` (an object with duplicate keys).
-// Allocates nothing; scans `text` once, twice when some number needs correcting.
+// `text`, by the exact values of their literals. Returns false when the numbers of `v` do not
+// line up with the literals of `text` (only an object with duplicate keys does that): some
+// doubles may then already hold an exact value, none further than a few ulps from what was read
+// (ParseJson reads the text again). Allocates nothing; scans `text` once.
 bool RestoreExactDoubles(std::string_view text, boost::json::value* v);
 
 }  // namespace layer
