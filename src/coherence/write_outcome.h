@@ -13,7 +13,7 @@
 namespace layer::coherence {
 
 // One full row to cache (upserts) or one partial row to merge (patches).
-// Attribute values are in the form the upstream returns them in (docs/design.md §4.2.7), unless
+// Attribute values are in the form the upstream returns them in (docs/design.md §4.2.8), unless
 // `form_unknown`.
 struct RowEffect {
   tpuf::DocId id;

@@ -105,7 +105,7 @@ Task<http::Response> Write(RequestContext& ctx, http::Upstream& upstream,
     if (plan.has_untyped_ids || plan.has_untyped_attributes ||
         (plan.by_affected_ids && !cache.KnownIdType(ns))) {
       // Some ids could not be keyed, or values put in the form the upstream returns them in,
-      // without the namespace's schema: learn it now (docs/design.md §4.4.1, §4.2.7).
+      // without the namespace's schema: learn it now (docs/design.md §4.4.1, §4.2.8).
       auto type = co_await ReadSchema(ctx, upstream, cache);
       if (type.ok() && (plan.has_untyped_ids || plan.has_untyped_attributes)) {
         auto again = PlanWrite(*decoded, stamp, *type, cache.KnownAttributeTypes(ns).get());

@@ -80,7 +80,7 @@ struct Planner {
   }
 
   // One row's attributes as JSON object text, each value in the form the upstream returns it in
-  // (docs/design.md §4.2.7): values that need no rewriting are written out as they are.
+  // (docs/design.md §4.2.8): values that need no rewriting are written out as they are.
   class RowText {
    public:
     explicit RowText(Planner& p) : p_(p) { text_.push_back('{'); }

@@ -5,7 +5,7 @@
 // Turbopuffer (422 validation_error), stamps `_hevlayer_upserted_at` on every row-producing
 // operation (rows and columns alike, one stamp per request), forces `return_affected_ids` on
 // conditional and by-filter writes, and lists what to mirror, with every attribute value in the
-// form the upstream returns it in (docs/design.md §4.2.7). It never touches the cache.
+// form the upstream returns it in (docs/design.md §4.2.8). It never touches the cache.
 #pragma once
 
 #include <boost/json/fwd.hpp>

@@ -3,7 +3,7 @@
 // fractional digits; a uuid is returned lower-case and hyphenated; an int written as an integral
 // float is an int, an integer written to a float attribute is a float; an f32 vector holds f32
 // values. The local origin stores and answers values this way, and the gateway uses the same
-// functions to cache the bytes Turbopuffer returns (docs/design.md §4.2.7).
+// functions to cache the bytes Turbopuffer returns (docs/design.md §4.2.8).
 //
 // Pure functions, thread-safe.
 #pragma once
@@ -37,7 +37,7 @@ std::string FormatTimestamp(int64_t epoch_ms);
 // (Turbopuffer keeps milliseconds; whether it rounds or truncates is not pinned) or a leap second.
 std::optional<std::string> CanonicalDatetime(std::string_view text);
 
-// ---- Attribute types and the form of values (docs/design.md §4.2.7) ----
+// ---- Attribute types and the form of values (docs/design.md §4.2.8) ----
 
 // An attribute's type as a namespace schema names it, reduced to what decides the form in which
 // Turbopuffer returns a value.

@@ -1,4 +1,4 @@
-"""A cache hit is byte-equal to a miss (docs/design.md §4.2.7), against the strict origin
+"""A cache hit is byte-equal to a miss (docs/design.md §4.2.8), against the strict origin
 (`layer origin --api-key`): rows written through a gateway in forms Turbopuffer normalises
 (datetimes with offsets, uuids in upper case or braces, ints written as floats, floats written
 as integers, f32 vectors as base64, arrays of these) are mirrored in the form the origin returns

@@ -262,7 +262,7 @@ TEST_F(ApplyWriteTest, LearnsTheNamespaceIdTypeFromItsIds) {
 }
 
 TEST_F(ApplyWriteTest, ARowOfUnknownFormIsInvalidatedNotMirrored) {
-  // docs/design.md §4.2.7: a row whose upstream form is unknown holds no cached version; not the
+  // docs/design.md §4.2.8: a row whose upstream form is unknown holds no cached version; not the
   // older one either, and a patch is not merged.
   Seed(DocId::U64(1), R"({"when":"2026-05-30T00:00:00.000000000Z"})", 100);
   Seed(DocId::U64(3), R"({"a":1})", 100);
