@@ -497,7 +497,7 @@ class CacheCoherence::Mirror {
     for (size_t i = 0; i < rows.size(); ++i) {
       auto& rec = (*got)[i];
       boost::system::error_code ec;
-      // Read with exact doubles: the merged row is written out again (docs/design.md §4.2.7).
+      // Read with exact doubles: the merged row is written out again (docs/design.md §4.2.8).
       boost::json::value base = rec && !rec->tombstone ? ParseJson(rec->attributes_json, ec)
                                                        : boost::json::value();
       boost::json::value patch = ParseJson(rows[i].attributes_json, ec);
@@ -670,7 +670,7 @@ Task<bool> CacheCoherence::ApplyWrite(const std::string& ns, WriteOutcome outcom
   co_await RegisterPartition(ns);
   // Other tenants' partitions first: nothing of this write may be missing there once it is
   // acknowledged, whatever this partition's own mirror does below.
-  bool siblings_ok = co_await InvalidateSiblings(ns, outcome);
+  bool siblings_ok = co_await InvalidateSiblings(ns, outcome, overlapped_ids);
   if (outcome.kind == WriteOutcome::Kind::kInvalidateNamespace) {
     co_return co_await InvalidateNamespace(ns) && siblings_ok;
   }
@@ -858,10 +858,11 @@ std::vector<std::string> CacheCoherence::SiblingPartitions(std::string_view part
   return out;
 }
 
-Task<bool> CacheCoherence::InvalidateSiblings(const std::string& ns, const WriteOutcome& outcome) {
+Task<bool> CacheCoherence::InvalidateSiblings(const std::string& ns, const WriteOutcome& outcome,
+                                              const std::vector<tpuf::DocId>& unmirrored) {
   std::vector<std::string> siblings = SiblingPartitions(ns);
   if (siblings.empty()) co_return true;
-  std::vector<tpuf::DocId> rows;  // ids whose rows the write set: repairable there
+  std::vector<tpuf::DocId> rows = unmirrored;  // ids whose rows the write set: repairable there
   for (const auto* effects : {&outcome.upserts, &outcome.patches}) {
     for (const RowEffect& r : *effects) rows.push_back(r.id);
   }

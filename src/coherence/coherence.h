@@ -57,7 +57,7 @@
 namespace layer::coherence {
 
 // Per-namespace types: the id type (u64, uuid or string) and the attribute types, learned from
-// writes and upstream schema reads (docs/design.md §4.4.1, §4.2.7). Turbopuffer never changes the
+// writes and upstream schema reads (docs/design.md §4.4.1, §4.2.8). Turbopuffer never changes the
 // type of a namespace's ids or attributes, so what is learned holds until the namespace is
 // deleted. Thread-safe.
 class NamespaceTypes {
@@ -268,7 +268,7 @@ class CacheCoherence {
   std::optional<tpuf::IdType> KnownIdType(std::string_view ns) const { return types_.IdType(ns); }
   void LearnIdType(const std::string& ns, tpuf::IdType type) { types_.LearnIdType(ns, type); }
   // The namespace's attribute types as far as known (null: none), for putting written values in
-  // the form the upstream returns them in (docs/design.md §4.2.7).
+  // the form the upstream returns them in (docs/design.md §4.2.8).
   std::shared_ptr<const tpuf::AttributeTypes> KnownAttributeTypes(std::string_view ns) const {
     return types_.AttributeTypes(ns);
   }
@@ -382,7 +382,10 @@ class CacheCoherence {
   std::atomic<uint64_t>& NsPuts(std::string_view ns);
 
   // Applies a write's invalidations to the namespace's other partitions (RegisterPartition).
-  Task<bool> InvalidateSiblings(const std::string& ns, const WriteOutcome& outcome);
+  // `unmirrored`: ids of rows the write set that were taken out of `outcome` (overlapped, or of
+  // unknown form) because they are not mirrored in `ns`; they are invalidated there as well.
+  Task<bool> InvalidateSiblings(const std::string& ns, const WriteOutcome& outcome,
+                                const std::vector<tpuf::DocId>& unmirrored);
   // Writes the registry of `ns` to the cache; false when the cache did not take it.
   Task<bool> SavePartitions(std::string ns);
 
