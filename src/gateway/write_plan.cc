@@ -2,7 +2,9 @@
 
 #include <boost/json.hpp>
 
+#include <cmath>
 #include <cstring>
+#include <limits>
 
 #include "common/base64.h"
 #include "common/json_text.h"
@@ -45,7 +47,9 @@ std::optional<std::string> VectorBytes(const json::value& v) {
   size_t i = 0;
   for (const auto& x : v.as_array()) {
     if (!x.is_number()) return std::nullopt;
-    float f = static_cast<float>(x.to_number<double>());
+    const double d = x.to_number<double>();
+    if (!(std::fabs(d) <= std::numeric_limits<float>::max())) return std::nullopt;  // no f32
+    float f = static_cast<float>(d);
     std::memcpy(out.data() + 4 * i++, &f, 4);  // x86-64 and aarch64 are little-endian
   }
   return out;

@@ -7,6 +7,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstring>
+#include <limits>
 
 #include "common/base64.h"
 #include "common/json_text.h"
@@ -348,6 +349,13 @@ bool F32Value(float f, double* out) {
   return true;
 }
 
+// The same for a number written as a double: false beyond the f32 range (a cast there is
+// undefined; Turbopuffer would refuse or overflow it).
+bool F32Value(double d, double* out) {
+  if (!(std::fabs(d) <= std::numeric_limits<float>::max())) return false;
+  return F32Value(static_cast<float>(d), out);
+}
+
 ValueForm VectorF32(uint32_t dims, const json::value& v, json::value* out) {
   json::array floats;
   if (v.is_string()) {
@@ -370,7 +378,7 @@ ValueForm VectorF32(uint32_t dims, const json::value& v, json::value* out) {
   for (const json::value& e : in) {
     if (!e.is_number()) return ValueForm::kUnknown;
     double d;
-    if (!F32Value(static_cast<float>(e.to_number<double>()), &d)) return ValueForm::kUnknown;
+    if (!F32Value(e.to_number<double>(), &d)) return ValueForm::kUnknown;
     if (canonical && e.is_double()) {
       const double written = e.get_double();
       canonical = std::memcmp(&d, &written, sizeof d) == 0;  // -0.0 is not 0.0
@@ -381,7 +389,9 @@ ValueForm VectorF32(uint32_t dims, const json::value& v, json::value* out) {
   if (canonical) return ValueForm::kCanonical;
   floats.reserve(dims);
   for (const json::value& e : in) {
-    floats.push_back(F32AsPrintableDouble(static_cast<float>(e.to_number<double>())));
+    double d = 0;
+    (void)F32Value(e.to_number<double>(), &d);  // in range: checked above
+    floats.push_back(d);
   }
   *out = std::move(floats);
   return ValueForm::kRewritten;
