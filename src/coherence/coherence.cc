@@ -16,19 +16,44 @@
 
 namespace layer::coherence {
 
-std::optional<tpuf::IdType> NamespaceIdTypes::Known(std::string_view ns) const {
+std::optional<tpuf::IdType> NamespaceTypes::IdType(std::string_view ns) const {
   std::shared_lock lock(mu_);
   auto it = types_.find(ns);
   if (it == types_.end()) return std::nullopt;
-  return it->second;
+  return it->second.id;
 }
 
-void NamespaceIdTypes::Learn(const std::string& ns, tpuf::IdType type) {
+void NamespaceTypes::LearnIdType(const std::string& ns, tpuf::IdType type) {
   std::unique_lock lock(mu_);
-  types_[ns] = type;
+  types_[ns].id = type;
 }
 
-void NamespaceIdTypes::Forget(const std::string& ns) {
+std::shared_ptr<const tpuf::AttributeTypes> NamespaceTypes::AttributeTypes(
+    std::string_view ns) const {
+  std::shared_lock lock(mu_);
+  auto it = types_.find(ns);
+  if (it == types_.end()) return nullptr;
+  return it->second.attributes;
+}
+
+void NamespaceTypes::LearnAttributeTypes(const std::string& ns, const tpuf::AttributeTypes& types) {
+  if (types.empty()) return;
+  std::unique_lock lock(mu_);
+  auto& known = types_[ns].attributes;
+  bool news = !known;
+  for (auto it = types.begin(); !news && it != types.end(); ++it) {
+    auto k = known->find(it->first);
+    news = k == known->end() || !(k->second == it->second);
+  }
+  if (!news) return;  // the common case allocates nothing
+  // Copy on write: readers keep the map they were handed.
+  auto merged = known ? std::make_shared<tpuf::AttributeTypes>(*known)
+                      : std::make_shared<tpuf::AttributeTypes>();
+  for (const auto& [name, type] : types) (*merged)[name] = type;
+  known = std::move(merged);
+}
+
+void NamespaceTypes::Forget(const std::string& ns) {
   std::unique_lock lock(mu_);
   types_.erase(ns);
 }
@@ -472,17 +497,19 @@ class CacheCoherence::Mirror {
     for (size_t i = 0; i < rows.size(); ++i) {
       auto& rec = (*got)[i];
       boost::system::error_code ec;
-      boost::json::value base = rec && !rec->tombstone
-                                    ? boost::json::parse(rec->attributes_json, ec)
-                                    : boost::json::value();
-      boost::json::value patch = boost::json::parse(rows[i].attributes_json, ec);
+      // Read with exact doubles: the merged row is written out again (docs/design.md §4.2.8).
+      boost::json::value base = rec && !rec->tombstone ? ParseJson(rec->attributes_json, ec)
+                                                       : boost::json::value();
+      boost::json::value patch = ParseJson(rows[i].attributes_json, ec);
       if (!base.is_object() || !patch.is_object()) {
         absent.push_back(rows[i].id);
         continue;
       }
+      // As the upstream merges: a value replaces the attribute's in its place, a new attribute
+      // goes last, a null removes the attribute and leaves the others in their order.
       for (const auto& [k, v] : patch.as_object()) {
         if (v.is_null()) {
-          base.as_object().erase(k);
+          base.as_object().stable_erase(k);
         } else {
           base.as_object()[k] = v;
         }
@@ -611,17 +638,18 @@ std::atomic<uint64_t>& CacheCoherence::NsWrites(std::string_view ns) {
 
 Task<bool> CacheCoherence::ApplyWrite(const std::string& ns, WriteOutcome outcome,
                                       const WriteTicket* ticket) {
+  // Rows whose form upstream is unknown (docs/design.md §4.2.8), and rows of ids another write
+  // overlapped (the upstream's order of the two is unknown, §4.2.6): the id holds no cached
+  // version (a repairable tombstone with this write's stamp, §4.2.7) until a read repairs it.
   std::vector<tpuf::DocId> overlapped_ids;
-  if (ticket) {
-    // Rows of ids another write overlapped: the upstream's order of the two is unknown, so the id
-    // holds no cached version (a tombstone with this write's stamp) until a read repairs it.
-    for (auto* rows : {&outcome.upserts, &outcome.patches}) {
-      auto overlapped = [&](const RowEffect& r) { return ticket->Overlapped(ns, r.id); };
-      for (const RowEffect& r : *rows) {
-        if (overlapped(r)) overlapped_ids.push_back(r.id);
-      }
-      rows->erase(std::remove_if(rows->begin(), rows->end(), overlapped), rows->end());
+  for (auto* rows : {&outcome.upserts, &outcome.patches}) {
+    auto not_mirrored = [&](const RowEffect& r) {
+      return r.form_unknown || (ticket && ticket->Overlapped(ns, r.id));
+    };
+    for (const RowEffect& r : *rows) {
+      if (not_mirrored(r)) overlapped_ids.push_back(r.id);
     }
+    rows->erase(std::remove_if(rows->begin(), rows->end(), not_mirrored), rows->end());
   }
   // Acknowledged: from now on no fetch joins a read that began before this write.
   for (const auto* effects : {&outcome.upserts, &outcome.patches}) {
@@ -631,18 +659,18 @@ Task<bool> CacheCoherence::ApplyWrite(const std::string& ns, WriteOutcome outcom
     for (const tpuf::DocId& id : *ids) IdWrites(ns, id).fetch_add(1, std::memory_order_acq_rel);
   }
   // A u64 id, or a string that is not a UUID, tells the namespace's id type unambiguously.
-  if (!id_types_.Known(ns)) {
+  if (!types_.IdType(ns)) {
     const tpuf::DocId* first = !outcome.upserts.empty()   ? &outcome.upserts.front().id
                                : !outcome.patches.empty() ? &outcome.patches.front().id
                                : !outcome.deletes.empty() ? &outcome.deletes.front()
                                                           : nullptr;
-    if (first) id_types_.Learn(ns, first->type);
+    if (first) types_.LearnIdType(ns, first->type);
   }
   if (!guard_) co_return true;
   co_await RegisterPartition(ns);
   // Other tenants' partitions first: nothing of this write may be missing there once it is
   // acknowledged, whatever this partition's own mirror does below.
-  bool siblings_ok = co_await InvalidateSiblings(ns, outcome);
+  bool siblings_ok = co_await InvalidateSiblings(ns, outcome, overlapped_ids);
   if (outcome.kind == WriteOutcome::Kind::kInvalidateNamespace) {
     co_return co_await InvalidateNamespace(ns) && siblings_ok;
   }
@@ -734,10 +762,10 @@ std::atomic<uint64_t>& CacheCoherence::NsPuts(std::string_view ns) {
 }
 
 Task<void> CacheCoherence::NamespaceDeleted(const std::string& ns) {
-  id_types_.Forget(ns);
+  types_.Forget(ns);
   (void)co_await InvalidateNamespace(ns);
   for (const std::string& sibling : SiblingPartitions(ns)) {
-    id_types_.Forget(sibling);
+    types_.Forget(sibling);
     (void)co_await InvalidateNamespace(sibling);
   }
 }
@@ -830,10 +858,11 @@ std::vector<std::string> CacheCoherence::SiblingPartitions(std::string_view part
   return out;
 }
 
-Task<bool> CacheCoherence::InvalidateSiblings(const std::string& ns, const WriteOutcome& outcome) {
+Task<bool> CacheCoherence::InvalidateSiblings(const std::string& ns, const WriteOutcome& outcome,
+                                              const std::vector<tpuf::DocId>& unmirrored) {
   std::vector<std::string> siblings = SiblingPartitions(ns);
   if (siblings.empty()) co_return true;
-  std::vector<tpuf::DocId> rows;  // ids whose rows the write set: repairable there
+  std::vector<tpuf::DocId> rows = unmirrored;  // ids whose rows the write set: repairable there
   for (const auto* effects : {&outcome.upserts, &outcome.patches}) {
     for (const RowEffect& r : *effects) rows.push_back(r.id);
   }
@@ -906,6 +935,16 @@ Task<bool> CacheCoherence::Available() {
 }
 
 // ---- Namespaces ----
+
+tpuf::IdType CacheCoherence::LearnSchema(const std::string& ns, std::string_view schema_body) {
+  boost::system::error_code ec;
+  boost::json::value schema = boost::json::parse(schema_body, ec);
+  if (ec) schema = nullptr;  // declares nothing: u64 ids, no attribute types
+  const tpuf::IdType id = tpuf::IdTypeOfSchema(schema);
+  types_.LearnIdType(ns, id);
+  types_.LearnAttributeTypes(ns, tpuf::AttributeTypesOfSchema(schema));
+  return id;
+}
 
 Task<CacheState> CacheCoherence::StateOf(const std::string& ns,
                                          std::optional<uint64_t>* warmed_through) {

@@ -12,11 +12,11 @@
 //   newer-wins, patches merged into a cached full row (else the id is invalidated), deletes and
 //   affected ids tombstoned, an unknown set of rows invalidates the namespace. Whatever the cache
 //   could not take is held as a pending invalidation until a retry writes it.
-// - Namespaces: the id type of each namespace, epochs (a delete bumps it), the cache state
-//   (cold, warming, warm) and `cache_warmed_through`.
+// - Namespaces: the id and attribute types of each namespace, epochs (a delete bumps it), the
+//   cache state (cold, warming, warm) and `cache_warmed_through`.
 //
 // Process-local state (must live in the shared backend when several replicas share one cache;
-// docs/design.md §4.7): NamespaceIdTypes, PendingInvalidations, the fetch single-flight, the
+// docs/design.md §4.7): NamespaceTypes, PendingInvalidations, the fetch single-flight, the
 // reactive-warm generations, the write sequences and namespace fences with their in-flight put
 // counts, the writes in flight (WriteTicket), the last stamp given, and the partition registry
 // (authoritative in memory; the cache keeps a copy start-up reads). Everything else is in the
@@ -51,21 +51,32 @@
 #include "common/metrics.h"
 #include "common/task.h"
 #include "common/tenant.h"
+#include "tpuf/canonical.h"
 #include "tpuf/doc_id.h"
 
 namespace layer::coherence {
 
-// Per-namespace id type (u64, uuid or string), learned from writes and upstream schema reads.
-// Thread-safe.
-class NamespaceIdTypes {
+// Per-namespace types: the id type (u64, uuid or string) and the attribute types, learned from
+// writes and upstream schema reads (docs/design.md §4.4.1, §4.2.8). Turbopuffer never changes the
+// type of a namespace's ids or attributes, so what is learned holds until the namespace is
+// deleted. Thread-safe.
+class NamespaceTypes {
  public:
-  std::optional<tpuf::IdType> Known(std::string_view ns) const;
-  void Learn(const std::string& ns, tpuf::IdType type);
+  std::optional<tpuf::IdType> IdType(std::string_view ns) const;
+  void LearnIdType(const std::string& ns, tpuf::IdType type);
+  // The attribute types known for `ns`; null when none are. A map handed out is never modified.
+  std::shared_ptr<const tpuf::AttributeTypes> AttributeTypes(std::string_view ns) const;
+  // Adds `types` to what is known of `ns` (a name known already takes the type given here).
+  void LearnAttributeTypes(const std::string& ns, const tpuf::AttributeTypes& types);
   void Forget(const std::string& ns);
 
  private:
+  struct Entry {
+    std::optional<tpuf::IdType> id;
+    std::shared_ptr<const tpuf::AttributeTypes> attributes;
+  };
   mutable std::shared_mutex mu_;  // guards types_
-  std::map<std::string, tpuf::IdType, std::less<>> types_;
+  std::map<std::string, Entry, std::less<>> types_;
 };
 
 // Invalidations the cache has not acknowledged yet. Thread-safe; Blocks() is one atomic load
@@ -215,9 +226,9 @@ class CacheCoherence {
   // Applies what a write did upstream (WriteOutcome: accepted, or an unknown outcome to
   // invalidate). Learns the namespace's id type from its ids. Returns false when some effect
   // could not be written to the cache (those ids, or the namespace, are then held as pending
-  // invalidations). With `ticket` (from BeginWrite), rows of ids another write overlapped are
-  // invalidated rather than mirrored; a row whose put is refused because a newer record is there
-  // is invalidated too.
+  // invalidations). A row whose upstream form is unknown (RowEffect::form_unknown) is invalidated
+  // rather than mirrored; so, with `ticket` (from BeginWrite), are rows of ids another write
+  // overlapped; a row whose put is refused because a newer record is there is invalidated too.
   Task<bool> ApplyWrite(const std::string& ns, WriteOutcome outcome,
                         const WriteTicket* ticket = nullptr);
   // The namespace was deleted upstream: forget its id type and make its records unreachable.
@@ -254,8 +265,17 @@ class CacheCoherence {
 
   // ---- Namespaces ----
 
-  std::optional<tpuf::IdType> KnownIdType(std::string_view ns) const { return id_types_.Known(ns); }
-  void LearnIdType(const std::string& ns, tpuf::IdType type) { id_types_.Learn(ns, type); }
+  std::optional<tpuf::IdType> KnownIdType(std::string_view ns) const { return types_.IdType(ns); }
+  void LearnIdType(const std::string& ns, tpuf::IdType type) { types_.LearnIdType(ns, type); }
+  // The namespace's attribute types as far as known (null: none), for putting written values in
+  // the form the upstream returns them in (docs/design.md §4.2.8).
+  std::shared_ptr<const tpuf::AttributeTypes> KnownAttributeTypes(std::string_view ns) const {
+    return types_.AttributeTypes(ns);
+  }
+  // Learns what a namespace schema (the body of GET /v1/namespaces/{ns}/schema) says: the id
+  // type (u64 when it names none, Turbopuffer's default) and the attribute types. Returns the id
+  // type.
+  tpuf::IdType LearnSchema(const std::string& ns, std::string_view schema_body);
 
   // The namespace's cache state: "warming" while a warm runs here, else "cold" when the cache is
   // unavailable, else "warm" once a warm completed (cache_warmed_through is recorded), else
@@ -334,7 +354,7 @@ class CacheCoherence {
   const std::unique_ptr<cache::CacheGuard> guard_;
   const CoherenceOptions options_;
   std::unique_ptr<Metrics> metrics_;
-  NamespaceIdTypes id_types_;
+  NamespaceTypes types_;
   PendingInvalidations pending_;
   SingleFlight<std::optional<FetchedRow>> fetch_flights_;
   // Write sequence numbers, striped by (namespace, id) and by namespace: every write the upstream
@@ -362,7 +382,10 @@ class CacheCoherence {
   std::atomic<uint64_t>& NsPuts(std::string_view ns);
 
   // Applies a write's invalidations to the namespace's other partitions (RegisterPartition).
-  Task<bool> InvalidateSiblings(const std::string& ns, const WriteOutcome& outcome);
+  // `unmirrored`: ids of rows the write set that were taken out of `outcome` (overlapped, or of
+  // unknown form) because they are not mirrored in `ns`; they are invalidated there as well.
+  Task<bool> InvalidateSiblings(const std::string& ns, const WriteOutcome& outcome,
+                                const std::vector<tpuf::DocId>& unmirrored);
   // Writes the registry of `ns` to the cache; false when the cache did not take it.
   Task<bool> SavePartitions(std::string ns);
 

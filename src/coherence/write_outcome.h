@@ -13,10 +13,16 @@
 namespace layer::coherence {
 
 // One full row to cache (upserts) or one partial row to merge (patches).
+// Attribute values are in the form the upstream returns them in (docs/design.md §4.2.8), unless
+// `form_unknown`.
 struct RowEffect {
   tpuf::DocId id;
   std::string attributes_json;            // JSON object without id, vector(s) and the stamp
   std::optional<std::string> vector_f32;  // little-endian f32 bytes of `vector`, if any
+  // The upstream's form of some value of the row cannot be known (its attribute's type is not
+  // known, or the type or value is one whose stored form is not pinned): the id is invalidated
+  // instead of mirrored, and attributes_json is not used.
+  bool form_unknown = false;
 };
 
 struct WriteOutcome {

@@ -56,7 +56,7 @@ void AppendDocument(std::string* out, const coherence::FetchedRow& row, const Pr
     *out += row.attributes_json;
   } else {
     boost::system::error_code ec;
-    json::value attrs = json::parse(row.attributes_json, ec);
+    json::value attrs = ParseJson(row.attributes_json, ec);
     json::object picked;
     if (!ec && attrs.is_object()) {
       for (const auto& name : p.names) {
@@ -122,7 +122,7 @@ Task<Result<coherence::RowsById>> ReadUpstream(RequestContext& ctx, http::Upstre
                               std::to_string(res->result_int()) + ": " + res->body());
   }
   boost::system::error_code ec;
-  json::value body = json::parse(res->body(), ec);
+  json::value body = ParseJson(res->body(), ec);  // exact doubles: rows are written out again
   const json::value* rows = ec || !body.is_object() ? nullptr : body.as_object().if_contains("rows");
   if (!rows || !rows->is_array()) co_return Status::IoError("Turbopuffer fetch failed: bad response");
   auto type = ids.front().type;
@@ -142,6 +142,11 @@ Task<Result<coherence::RowsById>> ReadUpstream(RequestContext& ctx, http::Upstre
 Task<Result<tpuf::IdType>> ResolveIdType(RequestContext& ctx, http::Upstream& upstream,
                                          coherence::CacheCoherence& cache) {
   if (auto known = cache.KnownIdType(ctx.partition)) co_return *known;
+  co_return co_await ReadSchema(ctx, upstream, cache);
+}
+
+Task<Result<tpuf::IdType>> ReadSchema(RequestContext& ctx, http::Upstream& upstream,
+                                      coherence::CacheCoherence& cache) {
   auto res = co_await SendUpstream(
       ctx, upstream,
       GatewayRequest(ctx, http::Verb::get, "/v1/namespaces/" + ctx.route.ns + "/schema", ""));
@@ -153,9 +158,7 @@ Task<Result<tpuf::IdType>> ResolveIdType(RequestContext& ctx, http::Upstream& up
     co_return Status::IoError("reading the namespace schema failed: status " +
                               std::to_string(res->result_int()));
   }
-  tpuf::IdType t = tpuf::IdTypeFromSchema(res->body());
-  cache.LearnIdType(ctx.partition, t);
-  co_return t;
+  co_return cache.LearnSchema(ctx.partition, res->body());
 }
 
 Task<http::Response> FetchDocument(RequestContext& ctx, http::Upstream& upstream,

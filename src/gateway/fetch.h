@@ -26,6 +26,11 @@ Task<http::Response> FetchDocuments(RequestContext& ctx, http::Upstream& upstrea
 // namespace does not exist upstream).
 Task<Result<tpuf::IdType>> ResolveIdType(RequestContext& ctx, http::Upstream& upstream,
                                                 coherence::CacheCoherence& cache);
+// Reads the namespace's schema upstream and learns its id and attribute types
+// (CacheCoherence::LearnSchema); returns its id type. NotFound when the namespace does not exist
+// upstream.
+Task<Result<tpuf::IdType>> ReadSchema(RequestContext& ctx, http::Upstream& upstream,
+                                      coherence::CacheCoherence& cache);
 
 
 }  // namespace layer::gateway

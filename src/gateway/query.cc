@@ -12,7 +12,7 @@ namespace json = boost::json;
 
 std::optional<std::string> HideReservedAttributes(std::string_view query_body) {
   boost::system::error_code ec;
-  json::value root = json::parse(query_body, ec);
+  json::value root = ParseJson(query_body, ec);  // exact doubles: it is forwarded again
   if (ec || !root.is_object()) return std::nullopt;
   bool changed = false;
   auto rewrite = [&changed](json::object& q) {
@@ -80,7 +80,7 @@ bool EraseReserved(json::object& o) {
 
 std::optional<std::string> StripReservedFromInfo(tpuf::RouteId route, std::string_view body) {
   boost::system::error_code ec;
-  json::value root = json::parse(body, ec);
+  json::value root = ParseJson(body, ec);  // exact doubles: it is relayed again
   if (ec || !root.is_object()) return std::nullopt;
   json::object* target = &root.as_object();
   if (route == tpuf::RouteId::kMetadataV1 || route == tpuf::RouteId::kMetadataV2 ||
@@ -115,7 +115,7 @@ Task<http::Response> NamespaceInfo(RequestContext& ctx, http::Upstream& upstream
     ctx.RememberCaller();  // accepted: the watcher may poll the namespace with it
     if (watcher) watcher->Observe(ns, poll_start, sent->body());
     boost::system::error_code ec;
-    json::value body = json::parse(sent->body(), ec);
+    json::value body = ParseJson(sent->body(), ec);
     if (!ec && body.is_object()) {
       std::optional<uint64_t> warmed;
       coherence::CacheState state = co_await cache.StateOf(ns, &warmed);

@@ -1,7 +1,6 @@
 #include "gateway/tenancy.h"
 
 #include "gateway/passthrough.h"
-#include "tpuf/doc_id.h"
 
 namespace layer::gateway {
 
@@ -26,10 +25,9 @@ Task<Result<KeyValidator::Check>> KeyValidator::AskUpstream(RequestContext& ctx)
   const unsigned status = res->result_int();
   if (status / 100 == 2 || status == 404) {
     check.accepted = true;
-    // The schema read tells the namespace's id type too, which a fetch would read next.
-    if (status / 100 == 2 && !cache_.KnownIdType(ctx.partition)) {
-      cache_.LearnIdType(ctx.partition, tpuf::IdTypeFromSchema(res->body()));
-    }
+    // The schema read tells the namespace's id and attribute types too, which a fetch or a write
+    // would read next (docs/design.md §4.4.1, §4.2.8).
+    if (status / 100 == 2) (void)cache_.LearnSchema(ctx.partition, res->body());
   } else if (status == 401 || status == 403) {
     http::Response rejected{res->result(), 11};
     if (auto ct = (*res)[http::Field::content_type]; !ct.empty()) {

@@ -71,7 +71,8 @@ Task<http::Response> Write(RequestContext& ctx, http::Upstream& upstream,
   if (!decoded) co_return co_await ForwardOpaqueWrite(ctx, upstream, cache, public_url);
 
   const uint64_t stamp = cache.NewStamp();
-  auto planned = PlanWrite(*decoded, stamp, cache.KnownIdType(ns));
+  auto planned =
+      PlanWrite(*decoded, stamp, cache.KnownIdType(ns), cache.KnownAttributeTypes(ns).get());
   if (!planned.ok()) {
     co_return http::MakeError(http::Code::unprocessable_entity, "validation_error",
                               planned.status().message());
@@ -101,11 +102,13 @@ Task<http::Response> Write(RequestContext& ctx, http::Upstream& upstream,
   const bool applied = ures.result_int() / 100 == 2;
 
   if (applied && cache.guard()) {
-    if (plan.has_untyped_ids || (plan.by_affected_ids && !cache.KnownIdType(ns))) {
-      // Some ids could not be keyed without knowing the namespace's id type: learn it now.
-      auto type = co_await ResolveIdType(ctx, upstream, cache);
-      if (type.ok() && plan.has_untyped_ids) {
-        auto again = PlanWrite(*decoded, stamp, *type);
+    if (plan.has_untyped_ids || plan.has_untyped_attributes ||
+        (plan.by_affected_ids && !cache.KnownIdType(ns))) {
+      // Some ids could not be keyed, or values put in the form the upstream returns them in,
+      // without the namespace's schema: learn it now (docs/design.md §4.4.1, §4.2.8).
+      auto type = co_await ReadSchema(ctx, upstream, cache);
+      if (type.ok() && (plan.has_untyped_ids || plan.has_untyped_attributes)) {
+        auto again = PlanWrite(*decoded, stamp, *type, cache.KnownAttributeTypes(ns).get());
         if (again.ok()) plan = std::move(*again);
       }
     }

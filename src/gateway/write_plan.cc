@@ -2,7 +2,9 @@
 
 #include <boost/json.hpp>
 
+#include <cmath>
 #include <cstring>
+#include <limits>
 
 #include "common/base64.h"
 #include "common/json_text.h"
@@ -45,7 +47,9 @@ std::optional<std::string> VectorBytes(const json::value& v) {
   size_t i = 0;
   for (const auto& x : v.as_array()) {
     if (!x.is_number()) return std::nullopt;
-    float f = static_cast<float>(x.to_number<double>());
+    const double d = x.to_number<double>();
+    if (!(std::fabs(d) <= std::numeric_limits<float>::max())) return std::nullopt;  // no f32
+    float f = static_cast<float>(d);
     std::memcpy(out.data() + 4 * i++, &f, 4);  // x86-64 and aarch64 are little-endian
   }
   return out;
@@ -54,6 +58,8 @@ std::optional<std::string> VectorBytes(const json::value& v) {
 struct Planner {
   uint64_t stamp;
   StringIdType string_ids;
+  const tpuf::AttributeTypes* known_types;  // the namespace's, as far as known (may be null)
+  tpuf::AttributeTypes declared_types;      // by the write's own `schema`
   WritePlan plan;
 
   // Returns the typed id, or nullopt (and notes it) if the cache cannot key it.
@@ -66,6 +72,68 @@ struct Planner {
   static bool ValidIdShape(const json::value& v) {
     return v.is_uint64() || (v.is_int64() && v.as_int64() >= 0) || v.is_string();
   }
+
+  // The type of attribute `name`: as this write declares it (a write the upstream accepts
+  // declares the type the attribute has), else as known for the namespace; null if neither.
+  const tpuf::AttributeType* TypeOf(std::string_view name) const {
+    if (auto it = declared_types.find(name); it != declared_types.end()) return &it->second;
+    if (known_types) {
+      if (auto it = known_types->find(name); it != known_types->end()) return &it->second;
+    }
+    return nullptr;
+  }
+
+  // One row's attributes as JSON object text, each value in the form the upstream returns it in
+  // (docs/design.md §4.2.8): values that need no rewriting are written out as they are.
+  class RowText {
+   public:
+    explicit RowText(Planner& p) : p_(p) { text_.push_back('{'); }
+
+    // `type` is TypeOf(name), looked up by the caller (once per column for columns). A null is
+    // written as it is (a patch's removal).
+    void Add(std::string_view name, const json::value& v, const tpuf::AttributeType* type) {
+      if (form_unknown_) return;
+      json::value rewritten;
+      const json::value* out = &v;
+      if (!v.is_null() && !tpuf::FormIndependentOfType(v)) {
+        if (type == nullptr) {
+          // Learning the namespace's schema may tell the type (write.cc plans again then).
+          p_.plan.has_untyped_attributes = true;
+          form_unknown_ = true;
+          return;
+        }
+        switch (tpuf::CanonicalValue(*type, v, &rewritten)) {
+          case tpuf::ValueForm::kCanonical:
+            break;
+          case tpuf::ValueForm::kRewritten:
+            out = &rewritten;
+            break;
+          case tpuf::ValueForm::kUnknown:
+            form_unknown_ = true;
+            return;
+        }
+      }
+      if (text_.size() > 1) text_.push_back(',');
+      AppendJsonString(name, &text_);
+      text_.push_back(':');
+      AppendJson(*out, &text_);
+    }
+
+    RowEffect Finish(tpuf::DocId id, std::optional<std::string> vec) {
+      RowEffect r{std::move(id), {}, std::move(vec)};
+      r.form_unknown = form_unknown_;
+      if (!form_unknown_) {
+        text_.push_back('}');
+        r.attributes_json = std::move(text_);
+      }
+      return r;
+    }
+
+   private:
+    Planner& p_;
+    std::string text_;
+    bool form_unknown_ = false;
+  };
 
   Status Rows(json::object& body, std::string_view key, bool patch) {
     auto it = body.find(key);
@@ -80,7 +148,7 @@ struct Planner {
       if (idit == row.end() || !ValidIdShape(idit->value())) {
         return Malformed(where + " must have an `id` that is an unsigned integer or a string");
       }
-      json::object attrs;
+      RowText attrs(*this);
       std::optional<std::string> vec;
       for (auto& [k, v] : row) {
         if (tpuf::IsReservedAttribute(k)) return ReservedError(k);
@@ -94,14 +162,14 @@ struct Planner {
         }
         if (k == "vectors") continue;
         if (!patch && v.is_null()) continue;  // a written null is an absent attribute
-        attrs[k] = v;
+        attrs.Add(k, v, TypeOf(k));
       }
       // Typed before the stamp is inserted: inserting may rehash `row` and invalidate `idit`.
       auto id = Id(idit->value());
       row[tpuf::kStampAttribute] = stamp;
       if (id) {
         auto& list = patch ? plan.patches : plan.upserts;
-        list.push_back({std::move(*id), SerializeJson(attrs), std::move(vec)});
+        list.push_back(attrs.Finish(std::move(*id), std::move(vec)));
       }
     }
     return Status::Ok();
@@ -123,6 +191,14 @@ struct Planner {
         return Malformed("`" + name + ".id` entries must be unsigned integers or strings");
       }
     }
+    // The attribute columns, each with its type looked up once.
+    struct Column {
+      std::string_view name;
+      const json::array* cells;
+      const tpuf::AttributeType* type;
+    };
+    std::vector<Column> columns;
+    const json::value* vectors = nullptr;
     for (auto& [k, v] : cols) {
       if (tpuf::IsReservedAttribute(k)) return ReservedError(k);
       if (patch && IsVectorKey(k)) {
@@ -133,24 +209,25 @@ struct Planner {
         return Malformed("column `" + std::string(k) + "` of `" + name + "` must be an array with " +
                        std::to_string(ids.size()) + " entries, like `id`");
       }
+      if (k == "vector") {
+        vectors = &v;
+      } else if (k != "vectors") {
+        columns.push_back({k, &v.as_array(), TypeOf(k)});
+      }
     }
     json::array stamps(ids.size(), json::value(stamp));
     for (size_t r = 0; r < ids.size(); ++r) {
-      json::object attrs;
+      RowText attrs(*this);
       std::optional<std::string> vec;
-      for (const auto& [k, v] : cols) {
-        if (k == "id" || k == "vectors") continue;
-        if (k == "vector") {
-          if (v.is_array()) vec = VectorBytes(v.as_array()[r]);
-          continue;
-        }
-        const json::value& cell = v.as_array()[r];
+      if (vectors) vec = VectorBytes(vectors->as_array()[r]);
+      for (const Column& c : columns) {
+        const json::value& cell = (*c.cells)[r];
         if (!patch && cell.is_null()) continue;
-        attrs[k] = cell;
+        attrs.Add(c.name, cell, c.type);
       }
       if (auto id = Id(ids[r])) {
         auto& list = patch ? plan.patches : plan.upserts;
-        list.push_back({std::move(*id), SerializeJson(attrs), std::move(vec)});
+        list.push_back(attrs.Finish(std::move(*id), std::move(vec)));
       }
     }
     cols[tpuf::kStampAttribute] = std::move(stamps);
@@ -203,10 +280,11 @@ void CollectIds(const json::object& o, std::string_view key, StringIdType string
 
 }  // namespace
 
-Result<WritePlan> PlanWrite(std::string_view body, uint64_t stamp, StringIdType string_ids) {
+Result<WritePlan> PlanWrite(std::string_view body, uint64_t stamp, StringIdType string_ids,
+                            const tpuf::AttributeTypes* attribute_types) {
   boost::system::error_code ec;
-  json::value root = json::parse(body, ec);
-  Planner p{stamp, string_ids, {}};
+  json::value root = ParseJson(body, ec);  // exact doubles: they are written out again
+  Planner p{stamp, string_ids, attribute_types, {}, {}};
   p.plan.stamp = stamp;
   if (ec || !root.is_object()) return std::move(p.plan);  // the upstream answers its own error
   json::object& o = root.as_object();
@@ -230,6 +308,9 @@ Result<WritePlan> PlanWrite(std::string_view body, uint64_t stamp, StringIdType 
     return std::move(p.plan);
   }
 
+  if (const json::value* schema = o.if_contains("schema")) {
+    p.declared_types = tpuf::AttributeTypesOfSchema(*schema);
+  }
   Status st = p.Rows(o, "upsert_rows", false);
   if (st.ok()) st = p.Columns(o, "upsert_columns", false);
   if (st.ok()) st = p.Rows(o, "patch_rows", true);
@@ -256,6 +337,7 @@ Result<WritePlan> PlanWrite(std::string_view body, uint64_t stamp, StringIdType 
     plan.patches.clear();
     plan.deletes.clear();
     plan.has_untyped_ids = false;
+    plan.has_untyped_attributes = false;
     o["return_affected_ids"] = true;
   }
   plan.upstream_body = SerializeJson(root);
@@ -264,7 +346,7 @@ Result<WritePlan> PlanWrite(std::string_view body, uint64_t stamp, StringIdType 
 
 std::optional<std::string> StripAffectedIds(std::string_view response_body) {
   boost::system::error_code ec;
-  json::value v = json::parse(response_body, ec);
+  json::value v = ParseJson(response_body, ec);
   if (ec || !v.is_object()) return std::nullopt;
   auto& o = v.as_object();
   o.erase("upserted_ids");

@@ -267,7 +267,7 @@ std::optional<WarmPage> SliceRows(od::array& rows, size_t limit) {
 // Boost.JSON and RowForCache: the way pages were read before slicing.
 Result<WarmPage> ParseSlow(std::string_view body, size_t limit) {
   boost::system::error_code ec;
-  boost::json::value v = boost::json::parse(body, ec);
+  boost::json::value v = ParseJson(body, ec);  // exact doubles: rows are written out again
   const boost::json::value* rows =
       ec || !v.is_object() ? nullptr : v.as_object().if_contains("rows");
   if (!rows || !rows->is_array()) {

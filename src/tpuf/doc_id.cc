@@ -216,8 +216,13 @@ std::optional<DocId> TypeWrittenIdString(std::string_view s, StringIdType string
 IdType IdTypeFromSchema(std::string_view schema_body) {
   boost::system::error_code ec;
   boost::json::value schema = boost::json::parse(schema_body, ec);
+  if (ec) return IdType::kU64;
+  return IdTypeOfSchema(schema);
+}
+
+IdType IdTypeOfSchema(const boost::json::value& schema) {
   std::string_view type = "uint";  // Turbopuffer's default id type
-  if (!ec && schema.is_object()) {
+  if (schema.is_object()) {
     if (const auto* id = schema.as_object().if_contains("id")) {
       if (id->is_string()) type = id->as_string();
       if (id->is_object()) {

@@ -58,5 +58,7 @@ std::optional<DocId> TypeWrittenIdString(std::string_view s, StringIdType string
 // The id type a schema body (GET /v1/namespaces/{ns}/schema) declares; u64 when it says none
 // (Turbopuffer's default).
 IdType IdTypeFromSchema(std::string_view schema_body);
+// The same for a parsed schema body.
+IdType IdTypeOfSchema(const boost::json::value& schema);
 
 }  // namespace layer::tpuf

@@ -8,10 +8,10 @@
 
 #include "common/base64.h"
 #include "common/gzip.h"
+#include "common/json_text.h"
 #include "common/namespace_name.h"
 #include "common/url.h"
 #include "origin/engine/api_error.h"
-#include "origin/engine/json_in.h"
 #include "origin/engine/json_out.h"
 #include "origin/engine/namespace_state.h"
 #include "origin/engine/query.h"

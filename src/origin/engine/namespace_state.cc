@@ -1,6 +1,6 @@
 #include "origin/engine/namespace_state.h"
 
-#include "origin/engine/json_in.h"
+#include "common/json_text.h"
 #include "origin/engine/json_out.h"
 
 namespace layer::origin {

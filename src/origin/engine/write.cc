@@ -176,7 +176,7 @@ ApiStatus ApplyAttrs(const json::object& attrs, bool is_patch, Schema* schema, D
       return BadRequest("patching vectors is currently unsupported");
     }
     if (kv.value().is_null()) {
-      doc->attrs.erase(name);
+      doc->attrs.stable_erase(name);  // the other attributes keep their order
       continue;
     }
     if (!name.empty() && name[0] == '$') {

@@ -76,6 +76,24 @@ TEST_F(PartitionTest, AWriteThroughOnePartitionInvalidatesWhatItNamesInTheOthers
   EXPECT_FALSE(HasLiveRecord(DocId::U64(3), kB));
 }
 
+TEST_F(PartitionTest, RowsNotMirroredThroughOnePartitionAreInvalidatedInTheOthers) {
+  for (const std::string* p : {&kA, &kB}) {
+    Run(core_->RegisterPartition(*p));
+    for (uint64_t id : {1, 2}) Seed(DocId::U64(id), R"({"v":1})", 100, *p);
+  }
+  // Through B: the row of 1 is of unknown form (docs/design.md §4.2.8), 2 overlapped another
+  // write; neither is mirrored in B, and A must not keep its version of either.
+  RowEffect unknown = Row(DocId::U64(1), "");
+  unknown.form_unknown = true;
+  auto other = core_->BeginWrite(kB, {DocId::U64(2)});
+  auto ticket = core_->BeginWrite(kB, {DocId::U64(1), DocId::U64(2)});
+  EXPECT_TRUE(Run(core_->ApplyWrite(
+      kB, Upserts(200, {unknown, Row(DocId::U64(2), R"({"v":2})")}), ticket.get())));
+  for (const std::string* p : {&kA, &kB}) {
+    for (uint64_t id : {1, 2}) EXPECT_FALSE(HasLiveRecord(DocId::U64(id), *p)) << *p << " " << id;
+  }
+}
+
 TEST_F(PartitionTest, ANamespaceDeleteEmptiesEveryPartition) {
   EXPECT_TRUE(Apply(Upserts(100, {Row(DocId::U64(1), "{}")}), kA));
   EXPECT_TRUE(Apply(Upserts(100, {Row(DocId::U64(1), "{}")}), kB));

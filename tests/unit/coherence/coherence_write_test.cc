@@ -261,6 +261,70 @@ TEST_F(ApplyWriteTest, LearnsTheNamespaceIdTypeFromItsIds) {
   EXPECT_FALSE(core_->KnownIdType("n"));
 }
 
+TEST_F(ApplyWriteTest, ARowOfUnknownFormIsInvalidatedNotMirrored) {
+  // docs/design.md §4.2.8: a row whose upstream form is unknown holds no cached version; not the
+  // older one either, and a patch is not merged.
+  Seed(DocId::U64(1), R"({"when":"2026-05-30T00:00:00.000000000Z"})", 100);
+  Seed(DocId::U64(3), R"({"a":1})", 100);
+  RowEffect unknown = Row(DocId::U64(1), "");
+  unknown.form_unknown = true;
+  RowEffect unknown_patch = Row(DocId::U64(3), "");
+  unknown_patch.form_unknown = true;
+  EXPECT_TRUE(Apply(Rows(200, {unknown, Row(DocId::U64(2), R"({"a":2})")}, {unknown_patch}, {})));
+  for (uint64_t n : {1, 3}) {
+    auto doc = Cached(DocId::U64(n));
+    ASSERT_TRUE(doc) << n;
+    EXPECT_TRUE(doc->tombstone) << n;
+    EXPECT_EQ(doc->upserted_at, 200u) << n;  // blocks the older versions a backfill may hold
+  }
+  EXPECT_TRUE(HasLiveRecord(DocId::U64(2)));
+  EXPECT_EQ(core_->pending_invalidations(), 0u);
+  // A read repairs the id with the upstream's own bytes.
+  upstream_.Put(DocId::U64(1), R"({"when":"2026-05-30T00:00:00.000000000Z"})", 200);
+  auto r = FetchOne(DocId::U64(1));
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->outcome, FetchOutcome::kMiss);
+}
+
+TEST_F(ApplyWriteTest, APatchMergeKeepsTheBytesOfTheRestOfTheRow) {
+  // Floats Boost.JSON 1.81 alone reads one ulp off, and a removal amid the attributes: the merged
+  // row is the cached row with the patch applied, every other byte as it was.
+  const DocId id = DocId::U64(1);
+  Seed(id, R"({"f":0.11935319286735585,"x":1,"g":[1.6266288757324219],"h":"2026"})", 100);
+  EXPECT_TRUE(Apply(Patches(200, {Row(id, R"({"x":null,"g":[0.5],"n":1.0})")})));
+  auto doc = Cached(id);
+  ASSERT_TRUE(doc && !doc->tombstone);
+  EXPECT_EQ(doc->attributes_json, R"({"f":0.11935319286735585,"g":[0.5],"h":"2026","n":1.0})");
+}
+
+TEST_F(ApplyWriteTest, LearnsAttributeTypesFromASchemaUntilTheNamespaceIsDeleted) {
+  EXPECT_FALSE(core_->KnownAttributeTypes(kNs));
+  EXPECT_EQ(core_->LearnSchema(kNs, R"({"id":{"type":"uuid"},"when":{"type":"datetime"}})"),
+            tpuf::IdType::kUuid);
+  EXPECT_EQ(core_->KnownIdType(kNs), tpuf::IdType::kUuid);
+  auto first = core_->KnownAttributeTypes(kNs);
+  ASSERT_TRUE(first);
+  ASSERT_EQ(first->size(), 1u);
+  EXPECT_EQ(first->at("when").kind, tpuf::AttributeType::Kind::kDatetime);
+  // Learning again what is known changes nothing (the same map); a new attribute adds to it,
+  // without touching the map handed out before.
+  EXPECT_EQ(core_->LearnSchema(kNs, R"({"id":{"type":"uuid"},"when":"datetime"})"),
+            tpuf::IdType::kUuid);
+  EXPECT_EQ(core_->KnownAttributeTypes(kNs), first);
+  core_->LearnSchema(kNs, R"({"id":"uuid","n":"int"})");
+  auto second = core_->KnownAttributeTypes(kNs);
+  ASSERT_EQ(second->size(), 2u);
+  EXPECT_EQ(first->size(), 1u);
+  // No id type declared: u64, Turbopuffer's default; an unreadable schema teaches no attribute.
+  EXPECT_EQ(core_->LearnSchema(kOtherNs, "not json"), tpuf::IdType::kU64);
+  EXPECT_FALSE(core_->KnownAttributeTypes(kOtherNs));
+
+  Run(core_->NamespaceDeleted(kNs));
+  EXPECT_FALSE(core_->KnownAttributeTypes(kNs));
+  EXPECT_FALSE(core_->KnownIdType(kNs));
+  EXPECT_EQ(core_->KnownIdType(kOtherNs), tpuf::IdType::kU64);
+}
+
 // ---- ApplyWrite: affected ids and unknown rows ----
 
 TEST_F(ApplyWriteTest, AffectedIdsAreInvalidated) {

@@ -19,6 +19,19 @@ TEST(HideReservedAttributes, ExcludeGainsTheStampAndMultiQueryIsCovered) {
             R"({"queries":[{"exclude_attributes":["a","_hevlayer_upserted_at"]},{"include_attributes":["a"]}]})");
 }
 
+TEST(HideReservedAttributes, RewrittenBodiesKeepEveryDigit) {
+  // Boost.JSON 1.81 alone reads 0.11935319286735585 one ulp off.
+  auto r = HideReservedAttributes(
+      R"({"filters":["f","Eq",0.11935319286735585],"include_attributes":true})");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(*r, R"({"filters":["f","Eq",0.11935319286735585],)"
+                R"("exclude_attributes":["_hevlayer_upserted_at"]})");
+  auto e = StripReservedFromInfo(tpuf::RouteId::kLegacyNamespace,
+                                 R"({"attributes":{"f":[1.6266288757324219],"_hevlayer_x":[1]}})");
+  ASSERT_TRUE(e);
+  EXPECT_EQ(*e, R"({"attributes":{"f":[1.6266288757324219]}})");
+}
+
 TEST(HideReservedAttributes, UntouchedBodiesPassVerbatim) {
   EXPECT_FALSE(HideReservedAttributes(R"({"rank_by":["id","asc"],"include_attributes":["a"]})"));
   EXPECT_FALSE(HideReservedAttributes(R"({"include_attributes":false})"));

@@ -10,11 +10,17 @@ namespace json = boost::json;
 
 json::object Parse(const std::string& s) { return json::parse(s).as_object(); }
 
+// Attribute types as a namespace schema would give them.
+tpuf::AttributeTypes Types(std::string_view schema) {
+  return tpuf::AttributeTypesOfSchema(json::parse(schema));
+}
+
 TEST(WritePlan, StampsRowsAndColumnsWithOneStamp) {
+  const auto types = Types(R"({"a":"string","b":"int"})");
   auto p = PlanWrite(
       R"({"upsert_rows":[{"id":1,"a":"x","vector":[1,0]}],"upsert_columns":{"id":[2,3],"a":["y",null]},
           "patch_rows":[{"id":4,"b":null}],"deletes":[5]})",
-      1234, std::nullopt);
+      1234, std::nullopt, &types);
   ASSERT_TRUE(p.ok()) << p.status().ToString();
   EXPECT_TRUE(p->row_write);
   EXPECT_FALSE(p->by_affected_ids);
@@ -94,6 +100,120 @@ TEST(WritePlan, TypesStringIdsOnlyWhenSafe) {
   ASSERT_TRUE(as_uuid.ok());
   ASSERT_EQ(as_uuid->deletes.size(), 1u);
   EXPECT_EQ(as_uuid->deletes[0].type, tpuf::IdType::kUuid);
+}
+
+TEST(WritePlan, MirrorsValuesInTheFormTheUpstreamReturns) {
+  const auto types = Types(R"({"when":"datetime","who":"uuid","n":"int","f":"float","s":"string",
+      "days":"[]datetime","ids":"[]uuid","ns":"[]int","e":{"type":"[2]f32","ann":true}})");
+  const std::string body = R"({"upsert_rows":[
+      {"id":1,"when":"2026-05-30T02:00:00+02:00","who":"769C134D07B84225954AB6CC5FFC320C",
+       "n":1.0,"f":2,"s":"2026-05-30T02:00:00+02:00","days":["2026-05-30"],
+       "ids":["{769c134d-07b8-4225-954a-b6cc5ffc320c}"],"ns":[1e3,2],"e":[1,0.1000000001]}],
+    "upsert_columns":{"id":[2,3],"when":["2026-05-30T00:00:00.000000000Z","2026-05-30"],
+                      "n":[5,-0.0]}})";
+  auto p = PlanWrite(body, 1, std::nullopt, &types);
+  ASSERT_TRUE(p.ok()) << p.status().ToString();
+  EXPECT_FALSE(p->has_untyped_attributes);
+  ASSERT_EQ(p->upserts.size(), 3u);
+  for (const auto& r : p->upserts) EXPECT_FALSE(r.form_unknown) << r.attributes_json;
+  EXPECT_EQ(p->upserts[0].attributes_json,
+            R"({"when":"2026-05-30T00:00:00.000000000Z",)"
+            R"("who":"769c134d-07b8-4225-954a-b6cc5ffc320c","n":1,"f":2.0,)"
+            R"("s":"2026-05-30T02:00:00+02:00","days":["2026-05-30T00:00:00.000000000Z"],)"
+            R"("ids":["769c134d-07b8-4225-954a-b6cc5ffc320c"],"ns":[1000,2],"e":[1.0,0.1]})");
+  EXPECT_EQ(p->upserts[1].attributes_json, R"({"when":"2026-05-30T00:00:00.000000000Z","n":5})");
+  EXPECT_EQ(p->upserts[2].attributes_json, R"({"when":"2026-05-30T00:00:00.000000000Z","n":0})");
+  // Turbopuffer gets the values as the client wrote them.
+  auto sent = Parse(p->upstream_body);
+  auto& row = sent["upsert_rows"].as_array()[0].as_object();
+  EXPECT_EQ(row["when"].as_string(), "2026-05-30T02:00:00+02:00");
+  EXPECT_TRUE(row["n"].is_double());
+}
+
+TEST(WritePlan, FloatsAreForwardedAndMirroredWithEveryDigit) {
+  // Boost.JSON 1.81 alone reads these one ulp off; Turbopuffer reads them exactly.
+  const auto types = Types(R"({"f":"[]float"})");
+  const std::string floats = "[0.11935319286735585,1.6266288757324219,2.1829489720880483e41]";
+  auto p = PlanWrite(R"({"upsert_rows":[{"id":1,"f":)" + floats + "}]}", 1, std::nullopt, &types);
+  ASSERT_TRUE(p.ok());
+  EXPECT_NE(p->upstream_body.find(floats), std::string::npos) << p->upstream_body;
+  EXPECT_EQ(p->upserts[0].attributes_json, R"({"f":)" + floats + "}");
+}
+
+TEST(WritePlan, PatchesMergeValuesInTheUpstreamsForm) {
+  const auto types = Types(R"({"when":"datetime","n":"float"})");
+  auto p = PlanWrite(R"({"patch_rows":[{"id":1,"when":"2026-05-30","n":null}],
+                         "patch_columns":{"id":[2],"n":[3]}})",
+                     1, std::nullopt, &types);
+  ASSERT_TRUE(p.ok());
+  ASSERT_EQ(p->patches.size(), 2u);
+  EXPECT_EQ(p->patches[0].attributes_json,
+            R"({"when":"2026-05-30T00:00:00.000000000Z","n":null})");  // null still removes
+  EXPECT_EQ(p->patches[1].attributes_json, R"({"n":3.0})");
+}
+
+TEST(WritePlan, TheWritesOwnSchemaTypesItsAttributes) {
+  // Nothing known of the namespace; the write declares the types (also over what is known).
+  const auto stale = Types(R"({"when":"string"})");
+  auto p = PlanWrite(R"({"schema":{"when":{"type":"datetime"},"tags":"[]uuid"},
+      "upsert_rows":[{"id":1,"when":"2026-05-30T02:00:00+02:00",
+                      "tags":["769C134D-07B8-4225-954A-B6CC5FFC320C"]}]})",
+                     1, std::nullopt, &stale);
+  ASSERT_TRUE(p.ok());
+  EXPECT_FALSE(p->has_untyped_attributes);
+  ASSERT_EQ(p->upserts.size(), 1u);
+  EXPECT_FALSE(p->upserts[0].form_unknown);
+  EXPECT_EQ(p->upserts[0].attributes_json,
+            R"({"when":"2026-05-30T00:00:00.000000000Z",)"
+            R"("tags":["769c134d-07b8-4225-954a-b6cc5ffc320c"]})");
+}
+
+TEST(WritePlan, ARowWithAValueOfUnknownTypeIsNotMirrored) {
+  const auto types = Types(R"({"a":"string"})");
+  auto p = PlanWrite(R"({"upsert_rows":[{"id":1,"a":"x","b":"2026-05-30"},{"id":2,"a":"y"}],
+                         "upsert_columns":{"id":[3,4],"b":[null,1]}})",
+                     1, std::nullopt, &types);
+  ASSERT_TRUE(p.ok());
+  EXPECT_TRUE(p->has_untyped_attributes);  // the namespace's schema may tell `b`'s type
+  ASSERT_EQ(p->upserts.size(), 4u);
+  EXPECT_TRUE(p->upserts[0].form_unknown);
+  EXPECT_FALSE(p->upserts[1].form_unknown);
+  EXPECT_EQ(p->upserts[1].attributes_json, R"({"a":"y"})");
+  EXPECT_FALSE(p->upserts[2].form_unknown);  // a null upserted is an absent attribute
+  EXPECT_EQ(p->upserts[2].attributes_json, "{}");
+  EXPECT_TRUE(p->upserts[3].form_unknown);  // 1 is returned as 1.0 if `b` is a float
+
+  // Values returned as written whatever the type need none: bools, empty arrays, removals.
+  auto q = PlanWrite(
+      R"({"upsert_rows":[{"id":1,"ok":true,"tags":[]}],"patch_rows":[{"id":2,"x":null}]})", 1,
+      std::nullopt, nullptr);
+  ASSERT_TRUE(q.ok());
+  EXPECT_FALSE(q->has_untyped_attributes);
+  EXPECT_EQ(q->upserts[0].attributes_json, R"({"ok":true,"tags":[]})");
+  EXPECT_EQ(q->patches[0].attributes_json, R"({"x":null})");
+}
+
+TEST(WritePlan, ARowWithAValueOfUncertainFormIsNotMirrored) {
+  const auto types =
+      Types(R"({"when":"datetime","v":{"type":"[2]f16","ann":true},"sparse":"{}f16"})");
+  for (const char* row : {R"({"id":1,"when":"2026-05-30T00:00:00.0001Z"})",  // below a millisecond
+                          R"({"id":1,"when":1780099200000})",                // epoch ms
+                          R"({"id":1,"v":[0.5,0.25]})",                      // f16
+                          R"({"id":1,"sparse":{"1":0.5}})"}) {
+    auto p = PlanWrite(std::string(R"({"upsert_rows":[)") + row + "]}", 1, std::nullopt, &types);
+    ASSERT_TRUE(p.ok()) << row;
+    EXPECT_FALSE(p->has_untyped_attributes) << row;  // known type: a schema read cannot help
+    ASSERT_EQ(p->upserts.size(), 1u);
+    EXPECT_TRUE(p->upserts[0].form_unknown) << row;
+  }
+}
+
+TEST(WritePlan, ConditionalWritesNeedNoAttributeTypes) {
+  auto p = PlanWrite(R"({"upsert_rows":[{"id":1,"a":"x"}],"upsert_condition":["a","Eq","y"]})", 1,
+                     std::nullopt, nullptr);
+  ASSERT_TRUE(p.ok());
+  EXPECT_TRUE(p->by_affected_ids);
+  EXPECT_FALSE(p->has_untyped_attributes);
 }
 
 TEST(WritePlan, AffectedIdsParseAndStrip) {

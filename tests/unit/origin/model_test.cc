@@ -100,7 +100,7 @@ TEST(DocModel, ValueOrder) {
 }  // namespace
 }  // namespace layer::origin
 
-#include "origin/engine/json_in.h"
+#include "common/json_text.h"
 
 namespace layer::origin {
 namespace {
