@@ -2,7 +2,9 @@
 // namespace (queries never write, so the engine's files stay as seeded).
 #include <cstddef>
 #include <cstdint>
+#include <cstdio>
 #include <cstdlib>
+#include <unistd.h>
 #include <filesystem>
 #include <memory>
 #include <string>
@@ -23,12 +25,16 @@ void Seed() {
   engine = opened->release();
   const char* writes[] = {
       R"({"upsert_rows":[{"id":1,"title":"red shirt","price":19,"tags":["a","b"],"vector":[0.1,0.2]},)"
-      R"({"id":2,"title":"blue jeans","price":49.5,"tags":["b"],"vector":[0.3,0.4]}],)"
+      R"({"id":2,"title":"blue jeans","price":49,"tags":["b"],"vector":[0.3,0.4]}],)"
       R"("distance_metric":"cosine_distance","schema":{"title":{"type":"string","full_text_search":true}}})",
   };
   for (const char* w : writes) {
     layer::origin::OriginRequest req{"POST", "/v2/namespaces/fz", "", "", w};
-    if (engine->Handle(req).status != 200) std::abort();
+    auto res = engine->Handle(req);
+    if (res.status != 200) {
+      std::fprintf(stderr, "seeding the origin failed: %d %s\n", res.status, res.body.c_str());
+      std::abort();
+    }
   }
 }
 

@@ -21,6 +21,7 @@ export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 for t in "${TARGETS[@]}"; do
   scratch="build-fuzz/corpus/$t"
+  rm -f build-fuzz/crashes/"$t"-*  # this run's findings only
   mkdir -p "$scratch"
   echo "== fuzz_$t for ${SECONDS_PER_TARGET}s"
   build-fuzz/fuzz/fuzz_"$t" "$scratch" "fuzz/corpus/$t" -max_total_time="$SECONDS_PER_TARGET" \
