@@ -11,6 +11,7 @@
 
 #include <algorithm>
 #include <charconv>
+#include <unordered_set>
 
 #include "common/json_text.h"
 
@@ -235,8 +236,13 @@ CacheCoherence::Verdict CacheCoherence::Judge(std::string_view ns, const tpuf::D
 
 Task<Result<FetchOneResult>> CacheCoherence::FetchOne(const std::string& ns, const tpuf::DocId& id,
                                                       const RowReader& read) {
-  bool cache_error = !guard_;
-  if (guard_) {
+  // A write that may change the id is in flight: the upstream may have applied it already (and a
+  // query may have seen it), so neither the cached version nor a read begun earlier may answer,
+  // and what this read sees is not backfilled (docs/design.md §4.1.2). Checked before the cache
+  // is read: a version read from it is then the upstream's as of this check.
+  const bool writing = WriteInFlight(ns, id);
+  bool cache_error = !guard_ || writing;
+  if (guard_ && !writing) {
     // A record in memory is read right here on the I/O thread; anything that needs I/O (or a
     // breaker that is not closed) takes the guarded path with its deadline.
     cache::TryGetResult got = guard_->TryGet(ns, id);
@@ -272,7 +278,7 @@ Task<Result<FetchOneResult>> CacheCoherence::FetchOne(const std::string& ns, con
   // Taken before the upstream read begins (docs/design.md §4.3).
   const uint64_t fence = NamespaceFence(ns);
   const uint64_t seq = IdWrites(ns, id).load(std::memory_order_acquire);
-  const std::string flight_key = FlightKey(ns, id, fence);
+  const std::string flight_key = FlightKey(ns, id, fence, writing);
   // The flight's leader reads, and backfills once for every caller it answers (unless its own
   // lookup met a cache error; Backfill skips ids that became pending meanwhile).
   auto fetched =
@@ -301,12 +307,19 @@ Task<Result<FetchManyResult>> CacheCoherence::FetchMany(const std::string& ns,
                                                         const RowReader& read) {
   FetchManyResult out;
   bool cache_error = !guard_;
-  if (guard_ && !ids.empty()) {
+  // Ids a write in flight may change: as in FetchOne, read upstream alone, nothing backfilled.
+  std::unordered_set<std::string> writing;
+  for (const auto& id : ids) {
+    if (WriteInFlight(ns, id)) writing.insert(IdKey(id));
+  }
+  if (!writing.empty()) cache_error = true;
+  if (guard_ && writing.size() < ids.size()) {
     auto got = co_await guard_->MultiGet(ns, ids);
     if (!got.ok()) {
       cache_error = true;
     } else {
       for (size_t i = 0; i < ids.size(); ++i) {
+        if (writing.count(IdKey(ids[i]))) continue;
         std::optional<cache::CachedDoc>& rec = (*got)[i];
         switch (Judge(ns, ids[i], rec)) {
           case Verdict::kServe:
@@ -338,7 +351,9 @@ Task<Result<FetchManyResult>> CacheCoherence::FetchMany(const std::string& ns,
     const uint64_t fence = NamespaceFence(ns);  // before the upstream read begins (§4.3)
     std::vector<std::string> keys;
     keys.reserve(misses.size());
-    for (const auto& id : misses) keys.push_back(FlightKey(ns, id, fence));
+    for (const auto& id : misses) {
+      keys.push_back(FlightKey(ns, id, fence, writing.count(IdKey(id)) > 0));
+    }
     auto read_led = [&](const std::vector<size_t>& led)
         -> Task<std::vector<Result<std::optional<FetchedRow>>>> {
       std::vector<tpuf::DocId> ids;
@@ -581,6 +596,54 @@ size_t CacheCoherence::IdStripe(std::string_view ns, const tpuf::DocId& id) {
   return (h + static_cast<size_t>(id.type)) % kWriteStripes;
 }
 
+std::string InFlightIds::Key(std::string_view ns, const tpuf::DocId& id) {
+  // By the partition's namespace: a write through one tenant's partition holds back the id in
+  // every partition of the namespace (§9.7).
+  std::string key(PartitionNamespace(ns));
+  key += '\0';
+  key += IdKey(id);
+  return key;
+}
+
+InFlightIds::Shard& InFlightIds::ShardOf(const std::string& key) const {
+  return shards_[std::hash<std::string>()(key) % kShards];
+}
+
+void InFlightIds::Add(std::string_view ns, const std::vector<tpuf::DocId>& ids) {
+  // Counted before the ids are inserted, so Contains() never skips an inserted id.
+  entries_.fetch_add(ids.size());
+  for (const auto& id : ids) {
+    std::string key = Key(ns, id);
+    Shard& shard = ShardOf(key);
+    std::lock_guard lock(shard.mu);
+    ++shard.count[std::move(key)];
+  }
+}
+
+void InFlightIds::Remove(std::string_view ns, const std::vector<tpuf::DocId>& ids) {
+  for (const auto& id : ids) {
+    std::string key = Key(ns, id);
+    Shard& shard = ShardOf(key);
+    std::lock_guard lock(shard.mu);
+    auto it = shard.count.find(key);
+    if (it != shard.count.end() && --it->second == 0) shard.count.erase(it);
+  }
+  entries_.fetch_sub(ids.size());
+}
+
+bool InFlightIds::Contains(std::string_view ns, const tpuf::DocId& id) const {
+  if (entries_.load() == 0) return false;
+  std::string key = Key(ns, id);
+  Shard& shard = ShardOf(key);
+  std::lock_guard lock(shard.mu);
+  return shard.count.count(key) > 0;
+}
+
+size_t CacheCoherence::NsStripe(std::string_view ns) {
+  // By the partition's namespace: every tenant's partition of it shares the stripe (§9.7).
+  return std::hash<std::string_view>()(PartitionNamespace(ns)) % kWriteStripes;
+}
+
 std::atomic<uint64_t>& CacheCoherence::IdWrites(std::string_view ns, const tpuf::DocId& id) {
   return id_writes_[IdStripe(ns, id)];
 }
@@ -596,8 +659,24 @@ uint64_t CacheCoherence::NewStamp() {
 }
 
 std::unique_ptr<CacheCoherence::WriteTicket> CacheCoherence::BeginWrite(
-    std::string_view ns, const std::vector<tpuf::DocId>& ids) {
+    std::string_view ns, const std::vector<tpuf::DocId>& ids, bool whole_namespace) {
   std::unique_ptr<WriteTicket> t(new WriteTicket(*this));
+  const size_t s = NsStripe(ns);
+  t->ns_ = std::string(ns);
+  t->ns_stripe_ = s;
+  t->any_begun_after_ = begun_any_writes_[s].fetch_add(1) + 1;
+  t->any_overlapped_ = active_any_writes_[s].fetch_add(1) > 0;
+  // Past this many ids, registering each costs more than it saves (docs/design.md §4.2.2).
+  t->whole_namespace_ = whole_namespace || ids.size() > kMaxIdInvalidations;
+  if (t->whole_namespace_) {
+    begun_ns_writes_[s].fetch_add(1);
+    active_ns_writes_[s].fetch_add(1);
+    return t;
+  }
+  t->ns_begun_at_ = begun_ns_writes_[s].load();
+  t->ns_overlapped_ = active_ns_writes_[s].load() > 0;
+  in_flight_ids_.Add(ns, ids);
+  t->ids_ = ids;
   for (const auto& id : ids) t->stripes_.push_back(IdStripe(ns, id));
   std::sort(t->stripes_.begin(), t->stripes_.end());
   t->stripes_.erase(std::unique(t->stripes_.begin(), t->stripes_.end()), t->stripes_.end());
@@ -609,10 +688,25 @@ std::unique_ptr<CacheCoherence::WriteTicket> CacheCoherence::BeginWrite(
 }
 
 CacheCoherence::WriteTicket::~WriteTicket() {
+  if (whole_namespace_) core_.active_ns_writes_[ns_stripe_].fetch_sub(1);
+  core_.in_flight_ids_.Remove(ns_, ids_);
   for (size_t s : stripes_) core_.active_writes_[s].fetch_sub(1);
+  core_.active_any_writes_[ns_stripe_].fetch_sub(1);
+}
+
+bool CacheCoherence::WriteInFlight(std::string_view ns, const tpuf::DocId& id) const {
+  return active_ns_writes_[NsStripe(ns)].load() > 0 || in_flight_ids_.Contains(ns, id);
 }
 
 bool CacheCoherence::WriteTicket::Overlapped(std::string_view ns, const tpuf::DocId& id) const {
+  if (whole_namespace_) {
+    // Its ids were not registered one by one: any other write of the namespace may have touched
+    // them.
+    return any_overlapped_ || core_.begun_any_writes_[ns_stripe_].load() != any_begun_after_;
+  }
+  // A whole-namespace write (by filter, say) in flight when this began, or begun since, may have
+  // changed any id: its order against this one upstream is unknown.
+  if (ns_overlapped_ || core_.begun_ns_writes_[ns_stripe_].load() != ns_begun_at_) return true;
   const size_t stripe = IdStripe(ns, id);
   auto it = std::lower_bound(stripes_.begin(), stripes_.end(), stripe);
   // An id the write did not register is treated as overlapped: nothing is known of its order.
@@ -622,7 +716,8 @@ bool CacheCoherence::WriteTicket::Overlapped(std::string_view ns, const tpuf::Do
 }
 
 std::string CacheCoherence::FlightKey(std::string_view ns, const tpuf::DocId& id,
-                                      uint64_t fence) {
+                                      uint64_t fence, bool solo) {
+  if (solo) return "\x01solo:" + std::to_string(solo_reads_.fetch_add(1));
   // The flight is of this id as of the last write acknowledged for it and the namespace's fence:
   // a read that began before such a write is not joined.
   std::string key(ns);
@@ -636,7 +731,7 @@ std::string CacheCoherence::FlightKey(std::string_view ns, const tpuf::DocId& id
 }
 
 std::atomic<uint64_t>& CacheCoherence::NsWrites(std::string_view ns) {
-  return ns_writes_[std::hash<std::string_view>()(PartitionNamespace(ns)) % kWriteStripes];
+  return ns_writes_[NsStripe(ns)];
 }
 
 Task<bool> CacheCoherence::ApplyWrite(const std::string& ns, WriteOutcome outcome,

@@ -3,8 +3,9 @@
 // (the warm runner) call it; none of them reads or writes the cache by other means for documents.
 //
 // What it decides:
-// - Lookup: a record is served only if it is a full row, not a tombstone, and no pending
-//   invalidation covers its id or namespace. A cache error is a miss-on-error, never a failure.
+// - Lookup: a record is served only if it is a full row, not a tombstone, no pending
+//   invalidation covers its id or namespace, and no write that may change it is in flight. A
+//   cache error is a miss-on-error, never a failure.
 // - Read-through: misses are read upstream through the caller's RowReader, concurrent misses of
 //   one id coalesced into one read; rows are backfilled after the answer with newer-wins, never
 //   over a pending invalidation, and never after a cache error.
@@ -18,9 +19,9 @@
 // Process-local state (must live in the shared backend when several replicas share one cache;
 // docs/design.md §4.7): NamespaceTypes, PendingInvalidations, the fetch single-flight, the
 // reactive-warm generations, the write sequences and namespace fences with their in-flight put
-// counts, the writes in flight (WriteTicket), the last stamp given, and the partition registry
-// (authoritative in memory; the cache keeps a copy start-up reads). Everything else is in the
-// cache itself.
+// counts, the writes in flight (WriteTicket, InFlightIds), the last stamp given, and the partition
+// registry (authoritative in memory; the cache keeps a copy start-up reads). Everything else is in
+// the cache itself.
 //
 // Thread-safe. Every Task runs on the caller's executor; cache calls go through the CacheGuard
 // (its own threads, per-op deadline, breaker).
@@ -110,6 +111,28 @@ class PendingInvalidations {
   std::map<std::string, uint64_t, std::less<>> namespaces_;
   uint64_t next_seq_ = 0;
   std::atomic<size_t> count_{0};
+};
+
+// The ids named by writes in flight, exactly (a count per (namespace, id)): fetches of them do not
+// serve the cache (docs/design.md §4.1.2). Thread-safe; Contains() is one atomic load when no
+// write is in flight.
+class InFlightIds {
+ public:
+  void Add(std::string_view ns, const std::vector<tpuf::DocId>& ids);
+  void Remove(std::string_view ns, const std::vector<tpuf::DocId>& ids);
+  bool Contains(std::string_view ns, const tpuf::DocId& id) const;
+
+ private:
+  struct Shard {
+    mutable std::mutex mu;                             // guards count
+    std::unordered_map<std::string, uint32_t> count;  // namespace '\0' IdKey -> writes
+  };
+  static std::string Key(std::string_view ns, const tpuf::DocId& id);
+  Shard& ShardOf(const std::string& key) const;
+
+  static constexpr size_t kShards = 64;
+  mutable std::array<Shard, kShards> shards_;
+  std::atomic<uint64_t> entries_{0};  // ids registered, with repeats
 };
 
 enum class FetchConsistency { kStrong, kEventual };
@@ -203,25 +226,42 @@ class CacheCoherence {
   // A write on its way upstream (docs/design.md §4.2.6): the stripes of the ids it names count it
   // from BeginWrite until the ticket is destroyed, so that ApplyWrite knows when another write to
   // one of its ids was in flight at the same time; the upstream may then have applied the two in
-  // either order, and such ids are invalidated instead of mirrored. Not thread-safe itself; use
-  // it from the write's coroutine.
+  // either order, and such ids are invalidated instead of mirrored. A write whose rows the gateway
+  // cannot name in advance (by filter or condition, a body it cannot follow, a namespace delete),
+  // or that names more than kMaxIdInvalidations ids, counts for its whole namespace instead. While
+  // a ticket lives, fetches of what it covers (its ids exactly, or its namespace) neither serve the
+  // cache nor join another read (docs/design.md §4.1.2): the upstream may have applied the write
+  // already. Not thread-safe itself; use it from the write's coroutine.
   class WriteTicket {
    public:
     ~WriteTicket();
     WriteTicket(const WriteTicket&) = delete;
     WriteTicket& operator=(const WriteTicket&) = delete;
-    // Whether another write to (a stripe of) `id` overlapped this one so far.
+    // Whether another write to (a stripe of) `id`, or to the whole namespace, overlapped this one
+    // so far; for a whole-namespace write, whether any other write of its namespace did.
     bool Overlapped(std::string_view ns, const tpuf::DocId& id) const;
 
    private:
     friend class CacheCoherence;
     explicit WriteTicket(CacheCoherence& core) : core_(core) {}
     CacheCoherence& core_;
+    std::string ns_;
+    std::vector<tpuf::DocId> ids_;       // registered in InFlightIds (id writes)
     std::vector<size_t> stripes_;        // distinct, sorted
     std::vector<uint64_t> begun_after_;  // begun_writes_ of each stripe right after this began
     std::vector<bool> overlapped_;       // another write was in flight when this began
+    size_t ns_stripe_ = 0;
+    bool whole_namespace_ = false;  // counted for its namespace instead of per id
+    uint64_t ns_begun_at_ = 0;      // begun_ns_writes_ of the namespace when this began
+    bool ns_overlapped_ = false;    // a whole-namespace write was in flight when this began
+    uint64_t any_begun_after_ = 0;  // begun_any_writes_ of the namespace right after this began
+    bool any_overlapped_ = false;   // another write of the namespace was in flight then
   };
-  std::unique_ptr<WriteTicket> BeginWrite(std::string_view ns, const std::vector<tpuf::DocId>& ids);
+  // `whole_namespace`: the write may change any row of the namespace; `ids` are then ignored.
+  std::unique_ptr<WriteTicket> BeginWrite(std::string_view ns, const std::vector<tpuf::DocId>& ids,
+                                          bool whole_namespace = false);
+  // Whether a write that may change `id` (one naming it, or a whole-namespace one) is in flight.
+  bool WriteInFlight(std::string_view ns, const tpuf::DocId& id) const;
 
   // Applies what a write did upstream (WriteOutcome: accepted, or an unknown outcome to
   // invalidate). Learns the namespace's id type from its ids. Returns false when some effect
@@ -370,15 +410,25 @@ class CacheCoherence {
   std::array<std::atomic<uint64_t>, kWriteStripes> id_writes_{};
   std::array<std::atomic<uint64_t>, kWriteStripes> ns_writes_{};  // also the namespace fences
   std::array<std::atomic<uint64_t>, kWriteStripes> ns_puts_{};    // fenced puts in flight
-  // Writes in flight, and writes ever begun, by id stripe (WriteTicket).
+  // Writes in flight, and writes ever begun (WriteTicket): id writes by id stripe, and by
+  // namespace stripe the whole-namespace writes and all writes.
   std::array<std::atomic<uint64_t>, kWriteStripes> active_writes_{};
   std::array<std::atomic<uint64_t>, kWriteStripes> begun_writes_{};
+  std::array<std::atomic<uint64_t>, kWriteStripes> active_ns_writes_{};
+  std::array<std::atomic<uint64_t>, kWriteStripes> begun_ns_writes_{};
+  std::array<std::atomic<uint64_t>, kWriteStripes> active_any_writes_{};
+  std::array<std::atomic<uint64_t>, kWriteStripes> begun_any_writes_{};
+  InFlightIds in_flight_ids_;
+  // Numbers the reads that must not be joined (a write was in flight when they began).
+  std::atomic<uint64_t> solo_reads_{0};
   std::atomic<uint64_t> last_stamp_{0};
   static size_t IdStripe(std::string_view ns, const tpuf::DocId& id);
+  static size_t NsStripe(std::string_view ns);
   std::atomic<uint64_t>& IdWrites(std::string_view ns, const tpuf::DocId& id);
   std::atomic<uint64_t>& NsWrites(std::string_view ns);
-  // The single-flight key of a read of `id` begun under `fence`.
-  std::string FlightKey(std::string_view ns, const tpuf::DocId& id, uint64_t fence);
+  // The single-flight key of a read of `id` begun under `fence`; with `solo`, a key no other
+  // read has (a write that may change the id is in flight: no earlier read may answer for it).
+  std::string FlightKey(std::string_view ns, const tpuf::DocId& id, uint64_t fence, bool solo);
   std::atomic<uint64_t>& NsPuts(std::string_view ns);
 
   // Applies a write's invalidations to the namespace's other partitions (RegisterPartition).

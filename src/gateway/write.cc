@@ -53,6 +53,8 @@ coherence::WriteOutcome UnknownOutcome(const WritePlan& plan) {
 Task<http::Response> ForwardOpaqueWrite(RequestContext& ctx, http::Upstream& upstream,
                                         coherence::CacheCoherence& cache,
                                         const std::string& public_url) {
+  // It may change any row of the namespace (docs/design.md §4.2.6).
+  auto ticket = cache.BeginWrite(ctx.partition, {}, /*whole_namespace=*/true);
   http::Response res = co_await Passthrough(ctx, upstream, public_url);
   if (MayHaveApplied(res.result_int())) {
     (void)co_await cache.ApplyWrite(ctx.partition, NamespaceInvalidation(cache.NewStamp()));
@@ -82,9 +84,10 @@ Task<http::Response> Write(RequestContext& ctx, http::Upstream& upstream,
   if (!plan.row_write) co_return co_await Passthrough(ctx, upstream, public_url);
 
   // Registered before it is sent, so that a write to the same ids overlapping this one is known
-  // when this one is applied (docs/design.md §4.2.6).
-  std::unique_ptr<coherence::CacheCoherence::WriteTicket> ticket;
-  if (!plan.by_affected_ids) ticket = cache.BeginWrite(ns, NamedIds(plan));
+  // when this one is applied, and fetches of its ids do not serve the cache meanwhile
+  // (docs/design.md §4.2.6). A by-filter or conditional write may change any row.
+  auto ticket = plan.by_affected_ids ? cache.BeginWrite(ns, {}, /*whole_namespace=*/true)
+                                     : cache.BeginWrite(ns, NamedIds(plan));
   auto sent = co_await Forward(ctx, upstream, std::move(plan.upstream_body), true);
   if (sent.ok() ? sent->result_int() >= 500 : MayHaveBeenSent(sent.status())) {
     // The answer was lost or is a 5xx: the write may have been applied. No version from before it
@@ -149,6 +152,7 @@ Task<http::Response> DeleteNamespace(RequestContext& ctx, http::Upstream& upstre
                                      const std::string& public_url) {
   if (auto err = co_await ReadBodyOrError(ctx)) co_return std::move(*err);
   const std::string& ns = ctx.partition;
+  auto ticket = cache.BeginWrite(ns, {}, /*whole_namespace=*/true);  // docs/design.md §4.2.6
   auto sent = co_await Forward(ctx, upstream, std::nullopt, false);
   const bool deleted = sent.ok() ? MayHaveApplied(sent->result_int()) || sent->result_int() == 404
                                  : MayHaveBeenSent(sent.status());

@@ -372,6 +372,129 @@ TEST_F(CoalescingTest, OnlyTheSameNamespaceAndIdAreCoalesced) {
   EXPECT_EQ(Json((*results[1])->row->attributes_json), Json(R"({"n":2})"));
 }
 
+// ---- Fetches while a write is in flight (docs/design.md §4.1.2) ----
+
+using WriteInFlightTest = CoherenceTest;
+
+TEST_F(WriteInFlightTest, AFetchOfAnIdBeingWrittenReadsUpstreamAndDoesNotBackfill) {
+  const DocId id = DocId::U64(1), other = DocId::U64(2);
+  Seed(id, R"({"v":1})", 100);
+  Seed(other, R"({"v":1})", 100);
+  auto ticket = core_->BeginWrite(kNs, {id});
+  // The upstream has applied the write, whose answer has not arrived: a query would see it.
+  upstream_.Put(id, R"({"v":2})", 200);
+  const uint64_t backfills = BackfillsDone();
+  auto r = FetchOne(id);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(r->outcome, FetchOutcome::kMissOnError);
+  ASSERT_TRUE(r->row);
+  EXPECT_EQ(Json(r->row->attributes_json), Json(R"({"v":2})"));
+  EXPECT_EQ(upstream_.call_count(), 1u);
+  EXPECT_EQ(BackfillsDone(), backfills);  // Run() drained the io_context
+  EXPECT_EQ(Cached(id)->upserted_at, 100u);
+  // Another id is served from the cache meanwhile, alone or in a batch.
+  auto o = FetchOne(other);
+  ASSERT_TRUE(o.ok());
+  EXPECT_EQ(o->outcome, FetchOutcome::kHit);
+  auto both = FetchMany({id, other});
+  ASSERT_TRUE(both.ok()) << both.status().ToString();
+  EXPECT_EQ(both->outcome, FetchOutcome::kMissOnError);
+  ASSERT_EQ(upstream_.call_count(), 2u);
+  EXPECT_EQ(Texts(upstream_.calls()[1]), std::vector<std::string>{"1"});
+  EXPECT_EQ(Json(both->rows.at(IdKey(id)).attributes_json), Json(R"({"v":2})"));
+  EXPECT_EQ(BackfillsDone(), backfills);
+
+  // Once the write is over, the cache answers again.
+  ticket.reset();
+  auto after = FetchOne(other);
+  ASSERT_TRUE(after.ok());
+  EXPECT_EQ(after->outcome, FetchOutcome::kHit);
+  EXPECT_FALSE(core_->WriteInFlight(kNs, id));
+}
+
+TEST_F(WriteInFlightTest, AWholeNamespaceWriteInFlightCoversEveryIdOfItsNamespace) {
+  const DocId id = DocId::U64(3);
+  Seed(id, R"({"v":1})", 100);
+  Seed(id, R"({"v":1})", 100, kOtherNs);
+  auto ticket = core_->BeginWrite(kNs, {}, /*whole_namespace=*/true);  // a delete_by_filter
+  upstream_.Remove(id);
+  EXPECT_TRUE(core_->WriteInFlight(kNs, id));
+  auto r = FetchOne(id);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(r->outcome, FetchOutcome::kMissOnError);
+  EXPECT_FALSE(r->row) << "the cached row the write deleted was served";
+  auto many = FetchMany({id, DocId::U64(4)});
+  ASSERT_TRUE(many.ok());
+  EXPECT_TRUE(many->rows.empty());
+  // Another namespace is not covered.
+  auto o = FetchOne(id, kOtherNs);
+  ASSERT_TRUE(o.ok());
+  EXPECT_EQ(o->outcome, FetchOutcome::kHit);
+  ticket.reset();
+  EXPECT_FALSE(core_->WriteInFlight(kNs, id));
+}
+
+TEST_F(WriteInFlightTest, AWriteOfMoreThanTenThousandIdsCoversItsNamespaceOnly) {
+  std::vector<DocId> ids;
+  for (uint64_t i = 1; i <= 10001; ++i) ids.push_back(DocId::U64(i));
+  const DocId unnamed = DocId::U64(20000);
+  Seed(unnamed, R"({"v":1})", 100);
+  Seed(unnamed, R"({"v":1})", 100, kOtherNs);
+  upstream_.Put(unnamed, R"({"v":1})", 100);
+  auto ticket = core_->BeginWrite(kNs, ids);
+  // Its ids are not registered one by one: every id of the namespace counts as being written.
+  EXPECT_TRUE(core_->WriteInFlight(kNs, unnamed));
+  auto r = FetchOne(unnamed);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(r->outcome, FetchOutcome::kMissOnError);
+  // Another namespace is served from the cache meanwhile.
+  EXPECT_FALSE(core_->WriteInFlight(kOtherNs, DocId::U64(1)));
+  auto o = FetchOne(unnamed, kOtherNs);
+  ASSERT_TRUE(o.ok());
+  EXPECT_EQ(o->outcome, FetchOutcome::kHit);
+  ticket.reset();
+  EXPECT_FALSE(core_->WriteInFlight(kNs, unnamed));
+}
+
+TEST_F(WriteInFlightTest, AFetchDuringAWriteNeverJoinsAReadBegunBeforeIt) {
+  const std::string ns = kNs;
+  const DocId id = DocId::U64(5);
+  upstream_.Put(id, R"({"v":1})", 100);
+  upstream_.Hold();
+  std::optional<Result<FetchOneResult>> before, during;
+  auto fetch_before = [&]() -> Task<void> {
+    before.emplace(co_await core_->FetchOne(ns, id, reader_));
+  };
+  auto fetch_during = [&]() -> Task<void> {
+    during.emplace(co_await core_->FetchOne(ns, id, reader_));
+  };
+  std::unique_ptr<CacheCoherence::WriteTicket> ticket;
+  bool own_read = false;
+  asio::co_spawn(io_, fetch_before, asio::detached);
+  asio::co_spawn(
+      io_,
+      [&]() -> Task<void> {
+        // The first fetch's read is in flight when a write of the id begins and is applied
+        // upstream (its answer still on the way)...
+        co_await WaitOnLoop([&] { return upstream_.blocked() == 1; });
+        ticket = core_->BeginWrite(ns, {id});
+        upstream_.Put(id, R"({"v":2})", 200);
+        // ...so a fetch that begins now reads for itself instead of joining that read.
+        asio::co_spawn(io_, fetch_during, asio::detached);
+        own_read = co_await WaitOnLoop([&] { return upstream_.blocked() == 2; });
+        upstream_.Release();
+      },
+      asio::detached);
+  io_.restart();
+  io_.run();
+
+  EXPECT_TRUE(own_read);
+  EXPECT_EQ(upstream_.call_count(), 2u);
+  ASSERT_TRUE(during && during->ok());
+  ASSERT_TRUE((*during)->row);
+  EXPECT_EQ(Json((*during)->row->attributes_json), Json(R"({"v":2})"));
+}
+
 // ---- FetchMany ----
 
 using FetchManyTest = CoherenceTest;

@@ -157,6 +157,64 @@ TEST_F(ApplyWriteTest, NoReadRepairsTheIdsOfAWriteWhoseOutcomeIsUnknown) {
   }
 }
 
+TEST_F(ApplyWriteTest, AWriteOverlappingAWholeNamespaceWriteLeavesNoVersionOfItsIds) {
+  const DocId id = DocId::U64(1);
+  // A delete_by_filter is on its way upstream when an upsert of the id begins: the upstream may
+  // apply the upsert first and then delete its row.
+  auto by_filter = core_->BeginWrite(kNs, {}, /*whole_namespace=*/true);
+  auto upsert = core_->BeginWrite(kNs, {id});
+  EXPECT_TRUE(Run(core_->ApplyWrite(kNs, Upserts(101, {Row(id, R"({"g":1})")}), upsert.get())));
+  upsert.reset();
+  EXPECT_FALSE(HasLiveRecord(id));
+  by_filter.reset();
+
+  // The same when the whole-namespace write begins while the upsert is on its way.
+  auto late_upsert = core_->BeginWrite(kNs, {id});
+  auto late_filter = core_->BeginWrite(kNs, {}, /*whole_namespace=*/true);
+  late_filter.reset();
+  EXPECT_TRUE(
+      Run(core_->ApplyWrite(kNs, Upserts(102, {Row(id, R"({"g":1})")}), late_upsert.get())));
+  late_upsert.reset();
+  EXPECT_FALSE(HasLiveRecord(id));
+
+  // A whole-namespace write of another namespace does not overlap.
+  auto elsewhere = core_->BeginWrite(kOtherNs, {}, /*whole_namespace=*/true);
+  auto alone = core_->BeginWrite(kNs, {id});
+  EXPECT_TRUE(Run(core_->ApplyWrite(kNs, Upserts(103, {Row(id, R"({"g":2})")}), alone.get())));
+  alone.reset();
+  elsewhere.reset();
+  auto doc = Cached(id);
+  ASSERT_TRUE(doc && !doc->tombstone);
+  EXPECT_EQ(Json(doc->attributes_json), Json(R"({"g":2})"));
+}
+
+TEST_F(ApplyWriteTest, AWriteOfMoreThanTenThousandIdsIsMirroredUnlessAWriteOfItsNamespaceOverlaps) {
+  std::vector<RowEffect> rows;
+  std::vector<DocId> ids;
+  for (uint64_t i = 1; i <= 10001; ++i) {
+    rows.push_back(Row(DocId::U64(i), R"({"n":1})"));
+    ids.push_back(DocId::U64(i));
+  }
+  // Alone in its namespace (a write elsewhere does not count): mirrored.
+  auto elsewhere = core_->BeginWrite(kOtherNs, {DocId::U64(1)});
+  auto big = core_->BeginWrite(kNs, ids);
+  EXPECT_TRUE(Run(core_->ApplyWrite(kNs, Upserts(100, rows), big.get())));
+  big.reset();
+  elsewhere.reset();
+  EXPECT_TRUE(HasLiveRecord(DocId::U64(1)));
+  EXPECT_TRUE(HasLiveRecord(DocId::U64(10001)));
+
+  // A write of one other id of the namespace overlaps it: the big write's ids were not
+  // registered one by one, so none of its rows is mirrored (the namespace is invalidated).
+  auto again = core_->BeginWrite(kNs, ids);
+  auto small = core_->BeginWrite(kNs, {DocId::U64(50000)});
+  small.reset();
+  EXPECT_TRUE(Run(core_->ApplyWrite(kNs, Upserts(200, rows), again.get())));
+  again.reset();
+  EXPECT_FALSE(HasLiveRecord(DocId::U64(1)));
+  EXPECT_FALSE(HasLiveRecord(DocId::U64(10001)));
+}
+
 TEST_F(ApplyWriteTest, StampsOnlyGrowWhenTheWallClockStepsBack) {
   const uint64_t a = core_->NewStamp();
   clock_.SetWallMs(clock_.WallMs() - 60'000);
