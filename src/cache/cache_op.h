@@ -4,6 +4,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <string_view>
 
 namespace layer::cache {
@@ -63,6 +64,14 @@ constexpr std::string_view CacheOpName(CacheOp op) {
       return "stats";
   }
   return "unknown";
+}
+
+// The op whose CacheOpName is `name`, if any.
+constexpr std::optional<CacheOp> CacheOpFromName(std::string_view name) {
+  for (size_t i = 0; i < kCacheOpCount; ++i) {
+    if (CacheOpName(static_cast<CacheOp>(i)) == name) return static_cast<CacheOp>(i);
+  }
+  return std::nullopt;
 }
 
 }  // namespace layer::cache

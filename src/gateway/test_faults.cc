@@ -2,6 +2,9 @@
 
 #include <boost/json.hpp>
 
+#include <optional>
+#include <string>
+
 #include "http/errors.h"
 
 namespace layer::gateway {
@@ -41,6 +44,14 @@ Task<http::Response> HandleCacheFaults(http::Exchange& ex, cache::FaultInjecting
           }
         } else if (k == "latency_ms" && val.is_int64() && val.as_int64() >= 0) {
           f.SetLatency(std::chrono::milliseconds(val.as_int64()));
+        } else if (k == "op_latency_ms" && val.is_object()) {
+          for (const auto& [name, ms] : val.as_object()) {
+            std::optional<cache::CacheOp> op = cache::CacheOpFromName(name);
+            if (!op || !ms.is_int64() || ms.as_int64() < 0) {
+              co_return invalid("invalid 'op_latency_ms' entry '" + std::string(name) + "'");
+            }
+            f.SetOpLatency(*op, std::chrono::milliseconds(ms.as_int64()));
+          }
         } else if (k == "try_get_would_block" && val.is_bool()) {
           f.SetTryGetWouldBlock(val.as_bool());
         } else {

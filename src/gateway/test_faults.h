@@ -3,8 +3,10 @@
 // make it slow or make it fail, then bring it back, while the gateway runs.
 //
 //   PUT    /_test/cache-faults  {"disconnect":bool?, "fail":bool?, "latency_ms":int?,
-//                                 "try_get_would_block":bool?}
-// (try_get_would_block: non-blocking reads always decline, so fetch hits take the guarded path.)
+//                                 "op_latency_ms":{"<op>":int,...}?, "try_get_would_block":bool?}
+// (try_get_would_block: non-blocking reads always decline, so fetch hits take the guarded path;
+// op_latency_ms: the latency of single operations, by their metric name, e.g.
+// {"put_if_newer_batch":1000}; DELETE wakes callers sleeping in a latency.)
 //   GET    /_test/cache-faults  the state: {"disconnected":bool, "calls":{"<op>":n, ...}}
 //   DELETE /_test/cache-faults  clear every fault
 // Every method answers the state after it. `calls` counts, per op (cache/cache_op.h names), the

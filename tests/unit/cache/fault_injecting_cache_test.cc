@@ -126,6 +126,15 @@ TEST_F(FaultInjectingCacheTest, TryGetWouldBlockKnobForcesTheSlowPath) {
   EXPECT_TRUE(faults_->TryGet("ns", DocId::U64(1)).has_value());
 }
 
+TEST(CacheOpTest, EveryOpIsFoundByItsMetricName) {
+  for (size_t i = 0; i < kCacheOpCount; ++i) {
+    const auto op = static_cast<CacheOp>(i);
+    EXPECT_EQ(CacheOpFromName(CacheOpName(op)), op) << CacheOpName(op);
+  }
+  EXPECT_FALSE(CacheOpFromName("no_such_op").has_value());
+  EXPECT_FALSE(CacheOpFromName("").has_value());
+}
+
 // With no knob set the decorator must be a DocumentCache like any other: the contract suite runs
 // it in front of a RocksDbCache.
 class FaultInjectingContractBackend final : public DocumentCacheBackend {
