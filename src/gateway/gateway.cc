@@ -184,10 +184,16 @@ Task<http::Response> Gateway::DispatchTurbopuffer(RequestContext& ctx) {
     case tpuf::RouteId::kPatchMetadata:
       return NamespaceInfo(ctx, upstream_, cache_, watcher_, cfg_.public_url);
     case tpuf::RouteId::kLegacyNamespace:
-      if (ctx.ex.request().method() == http::Verb::get) {
-        return NamespaceInfo(ctx, upstream_, cache_, watcher_, cfg_.public_url);
+      switch (ctx.ex.request().method()) {
+        case http::Verb::get:
+          return NamespaceInfo(ctx, upstream_, cache_, watcher_, cfg_.public_url);
+        case http::Verb::post:  // a v1 write
+          return LegacyWrite(ctx, upstream_, cache_, cfg_.public_url);
+        case http::Verb::delete_:  // a namespace delete
+          return DeleteNamespace(ctx, upstream_, cache_, watcher_, warm_, cfg_.public_url);
+        default:
+          return Passthrough(ctx, upstream_, cfg_.public_url);
       }
-      return Passthrough(ctx, upstream_, cfg_.public_url);
     case tpuf::RouteId::kHintCacheWarm:
       if (warm_ && IsOrchestratedHint(ctx.query)) {
         return OrchestrateHintCacheWarm(ctx, upstream_, cache_, *warm_);

@@ -146,6 +146,11 @@ Task<http::Response> Write(RequestContext& ctx, http::Upstream& upstream,
   co_return RelayResponse(ctx, ures, upstream.base(), public_url);
 }
 
+Task<http::Response> LegacyWrite(RequestContext& ctx, http::Upstream& upstream,
+                                 coherence::CacheCoherence& cache, const std::string& public_url) {
+  co_return co_await ForwardOpaqueWrite(ctx, upstream, cache, public_url);
+}
+
 Task<http::Response> DeleteNamespace(RequestContext& ctx, http::Upstream& upstream,
                                      coherence::CacheCoherence& cache,
                                      watermark::ConsistencyWatcher* watcher, WarmServices* warm,

@@ -9,7 +9,7 @@
 // is 502; in both cases the cache is untouched. A mirroring failure never fails the write: the ids
 // are held as pending invalidations so nothing stale is served.
 //
-// DELETE /v2/namespaces/{ns}: upstream first (a 404 counts as done, a lost answer or a 5xx as
+// DELETE /v2/namespaces/{ns} (and /v1/namespaces/{ns}): upstream first (a 404 counts as done, a lost answer or a 5xx as
 // perhaps done), then the namespace's running jobs are cancelled, and an O(1) epoch bump of the
 // namespace in the cache, fenced so that no row read before the delete lands after it, and a purge
 // of the gateway's state for it (docs/design.md §4.3).
@@ -28,6 +28,13 @@ Task<http::Response> Write(RequestContext& ctx, http::Upstream& upstream,
                            coherence::CacheCoherence& cache, watermark::ConsistencyWatcher* watcher,
                            const std::string& public_url);
 
+// POST /v1/namespaces/{ns} (a legacy write, in Turbopuffer's v1 shape): forwarded as it is; when
+// it may have been applied (a 2xx, a 5xx or a lost answer), the namespace is invalidated in the
+// cache, since the gateway does not follow the v1 shape (docs/design.md §4.2.3).
+Task<http::Response> LegacyWrite(RequestContext& ctx, http::Upstream& upstream,
+                                 coherence::CacheCoherence& cache, const std::string& public_url);
+
+// DELETE /v2/namespaces/{ns}, and its legacy twin DELETE /v1/namespaces/{ns}.
 // `warm` (may be null): the namespace's running jobs are cancelled once the delete may have been
 // applied.
 Task<http::Response> DeleteNamespace(RequestContext& ctx, http::Upstream& upstream,
