@@ -11,7 +11,6 @@
 
 #include <algorithm>
 #include <charconv>
-#include <unordered_set>
 
 #include "common/json_text.h"
 
@@ -241,6 +240,9 @@ Task<Result<FetchOneResult>> CacheCoherence::FetchOne(const std::string& ns, con
   // and what this read sees is not backfilled (docs/design.md §4.1.2). Checked before the cache
   // is read: a version read from it is then the upstream's as of this check.
   const bool writing = WriteInFlight(ns, id);
+  // A write of the id begun after this is not ordered against what the read sees: the read's
+  // backfill is dropped then (docs/design.md §4.1.3).
+  const uint64_t begun = WritesBegun(ns, id);
   bool cache_error = !guard_ || writing;
   if (guard_ && !writing) {
     // A record in memory is read right here on the I/O thread; anything that needs I/O (or a
@@ -292,8 +294,10 @@ Task<Result<FetchOneResult>> CacheCoherence::FetchOne(const std::string& ns, con
           std::vector<std::pair<tpuf::DocId, FetchedRow>> fill;
           fill.emplace_back(id, it->second);
           std::vector<uint64_t> seqs(1, seq);
+          std::vector<uint64_t> fill_begun(1, begun);
           boost::asio::co_spawn(co_await boost::asio::this_coro::executor,
-                                Backfill(ns, std::move(fill), std::move(seqs), fence),
+                                Backfill(ns, std::move(fill), std::move(seqs),
+                                         std::move(fill_begun), fence),
                                 boost::asio::detached);
         }
         co_return std::optional<FetchedRow>(std::move(it->second));
@@ -307,19 +311,24 @@ Task<Result<FetchManyResult>> CacheCoherence::FetchMany(const std::string& ns,
                                                         const RowReader& read) {
   FetchManyResult out;
   bool cache_error = !guard_;
-  // Ids a write in flight may change: as in FetchOne, read upstream alone, nothing backfilled.
-  std::unordered_set<std::string> writing;
-  for (const auto& id : ids) {
-    if (WriteInFlight(ns, id)) writing.insert(IdKey(id));
+  // As in FetchOne, by position in `ids`: whether a write in flight may change the id (then it
+  // is read upstream alone, and nothing is backfilled), and WritesBegun() at the lookup.
+  std::vector<char> writing(ids.size(), 0);
+  std::vector<uint64_t> begun(ids.size());
+  size_t n_writing = 0;
+  for (size_t i = 0; i < ids.size(); ++i) {
+    writing[i] = WriteInFlight(ns, ids[i]) ? 1 : 0;
+    n_writing += writing[i];
+    begun[i] = WritesBegun(ns, ids[i]);
   }
-  if (!writing.empty()) cache_error = true;
-  if (guard_ && writing.size() < ids.size()) {
+  if (n_writing > 0) cache_error = true;
+  if (guard_ && n_writing < ids.size()) {
     auto got = co_await guard_->MultiGet(ns, ids);
     if (!got.ok()) {
       cache_error = true;
     } else {
       for (size_t i = 0; i < ids.size(); ++i) {
-        if (writing.count(IdKey(ids[i]))) continue;
+        if (writing[i]) continue;
         std::optional<cache::CachedDoc>& rec = (*got)[i];
         switch (Judge(ns, ids[i], rec)) {
           case Verdict::kServe:
@@ -338,8 +347,11 @@ Task<Result<FetchManyResult>> CacheCoherence::FetchMany(const std::string& ns,
   }
   const size_t hits = out.rows.size();
   std::vector<tpuf::DocId> misses;
-  for (auto& id : ids) {
-    if (!out.rows.count(IdKey(id))) misses.push_back(std::move(id));
+  std::vector<size_t> miss_at;  // each miss's position in `ids`
+  for (size_t i = 0; i < ids.size(); ++i) {
+    if (out.rows.count(IdKey(ids[i]))) continue;
+    misses.push_back(std::move(ids[i]));
+    miss_at.push_back(i);
   }
   if (!misses.empty()) {
     if (!cache_error) {
@@ -351,8 +363,8 @@ Task<Result<FetchManyResult>> CacheCoherence::FetchMany(const std::string& ns,
     const uint64_t fence = NamespaceFence(ns);  // before the upstream read begins (§4.3)
     std::vector<std::string> keys;
     keys.reserve(misses.size());
-    for (const auto& id : misses) {
-      keys.push_back(FlightKey(ns, id, fence, writing.count(IdKey(id)) > 0));
+    for (size_t j = 0; j < misses.size(); ++j) {
+      keys.push_back(FlightKey(ns, misses[j], fence, writing[miss_at[j]] != 0));
     }
     auto read_led = [&](const std::vector<size_t>& led)
         -> Task<std::vector<Result<std::optional<FetchedRow>>>> {
@@ -373,6 +385,7 @@ Task<Result<FetchManyResult>> CacheCoherence::FetchMany(const std::string& ns,
       }
       std::vector<std::pair<tpuf::DocId, FetchedRow>> fill;
       std::vector<uint64_t> fill_seqs;
+      std::vector<uint64_t> fill_begun;
       for (size_t j = 0; j < ids.size(); ++j) {
         const tpuf::DocId& id = ids[j];
         auto it = rows->find(IdKey(id));
@@ -383,12 +396,14 @@ Task<Result<FetchManyResult>> CacheCoherence::FetchMany(const std::string& ns,
         if (!cache_error) {
           fill.emplace_back(id, it->second);
           fill_seqs.push_back(read_seqs[j]);
+          fill_begun.push_back(begun[miss_at[led[j]]]);
         }
         results.emplace_back(std::optional<FetchedRow>(std::move(it->second)));
       }
       if (!fill.empty()) {
         boost::asio::co_spawn(co_await boost::asio::this_coro::executor,
-                              Backfill(ns, std::move(fill), std::move(fill_seqs), fence),
+                              Backfill(ns, std::move(fill), std::move(fill_seqs),
+                                       std::move(fill_begun), fence),
                               boost::asio::detached);
       }
       co_return results;
@@ -409,12 +424,16 @@ Task<Result<FetchManyResult>> CacheCoherence::FetchMany(const std::string& ns,
 
 Task<void> CacheCoherence::Backfill(std::string ns,
                                     std::vector<std::pair<tpuf::DocId, FetchedRow>> rows,
-                                    std::vector<uint64_t> seqs, uint64_t fence) {
+                                    std::vector<uint64_t> seqs, std::vector<uint64_t> begun,
+                                    uint64_t fence) {
   std::vector<std::pair<tpuf::DocId, cache::CachedDoc>> docs;
   const bool strong = options_.fetch_consistency == FetchConsistency::kStrong;
   for (size_t i = 0; i < rows.size(); ++i) {
     auto& [id, row] = rows[i];
     if (pending_.Blocks(ns, id)) continue;
+    // A write that may change the id began after the read's lookup: the upstream may apply it
+    // before or after what the read saw, in an order its stamp does not tell (§4.2.6).
+    if (WritesBegun(ns, id) != begun[i]) continue;
     cache::CachedDoc doc;
     doc.attributes_json = std::move(row.attributes_json);
     doc.upserted_at = row.stamp;
@@ -692,6 +711,10 @@ CacheCoherence::WriteTicket::~WriteTicket() {
   core_.in_flight_ids_.Remove(ns_, ids_);
   for (size_t s : stripes_) core_.active_writes_[s].fetch_sub(1);
   core_.active_any_writes_[ns_stripe_].fetch_sub(1);
+}
+
+uint64_t CacheCoherence::WritesBegun(std::string_view ns, const tpuf::DocId& id) const {
+  return begun_writes_[IdStripe(ns, id)].load() + begun_ns_writes_[NsStripe(ns)].load();
 }
 
 bool CacheCoherence::WriteInFlight(std::string_view ns, const tpuf::DocId& id) const {

@@ -369,11 +369,15 @@ class CacheCoherence {
   Verdict Judge(std::string_view ns, const tpuf::DocId& id,
                 const std::optional<cache::CachedDoc>& rec) const;
 
-  // Backfills rows read upstream after `fence` was taken, best effort and never over a pending
-  // invalidation. `seqs[i]` is the write sequence of rows[i]'s id when its read began: a strong
+  // Backfills rows read upstream after `fence` was taken, best effort, never over a pending
+  // invalidation, and not a row of an id whose WritesBegun() moved from `begun[i]` (taken at the
+  // read's lookup). `seqs[i]` is the write sequence of rows[i]'s id when its read began: a strong
   // read that no write was acknowledged after repairs the id's repairable tombstone (§4.2.7).
   Task<void> Backfill(std::string ns, std::vector<std::pair<tpuf::DocId, FetchedRow>> rows,
-                      std::vector<uint64_t> seqs, uint64_t fence);
+                      std::vector<uint64_t> seqs, std::vector<uint64_t> begun, uint64_t fence);
+  // Writes ever begun that may change `id` (its id stripe's and its namespace's), a sum that
+  // moves whenever one begins.
+  uint64_t WritesBegun(std::string_view ns, const tpuf::DocId& id) const;
   // Puts rows read after `fence` was taken (docs/design.md §4.3): the namespace's in-flight puts
   // are counted, so that an invalidation either sees this put in flight and waits for it (it then
   // lands before the epoch moves) or this put sees the moved fence and is dropped.

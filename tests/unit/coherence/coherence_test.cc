@@ -495,6 +495,53 @@ TEST_F(WriteInFlightTest, AFetchDuringAWriteNeverJoinsAReadBegunBeforeIt) {
   EXPECT_EQ(Json((*during)->row->attributes_json), Json(R"({"v":2})"));
 }
 
+TEST_F(WriteInFlightTest, AReadIsNotBackfilledWhenAWriteOfItsIdBeganAfterItsLookup) {
+  const std::string ns = kNs;
+  const DocId id = DocId::U64(6);
+  upstream_.Put(id, R"({"v":1})", 100);
+  upstream_.Hold();
+  std::optional<Result<FetchOneResult>> read;
+  auto fetch = [&]() -> Task<void> { read.emplace(co_await core_->FetchOne(ns, id, reader_)); };
+  std::unique_ptr<CacheCoherence::WriteTicket> upsert, del;
+  // Built outside the coroutine (GCC 12 and braced lists inside coroutines).
+  const std::vector<DocId> named{id};
+  WriteOutcome upsert_outcome = Upserts(200, {Row(id, R"({"v":2})")});
+  WriteOutcome delete_outcome = Deletes(150, {id});
+  asio::co_spawn(io_, fetch, asio::detached);
+  asio::co_spawn(
+      io_,
+      [&]() -> Task<void> {
+        // The fetch's lookup missed and its read is on its way. Two writes of the id begin: a
+        // delete (stamp 150), then an upsert (stamp 200), which the upstream applies first and
+        // acknowledges; overlapped, it leaves a tombstone with its stamp.
+        co_await WaitOnLoop([&] { return upstream_.blocked() == 1; });
+        del = core_->BeginWrite(ns, named);
+        upsert = core_->BeginWrite(ns, named);
+        upstream_.Put(id, R"({"v":2})", 200);
+        (void)co_await core_->ApplyWrite(ns, std::move(upsert_outcome), upsert.get());
+        upsert.reset();
+        // The read sees the upsert's row (stamp 200, as new as the tombstone)...
+        upstream_.Release();
+        co_await WaitOnLoop([&] { return read.has_value(); });
+        // ...then the delete is applied upstream and acknowledged.
+        upstream_.Remove(id);
+        (void)co_await core_->ApplyWrite(ns, std::move(delete_outcome), del.get());
+        del.reset();
+      },
+      asio::detached);
+  io_.restart();
+  io_.run();
+
+  ASSERT_TRUE(read && read->ok());
+  ASSERT_TRUE((*read)->row);
+  EXPECT_EQ(Json((*read)->row->attributes_json), Json(R"({"v":2})"));
+  // The upstream has no row: the cache must not serve the one the read saw.
+  EXPECT_FALSE(HasLiveRecord(id)) << Cached(id)->attributes_json;
+  auto again = FetchOne(id);
+  ASSERT_TRUE(again.ok());
+  EXPECT_FALSE(again->row);
+}
+
 // ---- FetchMany ----
 
 using FetchManyTest = CoherenceTest;
