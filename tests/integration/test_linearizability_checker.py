@@ -159,8 +159,8 @@ def test_partial_patch_merged_over_the_wrong_base():
 
 
 def test_partial_patch_half_applied():
-    assert_bad([up("a", 0, 1), patch("p", 2, 3), read({"u": "a", "g": 0, "x": "a", "p": "p"}, 4, 5)],
-               PARTIAL)
+    half = {"u": "a", "g": 0, "x": "a", "p": "p"}  # p's `p`, not its `x`
+    assert_bad([up("a", 0, 1), patch("p", 2, 3), read(half, 4, 5)], PARTIAL)
 
 
 def test_unknown_attribute_is_partial():
