@@ -1,5 +1,7 @@
 #include "jobs/facet_page.h"
 
+#include "jobs/ondemand_json.h"
+
 #include <simdjson.h>
 #include <boost/json.hpp>
 
@@ -28,52 +30,6 @@ bool BoostText(std::string_view raw, std::string* out) {
   if (ec) return false;
   *out = snapshots::FacetValueText(v);
   return true;
-}
-
-// Reads `v` to its end. False on malformed JSON.
-bool Consume(od::value v, int depth) {
-  if (depth > 1000) return false;
-  od::json_type type;
-  if (v.type().get(type)) return false;
-  switch (type) {
-    case od::json_type::object: {
-      od::object o;
-      if (v.get_object().get(o)) return false;
-      for (auto field_r : o) {
-        od::field field;
-        std::string_view key;
-        if (std::move(field_r).get(field) || field.unescaped_key().get(key)) return false;
-        if (!Consume(field.value(), depth + 1)) return false;
-      }
-      return true;
-    }
-    case od::json_type::array: {
-      od::array a;
-      if (v.get_array().get(a)) return false;
-      for (auto item_r : a) {
-        od::value item;
-        if (std::move(item_r).get(item) || !Consume(item, depth + 1)) return false;
-      }
-      return true;
-    }
-    case od::json_type::number: {
-      double d;
-      return !v.get_double().get(d);
-    }
-    case od::json_type::string: {
-      std::string_view s;
-      return !v.get_string().get(s);
-    }
-    case od::json_type::boolean: {
-      bool b;
-      return !v.get_bool().get(b);
-    }
-    case od::json_type::null: {
-      bool null = false;
-      return !v.is_null().get(null) && null;
-    }
-  }
-  return false;
 }
 
 // The FacetValueText of `v` (a scalar, or anything inside an array). False on malformed JSON.
@@ -123,7 +79,7 @@ bool ValueText(od::value& v, std::string* out) {
       // its end, through Boost.JSON.
       const char* start = v.raw_json_token().data();
       const char* end = nullptr;
-      if (!Consume(v, 0) || v.current_location().get(end) || end < start) return false;
+      if (!ValidateJsonValue(v) || v.current_location().get(end) || end < start) return false;
       return BoostText(TrimRight(std::string_view(start, static_cast<size_t>(end - start))), out);
     }
   }

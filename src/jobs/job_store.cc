@@ -8,7 +8,9 @@
 #include <boost/json/serialize.hpp>
 #include <boost/json/string.hpp>
 #include <boost/json/value.hpp>
+#include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <ctime>
 #include <random>
@@ -142,6 +144,27 @@ std::string FormatRfc3339Ms(int64_t epoch_ms) {
   gmtime_r(&t, &tm);
   return fmt::format("{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z", tm.tm_year + 1900, tm.tm_mon + 1,
                      tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, ms);
+}
+
+Status ValidateCheckpoint(const JobCheckpoint& checkpoint) {
+  boost::system::error_code ec;
+  if (checkpoint.cursor) {
+    (void)boost::json::parse(*checkpoint.cursor, ec);
+    if (ec) return Status::InvalidArgument("job checkpoint: cursor is not valid JSON");
+  }
+  if (checkpoint.params) {
+    boost::json::value v = boost::json::parse(*checkpoint.params, ec);
+    if (ec || !v.is_object()) {
+      return Status::InvalidArgument("job checkpoint: params are not a JSON object");
+    }
+  }
+  return Status::Ok();
+}
+
+double CheckpointProgress(const JobCheckpoint& checkpoint) {
+  const double progress = checkpoint.progress;
+  if (!std::isfinite(progress) || progress < 0) return 0;
+  return std::min(progress, 0.999);
 }
 
 std::string WarmJobToJson(const WarmJob& job) {

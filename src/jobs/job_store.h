@@ -174,6 +174,12 @@ struct JobCheckpoint {
 };
 using WarmJobCheckpoint = JobCheckpoint;
 
+// What every backend's Checkpoint checks first: InvalidArgument when the cursor is not valid JSON
+// or the params are not a JSON object.
+Status ValidateCheckpoint(const JobCheckpoint& checkpoint);
+// The progress a checkpoint stores: clamped to [0, 1) (1.0 is reserved for a completed job).
+double CheckpointProgress(const JobCheckpoint& checkpoint);
+
 enum class ClaimScope : uint8_t {
   // Running jobs whose lease expired at `now_ms` or that have no owner.
   kExpired,

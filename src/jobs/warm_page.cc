@@ -1,5 +1,7 @@
 #include "jobs/warm_page.h"
 
+#include "jobs/ondemand_json.h"
+
 #include <simdjson.h>
 #include <boost/json.hpp>
 
@@ -64,53 +66,6 @@ void AppendJsonString(std::string_view s, std::string* out) {
   out->push_back('"');
 }
 
-// Walks `v` to its end, checking that it is valid JSON (simdjson's on-demand API checks only what
-// is read). False on any error.
-bool Validate(od::value v, int depth) {
-  if (depth > kMaxDepth) return false;
-  od::json_type type;
-  if (v.type().get(type)) return false;
-  switch (type) {
-    case od::json_type::object: {
-      od::object o;
-      if (v.get_object().get(o)) return false;
-      for (auto field_r : o) {
-        od::field field;
-        std::string_view key;
-        if (std::move(field_r).get(field) || field.unescaped_key().get(key)) return false;
-        if (!Validate(field.value(), depth + 1)) return false;
-      }
-      return true;
-    }
-    case od::json_type::array: {
-      od::array a;
-      if (v.get_array().get(a)) return false;
-      for (auto item_r : a) {
-        od::value item;
-        if (std::move(item_r).get(item) || !Validate(item, depth + 1)) return false;
-      }
-      return true;
-    }
-    case od::json_type::number: {
-      double d;
-      return !v.get_double().get(d);
-    }
-    case od::json_type::string: {
-      std::string_view s;
-      return !v.get_string().get(s);
-    }
-    case od::json_type::boolean: {
-      bool b;
-      return !v.get_bool().get(b);
-    }
-    case od::json_type::null: {
-      bool is_null = false;
-      return !v.is_null().get(is_null) && is_null;
-    }
-  }
-  return false;
-}
-
 // A non-negative integer number as u64 (7, 7.0, 7e0); nullopt otherwise. Consumes `v`.
 std::optional<uint64_t> AsU64(od::value& v) {
   uint64_t u = 0;
@@ -163,7 +118,7 @@ RowResult SliceRow(od::value row_v, size_t size_hint, WarmRow* row,
         if (!v.get_uint64().get(u)) {
           row->id_kind = WarmRow::IdKind::kU64;
           row->id_u64 = u;
-        } else if (!Validate(v, 0)) {
+        } else if (!ValidateJsonValue(v, 0)) {
           return RowResult::kFail;
         }
       } else if (type == od::json_type::string) {
@@ -171,7 +126,7 @@ RowResult SliceRow(od::value row_v, size_t size_hint, WarmRow* row,
         if (v.get_string().get(s)) return RowResult::kFail;
         row->id_kind = WarmRow::IdKind::kString;
         row->id_text.assign(s);
-      } else if (!Validate(v, 0)) {
+      } else if (!ValidateJsonValue(v, 0)) {
         return RowResult::kFail;
       }
       std::string_view text;
@@ -195,7 +150,7 @@ RowResult SliceRow(od::value row_v, size_t size_hint, WarmRow* row,
     }
     const char* start = v.raw_json_token().data();
     std::string_view text;
-    if (!Validate(v, 0) || !SliceAfter(v, start, &text)) return RowResult::kFail;
+    if (!ValidateJsonValue(v, 0) || !SliceAfter(v, start, &text)) return RowResult::kFail;
     if (attrs.size() > 1) attrs.push_back(',');
     AppendJsonString(key, &attrs);
     attrs.push_back(':');
@@ -338,6 +293,53 @@ Result<WarmPage> PeekAndParseWarmPage(
   if (!peek) return ParseWarmPage(std::move(body), limit);
   doc.rewind();
   return ParseIndexed(doc, body, limit);
+}
+
+namespace od = simdjson::ondemand;
+
+bool ValidateJsonValue(od::value v, int depth) {
+  if (depth > kMaxDepth) return false;
+  od::json_type type;
+  if (v.type().get(type)) return false;
+  switch (type) {
+    case od::json_type::object: {
+      od::object o;
+      if (v.get_object().get(o)) return false;
+      for (auto field_r : o) {
+        od::field field;
+        std::string_view key;
+        if (std::move(field_r).get(field) || field.unescaped_key().get(key)) return false;
+        if (!ValidateJsonValue(field.value(), depth + 1)) return false;
+      }
+      return true;
+    }
+    case od::json_type::array: {
+      od::array a;
+      if (v.get_array().get(a)) return false;
+      for (auto item_r : a) {
+        od::value item;
+        if (std::move(item_r).get(item) || !ValidateJsonValue(item, depth + 1)) return false;
+      }
+      return true;
+    }
+    case od::json_type::number: {
+      double d;
+      return !v.get_double().get(d);
+    }
+    case od::json_type::string: {
+      std::string_view s;
+      return !v.get_string().get(s);
+    }
+    case od::json_type::boolean: {
+      bool b;
+      return !v.get_bool().get(b);
+    }
+    case od::json_type::null: {
+      bool is_null = false;
+      return !v.is_null().get(is_null) && is_null;
+    }
+  }
+  return false;
 }
 
 }  // namespace layer::jobs

@@ -512,21 +512,8 @@ Status PostgresJobStore::WhyNotOwned(Conn& conn, std::string_view id, std::strin
 
 Status PostgresJobStore::Checkpoint(std::string_view id, std::string_view owner,
                                     const JobCheckpoint& checkpoint) {
-  if (checkpoint.cursor) {
-    boost::system::error_code ec;
-    (void)boost::json::parse(*checkpoint.cursor, ec);
-    if (ec) return Status::InvalidArgument("job checkpoint: cursor is not valid JSON");
-  }
-  if (checkpoint.params) {
-    boost::system::error_code ec;
-    boost::json::value v = boost::json::parse(*checkpoint.params, ec);
-    if (ec || !v.is_object()) {
-      return Status::InvalidArgument("job checkpoint: params are not a JSON object");
-    }
-  }
-  double progress = checkpoint.progress;
-  if (!std::isfinite(progress) || progress < 0) progress = 0;
-  progress = std::min(progress, 0.999);  // 1.0 is reserved for a completed job
+  if (Status st = ValidateCheckpoint(checkpoint); !st.ok()) return st;
+  const double progress = CheckpointProgress(checkpoint);
   auto conn = Acquire();
   if (!conn.ok()) return conn.status();
   const int64_t now = NowMs();
