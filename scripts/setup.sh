@@ -28,6 +28,7 @@ APT_PACKAGES=(
   redis-server postgresql wrk python3 python3-pytest python3-httpx python3-venv golang-go
   clang libclang-rt-14-dev  # the libFuzzer targets (scripts/fuzz.sh)
   python3-botocore python3-boto3  # the S3 tests' signature checks and reference client
+  ccache  # rebuilds in later clones (and the sanitizer and fuzz builds) reuse earlier objects
 )
 # Node.js may already come from another source (which bundles npm); only add Debian's if absent.
 command -v node >/dev/null 2>&1 || APT_PACKAGES+=(nodejs)
@@ -51,6 +52,11 @@ fi
 if [ -f tests/package.json ]; then
   (cd tests && npm ci --no-audit --no-fund --loglevel=error)
 fi
+
+# Compiler output is cached by ccache, keyed on paths relative to the checkout, so a fresh clone
+# of the same sources on this machine compiles almost nothing.
+export CCACHE_BASEDIR="$PWD" CCACHE_NOHASHDIR=true
+export CMAKE_CXX_COMPILER_LAUNCHER=ccache CMAKE_C_COMPILER_LAUNCHER=ccache
 
 if [ "$DO_BUILD" = 1 ]; then
   scripts/rocksdb.sh  # a release RocksDB (Debian's has its assertions compiled in); once

@@ -15,7 +15,10 @@ three. So the tests talk to this front, which stands where S3's own checks would
 * `PUT` with `If-None-Match: *` is answered 412 PreconditionFailed when the key exists. The check
   and the write happen under a per-key lock, so racing conditional PUTs have one winner, as on S3.
   (`--bare` forwards the header to s3rver untouched, to show what s3rver alone does.)
-* Requests on one key are serialised, so a GET never sees a PUT half-written.
+* Requests on one key are serialised, and a GET's bytes are checked against the object's ETag
+  (its MD5) before they are relayed: s3rver answers a PUT once its MD5 is computed, before its
+  file stream has flushed, so a GET right after it can read a truncated file. A GET whose bytes do
+  not match is read again until they do (the file catches up), as S3's atomic PUT guarantees.
 * Faults can be scripted (`POST /_front/faults`, a JSON list): the next `count` requests matching
   `method` and `path_contains` wait `delay_ms`, then have their connection dropped (`drop`), or
   are answered `status` with S3 error `code` (503 SlowDown, 500 InternalError, ...) without
@@ -288,7 +291,23 @@ class Handler(http.server.BaseHTTPRequestHandler):
                     return 412, error_xml("PreconditionFailed", "At least one of the "
                                           "pre-conditions you specified did not hold"), {}
                 return self.forward(method, body, headers, drop_if_none_match=True)
+            if method == "GET" and "range" not in headers:
+                return self.get_whole(headers)
             return self.forward(method, body, headers)
+
+    def get_whole(self, headers: dict):
+        """A GET relayed only once its bytes are the ones the object's ETag names."""
+        deadline = time.monotonic() + 10
+        while True:
+            status, data, relay = self.forward("GET", b"", headers)
+            etag = next((v for k, v in relay.items() if k.lower() == "etag"), "").strip('"')
+            if (status != 200 or "-" in etag or not etag
+                    or hashlib.md5(data).hexdigest() == etag):
+                return status, data, relay
+            if time.monotonic() > deadline:
+                return 500, error_xml("InternalError", "s3rver's object file never matched "
+                                      "its ETag"), {}
+            time.sleep(0.002)
 
     do_GET = do_PUT = do_POST = do_DELETE = do_HEAD = handle_any
 
