@@ -12,9 +12,10 @@
 //
 // Newer wins: PutIfNewer stores a record only if no record with a strictly newer stamp (document
 // or tombstone) is present -- except that a repair put (CachedDoc::repair) replaces a repairable
-// tombstone whatever its stamp, and a repairable tombstone written over a live tombstone that is
-// not repairable stays not repairable -- atomically with respect to every other write of the same key in this
-// cache (per-key lock stripes in-process, a script in Redis). Tombstones carry the delete's stamp
+// tombstone whose stamp is at most the put's CachedDoc::repair_bound, whatever the row's own
+// stamp, and a repairable tombstone written over a live tombstone that is not repairable stays
+// not repairable -- atomically with respect to every other write of the same key in this cache
+// (per-key lock stripes in-process, a script in Redis). Tombstones carry the delete's stamp
 // and expire after the backend's tombstone TTL.
 //
 // Blocking: every call but TryGet may block on I/O. Callers on the request path go through
@@ -50,9 +51,11 @@ struct CachedDoc {
   // it may replace the tombstone (a repair; see `repair`). A tombstone of a write whose outcome is
   // unknown is not repairable: that write may still be applied late.
   bool repairable = false;
-  // Puts of full rows: a repair, which replaces a repairable tombstone whatever its stamp (never
-  // a newer document nor a tombstone that is not repairable). Not stored.
+  // Puts of full rows: a repair, which replaces a repairable tombstone whose stamp is at most
+  // `repair_bound`, whatever the row's own stamp (never a document, a tombstone that is not
+  // repairable, or one stamped after the bound). Neither is stored.
   bool repair = false;
+  uint64_t repair_bound = 0;
 };
 
 // What TryGet answers: nullopt when answering would have needed I/O (nothing was done; use Get),

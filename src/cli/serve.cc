@@ -163,6 +163,9 @@ Result<std::unique_ptr<coherence::CacheCoherence>> OpenCache(
   std::shared_ptr<cache::DocumentCache> backend = shared ? shared : *db_out;
   coherence::CoherenceOptions options;
   options.backend_name = shared ? "redis" : "rocksdb";
+  // A shared cache takes writes from other replicas, whose stamps and writes in flight a repair's
+  // bound does not order (docs/design.md §4.2.7).
+  options.repair = !shared;
   options.partitions = std::move(partitions);
   options.fetch_consistency = cfg.fetch_consistency == "eventual"
                                   ? coherence::FetchConsistency::kEventual

@@ -239,6 +239,7 @@ Task<Result<FetchOneResult>> CacheCoherence::FetchOne(const std::string& ns, con
   // query may have seen it), so neither the cached version nor a read begun earlier may answer,
   // and what this read sees is not backfilled (docs/design.md §4.1.2). Checked before the cache
   // is read: a version read from it is then the upstream's as of this check.
+  const uint64_t repair_bound = RepairBound();  // before the check below (§4.2.7)
   const bool writing = WriteInFlight(ns, id);
   // A write of the id begun after this is not ordered against what the read sees: the read's
   // backfill is dropped then (docs/design.md §4.1.3).
@@ -279,7 +280,6 @@ Task<Result<FetchOneResult>> CacheCoherence::FetchOne(const std::string& ns, con
 
   // Taken before the upstream read begins (docs/design.md §4.3).
   const uint64_t fence = NamespaceFence(ns);
-  const uint64_t seq = IdWrites(ns, id).load(std::memory_order_acquire);
   const std::string flight_key = FlightKey(ns, id, fence, writing);
   // The flight's leader reads, and backfills once for every caller it answers (unless its own
   // lookup met a cache error; Backfill skips ids that became pending meanwhile).
@@ -293,10 +293,9 @@ Task<Result<FetchOneResult>> CacheCoherence::FetchOne(const std::string& ns, con
           // The backfill runs after the answer: it never adds to the miss's latency.
           std::vector<std::pair<tpuf::DocId, FetchedRow>> fill;
           fill.emplace_back(id, it->second);
-          std::vector<uint64_t> seqs(1, seq);
           std::vector<uint64_t> fill_begun(1, begun);
           boost::asio::co_spawn(co_await boost::asio::this_coro::executor,
-                                Backfill(ns, std::move(fill), std::move(seqs),
+                                Backfill(ns, std::move(fill), repair_bound,
                                          std::move(fill_begun), fence),
                                 boost::asio::detached);
         }
@@ -315,6 +314,7 @@ Task<Result<FetchManyResult>> CacheCoherence::FetchMany(const std::string& ns,
   // is read upstream alone, and nothing is backfilled), and WritesBegun() at the lookup.
   std::vector<char> writing(ids.size(), 0);
   std::vector<uint64_t> begun(ids.size());
+  const uint64_t repair_bound = RepairBound();  // before the checks below (§4.2.7)
   size_t n_writing = 0;
   for (size_t i = 0; i < ids.size(); ++i) {
     writing[i] = WriteInFlight(ns, ids[i]) ? 1 : 0;
@@ -371,11 +371,6 @@ Task<Result<FetchManyResult>> CacheCoherence::FetchMany(const std::string& ns,
       std::vector<tpuf::DocId> ids;
       ids.reserve(led.size());
       for (size_t i : led) ids.push_back(misses[i]);
-      std::vector<uint64_t> read_seqs;  // each id's write sequence as its read begins
-      read_seqs.reserve(ids.size());
-      for (const auto& id : ids) {
-        read_seqs.push_back(IdWrites(ns, id).load(std::memory_order_acquire));
-      }
       auto rows = co_await read(ids);
       std::vector<Result<std::optional<FetchedRow>>> results;
       results.reserve(led.size());
@@ -384,7 +379,6 @@ Task<Result<FetchManyResult>> CacheCoherence::FetchMany(const std::string& ns,
         co_return results;
       }
       std::vector<std::pair<tpuf::DocId, FetchedRow>> fill;
-      std::vector<uint64_t> fill_seqs;
       std::vector<uint64_t> fill_begun;
       for (size_t j = 0; j < ids.size(); ++j) {
         const tpuf::DocId& id = ids[j];
@@ -395,14 +389,13 @@ Task<Result<FetchManyResult>> CacheCoherence::FetchMany(const std::string& ns,
         }
         if (!cache_error) {
           fill.emplace_back(id, it->second);
-          fill_seqs.push_back(read_seqs[j]);
           fill_begun.push_back(begun[miss_at[led[j]]]);
         }
         results.emplace_back(std::optional<FetchedRow>(std::move(it->second)));
       }
       if (!fill.empty()) {
         boost::asio::co_spawn(co_await boost::asio::this_coro::executor,
-                              Backfill(ns, std::move(fill), std::move(fill_seqs),
+                              Backfill(ns, std::move(fill), repair_bound,
                                        std::move(fill_begun), fence),
                               boost::asio::detached);
       }
@@ -424,10 +417,14 @@ Task<Result<FetchManyResult>> CacheCoherence::FetchMany(const std::string& ns,
 
 Task<void> CacheCoherence::Backfill(std::string ns,
                                     std::vector<std::pair<tpuf::DocId, FetchedRow>> rows,
-                                    std::vector<uint64_t> seqs, std::vector<uint64_t> begun,
+                                    uint64_t repair_bound, std::vector<uint64_t> begun,
                                     uint64_t fence) {
   std::vector<std::pair<tpuf::DocId, cache::CachedDoc>> docs;
-  const bool strong = options_.fetch_consistency == FetchConsistency::kStrong;
+  // A strong read that began with no write to the id in flight (else it would not backfill)
+  // reflects every write acknowledged before it began; the repairable tombstones of those are
+  // stamped up to `repair_bound`, and every later write's are stamped after it (§4.2.7).
+  const bool repair =
+      options_.repair && options_.fetch_consistency == FetchConsistency::kStrong;
   for (size_t i = 0; i < rows.size(); ++i) {
     auto& [id, row] = rows[i];
     if (pending_.Blocks(ns, id)) continue;
@@ -437,13 +434,8 @@ Task<void> CacheCoherence::Backfill(std::string ns,
     cache::CachedDoc doc;
     doc.attributes_json = std::move(row.attributes_json);
     doc.upserted_at = row.stamp;
-    // A strong read after which no write to the id was acknowledged would repair a repairable
-    // tombstone (§4.2.7) -- but the check above runs before the put lands, and a write
-    // acknowledged in between (its tombstone written first) would be undone by it. Repair waits
-    // for a stamp bound the backend checks atomically with the put; until then none is made.
-    (void)strong;
-    (void)seqs;
-    doc.repair = false;
+    doc.repair = repair;
+    doc.repair_bound = repair_bound;
     docs.emplace_back(std::move(id), std::move(doc));
   }
   if (docs.empty()) co_return;
@@ -480,14 +472,20 @@ class CacheCoherence::Mirror {
 
   // Tombstones `ids`. `repairable`: the ids' versions are unknown only for their order or their
   // rows (not deleted), so once the write is acknowledged a strong read may repair them (§4.2.7).
+  // A repairable tombstone is stamped when the write was acknowledged, not when it was accepted:
+  // after RepairBound() of every read that did not see this write in flight, so that no repair
+  // of such a read (which may not reflect this write) replaces it (§4.2.7).
   Task<void> Invalidate(const std::vector<tpuf::DocId>& ids, bool repairable) {
     const bool mark = repairable && known_;
+    if (ids.empty()) co_return;
+    if (mark && ack_stamp_ == 0) ack_stamp_ = core_.NewStampAfter(stamp_);
+    const uint64_t stamp = mark ? ack_stamp_ : stamp_;
     for (const auto& id : ids) {
       if (failed_) {
         Fail(id);
         continue;
       }
-      Status st = co_await guard_.Tombstone(ns_, id, stamp_, mark);
+      Status st = co_await guard_.Tombstone(ns_, id, stamp, mark);
       if (!st.ok()) Fail(id);
     }
   }
@@ -604,6 +602,7 @@ class CacheCoherence::Mirror {
   cache::CacheGuard& guard_;
   const std::string& ns_;
   uint64_t stamp_;
+  uint64_t ack_stamp_ = 0;  // of repairable tombstones, taken at the first one
   bool known_;
   bool failed_ = false;
 };
@@ -667,12 +666,14 @@ std::atomic<uint64_t>& CacheCoherence::IdWrites(std::string_view ns, const tpuf:
   return id_writes_[IdStripe(ns, id)];
 }
 
-uint64_t CacheCoherence::NewStamp() {
+uint64_t CacheCoherence::NewStamp() { return NewStampAfter(0); }
+
+uint64_t CacheCoherence::NewStampAfter(uint64_t floor) {
   const uint64_t wall = static_cast<uint64_t>(ClockOr(options_.clock).WallMs());
   uint64_t last = last_stamp_.load();
   uint64_t next;
   do {
-    next = std::max(wall, last + 1);
+    next = std::max({wall, last + 1, floor});
   } while (!last_stamp_.compare_exchange_weak(last, next));
   return next;
 }

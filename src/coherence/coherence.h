@@ -190,6 +190,10 @@ struct CoherenceOptions {
   // tenants; empty otherwise.
   PartitionRegistry partitions;
   FetchConsistency fetch_consistency = FetchConsistency::kStrong;
+  // Whether strong reads repair repairable tombstones (docs/design.md §4.2.7). Only where this
+  // process sees every write to the cache: the bound a repair carries orders this process's
+  // stamps and writes in flight, not another replica's.
+  bool repair = false;
   // Set only under --test-faults: the decorator between the guard and the backend.
   std::shared_ptr<cache::FaultInjectingCache> faults;
   const Clock* clock = nullptr;        // null: Clock::System()
@@ -222,6 +226,9 @@ class CacheCoherence {
   // The `_hevlayer_upserted_at` stamp of a write accepted now: the clock's wall time in ms, and
   // strictly greater than every stamp this core gave before, even if the wall clock stepped back.
   uint64_t NewStamp();
+  // A stamp as NewStamp, and at least `floor`: the stamp of a write's repairable tombstones,
+  // taken once the upstream answered (docs/design.md §4.2.7).
+  uint64_t NewStampAfter(uint64_t floor);
 
   // A write on its way upstream (docs/design.md §4.2.6): the stripes of the ids it names count it
   // from BeginWrite until the ticket is destroyed, so that ApplyWrite knows when another write to
@@ -371,10 +378,14 @@ class CacheCoherence {
 
   // Backfills rows read upstream after `fence` was taken, best effort, never over a pending
   // invalidation, and not a row of an id whose WritesBegun() moved from `begun[i]` (taken at the
-  // read's lookup). `seqs[i]` is the write sequence of rows[i]'s id when its read began: a strong
-  // read that no write was acknowledged after repairs the id's repairable tombstone (§4.2.7).
+  // read's lookup). `repair_bound` is RepairBound() taken before the lookup checked for writes
+  // in flight: a strong read repairs repairable tombstones stamped up to it (§4.2.7).
   Task<void> Backfill(std::string ns, std::vector<std::pair<tpuf::DocId, FetchedRow>> rows,
-                      std::vector<uint64_t> seqs, std::vector<uint64_t> begun, uint64_t fence);
+                      uint64_t repair_bound, std::vector<uint64_t> begun, uint64_t fence);
+  // The last stamp given so far. Taken by a fetch before it checks for writes in flight: every
+  // tombstone a write acknowledged later writes is stamped after it (NewStampAfter), so a repair
+  // bounded by it never undoes one (docs/design.md §4.2.7).
+  uint64_t RepairBound() const { return last_stamp_.load(); }
   // Writes ever begun that may change `id` (its id stripe's and its namespace's), a sum that
   // moves whenever one begins.
   uint64_t WritesBegun(std::string_view ns, const tpuf::DocId& id) const;

@@ -36,7 +36,8 @@ return out
 // backend's PutBatch is the same rule). KEYS[2] is the namespace's tombstone index; record i has
 // KEYS[1 + 2i] (document) and KEYS[2 + 2i] (vector). ARGV: epoch, now, tombstone expiry (both 20
 // digits), document TTL (ms), then per record its head (kind + 20-digit stamp; kind 'd' a row,
-// 'R' a repair row, 't' a tombstone, 'r' a repairable tombstone) and its attributes.
+// 'R' a repair row, followed by its repair bound in 20 digits, 't' a tombstone, 'r' a repairable
+// tombstone) and its attributes.
 // Answers {1, stored 0|1 per record}. Then deletes up to 64 expired tombstones of the namespace.
 constexpr std::string_view kPutScript = R"lua(
 local e = redis.call('GET', KEYS[1]) or '0'
@@ -54,7 +55,8 @@ for i = 1, n do
     ek, es = string.sub(old, 1, 1), string.sub(old, 2, 21)
     if (ek == 't' or ek == 'r') and string.sub(old, 22, 41) <= now then ek = nil end
   end
-  local wins = ek == nil or es <= stamp or (kind == 'R' and ek == 'r')
+  local wins = ek == nil or es <= stamp or
+               (kind == 'R' and ek == 'r' and es <= string.sub(head, 22, 41))
   if wins then
     if kind == 't' or kind == 'r' then
       local k = 't'
@@ -787,7 +789,8 @@ Result<std::vector<bool>> RedisCache::PutIfNewerBatch(
             keys.push_back(DocKey(ns, epoch, id, /*vector=*/false));
             keys.push_back(DocKey(ns, epoch, id, /*vector=*/true));
             char kind = doc.tombstone ? (doc.repairable ? 'r' : 't') : (doc.repair ? 'R' : 'd');
-            args.push_back(kind + Digits20(doc.upserted_at));
+            args.push_back(kind + Digits20(doc.upserted_at) +
+                           (kind == 'R' ? Digits20(doc.repair_bound) : std::string()));
             args.push_back(doc.tombstone ? std::string() : doc.attributes_json);
           }
           calls.emplace_back(kPut, ScriptArgs(std::move(keys), std::move(args)));

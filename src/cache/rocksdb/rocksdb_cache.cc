@@ -554,10 +554,11 @@ Result<std::vector<bool>> RocksDbCache::PutBatch(
         return FromRocks(statuses[i], "get before put");
       }
     }
-    // Newer wins; a repair also replaces a repairable tombstone (document_cache.h).
+    // Newer wins; a repair also replaces a repairable tombstone stamped no later than its bound
+    // (document_cache.h).
     const bool wins = !existing || existing->stamp <= given.upserted_at ||
                       (given.repair && !given.tombstone && existing->tombstone &&
-                       existing->repairable);
+                       existing->repairable && existing->stamp <= given.repair_bound);
     // A repairable tombstone over one that is not stays not repairable: the write behind the
     // older one may still be applied late.
     const bool repairable = given.tombstone && given.repairable &&

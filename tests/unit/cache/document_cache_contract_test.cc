@@ -171,10 +171,11 @@ TEST_P(DocumentCacheContractTest, NewerPutReplacesTombstoneAndOlderTombstoneIsIg
   EXPECT_EQ(got->upserted_at, 300u);
 }
 
-// A full row marked as a repair (CachedDoc::repair).
-CachedDoc Repair(std::string json, uint64_t stamp) {
+// A full row marked as a repair (CachedDoc::repair) of tombstones stamped up to `bound`.
+CachedDoc Repair(std::string json, uint64_t stamp, uint64_t bound = 1000) {
   CachedDoc d = Doc(std::move(json), stamp);
   d.repair = true;
+  d.repair_bound = bound;
   return d;
 }
 
@@ -189,9 +190,12 @@ TEST_P(DocumentCacheContractTest, ARepairReplacesOnlyARepairableTombstone) {
   EXPECT_FALSE(MustGet(*c, "ns", final)->repairable);
   // An older row that is not a repair is refused by both tombstones.
   EXPECT_FALSE(*c->PutIfNewer("ns", repairable, Doc("{\"v\":\"old\"}", 100)));
-  // A repair replaces the repairable tombstone whatever its stamp, never a tombstone that is not
-  // repairable nor a newer document.
-  EXPECT_TRUE(*c->PutIfNewer("ns", repairable, Repair("{\"v\":\"old\"}", 100)));
+  // A repair replaces the repairable tombstone whatever its own stamp, but only a tombstone
+  // stamped no later than its bound; never a tombstone that is not repairable nor a newer
+  // document.
+  EXPECT_FALSE(*c->PutIfNewer("ns", repairable, Repair("{\"v\":\"old\"}", 100, 499)));
+  ASSERT_TRUE(MustGet(*c, "ns", repairable)->tombstone);
+  EXPECT_TRUE(*c->PutIfNewer("ns", repairable, Repair("{\"v\":\"old\"}", 100, 500)));
   EXPECT_FALSE(*c->PutIfNewer("ns", final, Repair("{\"v\":\"old\"}", 100)));
   EXPECT_FALSE(*c->PutIfNewer("ns", newer, Repair("{\"v\":\"old\"}", 100)));
   got = MustGet(*c, "ns", repairable);
@@ -202,11 +206,13 @@ TEST_P(DocumentCacheContractTest, ARepairReplacesOnlyARepairableTombstone) {
   // The batch call obeys the same rule.
   ASSERT_TRUE(c->Tombstone("ns", DocId::U64(4), 500, true).ok());
   std::vector<std::pair<DocId, CachedDoc>> batch;
-  batch.emplace_back(DocId::U64(4), Repair("{}", 1));
-  batch.emplace_back(final, Repair("{}", 1));
+  ASSERT_TRUE(c->Tombstone("ns", DocId::U64(5), 700, true).ok());
+  batch.emplace_back(DocId::U64(4), Repair("{}", 1, 600));
+  batch.emplace_back(final, Repair("{}", 1, 600));
+  batch.emplace_back(DocId::U64(5), Repair("{}", 1, 600));
   auto stored = c->PutIfNewerBatch("ns", batch);
   ASSERT_TRUE(stored.ok());
-  EXPECT_EQ(*stored, (std::vector<bool>{true, false}));
+  EXPECT_EQ(*stored, (std::vector<bool>{true, false, false}));
 }
 
 TEST_P(DocumentCacheContractTest, ATombstoneThatIsNotRepairableIsNeverMadeRepairable) {

@@ -222,6 +222,7 @@ class CoherenceTest : public ::testing::Test {
     g.clock = &clock_;
     CoherenceOptions options;
     options.backend_name = "rocksdb";
+    options.repair = true;
     options.faults = faults_;
     options.clock = &clock_;
     options.metrics = &metrics_;
@@ -338,7 +339,9 @@ class CoherenceTest : public ::testing::Test {
   }
 
   cache::testing::TempDir dir_;
-  ManualClock clock_;
+  // The wall clock starts at 0 ms, below the tests' write stamps (100, 200, ...): stamps the core
+  // gives itself (NewStampAfter, for repairable tombstones) then follow them, as in production.
+  ManualClock clock_{0};
   MetricsRegistry guard_metrics_;
   MetricsRegistry metrics_;
   std::shared_ptr<cache::DocumentCache> inner_;

@@ -113,7 +113,7 @@ TEST_F(ApplyWriteTest, WritesOverlappingOnAnIdLeaveNoVersionOfIt) {
   EXPECT_EQ(Json(doc->attributes_json), Json(R"({"v":3})"));
 }
 
-TEST_F(ApplyWriteTest, OverlappingWritesLeaveARepairableTombstoneThatNoBackfillReplaces) {
+TEST_F(ApplyWriteTest, OverlappingWritesLeaveARepairableTombstoneThatAStrongReadRepairs) {
   const DocId id = DocId::U64(1);
   auto first = core_->BeginWrite(kNs, {id});
   auto second = core_->BeginWrite(kNs, {id});
@@ -123,18 +123,76 @@ TEST_F(ApplyWriteTest, OverlappingWritesLeaveARepairableTombstoneThatNoBackfillR
   first.reset();
   ASSERT_FALSE(HasLiveRecord(id));
   EXPECT_TRUE(Cached(id)->repairable);
-  // Fetches read upstream; their backfills never replace the tombstone (repair is not made
-  // until the backend can bound it atomically, docs/design.md §4.2.7).
-  upstream_.Put(id, R"({"v":1})", 100);
-  for (int i = 0; i < 2; ++i) {
-    const uint64_t backfills = BackfillsDone();
-    auto r = FetchOne(id);
-    ASSERT_TRUE(r.ok() && r->row);
-    EXPECT_EQ(r->outcome, FetchOutcome::kMiss);
-    EXPECT_EQ(Json(r->row->attributes_json), Json(R"({"v":1})"));
-    ASSERT_TRUE(WaitFor([&] { return BackfillsDone() > backfills; }));
-    EXPECT_FALSE(HasLiveRecord(id));
+  // The upstream applied the first write last. A read that began after both were acknowledged
+  // sees that, and its backfill replaces the tombstone although its row is older than the
+  // tombstone's stamp (docs/design.md §4.2.7): the next fetch is a hit.
+  upstream_.Put(id, R"({"v":2})", 101);
+  auto r = FetchOne(id);
+  ASSERT_TRUE(r.ok() && r->row);
+  EXPECT_EQ(r->outcome, FetchOutcome::kMiss);
+  ASSERT_TRUE(WaitCached(id));
+  r = FetchOne(id);
+  ASSERT_TRUE(r.ok() && r->row);
+  EXPECT_EQ(r->outcome, FetchOutcome::kHit);
+  EXPECT_EQ(Json(r->row->attributes_json), Json(R"({"v":2})"));
+  EXPECT_EQ(upstream_.call_count(), 1u);
+}
+
+TEST_F(ApplyWriteTest, ARepairNeverUndoesTheTombstoneOfAWriteAcknowledgedWhileItsPutWasOnItsWay) {
+  const DocId id = DocId::U64(1);
+  {
+    auto first = core_->BeginWrite(kNs, {id});
+    auto second = core_->BeginWrite(kNs, {id});
+    EXPECT_TRUE(Run(core_->ApplyWrite(kNs, Upserts(100, {Row(id, R"({"v":1})")}), second.get())));
+    second.reset();
+    EXPECT_TRUE(Run(core_->ApplyWrite(kNs, Upserts(101, {Row(id, R"({"v":2})")}), first.get())));
   }
+  ASSERT_TRUE(Cached(id)->repairable);
+  upstream_.Put(id, R"({"v":2})", 101);
+  // The fetch's backfill passes every check of the core, then its put is held on its way to the
+  // cache; meanwhile a patch of the id is acknowledged (no cached row to merge into: a repairable
+  // tombstone). The held repair must not replace that tombstone when it lands.
+  faults_->SetOpLatency(CacheOp::kPutIfNewer, std::chrono::seconds(60));
+  faults_->SetOpLatency(CacheOp::kPutIfNewerBatch, std::chrono::seconds(60));
+  const uint64_t puts =
+      faults_->calls(CacheOp::kPutIfNewer) + faults_->calls(CacheOp::kPutIfNewerBatch);
+  const std::string ns = kNs;  // a coroutine lambda cannot capture the array
+  std::optional<Result<FetchOneResult>> fetched;
+  bool held = false, patched = false, landed = false;
+  asio::co_spawn(
+      io_, [&]() -> Task<void> { fetched.emplace(co_await core_->FetchOne(ns, id, reader_)); },
+      asio::detached);
+  asio::co_spawn(
+      io_,
+      [&]() -> Task<void> {
+        held = co_await WaitOnLoop([&] {
+          return faults_->calls(CacheOp::kPutIfNewer) +
+                     faults_->calls(CacheOp::kPutIfNewerBatch) >
+                 puts;
+        });
+        auto patch = core_->BeginWrite(ns, {id});
+        const std::string v3 = R"({"v":3})";
+        upstream_.Put(id, v3, core_->NewStamp());
+        WriteOutcome patch_outcome = Patches(102, {Row(id, v3)});
+        patched = co_await core_->ApplyWrite(ns, std::move(patch_outcome), patch.get());
+        patch.reset();
+        faults_->ClearLatency();
+        landed = co_await WaitOnLoop([&] { return BackfillsDone() > 0; });
+      },
+      asio::detached);
+  io_.restart();
+  io_.run();
+  ASSERT_TRUE(held);
+  ASSERT_TRUE(patched);
+  ASSERT_TRUE(landed);
+  ASSERT_TRUE(fetched && fetched->ok());
+  EXPECT_EQ(Json((*fetched)->row->attributes_json), Json(R"({"v":2})"));
+  auto doc = Cached(id);
+  ASSERT_TRUE(doc);
+  EXPECT_TRUE(doc->tombstone) << "the repair undid the patch's tombstone: " << doc->attributes_json;
+  auto r = FetchOne(id);
+  ASSERT_TRUE(r.ok() && r->row);
+  EXPECT_EQ(Json(r->row->attributes_json), Json(R"({"v":3})"));
 }
 
 TEST_F(ApplyWriteTest, NoReadRepairsTheIdsOfAWriteWhoseOutcomeIsUnknown) {
@@ -216,12 +274,17 @@ TEST_F(ApplyWriteTest, AWriteOfMoreThanTenThousandIdsIsMirroredUnlessAWriteOfIts
 }
 
 TEST_F(ApplyWriteTest, StampsOnlyGrowWhenTheWallClockStepsBack) {
+  clock_.SetWallMs(1'780'000'000'000);
   const uint64_t a = core_->NewStamp();
   clock_.SetWallMs(clock_.WallMs() - 60'000);
   const uint64_t b = core_->NewStamp();
   EXPECT_GT(b, a);
   clock_.Advance(std::chrono::minutes(2));
   EXPECT_EQ(core_->NewStamp(), static_cast<uint64_t>(clock_.WallMs()));
+  // A stamp taken at least after a given one (a repairable tombstone's, docs/design.md §4.2.7).
+  const uint64_t floor = static_cast<uint64_t>(clock_.WallMs()) + 5'000;
+  EXPECT_EQ(core_->NewStampAfter(floor), floor);
+  EXPECT_GT(core_->NewStamp(), floor);
 }
 
 TEST_F(ApplyWriteTest, UpsertVectorIsStoredApart) {
