@@ -54,6 +54,14 @@ class RedisCluster:
         self.password = password
         self.procs = []
         self.ports = []
+        try:
+            self._start(workdir)
+        except BaseException:
+            self.stop()
+            raise
+
+    def _start(self, workdir: str) -> None:
+        password = self.password
         for i in range(3):
             port = cluster_port()
             d = os.path.join(workdir, f"node{i}")
