@@ -110,7 +110,8 @@ std::string Cmd(int port, const std::vector<std::string>& args) {
   return out.empty() ? std::string() : out[0];
 }
 
-// Three redis-server masters in cluster mode, each in its own directory, joined into one cluster.
+// Three redis-server masters in cluster mode (with `replicas` replicas each), each node in its own
+// directory, joined into one cluster.
 class RedisCluster {
  public:
   ~RedisCluster() { Stop(); }
@@ -119,9 +120,13 @@ class RedisCluster {
 
   // Starts the servers, creates the cluster and waits until every node reports cluster_state:ok
   // and knows all three (60 s bound: a hang, not a timing check).
-  bool Start(std::string* why) {
+  bool Start(std::string* why, int replicas = 0) {
     const std::string bin = RedisServerBinary();
-    for (int i = 0; i < 3; ++i) {
+    nodes_ = 3 * (1 + replicas);
+    // With replicas, a dead master is failed over after about twice this; without, the default
+    // (15 s) keeps a slow machine from being taken for a failed node.
+    const std::string node_timeout = replicas > 0 ? "2000" : "15000";
+    for (int i = 0; i < nodes_; ++i) {
       const int port = FreePort();
       const std::string dir = dir_.Sub("node" + std::to_string(i));
       std::filesystem::create_directories(dir);
@@ -133,7 +138,8 @@ class RedisCluster {
         execl(bin.c_str(), bin.c_str(), "--port", port_s.c_str(), "--bind", "127.0.0.1",
               "--cluster-enabled", "yes", "--cluster-config-file", conf.c_str(), "--save", "",
               "--appendonly", "no", "--dir", dir.c_str(), "--logfile", log.c_str(),
-              "--maxmemory-policy", "volatile-lru", static_cast<char*>(nullptr));
+              "--maxmemory-policy", "volatile-lru", "--cluster-node-timeout",
+              node_timeout.c_str(), static_cast<char*>(nullptr));
         _exit(127);
       }
       if (pid < 0) return Fail(why, "fork failed");
@@ -148,7 +154,8 @@ class RedisCluster {
     std::string create = RedisCliBinary() + " --cluster create";
     for (int port : ports_) create += " 127.0.0.1:" + std::to_string(port);
     const std::string log = dir_.Sub("create.log");
-    create += " --cluster-replicas 0 --cluster-yes >" + log + " 2>&1 </dev/null";
+    create += " --cluster-replicas " + std::to_string(replicas) + " --cluster-yes >" + log +
+              " 2>&1 </dev/null";
     if (std::system(create.c_str()) != 0) {
       std::ifstream in(log);
       return Fail(why, "redis-cli --cluster create failed: " +
@@ -158,12 +165,13 @@ class RedisCluster {
     return true;
   }
 
-  // Every node says cluster_state:ok and knows three nodes.
+  // Every live node says cluster_state:ok and knows every node.
   bool Converged() {
-    for (int port : ports_) {
-      const std::string info = Cmd(port, {"CLUSTER", "INFO"});
+    for (size_t i = 0; i < ports_.size(); ++i) {
+      if (pids_[i] < 0) continue;
+      const std::string info = Cmd(ports_[i], {"CLUSTER", "INFO"});
       if (info.find("cluster_state:ok") == std::string::npos ||
-          info.find("cluster_known_nodes:3") == std::string::npos ||
+          info.find("cluster_known_nodes:" + std::to_string(nodes_)) == std::string::npos ||
           info.find("cluster_slots_assigned:16384") == std::string::npos) {
         return false;
       }
@@ -172,12 +180,30 @@ class RedisCluster {
   }
 
   void Stop() {
-    for (pid_t pid : pids_) {
-      kill(pid, SIGKILL);
-      int status = 0;
-      waitpid(pid, &status, 0);
-    }
+    for (size_t i = 0; i < ports_.size(); ++i) Kill(ports_[i]);
     pids_.clear();
+    ports_.clear();
+  }
+
+  // Kills the node on `port` (SIGKILL: no goodbye to its clients or peers).
+  void Kill(int port) {
+    for (size_t i = 0; i < ports_.size(); ++i) {
+      if (ports_[i] == port && pids_[i] > 0) {
+        kill(pids_[i], SIGKILL);
+        int status = 0;
+        waitpid(pids_[i], &status, 0);
+        pids_[i] = -1;
+      }
+    }
+  }
+
+  // A field of a node's INFO section, or "".
+  static std::string Info(int port, const std::string& section, const std::string& field) {
+    const std::string info = Cmd(port, {"INFO", section});
+    size_t at = info.find(field + ":");
+    if (at == std::string::npos) return "";
+    at += field.size() + 1;
+    return info.substr(at, info.find_first_of("\r\n", at) - at);
   }
 
   // The port of the master that serves `slot` (the one that answers a key of it without MOVED).
@@ -189,6 +215,17 @@ class RedisCluster {
   }
 
   std::string IdOf(int port) { return Cmd(port, {"CLUSTER", "MYID"}); }
+
+  // The port of a replica of the master on `port`, or 0.
+  int ReplicaOf(int port) {
+    for (int p : ports_) {
+      if (p != port && Info(p, "replication", "role") == "slave" &&
+          Info(p, "replication", "master_port") == std::to_string(port)) {
+        return p;
+      }
+    }
+    return 0;
+  }
 
   bool FlushAll() {
     for (int port : ports_) {
@@ -222,9 +259,17 @@ class RedisCluster {
   }
 
   TempDir dir_;
-  std::vector<pid_t> pids_;
+  int nodes_ = 0;
+  std::vector<pid_t> pids_;  // -1: killed
   std::vector<int> ports_;
 };
+
+// The attributes of a record, or "<none>" / the error.
+std::string MustGetOr(DocumentCache& c, std::string_view ns, const DocId& id) {
+  auto r = c.Get(ns, id);
+  if (!r.ok()) return r.status().ToString();
+  return r->has_value() ? (*r)->attributes_json : "<none>";
+}
 
 // Why the cluster cannot be had ("" when it can): binaries missing, or the start failed.
 std::string MissingBinaries() {
@@ -476,6 +521,50 @@ TEST_F(RedisClusterTest, AnEmptySlotGivenToAnotherMasterIsFollowed) {
   EXPECT_EQ(Cmd(target, {"EXISTS", tag + "d0:" + std::string(1, '0' + static_cast<int>(
                                                        IdType::kString)) + "k"}),
             "1");
+}
+
+// A master dies and its replica takes over: the cache's next call meets a refused connection,
+// reads the slot map again and goes to the new master, without an error.
+TEST(RedisClusterFailoverTest, AFailedOverMastersSlotsFollowItsReplica) {
+  REQUIRE_CLUSTER_BINARIES();
+  RedisCluster cluster;
+  std::string why;
+  ASSERT_TRUE(cluster.Start(&why, /*replicas=*/1)) << why;
+  auto opened = RedisCache::Open(cluster.Options());
+  ASSERT_TRUE(opened.ok()) << opened.status().ToString();
+  RedisCache& c = **opened;
+  const std::string ns = "failover";
+  ASSERT_TRUE(c.BumpEpoch(ns).ok());
+  for (uint64_t id = 1; id <= 10; ++id) {
+    ASSERT_TRUE(*c.PutIfNewer(ns, DocId::U64(id), Doc("{\"v\":" + std::to_string(id) + "}", 10)));
+  }
+  const int master = cluster.OwnerOf("L8{failover}e");
+  ASSERT_NE(master, 0);
+  const int replica = cluster.ReplicaOf(master);
+  ASSERT_NE(replica, 0) << "no replica of the namespace's master";
+  // The replica has every write (replication is asynchronous: wait for its offset).
+  ASSERT_TRUE(RedisCluster::WaitFor([&] {
+    const std::string want = RedisCluster::Info(master, "replication", "master_repl_offset");
+    return !want.empty() &&
+           RedisCluster::Info(replica, "replication", "slave_repl_offset") == want;
+  }));
+  const uint64_t refreshes = c.ClusterCounters().refreshes;
+  cluster.Kill(master);
+  ASSERT_TRUE(RedisCluster::WaitFor(
+      [&] { return RedisCluster::Info(replica, "replication", "role") == "master"; }))
+      << "the replica was not promoted";
+  ASSERT_TRUE(RedisCluster::WaitFor([&] { return cluster.Converged(); }));
+
+  auto got = c.Get(ns, DocId::U64(7));
+  ASSERT_TRUE(got.ok()) << got.status().ToString();
+  ASSERT_TRUE(got->has_value());
+  EXPECT_EQ((*got)->attributes_json, "{\"v\":7}");
+  EXPECT_GT(c.ClusterCounters().refreshes, refreshes) << "the slot map was not read again";
+  EXPECT_TRUE(*c.PutIfNewer(ns, DocId::U64(7), Doc("{\"v\":\"after\"}", 20)));
+  EXPECT_FALSE(*c.PutIfNewer(ns, DocId::U64(8), Doc("{\"v\":\"older\"}", 5)));
+  EXPECT_EQ(MustGetOr(c, ns, DocId::U64(8)), "{\"v\":8}");
+  EXPECT_EQ(Cmd(replica, {"GET", "L8{failover}e"}), "1");
+  EXPECT_TRUE(c.Ping().ok());
 }
 
 TEST_F(RedisClusterTest, EveryMastersPolicyIsCheckedAndScriptsReloadPerMaster) {
