@@ -3,7 +3,7 @@ origin and two gateway replicas on them; `check` writes through replica A and fe
 runs a warm job through A and watches it through B, deletes the namespace through B and reads it
 through A; `down` stops every part.
 
-Needs redis-server, redis-cli, PostgreSQL's server binaries, curl and jq; without them it skips,
+Needs redis-server, redis-cli, PostgreSQL's server binaries, and curl; without them it skips,
 except under CI (CI=true), where it fails (scripts/setup.sh installs them)."""
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ def fleet(state_dir: str, *args: str, timeout: float = 300) -> subprocess.Comple
 
 @pytest.fixture
 def state_dir():
-    missing = [b for b in ("redis-server", "redis-cli", "curl", "jq") if not shutil.which(b)]
+    missing = [b for b in ("redis-server", "redis-cli", "curl") if not shutil.which(b)]
     if not glob.glob("/usr/lib/postgresql/*/bin/initdb"):
         missing.append("PostgreSQL (initdb)")
     if missing:
