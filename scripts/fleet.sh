@@ -31,7 +31,7 @@ say() { echo "fleet: $*"; }
 pg_bin() {
   if [[ -n "${LAYER_PG_BIN:-}" ]]; then echo "$LAYER_PG_BIN"; return; fi
   local found
-  found="$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)"
+  found="$(printf '%s\n' /usr/lib/postgresql/*/bin | grep -v '\*' | sort -V | tail -1)"
   [[ -n "$found" ]] || die "no PostgreSQL under /usr/lib/postgresql (apt-get install postgresql)"
   echo "$found"
 }
@@ -93,7 +93,7 @@ up() {
   if [[ -f "$DIR/fleet.env" ]] && status >/dev/null 2>&1; then
     die "a fleet is running in $DIR: scripts/fleet.sh down first"
   fi
-  [[ -f "$DIR/fleet.env" ]] && down >/dev/null 2>&1 || true
+  if [[ -f "$DIR/fleet.env" ]]; then down >/dev/null 2>&1 || true; fi
   rm -rf "$DIR"
   mkdir -p "$DIR"
   chmod 755 "$DIR"
@@ -119,8 +119,9 @@ ENV
     seeds="$seeds${seeds:+,}127.0.0.1:$p"
   done
   for p in $REDIS_PORTS; do wait_for 10 "redis-server :$p" "$REDIS_CLI" -p "$p" ping; done
-  # shellcheck disable=SC2086
-  "$REDIS_CLI" --cluster create $(for p in $REDIS_PORTS; do echo "127.0.0.1:$p"; done) \
+  local nodes=()
+  for p in $REDIS_PORTS; do nodes+=("127.0.0.1:$p"); done
+  "$REDIS_CLI" --cluster create "${nodes[@]}" \
     --cluster-replicas 0 --cluster-yes >"$DIR/redis-create.log" 2>&1 </dev/null \
     || die "redis-cli --cluster create failed: see $DIR/redis-create.log"
   wait_for 60 "cluster_state:ok" cluster_ok
@@ -147,7 +148,8 @@ CONF
   # The origin (strict: it takes only $KEY), then the two replicas.
   start_layer origin origin --listen 127.0.0.1:0 --data-dir "$DIR/origin/data" --api-key "$KEY"
   wait_for 30 "the origin's port" test -s "$DIR/origin/port"
-  local origin="http://127.0.0.1:$(cat "$DIR/origin/port")"
+  local origin
+  origin="http://127.0.0.1:$(cat "$DIR/origin/port")"
   local r
   for r in a b; do
     start_layer "replica-$r" serve --listen 127.0.0.1:0 --data-dir "$DIR/replica-$r/data" \
