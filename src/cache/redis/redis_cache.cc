@@ -209,7 +209,7 @@ namespace {
 // Reads "MOVED 3999 127.0.0.1:6381" / "ASK ..." / "TRYAGAIN ...". An empty host (a node that
 // does not know its address) is the host of the node that answered, `from_host`.
 std::optional<RedisCache::Redirect> ParseRedirect(std::string_view err,
-                                                 const std::string& from_host) {
+                                                  const std::string& from_host) {
   using R = RedisCache::Redirect;
   R r;
   r.text = std::string(err);
@@ -241,7 +241,9 @@ std::optional<RedisCache::Redirect> ParseRedirect(std::string_view err,
   if (!ok || port == 0 || port > 65535) return std::nullopt;
   r.slot = static_cast<uint16_t>(slot);
   r.host = std::string(addr.substr(0, colon));
-  if (r.host.starts_with("[") && r.host.ends_with("]")) r.host = r.host.substr(1, r.host.size() - 2);
+  if (r.host.starts_with("[") && r.host.ends_with("]")) {
+    r.host = r.host.substr(1, r.host.size() - 2);
+  }
   if (r.host.empty() || r.host == "?") r.host = from_host;
   r.port = static_cast<int>(port);
   return r;
@@ -313,7 +315,9 @@ class RedisCache::Conn {
       auto redirect = ParseRedirect(ReplyText(r.get()), host_);
       if (redirect && (!redirect_ || redirect->kind < redirect_->kind)) redirect_ = redirect;
     }
-    if (redirect_) return Status::Unavailable("redis " + std::string(what) + ": " + redirect_->text);
+    if (redirect_) {
+      return Status::Unavailable("redis " + std::string(what) + ": " + redirect_->text);
+    }
     return Status::Ok();
   }
 
@@ -597,8 +601,8 @@ class RedisCache::Node {
   // new connection when it failed on a broken connection that came from the pool.
   // `*redirect`: the cluster redirection the call met; `*conn_failed`: no connection could be
   // opened, or it broke.
-  Status Run(bool asking, const std::function<Status(Conn&)>& fn,
-             std::optional<Redirect>* redirect, bool* conn_failed) {
+  Status Run(bool asking, const std::function<Status(Conn&)>& fn, std::optional<Redirect>* redirect,
+             bool* conn_failed) {
     for (int attempt = 0;; ++attempt) {
       bool reused = false, connect_failed = false;
       auto conn = Acquire(&reused, &connect_failed);
@@ -623,7 +627,8 @@ class RedisCache::Node {
 
   // Opens one connection (checking the policy and loading the scripts) into the pool.
   Status Warm() {
-    return Run(false, [](Conn&) { return Status::Ok(); }, nullptr, nullptr);
+    auto nothing = [](Conn&) { return Status::Ok(); };
+    return Run(false, nothing, nullptr, nullptr);
   }
 
   void DropIdle() {
@@ -851,15 +856,16 @@ Status RedisCache::RefreshSlots(uint64_t seen_gen, const std::shared_ptr<Node>& 
             }
             return FromErrorReply("cluster slots", err);
           }
-          if (rep->type != REDIS_REPLY_ARRAY) return Status::Internal("cluster slots: not an array");
+          if (rep->type != REDIS_REPLY_ARRAY) {
+            return Status::Internal("cluster slots: not an array");
+          }
           // [[start, end, [host, port, id, ...], replicas...], ...]
           for (size_t i = 0; i < rep->elements; ++i) {
             const redisReply* range = rep->element[i];
             if (range->type != REDIS_REPLY_ARRAY || range->elements < 3 ||
                 range->element[0]->type != REDIS_REPLY_INTEGER ||
                 range->element[1]->type != REDIS_REPLY_INTEGER ||
-                range->element[2]->type != REDIS_REPLY_ARRAY ||
-                range->element[2]->elements < 2 ||
+                range->element[2]->type != REDIS_REPLY_ARRAY || range->element[2]->elements < 2 ||
                 range->element[2]->element[1]->type != REDIS_REPLY_INTEGER) {
               return Status::Internal("cluster slots: unexpected entry");
             }
@@ -966,8 +972,8 @@ Status RedisCache::OnSlot(uint16_t slot, const std::function<Status(Conn&)>& fn)
         }
         // A migration in progress: wait a little (1, 2, 4 ... 64 ms) and start from the map.
         auto pause = std::chrono::milliseconds(1 << std::min(tryagain++, 6));
-        std::this_thread::sleep_for(std::min<std::chrono::steady_clock::duration>(
-            pause, deadline - now));
+        std::this_thread::sleep_for(
+            std::min<std::chrono::steady_clock::duration>(pause, deadline - now));
         --hop;  // waits are bounded by the deadline, not by the redirection count
         auto again = NodeFor(slot);
         if (!again.ok()) return again.status();
@@ -1318,12 +1324,14 @@ Status RedisCache::PutNamespaceRecord(std::string_view ns, std::string_view key,
 Result<std::vector<std::pair<std::string, std::string>>> RedisCache::ListNamespaceRecords(
     std::string_view key) {
   std::vector<std::string> names;
-  Status listed = CommandOnSlot(
-      "list namespace records", {"SMEMBERS", RegistryKey(key)}, [&](const redisReply& m) {
-        if (m.type != REDIS_REPLY_ARRAY) return Status::Internal("redis smembers: not an array");
-        for (size_t i = 0; i < m.elements; ++i) names.emplace_back(ReplyText(m.element[i]));
-        return Status::Ok();
-      });
+  Status listed = CommandOnSlot("list namespace records", {"SMEMBERS", RegistryKey(key)},
+                                [&](const redisReply& m) {
+                                  if (m.type != REDIS_REPLY_ARRAY)
+                                    return Status::Internal("redis smembers: not an array");
+                                  for (size_t i = 0; i < m.elements; ++i)
+                                    names.emplace_back(ReplyText(m.element[i]));
+                                  return Status::Ok();
+                                });
   if (!listed.ok()) return listed;
   // The namespaces' records live in their own slots: one pipeline of HGETs per master.
   std::vector<std::optional<std::string>> values(names.size());

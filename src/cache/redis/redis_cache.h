@@ -95,7 +95,7 @@ struct RedisCacheOptions {
   // Redis Cluster: the seed nodes (host, port) asked for the slot map; host, port and
   // unix_socket are then unused. Empty: one server.
   std::vector<std::pair<std::string, int>> cluster_seeds;
-  std::string username;     // AUTH [username] password, when password is set
+  std::string username;  // AUTH [username] password, when password is set
   std::string password;
   size_t pool_size = 4;
   std::chrono::milliseconds connect_timeout{1000};
@@ -120,7 +120,7 @@ Result<RedisCacheOptions> ParseRedisCacheUrl(std::string_view url);
 // first '{' and the next '}', when not empty -- or of the whole key, modulo 16384.
 uint16_t RedisKeySlot(std::string_view key);
 
-// What a cluster client did about redirections, for tests and logs.
+// What a cluster client did about redirections (for tests).
 struct RedisClusterCounters {
   uint64_t moved = 0;      // MOVED replies followed
   uint64_t ask = 0;        // ASK replies followed
@@ -164,7 +164,7 @@ class RedisCache final : public DocumentCache {
                             std::string_view value) override;
   Result<std::vector<std::pair<std::string, std::string>>> ListNamespaceRecords(
       std::string_view key) override;
-  Status Ping() override;  // every master of a cluster
+  Status Ping() override;       // every master of a cluster
   CacheStats Stats() override;  // summed over the masters of a cluster
 
   // The slot that holds every key of namespace `ns`.

@@ -138,8 +138,8 @@ class RedisCluster {
         execl(bin.c_str(), bin.c_str(), "--port", port_s.c_str(), "--bind", "127.0.0.1",
               "--cluster-enabled", "yes", "--cluster-config-file", conf.c_str(), "--save", "",
               "--appendonly", "no", "--dir", dir.c_str(), "--logfile", log.c_str(),
-              "--maxmemory-policy", "volatile-lru", "--cluster-node-timeout",
-              node_timeout.c_str(), static_cast<char*>(nullptr));
+              "--maxmemory-policy", "volatile-lru", "--cluster-node-timeout", node_timeout.c_str(),
+              static_cast<char*>(nullptr));
         _exit(127);
       }
       if (pid < 0) return Fail(why, "fork failed");
@@ -290,12 +290,12 @@ RedisCluster* SharedCluster(std::string* why) {
   return cluster.get();
 }
 
-#define REQUIRE_CLUSTER_BINARIES()                                     \
-  do {                                                                 \
-    if (std::string missing = MissingBinaries(); !missing.empty()) {   \
-      if (UnderCi()) FAIL() << missing << " (scripts/setup.sh)";       \
-      GTEST_SKIP() << missing;                                         \
-    }                                                                  \
+#define REQUIRE_CLUSTER_BINARIES()                                   \
+  do {                                                               \
+    if (std::string missing = MissingBinaries(); !missing.empty()) { \
+      if (UnderCi()) FAIL() << missing << " (scripts/setup.sh)";     \
+      GTEST_SKIP() << missing;                                       \
+    }                                                                \
   } while (0)
 
 class RedisClusterContractBackend final : public DocumentCacheBackend {
@@ -425,10 +425,10 @@ TEST_F(RedisClusterTest, ASlotMigrationIsFollowedThroughAskAndMoved) {
 
   // The epoch and row 1 (with its vector) move first: a read of row 1 finds none of its keys on
   // the source, which answers ASK; the target serves it after ASKING.
-  const std::string doc1 = tag + "d1:" + std::string(1, '0' + static_cast<int>(IdType::kU64)) +
-                           DocId::U64(1).bytes;
-  const std::string vec1 = tag + "v1:" + std::string(1, '0' + static_cast<int>(IdType::kU64)) +
-                           DocId::U64(1).bytes;
+  const std::string doc1 =
+      tag + "d1:" + std::string(1, '0' + static_cast<int>(IdType::kU64)) + DocId::U64(1).bytes;
+  const std::string vec1 =
+      tag + "v1:" + std::string(1, '0' + static_cast<int>(IdType::kU64)) + DocId::U64(1).bytes;
   ASSERT_EQ(Cmd(source, {"EXISTS", doc1}), "1") << "the key layout changed";
   ASSERT_EQ(Cmd(source, {"MIGRATE", "127.0.0.1", std::to_string(target), "", "0", "5000", "KEYS",
                          tag + "e", doc1, vec1}),
@@ -454,7 +454,7 @@ TEST_F(RedisClusterTest, ASlotMigrationIsFollowedThroughAskAndMoved) {
     auto keys = CmdArray(source, {"CLUSTER", "GETKEYSINSLOT", slot_s, "100"});
     if (keys.empty()) break;
     std::vector<std::string> migrate = {"MIGRATE", "127.0.0.1", std::to_string(target), "", "0",
-                                        "5000", "KEYS"};
+                                        "5000",    "KEYS"};
     migrate.insert(migrate.end(), keys.begin(), keys.end());
     ASSERT_EQ(Cmd(source, migrate), "OK");
   }
@@ -518,9 +518,10 @@ TEST_F(RedisClusterTest, AnEmptySlotGivenToAnotherMasterIsFollowed) {
   ASSERT_TRUE(*c->PutIfNewer(ns, DocId::String("k"), Doc("{\"x\":1}", 5)));
   EXPECT_GE(c->ClusterCounters().moved, 1u);
   EXPECT_EQ(MustGet(*c, ns, DocId::String("k"))->attributes_json, "{\"x\":1}");
-  EXPECT_EQ(Cmd(target, {"EXISTS", tag + "d0:" + std::string(1, '0' + static_cast<int>(
-                                                       IdType::kString)) + "k"}),
-            "1");
+  EXPECT_EQ(
+      Cmd(target,
+          {"EXISTS", tag + "d0:" + std::string(1, '0' + static_cast<int>(IdType::kString)) + "k"}),
+      "1");
 }
 
 // A master dies and its replica takes over: the cache's next call meets a refused connection,
@@ -545,14 +546,13 @@ TEST(RedisClusterFailoverTest, AFailedOverMastersSlotsFollowItsReplica) {
   // The replica has every write (replication is asynchronous: wait for its offset).
   ASSERT_TRUE(RedisCluster::WaitFor([&] {
     const std::string want = RedisCluster::Info(master, "replication", "master_repl_offset");
-    return !want.empty() &&
-           RedisCluster::Info(replica, "replication", "slave_repl_offset") == want;
+    return !want.empty() && RedisCluster::Info(replica, "replication", "slave_repl_offset") == want;
   }));
   const uint64_t refreshes = c.ClusterCounters().refreshes;
   cluster.Kill(master);
-  ASSERT_TRUE(RedisCluster::WaitFor(
-      [&] { return RedisCluster::Info(replica, "replication", "role") == "master"; }))
-      << "the replica was not promoted";
+  ASSERT_TRUE(RedisCluster::WaitFor([&] {
+    return RedisCluster::Info(replica, "replication", "role") == "master";
+  })) << "the replica was not promoted";
   ASSERT_TRUE(RedisCluster::WaitFor([&] { return cluster.Converged(); }));
 
   auto got = c.Get(ns, DocId::U64(7));
