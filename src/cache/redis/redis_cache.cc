@@ -1324,14 +1324,13 @@ Status RedisCache::PutNamespaceRecord(std::string_view ns, std::string_view key,
 Result<std::vector<std::pair<std::string, std::string>>> RedisCache::ListNamespaceRecords(
     std::string_view key) {
   std::vector<std::string> names;
-  Status listed = CommandOnSlot("list namespace records", {"SMEMBERS", RegistryKey(key)},
-                                [&](const redisReply& m) {
-                                  if (m.type != REDIS_REPLY_ARRAY)
-                                    return Status::Internal("redis smembers: not an array");
-                                  for (size_t i = 0; i < m.elements; ++i)
-                                    names.emplace_back(ReplyText(m.element[i]));
-                                  return Status::Ok();
-                                });
+  auto read_names = [&names](const redisReply& m) {
+    if (m.type != REDIS_REPLY_ARRAY) return Status::Internal("redis smembers: not an array");
+    for (size_t i = 0; i < m.elements; ++i) names.emplace_back(ReplyText(m.element[i]));
+    return Status::Ok();
+  };
+  Status listed =
+      CommandOnSlot("list namespace records", {"SMEMBERS", RegistryKey(key)}, read_names);
   if (!listed.ok()) return listed;
   // The namespaces' records live in their own slots: one pipeline of HGETs per master.
   std::vector<std::optional<std::string>> values(names.size());
