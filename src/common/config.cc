@@ -237,7 +237,8 @@ Status ServeConfig::Validate() const {
     if (!rocks && !cache.starts_with("redis://") && !cache.starts_with("redis+unix://") &&
         !cache.starts_with("rediss://") && !cache.starts_with("redis-cluster://")) {
       return Status::InvalidArgument(
-          "--cache must be redis://HOST:PORT[/DB], redis+unix:///SOCKET or rocksdb:///PATH");
+          "--cache must be redis://HOST:PORT[/DB], redis+unix:///SOCKET, "
+          "redis-cluster://HOST:PORT,HOST:PORT,... or rocksdb:///PATH");
     }
     if (rocks && !cache_dir.empty()) {
       return Status::InvalidArgument("--cache and --cache-dir both name the cache: give one");
@@ -447,8 +448,8 @@ void AddServeFlags(CLI::App& app, ServeConfig& cfg) {
       ->envname("LAYER_ORIGIN_INDEX_LAG_MS");
   app.add_option("--cache", cfg.cache,
                  "document cache: redis://[[USER]:PASSWORD@]HOST[:PORT][/DB][?OPTIONS], "
-                 "redis+unix:///SOCKET or rocksdb:///PATH (default the embedded RocksDB in "
-                 "--cache-dir)")
+                 "redis+unix:///SOCKET, redis-cluster://[[USER]:PASSWORD@]HOST:PORT,HOST:PORT,... "
+                 "or rocksdb:///PATH (default the embedded RocksDB in --cache-dir)")
       ->envname("LAYER_CACHE");
   app.add_option("--cache-dir", cfg.cache_dir, "document cache directory (default <data-dir>/cache)")
       ->envname("LAYER_CACHE_DIR");

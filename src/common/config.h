@@ -70,7 +70,8 @@ struct ServeConfig {
   std::string data_dir = "layer-data";  // LAYER_DATA_DIR: all local state lives under here
   int64_t origin_index_lag_ms = 0;      // LAYER_ORIGIN_INDEX_LAG_MS
 
-  // Document cache: LAYER_CACHE, redis://HOST:PORT[/DB], redis+unix:///SOCKET or rocksdb:///PATH;
+  // Document cache: LAYER_CACHE, redis://HOST:PORT[/DB], redis+unix:///SOCKET,
+  // redis-cluster://HOST:PORT,HOST:PORT,... or rocksdb:///PATH;
   // empty = the embedded RocksDB in cache_dir (docs/design.md §3.8, §3.11).
   std::string cache;
   std::string cache_dir;                    // LAYER_CACHE_DIR; empty = <data_dir>/cache

@@ -7,7 +7,9 @@
 #include <algorithm>
 #include <array>
 #include <charconv>
+#include <condition_variable>
 #include <cstdio>
+#include <thread>
 #include <utility>
 
 #include "common/config.h"
@@ -194,10 +196,67 @@ Status FromErrorReply(std::string_view what, std::string_view err) {
 
 }  // namespace
 
+// Where a cluster node sent a call: MOVED (the slot has another master), ASK (the key is being
+// migrated: ask the target, once), TRYAGAIN (a multi-key call in the middle of a migration).
+struct RedisCache::Redirect {
+  enum Kind { kMoved, kAsk, kTryAgain } kind = kTryAgain;
+  uint16_t slot = 0;
+  std::string host;  // MOVED and ASK: the node to ask
+  int port = 0;
+  std::string text;  // the error reply, for messages
+};
+
+namespace {
+
+// Reads "MOVED 3999 127.0.0.1:6381" / "ASK ..." / "TRYAGAIN ...". An empty host (a node that
+// does not know its address) is the host of the node that answered, `from_host`.
+std::optional<RedisCache::Redirect> ParseRedirect(std::string_view err,
+                                                  const std::string& from_host) {
+  using R = RedisCache::Redirect;
+  R r;
+  r.text = std::string(err);
+  if (err.starts_with("TRYAGAIN") ||
+      err.find("Script attempted to access a non local key") != std::string_view::npos) {
+    // The latter: a key a script found in an index had already left in a migration.
+    r.kind = R::kTryAgain;
+    return r;
+  }
+  std::string_view rest;
+  if (err.starts_with("MOVED ")) {
+    r.kind = R::kMoved;
+    rest = err.substr(6);
+  } else if (err.starts_with("ASK ")) {
+    r.kind = R::kAsk;
+    rest = err.substr(4);
+  } else {
+    return std::nullopt;
+  }
+  const size_t space = rest.find(' ');
+  if (space == std::string_view::npos) return std::nullopt;
+  bool ok = false;
+  const uint64_t slot = ParseU64(rest.substr(0, space), &ok);
+  if (!ok || slot >= 16384) return std::nullopt;
+  std::string_view addr = rest.substr(space + 1);
+  const size_t colon = addr.rfind(':');
+  if (colon == std::string_view::npos) return std::nullopt;
+  const uint64_t port = ParseU64(addr.substr(colon + 1), &ok);
+  if (!ok || port == 0 || port > 65535) return std::nullopt;
+  r.slot = static_cast<uint16_t>(slot);
+  r.host = std::string(addr.substr(0, colon));
+  if (r.host.starts_with("[") && r.host.ends_with("]")) {
+    r.host = r.host.substr(1, r.host.size() - 2);
+  }
+  if (r.host.empty() || r.host == "?") r.host = from_host;
+  r.port = static_cast<int>(port);
+  return r;
+}
+
+}  // namespace
+
 // One pooled connection: the hiredis context and the shas of the scripts loaded on it.
 class RedisCache::Conn {
  public:
-  explicit Conn(redisContext* ctx) : ctx_(ctx) {}
+  Conn(redisContext* ctx, std::string host) : ctx_(ctx), host_(std::move(host)) {}
   ~Conn() {
     if (ctx_) redisFree(ctx_);
   }
@@ -213,14 +272,28 @@ class RedisCache::Conn {
     return Status::Unavailable(std::move(msg));
   }
 
+  // While set, every command is sent after ASKING (an ASK redirection's target).
+  void set_asking(bool asking) { asking_ = asking; }
+
+  // The cluster redirection the last Pipeline met (MOVED over ASK over TRYAGAIN), taken.
+  std::optional<Redirect> TakeRedirect() { return std::exchange(redirect_, std::nullopt); }
+
   // Sends every command, then reads every reply (one round trip). A reply may be an error
-  // reply; a non-OK Status means the connection broke.
+  // reply; a non-OK Status means the connection broke, or a reply was a cluster redirection
+  // (TakeRedirect tells which; the replies are all there).
   Status Pipeline(std::string_view what, const std::vector<std::vector<std::string>>& cmds,
                   std::vector<Reply>* replies) {
     replies->clear();
+    redirect_.reset();
     std::vector<const char*> argv;
     std::vector<size_t> lens;
+    static constexpr std::string_view kAsking = "ASKING";
     for (const auto& cmd : cmds) {
+      if (asking_) {
+        const char* a = kAsking.data();
+        const size_t n = kAsking.size();
+        if (redisAppendCommandArgv(ctx_, 1, &a, &n) != REDIS_OK) return IoStatus(what);
+      }
       argv.clear();
       lens.clear();
       for (const auto& a : cmd) {
@@ -232,10 +305,20 @@ class RedisCache::Conn {
         return IoStatus(what);
       }
     }
-    for (size_t i = 0; i < cmds.size(); ++i) {
+    for (size_t i = 0; i < cmds.size() * (asking_ ? 2 : 1); ++i) {
       void* raw = nullptr;
       if (redisGetReply(ctx_, &raw) != REDIS_OK || raw == nullptr) return IoStatus(what);
-      replies->emplace_back(static_cast<redisReply*>(raw));
+      Reply reply(static_cast<redisReply*>(raw));
+      if (asking_ && i % 2 == 0) continue;  // ASKING's +OK
+      replies->push_back(std::move(reply));
+    }
+    for (const auto& r : *replies) {
+      if (r->type != REDIS_REPLY_ERROR) continue;
+      auto redirect = ParseRedirect(ReplyText(r.get()), host_);
+      if (redirect && (!redirect_ || redirect->kind < redirect_->kind)) redirect_ = redirect;
+    }
+    if (redirect_) {
+      return Status::Unavailable("redis " + std::string(what) + ": " + redirect_->text);
     }
     return Status::Ok();
   }
@@ -264,7 +347,8 @@ class RedisCache::Conn {
     return Status::Ok();
   }
 
-  // Runs scripts (EVALSHA, pipelined), reloading them once on NOSCRIPT.
+  // Runs scripts (EVALSHA, pipelined), reloading them once on NOSCRIPT (this node lost them: a
+  // restart, a flush, a failover to a replica that never loaded them).
   Status Eval(std::string_view what,
               const std::vector<std::pair<Script, std::vector<std::string>>>& calls,
               std::vector<Reply>* replies) {
@@ -294,6 +378,9 @@ class RedisCache::Conn {
 
  private:
   redisContext* ctx_;
+  const std::string host_;  // of the node, for a redirection that names no host
+  bool asking_ = false;
+  std::optional<Redirect> redirect_;
   std::array<std::string, kScriptCount> shas_;
 };
 
@@ -335,13 +422,48 @@ Result<ScriptAnswer> ReadAnswer(std::string_view what, const redisReply* r) {
 
 }  // namespace
 
+namespace {
+
+// HOST[:PORT] or [V6]:PORT; *port keeps its value when none is given.
+Status ParseHostPort(std::string_view hostport, std::string* host_out, int* port) {
+  std::string_view host = hostport;
+  std::string_view port_text;
+  bool has_port = false;
+  if (hostport.starts_with("[")) {  // [v6]:port
+    size_t close = hostport.find(']');
+    if (close == std::string_view::npos) return Status::InvalidArgument("unclosed [");
+    host = hostport.substr(1, close - 1);
+    std::string_view after = hostport.substr(close + 1);
+    if (!after.empty()) {
+      if (!after.starts_with(":")) return Status::InvalidArgument("bad port");
+      port_text = after.substr(1);
+      has_port = true;
+    }
+  } else if (size_t colon = hostport.rfind(':'); colon != std::string_view::npos) {
+    host = hostport.substr(0, colon);
+    port_text = hostport.substr(colon + 1);
+    has_port = true;
+  }
+  if (has_port) {
+    bool ok = false;
+    uint64_t p = ParseU64(port_text, &ok);
+    if (!ok || p == 0 || p > 65535) return Status::InvalidArgument("bad port");
+    *port = static_cast<int>(p);
+  }
+  if (host.empty()) return Status::InvalidArgument("no host");
+  *host_out = std::string(host);
+  return Status::Ok();
+}
+
+}  // namespace
+
 Result<RedisCacheOptions> ParseRedisCacheUrl(std::string_view url) {
   RedisCacheOptions o;
   auto bad = [&](std::string why) {
     return Status::InvalidArgument("--cache " + RedactRedisUrl(url) + ": " + why);
   };
   std::string_view rest;
-  bool unix_socket = false;
+  bool unix_socket = false, cluster = false;
   if (url.starts_with("redis://")) {
     rest = url.substr(8);
   } else if (url.starts_with("redis+unix://")) {
@@ -352,9 +474,10 @@ Result<RedisCacheOptions> ParseRedisCacheUrl(std::string_view url) {
         "TLS (rediss://) needs hiredis 1.0 or later with hiredis_ssl; this build has "
         "hiredis 0.14 (use a TLS proxy such as stunnel, or redis:// on a trusted network)");
   } else if (url.starts_with("redis-cluster://")) {
-    return bad("Redis Cluster is not supported yet (docs/design.md §3.11)");
+    rest = url.substr(16);
+    cluster = true;
   } else {
-    return bad("not a redis:// or redis+unix:// URL");
+    return bad("not a redis://, redis+unix:// or redis-cluster:// URL");
   }
   std::string_view query;
   if (size_t q = rest.find('?'); q != std::string_view::npos) {
@@ -391,29 +514,25 @@ Result<RedisCacheOptions> ParseRedisCacheUrl(std::string_view url) {
         o.db = static_cast<int>(n);
       }
     }
-    std::string_view host = hostport;
-    if (hostport.starts_with("[")) {  // [v6]:port
-      size_t close = hostport.find(']');
-      if (close == std::string_view::npos) return bad("unclosed [");
-      host = hostport.substr(1, close - 1);
-      std::string_view after = hostport.substr(close + 1);
-      if (!after.empty()) {
-        if (!after.starts_with(":")) return bad("bad port");
-        hostport = after;
-        bool ok = false;
-        uint64_t p = ParseU64(after.substr(1), &ok);
-        if (!ok || p == 0 || p > 65535) return bad("bad port");
-        o.port = static_cast<int>(p);
+    if (cluster) {
+      if (o.db != 0) return bad("a Redis Cluster has only database 0");
+      for (size_t at = 0; at <= hostport.size();) {
+        size_t comma = hostport.find(',', at);
+        if (comma == std::string_view::npos) comma = hostport.size();
+        std::pair<std::string, int> seed;
+        seed.second = 6379;
+        if (Status s = ParseHostPort(hostport.substr(at, comma - at), &seed.first, &seed.second);
+            !s.ok()) {
+          return bad(s.message());
+        }
+        o.cluster_seeds.push_back(std::move(seed));
+        at = comma + 1;
       }
-    } else if (size_t colon = hostport.rfind(':'); colon != std::string_view::npos) {
-      host = hostport.substr(0, colon);
-      bool ok = false;
-      uint64_t p = ParseU64(hostport.substr(colon + 1), &ok);
-      if (!ok || p == 0 || p > 65535) return bad("bad port");
-      o.port = static_cast<int>(p);
+      o.host = o.cluster_seeds[0].first;
+      o.port = o.cluster_seeds[0].second;
+    } else if (Status s = ParseHostPort(hostport, &o.host, &o.port); !s.ok()) {
+      return bad(s.message());
     }
-    if (host.empty()) return bad("no host");
-    o.host = std::string(host);
   }
   auto duration = [&](std::string_view name, std::chrono::milliseconds* out) -> Status {
     if (auto v = QueryParam(query, name)) {
@@ -447,6 +566,7 @@ Result<RedisCacheOptions> ParseRedisCacheUrl(std::string_view url) {
     if (*v != "0" && *v != "1") return bad("check_policy must be 0 or 1");
     o.check_policy = *v == "1";
   }
+  if (cluster && o.db != 0) return bad("a Redis Cluster has only database 0");
   return o;
 }
 
@@ -466,13 +586,206 @@ std::string RedactRedisUrl(std::string_view url) {
   return out;
 }
 
-RedisCache::RedisCache(RedisCacheOptions options) : options_(std::move(options)) {}
+// One server and its pool of connections.
+class RedisCache::Node {
+ public:
+  Node(const RedisCacheOptions& options, std::string host, int port, std::string unix_socket)
+      : options_(options),
+        host_(std::move(host)),
+        port_(port),
+        unix_socket_(std::move(unix_socket)),
+        name_(unix_socket_.empty() ? host_ + ":" + std::to_string(port_) : unix_socket_) {}
+
+  const std::string& name() const { return name_; }
+  const std::string& host() const { return host_; }
+
+  // Runs `fn` on a pooled connection (asking: every command after ASKING); repeats it once on a
+  // new connection when it failed on a broken connection that came from the pool.
+  // `*redirect`: the cluster redirection the call met; `*conn_failed`: no connection could be
+  // opened, or it broke.
+  Status Run(bool asking, const std::function<Status(Conn&)>& fn, std::optional<Redirect>* redirect,
+             bool* conn_failed) {
+    for (int attempt = 0;; ++attempt) {
+      bool reused = false, connect_failed = false;
+      auto conn = Acquire(&reused, &connect_failed);
+      if (!conn.ok()) {
+        if (conn_failed) *conn_failed = connect_failed;
+        return conn.status();
+      }
+      (*conn)->set_asking(asking);
+      Status s = fn(**conn);
+      (*conn)->set_asking(false);
+      std::optional<Redirect> r = (*conn)->TakeRedirect();
+      const bool broken = (*conn)->broken();
+      Release(std::move(*conn));
+      // A pooled connection may have died while idle (a server restart, an idle timeout): one
+      // more try on a new connection.
+      if (broken && reused && attempt == 0) continue;
+      if (redirect) *redirect = std::move(r);
+      if (conn_failed) *conn_failed = broken;
+      return s;
+    }
+  }
+
+  // Opens one connection (checking the policy and loading the scripts) into the pool.
+  Status Warm() {
+    auto nothing = [](Conn&) { return Status::Ok(); };
+    return Run(false, nothing, nullptr, nullptr);
+  }
+
+  void DropIdle() {
+    std::lock_guard lk(mu_);
+    open_ -= idle_.size();
+    idle_.clear();
+    cv_.notify_all();
+  }
+
+ private:
+  Result<std::unique_ptr<Conn>> Acquire(bool* reused, bool* connect_failed) {
+    std::unique_lock lk(mu_);
+    const bool got = cv_.wait_for(lk, options_.op_timeout,
+                                  [&] { return !idle_.empty() || open_ < options_.pool_size; });
+    if (!got) return Status::Unavailable("redis " + name_ + ": no free connection in the pool");
+    if (!idle_.empty()) {
+      std::unique_ptr<Conn> c = std::move(idle_.back());
+      idle_.pop_back();
+      *reused = true;
+      return c;
+    }
+    ++open_;
+    lk.unlock();
+    *reused = false;
+    auto c = Connect();
+    if (!c.ok()) {
+      *connect_failed = c.status().code() == StatusCode::kUnavailable;
+      lk.lock();
+      --open_;
+      cv_.notify_one();
+    }
+    return c;
+  }
+
+  void Release(std::unique_ptr<Conn> conn) {
+    std::lock_guard lk(mu_);
+    if (conn && !conn->broken()) {
+      idle_.push_back(std::move(conn));
+    } else {
+      --open_;
+    }
+    cv_.notify_one();
+  }
+
+  Result<std::unique_ptr<Conn>> Connect() {
+    const timeval ct = ToTimeval(options_.connect_timeout);
+    redisContext* ctx = unix_socket_.empty()
+                            ? redisConnectWithTimeout(host_.c_str(), port_, ct)
+                            : redisConnectUnixWithTimeout(unix_socket_.c_str(), ct);
+    const std::string& where = name_;
+    if (ctx == nullptr) return Status::Unavailable("redis connect " + where + ": out of memory");
+    auto conn = std::make_unique<Conn>(ctx, host_);
+    if (ctx->err) return Status::Unavailable("redis connect " + where + ": " + ctx->errstr);
+    redisSetTimeout(ctx, ToTimeval(options_.op_timeout));
+    if (unix_socket_.empty()) (void)redisEnableKeepAlive(ctx);
+    if (!options_.password.empty()) {
+      std::vector<std::string> auth = {"AUTH"};
+      if (!options_.username.empty()) auth.push_back(options_.username);
+      auth.push_back(options_.password);
+      auto r = conn->Command("auth", std::move(auth));
+      if (!r.ok()) return r.status();
+      if ((*r)->type == REDIS_REPLY_ERROR) {
+        return Status::Unavailable("redis auth at " + where + ": " +
+                                   std::string(ReplyText(r->get())));
+      }
+    }
+    if (options_.db != 0) {
+      auto r = conn->Command("select", {"SELECT", std::to_string(options_.db)});
+      if (!r.ok()) return r.status();
+      if ((*r)->type == REDIS_REPLY_ERROR) {
+        return Status::InvalidArgument("redis select " + std::to_string(options_.db) + ": " +
+                                       std::string(ReplyText(r->get())));
+      }
+    }
+    if (options_.check_policy) {
+      auto r = conn->Command("config get", {"CONFIG", "GET", "maxmemory-policy"});
+      if (!r.ok()) return r.status();
+      const redisReply* rep = r->get();
+      if (rep->type != REDIS_REPLY_ARRAY || rep->elements != 2) {
+        return Status::InvalidArgument(
+            "redis at " + where +
+            " does not tell its maxmemory-policy (CONFIG GET: " + std::string(ReplyText(rep)) +
+            "); set a volatile-lru, volatile-ttl or noeviction policy and add "
+            "check_policy=0 to the --cache URL");
+      }
+      std::string_view policy = ReplyText(rep->element[1]);
+      if (std::find(kSafePolicies.begin(), kSafePolicies.end(), policy) == kSafePolicies.end()) {
+        return Status::InvalidArgument(
+            "redis at " + where + " has maxmemory-policy " + std::string(policy) +
+            ", which may evict tombstones and namespace epochs and so serve stale rows; use "
+            "volatile-lru, volatile-ttl or noeviction (docs/design.md §3.11)");
+      }
+    }
+    if (Status s = conn->LoadScripts(); !s.ok()) return s;
+    return conn;
+  }
+
+  const RedisCacheOptions& options_;
+  const std::string host_;
+  const int port_;
+  const std::string unix_socket_;
+  const std::string name_;
+
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::vector<std::unique_ptr<Conn>> idle_;  // guarded by mu_
+  size_t open_ = 0;                          // idle + in use; guarded by mu_
+};
+
+namespace {
+
+constexpr size_t kSlots = 16384;
+// Redirections one call follows before giving up (a map that keeps changing under it).
+constexpr int kMaxRedirects = 16;
+
+}  // namespace
+
+uint16_t RedisKeySlot(std::string_view key) {
+  if (size_t open = key.find('{'); open != std::string_view::npos) {
+    size_t close = key.find('}', open + 1);
+    if (close != std::string_view::npos && close > open + 1) {
+      key = key.substr(open + 1, close - open - 1);
+    }
+  }
+  uint16_t crc = 0;  // CRC16-CCITT (XMODEM): polynomial 0x1021, initial value 0
+  for (unsigned char c : key) {
+    crc ^= static_cast<uint16_t>(c) << 8;
+    for (int i = 0; i < 8; ++i) {
+      crc = (crc & 0x8000) ? static_cast<uint16_t>((crc << 1) ^ 0x1021)
+                           : static_cast<uint16_t>(crc << 1);
+    }
+  }
+  return static_cast<uint16_t>(crc & (kSlots - 1));
+}
+
+uint16_t RedisCache::NamespaceSlot(std::string_view ns) { return RedisKeySlot(EpochKey(ns)); }
+
+RedisCache::RedisCache(RedisCacheOptions options)
+    : options_(std::move(options)), cluster_(!options_.cluster_seeds.empty()) {
+  if (cluster_) {
+    slots_.resize(kSlots);
+    for (const auto& [host, port] : options_.cluster_seeds) (void)NodeAt(host, port);
+  } else {
+    single_ = std::make_shared<Node>(options_, options_.host, options_.port, options_.unix_socket);
+  }
+}
 
 RedisCache::~RedisCache() = default;
 
 Result<std::unique_ptr<RedisCache>> RedisCache::Open(RedisCacheOptions options) {
   if (options.pool_size == 0) return Status::InvalidArgument("redis pool size must be positive");
   if (options.batch_chunk == 0) return Status::InvalidArgument("batch_chunk must be positive");
+  if (!options.cluster_seeds.empty() && (options.db != 0 || !options.unix_socket.empty())) {
+    return Status::InvalidArgument("a Redis Cluster has only database 0 and no unix socket");
+  }
   // hiredis 0.14 writes with write(2): a server that closed the connection would raise SIGPIPE,
   // whose default action ends the process. Its default is replaced by "ignore" (EPIPE then
   // reads as a broken connection); a handler someone installed is left alone.
@@ -481,124 +794,207 @@ Result<std::unique_ptr<RedisCache>> RedisCache::Open(RedisCacheOptions options) 
     signal(SIGPIPE, SIG_IGN);
   }
   std::unique_ptr<RedisCache> cache(new RedisCache(std::move(options)));
-  auto conn = cache->Connect();
-  if (!conn.ok()) return conn.status();
-  {
-    std::lock_guard lk(cache->pool_mu_);
-    cache->open_ = 1;
+  if (cache->cluster_) {
+    if (Status s = cache->RefreshSlots(cache->map_gen_.load(), nullptr, nullptr); !s.ok()) return s;
   }
-  cache->Release(std::move(*conn));
+  // One connection to every master: each checks that server's eviction policy.
+  for (const auto& node : cache->Masters()) {
+    if (Status s = node->Warm(); !s.ok()) return s;
+  }
   return cache;
 }
 
-Result<std::unique_ptr<RedisCache::Conn>> RedisCache::Connect() {
-  const timeval ct = ToTimeval(options_.connect_timeout);
-  redisContext* ctx = options_.unix_socket.empty()
-                          ? redisConnectWithTimeout(options_.host.c_str(), options_.port, ct)
-                          : redisConnectUnixWithTimeout(options_.unix_socket.c_str(), ct);
-  const std::string where = options_.unix_socket.empty()
-                                ? options_.host + ":" + std::to_string(options_.port)
-                                : options_.unix_socket;
-  if (ctx == nullptr) return Status::Unavailable("redis connect " + where + ": out of memory");
-  auto conn = std::make_unique<Conn>(ctx);
-  if (ctx->err) return Status::Unavailable("redis connect " + where + ": " + ctx->errstr);
-  redisSetTimeout(ctx, ToTimeval(options_.op_timeout));
-  if (options_.unix_socket.empty()) (void)redisEnableKeepAlive(ctx);
-  if (!options_.password.empty()) {
-    std::vector<std::string> auth = {"AUTH"};
-    if (!options_.username.empty()) auth.push_back(options_.username);
-    auth.push_back(options_.password);
-    auto r = conn->Command("auth", std::move(auth));
-    if (!r.ok()) return r.status();
-    if ((*r)->type == REDIS_REPLY_ERROR) {
-      return Status::Unavailable("redis auth at " + where + ": " +
-                                 std::string(ReplyText(r->get())));
-    }
-  }
-  if (options_.db != 0) {
-    auto r = conn->Command("select", {"SELECT", std::to_string(options_.db)});
-    if (!r.ok()) return r.status();
-    if ((*r)->type == REDIS_REPLY_ERROR) {
-      return Status::InvalidArgument("redis select " + std::to_string(options_.db) + ": " +
-                                     std::string(ReplyText(r->get())));
-    }
-  }
-  if (options_.check_policy) {
-    auto r = conn->Command("config get", {"CONFIG", "GET", "maxmemory-policy"});
-    if (!r.ok()) return r.status();
-    const redisReply* rep = r->get();
-    if (rep->type != REDIS_REPLY_ARRAY || rep->elements != 2) {
-      return Status::InvalidArgument(
-          "redis at " + where +
-          " does not tell its maxmemory-policy (CONFIG GET: " + std::string(ReplyText(rep)) +
-          "); set a volatile-lru, volatile-ttl or noeviction policy and add "
-          "check_policy=0 to the --cache URL");
-    }
-    std::string_view policy = ReplyText(rep->element[1]);
-    if (std::find(kSafePolicies.begin(), kSafePolicies.end(), policy) == kSafePolicies.end()) {
-      return Status::InvalidArgument(
-          "redis at " + where + " has maxmemory-policy " + std::string(policy) +
-          ", which may evict tombstones and namespace epochs and so serve stale rows; use "
-          "volatile-lru, volatile-ttl or noeviction (docs/design.md §3.11)");
-    }
-  }
-  if (Status s = conn->LoadScripts(); !s.ok()) return s;
-  return conn;
+std::shared_ptr<RedisCache::Node> RedisCache::NodeAt(const std::string& host, int port) {
+  std::string key = host + ":" + std::to_string(port);
+  std::lock_guard lk(nodes_mu_);
+  auto& node = nodes_[key];
+  if (!node) node = std::make_shared<Node>(options_, host, port, std::string());
+  return node;
 }
 
-Result<std::unique_ptr<RedisCache::Conn>> RedisCache::Acquire(bool* reused) {
-  std::unique_lock lk(pool_mu_);
-  const bool got = pool_cv_.wait_for(lk, options_.op_timeout,
-                                     [&] { return !idle_.empty() || open_ < options_.pool_size; });
-  if (!got) return Status::Unavailable("redis: no free connection in the pool");
-  if (!idle_.empty()) {
-    std::unique_ptr<Conn> c = std::move(idle_.back());
-    idle_.pop_back();
-    *reused = true;
-    return c;
-  }
-  ++open_;
-  lk.unlock();
-  *reused = false;
-  auto c = Connect();
-  if (!c.ok()) {
-    lk.lock();
-    --open_;
-    pool_cv_.notify_one();
-  }
-  return c;
+void RedisCache::SetSlotOwner(uint16_t slot, std::shared_ptr<Node> node) {
+  std::unique_lock lk(map_mu_);
+  slots_[slot] = std::move(node);
 }
 
-void RedisCache::Release(std::unique_ptr<Conn> conn) {
-  std::lock_guard lk(pool_mu_);
-  if (conn && !conn->broken()) {
-    idle_.push_back(std::move(conn));
-  } else {
-    --open_;
+std::vector<std::shared_ptr<RedisCache::Node>> RedisCache::Masters() {
+  if (!cluster_) return {single_};
+  std::vector<std::shared_ptr<Node>> out;
+  std::shared_lock lk(map_mu_);
+  for (const auto& n : slots_) {
+    if (n && std::find(out.begin(), out.end(), n) == out.end()) out.push_back(n);
   }
-  pool_cv_.notify_one();
+  return out;
+}
+
+Status RedisCache::RefreshSlots(uint64_t seen_gen, const std::shared_ptr<Node>& first,
+                                const std::shared_ptr<Node>& last_resort) {
+  std::lock_guard refresh(refresh_mu_);
+  if (map_gen_.load() != seen_gen) return Status::Ok();  // read since the caller looked
+  std::vector<std::shared_ptr<Node>> ask;
+  auto add = [&](std::shared_ptr<Node> n) {
+    if (n && n != last_resort && std::find(ask.begin(), ask.end(), n) == ask.end()) {
+      ask.push_back(std::move(n));
+    }
+  };
+  add(first);
+  for (auto& n : Masters()) add(std::move(n));
+  for (const auto& [host, port] : options_.cluster_seeds) add(NodeAt(host, port));
+  if (last_resort) ask.push_back(last_resort);
+  Status last = Status::Unavailable("redis cluster: no node to read the slot map from");
+  for (const auto& node : ask) {
+    std::vector<std::shared_ptr<Node>> slots(kSlots);
+    Status s = node->Run(
+        false,
+        [&](Conn& conn) -> Status {
+          auto r = conn.Command("cluster slots", {"CLUSTER", "SLOTS"});
+          if (!r.ok()) return r.status();
+          const redisReply* rep = r->get();
+          if (rep->type == REDIS_REPLY_ERROR) {
+            std::string_view err = ReplyText(rep);
+            if (err.find("cluster support disabled") != std::string_view::npos) {
+              return Status::InvalidArgument("redis at " + node->name() +
+                                             " is not in cluster mode: use a redis:// URL");
+            }
+            return FromErrorReply("cluster slots", err);
+          }
+          if (rep->type != REDIS_REPLY_ARRAY) {
+            return Status::Internal("cluster slots: not an array");
+          }
+          // [[start, end, [host, port, id, ...], replicas...], ...]
+          for (size_t i = 0; i < rep->elements; ++i) {
+            const redisReply* range = rep->element[i];
+            if (range->type != REDIS_REPLY_ARRAY || range->elements < 3 ||
+                range->element[0]->type != REDIS_REPLY_INTEGER ||
+                range->element[1]->type != REDIS_REPLY_INTEGER ||
+                range->element[2]->type != REDIS_REPLY_ARRAY || range->element[2]->elements < 2 ||
+                range->element[2]->element[1]->type != REDIS_REPLY_INTEGER) {
+              return Status::Internal("cluster slots: unexpected entry");
+            }
+            const long long from = range->element[0]->integer, to = range->element[1]->integer;
+            std::string host(ReplyText(range->element[2]->element[0]));
+            if (host.empty() || host == "?") host = node->host();
+            const long long port = range->element[2]->element[1]->integer;
+            if (from < 0 || to >= static_cast<long long>(kSlots) || from > to || port <= 0 ||
+                port > 65535) {
+              return Status::Internal("cluster slots: bad range");
+            }
+            auto owner = NodeAt(host, static_cast<int>(port));
+            for (long long slot = from; slot <= to; ++slot) slots[slot] = owner;
+          }
+          return Status::Ok();
+        },
+        nullptr, nullptr);
+    if (s.ok()) {
+      {
+        std::unique_lock lk(map_mu_);
+        slots_ = std::move(slots);
+      }
+      map_gen_.fetch_add(1);
+      std::lock_guard lk(counters_mu_);
+      ++counters_.refreshes;
+      return Status::Ok();
+    }
+    if (s.code() == StatusCode::kInvalidArgument) return s;  // a policy, or not a cluster
+    last = s;
+  }
+  return last;
+}
+
+Result<std::shared_ptr<RedisCache::Node>> RedisCache::NodeFor(uint16_t slot) {
+  if (!cluster_) return single_;
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    const uint64_t gen = map_gen_.load();
+    {
+      std::shared_lock lk(map_mu_);
+      if (slots_[slot]) return slots_[slot];
+    }
+    if (attempt == 0) {
+      if (Status s = RefreshSlots(gen, nullptr, nullptr); !s.ok()) return s;
+    }
+  }
+  return Status::Unavailable("redis cluster: no master serves slot " + std::to_string(slot));
+}
+
+Status RedisCache::OnSlot(uint16_t slot, const std::function<Status(Conn&)>& fn) {
+  const auto deadline = std::chrono::steady_clock::now() + options_.op_timeout;
+  uint64_t gen = map_gen_.load();
+  auto node = NodeFor(slot);
+  if (!node.ok()) return node.status();
+  std::shared_ptr<Node> target = std::move(*node);
+  bool asking = false, moved_after_failure = false;
+  int tryagain = 0;
+  for (int hop = 0;; ++hop) {
+    std::optional<Redirect> redirect;
+    bool conn_failed = false;
+    Status s = target->Run(asking, fn, &redirect, &conn_failed);
+    asking = false;
+    if (!cluster_) return s;  // a redirection from a lone server is an error like any other
+    if (!redirect) {
+      if (!conn_failed || moved_after_failure) return s;
+      // The master may have failed over to a replica: read the map, and try once more if the
+      // slot has another master now.
+      if (!RefreshSlots(gen, nullptr, target).ok()) return s;
+      gen = map_gen_.load();
+      auto next = NodeFor(slot);
+      if (!next.ok() || *next == target) return s;
+      target = std::move(*next);
+      moved_after_failure = true;
+      continue;
+    }
+    if (hop >= kMaxRedirects) {
+      return Status::Unavailable("redis cluster: too many redirections (last: " + redirect->text +
+                                 ")");
+    }
+    switch (redirect->kind) {
+      case Redirect::kMoved: {
+        auto to = NodeAt(redirect->host, redirect->port);
+        SetSlotOwner(redirect->slot, to);
+        (void)RefreshSlots(gen, to, nullptr);
+        SetSlotOwner(redirect->slot, to);  // what the slot's master said wins over a late map
+        gen = map_gen_.load();
+        target = std::move(to);
+        std::lock_guard lk(counters_mu_);
+        ++counters_.moved;
+        break;
+      }
+      case Redirect::kAsk: {
+        target = NodeAt(redirect->host, redirect->port);
+        asking = true;
+        std::lock_guard lk(counters_mu_);
+        ++counters_.ask;
+        break;
+      }
+      case Redirect::kTryAgain: {
+        const auto now = std::chrono::steady_clock::now();
+        if (now >= deadline) return s;
+        {
+          std::lock_guard lk(counters_mu_);
+          ++counters_.tryagain;
+        }
+        // A migration in progress: wait a little (1, 2, 4 ... 64 ms) and start from the map.
+        auto pause = std::chrono::milliseconds(1 << std::min(tryagain++, 6));
+        std::this_thread::sleep_for(
+            std::min<std::chrono::steady_clock::duration>(pause, deadline - now));
+        --hop;  // waits are bounded by the deadline, not by the redirection count
+        auto again = NodeFor(slot);
+        if (!again.ok()) return again.status();
+        target = std::move(*again);
+        break;
+      }
+    }
+  }
+}
+
+RedisClusterCounters RedisCache::ClusterCounters() const {
+  std::lock_guard lk(counters_mu_);
+  return counters_;
 }
 
 void RedisCache::DropIdleConnectionsForTest() {
-  std::lock_guard lk(pool_mu_);
-  open_ -= idle_.size();
-  idle_.clear();
-  pool_cv_.notify_all();
-}
-
-Status RedisCache::WithConn(const std::function<Status(Conn&)>& fn) {
-  for (int attempt = 0;; ++attempt) {
-    bool reused = false;
-    auto conn = Acquire(&reused);
-    if (!conn.ok()) return conn.status();
-    Status s = fn(**conn);
-    const bool broken = (*conn)->broken();
-    Release(std::move(*conn));
-    // A pooled connection may have died while idle (a server restart, an idle timeout): one
-    // more try on a new connection.
-    if (broken && reused && attempt == 0) continue;
-    return s;
-  }
+  if (single_) single_->DropIdle();
+  std::lock_guard lk(nodes_mu_);
+  for (auto& [name, node] : nodes_) node->DropIdle();
 }
 
 std::optional<uint64_t> RedisCache::EpochOf(std::string_view ns) {
@@ -617,7 +1013,7 @@ Status RedisCache::WithEpoch(
     std::string_view ns,
     const std::function<Status(Conn&, uint64_t, std::optional<uint64_t>*)>& fn) {
   if (Status s = CheckNs(ns); !s.ok()) return s;
-  return WithConn([&](Conn& conn) -> Status {
+  return OnSlot(NamespaceSlot(ns), [&](Conn& conn) -> Status {
     std::optional<uint64_t> epoch = EpochOf(ns);
     if (!epoch) {
       // Never seen here: read it, so that a moved epoch means a bump after this look.
@@ -868,7 +1264,7 @@ Result<std::optional<std::string>> RedisCache::GetVector(std::string_view ns, co
 
 Status RedisCache::BumpEpoch(std::string_view ns) {
   if (Status s = CheckNs(ns); !s.ok()) return s;
-  return WithConn([&](Conn& conn) -> Status {
+  return OnSlot(NamespaceSlot(ns), [&](Conn& conn) -> Status {
     std::vector<std::pair<Script, std::vector<std::string>>> calls;
     calls.emplace_back(kBump, ScriptArgs({EpochKey(ns), RecordsKey(ns)}, {}));
     std::vector<Reply> replies;
@@ -883,105 +1279,160 @@ Status RedisCache::BumpEpoch(std::string_view ns) {
   });
 }
 
+Status RedisCache::CommandOnSlot(std::string_view what, const std::vector<std::string>& cmd,
+                                 const std::function<Status(const redisReply&)>& read) {
+  return OnSlot(RedisKeySlot(cmd.at(1)), [&](Conn& conn) -> Status {
+    auto r = conn.Command(what, cmd);
+    if (!r.ok()) return r.status();
+    if ((*r)->type == REDIS_REPLY_ERROR) return FromErrorReply(what, ReplyText(r->get()));
+    return read ? read(**r) : Status::Ok();
+  });
+}
+
+// A string reply as a value; anything else (nil) as none.
+std::function<Status(const redisReply&)> RedisCache::StringInto(std::optional<std::string>* out) {
+  return [out](const redisReply& r) {
+    if (r.type == REDIS_REPLY_STRING) *out = std::string(ReplyText(&r));
+    return Status::Ok();
+  };
+}
+
 Result<std::optional<std::string>> RedisCache::GetNamespaceRecord(std::string_view ns,
                                                                   std::string_view key) {
   if (Status s = CheckNs(ns); !s.ok()) return s;
   std::optional<std::string> out;
-  Status st = WithConn([&](Conn& conn) -> Status {
-    auto r = conn.Command("get namespace record", {"HGET", RecordsKey(ns), std::string(key)});
-    if (!r.ok()) return r.status();
-    if ((*r)->type == REDIS_REPLY_ERROR) {
-      return FromErrorReply("get namespace record", ReplyText(r->get()));
-    }
-    if ((*r)->type == REDIS_REPLY_STRING) out = std::string(ReplyText(r->get()));
-    return Status::Ok();
-  });
-  if (!st.ok()) return st;
+  if (Status s = CommandOnSlot("get namespace record", {"HGET", RecordsKey(ns), std::string(key)},
+                               StringInto(&out));
+      !s.ok()) {
+    return s;
+  }
   return out;
 }
 
 Status RedisCache::PutNamespaceRecord(std::string_view ns, std::string_view key,
                                       std::string_view value) {
   if (Status s = CheckNs(ns); !s.ok()) return s;
-  return WithConn([&](Conn& conn) -> Status {
-    // The registry first: a listed namespace whose record is missing is skipped by the lister,
-    // a record missing from the registry would never be listed.
-    std::vector<std::vector<std::string>> cmds = {
-        {"SADD", RegistryKey(key), std::string(ns)},
-        {"HSET", RecordsKey(ns), std::string(key), std::string(value)}};
-    std::vector<Reply> replies;
-    if (Status s = conn.Pipeline("put namespace record", cmds, &replies); !s.ok()) return s;
-    for (const auto& r : replies) {
-      if (r->type == REDIS_REPLY_ERROR) {
-        return FromErrorReply("put namespace record", ReplyText(r.get()));
-      }
-    }
-    return Status::Ok();
-  });
+  // The registry first: a listed namespace whose record is missing is skipped by the lister,
+  // a record missing from the registry would never be listed. (On a cluster the two keys are in
+  // different slots: two calls.)
+  if (Status s = CommandOnSlot("put namespace record", {"SADD", RegistryKey(key), std::string(ns)},
+                               nullptr);
+      !s.ok()) {
+    return s;
+  }
+  return CommandOnSlot("put namespace record",
+                       {"HSET", RecordsKey(ns), std::string(key), std::string(value)}, nullptr);
 }
 
 Result<std::vector<std::pair<std::string, std::string>>> RedisCache::ListNamespaceRecords(
     std::string_view key) {
-  std::vector<std::pair<std::string, std::string>> out;
-  Status st = WithConn([&](Conn& conn) -> Status {
-    out.clear();
-    auto members = conn.Command("list namespace records", {"SMEMBERS", RegistryKey(key)});
-    if (!members.ok()) return members.status();
-    const redisReply* m = members->get();
-    if (m->type == REDIS_REPLY_ERROR) return FromErrorReply("list namespace records", ReplyText(m));
-    if (m->type != REDIS_REPLY_ARRAY) return Status::Internal("redis smembers: not an array");
-    std::vector<std::string> names;
-    std::vector<std::vector<std::string>> cmds;
-    for (size_t i = 0; i < m->elements; ++i) {
-      names.emplace_back(ReplyText(m->element[i]));
-      cmds.push_back({"HGET", RecordsKey(names.back()), std::string(key)});
-    }
-    if (cmds.empty()) return Status::Ok();
-    std::vector<Reply> replies;
-    if (Status s = conn.Pipeline("list namespace records", cmds, &replies); !s.ok()) return s;
-    for (size_t i = 0; i < replies.size(); ++i) {
-      const redisReply* r = replies[i].get();
-      if (r->type == REDIS_REPLY_ERROR) {
-        return FromErrorReply("list namespace records", ReplyText(r));
-      }
-      if (r->type == REDIS_REPLY_STRING) out.emplace_back(names[i], std::string(ReplyText(r)));
-    }
+  std::vector<std::string> names;
+  auto read_names = [&names](const redisReply& m) {
+    if (m.type != REDIS_REPLY_ARRAY) return Status::Internal("redis smembers: not an array");
+    for (size_t i = 0; i < m.elements; ++i) names.emplace_back(ReplyText(m.element[i]));
     return Status::Ok();
-  });
-  if (!st.ok()) return st;
+  };
+  Status listed =
+      CommandOnSlot("list namespace records", {"SMEMBERS", RegistryKey(key)}, read_names);
+  if (!listed.ok()) return listed;
+  // The namespaces' records live in their own slots: one pipeline of HGETs per master.
+  std::vector<std::optional<std::string>> values(names.size());
+  std::vector<std::pair<std::shared_ptr<Node>, std::vector<size_t>>> groups;
+  for (size_t i = 0; i < names.size(); ++i) {
+    auto node = NodeFor(NamespaceSlot(names[i]));
+    if (!node.ok()) return node.status();
+    auto g = std::find_if(groups.begin(), groups.end(),
+                          [&](const auto& group) { return group.first == *node; });
+    if (g == groups.end()) {
+      groups.emplace_back(*node, std::vector<size_t>());
+      g = groups.end() - 1;
+    }
+    g->second.push_back(i);
+  }
+  for (const auto& [node, indexes] : groups) {
+    std::vector<size_t> redirected;  // HGETs whose slot moved: asked again one by one
+    Status st = node->Run(
+        false,
+        [&](Conn& conn) -> Status {
+          redirected.clear();
+          std::vector<std::vector<std::string>> cmds;
+          for (size_t i : indexes) cmds.push_back({"HGET", RecordsKey(names[i]), std::string(key)});
+          std::vector<Reply> replies;
+          Status s = conn.Pipeline("list namespace records", cmds, &replies);
+          if (!s.ok() && !conn.TakeRedirect()) return s;
+          for (size_t j = 0; j < replies.size(); ++j) {
+            const redisReply* r = replies[j].get();
+            if (r->type == REDIS_REPLY_ERROR) {
+              if (!cluster_ || !ParseRedirect(ReplyText(r), node->host())) {
+                return FromErrorReply("list namespace records", ReplyText(r));
+              }
+              redirected.push_back(indexes[j]);
+            } else if (r->type == REDIS_REPLY_STRING) {
+              values[indexes[j]] = std::string(ReplyText(r));
+            }
+          }
+          return Status::Ok();
+        },
+        nullptr, nullptr);
+    if (!st.ok()) return st;
+    for (size_t i : redirected) {
+      if (Status s = CommandOnSlot("list namespace records",
+                                   {"HGET", RecordsKey(names[i]), std::string(key)},
+                                   StringInto(&values[i]));
+          !s.ok()) {
+        return s;
+      }
+    }
+  }
+  std::vector<std::pair<std::string, std::string>> out;
+  for (size_t i = 0; i < names.size(); ++i) {
+    if (values[i]) out.emplace_back(std::move(names[i]), std::move(*values[i]));
+  }
   return out;
 }
 
 Status RedisCache::Ping() {
-  return WithConn([&](Conn& conn) -> Status {
-    auto r = conn.Command("ping", {"PING"});
-    if (!r.ok()) return r.status();
-    if ((*r)->type == REDIS_REPLY_ERROR) return FromErrorReply("ping", ReplyText(r->get()));
-    return Status::Ok();
-  });
+  for (const auto& node : Masters()) {
+    Status st = node->Run(
+        false,
+        [&](Conn& conn) -> Status {
+          auto r = conn.Command("ping", {"PING"});
+          if (!r.ok()) return r.status();
+          if ((*r)->type == REDIS_REPLY_ERROR) return FromErrorReply("ping", ReplyText(r->get()));
+          return Status::Ok();
+        },
+        nullptr, nullptr);
+    if (!st.ok()) return st;
+  }
+  return Status::Ok();
 }
 
 CacheStats RedisCache::Stats() {
   CacheStats stats;
   stats.backend = "redis";
-  (void)WithConn([&](Conn& conn) -> Status {
-    std::vector<std::vector<std::string>> cmds = {{"DBSIZE"}, {"INFO", "memory"}};
-    std::vector<Reply> replies;
-    if (Status s = conn.Pipeline("stats", cmds, &replies); !s.ok()) return s;
-    if (replies[0]->type == REDIS_REPLY_INTEGER && replies[0]->integer > 0) {
-      stats.approx_keys = static_cast<uint64_t>(replies[0]->integer);
-    }
-    std::string_view info = ReplyText(replies[1].get());
-    constexpr std::string_view kUsed = "used_memory:";
-    if (size_t at = info.find(kUsed); at != std::string_view::npos) {
-      std::string_view rest = info.substr(at + kUsed.size());
-      rest = rest.substr(0, rest.find_first_of("\r\n"));
-      bool ok = false;
-      uint64_t v = ParseU64(rest, &ok);
-      if (ok) stats.approx_bytes = v;
-    }
-    return Status::Ok();
-  });
+  for (const auto& node : Masters()) {
+    (void)node->Run(
+        false,
+        [&](Conn& conn) -> Status {
+          std::vector<std::vector<std::string>> cmds = {{"DBSIZE"}, {"INFO", "memory"}};
+          std::vector<Reply> replies;
+          if (Status s = conn.Pipeline("stats", cmds, &replies); !s.ok()) return s;
+          if (replies[0]->type == REDIS_REPLY_INTEGER && replies[0]->integer > 0) {
+            stats.approx_keys += static_cast<uint64_t>(replies[0]->integer);
+          }
+          std::string_view info = ReplyText(replies[1].get());
+          constexpr std::string_view kUsed = "used_memory:";
+          if (size_t at = info.find(kUsed); at != std::string_view::npos) {
+            std::string_view rest = info.substr(at + kUsed.size());
+            rest = rest.substr(0, rest.find_first_of("\r\n"));
+            bool ok = false;
+            uint64_t v = ParseU64(rest, &ok);
+            if (ok) stats.approx_bytes += v;
+          }
+          return Status::Ok();
+        },
+        nullptr, nullptr);
+  }
   return stats;
 }
 

@@ -38,22 +38,36 @@
 // scripts of their namespace (up to 64 per call, from the sorted set). Why this never serves a
 // stale or resurrected row: docs/design.md §3.11.
 //
-// Connections: a pool of at most `pool_size` blocking hiredis connections, opened on demand. A
-// connection that fails (I/O error, timeout, EOF) is closed; a call that failed on a connection
-// reused from the pool is repeated once on a new one (so a restarted server costs no error).
-// Connection failures and server refusals that may pass (LOADING, BUSY, OOM, MASTERDOWN) map to
-// Unavailable; a pool that stays exhausted for `op_timeout` too.
+// Connections: per server (node), a pool of at most `pool_size` blocking hiredis connections,
+// opened on demand. A connection that fails (I/O error, timeout, EOF) is closed; a call that
+// failed on a connection reused from the pool is repeated once on a new one (so a restarted
+// server costs no error). Connection failures and server refusals that may pass (LOADING, BUSY,
+// OOM, MASTERDOWN, TRYAGAIN, CLUSTERDOWN) map to Unavailable; a pool that stays exhausted for
+// `op_timeout` too.
+//
+// Redis Cluster (redis-cluster://H:P,H:P,...; docs/design.md §3.11). The slot map (16384 slots,
+// CRC16 of a key's hash tag) is read with CLUSTER SLOTS from a seed, then from any known master;
+// every master has its own pool, and every new connection checks that master's maxmemory-policy
+// and loads the scripts on it. A call runs on the master of its namespace's slot (all keys of a
+// call share it, so a batch is one pipeline to one node). MOVED updates that slot, refreshes the
+// whole map and repeats the call on the named node; ASK repeats it once on the named node, each
+// command preceded by ASKING, without touching the map; TRYAGAIN (a multi-key call during a
+// slot migration) repeats it after a short pause, within `op_timeout`; a connection failure
+// refreshes the map and repeats the call once if the slot's master changed (a failover).
+// Repeating is safe because every call is idempotent (newer-wins puts, reads, deletes; a bump is
+// one command, which a redirect never ran). The per-record-key registry `L:records:<key>` is one
+// key (one slot) like any other; ListNamespaceRecords reads it, then groups the namespaces'
+// HGETs by master and pipelines each group. Ping and Stats ask every master.
 //
 // TLS (rediss://) needs hiredis >= 1.0 (hiredis_ssl); Debian 12's is 0.14, so such URLs are
-// refused. Redis Cluster (redis-cluster://, MOVED/ASK) is not implemented yet: the keys are laid
-// out for it.
+// refused.
 //
 // TryGet always answers nullopt (a network cache). Thread-safe; every other call blocks on the
 // network, at most about op_timeout per round trip.
 #pragma once
 
+#include <atomic>
 #include <chrono>
-#include <condition_variable>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -62,12 +76,14 @@
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include "cache/document_cache.h"
 #include "common/clock.h"
 
 struct redisContext;
+struct redisReply;
 
 namespace layer::cache {
 
@@ -75,8 +91,11 @@ struct RedisCacheOptions {
   std::string host = "127.0.0.1";
   int port = 6379;
   std::string unix_socket;  // when set, host and port are unused
-  int db = 0;               // SELECT db
-  std::string username;     // AUTH [username] password, when password is set
+  int db = 0;               // SELECT db (a cluster has only db 0)
+  // Redis Cluster: the seed nodes (host, port) asked for the slot map; host, port and
+  // unix_socket are then unused. Empty: one server.
+  std::vector<std::pair<std::string, int>> cluster_seeds;
+  std::string username;  // AUTH [username] password, when password is set
   std::string password;
   size_t pool_size = 4;
   std::chrono::milliseconds connect_timeout{1000};
@@ -91,10 +110,23 @@ struct RedisCacheOptions {
 // Parses a --cache URL:
 //   redis://[[USER]:PASSWORD@]HOST[:PORT][/DB][?OPTIONS]
 //   redis+unix://[[USER]:PASSWORD@]/PATH/TO/SOCKET[?db=N&OPTIONS]
-// OPTIONS: pool=N, timeout=DURATION, connect_timeout=DURATION, doc_ttl=DURATION,
+//   redis-cluster://[[USER]:PASSWORD@]HOST[:PORT][,HOST[:PORT]...][?OPTIONS]
+// OPTIONS: pool=N (per node), timeout=DURATION, connect_timeout=DURATION, doc_ttl=DURATION,
 // tombstone_ttl=DURATION, check_policy=0|1. InvalidArgument for anything else, including
-// rediss:// and redis-cluster:// (not available in this build; see above).
+// rediss:// (not available in this build; see above) and a database in a cluster URL.
 Result<RedisCacheOptions> ParseRedisCacheUrl(std::string_view url);
+
+// The Redis Cluster hash slot of a key: CRC16 (XMODEM) of its hash tag -- the bytes between the
+// first '{' and the next '}', when not empty -- or of the whole key, modulo 16384.
+uint16_t RedisKeySlot(std::string_view key);
+
+// What a cluster client did about redirections (for tests).
+struct RedisClusterCounters {
+  uint64_t moved = 0;      // MOVED replies followed
+  uint64_t ask = 0;        // ASK replies followed
+  uint64_t tryagain = 0;   // TRYAGAIN replies waited out
+  uint64_t refreshes = 0;  // slot maps read (the first one included)
+};
 
 // The URL with its password replaced by "***", for logs.
 std::string RedactRedisUrl(std::string_view url);
@@ -102,9 +134,11 @@ std::string RedactRedisUrl(std::string_view url);
 class RedisCache final : public DocumentCache {
  public:
   // Connects once (checking the eviction policy and loading the scripts) and keeps that
-  // connection in the pool. Sets SIGPIPE to be ignored if it had its default action (hiredis
-  // writes with write(2); a closed connection must not end the process). Unavailable when the server cannot be reached; InvalidArgument for
-  // bad options or an unsafe maxmemory-policy.
+  // connection in the pool; on a cluster, reads the slot map and does so on every master. Sets
+  // SIGPIPE to be ignored if it had its default action (hiredis writes with write(2); a closed
+  // connection must not end the process). Unavailable when no server can be reached;
+  // InvalidArgument for bad options, an unsafe maxmemory-policy (on any master), or a
+  // redis-cluster:// URL naming a server that is not in cluster mode.
   static Result<std::unique_ptr<RedisCache>> Open(RedisCacheOptions options);
 
   ~RedisCache() override;
@@ -130,23 +164,42 @@ class RedisCache final : public DocumentCache {
                             std::string_view value) override;
   Result<std::vector<std::pair<std::string, std::string>>> ListNamespaceRecords(
       std::string_view key) override;
-  Status Ping() override;
-  CacheStats Stats() override;
+  Status Ping() override;       // every master of a cluster
+  CacheStats Stats() override;  // summed over the masters of a cluster
+
+  // The slot that holds every key of namespace `ns`.
+  static uint16_t NamespaceSlot(std::string_view ns);
+  RedisClusterCounters ClusterCounters() const;
 
   // Test-only: closes every idle pooled connection (as a server restart would break them).
   void DropIdleConnectionsForTest();
 
   class Conn;  // one pooled connection (redis_cache.cc)
+  class Node;  // one server and its pool (redis_cache.cc)
+  struct Redirect;
 
  private:
   explicit RedisCache(RedisCacheOptions options);
 
-  // Runs `fn` on a pooled connection; repeats it once on a new connection when it failed with a
-  // broken connection that came from the pool.
-  Status WithConn(const std::function<Status(Conn&)>& fn);
-  Result<std::unique_ptr<Conn>> Acquire(bool* reused);
-  void Release(std::unique_ptr<Conn> conn);
-  Result<std::unique_ptr<Conn>> Connect();
+  // Runs `fn` on the master of `slot` (the one server, when not a cluster), following cluster
+  // redirections and failovers as described above; `fn` may run more than once.
+  Status OnSlot(uint16_t slot, const std::function<Status(Conn&)>& fn);
+  // The master of `slot` (reading the slot map when it names none); the one server when not a
+  // cluster.
+  Result<std::shared_ptr<Node>> NodeFor(uint16_t slot);
+  std::shared_ptr<Node> NodeAt(const std::string& host, int port);  // created on first use
+  // One command on the master of its key's slot (cmd[1]); an error reply is a failure, any
+  // other reply goes to `read` (when set).
+  Status CommandOnSlot(std::string_view what, const std::vector<std::string>& cmd,
+                       const std::function<Status(const redisReply&)>& read);
+  static std::function<Status(const redisReply&)> StringInto(std::optional<std::string>* out);
+  // Reads the slot map from `first`, then the known masters, then the seeds, and `last_resort`
+  // last (a node that just failed), unless another thread read it since the caller saw
+  // generation `seen_gen`.
+  Status RefreshSlots(uint64_t seen_gen, const std::shared_ptr<Node>& first,
+                      const std::shared_ptr<Node>& last_resort);
+  void SetSlotOwner(uint16_t slot, std::shared_ptr<Node> node);
+  std::vector<std::shared_ptr<Node>> Masters();  // distinct; the one server when not a cluster
 
   std::optional<uint64_t> EpochOf(std::string_view ns);  // as last seen; nullopt if never
   void SawEpoch(std::string_view ns, uint64_t epoch);
@@ -161,11 +214,20 @@ class RedisCache final : public DocumentCache {
   int64_t NowMs() const;
 
   const RedisCacheOptions options_;
+  const bool cluster_;
 
-  std::mutex pool_mu_;
-  std::condition_variable pool_cv_;
-  std::vector<std::unique_ptr<Conn>> idle_;  // guarded by pool_mu_
-  size_t open_ = 0;                          // idle + in use; guarded by pool_mu_
+  std::shared_ptr<Node> single_;  // the one server, when not a cluster
+
+  std::mutex nodes_mu_;
+  std::unordered_map<std::string, std::shared_ptr<Node>> nodes_;  // "host:port"; nodes_mu_
+
+  std::mutex refresh_mu_;  // one slot-map read at a time
+  std::shared_mutex map_mu_;
+  std::vector<std::shared_ptr<Node>> slots_;  // 16384 owners (null: unknown); map_mu_
+  std::atomic<uint64_t> map_gen_{0};          // slot maps read so far
+
+  mutable std::mutex counters_mu_;
+  RedisClusterCounters counters_;  // guarded by counters_mu_
 
   std::shared_mutex epochs_mu_;
   std::unordered_map<std::string, uint64_t> epochs_;  // guarded by epochs_mu_

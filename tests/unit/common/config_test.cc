@@ -172,6 +172,12 @@ TEST(Config, CacheUrlFlagItsEnvironmentTwinAndItsPassword) {
   EXPECT_EQ(c->Redacted().find("hunter2"), std::string::npos) << c->Redacted();
   EXPECT_NE(c->Redacted().find("redis://:<redacted>@cache.internal:6380/2"), std::string::npos)
       << c->Redacted();
+  auto cl = Parse({"--cache", "redis-cluster://:hunter2@10.0.0.1:7000,10.0.0.2:7000"});
+  ASSERT_TRUE(cl.ok()) << cl.status().ToString();
+  EXPECT_EQ(cl->Redacted().find("hunter2"), std::string::npos) << cl->Redacted();
+  EXPECT_NE(cl->Redacted().find("redis-cluster://:<redacted>@10.0.0.1:7000,10.0.0.2:7000"),
+            std::string::npos)
+      << cl->Redacted();
   setenv("LAYER_CACHE", "rocksdb:///srv/cache", 1);
   auto env = Parse({});
   unsetenv("LAYER_CACHE");
