@@ -166,6 +166,7 @@ Result<std::unique_ptr<coherence::CacheCoherence>> OpenCache(
   // A shared cache takes writes from other replicas, whose stamps and writes in flight a repair's
   // bound does not order (docs/design.md §4.2.7).
   options.repair = !shared;
+  options.unknown_write_hold = std::chrono::milliseconds(cfg.unknown_write_hold_ms);
   options.partitions = std::move(partitions);
   options.fetch_consistency = cfg.fetch_consistency == "eventual"
                                   ? coherence::FetchConsistency::kEventual

@@ -714,6 +714,13 @@ CacheCoherence::WriteTicket::~WriteTicket() {
   core_.active_any_writes_[ns_stripe_].fetch_sub(1);
 }
 
+Task<void> CacheCoherence::HoldUnknownWrite(std::unique_ptr<WriteTicket> ticket) {
+  boost::asio::steady_timer timer(co_await boost::asio::this_coro::executor);
+  timer.expires_after(options_.unknown_write_hold);
+  co_await timer.async_wait(boost::asio::as_tuple(boost::asio::use_awaitable));
+  ticket.reset();
+}
+
 uint64_t CacheCoherence::WritesBegun(std::string_view ns, const tpuf::DocId& id) const {
   return begun_writes_[IdStripe(ns, id)].load() + begun_ns_writes_[NsStripe(ns)].load();
 }

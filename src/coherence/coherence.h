@@ -29,6 +29,7 @@
 
 #include <array>
 #include <atomic>
+#include <chrono>
 #include <functional>
 #include <map>
 #include <memory>
@@ -194,6 +195,9 @@ struct CoherenceOptions {
   // process sees every write to the cache: the bound a repair carries orders this process's
   // stamps and writes in flight, not another replica's.
   bool repair = false;
+  // How long HoldUnknownWrite keeps a write whose outcome is unknown in flight
+  // (docs/design.md §4.2.5).
+  std::chrono::milliseconds unknown_write_hold{60000};
   // Set only under --test-faults: the decorator between the guard and the backend.
   std::shared_ptr<cache::FaultInjectingCache> faults;
   const Clock* clock = nullptr;        // null: Clock::System()
@@ -267,6 +271,11 @@ class CacheCoherence {
   // `whole_namespace`: the write may change any row of the namespace; `ids` are then ignored.
   std::unique_ptr<WriteTicket> BeginWrite(std::string_view ns, const std::vector<tpuf::DocId>& ids,
                                           bool whole_namespace = false);
+  // Keeps a write whose outcome is unknown (the gateway gave up on its answer, or got a 5xx) in
+  // flight for CoherenceOptions::unknown_write_hold more: the upstream may still apply it, so
+  // until then fetches of what it names neither serve nor backfill the cache, and writes to its
+  // ids are overlapped by it (docs/design.md §4.2.5). Spawn it detached on the request's executor.
+  Task<void> HoldUnknownWrite(std::unique_ptr<WriteTicket> ticket);
   // Whether a write that may change `id` (one naming it, or a whole-namespace one) is in flight.
   bool WriteInFlight(std::string_view ns, const tpuf::DocId& id) const;
 

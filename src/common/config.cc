@@ -211,6 +211,9 @@ Status ServeConfig::Validate() const {
     if (v <= 0) return Status::InvalidArgument(std::string(name) + " must be positive");
     return Status::Ok();
   };
+  if (unknown_write_hold_ms < 0) {
+    return Status::InvalidArgument("--unknown-write-hold-ms must not be negative");
+  }
   for (auto [v, name] : {std::pair{upstream_connect_timeout_ms, "--upstream-connect-timeout-ms"},
                          {upstream_timeout_ms, "--upstream-timeout-ms"},
                          {upstream_idle_ttl_ms, "--upstream-idle-ttl-ms"},
@@ -372,6 +375,11 @@ void AddServeFlags(CLI::App& app, ServeConfig& cfg) {
       ->capture_default_str();
   app.add_option("--upstream-timeout-ms", cfg.upstream_timeout_ms, "upstream response timeout")
       ->envname("LAYER_UPSTREAM_TIMEOUT_MS")
+      ->capture_default_str();
+  app.add_option("--unknown-write-hold-ms", cfg.unknown_write_hold_ms,
+                 "how long a write whose outcome is unknown counts as in flight after the gateway "
+                 "gave up on it (0 = not at all)")
+      ->envname("LAYER_UNKNOWN_WRITE_HOLD_MS")
       ->capture_default_str();
   app.add_option("--upstream-max-idle", cfg.upstream_max_idle,
                  "idle upstream connections kept by the request threads, and as many by warm jobs")

@@ -47,6 +47,10 @@ struct ServeConfig {
   std::string upstream_ca_file;         // LAYER_UPSTREAM_CA_FILE: extra trust anchors (PEM)
   int64_t upstream_connect_timeout_ms = 5000;
   int64_t upstream_timeout_ms = 60000;  // whole response, per attempt
+  // How long the ids of a write whose outcome is unknown count as written to after the gateway
+  // gave up on it: the upstream may still apply it meanwhile (docs/design.md §4.2.5).
+  // LAYER_UNKNOWN_WRITE_HOLD_MS; 0 = not held.
+  int64_t unknown_write_hold_ms = 60000;
   int upstream_max_idle = 64;           // idle keep-alive connections kept, in total
   int64_t upstream_idle_ttl_ms = 30000; // idle connections older than this are closed
 

@@ -2,6 +2,10 @@
 
 #include <spdlog/spdlog.h>
 
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/this_coro.hpp>
+
 #include <iterator>
 
 #include "gateway/fetch.h"
@@ -59,6 +63,11 @@ Task<http::Response> ForwardOpaqueWrite(RequestContext& ctx, http::Upstream& ups
   if (MayHaveApplied(res.result_int())) {
     (void)co_await cache.ApplyWrite(ctx.partition, NamespaceInvalidation(cache.NewStamp()));
   }
+  if (res.result_int() >= 500) {
+    // Its outcome is unknown: the upstream may still apply it (docs/design.md §4.2.5).
+    boost::asio::co_spawn(co_await boost::asio::this_coro::executor,
+                          cache.HoldUnknownWrite(std::move(ticket)), boost::asio::detached);
+  }
   co_return res;
 }
 
@@ -97,6 +106,10 @@ Task<http::Response> Write(RequestContext& ctx, http::Upstream& upstream,
                    "as pending invalidations (request_id={})",
                    ns, ctx.ex.info.request_id);
     }
+    // The upstream may still apply it (a request queued there after the gateway gave up on it):
+    // it stays in flight a while longer (docs/design.md §4.2.5).
+    boost::asio::co_spawn(co_await boost::asio::this_coro::executor,
+                          cache.HoldUnknownWrite(std::move(ticket)), boost::asio::detached);
     if (!sent.ok()) co_return UpstreamError(sent.status());
     co_return RelayResponse(ctx, *sent, upstream.base(), public_url);
   }

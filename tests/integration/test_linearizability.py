@@ -360,16 +360,13 @@ def dump_context(report, history, width: int = 40) -> str:
     return "\n".join(out)
 
 
-@pytest.mark.xfail(strict=True, reason="known window, not closed: a write the upstream applies "
-                   "after the gateway gave up on it can land after a later write, which the "
-                   "cache then serves although the upstream holds the earlier one")
 def test_a_write_applied_after_the_gateway_gave_up_on_it(st):
     """Not apply-then-drop/late: here the upstream applies the write only after the gateway's
     timeout (it was still queued), and after a later write of the same id was acknowledged and
-    mirrored. Its 502 invalidated the id, but the later write's mirror outranks that, so the
-    cache serves {"v": 3} while the upstream holds {"v": 2}. Closing it needs the ids of a write
-    whose outcome is unknown to count as in flight for as long as the upstream may still apply
-    it (a bound the gateway does not know today)."""
+    mirrored. Its 502 invalidated the id, and its ids stay in flight for --unknown-write-hold-ms
+    (default 60 s) after it: the later write is overlapped by it and not
+    mirrored, and fetches read upstream, so the cache never serves {"v": 3} while the upstream
+    holds {"v": 2} (docs/design.md §4.2.5)."""
     ns = "linz_late_apply"
     c = Client(st.gw)
     try:
