@@ -4,7 +4,7 @@
 #include <algorithm>
 
 #include "origin/engine/namespace_state.h"
-#include "origin/engine/text.h"
+#include "origin/engine/model.h"
 
 namespace layer::origin {
 namespace {

@@ -9,7 +9,7 @@
 #include <string>
 #include <utility>
 
-namespace layer::origin {
+namespace layer::tpuf::model {
 
 struct ApiError {
   int http_status = 400;
@@ -43,8 +43,8 @@ class [[nodiscard]] ApiStatus {
 
 #define ORIGIN_RETURN_IF_ERROR(expr)         \
   do {                                       \
-    ::layer::origin::ApiStatus _st = (expr); \
+    ::layer::tpuf::model::ApiStatus _st = (expr); \
     if (!_st.ok()) return _st;               \
   } while (0)
 
-}  // namespace layer::origin
+}  // namespace layer::tpuf::model
