@@ -10,10 +10,11 @@
 //                                              on-demand ones), 404 not_found otherwise
 //   POST /v2/namespaces/{ns}/snapshots        → 202 SnapshotJob (jobs/snapshot_job_runner.h):
 //                                              {field, source?, filters?, page_size?}; 422
-//                                              validation_error for a bad body, 501 for source
-//                                              cache (not supported yet), 409 conflict when a job
-//                                              with another request runs (the same request joins
-//                                              the running job)
+//                                              validation_error for a bad body; source cache:
+//                                              400/422 for a filter no evaluator takes, 503
+//                                              cache_cold unless the cache holds every row of the
+//                                              namespace; 409 conflict when a job with another
+//                                              request runs (the same request joins it)
 //   GET /v2/namespaces/{ns}/snapshot-jobs      → {"snapshot_jobs":[…]} oldest first
 //   GET|DELETE /v2/namespaces/{ns}/snapshot-jobs/{id} → SnapshotJob (DELETE cancels a running
 //                                              one), 404 not_found otherwise
