@@ -1121,6 +1121,9 @@ Task<Result<uint64_t>> CacheCoherence::WholeNamespace(const std::string& ns) {
   if (Warming(ns)) co_return Status::Unavailable("a warm of the namespace is running");
   std::optional<uint64_t> ct = RecordMs(ct_rec);
   if (!ct) co_return Status::Unavailable("no warm of the namespace has completed");
+  if (pending_invalidations() > 0) {
+    co_return Status::Unavailable("invalidations the cache has not taken yet are pending");
+  }
   std::string unknown_key(kRowsUnknownRecord);
   auto unknown_rec = co_await guard_->GetNamespaceRecord(ns, std::move(unknown_key));
   if (!unknown_rec.ok()) co_return Status::Unavailable("the document cache is not connected");
@@ -1134,9 +1137,6 @@ Task<Result<uint64_t>> CacheCoherence::WholeNamespace(const std::string& ns) {
     co_return Status::Unavailable(
         "a write left rows of the namespace invalidated in the cache since (or shortly before) "
         "its last warm; warm it again");
-  }
-  if (pending_invalidations() > 0) {
-    co_return Status::Unavailable("invalidations the cache has not taken yet are pending");
   }
   co_return *ct;
 }
