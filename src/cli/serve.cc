@@ -163,6 +163,12 @@ Result<std::unique_ptr<coherence::CacheCoherence>> OpenCache(
   std::shared_ptr<cache::DocumentCache> backend = shared ? shared : *db_out;
   coherence::CoherenceOptions options;
   options.backend_name = shared ? "redis" : "rocksdb";
+  if (shared) {
+    auto ropts = cache::ParseRedisCacheUrl(cfg.cache);  // parsed by OpenRedisCache already
+    if (ropts.ok()) options.tombstone_ttl = ropts->tombstone_ttl;
+  } else {
+    options.tombstone_ttl = copts.tombstone_ttl;
+  }
   options.partitions = std::move(partitions);
   options.fetch_consistency = cfg.fetch_consistency == "eventual"
                                   ? coherence::FetchConsistency::kEventual

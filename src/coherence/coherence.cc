@@ -1072,10 +1072,6 @@ Task<bool> CacheCoherence::Available() {
 
 namespace {
 
-// How long a backend keeps a tombstone (docs/design.md §3.4): an invalidation this long before
-// a warm began may still have refused that warm's row.
-constexpr uint64_t kTombstoneLifeMs = 10 * 60 * 1000;
-
 std::optional<uint64_t> RecordMs(const Result<std::optional<std::string>>& rec) {
   if (!rec.ok() || !*rec) return std::nullopt;
   uint64_t v = 0;
@@ -1133,7 +1129,9 @@ Task<Result<uint64_t>> CacheCoherence::WholeNamespace(const std::string& ns) {
     auto it = rows_unknown_.find(ns);
     if (it != rows_unknown_.end()) at = std::max(at.value_or(0), it->second);
   }
-  if (at && *at + kTombstoneLifeMs >= *ct) {
+  // A tombstone alive when the warm put its id refused the warm's row.
+  const uint64_t tombstone_life = static_cast<uint64_t>(options_.tombstone_ttl.count());
+  if (at && *at + tombstone_life >= *ct) {
     co_return Status::Unavailable(
         "a write left rows of the namespace invalidated in the cache since (or shortly before) "
         "its last warm; warm it again");

@@ -199,6 +199,8 @@ struct CoherenceOptions {
   // tenants; empty otherwise.
   PartitionRegistry partitions;
   FetchConsistency fetch_consistency = FetchConsistency::kStrong;
+  // How long the backend keeps a tombstone (docs/design.md §3.4): WholeNamespace's margin.
+  std::chrono::milliseconds tombstone_ttl = std::chrono::minutes(10);
   // Set only under --test-faults: the decorator between the guard and the backend.
   std::shared_ptr<cache::FaultInjectingCache> faults;
   const Clock* clock = nullptr;        // null: Clock::System()
