@@ -323,16 +323,8 @@ Task<std::optional<uint64_t>> SnapshotJobRunner::StableWatermark(const std::stri
   // A fresh look at the index first, so the watermark is as of the scan's start.
   const int64_t poll_start =
       watcher_ ? watcher_->NowMs() : ClockOr(options_.clock).WallMs();
-  http::Request req{http::Verb::get,
-                    "/v2/namespaces/" + std::string(PartitionNamespace(partition)) + "/metadata",
-                    11};
-  req.set(http::Field::accept, "application/json");
-  if (options_.credentials) {
-    auto authorization = options_.credentials->ForPartition(partition);
-    if (authorization && !authorization->empty()) {
-      req.set(http::Field::authorization, *authorization);
-    }
-  }
+  http::Request req = UpstreamRequest(
+      partition, "/v2/namespaces/" + std::string(PartitionNamespace(partition)) + "/metadata");
   auto res = co_await upstream_.Send(std::move(req), true);
   std::optional<uint64_t> observed;
   if (res.ok() && res->result_int() == 200) {
@@ -493,8 +485,8 @@ Task<Status> SnapshotJobRunner::StoreBody(const std::string& partition,
   co_return Status::Ok();
 }
 
-Task<Result<std::string>> SnapshotJobRunner::UpstreamGet(const std::string& partition,
-                                                         std::string target) {
+http::Request SnapshotJobRunner::UpstreamRequest(const std::string& partition,
+                                                std::string target) const {
   http::Request req{http::Verb::get, std::move(target), 11};
   req.set(http::Field::accept, "application/json");
   if (options_.credentials) {
@@ -503,6 +495,12 @@ Task<Result<std::string>> SnapshotJobRunner::UpstreamGet(const std::string& part
       req.set(http::Field::authorization, *authorization);
     }
   }
+  return req;
+}
+
+Task<Result<std::string>> SnapshotJobRunner::UpstreamGet(const std::string& partition,
+                                                         std::string target) {
+  http::Request req = UpstreamRequest(partition, std::move(target));
   auto res = co_await upstream_.Send(std::move(req), true);
   if (!res.ok()) co_return res.status();
   if (res->result_int() != 200) {

@@ -158,6 +158,8 @@ class SnapshotJobRunner {
   // Stores the single-field body of `agg` at `watermark_ms` (put if absent) into `out`.
   Task<Status> StoreBody(const std::string& partition, const snapshots::FacetAggregator& agg,
                          uint64_t watermark_ms, Outcome* out);
+  // A GET of `target` upstream with the partition's credential.
+  http::Request UpstreamRequest(const std::string& partition, std::string target) const;
   // GET `target` upstream with the partition's credential; the body of a 200.
   Task<Result<std::string>> UpstreamGet(const std::string& partition, std::string target);
   // The stable watermark of the partition: the watcher's, else the metadata's index status.
