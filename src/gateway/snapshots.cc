@@ -6,10 +6,10 @@
 
 #include <charconv>
 
+#include "coherence/coherence.h"
 #include "common/json_text.h"
 #include "common/tenant.h"
 #include "gateway/passthrough.h"
-#include "coherence/coherence.h"
 #include "http/errors.h"
 #include "jobs/cache_filter.h"
 #include "snapshots/policy.h"

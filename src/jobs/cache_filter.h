@@ -12,9 +12,9 @@
 #include <boost/json/object.hpp>
 
 #include <memory>
-#include <variant>
 #include <string>
 #include <string_view>
+#include <variant>
 
 #include "common/status.h"
 #include "tpuf/doc_id.h"

@@ -19,9 +19,7 @@ constexpr uint64_t kTombstoneLifeMs = 10 * 60 * 1000;
 
 class CacheScanTest : public CoherenceTest {
  protected:
-  Result<uint64_t> Whole(const std::string& ns = kNs) {
-    return Run(core_->WholeNamespace(ns));
-  }
+  Result<uint64_t> Whole(const std::string& ns = kNs) { return Run(core_->WholeNamespace(ns)); }
   void Warmed(uint64_t ct, const std::string& ns = kNs) {
     ASSERT_TRUE(Run(core_->RecordWarmedThrough(ns, ct)).ok());
   }
@@ -44,7 +42,8 @@ TEST_F(CacheScanTest, OnlyAWarmNamespaceIsWhole) {
   auto whole = Whole();
   ASSERT_FALSE(whole.ok());
   EXPECT_EQ(whole.status().code(), StatusCode::kUnavailable);
-  EXPECT_NE(whole.status().message().find("no warm"), std::string::npos) << whole.status().ToString();
+  EXPECT_NE(whole.status().message().find("no warm"), std::string::npos)
+      << whole.status().ToString();
   EXPECT_FALSE(Run(core_->ScanCached(kNs, std::nullopt, 10)).ok());
   Warmed(1000);
   whole = Whole();
@@ -81,7 +80,8 @@ TEST_F(CacheScanTest, InvalidatedIdsEndItUntilAWarmBegunAfterTheirTombstonesExpi
   ASSERT_TRUE(Apply(AffectedIds(5000, {DocId::U64(1)}, false)));
   auto whole = Whole();
   ASSERT_FALSE(whole.ok());
-  EXPECT_NE(whole.status().message().find("invalidated"), std::string::npos) << whole.status().ToString();
+  EXPECT_NE(whole.status().message().find("invalidated"), std::string::npos)
+      << whole.status().ToString();
   EXPECT_FALSE(Run(core_->ScanCached(kNs, std::nullopt, 10)).ok());
   // A warm begun while the tombstone may still refuse its row does not restore it...
   Warmed(5000 + kTombstoneLifeMs);
@@ -107,8 +107,8 @@ TEST_F(CacheScanTest, OverlappedAndUnknownOutcomeWritesEndIt) {
   const DocId id = DocId::U64(1);
   auto first = core_->BeginWrite(kOtherNs, {id});
   auto second = core_->BeginWrite(kOtherNs, {id});
-  ASSERT_TRUE(Run(core_->ApplyWrite(kOtherNs, Upserts(4000, {Row(id, R"({"a":3})")}),
-                                    second.get())));
+  ASSERT_TRUE(
+      Run(core_->ApplyWrite(kOtherNs, Upserts(4000, {Row(id, R"({"a":3})")}), second.get())));
   EXPECT_FALSE(Whole(kOtherNs).ok());
 }
 
@@ -121,7 +121,8 @@ TEST_F(CacheScanTest, APendingInvalidationEndsIt) {
   ASSERT_GT(core_->pending_invalidations(), 0u);
   auto whole = Whole();
   ASSERT_FALSE(whole.ok());
-  EXPECT_NE(whole.status().message().find("pending"), std::string::npos) << whole.status().ToString();
+  EXPECT_NE(whole.status().message().find("pending"), std::string::npos)
+      << whole.status().ToString();
 }
 
 TEST_F(CacheScanTest, RowsAWriteInFlightMayChangeAreHeldBack) {
@@ -139,7 +140,8 @@ TEST_F(CacheScanTest, RowsAWriteInFlightMayChangeAreHeldBack) {
     auto writing = core_->BeginWrite(kNs, {DocId::U64(2)});
     auto page = Run(core_->ScanCached(kNs, std::nullopt, 10));
     ASSERT_FALSE(page.ok());
-    EXPECT_NE(page.status().message().find("in flight"), std::string::npos) << page.status().ToString();
+    EXPECT_NE(page.status().message().find("in flight"), std::string::npos)
+        << page.status().ToString();
     // The page after that row does not hold it.
     page = Run(core_->ScanCached(kNs, DocId::U64(2), 10));
     ASSERT_TRUE(page.ok()) << page.status().ToString();
