@@ -165,8 +165,8 @@ Result<std::vector<std::pair<std::string, std::string>>> FaultInjectingCache::Li
 }
 
 Result<ScanPage> FaultInjectingCache::ScanNamespace(std::string_view ns,
-                                                   const std::optional<DocId>& after,
-                                                   size_t limit) {
+                                                    const std::optional<DocId>& after,
+                                                    size_t limit) {
   if (Status s = Before(CacheOp::kScanNamespace); !s.ok()) return s;
   return inner_->ScanNamespace(ns, after, limit);
 }

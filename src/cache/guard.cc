@@ -405,7 +405,7 @@ CacheGuard::ListNamespaceRecords(std::string key) {
 }
 
 Task<Result<ScanPage>> CacheGuard::ScanNamespace(std::string ns, std::optional<DocId> after,
-                                                size_t limit) {
+                                                 size_t limit) {
   return Call<Result<ScanPage>>(
       CacheOp::kScanNamespace,
       [b = backend_, ns = std::move(ns), after = std::move(after), limit] {

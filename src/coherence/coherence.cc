@@ -1083,8 +1083,7 @@ std::optional<uint64_t> RecordMs(const Result<std::optional<std::string>>& rec) 
 
 }  // namespace
 
-Task<void> CacheCoherence::NoteRowsUnknown(const std::string& ns, uint64_t stamp,
-                                           bool siblings) {
+Task<void> CacheCoherence::NoteRowsUnknown(const std::string& ns, uint64_t stamp, bool siblings) {
   std::vector<std::string> targets;
   if (siblings) {
     targets = SiblingPartitions(ns);
@@ -1147,8 +1146,9 @@ Task<Result<CacheScanPage>> CacheCoherence::ScanCached(const std::string& ns,
   boost::asio::steady_timer wait(co_await boost::asio::this_coro::executor);
   for (int attempt = 0;; ++attempt) {
     auto page = co_await guard_->ScanNamespace(ns, after, limit);
-    if (!page.ok()) co_return Status::Unavailable("the document cache failed: " +
-                                                  page.status().message());
+    if (!page.ok()) {
+      co_return Status::Unavailable("the document cache failed: " + page.status().message());
+    }
     // A write in flight may have been applied upstream already: its rows' cached versions do not
     // answer for the namespace until it is mirrored (or invalidated, which WholeNamespace sees).
     bool writing = false;

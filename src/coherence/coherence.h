@@ -469,7 +469,7 @@ class CacheCoherence {
   // partitions instead) invalidated: in memory, and as kRowsUnknownRecord in the cache so that it
   // outlives a restart (best effort: a failure is logged).
   Task<void> NoteRowsUnknown(const std::string& ns, uint64_t stamp, bool siblings);
-  std::mutex rows_unknown_mu_;  // guards rows_unknown_
+  std::mutex rows_unknown_mu_;                                 // guards rows_unknown_
   std::map<std::string, uint64_t, std::less<>> rows_unknown_;  // NoteRowsUnknown's, by partition
 
   // Writes the registry of `ns` to the cache; false when the cache did not take it.

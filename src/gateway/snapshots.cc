@@ -214,10 +214,10 @@ Task<http::Response> StartSnapshotJob(RequestContext& ctx, WarmServices& service
     }
     auto whole = co_await services.snapshots.cache().WholeNamespace(ctx.partition);
     if (!whole.ok()) {
-      co_return http::MakeError(http::Code::service_unavailable, "cache_cold",
-                                "cache is cold for namespace '" + ctx.route.ns +
-                                    "': " + whole.status().message(),
-                                json::object{{"cache_state", "cold"}});
+      co_return http::MakeError(
+          http::Code::service_unavailable, "cache_cold",
+          "cache is cold for namespace '" + ctx.route.ns + "': " + whole.status().message(),
+          json::object{{"cache_state", "cold"}});
     }
   }
   // The job reads upstream with this caller's key when keys are tenants (docs/design.md §9.7).

@@ -1,8 +1,9 @@
 // Snapshot routes (Layer-only, docs/design.md §7.7):
 //   GET /v2/namespaces/{ns}/snapshot-policy   → SnapshotPolicy, 404 not_found when none is stored
 //   PUT /v2/namespaces/{ns}/snapshot-policy   → the normalised policy, stored and applied at once;
-//                                              422 validation_error for a bad body (nothing stored),
-//                                              502 upstream_error when the object store fails
+//                                              422 validation_error for a bad body (nothing
+//                                              stored), 502 upstream_error when the object store
+//                                              fails
 //   GET /v2/namespaces/{ns}/history?limit&before → [{"watermark_ms","sha"}…] newest first (sha:
 //                                              the 7 hex digits of the key), watermarks < before
 //   GET /v2/namespaces/{ns}/snapshots/{sha}   → the stored body (7 to 64 hex digits of its sha;

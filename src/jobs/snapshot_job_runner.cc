@@ -17,8 +17,8 @@
 #include "coherence/coherence.h"
 #include "common/json_text.h"
 #include "common/tenant.h"
-#include "jobs/cache_filter.h"
 #include "common/thread.h"
+#include "jobs/cache_filter.h"
 #include "snapshots/facets.h"
 #include "snapshots/snapshot.h"
 
@@ -467,8 +467,8 @@ Task<Status> SnapshotJobRunner::CheckpointPage(const Job& job, Outcome* out) {
 Task<Status> SnapshotJobRunner::StoreBody(const std::string& partition,
                                           const snapshots::FacetAggregator& agg,
                                           uint64_t watermark_ms, Outcome* out) {
-  snapshots::SnapshotBody body = agg.Finish(std::string(PartitionNamespace(partition)),
-                                            watermark_ms);
+  snapshots::SnapshotBody body =
+      agg.Finish(std::string(PartitionNamespace(partition)), watermark_ms);
   auto key = snapshots::OnDemandSnapshotKey(partition, watermark_ms, body.sha);
   if (!key.ok()) co_return key.status();
   std::string bytes = snapshots::SerializeSnapshotBody(body);
@@ -486,7 +486,7 @@ Task<Status> SnapshotJobRunner::StoreBody(const std::string& partition,
 }
 
 http::Request SnapshotJobRunner::UpstreamRequest(const std::string& partition,
-                                                std::string target) const {
+                                                 std::string target) const {
   http::Request req{http::Verb::get, std::move(target), 11};
   req.set(http::Field::accept, "application/json");
   if (options_.credentials) {

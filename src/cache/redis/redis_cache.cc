@@ -959,8 +959,8 @@ Result<std::vector<std::pair<std::string, std::string>>> RedisCache::ListNamespa
   return out;
 }
 
-Result<ScanPage> RedisCache::ScanNamespace(std::string_view ns,
-                                          const std::optional<DocId>& after, size_t limit) {
+Result<ScanPage> RedisCache::ScanNamespace(std::string_view ns, const std::optional<DocId>& after,
+                                           size_t limit) {
   if (limit == 0) return Status::InvalidArgument("a scan page must examine at least one record");
   // SCAN walks the server's whole keyspace (MATCH filters what it walked), in hash order: the
   // page is the `limit` smallest document keys of the epoch after `after`, kept while walking.
@@ -974,40 +974,39 @@ Result<ScanPage> RedisCache::ScanNamespace(std::string_view ns,
       more = true;
     }
   };
-  Status st =
-      WithEpoch(ns, [&](Conn& conn, uint64_t epoch, std::optional<uint64_t>*) -> Status {
-        ids.clear();
-        more = false;
-        const std::string head = NsTag(ns) + "d" + std::to_string(epoch) + ":";
-        const std::string pattern = GlobLiteral(head) + "*";
-        std::string cursor = "0";
-        do {
-          auto r = conn.Command("scan", {"SCAN", cursor, "MATCH", pattern, "COUNT", "1000"});
-          if (!r.ok()) return r.status();
-          const redisReply* reply = r->get();
-          if (reply->type == REDIS_REPLY_ERROR) return FromErrorReply("scan", ReplyText(reply));
-          if (reply->type != REDIS_REPLY_ARRAY || reply->elements != 2 ||
-              reply->element[1]->type != REDIS_REPLY_ARRAY) {
-            return Status::Corruption("redis scan: unexpected reply");
-          }
-          cursor = std::string(ReplyText(reply->element[0]));
-          const redisReply* keys = reply->element[1];
-          for (size_t i = 0; i < keys->elements; ++i) {
-            std::string_view k = ReplyText(keys->element[i]);
-            if (k.size() <= head.size() || !k.starts_with(head)) continue;
-            const int type = k[head.size()] - '0';
-            if (type < 1 || type > 3) continue;
-            DocId id;
-            id.type = static_cast<IdType>(type);
-            id.bytes.assign(k.substr(head.size() + 1));
-            if (after && !ScanOrderLess(*after, id)) continue;
-            ids.push_back(std::move(id));
-          }
-          if (ids.size() > 2 * limit + 1024) keep_smallest();  // bounded memory
-        } while (cursor != "0");
-        keep_smallest();
-        return Status::Ok();
-      });
+  Status st = WithEpoch(ns, [&](Conn& conn, uint64_t epoch, std::optional<uint64_t>*) -> Status {
+    ids.clear();
+    more = false;
+    const std::string head = NsTag(ns) + "d" + std::to_string(epoch) + ":";
+    const std::string pattern = GlobLiteral(head) + "*";
+    std::string cursor = "0";
+    do {
+      auto r = conn.Command("scan", {"SCAN", cursor, "MATCH", pattern, "COUNT", "1000"});
+      if (!r.ok()) return r.status();
+      const redisReply* reply = r->get();
+      if (reply->type == REDIS_REPLY_ERROR) return FromErrorReply("scan", ReplyText(reply));
+      if (reply->type != REDIS_REPLY_ARRAY || reply->elements != 2 ||
+          reply->element[1]->type != REDIS_REPLY_ARRAY) {
+        return Status::Corruption("redis scan: unexpected reply");
+      }
+      cursor = std::string(ReplyText(reply->element[0]));
+      const redisReply* keys = reply->element[1];
+      for (size_t i = 0; i < keys->elements; ++i) {
+        std::string_view k = ReplyText(keys->element[i]);
+        if (k.size() <= head.size() || !k.starts_with(head)) continue;
+        const int type = k[head.size()] - '0';
+        if (type < 1 || type > 3) continue;
+        DocId id;
+        id.type = static_cast<IdType>(type);
+        id.bytes.assign(k.substr(head.size() + 1));
+        if (after && !ScanOrderLess(*after, id)) continue;
+        ids.push_back(std::move(id));
+      }
+      if (ids.size() > 2 * limit + 1024) keep_smallest();  // bounded memory
+    } while (cursor != "0");
+    keep_smallest();
+    return Status::Ok();
+  });
   if (!st.ok()) return st;
   auto raw = GetRaw(ns, ids, /*vectors=*/false);
   if (!raw.ok()) return raw.status();

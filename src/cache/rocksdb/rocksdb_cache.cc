@@ -788,8 +788,8 @@ Result<std::vector<std::pair<std::string, std::string>>> RocksDbCache::ListNames
   return out;
 }
 
-Result<ScanPage> RocksDbCache::ScanNamespace(std::string_view ns,
-                                            const std::optional<DocId>& after, size_t limit) {
+Result<ScanPage> RocksDbCache::ScanNamespace(std::string_view ns, const std::optional<DocId>& after,
+                                             size_t limit) {
   if (limit == 0) return Status::InvalidArgument("a scan page must examine at least one record");
   std::shared_lock db_lock = Admit();
   if (!db_) return Unusable();

@@ -41,10 +41,10 @@ class [[nodiscard]] ApiStatus {
   std::shared_ptr<const ApiError> error_;  // null means OK
 };
 
-#define ORIGIN_RETURN_IF_ERROR(expr)         \
-  do {                                       \
+#define ORIGIN_RETURN_IF_ERROR(expr)              \
+  do {                                            \
     ::layer::tpuf::model::ApiStatus _st = (expr); \
-    if (!_st.ok()) return _st;               \
+    if (!_st.ok()) return _st;                    \
   } while (0)
 
 }  // namespace layer::tpuf::model

@@ -395,7 +395,7 @@ TEST_P(DocumentCacheContractTest, ScanNamespaceReturnsLiveRowsInKeyOrder) {
   ASSERT_TRUE(c->PutIfNewer("ns", *uuid, Doc(R"({"v":"u"})", 5)).ok());
   ASSERT_TRUE(c->PutIfNewer("ns", DocId::String("a"), Doc(R"({"v":"a"})", 5)).ok());
   ASSERT_TRUE(c->PutIfNewer("ns", DocId::U64(7), Doc(R"({"v":7})", 5)).ok());
-  ASSERT_TRUE(c->Tombstone("ns", DocId::U64(7), 9).ok());                   // a delete
+  ASSERT_TRUE(c->Tombstone("ns", DocId::U64(7), 9).ok());  // a delete
   ASSERT_TRUE(c->Tombstone("ns", DocId::U64(8), 9, /*repairable=*/true).ok());
   ASSERT_TRUE(c->PutVector("ns", DocId::U64(2), std::string(8, '\1')).ok());
   ASSERT_TRUE(c->PutVector("ns", DocId::U64(9), std::string(8, '\1')).ok());  // a vector alone
@@ -428,8 +428,7 @@ TEST_P(DocumentCacheContractTest, ScanNamespaceReturnsLiveRowsInKeyOrder) {
   ASSERT_TRUE(page.ok());
   EXPECT_TRUE(page->rows.empty());
   EXPECT_FALSE(page->resume_after.has_value());
-  EXPECT_EQ(c->ScanNamespace("ns", std::nullopt, 0).status().code(),
-            StatusCode::kInvalidArgument);
+  EXPECT_EQ(c->ScanNamespace("ns", std::nullopt, 0).status().code(), StatusCode::kInvalidArgument);
 }
 
 // Many rows over many pages: each exactly once, in order, and a page never examines more than its
