@@ -2,7 +2,8 @@
 one origin, with one tenant (`--upstream-api-key`, §9.7): what the shared cache alone guarantees.
 A write through A mirrors or tombstones its rows in the shared cache, so B serves A's new row from
 the cache and never the row A's write replaced; a delete through A is never served by B; a
-namespace warmed through A is snapshotted from the cache through B (§7.8). (The coherence state kept in process memory, §4.7, is not shared yet: these tests do not rely on it.)
+namespace warmed through A is snapshotted from the cache through B (§7.8). (The coherence state
+kept in process memory, §4.7, is not shared yet: these tests do not rely on it.)
 
 redis-server (Debian's, installed by scripts/setup.sh) is started by the tests on a free port; a
 missing one skips them, except under CI (CI=true), where it fails them.
