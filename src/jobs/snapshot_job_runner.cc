@@ -524,7 +524,8 @@ Task<Result<SnapshotJobRunner::Outcome>> SnapshotJobRunner::RunCache(
   std::optional<CacheRowFilter> filter;
   if (params.filters) {
     // Operands are read by the attributes' types, as the upstream reads them.
-    auto schema = co_await UpstreamGet(partition, "/v1/namespaces/" + ns + "/schema");
+    std::string target = "/v1/namespaces/" + ns + "/schema";
+    auto schema = co_await UpstreamGet(partition, std::move(target));
     if (!schema.ok()) {
       co_return Status::IoError("reading the namespace schema upstream failed: " +
                                 schema.status().message());
@@ -617,7 +618,8 @@ Task<void> SnapshotJobRunner::Run(Job job) {
         outcome = co_await RunStored(job, *params);
         if (outcome.ok() || !outcome.status().IsNotFound()) break;
       }
-      if ((co_await writer_.cache().WholeNamespace(partition)).ok()) {
+      auto whole = co_await writer_.cache().WholeNamespace(partition);
+      if (whole.ok()) {
         outcome = co_await RunCache(job, *params);
         const StatusCode code = outcome.ok() ? StatusCode::kOk : outcome.status().code();
         if (code != StatusCode::kUnavailable && code != StatusCode::kInvalidArgument) break;
