@@ -23,6 +23,7 @@ enum class CacheOp : uint8_t {
   kGetNamespaceRecord,
   kPutNamespaceRecord,
   kListNamespaceRecords,
+  kScanNamespace,
   kPing,
   kStats,
 };
@@ -58,6 +59,8 @@ constexpr std::string_view CacheOpName(CacheOp op) {
       return "put_namespace_record";
     case CacheOp::kListNamespaceRecords:
       return "list_namespace_records";
+    case CacheOp::kScanNamespace:
+      return "scan_namespace";
     case CacheOp::kPing:
       return "ping";
     case CacheOp::kStats:

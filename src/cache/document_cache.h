@@ -62,6 +62,22 @@ struct CachedDoc {
 // otherwise exactly what Get would have returned.
 using TryGetResult = std::optional<Result<std::optional<CachedDoc>>>;
 
+// One page of a namespace scan (DocumentCache::ScanNamespace).
+struct ScanPage {
+  // The live documents (never a tombstone, never a vector) of the current epoch, in key order.
+  std::vector<std::pair<DocId, CachedDoc>> rows;
+  // The last key the page examined (a tombstone's too): the next page starts after it. nullopt
+  // when the scan reached the end of the namespace.
+  std::optional<DocId> resume_after;
+};
+
+// The order of a namespace scan: by id type (u64, uuid, string), then by the id's canonical
+// bytes (tpuf/doc_id.h: u64 big-endian, so numeric order).
+inline bool ScanOrderLess(const DocId& a, const DocId& b) {
+  if (a.type != b.type) return a.type < b.type;
+  return a.bytes < b.bytes;  // std::string compares bytes as unsigned char
+}
+
 struct CacheStats {
   std::string backend;        // "rocksdb", "redis", ...
   uint64_t approx_bytes = 0;  // live data size, best effort
@@ -112,6 +128,15 @@ class DocumentCache {
   // Every namespace that has a namespace record with `key`, with its value.
   virtual Result<std::vector<std::pair<std::string, std::string>>> ListNamespaceRecords(
       std::string_view key) = 0;
+
+  // A page of the namespace's records of its current epoch, in key order (ScanOrderLess), after
+  // `after` (exclusive; nullopt: from the start). At most `limit` records (>= 1) are examined;
+  // tombstones among them are skipped, so a page may hold fewer than `limit` rows while more
+  // follow: only a nullopt resume_after ends the scan. Records written during a scan may or may
+  // not be seen; a record present for the whole scan is returned exactly once. InvalidArgument
+  // for limit 0.
+  virtual Result<ScanPage> ScanNamespace(std::string_view ns, const std::optional<DocId>& after,
+                                         size_t limit) = 0;
 
   // Cheap liveness check.
   virtual Status Ping() = 0;

@@ -164,6 +164,13 @@ Result<std::vector<std::pair<std::string, std::string>>> FaultInjectingCache::Li
   return inner_->ListNamespaceRecords(key);
 }
 
+Result<ScanPage> FaultInjectingCache::ScanNamespace(std::string_view ns,
+                                                    const std::optional<DocId>& after,
+                                                    size_t limit) {
+  if (Status s = Before(CacheOp::kScanNamespace); !s.ok()) return s;
+  return inner_->ScanNamespace(ns, after, limit);
+}
+
 Status FaultInjectingCache::Ping() {
   if (Status s = Before(CacheOp::kPing); !s.ok()) return s;
   return inner_->Ping();

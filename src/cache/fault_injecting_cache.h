@@ -62,6 +62,8 @@ class FaultInjectingCache final : public DocumentCache {
                                                         std::string_view key) override;
   Status PutNamespaceRecord(std::string_view ns, std::string_view key,
                             std::string_view value) override;
+  Result<ScanPage> ScanNamespace(std::string_view ns, const std::optional<DocId>& after,
+                                 size_t limit) override;
   Result<std::vector<std::pair<std::string, std::string>>> ListNamespaceRecords(
       std::string_view key) override;
   Status Ping() override;

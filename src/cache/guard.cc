@@ -404,6 +404,16 @@ CacheGuard::ListNamespaceRecords(std::string key) {
       [b = backend_, key = std::move(key)] { return b->ListNamespaceRecords(key); });
 }
 
+Task<Result<ScanPage>> CacheGuard::ScanNamespace(std::string ns, std::optional<DocId> after,
+                                                 size_t limit) {
+  return Call<Result<ScanPage>>(
+      CacheOp::kScanNamespace,
+      [b = backend_, ns = std::move(ns), after = std::move(after), limit] {
+        return b->ScanNamespace(ns, after, limit);
+      },
+      CacheLane::kBulk);
+}
+
 Task<Status> CacheGuard::Ping() {
   return Call<Status>(CacheOp::kPing, [b = backend_] { return b->Ping(); });
 }

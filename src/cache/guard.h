@@ -117,6 +117,8 @@ class CacheGuard {
   Task<Status> PutNamespaceRecord(std::string ns, std::string key, std::string value);
   Task<Result<std::vector<std::pair<std::string, std::string>>>> ListNamespaceRecords(
       std::string key);
+  // Runs on the bulk lane (a page of a scan takes longer than one record).
+  Task<Result<ScanPage>> ScanNamespace(std::string ns, std::optional<DocId> after, size_t limit);
   Task<Status> Ping();
   Task<Result<CacheStats>> Stats();
 

@@ -167,6 +167,12 @@ Result<std::unique_ptr<coherence::CacheCoherence>> OpenCache(
   // bound does not order (docs/design.md §4.2.7).
   options.repair = !shared;
   options.unknown_write_hold = std::chrono::milliseconds(cfg.unknown_write_hold_ms);
+  if (shared) {
+    auto ropts = cache::ParseRedisCacheUrl(cfg.cache);  // parsed by OpenRedisCache already
+    if (ropts.ok()) options.tombstone_ttl = ropts->tombstone_ttl;
+  } else {
+    options.tombstone_ttl = copts.tombstone_ttl;
+  }
   options.partitions = std::move(partitions);
   options.fetch_consistency = cfg.fetch_consistency == "eventual"
                                   ? coherence::FetchConsistency::kEventual

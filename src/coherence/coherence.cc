@@ -566,6 +566,8 @@ class CacheCoherence::Mirror {
   }
 
   bool failed() const { return failed_; }
+  // Some put was refused by a newer record, and the id invalidated.
+  bool superseded() const { return superseded_; }
 
  private:
   static const tpuf::DocId& IdOf(const RowEffect& r) { return r.id; }
@@ -583,6 +585,7 @@ class CacheCoherence::Mirror {
       if (!stored[i]) refused.push_back(IdOf(rows[i]));
     }
     if (refused.empty()) co_return;
+    superseded_ = true;
     Status removed = co_await guard_.Invalidate(ns_, std::vector<tpuf::DocId>(refused));
     if (!removed.ok()) {
       for (const auto& id : refused) Fail(id);
@@ -605,6 +608,7 @@ class CacheCoherence::Mirror {
   uint64_t ack_stamp_ = 0;  // of repairable tombstones, taken at the first one
   bool known_;
   bool failed_ = false;
+  bool superseded_ = false;
 };
 
 size_t CacheCoherence::IdStripe(std::string_view ns, const tpuf::DocId& id) {
@@ -835,6 +839,15 @@ Task<bool> CacheCoherence::ApplyWrite(const std::string& ns, WriteOutcome outcom
     // Ids the gateway cannot key: the namespace cannot be trusted in the cache any more.
     ok = co_await InvalidateNamespace(ns) && ok;
   }
+  // Ids left without their row: a cache scan no longer answers for the namespace (§7.8).
+  if (!ok || outcome.kind != WriteOutcome::Kind::kRows || !outcome.outcome_known ||
+      !overlapped_ids.empty() || mirror.superseded()) {
+    co_await NoteRowsUnknown(ns, outcome.stamp, /*siblings=*/false);
+  }
+  if (!outcome.upserts.empty() || !outcome.patches.empty() || !outcome.deletes.empty() ||
+      !overlapped_ids.empty()) {
+    co_await NoteRowsUnknown(ns, outcome.stamp, /*siblings=*/true);  // invalidated there
+  }
   co_return ok;
 }
 
@@ -1061,6 +1074,109 @@ Task<std::optional<std::string>> CacheCoherence::LatestSnapshot(const std::strin
 Task<bool> CacheCoherence::Available() {
   if (!guard_) co_return false;
   co_return (co_await guard_->Ping()).ok();
+}
+
+// ---- Cache scans ----
+
+namespace {
+
+std::optional<uint64_t> RecordMs(const Result<std::optional<std::string>>& rec) {
+  if (!rec.ok() || !*rec) return std::nullopt;
+  uint64_t v = 0;
+  const std::string& text = **rec;
+  auto [p, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
+  if (ec != std::errc() || p != text.data() + text.size()) return std::nullopt;
+  return v;
+}
+
+}  // namespace
+
+Task<void> CacheCoherence::NoteRowsUnknown(const std::string& ns, uint64_t stamp, bool siblings) {
+  std::vector<std::string> targets;
+  if (siblings) {
+    targets = SiblingPartitions(ns);
+  } else {
+    targets.push_back(ns);
+  }
+  for (const std::string& target : targets) {
+    {
+      std::lock_guard lock(rows_unknown_mu_);
+      uint64_t& at = rows_unknown_[target];
+      at = std::max(at, stamp);
+    }
+    std::string key(kRowsUnknownRecord);
+    std::string value = std::to_string(stamp);
+    Status st = co_await guard_->PutNamespaceRecord(target, std::move(key), std::move(value));
+    if (!st.ok()) {
+      spdlog::warn("recording that rows of '{}' were invalidated in the cache failed: {}", target,
+                   st.ToString());
+    }
+  }
+}
+
+Task<Result<uint64_t>> CacheCoherence::WholeNamespace(const std::string& ns) {
+  if (!guard_) co_return Status::Unavailable("the gateway runs without a document cache");
+  std::string ct_key(kWarmedThroughRecord);
+  auto ct_rec = co_await guard_->GetNamespaceRecord(ns, std::move(ct_key));
+  if (!ct_rec.ok() || !guard_->connected()) {
+    co_return Status::Unavailable("the document cache is not connected");
+  }
+  if (Warming(ns)) co_return Status::Unavailable("a warm of the namespace is running");
+  std::optional<uint64_t> ct = RecordMs(ct_rec);
+  if (!ct) co_return Status::Unavailable("no warm of the namespace has completed");
+  if (pending_invalidations() > 0) {
+    co_return Status::Unavailable("invalidations the cache has not taken yet are pending");
+  }
+  std::string unknown_key(kRowsUnknownRecord);
+  auto unknown_rec = co_await guard_->GetNamespaceRecord(ns, std::move(unknown_key));
+  if (!unknown_rec.ok()) co_return Status::Unavailable("the document cache is not connected");
+  std::optional<uint64_t> at = RecordMs(unknown_rec);
+  {
+    std::lock_guard lock(rows_unknown_mu_);
+    auto it = rows_unknown_.find(ns);
+    if (it != rows_unknown_.end()) at = std::max(at.value_or(0), it->second);
+  }
+  // A tombstone alive when the warm put its id refused the warm's row.
+  const uint64_t tombstone_life = static_cast<uint64_t>(options_.tombstone_ttl.count());
+  if (at && *at + tombstone_life >= *ct) {
+    co_return Status::Unavailable(
+        "a write left rows of the namespace invalidated in the cache since (or shortly before) "
+        "its last warm; warm it again");
+  }
+  co_return *ct;
+}
+
+Task<Result<CacheScanPage>> CacheCoherence::ScanCached(const std::string& ns,
+                                                       std::optional<tpuf::DocId> after,
+                                                       size_t limit) {
+  auto whole = co_await WholeNamespace(ns);
+  if (!whole.ok()) co_return whole.status();
+  boost::asio::steady_timer wait(co_await boost::asio::this_coro::executor);
+  for (int attempt = 0;; ++attempt) {
+    auto page = co_await guard_->ScanNamespace(ns, after, limit);
+    if (!page.ok()) {
+      co_return Status::Unavailable("the document cache failed: " + page.status().message());
+    }
+    // A write in flight may have been applied upstream already: its rows' cached versions do not
+    // answer for the namespace until it is mirrored (or invalidated, which WholeNamespace sees).
+    bool writing = false;
+    for (const auto& [id, doc] : page->rows) writing = writing || WriteInFlight(ns, id);
+    if (!writing) {
+      // An invalidation the cache refused meanwhile may cover a row of this page.
+      if (pending_invalidations() > 0) {
+        co_return Status::Unavailable("invalidations the cache has not taken yet are pending");
+      }
+      CacheScanPage out;
+      out.rows = std::move(page->rows);
+      out.resume_after = std::move(page->resume_after);
+      co_return out;
+    }
+    if (attempt >= 100) {
+      co_return Status::Unavailable("writes to the namespace stayed in flight during the scan");
+    }
+    wait.expires_after(std::chrono::milliseconds(10));
+    co_await wait.async_wait(boost::asio::as_tuple(boost::asio::use_awaitable));
+  }
 }
 
 // ---- Namespaces ----

@@ -175,6 +175,15 @@ std::string_view CacheStateName(CacheState state);  // "cold", "warming", "warm"
 
 inline constexpr std::string_view kWarmedThroughRecord = "cache_warmed_through";
 inline constexpr std::string_view kLatestSnapshotRecord = "latest_snapshot";
+// The stamp of the latest write that left rows of the namespace in a state the cache does not
+// hold (an invalidated id): a cache scan cannot vouch for the namespace (docs/design.md §7.8).
+inline constexpr std::string_view kRowsUnknownRecord = "rows_unknown_at";
+
+// A page of a namespace's cached rows (CacheCoherence::ScanCached).
+struct CacheScanPage {
+  std::vector<std::pair<tpuf::DocId, cache::CachedDoc>> rows;  // live rows, in key order
+  std::optional<tpuf::DocId> resume_after;                     // nullopt: the scan is over
+};
 
 // The namespace record that lists a namespace's tagged partitions (docs/design.md §9.7), kept on
 // the name PartitionRegistryName(ns): one tenant tag per line.
@@ -198,6 +207,8 @@ struct CoherenceOptions {
   // How long HoldUnknownWrite keeps a write whose outcome is unknown in flight
   // (docs/design.md §4.2.5).
   std::chrono::milliseconds unknown_write_hold{60000};
+  // How long the backend keeps a tombstone (docs/design.md §3.4): WholeNamespace's margin.
+  std::chrono::milliseconds tombstone_ttl = std::chrono::minutes(10);
   // Set only under --test-faults: the decorator between the guard and the backend.
   std::shared_ptr<cache::FaultInjectingCache> faults;
   const Clock* clock = nullptr;        // null: Clock::System()
@@ -318,6 +329,20 @@ class CacheCoherence {
   Task<Status> RecordLatestSnapshot(const std::string& ns, std::string body);
   // The mirrored body, if any (nullopt as well when the cache cannot answer).
   Task<std::optional<std::string>> LatestSnapshot(const std::string& ns);
+
+  // ---- Cache scans (docs/design.md §7.8) ----
+
+  // Whether the cache holds every row of the namespace now, so that a scan of it answers for the
+  // namespace: the cache is connected, no warm of it runs here, a warm completed
+  // (cache_warmed_through, which it returns), no write since -- or within a tombstone's life
+  // before -- that warm left an id invalidated (kRowsUnknownRecord), and no invalidation is
+  // pending. Unavailable, saying which, otherwise.
+  Task<Result<uint64_t>> WholeNamespace(const std::string& ns);
+  // A page of the namespace's cached rows (DocumentCache::ScanNamespace, on the bulk lane), when
+  // WholeNamespace holds. A row a write in flight may change is not returned: the page is read
+  // again once no such write is in flight (Unavailable if one stays in flight for a second).
+  Task<Result<CacheScanPage>> ScanCached(const std::string& ns, std::optional<tpuf::DocId> after,
+                                         size_t limit);
 
   // ---- Namespaces ----
 
@@ -460,6 +485,13 @@ class CacheCoherence {
   // unknown form) because they are not mirrored in `ns`; they are invalidated there as well.
   Task<bool> InvalidateSiblings(const std::string& ns, const WriteOutcome& outcome,
                                 const std::vector<tpuf::DocId>& unmirrored);
+  // Records that a write with `stamp` left ids of `ns` (with `siblings`: of its sibling
+  // partitions instead) invalidated: in memory, and as kRowsUnknownRecord in the cache so that it
+  // outlives a restart (best effort: a failure is logged).
+  Task<void> NoteRowsUnknown(const std::string& ns, uint64_t stamp, bool siblings);
+  std::mutex rows_unknown_mu_;                                 // guards rows_unknown_
+  std::map<std::string, uint64_t, std::less<>> rows_unknown_;  // NoteRowsUnknown's, by partition
+
   // Writes the registry of `ns` to the cache; false when the cache did not take it.
   Task<bool> SavePartitions(std::string ns);
 

@@ -6,10 +6,12 @@
 
 #include <charconv>
 
+#include "coherence/coherence.h"
 #include "common/json_text.h"
 #include "common/tenant.h"
 #include "gateway/passthrough.h"
 #include "http/errors.h"
+#include "jobs/cache_filter.h"
 #include "snapshots/policy.h"
 #include "snapshots/snapshot.h"
 
@@ -198,8 +200,25 @@ Task<http::Response> StartSnapshotJob(RequestContext& ctx, WarmServices& service
   auto params = jobs::ParseSnapshotJobRequest(*decoded);
   if (!params.ok()) co_return Invalid(params.status().message());
   if (params->source == jobs::SnapshotSource::kCache) {
-    co_return http::MakeError(http::Code::not_implemented, "not_implemented",
-                              "source cache is not supported yet; use auto, stored or origin");
+    // Refused before a job exists: a filter no evaluator takes (its shape; types are checked
+    // against the schema when the job runs), and a cache that does not hold every row of the
+    // namespace (docs/design.md §7.8).
+    if (params->filters) {
+      auto parsed = jobs::CacheRowFilter::Parse(*params->filters, "{}");
+      if (auto* refused = std::get_if<jobs::FilterRefusal>(&parsed)) {
+        const bool unprocessable = refused->http_status == 422;
+        co_return http::MakeError(
+            unprocessable ? http::Code::unprocessable_entity : http::Code::bad_request,
+            unprocessable ? "validation_error" : "bad_request", "filters: " + refused->message);
+      }
+    }
+    auto whole = co_await services.snapshots.cache().WholeNamespace(ctx.partition);
+    if (!whole.ok()) {
+      co_return http::MakeError(
+          http::Code::service_unavailable, "cache_cold",
+          "cache is cold for namespace '" + ctx.route.ns + "': " + whole.status().message(),
+          json::object{{"cache_state", "cold"}});
+    }
   }
   // The job reads upstream with this caller's key when keys are tenants (docs/design.md §9.7).
   ctx.RememberCaller();

@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <charconv>
+#include <deque>
 #include <string_view>
 #include <vector>
 
@@ -32,16 +33,24 @@ bool BoostText(std::string_view raw, std::string* out) {
   return true;
 }
 
-// The FacetValueText of `v` (a scalar, or anything inside an array). False on malformed JSON.
-bool ValueText(od::value& v, std::string* out) {
+// The FacetValueText of `v` (a scalar, or anything inside an array) as a view into the page (an
+// unescaped string: the parser's string buffer), valid while the page's document lives; a text
+// that has to be made (through Boost.JSON) is appended to `owned`, whose elements stay put. False
+// on malformed JSON.
+bool ValueText(od::value& v, std::string_view* out, std::deque<std::string>& owned) {
   od::json_type type;
   if (v.type().get(type)) return false;
   switch (type) {
     case od::json_type::string: {
-      std::string_view s;
-      if (v.get_string().get(s)) return false;
-      out->assign(s);
-      return true;
+      // Without escapes the text is the token between its quotes: no copy.
+      std::string_view token = TrimRight(v.raw_json_token());
+      bool plain = token.size() >= 2 && token.back() == '"';
+      for (size_t k = 1; plain && k + 1 < token.size(); ++k) plain = token[k] != '\\';
+      if (plain) {
+        *out = token.substr(1, token.size() - 2);
+        return true;
+      }
+      return !v.get_string().get(*out);
     }
     case od::json_type::boolean: {
       bool b = false;
@@ -67,11 +76,14 @@ bool ValueText(od::value& v, std::string* out) {
         auto [pi, ei] = std::from_chars(token.data(), end, i);
         auto [pu, eu] = std::from_chars(token.data(), end, u);
         if ((ei == std::errc() && pi == end) || (eu == std::errc() && pu == end)) {
-          out->assign(token);
+          *out = token;
           return true;
         }
       }
-      return BoostText(token, out);  // doubles, and integers beyond 64 bits (doubles too)
+      // Doubles, and integers beyond 64 bits (doubles too).
+      if (!BoostText(token, &owned.emplace_back())) return false;
+      *out = owned.back();
+      return true;
     }
     case od::json_type::array:
     case od::json_type::object: {
@@ -80,7 +92,10 @@ bool ValueText(od::value& v, std::string* out) {
       const char* start = v.raw_json_token().data();
       const char* end = nullptr;
       if (!ValidateJsonValue(v) || v.current_location().get(end) || end < start) return false;
-      return BoostText(TrimRight(std::string_view(start, static_cast<size_t>(end - start))), out);
+      std::string_view raw = TrimRight(std::string_view(start, static_cast<size_t>(end - start)));
+      if (!BoostText(raw, &owned.emplace_back())) return false;
+      *out = owned.back();
+      return true;
     }
   }
   return false;
@@ -88,21 +103,29 @@ bool ValueText(od::value& v, std::string* out) {
 
 // Counts one row object's facet values. False on malformed JSON.
 bool CountRow(od::object& row, snapshots::FacetAggregator& agg,
-              std::vector<std::string>& elements, std::string& text) {
+              std::vector<std::string_view>& elements, std::deque<std::string>& owned) {
   agg.CountRow();
+  owned.clear();
   for (auto field_r : row) {
     od::field field;
     if (std::move(field_r).get(field)) return false;
-    std::string_view key;
-    if (field.unescaped_key().get(key)) return false;
+    // The key as written (between its quotes, which the index found); unescaped only when it
+    // has an escape.
+    const char* first = field.key().raw();
+    const char* last = first;
+    bool escaped = false;
+    while (*last != '"') escaped |= *last++ == '\\';
+    std::string_view key(first, static_cast<size_t>(last - first));
+    if (escaped && field.unescaped_key().get(key)) return false;
     size_t i = 0;
     while (i < agg.field_count() && agg.field_name(i) != key) ++i;
     if (i == agg.field_count()) continue;  // not a facet (e.g. id): skipped unread
     od::value v = field.value();
     od::json_type type;
     if (v.type().get(type)) return false;
+    std::string_view text;
     if (type != od::json_type::array) {
-      if (!ValueText(v, &text)) return false;
+      if (!ValueText(v, &text, owned)) return false;
       agg.CountText(i, text);
       continue;
     }
@@ -112,13 +135,15 @@ bool CountRow(od::object& row, snapshots::FacetAggregator& agg,
     for (auto element_r : arr) {
       od::value element;
       if (std::move(element_r).get(element)) return false;
-      std::string t;
-      if (!ValueText(element, &t)) return false;
-      elements.push_back(std::move(t));
+      if (!ValueText(element, &text, owned)) return false;
+      elements.push_back(text);
     }
-    std::sort(elements.begin(), elements.end());
-    elements.erase(std::unique(elements.begin(), elements.end()), elements.end());
-    for (const std::string& e : elements) agg.CountText(i, e);
+    // Each distinct element once per row.
+    if (elements.size() > 1) {
+      std::sort(elements.begin(), elements.end());
+      elements.erase(std::unique(elements.begin(), elements.end()), elements.end());
+    }
+    for (std::string_view e : elements) agg.CountText(i, e);
   }
   return true;
 }
@@ -145,23 +170,24 @@ Result<FacetPageCount> CountFacetPage(
   FacetPageCount count;
   od::array rows;
   if (!FindRows(doc, &rows)) return Bad();
+  std::string_view last_id;  // in `body`
   for (auto row_r : rows) {
     od::value row;
     if (std::move(row_r).get(row)) return Bad();
     ++count.returned;
-    count.last_id_json.reset();
+    last_id = {};
     od::object obj;
     od::value id;
     if (row.get_object().get(obj) || obj.find_field_unordered("id").get(id)) continue;
-    std::string_view text = TrimRight(id.raw_json_token());
-    if (!text.empty()) count.last_id_json.emplace(text);
+    last_id = TrimRight(id.raw_json_token());
   }
+  if (!last_id.empty()) count.last_id_json.emplace(last_id);
   if (on_last_id) on_last_id(count);
 
   // Pass 2: the counts.
   if (doc.rewind(), !FindRows(doc, &rows)) return Bad();
-  std::vector<std::string> elements;
-  std::string text;
+  std::vector<std::string_view> elements;
+  std::deque<std::string> owned;
   for (auto row_r : rows) {
     od::value row;
     if (std::move(row_r).get(row)) return Bad();
@@ -170,7 +196,7 @@ Result<FacetPageCount> CountFacetPage(
     if (type != od::json_type::object) continue;
     od::object obj;
     if (row.get_object().get(obj)) return Bad();
-    if (!CountRow(obj, agg, elements, text)) return Bad();
+    if (!CountRow(obj, agg, elements, owned)) return Bad();
   }
   return count;
 }

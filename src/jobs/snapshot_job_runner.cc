@@ -14,9 +14,11 @@
 
 #include <algorithm>
 
+#include "coherence/coherence.h"
 #include "common/json_text.h"
 #include "common/tenant.h"
 #include "common/thread.h"
+#include "jobs/cache_filter.h"
 #include "snapshots/facets.h"
 #include "snapshots/snapshot.h"
 
@@ -321,16 +323,8 @@ Task<std::optional<uint64_t>> SnapshotJobRunner::StableWatermark(const std::stri
   // A fresh look at the index first, so the watermark is as of the scan's start.
   const int64_t poll_start =
       watcher_ ? watcher_->NowMs() : ClockOr(options_.clock).WallMs();
-  http::Request req{http::Verb::get,
-                    "/v2/namespaces/" + std::string(PartitionNamespace(partition)) + "/metadata",
-                    11};
-  req.set(http::Field::accept, "application/json");
-  if (options_.credentials) {
-    auto authorization = options_.credentials->ForPartition(partition);
-    if (authorization && !authorization->empty()) {
-      req.set(http::Field::authorization, *authorization);
-    }
-  }
+  http::Request req = UpstreamRequest(
+      partition, "/v2/namespaces/" + std::string(PartitionNamespace(partition)) + "/metadata");
   auto res = co_await upstream_.Send(std::move(req), true);
   std::optional<uint64_t> observed;
   if (res.ok() && res->result_int() == 200) {
@@ -437,7 +431,6 @@ Task<Result<SnapshotJobRunner::Outcome>> SnapshotJobRunner::RunOrigin(
   snapshots::FacetAggregator agg(fields);
   Outcome out;
   out.effective = SnapshotSource::kOrigin;
-  out.watermark_ms = *wm;
   std::optional<std::string> cursor;
   const size_t page_size = static_cast<size_t>(std::max(1, params.page_size));
   for (;;) {
@@ -447,20 +440,36 @@ Task<Result<SnapshotJobRunner::Outcome>> SnapshotJobRunner::RunOrigin(
       co_return Status::IoError("upstream page read failed: " + page.status().message());
     }
     out.documents_scanned += page->rows;
-    JobCheckpoint cp;
-    cp.documents_scanned = out.documents_scanned;
-    Status st = co_await Blocking([&] { return store_.Checkpoint(job.id, options_.owner, cp); });
-    if (st.code() == StatusCode::kAborted || st.code() == StatusCode::kNotFound ||
-        StopRequested(job.id)) {
-      out.stopped = true;  // cancelled, deleted, or taken over
-      co_return out;
-    }
-    if (!st.ok()) co_return Status::IoError("the job store failed: " + st.message());
+    Status st = co_await CheckpointPage(job, &out);
+    if (!st.ok()) co_return st;
+    if (out.stopped) co_return out;
     if (!page->next_cursor) break;
     cursor = std::move(page->next_cursor);
   }
-  snapshots::SnapshotBody body = agg.Finish(ns, *wm);
-  auto key = snapshots::OnDemandSnapshotKey(partition, *wm, body.sha);
+  Status stored = co_await StoreBody(partition, agg, *wm, &out);
+  if (!stored.ok()) co_return stored;
+  co_return out;
+}
+
+Task<Status> SnapshotJobRunner::CheckpointPage(const Job& job, Outcome* out) {
+  JobCheckpoint cp;
+  cp.documents_scanned = out->documents_scanned;
+  Status st = co_await Blocking([&] { return store_.Checkpoint(job.id, options_.owner, cp); });
+  if (st.code() == StatusCode::kAborted || st.code() == StatusCode::kNotFound ||
+      StopRequested(job.id)) {
+    out->stopped = true;  // cancelled, deleted, or taken over
+    co_return Status::Ok();
+  }
+  if (!st.ok()) co_return Status::IoError("the job store failed: " + st.message());
+  co_return Status::Ok();
+}
+
+Task<Status> SnapshotJobRunner::StoreBody(const std::string& partition,
+                                          const snapshots::FacetAggregator& agg,
+                                          uint64_t watermark_ms, Outcome* out) {
+  snapshots::SnapshotBody body =
+      agg.Finish(std::string(PartitionNamespace(partition)), watermark_ms);
+  auto key = snapshots::OnDemandSnapshotKey(partition, watermark_ms, body.sha);
   if (!key.ok()) co_return key.status();
   std::string bytes = snapshots::SerializeSnapshotBody(body);
   auto put = co_await writer_.Blocking(
@@ -470,8 +479,107 @@ Task<Result<SnapshotJobRunner::Outcome>> SnapshotJobRunner::RunOrigin(
     co_return Status::IoError("storing the snapshot failed: the object store failed: " +
                               put.status().message());
   }
-  out.sha = body.sha;
-  out.key = *key;
+  out->sha = body.sha;
+  out->key = *key;
+  out->watermark_ms = watermark_ms;
+  co_return Status::Ok();
+}
+
+http::Request SnapshotJobRunner::UpstreamRequest(const std::string& partition,
+                                                 std::string target) const {
+  http::Request req{http::Verb::get, std::move(target), 11};
+  req.set(http::Field::accept, "application/json");
+  if (options_.credentials) {
+    auto authorization = options_.credentials->ForPartition(partition);
+    if (authorization && !authorization->empty()) {
+      req.set(http::Field::authorization, *authorization);
+    }
+  }
+  return req;
+}
+
+Task<Result<std::string>> SnapshotJobRunner::UpstreamGet(const std::string& partition,
+                                                         std::string target) {
+  http::Request req = UpstreamRequest(partition, std::move(target));
+  auto res = co_await upstream_.Send(std::move(req), true);
+  if (!res.ok()) co_return res.status();
+  if (res->result_int() != 200) {
+    co_return Status::IoError(fmt::format("the upstream answered {}: {}", res->result_int(),
+                                          std::string(res->body()).substr(0, 300)));
+  }
+  co_return std::string(res->body());
+}
+
+Task<Result<SnapshotJobRunner::Outcome>> SnapshotJobRunner::RunCache(
+    const Job& job, const SnapshotJobParams& params) {
+  const std::string& partition = job.ns;
+  const std::string ns(PartitionNamespace(partition));
+  coherence::CacheCoherence& cache = writer_.cache();
+  auto whole = co_await cache.WholeNamespace(partition);
+  if (!whole.ok()) {
+    co_return Status::Unavailable("cache_cold: the cache does not hold every row of '" + ns +
+                                  "': " + whole.status().message());
+  }
+  const uint64_t warmed_through = *whole;
+  std::optional<CacheRowFilter> filter;
+  if (params.filters) {
+    // Operands are read by the attributes' types, as the upstream reads them.
+    std::string target = "/v1/namespaces/" + ns + "/schema";
+    auto schema = co_await UpstreamGet(partition, std::move(target));
+    if (!schema.ok()) {
+      co_return Status::IoError("reading the namespace schema upstream failed: " +
+                                schema.status().message());
+    }
+    auto parsed = CacheRowFilter::Parse(*params.filters, *schema);
+    if (auto* refused = std::get_if<FilterRefusal>(&parsed)) {
+      co_return Status::InvalidArgument("filters: " + refused->message);
+    }
+    filter.emplace(std::move(std::get<CacheRowFilter>(parsed)));
+  }
+  std::optional<uint64_t> wm = co_await StableWatermark(partition);
+  std::vector<std::string> fields;
+  fields.push_back(params.field);
+  snapshots::FacetAggregator agg(fields);
+  Outcome out;
+  out.effective = SnapshotSource::kCache;
+  std::optional<tpuf::DocId> after;
+  const size_t page_size = static_cast<size_t>(std::max(1, params.page_size));
+  for (;;) {
+    auto page = co_await cache.ScanCached(partition, after, page_size);
+    if (!page.ok()) {
+      co_return Status::Unavailable("cache_cold: the cache stopped holding every row of '" + ns +
+                                    "' during the scan: " + page.status().message());
+    }
+    for (const auto& [id, doc] : page->rows) {
+      boost::system::error_code ec;
+      // Exact doubles: the counted texts are written out again (docs/design.md §4.2.8).
+      json::value row = ParseJson(doc.attributes_json, ec);
+      if (ec || !row.is_object()) {
+        co_return Status::Corruption("a cached row of '" + ns + "' is not a JSON object");
+      }
+      if (filter) {
+        auto matches = filter->Matches(id, row.as_object());
+        if (!matches.ok()) co_return matches.status();
+        if (!*matches) continue;
+      }
+      agg.AddRow(row.as_object());
+      ++out.documents_scanned;
+    }
+    Status st = co_await CheckpointPage(job, &out);
+    if (!st.ok()) co_return st;
+    if (out.stopped) co_return out;
+    if (!page->resume_after) break;
+    after = std::move(page->resume_after);
+  }
+  // Nothing may have left the cache short of a row while it was read.
+  auto still = co_await cache.WholeNamespace(partition);
+  if (!still.ok() || *still != warmed_through) {
+    co_return Status::Unavailable(
+        "cache_cold: the cache stopped holding every row of '" + ns + "' during the scan" +
+        (still.ok() ? std::string(": it was warmed again") : ": " + still.status().message()));
+  }
+  Status stored = co_await StoreBody(partition, agg, wm.value_or(warmed_through), &out);
+  if (!stored.ok()) co_return stored;
   co_return out;
 }
 
@@ -497,17 +605,26 @@ Task<void> SnapshotJobRunner::Run(Job job) {
       outcome = co_await RunStored(job, *params);
       break;
     case SnapshotSource::kCache:
-      outcome = Status::InvalidArgument("source cache is not supported yet; use auto or origin");
+      outcome = co_await RunCache(job, *params);
       break;
     case SnapshotSource::kOrigin:
       outcome = co_await RunOrigin(job, *params);
       break;
     case SnapshotSource::kAuto: {
       // The latest full snapshot answers when it has the field and no filter narrows the count;
-      // anything else reads the origin.
+      // else the cache when it holds the whole namespace and can evaluate the filter; else the
+      // origin (docs/design.md §7.8).
       if (!params->filters) {
         outcome = co_await RunStored(job, *params);
         if (outcome.ok() || !outcome.status().IsNotFound()) break;
+      }
+      auto whole = co_await writer_.cache().WholeNamespace(partition);
+      if (whole.ok()) {
+        outcome = co_await RunCache(job, *params);
+        const StatusCode code = outcome.ok() ? StatusCode::kOk : outcome.status().code();
+        if (code != StatusCode::kUnavailable && code != StatusCode::kInvalidArgument) break;
+        spdlog::info("snapshot job {} of '{}': the cache cannot answer ({}); reading the origin",
+                     id, PartitionNamespace(partition), outcome.status().message());
       }
       outcome = co_await RunOrigin(job, *params);
       break;

@@ -11,10 +11,17 @@
 //   counted into a single-field body (snapshots/facets.h) at the stable watermark observed when
 //   the scan starts. A job fails with "no stable watermark observed…" when there is none (the
 //   watcher's, or the index status read from the upstream metadata at the start).
+// - cache: the namespace's rows in the document cache, paged in key order through the coherence
+//   core (CacheCoherence::ScanCached), allowed only while the cache holds the whole namespace
+//   (CacheCoherence::WholeNamespace: warm, and nothing invalidated since); the filter is
+//   evaluated on each row with the origin's evaluator (jobs/cache_filter.h) against the
+//   namespace schema read upstream. The body's watermark is the stable watermark observed at the
+//   start, else cache_warmed_through. The cache ceasing to hold the whole namespace before the
+//   scan ends fails the job ("cache_cold: …"); so does a filter the upstream would refuse.
 // - auto: stored when the request has no filters and the latest stored snapshot holds the field
-//   (not skipped over the cap), else origin.
-// - cache: not supported yet; the route refuses it (501), so no job ever has it.
-// A body built from the origin is stored, put if absent, at
+//   (not skipped over the cap); else cache when the cache holds the whole namespace and can
+//   evaluate the filter (a cache scan that fails for either reason falls back); else origin.
+// A body built from the cache or the origin is stored, put if absent, at
 // "[tenants/{tag}/]snapshots-on-demand/{ns}/{watermark_ms:013}-{sha7}.json", outside the prefix of
 // full snapshots: it never becomes the namespace's latest and is never mirrored into the cache
 // (decision "snapshots never shadow each other", §7.4). It is served by
@@ -55,6 +62,7 @@
 #include "http/upstream.h"
 #include "jobs/job_store.h"
 #include "jobs/snapshot_writer.h"
+#include "snapshots/facets.h"
 #include "watermark/consistency_watcher.h"
 
 namespace layer::jobs {
@@ -144,6 +152,16 @@ class SnapshotJobRunner {
   Task<void> Run(Job job);
   Task<Result<Outcome>> RunStored(const Job& job, const SnapshotJobParams& params);
   Task<Result<Outcome>> RunOrigin(const Job& job, const SnapshotJobParams& params);
+  Task<Result<Outcome>> RunCache(const Job& job, const SnapshotJobParams& params);
+  // Checkpoints documents_scanned after a page; `out->stopped` when the job must stop.
+  Task<Status> CheckpointPage(const Job& job, Outcome* out);
+  // Stores the single-field body of `agg` at `watermark_ms` (put if absent) into `out`.
+  Task<Status> StoreBody(const std::string& partition, const snapshots::FacetAggregator& agg,
+                         uint64_t watermark_ms, Outcome* out);
+  // A GET of `target` upstream with the partition's credential.
+  http::Request UpstreamRequest(const std::string& partition, std::string target) const;
+  // GET `target` upstream with the partition's credential; the body of a 200.
+  Task<Result<std::string>> UpstreamGet(const std::string& partition, std::string target);
   // The stable watermark of the partition: the watcher's, else the metadata's index status.
   Task<std::optional<uint64_t>> StableWatermark(const std::string& partition);
   Task<void> End(const std::string& id, JobStatus status, std::string error,

@@ -117,6 +117,7 @@ class SnapshotWriter {
     co_return co_await OffLoop(*store_thread_, std::move(fn));
   }
   snapshots::ObjectStore& objects() { return objects_; }
+  coherence::CacheCoherence& cache() { return cache_; }
 
  private:
   struct Metrics;

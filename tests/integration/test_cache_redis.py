@@ -1,8 +1,9 @@
 """Two gateways on one shared Redis cache (`--cache redis://...`, docs/design.md §3.11) in front of
 one origin, with one tenant (`--upstream-api-key`, §9.7): what the shared cache alone guarantees.
 A write through A mirrors or tombstones its rows in the shared cache, so B serves A's new row from
-the cache and never the row A's write replaced; a delete through A is never served by B. (The
-coherence state kept in process memory, §4.7, is not shared yet: these tests do not rely on it.)
+the cache and never the row A's write replaced; a delete through A is never served by B; a
+namespace warmed through A is snapshotted from the cache through B (§7.8). (The coherence state
+kept in process memory, §4.7, is not shared yet: these tests do not rely on it.)
 
 redis-server (Debian's, installed by scripts/setup.sh) is started by the tests on a free port; a
 missing one skips them, except under CI (CI=true), where it fails them.
@@ -212,3 +213,26 @@ def test_an_unsafe_eviction_policy_is_refused_at_start(tmp_path):
         assert rc not in (0, None) and "maxmemory-policy" in out + err, (rc, out, err)
     finally:
         r.stop()
+
+
+def test_a_snapshot_job_reads_the_shared_cache(fleet):
+    """The cache source scans Redis (SCAN over the namespace's keys, docs/design.md §3.7.1): a
+    namespace warmed through A is snapshotted from the cache through B, with the origin's
+    histogram, writes through A included."""
+    from test_snapshot_jobs import CACHE_SCHEMA, body_of, cache_rows, counts, run_job, warm
+    ns = "fleet-snap"
+    assert write(fleet.a, ns, {"upsert_rows": cache_rows(150), "schema": CACHE_SCHEMA}
+                 ).status == 200
+    warm(fleet.a, ns)
+    assert write(fleet.a, ns, {"upsert_rows": cache_rows(5, first=500),
+                               "deletes": [1, 2, 3]}).status == 200
+    for field, flt, scanned in (("color", None, 152), ("when", ["size", "In", [0, 3]], 76)):
+        body = {"field": field, "page_size": 40, **({"filters": flt} if flt else {})}
+        c = run_job(fleet.b, ns, {**body, "source": "cache"})
+        assert c["status"] == "completed" and c["effective_source"] == "cache", c
+        assert c["documents_scanned"] == scanned, c
+        o = run_job(fleet.b, ns, {**body, "source": "origin"})
+        assert o["status"] == "completed" and o["sha"] == c["sha"], (c, o)
+        assert counts(body_of(fleet.b, ns, c["sha"]), field) == counts(
+            body_of(fleet.b, ns, o["sha"]), field)
+    assert run_job(fleet.b, ns, {"field": "size"})["effective_source"] == "cache"

@@ -1,8 +1,12 @@
 """On-demand snapshot jobs (docs/design.md §7.8): POST /v2/namespaces/{ns}/snapshots, the
-snapshot-jobs routes, each source (stored, origin, auto; cache refused as not supported yet), the
-histogram against a brute-force count of the origin's rows (with a filter, across pages), bodies
-under their own prefix that never shadow the latest full snapshot, bad inputs, cancel, a restart
-mid-job (kill -9), and tenants kept apart. Against the default local object store.
+snapshot-jobs routes, each source (stored, origin, auto, cache), the histogram against a
+brute-force count of the origin's rows (with a filter, across pages), bodies under their own
+prefix that never shadow the latest full snapshot, bad inputs, cancel, a restart mid-job
+(kill -9), and tenants kept apart. Against the default local object store.
+
+The cache source against a strict origin (`layer origin --api-key`): 503 cache_cold until a warm
+completed, the same histogram bytes as the origin's (with filters, datetimes and floats), writes
+after the warm reflected, a write that leaves ids invalidated making it cold again, auto's choice.
 
 The object store down or slow (snapshot routes and steps 502, fetch and passthrough unaffected) is
 at the end, against s3rver behind tests/s3/s3_front.py."""
@@ -15,9 +19,12 @@ import threading
 import pytest
 
 from layer_testlib import http_request, wait_until
-from test_cache_support import (TOKEN, clear_origin_faults, gateway_process, req,  # noqa: F401
-                                set_origin_faults, stack_factory, start, write)
+from test_cache_support import (TOKEN, clear_cache_faults, clear_origin_faults,  # noqa: F401
+                                gateway_process, req, set_cache_faults, set_origin_faults,
+                                stack_factory, start, write)
 from test_snapshots import FIELDS, brute_force, history, origin_rows, put_policy, seed_rows
+from test_warm_support import start_warm
+from test_warm_support import wait_job as wait_warm
 
 
 @pytest.fixture
@@ -168,8 +175,15 @@ def test_bad_requests_are_422_and_unknown_jobs_404(st):
                 '{"field":"c","source":"stored","filters":["size","Eq",1]}', '{"field":"id"}'):
         r = post_job(st.gw, ns, bad)
         assert r.status == 422 and r.json()["error"] == "validation_error", (bad, r)
+    # The cache source: a cold namespace is 503 cache_cold; a malformed filter is refused first.
     r = post_job(st.gw, ns, {"field": "color", "source": "cache"})
-    assert r.status == 501 and "not supported yet" in r.json()["message"], r
+    assert r.status == 503 and r.json()["error"] == "cache_cold", r
+    assert r.json()["cache_state"] == "cold" and "no warm" in r.json()["message"], r
+    for flt, status in ((["size", "Between", 1], 422), (["size", "Eq"], 422),
+                        (["size", "Regex", "("], 400)):
+        r = post_job(st.gw, ns, {"field": "color", "source": "cache", "filters": flt})
+        assert r.status == status, (flt, r)
+        assert r.json()["error"] == ("validation_error" if status == 422 else "bad_request"), r
     r = req(st.gw, "GET", f"/v2/namespaces/{ns}/snapshot-jobs")
     assert r.status == 200 and r.json() == {"snapshot_jobs": []}, r
     r = req(st.gw, "GET", f"/v2/namespaces/{ns}/snapshot-jobs/nope")
@@ -256,6 +270,148 @@ def test_tenants_jobs_and_bodies_are_their_own(stack_factory):
     assert call(s.gw, "GET", f"/v2/namespaces/{ns}/snapshots/{j['sha']}",
                 token="key-b").status == 404
     assert body_of(s.gw, ns, j["sha"], headers="key-a")["sha"] == j["sha"]
+
+
+# ---- The cache source (docs/design.md §7.8), against a strict origin ---------------------------
+
+@pytest.fixture
+def strict(stack_factory):
+    return stack_factory(gw_args=("--upstream-api-key", TOKEN, "--watch-stable-interval", "100ms"),
+                         origin_args=("--api-key", TOKEN))
+
+
+CACHE_SCHEMA = {"when": "datetime", "score": "float"}
+
+
+def cache_rows(n, first=1):
+    rows = seed_rows(first + n - 1)[first - 1:]
+    for r in rows:
+        i = r["id"]
+        r["when"] = f"2026-05-{1 + i % 7:02d}T10:00:00Z"  # written as the client likes...
+        r["score"] = (i % 6) // 2  # ...ints for a float attribute: cached as 0.0, 1.0, 2.0
+    return rows
+
+
+def warm(gw, ns):
+    """A warm that records cache_warmed_through (the watcher has seen the namespace stable)."""
+    wait_until(lambda: call(gw, "GET", f"/v2/namespaces/{ns}/metadata").json()["layer"]
+               ["is_stable"], timeout=20.0, what=f"{ns} stable")
+    r = start_warm(gw, ns)
+    assert r.status == 202, r
+    j, _ = wait_warm(gw, ns, r.json()["id"], timeout=30.0)
+    assert j["status"] == "completed" and type(j.get("stable_as_of")) is int, j
+    layer = call(gw, "GET", f"/v2/namespaces/{ns}/metadata").json()["layer"]
+    assert layer["cache_state"] == "warm", layer
+    return j
+
+
+def same_as_origin(gw, ns, body):
+    """Runs the job from the cache and from the origin: the same histogram bytes."""
+    c = run_job(gw, ns, {**body, "source": "cache"})
+    assert c["status"] == "completed" and c["effective_source"] == "cache", c
+    o = run_job(gw, ns, {**body, "source": "origin"})
+    assert o["status"] == "completed", o
+    cb, ob = body_of(gw, ns, c["sha"]), body_of(gw, ns, o["sha"])
+    assert c["sha"] == o["sha"], (cb, ob)
+    assert json.dumps(cb["fields"]) == json.dumps(ob["fields"]), (cb, ob)
+    assert cb["row_count"] == ob["row_count"] == c["documents_scanned"], (cb, c)
+    # (Both bodies have one sha: GET …/snapshots/{sha} serves the newer, the origin's.)
+    assert c["key"] == f"snapshots-on-demand/{ns}/{c['watermark_ms']:013d}-{c['sha'][:7]}.json", c
+    assert c["stable_as_of"] == c["watermark_ms"] <= o["watermark_ms"], (c, o)
+    return c, cb
+
+
+def test_cache_source_answers_as_the_origin_once_warm(strict):
+    gw, ns = strict.gw, "sj_cache"
+    assert write(gw, ns, {"upsert_rows": cache_rows(260), "schema": CACHE_SCHEMA}).status == 200
+    # Cold until a warm completed: explicit cache is refused, auto reads the origin.
+    r = post_job(gw, ns, {"field": "color", "source": "cache"})
+    assert r.status == 503 and r.json()["error"] == "cache_cold", r
+    j = run_job(gw, ns, {"field": "color"})
+    assert j["effective_source"] == "origin", j
+    warm(gw, ns)
+
+    for field in ("color", "tags", "size", "when", "score", "other"):
+        c, body = same_as_origin(gw, ns, {"field": field, "page_size": 37})
+        assert c["documents_scanned"] == 260, c
+    assert set(counts(body_of(gw, ns, same_as_origin(gw, ns, {"field": "when"})[0]["sha"]),
+                      "when")) == {f"2026-05-{d:02d}T10:00:00.000000000Z" for d in range(1, 8)}
+    assert set(counts(body_of(gw, ns, same_as_origin(gw, ns, {"field": "score"})[0]["sha"]),
+                      "score")) == {"0.0", "1.0", "2.0"}
+
+    # Filters select on cached rows what they select upstream (typed by the schema: datetimes,
+    # floats given as ints), across pages.
+    for flt in (["And", [["size", "In", [1, 2]], ["color", "NotEq", "red"]]],
+                ["when", "Gte", "2026-05-04T00:00:00Z"],
+                ["Or", [["score", "Eq", 1], ["tags", "Contains", "c"]]],
+                ["Not", ["other", "Glob", "o1*"]],
+                ["id", "In", [3, 5, 300]],
+                ["tags", "Eq", None]):
+        c, body = same_as_origin(gw, ns, {"field": "tags", "filters": flt, "page_size": 50})
+        assert 0 < c["documents_scanned"] < 260, (flt, c)
+        assert c["filters"] == flt, c
+    # A filter the upstream refuses for the namespace's types fails the cache job, saying why.
+    j = run_job(gw, ns, {"field": "tags", "source": "cache", "filters": ["when", "Eq", True]})
+    assert j["status"] == "failed" and "filters" in j["error"], j
+
+    # auto: no stored snapshot, the cache holds the namespace: the cache answers, filter or not.
+    for body in ({"field": "color"}, {"field": "color", "filters": ["size", "Eq", 0]}):
+        j = run_job(gw, ns, body)
+        assert j["status"] == "completed" and j["effective_source"] == "cache", j
+    # A filter the cache's evaluator refuses makes auto fall back to the origin, which refuses it
+    # too: the job fails with the upstream's answer.
+    j = run_job(gw, ns, {"field": "color", "filters": ["when", "Eq", True]})
+    assert j["status"] == "failed" and "upstream" in j["error"], j
+
+
+def test_cache_source_after_writes(strict):
+    gw, ns = strict.gw, "sj_cache_writes"
+    assert write(gw, ns, {"upsert_rows": cache_rows(120), "schema": CACHE_SCHEMA}).status == 200
+    warm(gw, ns)
+    # Upserts, patches and deletes acknowledged through the gateway are mirrored: the cache still
+    # answers for the namespace, and its histogram has them.
+    assert write(gw, ns, {"upsert_rows": cache_rows(30, first=200)}).status == 200
+    assert write(gw, ns, {"patch_rows": [{"id": i, "color": "violet"} for i in range(1, 11)]}
+                 ).status == 200
+    assert write(gw, ns, {"deletes": list(range(11, 21))}).status == 200
+    c, body = same_as_origin(gw, ns, {"field": "color"})
+    assert c["documents_scanned"] == 120 + 30 - 10, c
+    assert counts(body, "color")["violet"] == 10, body
+    j = run_job(gw, ns, {"field": "size"})
+    assert j["effective_source"] == "cache", j
+
+    # A conditional write leaves the ids it touched without a cached version: the cache no longer
+    # holds every row, so the cache source is cold and auto reads the origin...
+    r = write(gw, ns, {"upsert_rows": [{"id": 1, "color": "teal"}],
+                       "upsert_condition": ["color", "Eq", "violet"]})
+    assert r.status == 200, r
+    r = post_job(gw, ns, {"field": "color", "source": "cache"})
+    assert r.status == 503 and r.json()["error"] == "cache_cold", r
+    assert "invalidated" in r.json()["message"], r
+    j = run_job(gw, ns, {"field": "color"})
+    assert j["status"] == "completed" and j["effective_source"] == "origin", j
+    assert counts(body_of(gw, ns, j["sha"]), "color")["teal"] == 1
+    # ...until the rows it invalidated have long expired before a warm begins (docs/design.md
+    # §7.8): a warm right away does not make it whole again.
+    warm(gw, ns)
+    r = post_job(gw, ns, {"field": "color", "source": "cache"})
+    assert r.status == 503 and r.json()["error"] == "cache_cold", r
+
+
+def test_cache_source_needs_the_cache(strict):
+    gw, ns = strict.gw, "sj_cache_down"
+    assert write(gw, ns, {"upsert_rows": cache_rows(20)}).status == 200
+    warm(gw, ns)
+    assert run_job(gw, ns, {"field": "color", "source": "cache"})["status"] == "completed"
+    # The cache fails: explicit cache is 503 cache_cold, auto reads the origin.
+    set_cache_faults(gw, disconnect=True)
+    try:
+        r = post_job(gw, ns, {"field": "color", "source": "cache"})
+        assert r.status == 503 and r.json()["error"] == "cache_cold", r
+        j = run_job(gw, ns, {"field": "size"})
+        assert j["status"] == "completed" and j["effective_source"] == "origin", j
+    finally:
+        clear_cache_faults(gw)
 
 
 # ---- The object store down or slow (s3rver behind the verifying front) -------------------------

@@ -166,6 +166,16 @@ std::string DocKey(std::string_view ns, uint64_t epoch, const DocId& id, bool ve
   return key;
 }
 
+// `text` as a literal in a SCAN MATCH pattern.
+std::string GlobLiteral(std::string_view text) {
+  std::string out;
+  for (char c : text) {
+    if (c == '*' || c == '?' || c == '[' || c == ']' || c == '\\') out.push_back('\\');
+    out.push_back(c);
+  }
+  return out;
+}
+
 Status CheckNs(std::string_view ns) {
   if (ns.empty() || ns.size() > 0xffff) {
     return Status::InvalidArgument("cache namespace must be 1..65535 bytes");
@@ -1389,6 +1399,67 @@ Result<std::vector<std::pair<std::string, std::string>>> RedisCache::ListNamespa
     if (values[i]) out.emplace_back(std::move(names[i]), std::move(*values[i]));
   }
   return out;
+}
+
+Result<ScanPage> RedisCache::ScanNamespace(std::string_view ns, const std::optional<DocId>& after,
+                                           size_t limit) {
+  if (limit == 0) return Status::InvalidArgument("a scan page must examine at least one record");
+  // SCAN walks the server's whole keyspace (MATCH filters what it walked), in hash order: the
+  // page is the `limit` smallest document keys of the epoch after `after`, kept while walking.
+  std::vector<DocId> ids;
+  bool more = false;
+  auto keep_smallest = [&] {
+    std::sort(ids.begin(), ids.end(), ScanOrderLess);
+    ids.erase(std::unique(ids.begin(), ids.end()), ids.end());  // SCAN may repeat a key
+    if (ids.size() > limit) {
+      ids.resize(limit);
+      more = true;
+    }
+  };
+  Status st = WithEpoch(ns, [&](Conn& conn, uint64_t epoch, std::optional<uint64_t>*) -> Status {
+    ids.clear();
+    more = false;
+    const std::string head = NsTag(ns) + "d" + std::to_string(epoch) + ":";
+    const std::string pattern = GlobLiteral(head) + "*";
+    std::string cursor = "0";
+    do {
+      auto r = conn.Command("scan", {"SCAN", cursor, "MATCH", pattern, "COUNT", "1000"});
+      if (!r.ok()) return r.status();
+      const redisReply* reply = r->get();
+      if (reply->type == REDIS_REPLY_ERROR) return FromErrorReply("scan", ReplyText(reply));
+      if (reply->type != REDIS_REPLY_ARRAY || reply->elements != 2 ||
+          reply->element[1]->type != REDIS_REPLY_ARRAY) {
+        return Status::Corruption("redis scan: unexpected reply");
+      }
+      cursor = std::string(ReplyText(reply->element[0]));
+      const redisReply* keys = reply->element[1];
+      for (size_t i = 0; i < keys->elements; ++i) {
+        std::string_view k = ReplyText(keys->element[i]);
+        if (k.size() <= head.size() || !k.starts_with(head)) continue;
+        const int type = k[head.size()] - '0';
+        if (type < 1 || type > 3) continue;
+        DocId id;
+        id.type = static_cast<IdType>(type);
+        id.bytes.assign(k.substr(head.size() + 1));
+        if (after && !ScanOrderLess(*after, id)) continue;
+        ids.push_back(std::move(id));
+      }
+      if (ids.size() > 2 * limit + 1024) keep_smallest();  // bounded memory
+    } while (cursor != "0");
+    keep_smallest();
+    return Status::Ok();
+  });
+  if (!st.ok()) return st;
+  auto raw = GetRaw(ns, ids, /*vectors=*/false);
+  if (!raw.ok()) return raw.status();
+  ScanPage page;
+  for (size_t i = 0; i < ids.size(); ++i) {
+    auto doc = Decode((*raw)[i]);
+    if (!doc.ok()) return doc.status();
+    if (*doc && !(*doc)->tombstone) page.rows.emplace_back(ids[i], std::move(**doc));
+  }
+  if (more) page.resume_after = ids.back();
+  return page;
 }
 
 Status RedisCache::Ping() {

@@ -789,6 +789,53 @@ Result<std::vector<std::pair<std::string, std::string>>> RocksDbCache::ListNames
   return out;
 }
 
+Result<ScanPage> RocksDbCache::ScanNamespace(std::string_view ns, const std::optional<DocId>& after,
+                                             size_t limit) {
+  if (limit == 0) return Status::InvalidArgument("a scan page must examine at least one record");
+  std::shared_lock db_lock = Admit();
+  if (!db_) return Unusable();
+  Result<uint64_t> epoch = EpochOf(ns);
+  if (!epoch.ok()) return epoch.status();
+  // The documents of the epoch are [prefix][type][id bytes] with a type below the vector bit;
+  // vectors ([prefix][0x80|type]…) sort after all of them and bound the range.
+  std::string prefix;
+  AppendNs(&prefix, ns);
+  AppendU64(&prefix, *epoch);
+  std::string upper = prefix;
+  upper.push_back(static_cast<char>(kVectorTagBit));
+  rocksdb::Slice upper_slice(upper);
+  rocksdb::ReadOptions ro;
+  ro.iterate_upper_bound = &upper_slice;
+  ro.fill_cache = false;  // a scan must not push the hot records out of the block cache
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro, docs_cf_));
+  if (after) {
+    const std::string from = DocKey(ns, *epoch, *after, /*vector=*/false);
+    it->Seek(from);
+    if (it->Valid() && it->key() == rocksdb::Slice(from)) it->Next();
+  } else {
+    it->Seek(prefix);
+  }
+  ScanPage page;
+  size_t examined = 0;
+  for (; it->Valid() && examined < limit; it->Next()) {
+    std::string_view key = it->key().ToStringView();
+    if (key.size() <= prefix.size() || !key.starts_with(prefix)) break;
+    const uint8_t tag = static_cast<uint8_t>(key[prefix.size()]);
+    DocId id;
+    id.type = static_cast<IdType>(tag);
+    id.bytes.assign(key.substr(prefix.size() + 1));
+    ++examined;
+    Result<std::optional<CachedDoc>> doc = Decode(it->value().ToStringView());
+    if (!doc.ok()) return doc.status();
+    if (*doc && !(*doc)->tombstone) page.rows.emplace_back(id, std::move(**doc));
+    page.resume_after = std::move(id);
+  }
+  if (!it->status().ok()) return FromRocks(it->status(), "scan namespace");
+  // Ended by the range, not by the limit: nothing follows.
+  if (examined < limit || !it->Valid()) page.resume_after.reset();
+  return page;
+}
+
 Status RocksDbCache::Ping() {
   std::shared_lock db_lock = Admit();
   if (!db_) return Unusable();

@@ -1,7 +1,7 @@
 #include "origin/engine/namespace_state.h"
 
 #include "common/json_text.h"
-#include "origin/engine/json_out.h"
+#include "origin/engine/model.h"
 
 namespace layer::origin {
 namespace {

@@ -11,8 +11,7 @@
 #include <unordered_map>
 #include <vector>
 
-#include "origin/engine/doc_model.h"
-#include "origin/engine/schema.h"
+#include "origin/engine/model.h"
 
 namespace layer::origin {
 

@@ -1,7 +1,7 @@
 #include <algorithm>
 #include <map>
 
-#include "origin/engine/json_out.h"
+#include "origin/engine/model.h"
 #include "origin/engine/query_plan.h"
 
 namespace layer::origin {

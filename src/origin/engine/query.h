@@ -6,7 +6,7 @@
 
 #include <string>
 
-#include "origin/engine/api_error.h"
+#include "origin/engine/model.h"
 #include "origin/engine/namespace_state.h"
 
 namespace layer::origin {

@@ -4,9 +4,8 @@
 #include <map>
 
 #include "common/base64.h"
-#include "origin/engine/json_out.h"
+#include "origin/engine/model.h"
 #include "origin/engine/query_plan.h"
-#include "origin/engine/text.h"
 
 namespace layer::origin {
 namespace {

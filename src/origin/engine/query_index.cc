@@ -3,8 +3,8 @@
 // per-document code computes (same tokens, same accumulation order), so answers do not change.
 #include <algorithm>
 
+#include "origin/engine/model.h"
 #include "origin/engine/namespace_state.h"
-#include "origin/engine/text.h"
 
 namespace layer::origin {
 namespace {

@@ -1,8 +1,7 @@
 #include <set>
 
-#include "origin/engine/json_out.h"
+#include "origin/engine/model.h"
 #include "origin/engine/query_plan.h"
-#include "origin/engine/text.h"
 
 namespace layer::origin {
 namespace {

@@ -6,8 +6,7 @@
 #include <string>
 #include <vector>
 
-#include "origin/engine/api_error.h"
-#include "origin/engine/filter.h"
+#include "origin/engine/model.h"
 #include "origin/engine/namespace_state.h"
 #include "origin/engine/query.h"
 

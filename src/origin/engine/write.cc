@@ -2,8 +2,7 @@
 
 #include <set>
 
-#include "origin/engine/filter.h"
-#include "origin/engine/json_out.h"
+#include "origin/engine/model.h"
 
 namespace layer::origin {
 namespace {

@@ -11,7 +11,7 @@
 #include <optional>
 #include <string>
 
-#include "origin/engine/api_error.h"
+#include "origin/engine/model.h"
 #include "origin/engine/namespace_state.h"
 
 namespace layer::origin {

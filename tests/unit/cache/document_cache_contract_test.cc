@@ -364,6 +364,102 @@ TEST_P(DocumentCacheContractTest, TryGetAnswersWhatGetAnswers) {
   }
 }
 
+// Every page of a scan until resume_after is nullopt, with `limit` records examined per page.
+std::vector<std::pair<DocId, CachedDoc>> ScanAll(DocumentCache* c, std::string_view ns,
+                                                 size_t limit, size_t* pages = nullptr) {
+  std::vector<std::pair<DocId, CachedDoc>> out;
+  std::optional<DocId> after;
+  for (size_t n = 0;; ++n) {
+    auto page = c->ScanNamespace(ns, after, limit);
+    EXPECT_TRUE(page.ok()) << page.status().ToString();
+    if (!page.ok() || n > 10000) break;
+    EXPECT_LE(page->rows.size(), limit);
+    for (auto& row : page->rows) out.push_back(std::move(row));
+    if (pages) *pages = n + 1;
+    if (!page->resume_after) break;
+    after = std::move(page->resume_after);
+  }
+  return out;
+}
+
+std::vector<std::string> IdTexts(const std::vector<std::pair<DocId, CachedDoc>>& rows) {
+  std::vector<std::string> out;
+  for (const auto& [id, doc] : rows) out.push_back(id.ToText());
+  return out;
+}
+
+// A scan returns the namespace's live documents of its epoch in key order (u64 numerically,
+// then uuids, then strings bytewise), each once, whatever the page size; tombstones, vectors,
+// other namespaces and older epochs are not returned.
+TEST_P(DocumentCacheContractTest, ScanNamespaceReturnsLiveRowsInKeyOrder) {
+  DocumentCache* c = cache_;
+  auto uuid = DocId::Uuid("6ba7b810-9dad-11d1-80b4-00c04fd430c8");
+  ASSERT_TRUE(uuid.ok());
+  ASSERT_TRUE(c->PutIfNewer("ns", DocId::String("b"), Doc(R"({"v":"b"})", 5)).ok());
+  ASSERT_TRUE(c->PutIfNewer("ns", DocId::U64(300), Doc(R"({"v":300})", 5)).ok());
+  ASSERT_TRUE(c->PutIfNewer("ns", DocId::U64(2), Doc(R"({"v":2})", 5)).ok());
+  ASSERT_TRUE(c->PutIfNewer("ns", *uuid, Doc(R"({"v":"u"})", 5)).ok());
+  ASSERT_TRUE(c->PutIfNewer("ns", DocId::String("a"), Doc(R"({"v":"a"})", 5)).ok());
+  ASSERT_TRUE(c->PutIfNewer("ns", DocId::U64(7), Doc(R"({"v":7})", 5)).ok());
+  ASSERT_TRUE(c->Tombstone("ns", DocId::U64(7), 9).ok());  // a delete
+  ASSERT_TRUE(c->Tombstone("ns", DocId::U64(8), 9, /*repairable=*/true).ok());
+  ASSERT_TRUE(c->PutVector("ns", DocId::U64(2), std::string(8, '\1')).ok());
+  ASSERT_TRUE(c->PutVector("ns", DocId::U64(9), std::string(8, '\1')).ok());  // a vector alone
+  ASSERT_TRUE(c->PutIfNewer("ns2", DocId::U64(1), Doc(R"({"v":"other"})", 5)).ok());
+  ASSERT_TRUE(c->PutIfNewer("n", DocId::U64(1), Doc(R"({"v":"prefix"})", 5)).ok());
+  const std::vector<std::string> want = {"2", "300", "6ba7b810-9dad-11d1-80b4-00c04fd430c8", "a",
+                                         "b"};
+  for (size_t limit : {1, 2, 3, 1000}) {
+    SCOPED_TRACE("limit " + std::to_string(limit));
+    auto rows = ScanAll(c, "ns", limit);
+    EXPECT_EQ(IdTexts(rows), want);
+    ASSERT_EQ(rows.size(), want.size());
+    EXPECT_EQ(rows[0].second.attributes_json, R"({"v":2})");
+    EXPECT_EQ(rows[0].second.upserted_at, 5u);
+    for (const auto& [id, doc] : rows) EXPECT_FALSE(doc.tombstone);
+  }
+  // Resuming after a key returns what follows it, whether or not the key exists.
+  auto page = c->ScanNamespace("ns", DocId::U64(3), 1000);
+  ASSERT_TRUE(page.ok()) << page.status().ToString();
+  EXPECT_EQ(IdTexts(page->rows),
+            (std::vector<std::string>{"300", "6ba7b810-9dad-11d1-80b4-00c04fd430c8", "a", "b"}));
+  EXPECT_FALSE(page->resume_after.has_value());
+  // An epoch bump empties the scan; rows put after it are scanned.
+  ASSERT_TRUE(c->BumpEpoch("ns").ok());
+  EXPECT_TRUE(ScanAll(c, "ns", 10).empty());
+  ASSERT_TRUE(c->PutIfNewer("ns", DocId::U64(1), Doc(R"({"v":"new"})", 6)).ok());
+  EXPECT_EQ(IdTexts(ScanAll(c, "ns", 10)), (std::vector<std::string>{"1"}));
+  // An empty or unknown namespace ends at once; a page examines at least one record.
+  page = c->ScanNamespace("never", std::nullopt, 10);
+  ASSERT_TRUE(page.ok());
+  EXPECT_TRUE(page->rows.empty());
+  EXPECT_FALSE(page->resume_after.has_value());
+  EXPECT_EQ(c->ScanNamespace("ns", std::nullopt, 0).status().code(), StatusCode::kInvalidArgument);
+}
+
+// Many rows over many pages: each exactly once, in order, and a page never examines more than its
+// limit (tombstones count, so a page may hold fewer rows while more follow).
+TEST_P(DocumentCacheContractTest, ScanNamespacePagesThroughManyRows) {
+  DocumentCache* c = cache_;
+  std::vector<std::pair<DocId, CachedDoc>> batch;
+  for (uint64_t i = 0; i < 2500; ++i) {
+    batch.emplace_back(DocId::U64(i * 3), Doc("{\"i\":" + std::to_string(i) + "}", 10));
+  }
+  ASSERT_TRUE(c->PutIfNewerBatch("big", batch).ok());
+  for (uint64_t i = 0; i < 2500; i += 5) {
+    ASSERT_TRUE(c->Tombstone("big", DocId::U64(i * 3), 11).ok());
+  }
+  size_t pages = 0;
+  auto rows = ScanAll(c, "big", 256, &pages);
+  ASSERT_EQ(rows.size(), 2000u);
+  EXPECT_GE(pages, 2500u / 256);
+  for (size_t k = 1; k < rows.size(); ++k) {
+    EXPECT_LT(rows[k - 1].first.as_u64(), rows[k].first.as_u64());
+  }
+  EXPECT_EQ(rows.front().first.as_u64(), 3u);
+  EXPECT_EQ(rows.back().first.as_u64(), 2499u * 3);
+}
+
 // Newer wins must hold when writes of one key race (PutIfNewer's atomicity clause).
 TEST_P(DocumentCacheContractTest, ConcurrentWritesOfAKeyKeepTheMaxStamp) {
   testing::RunConcurrentPuts(cache_);

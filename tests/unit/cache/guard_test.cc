@@ -394,6 +394,9 @@ TEST_F(CacheGuardTest, ThrowingTryGetIsAnInternalError) {
         std::string_view) override {
       return std::vector<std::pair<std::string, std::string>>();
     }
+    Result<ScanPage> ScanNamespace(std::string_view, const std::optional<DocId>&, size_t) override {
+      return ScanPage();
+    }
     Status Ping() override { return Status::Ok(); }
     CacheStats Stats() override { return CacheStats{"throwing", 0, 0}; }
   };

@@ -45,6 +45,7 @@ TEST(FacetPageTest, CountsLikeAddRowOverBoostJson) {
     {"id":6,"size":18446744073709551615,"color":"x"},
     {"id":7,"size":18446744073709551616,"color":{"b":1,"a":[1]}},
     {"id":8,"size":-9223372036854775808,"tags":[[2,1],[2,1]]},
+    {"id":9,"c\u006flor":"escaped key","t\"x":1,"tags":["a\\b","a\\b","\/"]},
     7, "not a row", null,
     {"id":"last","color":"red"}
   ],"billing":{"x":1}})";
@@ -52,8 +53,8 @@ TEST(FacetPageTest, CountsLikeAddRowOverBoostJson) {
   int peeks = 0;
   snapshots::SnapshotBody fast = Fast(page, &count, &peeks);
   EXPECT_EQ(fast, Reference(page));
-  EXPECT_EQ(*fast.row_count, 9u);  // objects only
-  EXPECT_EQ(count.returned, 12u);
+  EXPECT_EQ(*fast.row_count, 10u);  // objects only
+  EXPECT_EQ(count.returned, 13u);
   EXPECT_EQ(count.last_id_json, "\"last\"");
   EXPECT_EQ(peeks, 1);
 }

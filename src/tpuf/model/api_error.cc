@@ -1,6 +1,6 @@
-#include "origin/engine/api_error.h"
+#include "tpuf/model/api_error.h"
 
-namespace layer::origin {
+namespace layer::tpuf::model {
 
 ApiError BadRequest(std::string message) {
   return ApiError{400, "💔 " + std::move(message), {}, false};
@@ -25,4 +25,4 @@ ApiError InternalError() {
       false};
 }
 
-}  // namespace layer::origin
+}  // namespace layer::tpuf::model

@@ -1,10 +1,10 @@
-#include "origin/engine/doc_model.h"
+#include "tpuf/model/doc_model.h"
 
 #include <cctype>
 #include <cstdio>
 #include <ctime>
 
-namespace layer::origin {
+namespace layer::tpuf::model {
 
 std::string_view IdTypeName(IdType t) {
   switch (t) {
@@ -153,4 +153,4 @@ int CompareValues(const json::value& a, const json::value& b) {
   return 0;
 }
 
-}  // namespace layer::origin
+}  // namespace layer::tpuf::model

@@ -15,7 +15,7 @@
 
 #include "tpuf/canonical.h"
 
-namespace layer::origin {
+namespace layer::tpuf::model {
 
 namespace json = boost::json;
 
@@ -47,4 +47,4 @@ int CompareValues(const json::value& a, const json::value& b);
 bool IsNumber(const json::value& v);
 double NumberAsDouble(const json::value& v);
 
-}  // namespace layer::origin
+}  // namespace layer::tpuf::model

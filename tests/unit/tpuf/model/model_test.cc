@@ -1,13 +1,14 @@
-// Unit tests of the engine's building blocks: ids, number formatting, tokenising,
-// stemming, globbing and value ordering.
+// Unit tests of the document model's building blocks (used by the local origin's engine and by
+// cache scans): ids, number formatting, tokenising, stemming, globbing and value ordering.
 #include <gtest/gtest.h>
 
-#include "origin/engine/doc_model.h"
-#include "origin/engine/filter.h"
-#include "origin/engine/json_out.h"
-#include "origin/engine/text.h"
+#include "tpuf/model/doc_model.h"
+#include "tpuf/model/filter.h"
+#include "tpuf/model/json_out.h"
+#include "tpuf/model/schema.h"
+#include "tpuf/model/text.h"
 
-namespace layer::origin {
+namespace layer::tpuf::model {
 namespace {
 
 TEST(DocModel, IdConformance) {
@@ -98,11 +99,11 @@ TEST(DocModel, ValueOrder) {
 }
 
 }  // namespace
-}  // namespace layer::origin
+}  // namespace layer::tpuf::model
 
 #include "common/json_text.h"
 
-namespace layer::origin {
+namespace layer::tpuf::model {
 namespace {
 
 TEST(JsonIn, RestoresExactDoubles) {
@@ -118,4 +119,4 @@ TEST(JsonIn, RestoresExactDoubles) {
 }
 
 }  // namespace
-}  // namespace layer::origin
+}  // namespace layer::tpuf::model

@@ -10,11 +10,11 @@
 #include <string>
 #include <vector>
 
-#include "origin/engine/api_error.h"
-#include "origin/engine/doc_model.h"
-#include "origin/engine/schema.h"
+#include "tpuf/model/api_error.h"
+#include "tpuf/model/doc_model.h"
+#include "tpuf/model/schema.h"
 
-namespace layer::origin {
+namespace layer::tpuf::model {
 
 enum class FilterOp {
   kEq,
@@ -78,4 +78,4 @@ bool EvalFilter(const Filter& f, const DocId& id, const Document& doc, const Doc
 
 bool GlobMatch(std::string_view pattern, std::string_view text, bool case_insensitive);
 
-}  // namespace layer::origin
+}  // namespace layer::tpuf::model

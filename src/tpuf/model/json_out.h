@@ -7,7 +7,7 @@
 
 #include "common/json_text.h"
 
-namespace layer::origin {
+namespace layer::tpuf::model {
 
 namespace json = boost::json;
 
@@ -18,4 +18,4 @@ std::string SerdeUnexpected(const json::value& v);
 // serde's rendering of a value inside filter errors: strings bare, arrays as "[a, b]".
 std::string DisplayValue(const json::value& v);
 
-}  // namespace layer::origin
+}  // namespace layer::tpuf::model

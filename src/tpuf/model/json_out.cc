@@ -1,6 +1,6 @@
-#include "origin/engine/json_out.h"
+#include "tpuf/model/json_out.h"
 
-namespace layer::origin {
+namespace layer::tpuf::model {
 
 std::string SerdeUnexpected(const json::value& v) {
   switch (v.kind()) {
@@ -43,4 +43,4 @@ std::string DisplayValue(const json::value& v) {
   }
 }
 
-}  // namespace layer::origin
+}  // namespace layer::tpuf::model

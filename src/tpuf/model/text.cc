@@ -1,4 +1,4 @@
-#include "origin/engine/text.h"
+#include "tpuf/model/text.h"
 
 #include <algorithm>
 #include <cctype>
@@ -7,7 +7,7 @@
 #include <set>
 #include <unordered_map>
 
-namespace layer::origin {
+namespace layer::tpuf::model {
 namespace {
 
 const std::set<std::string, std::less<>>& EnglishStopwords() {
@@ -320,4 +320,4 @@ double Bm25Scorer::Score(size_t doc_index) const {
   return score;
 }
 
-}  // namespace layer::origin
+}  // namespace layer::tpuf::model

@@ -9,7 +9,7 @@
 #include <string>
 #include <utility>
 
-namespace layer::origin {
+namespace layer::tpuf::model {
 
 struct ApiError {
   int http_status = 400;
@@ -41,10 +41,10 @@ class [[nodiscard]] ApiStatus {
   std::shared_ptr<const ApiError> error_;  // null means OK
 };
 
-#define ORIGIN_RETURN_IF_ERROR(expr)         \
-  do {                                       \
-    ::layer::origin::ApiStatus _st = (expr); \
-    if (!_st.ok()) return _st;               \
+#define ORIGIN_RETURN_IF_ERROR(expr)              \
+  do {                                            \
+    ::layer::tpuf::model::ApiStatus _st = (expr); \
+    if (!_st.ok()) return _st;                    \
   } while (0)
 
-}  // namespace layer::origin
+}  // namespace layer::tpuf::model

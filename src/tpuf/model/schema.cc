@@ -1,13 +1,13 @@
-#include "origin/engine/schema.h"
+#include "tpuf/model/schema.h"
 
 #include <charconv>
 #include <cmath>
 #include <cstring>
 
 #include "common/base64.h"
-#include "origin/engine/json_out.h"
+#include "tpuf/model/json_out.h"
 
-namespace layer::origin {
+namespace layer::tpuf::model {
 
 json::object FtsConfig::ToJson() const {
   json::object o;
@@ -550,4 +550,4 @@ ApiStatus NormalizeValue(std::string_view name, const json::value& value,
   return {};
 }
 
-}  // namespace layer::origin
+}  // namespace layer::tpuf::model

@@ -9,10 +9,10 @@
 #include <string_view>
 #include <vector>
 
-#include "origin/engine/doc_model.h"
-#include "origin/engine/schema.h"
+#include "tpuf/model/doc_model.h"
+#include "tpuf/model/schema.h"
 
-namespace layer::origin {
+namespace layer::tpuf::model {
 
 std::vector<std::string> TokenizeText(std::string_view text, const FtsConfig& config);
 
@@ -43,4 +43,4 @@ class Bm25Scorer {
   double avgdl_ = 0;
 };
 
-}  // namespace layer::origin
+}  // namespace layer::tpuf::model

@@ -12,10 +12,10 @@
 #include <utility>
 #include <vector>
 
-#include "origin/engine/api_error.h"
-#include "origin/engine/doc_model.h"
+#include "tpuf/model/api_error.h"
+#include "tpuf/model/doc_model.h"
 
-namespace layer::origin {
+namespace layer::tpuf::model {
 
 struct FtsConfig {
   double k1 = 1.2;
@@ -99,4 +99,4 @@ bool ConvertScalar(TypeInfo::Base base, const json::value& v, json::value* out);
 // Decodes a dense vector given as a number array or a base64 little-endian f32 string.
 bool DecodeVector(const json::value& v, std::vector<float>* out);
 
-}  // namespace layer::origin
+}  // namespace layer::tpuf::model

@@ -1,13 +1,13 @@
-#include "origin/engine/filter.h"
+#include "tpuf/model/filter.h"
 
 #include <algorithm>
 #include <cctype>
 #include <map>
 
-#include "origin/engine/json_out.h"
-#include "origin/engine/text.h"
+#include "tpuf/model/json_out.h"
+#include "tpuf/model/text.h"
 
-namespace layer::origin {
+namespace layer::tpuf::model {
 namespace {
 
 const std::map<std::string_view, FilterOp>& OpTable() {
@@ -607,4 +607,4 @@ bool EvalFilter(const Filter& f, const DocId& id, const Document& doc, const Doc
   return false;
 }
 
-}  // namespace layer::origin
+}  // namespace layer::tpuf::model
