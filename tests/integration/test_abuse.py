@@ -158,9 +158,11 @@ def test_slow_heads_and_bodies_are_cut_off(stack_factory, good):
     heads = Trickler(st.gw.port, 300,
                      b"POST /v2/namespaces/" + NS.encode() + b"/query HTTP/1.1\r\nHost: x\r\n",
                      b"X-Slowloris: aaaaaaaa\r\n", bound=BOUND)
+    # Each body announces the most --max-body-bytes allows (512 MiB): the gateway's memory must
+    # follow the bytes that arrive, not the bytes announced.
     bodies = Trickler(st.gw.port, 300,
                       head("POST", f"/v2/namespaces/{NS}/query", TOKEN,
-                           "Content-Type: application/json\r\nContent-Length: 100000\r\n"),
+                           f"Content-Type: application/json\r\nContent-Length: {512 << 20}\r\n"),
                       b'{"rank_by":["id","asc"],"top_k":1,"pad":"' + b"z" * 64, bound=BOUND)
     heads.start()
     bodies.start()
