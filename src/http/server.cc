@@ -240,8 +240,15 @@ struct HttpServer::Impl {
     }
   }
 
+  void Uncount() {
+    owner->connections_.fetch_sub(1);
+    Sm().connections.Add(-1);
+  }
+
   // Closes the connection of `worker` that has waited longest for its next request; false when
-  // the thread has none. Runs on the worker's thread.
+  // the thread has none. Runs on the worker's thread. The victim is uncounted here and now, not
+  // when its session wakes up to end: the next connection over the cap must not see it and close
+  // one more.
   bool CloseOldestIdle(int worker) {
     IdleList& list = idle[worker];
     if (list.empty()) return false;
@@ -249,12 +256,15 @@ struct HttpServer::Impl {
     list.pop_front();
     victim.closed = true;
     victim.stream->close();  // its pending read ends with operation_aborted; the fd is free now
+    Uncount();
     Sm().idle_closed.Inc();
     return true;
   }
 
-  // Answers a connection over the cap with 503 and closes it.
+  // Answers a connection over the cap with 503 and closes it. It is uncounted at once: for the
+  // second at most that it lingers it is no longer one of the connections the cap is about.
   Task<void> Refuse(beast::tcp_stream& stream) {
+    Uncount();
     Sm().refused.Inc();
     Response res = MakeError(Code::service_unavailable, "too_many_connections",
                              "the gateway holds its limit of " +
@@ -275,13 +285,12 @@ struct HttpServer::Impl {
     }
   }
 
-  // One connection; counted in connections_ from accept until the session ends. (A session
-  // destroyed unfinished, when the pool is torn down at exit, is not uncounted: the server may
-  // be gone by then.)
+  // One connection; counted in connections_ from accept until the session ends or the cap closes
+  // or refuses it. (A session destroyed unfinished, when the pool is torn down at exit, is not
+  // uncounted: the server may be gone by then.)
   Task<void> Session(tcp::socket sock, int worker) {
-    co_await Serve(std::move(sock), worker);
-    owner->connections_.fetch_sub(1);
-    Sm().connections.Add(-1);
+    const bool counted = co_await Serve(std::move(sock), worker);
+    if (counted) Uncount();
   }
 
   // Writes a gateway-generated error and reports whether the write succeeded.
@@ -329,15 +338,16 @@ struct HttpServer::Impl {
     co_return beast::error_code{};
   }
 
-  Task<void> Serve(tcp::socket sock, int worker) {
+  // Serves one connection; false when the connection cap already uncounted it.
+  Task<bool> Serve(tcp::socket sock, int worker) {
     beast::error_code nb_ec;
     sock.non_blocking(true, nb_ec);  // the direct write of a response must never block the thread
-    if (nb_ec) co_return;
+    if (nb_ec) co_return true;
     beast::tcp_stream stream(std::move(sock));
     if (owner->connections_.load() > static_cast<int64_t>(opts.max_connections) &&
         !CloseOldestIdle(worker)) {
       co_await Refuse(stream);
-      co_return;
+      co_return false;
     }
     beast::flat_buffer buffer;
     std::string head;  // the response head, rebuilt for every response of the connection
@@ -351,9 +361,9 @@ struct HttpServer::Impl {
         idle[worker].push_back(idle_node);
         stream.expires_after(opts.idle_timeout);
         auto [ec, n] = co_await stream.async_read_some(buffer.prepare(16 << 10), kTuple);
-        if (idle_node.closed) co_return;  // closed by CloseOldestIdle, already unlinked
+        if (idle_node.closed) co_return false;  // closed by CloseOldestIdle: unlinked, uncounted
         idle[worker].erase(idle[worker].iterator_to(idle_node));
-        if (ec) co_return;
+        if (ec) co_return true;
         buffer.commit(n);
       }
       Parser parser;
@@ -373,7 +383,7 @@ struct HttpServer::Impl {
       if (ec) {
         if (ec == bhttp::error::end_of_stream || ec == asio::error::eof ||
             ec == asio::error::connection_reset) {
-          co_return;
+          co_return true;
         }
         if (ec == beast::error::timeout) {
           co_await WriteFinal(stream,
@@ -397,7 +407,7 @@ struct HttpServer::Impl {
                                         "malformed HTTP request: " + ec.message()),
                               nullptr, nullptr);
         }
-        co_return;
+        co_return true;
       }
 
       ExchangeImpl ex(stream, buffer, parser, opts.body_timeout);
@@ -414,7 +424,7 @@ struct HttpServer::Impl {
       const Request& req = parser.get();
       if (ex.info.drop_connection) {
         Finish(ex.info, req, res);
-        co_return;
+        co_return true;
       }
       bool keep = req.keep_alive() && ex.body_complete() && !owner->draining() && res.keep_alive();
       const bool head_request = req.method() == Verb::head;
@@ -433,11 +443,11 @@ struct HttpServer::Impl {
       }
       if (!wec && sent < beast::buffer_bytes(bufs)) wec = co_await WriteRest(stream, bufs, sent);
       Finish(ex.info, req, res);
-      if (wec) co_return;
+      if (wec) co_return true;
       if (!keep) {
         beast::error_code ignored;
         stream.socket().shutdown(tcp::socket::shutdown_send, ignored);
-        co_return;
+        co_return true;
       }
     }
   }
