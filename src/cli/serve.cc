@@ -338,8 +338,9 @@ int RunServe(const ServeConfig& cfg) {
   sopts.body_timeout = std::chrono::milliseconds(cfg.body_timeout_ms);
   sopts.idle_timeout = std::chrono::milliseconds(cfg.idle_timeout_ms);
   const uint64_t fd_limit = http::RaiseFdLimit();
-  sopts.max_connections = http::ConnectionCapForFdLimit(cfg.max_connections, fd_limit);
-  if (sopts.max_connections < cfg.max_connections) {
+  const auto configured = static_cast<uint64_t>(cfg.max_connections);  // positive: Validate()
+  sopts.max_connections = http::ConnectionCapForFdLimit(configured, fd_limit);
+  if (sopts.max_connections < configured) {
     spdlog::warn("--max-connections {} lowered to {}: the open-file limit is {}",
                  cfg.max_connections, sopts.max_connections, fd_limit);
   }

@@ -273,7 +273,7 @@ Status ServeConfig::Validate() const {
   if (upstream_max_idle < 0) return Status::InvalidArgument("--upstream-max-idle must be >= 0");
   if (max_body_bytes == 0) return Status::InvalidArgument("--max-body-bytes must be positive");
   if (max_header_bytes < 1024) return Status::InvalidArgument("--max-header-bytes must be >= 1024");
-  if (max_connections == 0) return Status::InvalidArgument("--max-connections must be positive");
+  if (max_connections <= 0) return Status::InvalidArgument("--max-connections must be positive");
   if (!public_url.empty()) {
     auto u = boost::urls::parse_absolute_uri(public_url);
     if (!u || (u->scheme() != "http" && u->scheme() != "https")) {

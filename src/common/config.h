@@ -65,7 +65,7 @@ struct ServeConfig {
   int64_t idle_timeout_ms = 75000;         // keep-alive idle time between requests
   // Inbound connections open at once (LAYER_MAX_CONNECTIONS); lowered at start to fit the
   // open-file limit (docs/design.md §9.10).
-  uint64_t max_connections = 10000;
+  int64_t max_connections = 10000;
   int64_t drain_grace_ms = 30000;          // longest wait for in-flight requests on SIGTERM
   int64_t drain_delay_ms = 0;              // keep answering 503 at least this long first
 

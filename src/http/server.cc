@@ -289,7 +289,13 @@ struct HttpServer::Impl {
   // or refuses it. (A session destroyed unfinished, when the pool is torn down at exit, is not
   // uncounted: the server may be gone by then.)
   Task<void> Session(tcp::socket sock, int worker) {
-    const bool counted = co_await Serve(std::move(sock), worker);
+    bool counted = true;
+    try {
+      counted = co_await Serve(std::move(sock), worker);
+    } catch (...) {  // std::bad_alloc, say: the connection ends and must not stay counted
+      Uncount();
+      throw;
+    }
     if (counted) Uncount();
   }
 
