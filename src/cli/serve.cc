@@ -347,6 +347,13 @@ int RunServe(const ServeConfig& cfg) {
   sopts.header_timeout = std::chrono::milliseconds(cfg.header_timeout_ms);
   sopts.body_timeout = std::chrono::milliseconds(cfg.body_timeout_ms);
   sopts.idle_timeout = std::chrono::milliseconds(cfg.idle_timeout_ms);
+  const uint64_t fd_limit = http::RaiseFdLimit();
+  const auto configured = static_cast<uint64_t>(cfg.max_connections);  // positive: Validate()
+  sopts.max_connections = http::ConnectionCapForFdLimit(configured, fd_limit);
+  if (sopts.max_connections < configured) {
+    spdlog::warn("--max-connections {} lowered to {}: the open-file limit is {}",
+                 cfg.max_connections, sopts.max_connections, fd_limit);
+  }
   sopts.access_log = cfg.access_log;
   http::HttpServer server(pool, sopts, [&gw](http::Exchange& ex) { return gw.Handle(ex); });
   gw.AttachServer(&server);

@@ -277,6 +277,7 @@ Status ServeConfig::Validate() const {
   if (upstream_max_idle < 0) return Status::InvalidArgument("--upstream-max-idle must be >= 0");
   if (max_body_bytes == 0) return Status::InvalidArgument("--max-body-bytes must be positive");
   if (max_header_bytes < 1024) return Status::InvalidArgument("--max-header-bytes must be >= 1024");
+  if (max_connections <= 0) return Status::InvalidArgument("--max-connections must be positive");
   if (!public_url.empty()) {
     auto u = boost::urls::parse_absolute_uri(public_url);
     if (!u || (u->scheme() != "http" && u->scheme() != "https")) {
@@ -314,15 +315,15 @@ std::string ServeConfig::Redacted() const {
       "upstream_max_idle={} upstream_idle_ttl_ms={} auth_mode={} gateway_keys=[{}] "
       "key_validation_ttl_ms={} "
       "max_body_bytes={} max_header_bytes={} header_timeout_ms={} body_timeout_ms={} "
-      "idle_timeout_ms={} drain_grace_ms={} drain_delay_ms={} data_dir={} cache_dir={} "
-      "cache_max_bytes={} cache_reset_on_start={} cache_op_timeout_ms={} fetch_consistency={} "
+      "idle_timeout_ms={} max_connections={} drain_grace_ms={} drain_delay_ms={} data_dir={} "
+      "cache_dir={} cache_max_bytes={} cache_reset_on_start={} cache_op_timeout_ms={} fetch_consistency={} "
       "job_store={} object_store={} s3_endpoint={} s3_region={} public_url={} log_level={} access_log={}",
       listen, threads, request_slice_us, upstream.empty() ? "<embedded origin>" : upstream,
       upstream_api_key.empty() ? "<none>" : kRedacted,
       upstream_ca_file.empty() ? "<system>" : upstream_ca_file, upstream_connect_timeout_ms,
       upstream_timeout_ms, upstream_max_idle, upstream_idle_ttl_ms, AuthModeName(auth_mode), keys,
       key_validation_ttl_ms, max_body_bytes, max_header_bytes, header_timeout_ms, body_timeout_ms, idle_timeout_ms,
-      drain_grace_ms, drain_delay_ms, data_dir,
+      max_connections, drain_grace_ms, drain_delay_ms, data_dir,
       !cache.empty() ? RedactUserinfo(cache) : cache_dir.empty() ? "<data_dir>/cache" : cache_dir,
       cache_max_bytes, cache_reset_on_start, cache_op_timeout_ms, fetch_consistency,
       job_store.empty() ? "<data_dir>/jobs.sqlite3" : RedactConnectionString(job_store),
@@ -441,6 +442,11 @@ void AddServeFlags(CLI::App& app, ServeConfig& cfg) {
       ->capture_default_str();
   app.add_option("--idle-timeout-ms", cfg.idle_timeout_ms)
       ->envname("LAYER_IDLE_TIMEOUT_MS")
+      ->capture_default_str();
+  app.add_option("--max-connections", cfg.max_connections,
+                 "inbound connections open at once; over it the longest-idle one is closed, or "
+                 "the new one gets 503 (lowered to fit the open-file limit)")
+      ->envname("LAYER_MAX_CONNECTIONS")
       ->capture_default_str();
   app.add_option("--drain-grace-ms", cfg.drain_grace_ms)
       ->envname("LAYER_DRAIN_GRACE_MS")

@@ -67,6 +67,9 @@ struct ServeConfig {
   int64_t header_timeout_ms = 10000;       // time to receive a complete request head
   int64_t body_timeout_ms = 300000;        // time to receive the body once the head arrived
   int64_t idle_timeout_ms = 75000;         // keep-alive idle time between requests
+  // Inbound connections open at once (LAYER_MAX_CONNECTIONS); lowered at start to fit the
+  // open-file limit (docs/design.md §9.10).
+  int64_t max_connections = 10000;
   int64_t drain_grace_ms = 30000;          // longest wait for in-flight requests on SIGTERM
   int64_t drain_delay_ms = 0;              // keep answering 503 at least this long first
 

@@ -4,6 +4,7 @@
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/core/buffer_traits.hpp>
 #include <boost/beast/core/buffers_suffix.hpp>
@@ -13,8 +14,11 @@
 #include <boost/beast/http/parser.hpp>
 #include <boost/beast/http/read.hpp>
 #include <boost/beast/http/write.hpp>
+#include <boost/intrusive/list.hpp>
 #include <spdlog/spdlog.h>
+#include <sys/resource.h>
 
+#include <algorithm>
 #include <array>
 #include <random>
 #include <tuple>
@@ -36,6 +40,16 @@ namespace {
 struct ServerMetrics {
   Gauge& inflight = Metrics().GetGauge("layer_http_inflight_requests",
                                        "Requests being served right now");
+  Gauge& connections = Metrics().GetGauge("layer_http_connections",
+                                          "Inbound connections open right now");
+  Counter& idle_closed = Metrics().GetCounter(
+      "layer_http_connections_shed_total",
+      "Connections the server closed or refused because --max-connections were open",
+      {{"reason", "idle_closed"}});
+  Counter& refused = Metrics().GetCounter(
+      "layer_http_connections_shed_total",
+      "Connections the server closed or refused because --max-connections were open",
+      {{"reason", "refused"}});
 
   Counter& Requests(std::string_view route, unsigned status) {
     // Series are resolved once per (route, status) per thread; route labels are static strings.
@@ -150,7 +164,42 @@ class ExchangeImpl final : public Exchange {
   bool failed_ = false;
 };
 
+// A connection waiting for its next request, in its I/O thread's list (oldest first). The node
+// lives in the session's coroutine frame; only that thread touches the list. normal_link: a frame
+// destroyed unfinished at exit must not assert on a node still linked.
+struct IdleConn : boost::intrusive::list_base_hook<
+                      boost::intrusive::link_mode<boost::intrusive::normal_link>> {
+  beast::tcp_stream* stream = nullptr;
+  bool closed = false;  // set by the thread's cap enforcement, which also unlinked the node
+};
+using IdleList = boost::intrusive::list<IdleConn>;
+
+bool OutOfDescriptors(const beast::error_code& ec) {
+  namespace errc = boost::system::errc;
+  return ec == errc::too_many_files_open || ec == errc::too_many_files_open_in_system ||
+         ec == errc::no_buffer_space || ec == errc::not_enough_memory;
+}
+
 }  // namespace
+
+uint64_t ConnectionCapForFdLimit(uint64_t configured, uint64_t fd_limit) {
+  const uint64_t reserve = std::min<uint64_t>(1024, fd_limit / 2);
+  const uint64_t room = fd_limit > reserve ? fd_limit - reserve : 0;
+  return std::max<uint64_t>(1, std::min(configured, room));
+}
+
+uint64_t RaiseFdLimit() {
+  constexpr rlim_t kMost = 1 << 20;
+  rlimit rl{};
+  if (getrlimit(RLIMIT_NOFILE, &rl) != 0) return 1024;
+  const rlim_t want = rl.rlim_max == RLIM_INFINITY ? kMost : std::min(rl.rlim_max, kMost);
+  if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < want) {
+    rlimit raised = rl;
+    raised.rlim_cur = want;
+    if (setrlimit(RLIMIT_NOFILE, &raised) == 0) rl = raised;
+  }
+  return rl.rlim_cur == RLIM_INFINITY ? kMost : rl.rlim_cur;
+}
 
 struct HttpServer::Impl {
   IoPool& pool;
@@ -158,19 +207,96 @@ struct HttpServer::Impl {
   Handler handler;
   HttpServer* owner;
   std::unique_ptr<tcp::acceptor> acceptor;
+  std::vector<IdleList> idle;  // per I/O thread; each touched only on its own thread
 
   Task<void> AcceptLoop() {
+    size_t next = 0;
+    auto last_warning = std::chrono::steady_clock::time_point::min();
+    uint64_t failures = 0;
     for (;;) {
-      asio::io_context& target = pool.Next();
+      const int worker = static_cast<int>(next++ % idle.size());
+      asio::io_context& target = pool.at(worker);
       auto [ec, sock] = co_await acceptor->async_accept(target, kTuple);
       if (ec) {
         if (ec == asio::error::operation_aborted || !acceptor->is_open()) co_return;
-        spdlog::warn("accept failed: {}", ec.message());
+        ++failures;
+        const auto now = std::chrono::steady_clock::now();
+        if (now - last_warning >= std::chrono::seconds(1)) {
+          spdlog::warn("accept failed: {} ({} failures so far)", ec.message(), failures);
+          last_warning = now;
+        }
+        if (OutOfDescriptors(ec)) {
+          // The pending connection stays in the backlog and accept would fail again at once:
+          // wait for connections to end instead of spinning.
+          asio::steady_timer backoff(acceptor->get_executor(), std::chrono::milliseconds(50));
+          co_await backoff.async_wait(kTuple);
+        }
         continue;
       }
       sock.set_option(tcp::no_delay(true));
-      asio::co_spawn(target, Session(std::move(sock)), asio::detached);
+      owner->connections_.fetch_add(1);
+      Sm().connections.Add(1);
+      asio::co_spawn(target, Session(std::move(sock), worker), asio::detached);
     }
+  }
+
+  void Uncount() {
+    owner->connections_.fetch_sub(1);
+    Sm().connections.Add(-1);
+  }
+
+  // Closes the connection of `worker` that has waited longest for its next request; false when
+  // the thread has none. Runs on the worker's thread. The victim is uncounted here and now, not
+  // when its session wakes up to end: the next connection over the cap must not see it and close
+  // one more.
+  bool CloseOldestIdle(int worker) {
+    IdleList& list = idle[worker];
+    if (list.empty()) return false;
+    IdleConn& victim = list.front();
+    list.pop_front();
+    victim.closed = true;
+    victim.stream->close();  // its pending read ends with operation_aborted; the fd is free now
+    Uncount();
+    Sm().idle_closed.Inc();
+    return true;
+  }
+
+  // Answers a connection over the cap with 503 and closes it. It is uncounted at once: for the
+  // second at most that it lingers it is no longer one of the connections the cap is about.
+  Task<void> Refuse(beast::tcp_stream& stream) {
+    Uncount();
+    Sm().refused.Inc();
+    Response res = MakeError(Code::service_unavailable, "too_many_connections",
+                             "the gateway holds its limit of " +
+                                 std::to_string(opts.max_connections) +
+                                 " connections and none of them is idle; retry later");
+    res.set(Field::retry_after, "1");
+    co_await WriteFinal(stream, std::move(res), nullptr, nullptr);
+    // Reads and drops what the client sent (its request, usually) until it closes, for at most a
+    // second: closing a socket with unread bytes resets the connection, and the reset can
+    // destroy the answer before the client reads it.
+    stream.expires_after(std::min<std::chrono::milliseconds>(opts.header_timeout,
+                                                             std::chrono::milliseconds(1000)));
+    std::array<char, 2048> sink;
+    for (size_t total = 0; total < (64 << 10);) {
+      auto [ec, n] = co_await stream.async_read_some(asio::buffer(sink), kTuple);
+      if (ec) break;
+      total += n;
+    }
+  }
+
+  // One connection; counted in connections_ from accept until the session ends or the cap closes
+  // or refuses it. (A session destroyed unfinished, when the pool is torn down at exit, is not
+  // uncounted: the server may be gone by then.)
+  Task<void> Session(tcp::socket sock, int worker) {
+    bool counted = true;
+    try {
+      counted = co_await Serve(std::move(sock), worker);
+    } catch (...) {  // std::bad_alloc, say: the connection ends and must not stay counted
+      Uncount();
+      throw;
+    }
+    if (counted) Uncount();
   }
 
   // Writes a gateway-generated error and reports whether the write succeeded.
@@ -218,19 +344,32 @@ struct HttpServer::Impl {
     co_return beast::error_code{};
   }
 
-  Task<void> Session(tcp::socket sock) {
+  // Serves one connection; false when the connection cap already uncounted it.
+  Task<bool> Serve(tcp::socket sock, int worker) {
     beast::error_code nb_ec;
     sock.non_blocking(true, nb_ec);  // the direct write of a response must never block the thread
-    if (nb_ec) co_return;
+    if (nb_ec) co_return true;
     beast::tcp_stream stream(std::move(sock));
+    if (owner->connections_.load() > static_cast<int64_t>(opts.max_connections) &&
+        !CloseOldestIdle(worker)) {
+      co_await Refuse(stream);
+      co_return false;
+    }
     beast::flat_buffer buffer;
     std::string head;  // the response head, rebuilt for every response of the connection
+    IdleConn idle_node;
+    idle_node.stream = &stream;
     for (;;) {
       if (buffer.size() == 0) {
-        // Idle keep-alive wait: nothing of the next request has arrived yet.
+        // Idle keep-alive wait: nothing of the next request has arrived yet. Over the cap, the
+        // connection that has waited longest here is closed first.
+        idle_node.closed = false;
+        idle[worker].push_back(idle_node);
         stream.expires_after(opts.idle_timeout);
         auto [ec, n] = co_await stream.async_read_some(buffer.prepare(16 << 10), kTuple);
-        if (ec) co_return;
+        if (idle_node.closed) co_return false;  // closed by CloseOldestIdle: unlinked, uncounted
+        idle[worker].erase(idle[worker].iterator_to(idle_node));
+        if (ec) co_return true;
         buffer.commit(n);
       }
       Parser parser;
@@ -250,7 +389,7 @@ struct HttpServer::Impl {
       if (ec) {
         if (ec == bhttp::error::end_of_stream || ec == asio::error::eof ||
             ec == asio::error::connection_reset) {
-          co_return;
+          co_return true;
         }
         if (ec == beast::error::timeout) {
           co_await WriteFinal(stream,
@@ -274,7 +413,7 @@ struct HttpServer::Impl {
                                         "malformed HTTP request: " + ec.message()),
                               nullptr, nullptr);
         }
-        co_return;
+        co_return true;
       }
 
       ExchangeImpl ex(stream, buffer, parser, opts.body_timeout);
@@ -291,7 +430,7 @@ struct HttpServer::Impl {
       const Request& req = parser.get();
       if (ex.info.drop_connection) {
         Finish(ex.info, req, res);
-        co_return;
+        co_return true;
       }
       bool keep = req.keep_alive() && ex.body_complete() && !owner->draining() && res.keep_alive();
       const bool head_request = req.method() == Verb::head;
@@ -310,18 +449,20 @@ struct HttpServer::Impl {
       }
       if (!wec && sent < beast::buffer_bytes(bufs)) wec = co_await WriteRest(stream, bufs, sent);
       Finish(ex.info, req, res);
-      if (wec) co_return;
+      if (wec) co_return true;
       if (!keep) {
         beast::error_code ignored;
         stream.socket().shutdown(tcp::socket::shutdown_send, ignored);
-        co_return;
+        co_return true;
       }
     }
   }
 };
 
 HttpServer::HttpServer(IoPool& pool, ServerOptions options, Handler handler)
-    : impl_(new Impl{pool, std::move(options), std::move(handler), this, nullptr}) {}
+    : impl_(new Impl{pool, std::move(options), std::move(handler), this, nullptr, {}}) {
+  impl_->idle.resize(pool.size());
+}
 
 HttpServer::~HttpServer() = default;
 

@@ -6,6 +6,12 @@
 // Content-Length before any body byte is read; `Expect: 100-continue` answered only when the
 // handler asks for the body. Malformed requests get 400 and the connection is closed.
 //
+// Connection cap (docs/design.md §9.10): at most `max_connections` connections are open. A
+// connection accepted beyond the cap closes the connection of its I/O thread that has waited
+// longest for its next request (an idle keep-alive connection: HTTP/1.1 lets a server close it at
+// any time); when that thread has none, the new connection gets `503 too_many_connections` and is
+// closed. Accepting backs off while the process is out of file descriptors instead of spinning.
+//
 // The handler sees an Exchange: the request head at once, the body only on ReadBody(). A handler
 // that answers without reading an announced body causes the connection to close afterwards.
 // The server adds `x-request-id` (echoed or minted), records metrics and writes one access-log
@@ -58,8 +64,18 @@ struct ServerOptions {
   std::chrono::milliseconds header_timeout{10000};
   std::chrono::milliseconds body_timeout{300000};
   std::chrono::milliseconds idle_timeout{75000};
+  uint64_t max_connections = 10000;
   bool access_log = true;
 };
+
+// The connection cap to use under an open-file limit of `fd_limit` (the soft RLIMIT_NOFILE):
+// `configured`, lowered so that min(1024, fd_limit / 2) descriptors stay free for the upstream,
+// the cache and the job store. Never below 1.
+uint64_t ConnectionCapForFdLimit(uint64_t configured, uint64_t fd_limit);
+
+// Raises the soft RLIMIT_NOFILE of this process to its hard limit (at most 1 << 20) and returns
+// the soft limit in force afterwards.
+uint64_t RaiseFdLimit();
 
 class HttpServer {
  public:
@@ -78,6 +94,8 @@ class HttpServer {
   void BeginDrain() { draining_.store(true); }
   bool draining() const { return draining_.load(); }
   int64_t inflight() const { return inflight_.load(); }
+  // Connections open right now (also the `layer_http_connections` gauge).
+  int64_t connections() const { return connections_.load(); }
 
  private:
   struct Impl;
@@ -85,6 +103,7 @@ class HttpServer {
   uint16_t bound_port_ = 0;
   std::atomic<bool> draining_{false};
   std::atomic<int64_t> inflight_{0};
+  std::atomic<int64_t> connections_{0};
 };
 
 }  // namespace layer::http

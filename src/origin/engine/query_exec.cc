@@ -124,9 +124,15 @@ inline __attribute__((always_inline)) void BlockSumsImpl(const double* q, const 
 }
 
 // AVX2 where the CPU has it (no FMA: contraction would change the rounding), SSE2 otherwise.
-__attribute__((target_clones("avx2", "default"))) void BlockSums(bool dot, const double* q,
-                                                                 const float* block, size_t dims,
-                                                                 double* out) {
+// Not under ThreadSanitizer: target_clones dispatches through an ifunc resolver that the dynamic
+// loader runs before TSan's runtime is up, and the instrumented resolver crashes the process.
+#if defined(__SANITIZE_THREAD__)
+#define LAYER_AVX2_CLONES
+#else
+#define LAYER_AVX2_CLONES __attribute__((target_clones("avx2", "default")))
+#endif
+LAYER_AVX2_CLONES void BlockSums(bool dot, const double* q, const float* block, size_t dims,
+                                 double* out) {
   if (dot) {
     BlockSumsImpl<true>(q, block, dims, out);
   } else {

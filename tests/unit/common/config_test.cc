@@ -96,6 +96,19 @@ TEST(Config, InvalidValuesFailWithAClearMessage) {
   EXPECT_NE(st.message().find("--gateway-key"), std::string::npos);
 }
 
+TEST(Config, MaxConnectionsIsPositiveWithAnEnvironmentTwin) {
+  EXPECT_EQ(Parse({})->max_connections, 10000);
+  EXPECT_EQ(Parse({"--max-connections", "300"})->max_connections, 300);
+  setenv("LAYER_MAX_CONNECTIONS", "42", 1);
+  auto env = Parse({});
+  unsetenv("LAYER_MAX_CONNECTIONS");
+  EXPECT_EQ(env->max_connections, 42);
+  auto zero = Parse({"--max-connections", "0"});
+  ASSERT_FALSE(zero.ok());
+  EXPECT_NE(zero.status().message().find("--max-connections"), std::string::npos);
+  EXPECT_FALSE(Parse({"--max-connections", "-1"}).ok());
+}
+
 TEST(Config, RequestSliceIsZeroOrWithinTheKernelsRange) {
   auto d = Parse({});
   ASSERT_TRUE(d.ok());

@@ -1,5 +1,6 @@
 // The server's wire behaviour around its own response writer: exact bytes, pipelining, a head that
-// arrives in pieces, HEAD, Connection: close, and a body too large for one write.
+// arrives in pieces, HEAD, Connection: close, and a body too large for one write; the connection
+// cap.
 #include "http/server.h"
 
 #include <gtest/gtest.h>
@@ -7,8 +8,11 @@
 #include <boost/asio/connect.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/read.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 
+#include <atomic>
 #include <chrono>
 #include <string>
 #include <thread>
@@ -20,6 +24,7 @@ namespace asio = boost::asio;
 using tcp = asio::ip::tcp;
 
 constexpr size_t kBigBody = 8u << 20;  // far more than a socket buffer takes at once
+std::atomic<bool> g_release_held{false};  // ends the requests to /hold
 
 Task<Response> Answer(Exchange& ex) {
   const auto& req = ex.request();
@@ -29,6 +34,13 @@ Task<Response> Answer(Exchange& ex) {
   if (target == "/big") {
     res.body() = std::string(kBigBody, 'z');
     for (size_t i = 0; i < kBigBody; i += 4096) res.body()[i] = static_cast<char>('a' + i % 26);
+  } else if (target == "/hold") {
+    asio::steady_timer timer(co_await asio::this_coro::executor);
+    while (!g_release_held.load()) {
+      timer.expires_after(std::chrono::milliseconds(2));
+      co_await timer.async_wait(asio::use_awaitable);
+    }
+    res.body() = "held";
   } else if (target == "/empty") {
     res.result(Code::no_content);
   } else {
@@ -39,11 +51,13 @@ Task<Response> Answer(Exchange& ex) {
 
 class ServerTest : public ::testing::Test {
  protected:
+  virtual void Tune(ServerOptions&) {}
   void SetUp() override {
     ServerOptions opts;
     opts.host = "127.0.0.1";
     opts.port = 0;
     opts.access_log = false;
+    Tune(opts);
     server_ = std::make_unique<HttpServer>(pool_, opts, Answer);
     ASSERT_TRUE(server_->Listen().ok());
     server_->Start();
@@ -67,6 +81,10 @@ class ServerTest : public ::testing::Test {
     size_t got = asio::read(s, asio::buffer(out), ec);
     out.resize(got);
     return out;
+  }
+  static void Send(tcp::socket& s, std::string_view path, std::string_view id) {
+    asio::write(s, asio::buffer("GET " + std::string(path) + " HTTP/1.1\r\nHost: t\r\n" +
+                                "x-request-id: " + std::string(id) + "\r\n\r\n"));
   }
   static std::string ReadToEof(tcp::socket& s) {
     std::string out;
@@ -163,6 +181,62 @@ TEST_F(ServerTest, MintsARequestIdWhenNoneIsSent) {
   ASSERT_NE(pos, std::string::npos);
   auto end = got.find("\r\n", pos);
   EXPECT_EQ(end - pos - 14, 24u);  // 24 hex digits
+}
+
+TEST(ConnectionCap, LeavesDescriptorsForEverythingElse) {
+  EXPECT_EQ(ConnectionCapForFdLimit(10000, 20000), 10000u);
+  EXPECT_EQ(ConnectionCapForFdLimit(10000, 4096), 3072u);  // 1024 kept free
+  EXPECT_EQ(ConnectionCapForFdLimit(10000, 1024), 512u);   // half kept free
+  EXPECT_EQ(ConnectionCapForFdLimit(100, 1024), 100u);
+  EXPECT_EQ(ConnectionCapForFdLimit(10000, 1), 1u);  // never 0
+  EXPECT_GE(RaiseFdLimit(), 1u);
+}
+
+class CappedServerTest : public ServerTest {
+ protected:
+  void Tune(ServerOptions& o) override { o.max_connections = 2; }
+};
+
+TEST_F(CappedServerTest, OverTheCapTheLongestIdleConnectionIsClosed) {
+  tcp::socket a = Connect();
+  Send(a, "/a", "a");
+  const std::string ea = Expected("200 OK", "a", "path=/a");
+  ASSERT_EQ(ReadExactly(a, ea.size()), ea);
+  tcp::socket b = Connect();
+  Send(b, "/b", "b");
+  const std::string eb = Expected("200 OK", "b", "path=/b");
+  ASSERT_EQ(ReadExactly(b, eb.size()), eb);
+  // Both wait for their next request now, `a` the longer: the third connection closes it.
+  tcp::socket c = Connect();
+  EXPECT_EQ(ReadToEof(a), "");
+  Send(c, "/c", "c");
+  const std::string ec = Expected("200 OK", "c", "path=/c");
+  EXPECT_EQ(ReadExactly(c, ec.size()), ec);
+  Send(b, "/b2", "b2");
+  const std::string eb2 = Expected("200 OK", "b2", "path=/b2");
+  EXPECT_EQ(ReadExactly(b, eb2.size()), eb2);
+}
+
+TEST_F(CappedServerTest, OverTheCapWithNoIdleConnectionTheNewOneGets503) {
+  g_release_held = false;
+  tcp::socket a = Connect();
+  tcp::socket b = Connect();
+  Send(a, "/hold", "a");
+  Send(b, "/hold", "b");
+  for (int i = 0; i < 10000 && server_->inflight() < 2; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  ASSERT_EQ(server_->inflight(), 2);
+  tcp::socket c = Connect();
+  const std::string refused = ReadToEof(c);
+  EXPECT_TRUE(refused.starts_with("HTTP/1.1 503 Service Unavailable\r\n")) << refused;
+  EXPECT_NE(refused.find("Retry-After: 1\r\n"), std::string::npos) << refused;
+  EXPECT_NE(refused.find("\"error\":\"too_many_connections\""), std::string::npos) << refused;
+  g_release_held = true;
+  const std::string ea = Expected("200 OK", "a", "held");
+  const std::string eb = Expected("200 OK", "b", "held");
+  EXPECT_EQ(ReadExactly(a, ea.size()), ea);
+  EXPECT_EQ(ReadExactly(b, eb.size()), eb);
 }
 
 }  // namespace
