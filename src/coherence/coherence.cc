@@ -712,9 +712,15 @@ std::unique_ptr<CacheCoherence::WriteTicket> CacheCoherence::BeginWrite(
 }
 
 CacheCoherence::WriteTicket::~WriteTicket() {
-  if (whole_namespace_) core_.active_ns_writes_[ns_stripe_].fetch_sub(1);
+  if (whole_namespace_) {
+    core_.active_ns_writes_[ns_stripe_].fetch_sub(1);
+    core_.ended_ns_writes_[ns_stripe_].fetch_add(1);
+  }
   core_.in_flight_ids_.Remove(ns_, ids_);
-  for (size_t s : stripes_) core_.active_writes_[s].fetch_sub(1);
+  for (size_t s : stripes_) {
+    core_.active_writes_[s].fetch_sub(1);
+    core_.ended_writes_[s].fetch_add(1);
+  }
   core_.active_any_writes_[ns_stripe_].fetch_sub(1);
 }
 
@@ -1046,10 +1052,28 @@ Task<void> CacheCoherence::RetryPending() {
 
 // ---- Warm pages ----
 
+std::shared_ptr<const CacheCoherence::WarmReadMark> CacheCoherence::MarkWarmRead(
+    std::string_view ns) const {
+  auto mark = std::make_shared<WarmReadMark>();
+  mark->fence_ = ns_writes_[NsStripe(ns)].load();
+  mark->ns_ended_ = ended_ns_writes_[NsStripe(ns)].load();
+  mark->ended_.resize(kWriteStripes);
+  for (size_t s = 0; s < kWriteStripes; ++s) mark->ended_[s] = ended_writes_[s].load();
+  return mark;
+}
+
 Task<Result<std::vector<bool>>> CacheCoherence::PutWarmPage(
     const std::string& ns, std::vector<std::pair<tpuf::DocId, cache::CachedDoc>> docs,
-    uint64_t fence) {
-  co_return co_await FencedPut(ns, std::move(docs), fence, cache::CacheLane::kBulk);
+    std::shared_ptr<const WarmReadMark> mark) {
+  // The writes begun now equal the writes ended at the mark (ended never passes begun) only if
+  // every write begun by now had ended by then: none was in flight during the read or began since.
+  const bool ns_written = begun_ns_writes_[NsStripe(ns)].load() != mark->ns_ended_;
+  std::erase_if(docs, [&](const std::pair<tpuf::DocId, cache::CachedDoc>& d) {
+    const size_t s = IdStripe(ns, d.first);
+    return ns_written || begun_writes_[s].load() != mark->ended_[s];
+  });
+  if (docs.empty()) co_return std::vector<bool>();
+  co_return co_await FencedPut(ns, std::move(docs), mark->fence_, cache::CacheLane::kBulk);
 }
 
 Task<Status> CacheCoherence::RecordWarmedThrough(const std::string& ns, uint64_t watermark_ms) {

@@ -312,14 +312,29 @@ class CacheCoherence {
   bool BackfillBlocked(std::string_view ns, const tpuf::DocId& id) const {
     return pending_.Blocks(ns, id);
   }
-  // The namespace's fence now: take it before reading rows upstream, and hand it to the put of
-  // what was read. A namespace invalidation (a delete, a write whose rows are unknown) moves it.
-  uint64_t NamespaceFence(std::string_view ns) { return NsWrites(ns).load(); }
-  // Writes a page of full rows with newer-wins on the cache's bulk lane, unless the namespace was
-  // invalidated since `fence` was taken (Aborted then: the rows may predate the invalidation).
+  // What the put of a warm page must know of the writes when the page's upstream read began
+  // (docs/design.md §5.4): the namespace's fence (a namespace invalidation, such as a delete or a
+  // write whose rows are unknown, moves it), and how many writes of each id stripe and of the
+  // namespace had ended. Immutable once taken; share it between threads freely.
+  class WarmReadMark {
+   private:
+    friend class CacheCoherence;
+    uint64_t fence_ = 0;
+    uint64_t ns_ended_ = 0;        // ended_ns_writes_ of the namespace's stripe
+    std::vector<uint64_t> ended_;  // ended_writes_, by id stripe
+  };
+  // Take it right before a warm page is read upstream, and hand it to PutWarmPage.
+  std::shared_ptr<const WarmReadMark> MarkWarmRead(std::string_view ns) const;
+  // Writes a page of full rows read after `mark` was taken with newer-wins on the cache's bulk
+  // lane, unless the namespace was invalidated since (Aborted then: the rows may predate the
+  // invalidation). Leaves out the row of every id a write may have changed since the mark (a
+  // write begun since, or one that had begun and not ended by then, of the id's stripe or of the
+  // whole namespace): the upstream may apply such a write before or after what the read saw, and
+  // when two of them race on an id the stamp of the row read does not tell which came last
+  // (§4.2.6). The answer holds one entry per row put.
   Task<Result<std::vector<bool>>> PutWarmPage(
       const std::string& ns, std::vector<std::pair<tpuf::DocId, cache::CachedDoc>> docs,
-      uint64_t fence);
+      std::shared_ptr<const WarmReadMark> mark);
   // Records that the cache holds every row of `ns` as of `watermark_ms`.
   Task<Status> RecordWarmedThrough(const std::string& ns, uint64_t watermark_ms);
 
@@ -423,6 +438,9 @@ class CacheCoherence {
   // Writes ever begun that may change `id` (its id stripe's and its namespace's), a sum that
   // moves whenever one begins.
   uint64_t WritesBegun(std::string_view ns, const tpuf::DocId& id) const;
+  // The namespace's fence now: take it before reading rows upstream, and hand it to the put of
+  // what was read. A namespace invalidation (a delete, a write whose rows are unknown) moves it.
+  uint64_t NamespaceFence(std::string_view ns) { return NsWrites(ns).load(); }
   // Puts rows read after `fence` was taken (docs/design.md §4.3): the namespace's in-flight puts
   // are counted, so that an invalidation either sees this put in flight and waits for it (it then
   // lands before the epoch moves) or this put sees the moved fence and is dropped.
@@ -467,6 +485,11 @@ class CacheCoherence {
   std::array<std::atomic<uint64_t>, kWriteStripes> begun_ns_writes_{};
   std::array<std::atomic<uint64_t>, kWriteStripes> active_any_writes_{};
   std::array<std::atomic<uint64_t>, kWriteStripes> begun_any_writes_{};
+  // Writes ever ended (the ticket destroyed), by id stripe, and the whole-namespace ones by
+  // namespace stripe: a stripe's writes begun now equal its writes ended at an earlier time only
+  // if every write begun since had ended by then (WarmReadMark).
+  std::array<std::atomic<uint64_t>, kWriteStripes> ended_writes_{};
+  std::array<std::atomic<uint64_t>, kWriteStripes> ended_ns_writes_{};
   InFlightIds in_flight_ids_;
   // Numbers the reads that must not be joined (a write was in flight when they began).
   std::atomic<uint64_t> solo_reads_{0};

@@ -99,7 +99,8 @@ struct WarmRunner::PageRead {
   explicit PageRead(const asio::any_io_executor& ex)
       : done(ex, asio::steady_timer::time_point::max()), backoff(ex) {}
   std::optional<Result<http::Response>> result;  // set once the read is over
-  uint64_t fence = 0;          // the namespace's fence when the read began (coherence.h)
+  // The writes when the read began: what its page's put must leave out (coherence.h).
+  WarmMark mark;
   asio::steady_timer done;     // cancelled when `result` is set, to wake AwaitRead
   asio::steady_timer backoff;  // between attempts
   bool abandoned = false;
@@ -311,7 +312,7 @@ Task<std::shared_ptr<WarmRunner::PageRead>> WarmRunner::StartRead(
 void WarmRunner::LaunchRead(const asio::any_io_executor& ex, std::shared_ptr<PageRead> read,
                             const std::string& ns, size_t page_size,
                             const std::optional<std::string>& cursor) {
-  read->fence = cache_.NamespaceFence(ns);
+  read->mark = cache_.MarkWarmRead(ns);
   asio::co_spawn(ex,
                  ReadPage(std::move(read), ns,
                           "/v2/namespaces/" + std::string(PartitionNamespace(ns)) + "/query",
@@ -471,7 +472,7 @@ Task<void> WarmRunner::Run(WarmJob job) {
     SteadyClock::time_point t0 = SteadyClock::now();
     Result<http::Response> res = co_await AwaitRead(next);  // a page write may wake it
     upstream_wait += SteadyClock::now() - t0;
-    const uint64_t fence = next->fence;
+    auto mark = next->mark;
     next.reset();
     // Stopped (the store already says cancelled), or a page write ended the job.
     if (StopRequested(id) || progress->ended) {
@@ -551,7 +552,7 @@ Task<void> WarmRunner::Run(WarmJob job) {
     std::shared_ptr<PageWrite> previous = writing.empty() ? nullptr : writing.back();
     asio::co_spawn(ex,
                    WritePage(write, std::move(previous), progress, id, ns, std::move(batch),
-                             fence, page->taken, unkeyed, cursor),
+                             std::move(mark), page->taken, unkeyed, cursor),
                    asio::detached);
     writing.push_back(std::move(write));
     if (!more || writing.size() > kWritesInFlight) {
@@ -595,7 +596,7 @@ Task<void> WarmRunner::Run(WarmJob job) {
 Task<void> WarmRunner::WritePage(std::shared_ptr<PageWrite> w,
                                        std::shared_ptr<PageWrite> previous,
                                        std::shared_ptr<JobProgress> progress, std::string id,
-                                       std::string ns, CacheBatch batch, uint64_t fence,
+                                       std::string ns, CacheBatch batch, WarmMark mark,
                                        uint64_t taken, uint64_t unkeyed,
                                        std::optional<std::string> cursor) {
   // The cache write goes first, while the previous page may still be checkpointing: pages hold
@@ -605,7 +606,7 @@ Task<void> WarmRunner::WritePage(std::shared_ptr<PageWrite> w,
   if (!batch.empty()) {
     const size_t n = batch.size();
     SteadyClock::time_point t0 = SteadyClock::now();
-    auto put = co_await cache_.PutWarmPage(ns, std::move(batch), fence);
+    auto put = co_await cache_.PutWarmPage(ns, std::move(batch), std::move(mark));
     progress->cache_write += SteadyClock::now() - t0;
     if (!put.ok()) {
       if (!cache_.guard() || cache_.guard()->breaker_state() != cache::BreakerState::kClosed) {

@@ -65,6 +65,8 @@ namespace layer::jobs {
 
 // A page's rows keyed for the cache, in page order.
 using CacheBatch = std::vector<std::pair<tpuf::DocId, cache::CachedDoc>>;
+// What a page's put must know of the writes when the page's read began.
+using WarmMark = std::shared_ptr<const coherence::CacheCoherence::WarmReadMark>;
 
 struct WarmRunnerOptions {
   std::string owner;                   // this process's identity in job leases
@@ -155,14 +157,15 @@ class WarmRunner {
   static Task<Result<http::Response>> AwaitRead(std::shared_ptr<PageRead> read);
   // Stops the read's retries and drops its answer.
   static void Abandon(const std::shared_ptr<PageRead>& read);
-  // Writes a page's rows to the cache (unless the namespace was invalidated after `fence`, taken
-  // when the page's read began), waits for `previous` (the page before, if any; when it ended the
+  // Writes a page's rows to the cache (CacheCoherence::PutWarmPage: not when the namespace was
+  // invalidated after `mark`, taken when the page's read began, nor the rows of ids a write may
+  // have changed since), waits for `previous` (the page before, if any; when it ended the
   // job, so does this page), then checkpoints the job past this page (`cursor`, the page's
   // `taken` rows and the rows not warmed, `unkeyed` ones included, added to `progress`) and
   // reports into `w`.
   Task<void> WritePage(std::shared_ptr<PageWrite> w, std::shared_ptr<PageWrite> previous,
                        std::shared_ptr<JobProgress> progress, std::string id, std::string ns,
-                       CacheBatch batch, uint64_t fence, uint64_t taken, uint64_t unkeyed,
+                       CacheBatch batch, WarmMark mark, uint64_t taken, uint64_t unkeyed,
                        std::optional<std::string> cursor);
   // The write's outcome, once it is over.
   static Task<WriteOutcome> AwaitWrite(std::shared_ptr<PageWrite> w);

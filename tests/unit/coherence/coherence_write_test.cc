@@ -821,22 +821,98 @@ TEST_F(NamespaceDeletedTest, ARowReadBeforeTheDeleteNeverLandsAfterIt) {
   EXPECT_EQ(BackfillsDone(), 0u);
 }
 
-TEST_F(NamespaceDeletedTest, AWarmPageReadBeforeTheDeleteIsRefused) {
-  const uint64_t fence = core_->NamespaceFence(kNs);
-  Run(core_->NamespaceDeleted(kNs));
+// A warm page of one row per id, each {"n":<id>} with stamp 100.
+std::vector<std::pair<DocId, CachedDoc>> WarmPage(const std::vector<DocId>& ids) {
   std::vector<std::pair<DocId, CachedDoc>> page;
-  CachedDoc doc;
-  doc.attributes_json = R"({"n":1})";
-  doc.upserted_at = 100;
-  page.emplace_back(DocId::U64(1), doc);
-  auto put = Run(core_->PutWarmPage(kNs, page, fence));
+  for (const DocId& id : ids) {
+    CachedDoc doc;
+    doc.attributes_json = R"({"n":)" + id.ToText() + "}";
+    doc.upserted_at = 100;
+    page.emplace_back(id, std::move(doc));
+  }
+  return page;
+}
+
+TEST_F(NamespaceDeletedTest, AWarmPageReadBeforeTheDeleteIsRefused) {
+  auto mark = core_->MarkWarmRead(kNs);
+  Run(core_->NamespaceDeleted(kNs));
+  auto put = Run(core_->PutWarmPage(kNs, WarmPage({DocId::U64(1)}), mark));
   ASSERT_FALSE(put.ok());
   EXPECT_EQ(put.status().code(), StatusCode::kAborted);
   EXPECT_FALSE(HasLiveRecord(DocId::U64(1)));
   // A page read after the delete is written.
-  put = Run(core_->PutWarmPage(kNs, page, core_->NamespaceFence(kNs)));
+  put = Run(core_->PutWarmPage(kNs, WarmPage({DocId::U64(1)}), core_->MarkWarmRead(kNs)));
   ASSERT_TRUE(put.ok()) << put.status().ToString();
   EXPECT_TRUE(HasLiveRecord(DocId::U64(1)));
+}
+
+// ---- Warm pages and writes in flight (docs/design.md §5.4) ----
+
+using WarmPageTest = CoherenceTest;
+
+TEST_F(WarmPageTest, RowsOfIdsAWriteMayHaveChangedDuringTheReadAreLeftOut) {
+  const DocId racing = DocId::U64(1), quiet = DocId::U64(2), later = DocId::U64(3);
+  const DocId settled = DocId::U64(4);
+  auto done = core_->BeginWrite(kNs, {settled});
+  done.reset();  // begun and ended before the read: its effect is in what the read sees
+  auto in_flight = core_->BeginWrite(kNs, {racing});
+  auto mark = core_->MarkWarmRead(kNs);
+  // The write in flight when the read began ends before the put: it may have been applied
+  // before or after what the read saw.
+  in_flight.reset();
+  // A write begun after the read began: the same.
+  auto after = core_->BeginWrite(kNs, {later});
+  auto put = Run(core_->PutWarmPage(kNs, WarmPage({racing, quiet, later, settled}), mark));
+  ASSERT_TRUE(put.ok()) << put.status().ToString();
+  EXPECT_EQ(put->size(), 2u);
+  EXPECT_FALSE(Cached(racing));
+  EXPECT_FALSE(Cached(later));
+  EXPECT_TRUE(HasLiveRecord(quiet));
+  EXPECT_TRUE(HasLiveRecord(settled));
+  after.reset();
+  // A page read once those writes ended is written whole.
+  put = Run(core_->PutWarmPage(kNs, WarmPage({racing, later}), core_->MarkWarmRead(kNs)));
+  ASSERT_TRUE(put.ok()) << put.status().ToString();
+  EXPECT_TRUE(HasLiveRecord(racing));
+  EXPECT_TRUE(HasLiveRecord(later));
+}
+
+TEST_F(WarmPageTest, AWholeNamespaceWriteDuringTheReadLeavesThePageOut) {
+  const DocId id = DocId::U64(1), other_ns_id = DocId::U64(2);
+  auto by_filter = core_->BeginWrite(kNs, {}, /*whole_namespace=*/true);
+  auto mark = core_->MarkWarmRead(kNs);
+  auto other_mark = core_->MarkWarmRead(kOtherNs);
+  by_filter.reset();
+  auto put = Run(core_->PutWarmPage(kNs, WarmPage({id}), mark));
+  ASSERT_TRUE(put.ok()) << put.status().ToString();
+  EXPECT_TRUE(put->empty());
+  EXPECT_FALSE(Cached(id));
+  // Another namespace's page is not held back by it.
+  put = Run(core_->PutWarmPage(kOtherNs, WarmPage({other_ns_id}), other_mark));
+  ASSERT_TRUE(put.ok()) << put.status().ToString();
+  EXPECT_TRUE(HasLiveRecord(other_ns_id, kOtherNs));
+}
+
+TEST_F(WarmPageTest, TheRowOfOneOfTwoRacingWritesReadBetweenThemIsNotCached) {
+  // Two writes of an id race; the upstream applies the second (newer stamp) first, a warm page
+  // reads its row, then the first is applied: the upstream ends with the first's row, and the
+  // cache must not hold the second's (whose stamp ties its own tombstone).
+  const DocId id = DocId::U64(1);
+  auto first = core_->BeginWrite(kNs, {id});
+  auto second = core_->BeginWrite(kNs, {id});
+  EXPECT_TRUE(Run(core_->ApplyWrite(kNs, Upserts(101, {Row(id, R"({"v":2})")}), second.get())));
+  second.reset();
+  auto mark = core_->MarkWarmRead(kNs);  // reads {"v":2}, stamp 101
+  std::vector<std::pair<DocId, CachedDoc>> page;
+  CachedDoc row;
+  row.attributes_json = R"({"v":2})";
+  row.upserted_at = 101;
+  page.emplace_back(id, row);
+  auto put = Run(core_->PutWarmPage(kNs, std::move(page), mark));
+  ASSERT_TRUE(put.ok()) << put.status().ToString();
+  EXPECT_TRUE(Run(core_->ApplyWrite(kNs, Upserts(100, {Row(id, R"({"v":1})")}), first.get())));
+  first.reset();
+  EXPECT_FALSE(HasLiveRecord(id));
 }
 
 }  // namespace
