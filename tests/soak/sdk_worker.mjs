@@ -101,7 +101,8 @@ rl.on('line', (line) => {
     for (const op of cmd.ops) results.push(await runOne(op));
     reply({ seq: cmd.seq, results });
   });
-  lanes.set(cmd.lane, next.catch((err) => reply({ seq: cmd.seq, error: String(err?.stack ?? err) })));
+  const failed = (err) => reply({ seq: cmd.seq, error: String(err?.stack ?? err) });
+  lanes.set(cmd.lane, next.catch(failed));
 });
 rl.on('close', async () => {
   await Promise.all(lanes.values());
