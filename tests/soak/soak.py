@@ -54,7 +54,6 @@ import os
 import queue
 import random
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -70,6 +69,7 @@ sys.path.insert(0, os.path.join(HERE, "..", "integration"))
 from layer_testlib import Gateway, clean_env, http_request, layer_bin, wait_until  # noqa: E402
 from linearizability import (DELETE, DELETE_BY_FILTER, INF, PATCH, READ,  # noqa: E402
                              UPSERT, Op, check)
+from test_cache_redis import free_port, redis_cli  # noqa: E402
 
 TOKEN = "soak-key"
 NAMESPACES = ("soak-a", "soak-b")
@@ -133,26 +133,6 @@ class AnyRow:
 # ---------------------------------------------------------------------------------------------
 # Processes
 # ---------------------------------------------------------------------------------------------
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def resp_cmd(port: int, *args: str) -> str:
-    """One Redis command through a raw RESP connection; the first reply line."""
-    with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
-        cmd = f"*{len(args)}\r\n" + "".join(f"${len(a.encode())}\r\n{a}\r\n" for a in args)
-        s.sendall(cmd.encode())
-        data = b""
-        while not data.endswith(b"\r\n"):
-            chunk = s.recv(65536)
-            if not chunk:
-                break
-            data += chunk
-        return data.decode("utf-8", "replace").strip()
-
-
 class Redis:
     """redis-server on a fixed port with an append-only file fsynced on every write: a restart
     (even after kill -9) comes back with everything it acknowledged."""
@@ -182,7 +162,7 @@ class Redis:
         def up():
             assert self.proc.poll() is None, "redis-server exited"
             try:
-                return resp_cmd(self.port, "PING") == "+PONG"
+                return redis_cli(self.port, "PING") == "+PONG"
             except OSError:
                 return False
         wait_until(up, timeout=30, what="redis-server to answer PING")
