@@ -15,6 +15,7 @@
 
 #include "cli/origin.h"
 #include "cli/port_file.h"
+#include "cli/stamp_ceiling.h"
 #include "common/log.h"
 #include "common/thread.h"
 #include "common/version.h"
@@ -173,6 +174,14 @@ Result<std::unique_ptr<coherence::CacheCoherence>> OpenCache(
   } else {
     options.tombstone_ttl = copts.tombstone_ttl;
   }
+  // No stamp below one an earlier gateway on this data dir gave (docs/design.md §4.2.6).
+  const std::string ceiling_path = (std::filesystem::path(cfg.data_dir) / "stamp-ceiling").string();
+  auto floor = ReadStampCeiling(ceiling_path);
+  if (!floor.ok()) return floor.status();
+  options.stamp_floor = *floor;
+  options.persist_stamp_ceiling = [ceiling_path](uint64_t ceiling) {
+    return WriteStampCeiling(ceiling_path, ceiling);
+  };
   options.partitions = std::move(partitions);
   options.fetch_consistency = cfg.fetch_consistency == "eventual"
                                   ? coherence::FetchConsistency::kEventual

@@ -206,7 +206,10 @@ CacheCoherence::CacheCoherence(std::unique_ptr<cache::CacheGuard> guard, Coheren
     : guard_(std::move(guard)),
       options_(std::move(options)),
       metrics_(std::make_unique<Metrics>(MetricsOr(options_.metrics))),
-      partitions_(options_.partitions) {}
+      partitions_(options_.partitions) {
+  last_stamp_.store(options_.stamp_floor);
+  stamp_ceiling_.store(options_.stamp_floor);
+}
 
 CacheCoherence::~CacheCoherence() = default;
 
@@ -679,7 +682,21 @@ uint64_t CacheCoherence::NewStampAfter(uint64_t floor) {
   do {
     next = std::max({wall, last + 1, floor});
   } while (!last_stamp_.compare_exchange_weak(last, next));
+  if (options_.persist_stamp_ceiling && next > stamp_ceiling_.load()) RaiseStampCeiling(next);
   return next;
+}
+
+void CacheCoherence::RaiseStampCeiling(uint64_t stamp) {
+  // Rare (once per kStampLeaseMs of stamps); a caller whose stamp passed the ceiling waits here
+  // until a ceiling above it is durable.
+  std::lock_guard lock(stamp_ceiling_mu_);
+  if (stamp <= stamp_ceiling_.load()) return;
+  const uint64_t ceiling = stamp + kStampLeaseMs;
+  if (Status st = options_.persist_stamp_ceiling(ceiling); !st.ok()) {
+    spdlog::error("the write stamp ceiling could not be stored ({}); a gateway restarted on this "
+                  "data dir may stamp below this one", st.ToString());
+  }
+  stamp_ceiling_.store(ceiling);
 }
 
 std::unique_ptr<CacheCoherence::WriteTicket> CacheCoherence::BeginWrite(

@@ -213,6 +213,14 @@ struct CoherenceOptions {
   std::shared_ptr<cache::FaultInjectingCache> faults;
   const Clock* clock = nullptr;        // null: Clock::System()
   MetricsRegistry* metrics = nullptr;  // null: layer::Metrics()
+  // Stamps outlive the process (in the cache after a clean stop, and in upstream rows), and run
+  // ahead of the wall clock while writes come faster than one per ms, so a new process must
+  // never stamp below an earlier one (docs/design.md §4.2.6). Every stamp is above
+  // `stamp_floor` (the ceiling an earlier process persisted), and `persist_stamp_ceiling` (when
+  // set) is called, and returns, before the first stamp above the last ceiling it stored, with a
+  // new ceiling kStampLeaseMs past that stamp.
+  uint64_t stamp_floor = 0;
+  std::function<Status(uint64_t ceiling)> persist_stamp_ceiling;
 };
 
 class CacheCoherence {
@@ -244,6 +252,8 @@ class CacheCoherence {
   // A stamp as NewStamp, and at least `floor`: the stamp of a write's repairable tombstones,
   // taken once the upstream answered (docs/design.md §4.2.7).
   uint64_t NewStampAfter(uint64_t floor);
+  // How far past a stamp the persisted ceiling is raised (CoherenceOptions).
+  static constexpr uint64_t kStampLeaseMs = 60'000;
 
   // A write on its way upstream (docs/design.md §4.2.6): the stripes of the ids it names count it
   // from BeginWrite until the ticket is destroyed, so that ApplyWrite knows when another write to
@@ -494,6 +504,10 @@ class CacheCoherence {
   // Numbers the reads that must not be joined (a write was in flight when they began).
   std::atomic<uint64_t> solo_reads_{0};
   std::atomic<uint64_t> last_stamp_{0};
+  // The ceiling last persisted (CoherenceOptions::persist_stamp_ceiling); raised under the mutex.
+  std::atomic<uint64_t> stamp_ceiling_{0};
+  std::mutex stamp_ceiling_mu_;
+  void RaiseStampCeiling(uint64_t stamp);
   static size_t IdStripe(std::string_view ns, const tpuf::DocId& id);
   static size_t NsStripe(std::string_view ns);
   std::atomic<uint64_t>& IdWrites(std::string_view ns, const tpuf::DocId& id);

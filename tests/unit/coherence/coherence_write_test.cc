@@ -287,6 +287,34 @@ TEST_F(ApplyWriteTest, StampsOnlyGrowWhenTheWallClockStepsBack) {
   EXPECT_GT(core_->NewStamp(), floor);
 }
 
+TEST_F(ApplyWriteTest, ARestartedProcessNeverStampsBelowAnEarlierOne) {
+  // Stamps run ahead of the wall clock while writes come faster than one per ms; a process
+  // started after this one (a restart on the same data dir, whose cache and upstream rows keep
+  // these stamps) must stamp above all of them (docs/design.md §4.2.6).
+  std::vector<uint64_t> stored;
+  CoherenceOptions first_options;
+  first_options.clock = &clock_;
+  first_options.persist_stamp_ceiling = [&](uint64_t ceiling) {
+    stored.push_back(ceiling);
+    return Status::Ok();
+  };
+  CacheCoherence first(nullptr, first_options);
+  uint64_t last = 0;
+  for (int i = 0; i < 200'000; ++i) {  // 200 s of stamps without the wall clock moving
+    last = first.NewStamp();
+    ASSERT_FALSE(stored.empty());
+    ASSERT_LE(last, stored.back()) << "a stamp passed the stored ceiling";
+  }
+  EXPECT_GT(last, static_cast<uint64_t>(clock_.WallMs()) + 100'000);
+  EXPECT_LE(stored.size(), 5u);  // once per kStampLeaseMs of stamps, not per stamp
+
+  CoherenceOptions second_options;
+  second_options.clock = &clock_;
+  second_options.stamp_floor = stored.back();
+  CacheCoherence second(nullptr, second_options);
+  EXPECT_GT(second.NewStamp(), last);
+}
+
 TEST_F(ApplyWriteTest, UpsertVectorIsStoredApart) {
   RowEffect row = Row(DocId::U64(1), R"({"a":1})");
   const std::string f32("\x00\x00\x80\x3f\x00\x00\x00\x40", 8);
