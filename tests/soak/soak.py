@@ -274,6 +274,7 @@ class Run:
         self.requests = 0  # every request answered or failed
         self.segment = 1
         self.ops: Counter = Counter()  # by kind: requests made
+        self.by_client: Counter = Counter()  # requests made by the SDK lanes and the raw clients
         self.ok: Counter = Counter()  # by kind: requests answered 2xx (404 for reads)
         self.outcomes: Counter = Counter()  # by "kind status"
         self.cache: Counter = Counter()  # x-layer-cache of gateway fetches
@@ -294,10 +295,11 @@ class Run:
     def end(self, who: str) -> None:
         self.in_flight[who] = None
 
-    def done(self, kind: str, ok: bool, status) -> None:
+    def done(self, kind: str, ok: bool, status, who: str) -> None:
         with self.lock:
             self.requests += 1
             self.ops[kind] += 1
+            self.by_client["sdk" if who.startswith("sdk") else "raw_http"] += 1
             if ok:
                 self.ok[kind] += 1
             self.outcomes[f"{kind} {status}"] += 1
@@ -420,13 +422,13 @@ def settle(run: Run, p: Planned, who: str, call: float, ret: float, status: Opti
         draining = (status == 503 and isinstance(body, dict)
                     and body.get("error") == "gateway_draining")
         if conn == "refused" or draining:
-            run.done(p.kind, False, "refused" if conn else 503)  # never applied: left out
+            run.done(p.kind, False, "refused" if conn else 503, who)  # never applied: left out
             return
         if status is not None and 400 <= status < 500:
             # Refused, not applied: left out. A 404 is a write to a deleted namespace.
             if status != 404:
                 run.unexpected.append(f"{who} {p.kind} {p.body} answered {status} {body!r:.300}")
-            run.done(p.kind, False, status)
+            run.done(p.kind, False, status, who)
             return
         unknown = status is None or status >= 500
         if status is not None and status != 200 and not unknown:
@@ -434,7 +436,7 @@ def settle(run: Run, p: Planned, who: str, call: float, ret: float, status: Opti
         for op in p.ops:
             op.call, op.ret = call, (None if unknown else ret)
             run.record(p.ns, op)
-        run.done(p.kind, status == 200, status if status is not None else "lost")
+        run.done(p.kind, status == 200, status if status is not None else "lost", who)
         return
     if p.kind == "warm":
         # 202 (started or joined), 503 cache_cold while the cache is down, 404 for a namespace
@@ -442,11 +444,11 @@ def settle(run: Run, p: Planned, who: str, call: float, ret: float, status: Opti
         ok = status == 202
         if status is not None and status not in (202, 404, 500, 502, 503, 504):
             run.unexpected.append(f"{who} warm answered {status} {body!r:.300}")
-        run.done(p.kind, ok, status if status is not None else conn or "lost")
+        run.done(p.kind, ok, status if status is not None else conn or "lost", who)
         return
     # Reads: only answered ones enter the history.
     if status not in (200, 404):
-        run.done(p.kind, False, status if status is not None else conn or "lost")
+        run.done(p.kind, False, status if status is not None else conn or "lost", who)
         return
     found: Dict[int, dict] = {}
     if status == 200:
@@ -461,7 +463,7 @@ def settle(run: Run, p: Planned, who: str, call: float, ret: float, status: Opti
     what = f"{p.kind} x-layer-cache={cache}" if p.kind.startswith("fetch") else p.kind
     for i in p.read_ids:
         run.record(p.ns, Op(READ, i, call, ret, value=found.get(i), who=who, what=what))
-    run.done(p.kind, True, status)
+    run.done(p.kind, True, status, who)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -1009,6 +1011,7 @@ def main() -> int:
             "duration_s": round(workload_s, 1), "requests": run.requests,
             "requests_per_s": round(run.requests / workload_s, 1),
             "ops_per_s": ops_per_s, "ops": dict(sorted(run.ops.items())),
+            "requests_by_client": dict(sorted(run.by_client.items())),
             "ok": dict(sorted(run.ok.items())),
             "faults": dict(sorted(faults.injected.items())),
             "recoveries": dict(sorted(faults.recoveries.items())),
