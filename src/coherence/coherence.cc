@@ -243,10 +243,12 @@ Task<Result<FetchOneResult>> CacheCoherence::FetchOne(const std::string& ns, con
   // and what this read sees is not backfilled (docs/design.md §4.1.2). Checked before the cache
   // is read: a version read from it is then the upstream's as of this check.
   const uint64_t repair_bound = RepairBound();  // before the check below (§4.2.7)
-  const bool writing = WriteInFlight(ns, id);
   // A write of the id begun after this is not ordered against what the read sees: the read's
-  // backfill is dropped then (docs/design.md §4.1.3).
+  // backfill is dropped then (docs/design.md §4.1.3). Read before the check for writes in
+  // flight, which a write joins before it counts as begun (BeginWrite): a write is either seen
+  // in flight or counted after this.
   const uint64_t begun = WritesBegun(ns, id);
+  const bool writing = WriteInFlight(ns, id);
   bool cache_error = !guard_ || writing;
   if (guard_ && !writing) {
     // A record in memory is read right here on the I/O thread; anything that needs I/O (or a
@@ -320,9 +322,9 @@ Task<Result<FetchManyResult>> CacheCoherence::FetchMany(const std::string& ns,
   const uint64_t repair_bound = RepairBound();  // before the checks below (§4.2.7)
   size_t n_writing = 0;
   for (size_t i = 0; i < ids.size(); ++i) {
+    begun[i] = WritesBegun(ns, ids[i]);  // before the check for writes in flight, as in FetchOne
     writing[i] = WriteInFlight(ns, ids[i]) ? 1 : 0;
     n_writing += writing[i];
-    begun[i] = WritesBegun(ns, ids[i]);
   }
   if (n_writing > 0) cache_error = true;
   if (guard_ && n_writing < ids.size()) {
@@ -710,8 +712,11 @@ std::unique_ptr<CacheCoherence::WriteTicket> CacheCoherence::BeginWrite(
   // Past this many ids, registering each costs more than it saves (docs/design.md §4.2.2).
   t->whole_namespace_ = whole_namespace || ids.size() > kMaxIdInvalidations;
   if (t->whole_namespace_) {
-    begun_ns_writes_[s].fetch_add(1);
+    // In flight before counted as begun, as an id write joins InFlightIds before its stripes
+    // count it: a fetch that reads the begun count, then checks for writes in flight, sees
+    // every write in one or the other (FetchOne).
     active_ns_writes_[s].fetch_add(1);
+    begun_ns_writes_[s].fetch_add(1);
     return t;
   }
   t->ns_begun_at_ = begun_ns_writes_[s].load();
