@@ -1,0 +1,438 @@
+#!/usr/bin/env python3
+"""Layer against nginx's reverse proxy and static file server, side by side in one run.
+
+Starts, each on a free loopback port in a temp dir (and stops them at the end):
+  - `fixed_origin` (bench/fixed_origin.cc): one epoll thread that answers every request with the
+    same ~1 KiB Turbopuffer-shaped query result;
+  - `layer serve` in front of it (the query route: a passthrough with Layer's query handling);
+  - `layer origin` and a second `layer serve` in front of that (fetch hits from Layer's cache);
+  - nginx (Debian's package, `--nginx`) with `--nginx-workers` workers and two servers: a
+    reverse proxy to the same fixed origin with a keep-alive upstream pool
+    (`upstream { server 127.0.0.1:P; keepalive 64; }`, `proxy_http_version 1.1`,
+    `proxy_set_header Connection ""`), and a static server holding the fetched document's exact
+    bytes at the same path.
+
+Then, with wrk (`--wrk`), `--reps` repetitions, the targets of each comparison interleaved in
+alternating order (ABBA...) so that drift on a shared machine hits both alike:
+  (a) throughput: POST /v2/namespaces/cmp/query (a small query body, a 1 KiB answer), wrk
+      `--threads` threads and `--connections` connections for `--seconds` s, nginx vs Layer;
+  (b) latency: the same request on `--latency-connections` connections, each waiting
+      `--latency-delay-ms` ms between its requests (wrk's delay(): a fixed moderate rate),
+      straight to the origin, through nginx and through Layer; added p50 = p50 - direct p50;
+  (c) fetch hits: GET /v2/namespaces/cmp/documents/1 from Layer's cache vs nginx serving the same
+      bytes as a static file, as (a).
+
+Prints one JSON line per measurement and a summary line (medians over repetitions, ratios) on
+stdout; progress on stderr. Installs nothing (scripts/setup.sh installs nginx and wrk).
+
+  ninja -C build -j1 layer_bin fixed_origin
+  /usr/bin/python3 bench/nginx_compare.py                   # defaults: 5 reps of 5 s
+  /usr/bin/python3 bench/nginx_compare.py --reps 1 --seconds 1    # smoke run
+"""
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+NS = "cmp"
+TOKEN = "bench"
+QUERY_BODY = '{"rank_by":["vector","ANN",[0.1,0.2,0.3]],"top_k":10,"include_attributes":["text"]}'
+
+
+def log(msg):
+    print(msg, file=sys.stderr, flush=True)
+
+
+def loadavg():
+    with open("/proc/loadavg") as f:
+        return float(f.read().split()[0])
+
+
+def wait_port_file(path, proc, what, timeout=30):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{what} exited with {proc.returncode}")
+        try:
+            with open(path) as f:
+                text = f.read().strip()
+            if text:
+                return int(text)
+        except FileNotFoundError:
+            pass
+        time.sleep(0.02)
+    raise RuntimeError(f"{what} did not write {path}")
+
+
+def wait_http(port, path, proc, what, timeout=30):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{what} exited with {proc.returncode}")
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=2).read()
+            return
+        except urllib.error.HTTPError:
+            return  # it answers
+        except OSError:
+            time.sleep(0.02)
+    raise RuntimeError(f"nothing answers on port {port}")
+
+
+def http(port, method, path, body=None, headers=None):
+    req = urllib.request.Request(f"http://127.0.0.1:{port}{path}", method=method,
+                                 data=body.encode() if body is not None else None)
+    for k, v in (headers or {}).items():
+        req.add_header(k, v)
+    try:
+        with urllib.request.urlopen(req, timeout=10) as res:
+            return res.status, dict(res.headers), res.read()
+    except urllib.error.HTTPError as e:
+        return e.code, dict(e.headers), e.read()
+
+
+def cpu_seconds(pids):
+    """User + system CPU of the processes (and their threads), in seconds."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])
+        except (FileNotFoundError, ProcessLookupError):
+            pass
+    return total / tick
+
+
+def nginx_pids(master_pid):
+    out = [master_pid]
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+                if ppid == master_pid:
+                    out.append(int(entry))
+            except (FileNotFoundError, ProcessLookupError, ValueError):
+                pass
+    return out
+
+
+WRK_REPORT = r"""
+done = function(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format(
+    '{"requests":%d,"duration_us":%d,"errors":%d,"non2xx":%d,' ..
+    '"p50_us":%d,"p90_us":%d,"p99_us":%d,"mean_us":%.1f}\n',
+    summary.requests, summary.duration, e.connect + e.read + e.write + e.timeout, e.status,
+    latency:percentile(50), latency:percentile(90), latency:percentile(99), latency.mean))
+end
+"""
+
+
+def write_wrk_scripts(tmp, delay_ms):
+    post = os.path.join(tmp, "query.lua")
+    with open(post, "w") as f:
+        f.write('wrk.method = "POST"\n')
+        f.write(f"wrk.body = {json.dumps(QUERY_BODY)}\n")
+        f.write('wrk.headers["Content-Type"] = "application/json"\n')
+        f.write(f'wrk.headers["Authorization"] = "Bearer {TOKEN}"\n')
+        f.write(WRK_REPORT)
+    paced = os.path.join(tmp, "query_paced.lua")
+    with open(paced, "w") as f:
+        f.write(open(post).read())
+        f.write(f"delay = function() return {delay_ms} end\n")
+    get = os.path.join(tmp, "get.lua")
+    with open(get, "w") as f:
+        f.write(f'wrk.headers["Authorization"] = "Bearer {TOKEN}"\n')
+        f.write(WRK_REPORT)
+    return post, paced, get
+
+
+def run_wrk(args, script, port, path, threads, connections, seconds):
+    cmd = [args.wrk, "-t", str(threads), "-c", str(connections), "-d", f"{seconds}s", "-s", script,
+           f"http://127.0.0.1:{port}{path}"]
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+    line = [ln for ln in out.splitlines() if ln.startswith("{")][-1]
+    r = json.loads(line)
+    r["rps"] = r["requests"] / (r["duration_us"] / 1e6)
+    return r
+
+
+def nginx_conf(tmp, workers, origin_port, proxy_port, static_port, www):
+    return f"""
+daemon off;
+worker_processes {workers};
+pid {tmp}/nginx.pid;
+error_log {tmp}/nginx-error.log warn;
+events {{ worker_connections 4096; }}
+http {{
+    access_log off;
+    client_body_temp_path {tmp}/nginx-body;
+    proxy_temp_path {tmp}/nginx-proxy;
+    fastcgi_temp_path {tmp}/nginx-fastcgi;
+    uwsgi_temp_path {tmp}/nginx-uwsgi;
+    scgi_temp_path {tmp}/nginx-scgi;
+    keepalive_requests 1000000;
+    keepalive_timeout 75s;
+    sendfile on;
+    tcp_nodelay on;
+    upstream origin {{
+        server 127.0.0.1:{origin_port};
+        keepalive 64;
+        keepalive_requests 1000000;
+    }}
+    server {{
+        listen 127.0.0.1:{proxy_port};
+        location / {{
+            proxy_pass http://origin;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+        }}
+    }}
+    server {{
+        listen 127.0.0.1:{static_port};
+        root {www};
+        default_type application/json;
+        open_file_cache max=16 inactive=60s;
+        open_file_cache_valid 60s;
+    }}
+}}
+"""
+
+
+def free_port():
+    import socket
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def main():
+    build = os.path.join(HERE, "..", "build")
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--layer-bin", default=os.path.join(build, "layer"))
+    ap.add_argument("--origin-bin", default=os.path.join(build, "bench", "fixed_origin"))
+    ap.add_argument("--nginx", default=shutil.which("nginx") or "/usr/sbin/nginx")
+    ap.add_argument("--wrk", default=shutil.which("wrk") or "/usr/bin/wrk")
+    ap.add_argument("--reps", type=int, default=5)
+    ap.add_argument("--seconds", type=int, default=5, help="per throughput measurement")
+    ap.add_argument("--latency-seconds", type=int, default=5)
+    ap.add_argument("--warmup", type=int, default=1, help="seconds per target, discarded")
+    ap.add_argument("--threads", type=int, default=2, help="wrk threads")
+    ap.add_argument("--connections", type=int, default=64)
+    ap.add_argument("--latency-connections", type=int, default=4)
+    ap.add_argument("--latency-delay-ms", type=int, default=1)
+    ap.add_argument("--layer-threads", type=int, default=2)
+    ap.add_argument("--nginx-workers", type=int, default=2)
+    ap.add_argument("--body-bytes", type=int, default=1024, help="origin answer / document size")
+    ap.add_argument("--only", default="a,b,c", help="comparisons to run (a,b,c)")
+    ap.add_argument("--keep-tmp", action="store_true")
+    args = ap.parse_args()
+    only = set(args.only.split(","))
+
+    for path in (args.layer_bin, args.origin_bin, args.nginx, args.wrk):
+        if not os.access(path, os.X_OK):
+            sys.exit(f"error: {path} is missing (build layer_bin and fixed_origin; "
+                     "scripts/setup.sh installs nginx and wrk)")
+    tmp = tempfile.mkdtemp(prefix="nginx-compare-")
+    os.chmod(tmp, 0o755)  # nginx workers run as an unprivileged user
+    procs = []
+
+    def start(name, cmd):
+        logf = open(os.path.join(tmp, name + ".log"), "w")
+        p = subprocess.Popen(cmd, stdout=logf, stderr=subprocess.STDOUT)
+        procs.append(p)
+        return p
+
+    try:
+        started = time.time()
+        origin_pf = os.path.join(tmp, "origin.port")
+        origin = start("fixed_origin", [args.origin_bin, "--port-file", origin_pf,
+                                        "--body-bytes", str(args.body_bytes)])
+        origin_port = wait_port_file(origin_pf, origin, "fixed_origin")
+
+        def serve(name, upstream_port):
+            pf = os.path.join(tmp, name + ".port")
+            p = start(name, [args.layer_bin, "serve", "--listen", "127.0.0.1:0", "--port-file", pf,
+                             "--upstream", f"http://127.0.0.1:{upstream_port}", "--data-dir",
+                             os.path.join(tmp, name + "-data"), "--access-log", "false",
+                             "--log-level", "warn", "--threads", str(args.layer_threads)])
+            port = wait_port_file(pf, p, name)
+            wait_http(port, "/health", p, name)
+            return p, port
+
+        layer, layer_port = serve("layer", origin_port)
+
+        tpuf_pf = os.path.join(tmp, "tpuf.port")
+        tpuf = start("layer_origin", [args.layer_bin, "origin", "--listen", "127.0.0.1:0",
+                                      "--port-file", tpuf_pf, "--data-dir",
+                                      os.path.join(tmp, "tpuf-data"), "--threads", "1",
+                                      "--log-level", "warn"])
+        tpuf_port = wait_port_file(tpuf_pf, tpuf, "layer origin")
+        layer_fetch, layer_fetch_port = serve("layer_fetch", tpuf_port)
+
+        # The document: ~body_bytes of JSON, written through the fetch gateway (mirrored into its
+        # cache), then read once to get its exact bytes and check they come from the cache.
+        auth = {"Authorization": f"Bearer {TOKEN}"}
+        pad = max(0, args.body_bytes - len('{"id":1,"attributes":{"text":""}}'))
+        upsert = json.dumps({"upsert_rows": [{"id": 1, "text": "y" * pad}]})
+        st, _, body = http(layer_fetch_port, "POST", f"/v2/namespaces/{NS}", upsert,
+                           {**auth, "Content-Type": "application/json"})
+        if st != 200:
+            raise RuntimeError(f"seeding upsert failed: {st} {body[:200]!r}")
+        doc_path = f"/v2/namespaces/{NS}/documents/1"
+        for _ in range(3):
+            st, headers, doc = http(layer_fetch_port, "GET", doc_path, None, auth)
+            cache = {k.lower(): v for k, v in headers.items()}.get("x-layer-cache")
+            if st == 200 and cache == "hit":
+                break
+        if st != 200 or cache != "hit":
+            raise RuntimeError(f"document fetch is not a cache hit: {st} {cache} {doc[:200]!r}")
+        www = os.path.join(tmp, "www")
+        os.makedirs(os.path.join(www, "v2", "namespaces", NS, "documents"))
+        with open(www + doc_path, "wb") as f:
+            f.write(doc)
+        os.chmod(www + doc_path, 0o644)
+        for d in (www, os.path.join(www, "v2"), os.path.join(www, "v2", "namespaces"),
+                  os.path.join(www, "v2", "namespaces", NS),
+                  os.path.join(www, "v2", "namespaces", NS, "documents")):
+            os.chmod(d, 0o755)
+
+        proxy_port, static_port = free_port(), free_port()
+        conf = os.path.join(tmp, "nginx.conf")
+        with open(conf, "w") as f:
+            f.write(nginx_conf(tmp, args.nginx_workers, origin_port, proxy_port, static_port, www))
+        nginx = start("nginx", [args.nginx, "-c", conf, "-p", tmp])
+        wait_http(proxy_port, "/", nginx, "nginx")
+        wait_http(static_port, "/", nginx, "nginx")
+        nginx_procs = nginx_pids(nginx.pid)
+
+        # The three paths answer the same bytes.
+        qpath = f"/v2/namespaces/{NS}/query"
+        qh = {**auth, "Content-Type": "application/json"}
+        direct = http(origin_port, "POST", qpath, QUERY_BODY, qh)
+        via_nginx = http(proxy_port, "POST", qpath, QUERY_BODY, qh)
+        via_layer = http(layer_port, "POST", qpath, QUERY_BODY, qh)
+        static = http(static_port, "GET", doc_path, None, auth)
+        if not (direct[0] == via_nginx[0] == via_layer[0] == 200 and
+                direct[2] == via_nginx[2] == via_layer[2]):
+            raise RuntimeError("the query answers differ between direct, nginx and Layer")
+        if static[0] != 200 or static[2] != doc:
+            raise RuntimeError("nginx's static document differs from Layer's")
+        log(f"setup in {time.time() - started:.1f} s: origin :{origin_port}, layer :{layer_port}, "
+            f"layer (fetch) :{layer_fetch_port}, nginx proxy :{proxy_port} static :{static_port}; "
+            f"query answer {len(direct[2])} B, document {len(doc)} B")
+
+        post, paced, get = write_wrk_scripts(tmp, args.latency_delay_ms)
+        pids = {"layer": [layer.pid], "layer_fetch": [layer_fetch.pid], "nginx": nginx_procs,
+                "direct": [origin.pid]}
+        comparisons = {
+            "a": ("throughput", post, qpath, args.connections, args.seconds,
+                  [("nginx", proxy_port, "nginx"), ("layer", layer_port, "layer")]),
+            "b": ("latency", paced, qpath, args.latency_connections, args.latency_seconds,
+                  [("direct", origin_port, "direct"), ("nginx", proxy_port, "nginx"),
+                   ("layer", layer_port, "layer")]),
+            "c": ("fetch_hit", get, doc_path, args.connections, args.seconds,
+                  [("nginx_static", static_port, "nginx"),
+                   ("layer_cache", layer_fetch_port, "layer_fetch")]),
+        }
+        results = {}  # (comparison, target) -> list of runs
+        for key in ("a", "b", "c"):
+            if key not in only:
+                continue
+            name, script, path, conns, secs, targets = comparisons[key]
+            threads = min(args.threads, conns)
+            for target, port, _ in targets:
+                if args.warmup > 0:
+                    run_wrk(args, script, port, path, threads, conns, args.warmup)
+            for rep in range(args.reps):
+                order = targets if rep % 2 == 0 else list(reversed(targets))
+                for target, port, who in order:
+                    la = loadavg()
+                    c0 = cpu_seconds(pids[who])
+                    r = run_wrk(args, script, port, path, threads, conns, secs)
+                    cpu = cpu_seconds(pids[who]) - c0
+                    r.update({"measurement": name, "target": target, "rep": rep,
+                              "connections": conns, "wrk_threads": threads, "seconds": secs,
+                              "server_cpu_us_per_req": round(cpu / max(r["requests"], 1) * 1e6, 2),
+                              "loadavg": la, "rps": round(r["rps"], 1)})
+                    print(json.dumps(r), flush=True)
+                    results.setdefault((name, target), []).append(r)
+                    log(f"{name} rep {rep} {target}: {r['rps']:.0f} req/s, p50 {r['p50_us']} us, "
+                        f"errors {r['errors']}, non-2xx {r['non2xx']}")
+
+        def med(name, target, field):
+            runs = results.get((name, target))
+            return statistics.median(r[field] for r in runs) if runs else None
+
+        summary = {"measurement": "summary", "reps": args.reps, "loadavg_end": loadavg(),
+                   "nproc": os.cpu_count(), "errors": sum(r["errors"] + r["non2xx"]
+                                                          for runs in results.values()
+                                                          for r in runs)}
+        if "a" in only:
+            n, l = med("throughput", "nginx", "rps"), med("throughput", "layer", "rps")
+            summary.update({
+                "throughput_nginx_rps": n, "throughput_layer_rps": l,
+                "throughput_ratio_layer_over_nginx": round(l / n, 3),
+                "throughput_ratio_per_rep": [round(b["rps"] / a["rps"], 3) for a, b in zip(
+                    results[("throughput", "nginx")], results[("throughput", "layer")])],
+                "cpu_us_per_req_nginx": med("throughput", "nginx", "server_cpu_us_per_req"),
+                "cpu_us_per_req_layer": med("throughput", "layer", "server_cpu_us_per_req")})
+        if "b" in only:
+            d = med("latency", "direct", "p50_us")
+            n, l = med("latency", "nginx", "p50_us"), med("latency", "layer", "p50_us")
+            added = lambda t: [b["p50_us"] - a["p50_us"] for a, b in zip(
+                results[("latency", "direct")], results[("latency", t)])]
+            summary.update({
+                "latency_p50_direct_us": d, "latency_p50_nginx_us": n, "latency_p50_layer_us": l,
+                "added_p50_nginx_us_per_rep": added("nginx"),
+                "added_p50_layer_us_per_rep": added("layer"),
+                "added_p50_nginx_us": statistics.median(added("nginx")),
+                "added_p50_layer_us": statistics.median(added("layer")),
+                "latency_rps_layer": med("latency", "layer", "rps")})
+        if "c" in only:
+            n, l = med("fetch_hit", "nginx_static", "rps"), med("fetch_hit", "layer_cache", "rps")
+            summary.update({
+                "fetch_nginx_static_rps": n, "fetch_layer_hit_rps": l,
+                "fetch_ratio_layer_over_nginx": round(l / n, 3),
+                "fetch_ratio_per_rep": [round(b["rps"] / a["rps"], 3) for a, b in zip(
+                    results[("fetch_hit", "nginx_static")], results[("fetch_hit", "layer_cache")])],
+                "cpu_us_per_req_nginx_static": med("fetch_hit", "nginx_static",
+                                                   "server_cpu_us_per_req"),
+                "cpu_us_per_req_layer_hit": med("fetch_hit", "layer_cache",
+                                                "server_cpu_us_per_req")})
+        print(json.dumps(summary), flush=True)
+        log("ratios (medians): " + ", ".join(
+            f"{k}={v}" for k, v in summary.items()
+            if k.endswith("ratio_layer_over_nginx") or k.startswith("added_p50_") and
+            not k.endswith("per_rep")))
+    finally:
+        for p in reversed(procs):
+            if p.poll() is None:
+                p.send_signal(signal.SIGTERM if p is not procs[0] else signal.SIGKILL)
+        for p in procs:
+            try:
+                p.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                p.kill()
+        if args.keep_tmp:
+            log(f"kept {tmp}")
+        else:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
