@@ -8,6 +8,7 @@
 #include <boost/asio/ssl/stream.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <boost/beast/core/buffers_suffix.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
 #include <boost/beast/http/parser.hpp>
@@ -16,11 +17,14 @@
 #include <boost/url/parse.hpp>
 #include <openssl/ssl.h>
 
+#include <array>
 #include <cassert>
 #include <cstring>
 #include <vector>
 
 #include "common/metrics.h"
+#include "http/deadline.h"
+#include "http/response_writer.h"
 #include "http/upstream.h"
 
 namespace layer::http {
@@ -34,11 +38,18 @@ using Clock = std::chrono::steady_clock;
 
 namespace {
 
+// Read buffer capacity of a connection: a typical answer arrives in one read.
+constexpr size_t kReadBufferBytes = 16 << 10;
+
 struct Connection {
   std::unique_ptr<beast::tcp_stream> tcp;                // plain upstream
   std::unique_ptr<ssl::stream<beast::tcp_stream>> tls;  // https upstream
   beast::flat_buffer buffer;
   Clock::time_point idle_since;
+  // Plain upstream only: the request head, rebuilt for every request, and the response timeout
+  // (one lazily re-armed timer for the connection's life instead of one per operation).
+  std::string head;
+  std::unique_ptr<Deadline> deadline;
 
   beast::tcp_stream& lowest() { return tls ? tls->next_layer() : *tcp; }
 
@@ -129,13 +140,12 @@ class HttpUpstream final : public Upstream {
       parser.body_limit(opts_.max_response_bytes);
       parser.header_limit(1 << 20);
       if (head) parser.skip(true);
-      conn->lowest().expires_after(opts_.response_timeout);
       beast::error_code ec = co_await RoundTrip(*conn, req, parser);
       if (!ec) {
         Response res = parser.release();
         metrics_.duration.Observe(std::chrono::duration<double>(Clock::now() - started).count());
         if (res.keep_alive() && shard.idle.size() < per_shard_idle_) {
-          conn->lowest().expires_never();
+          if (conn->tls) conn->lowest().expires_never();
           conn->idle_since = Clock::now();
           shard.idle.push_back(std::move(conn));
         }
@@ -200,6 +210,19 @@ class HttpUpstream final : public Upstream {
                                                                   : cec.message()));
     }
     low.socket().set_option(tcp::no_delay(true));
+    conn->buffer.reserve(kReadBufferBytes);
+    if (!tls_) {
+      // The plain path writes and reads the socket directly (RoundTripPlain).
+      beast::error_code nb_ec;
+      low.socket().non_blocking(true, nb_ec);
+      if (nb_ec) co_return Status::Unavailable("cannot set up the upstream socket: " +
+                                               nb_ec.message());
+      tcp::socket* sock = &low.socket();
+      conn->deadline = std::make_unique<Deadline>(ex, [sock] {
+        beast::error_code ignored;
+        sock->close(ignored);
+      });
+    }
     if (tls_) {
       if (!SSL_set_tlsext_host_name(conn->tls->native_handle(), host_.c_str())) {
         co_return Status::Unavailable("cannot set TLS SNI");
@@ -214,8 +237,74 @@ class HttpUpstream final : public Upstream {
   }
 
   Task<beast::error_code> RoundTrip(Connection& c, const Request& req, Parser& parser) {
-    if (c.tls) co_return co_await RoundTripOn(*c.tls, c, req, parser);
-    co_return co_await RoundTripOn(*c.tcp, c, req, parser);
+    if (c.tls) {
+      c.lowest().expires_after(opts_.response_timeout);
+      co_return co_await RoundTripOn(*c.tls, c, req, parser);
+    }
+    c.deadline->Set(Clock::now() + opts_.response_timeout);
+    beast::error_code ec = co_await RoundTripPlain(c, req, parser);
+    c.deadline->Clear();
+    if (ec && c.deadline->expired()) ec = beast::error::timeout;
+    co_return ec;
+  }
+
+  // The plain-TCP round trip without Beast's stream algorithms: the request goes out as one
+  // gather write of a hand-serialised head and the body, straight from this coroutine while the
+  // kernel takes it; the answer is read only once the socket is readable (no speculative read
+  // that finds nothing) and parsed in place as it arrives. A large body of announced length takes
+  // RoundTripOn's direct path. The socket is non-blocking; the caller's Deadline bounds it all.
+  Task<beast::error_code> RoundTripPlain(Connection& c, const Request& req, Parser& parser) {
+    tcp::socket& sock = c.tcp->socket();
+    SerializeRequestHead(req, c.head);
+    const std::array<asio::const_buffer, 2> bufs{asio::buffer(c.head), asio::buffer(req.body())};
+    const size_t total = c.head.size() + req.body().size();
+    beast::error_code ec;
+    for (size_t sent = 0; sent < total;) {
+      beast::buffers_suffix<std::array<asio::const_buffer, 2>> rest(bufs);
+      rest.consume(sent);
+      size_t n = sock.write_some(rest, ec);
+      if (ec == asio::error::would_block || ec == asio::error::try_again) {
+        auto [wec] = co_await sock.async_wait(tcp::socket::wait_write, kTuple);
+        if (wec) co_return wec;
+        continue;
+      }
+      if (ec) co_return ec;
+      sent += n;
+    }
+    for (;;) {
+      // Parse what is buffered.
+      while (c.buffer.size() > 0 && !parser.is_done()) {
+        size_t n = parser.put(c.buffer.data(), ec);
+        c.buffer.consume(n);
+        if (ec == bhttp::error::need_more) {
+          ec = {};
+          break;
+        }
+        if (ec) co_return ec;
+        if (parser.is_header_done() && !parser.is_done()) {
+          auto length = parser.content_length();  // boost::optional
+          if (length && !parser.chunked() && *length >= kDirectBodyBytes &&
+              parser.get().body().empty()) {
+            co_return co_await ReadLargeBody(sock, c, parser, *length);
+          }
+        }
+        if (n == 0) break;
+      }
+      if (parser.is_done()) co_return beast::error_code{};
+      auto [wec] = co_await sock.async_wait(tcp::socket::wait_read, kTuple);
+      if (wec) co_return wec;
+      size_t room = std::max(kReadBufferBytes, c.buffer.capacity() - c.buffer.size());
+      size_t n = sock.read_some(c.buffer.prepare(room), ec);
+      if (ec == asio::error::would_block || ec == asio::error::try_again) continue;
+      if (ec == asio::error::eof) {
+        if (!parser.got_some()) co_return ec;
+        parser.put_eof(ec);  // a body delimited by the end of the connection ends here
+        if (!ec && !parser.is_done()) ec = bhttp::error::partial_message;
+        co_return ec;
+      }
+      if (ec) co_return ec;
+      c.buffer.commit(n);
+    }
   }
 
   // Writes the request and reads the answer. A large body of announced length skips the
@@ -234,9 +323,16 @@ class HttpUpstream final : public Upstream {
       auto [rec, rn] = co_await bhttp::async_read(s, c.buffer, parser, kTuple);
       co_return rec;
     }
+    co_return co_await ReadLargeBody(s, c, parser, *length);
+  }
+
+  // Reads a body of announced `length` straight into its final string (see RoundTripOn).
+  template <typename Stream>
+  Task<beast::error_code> ReadLargeBody(Stream& s, Connection& c, Parser& parser,
+                                        uint64_t length) {
     std::string& body = parser.get().body();
-    body.reserve(static_cast<size_t>(*length) + kBodySlack);
-    body.resize(static_cast<size_t>(*length));
+    body.reserve(static_cast<size_t>(length) + kBodySlack);
+    body.resize(static_cast<size_t>(length));
     size_t got = std::min(body.size(), c.buffer.size());
     std::memcpy(body.data(), c.buffer.data().data(), got);
     c.buffer.consume(got);

@@ -1,7 +1,9 @@
-// How the server puts a handler's Response on the wire without Beast's serializer.
+// How the server puts a handler's Response on the wire, and the upstream client its Request,
+// without Beast's serializer.
 //
 // The server's hot path writes every answer as one gather write of two buffers: a head built by
-// SerializeResponseHead into a per-connection string, and the body. The bytes are the ones Beast's
+// SerializeResponseHead into a per-connection string, and the body; the upstream client does the
+// same with SerializeRequestHead. The bytes are the ones Beast's
 // response serializer writes for the same message (status line, every field in order, blank line,
 // body), so a client cannot tell the two apart; tests compare the two byte for byte.
 //
@@ -32,5 +34,10 @@ void PrepareResponse(Response& res, bool keep_alive, std::string_view request_id
 // line ending in CRLF, then the blank line. The body is not included: it follows the head on the
 // wire, as is, unless the request was HEAD.
 void SerializeResponseHead(const Response& res, std::string& out);
+
+// The same for a request (the upstream client's hot path): "METHOD target HTTP/x.y", every field
+// as "Name: value", each line ending in CRLF, then the blank line; byte for byte what Beast's
+// request serializer writes for the head. The body (if any) follows as is.
+void SerializeRequestHead(const Request& req, std::string& out);
 
 }  // namespace layer::http

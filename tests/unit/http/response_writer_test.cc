@@ -157,5 +157,36 @@ TEST(ResponseWriter, CustomAndUnknownReasons) {
   EXPECT_TRUE(Head(odd).starts_with("HTTP/1.1 299 "));
 }
 
+TEST(ResponseWriter, RequestHeadIsByteExact) {
+  Request req{Verb::post, "/v2/namespaces/ns/query?x=1", 11};
+  req.set(Field::content_type, "application/json");
+  req.set("x-stainless-lang", "js");
+  req.set(Field::authorization, "Bearer k");
+  req.set(Field::host, "up.example:8443");
+  req.keep_alive(true);
+  req.body() = R"({"top_k":1})";
+  req.content_length(req.body().size());
+  std::string head = "stale";
+  SerializeRequestHead(req, head);
+  EXPECT_EQ(head,
+            "POST /v2/namespaces/ns/query?x=1 HTTP/1.1\r\n"
+            "Content-Type: application/json\r\n"
+            "x-stainless-lang: js\r\n"
+            "Authorization: Bearer k\r\n"
+            "Host: up.example:8443\r\n"
+            "Content-Length: 11\r\n"
+            "\r\n");
+  std::ostringstream os;
+  os << req;
+  EXPECT_EQ(head + req.body(), os.str());
+
+  Request get{Verb::get, "/v1/namespaces", 10};
+  SerializeRequestHead(get, head);
+  std::ostringstream gs;
+  gs << get;
+  EXPECT_EQ(head, gs.str());
+  EXPECT_EQ(head, "GET /v1/namespaces HTTP/1.0\r\n\r\n");
+}
+
 }  // namespace
 }  // namespace layer::http
