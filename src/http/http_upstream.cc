@@ -71,6 +71,11 @@ constexpr size_t kBodyLowWater = 256 << 10;
 // (simdjson needs 64 bytes) can use the string as it is instead of copying it.
 constexpr size_t kBodySlack = 64;
 
+// How long after its last answer an idle connection is reused by an idempotent request's first
+// attempt without the MSG_PEEK probe. An upstream that closes idle keep-alive connections does so
+// after seconds; one that closed this one anyway costs the request its retry on a new connection.
+constexpr std::chrono::milliseconds kTrustIdleFor{1000};
+
 struct Shard {
   std::vector<std::unique_ptr<Connection>> idle;  // newest at the back; touched by one thread
 };
@@ -126,7 +131,9 @@ class HttpUpstream final : public Upstream {
     auto started = Clock::now();
 
     for (int attempt = 0;; ++attempt) {
-      std::unique_ptr<Connection> conn = TakeIdle(shard);
+      // A first attempt of a request safe to repeat skips the liveness probe of a connection
+      // that was busy a moment ago: a stale one costs a retry, not an error.
+      std::unique_ptr<Connection> conn = TakeIdle(shard, idempotent && attempt == 0);
       const bool reused = conn != nullptr;
       if (reused) {
         metrics_.reused.Inc();
@@ -179,12 +186,18 @@ class HttpUpstream final : public Upstream {
                                                  "Upstream round-trip time");
   };
 
-  std::unique_ptr<Connection> TakeIdle(Shard& shard) {
+  // The newest idle connection that is within its TTL and looks alive (Connection::LooksAlive, a
+  // recv(MSG_PEEK) system call). With `trust_recent`, a connection idle for less than
+  // kTrustIdleFor is taken without the probe when it has nothing buffered.
+  std::unique_ptr<Connection> TakeIdle(Shard& shard, bool trust_recent) {
     auto now = Clock::now();
     while (!shard.idle.empty()) {
       std::unique_ptr<Connection> c = std::move(shard.idle.back());
       shard.idle.pop_back();
-      if (now - c->idle_since < opts_.idle_ttl && c->LooksAlive()) return c;
+      const auto idle_for = now - c->idle_since;
+      if (idle_for >= opts_.idle_ttl) continue;
+      if (trust_recent && idle_for < kTrustIdleFor && c->buffer.size() == 0) return c;
+      if (c->LooksAlive()) return c;
     }
     return nullptr;
   }
@@ -250,8 +263,8 @@ class HttpUpstream final : public Upstream {
 
   // The plain-TCP round trip without Beast's stream algorithms: the request goes out as one
   // gather write of a hand-serialised head and the body, straight from this coroutine while the
-  // kernel takes it; the answer is read only once the socket is readable (no speculative read
-  // that finds nothing) and parsed in place as it arrives. A large body of announced length takes
+  // kernel takes it; the answer is read into the connection's buffer and parsed in place as it
+  // arrives. A large body of announced length takes
   // RoundTripOn's direct path. The socket is non-blocking; the caller's Deadline bounds it all.
   Task<beast::error_code> RoundTripPlain(Connection& c, const Request& req, Parser& parser) {
     tcp::socket& sock = c.tcp->socket();
@@ -291,18 +304,17 @@ class HttpUpstream final : public Upstream {
         if (n == 0) break;
       }
       if (parser.is_done()) co_return beast::error_code{};
-      auto [wec] = co_await sock.async_wait(tcp::socket::wait_read, kTuple);
-      if (wec) co_return wec;
-      size_t room = std::max(kReadBufferBytes, c.buffer.capacity() - c.buffer.size());
-      size_t n = sock.read_some(c.buffer.prepare(room), ec);
-      if (ec == asio::error::would_block || ec == asio::error::try_again) continue;
-      if (ec == asio::error::eof) {
-        if (!parser.got_some()) co_return ec;
+      // Asio tries a read at once only when the previous one filled its buffer; after a short
+      // read it waits for the socket to become readable, so no read finds nothing.
+      const size_t room = std::max(kReadBufferBytes, c.buffer.capacity() - c.buffer.size());
+      auto [rec, n] = co_await sock.async_read_some(c.buffer.prepare(room), kTuple);
+      if (rec == asio::error::eof) {
+        if (!parser.got_some()) co_return rec;
         parser.put_eof(ec);  // a body delimited by the end of the connection ends here
         if (!ec && !parser.is_done()) ec = bhttp::error::partial_message;
         co_return ec;
       }
-      if (ec) co_return ec;
+      if (rec) co_return rec;
       c.buffer.commit(n);
     }
   }

@@ -9,7 +9,6 @@
 #include <boost/beast/core/buffer_traits.hpp>
 #include <boost/beast/core/buffers_suffix.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
-#include <boost/beast/core/tcp_stream.hpp>
 #include <boost/beast/http/empty_body.hpp>
 #include <boost/beast/http/parser.hpp>
 #include <boost/beast/http/read.hpp>
@@ -25,6 +24,7 @@
 #include <unordered_map>
 
 #include "common/metrics.h"
+#include "http/deadline.h"
 #include "http/errors.h"
 #include "http/response_writer.h"
 
@@ -118,9 +118,13 @@ std::pair<beast::error_code, size_t> ParseBufferedHead(beast::flat_buffer& buffe
 
 class ExchangeImpl final : public Exchange {
  public:
-  ExchangeImpl(beast::tcp_stream& stream, beast::flat_buffer& buffer, Parser& parser,
+  ExchangeImpl(tcp::socket& sock, Deadline& deadline, beast::flat_buffer& buffer, Parser& parser,
                std::chrono::milliseconds body_timeout)
-      : stream_(stream), buffer_(buffer), parser_(parser), body_timeout_(body_timeout) {}
+      : sock_(sock),
+        deadline_(deadline),
+        buffer_(buffer),
+        parser_(parser),
+        body_timeout_(body_timeout) {}
 
   const Request& request() const override { return parser_.get(); }
   std::string& body() override { return parser_.get().body(); }
@@ -136,15 +140,17 @@ class ExchangeImpl final : public Exchange {
     if (!sent_continue_ && beast::iequals(expect, "100-continue")) {
       sent_continue_ = true;
       bhttp::response<bhttp::empty_body> cont{Code::continue_, 11};
-      stream_.expires_after(body_timeout_);
-      auto [ec, n] = co_await bhttp::async_write(stream_, cont, kTuple);
+      deadline_.Set(std::chrono::steady_clock::now() + body_timeout_);
+      auto [ec, n] = co_await bhttp::async_write(sock_, cont, kTuple);
+      deadline_.Clear();
       if (ec) {
         failed_ = true;
         co_return BodyStatus::kFailed;
       }
     }
-    stream_.expires_after(body_timeout_);
-    auto [ec, n] = co_await bhttp::async_read(stream_, buffer_, parser_, kTuple);
+    deadline_.Set(std::chrono::steady_clock::now() + body_timeout_);
+    auto [ec, n] = co_await bhttp::async_read(sock_, buffer_, parser_, kTuple);
+    deadline_.Clear();
     if (ec) {
       failed_ = true;
       co_return ec == bhttp::error::body_limit ? BodyStatus::kTooLarge : BodyStatus::kFailed;
@@ -156,7 +162,8 @@ class ExchangeImpl final : public Exchange {
   bool body_complete() const { return parser_.is_done() && !failed_; }
 
  private:
-  beast::tcp_stream& stream_;
+  tcp::socket& sock_;
+  Deadline& deadline_;
   beast::flat_buffer& buffer_;
   Parser& parser_;
   std::chrono::milliseconds body_timeout_;
@@ -169,7 +176,7 @@ class ExchangeImpl final : public Exchange {
 // destroyed unfinished at exit must not assert on a node still linked.
 struct IdleConn : boost::intrusive::list_base_hook<
                       boost::intrusive::link_mode<boost::intrusive::normal_link>> {
-  beast::tcp_stream* stream = nullptr;
+  tcp::socket* sock = nullptr;
   bool closed = false;  // set by the thread's cap enforcement, which also unlinked the node
 };
 using IdleList = boost::intrusive::list<IdleConn>;
@@ -255,7 +262,8 @@ struct HttpServer::Impl {
     IdleConn& victim = list.front();
     list.pop_front();
     victim.closed = true;
-    victim.stream->close();  // its pending read ends with operation_aborted; the fd is free now
+    beast::error_code ignored;
+    victim.sock->close(ignored);  // its pending read ends with operation_aborted; the fd is free now
     Uncount();
     Sm().idle_closed.Inc();
     return true;
@@ -263,7 +271,7 @@ struct HttpServer::Impl {
 
   // Answers a connection over the cap with 503 and closes it. It is uncounted at once: for the
   // second at most that it lingers it is no longer one of the connections the cap is about.
-  Task<void> Refuse(beast::tcp_stream& stream) {
+  Task<void> Refuse(tcp::socket& sock, Deadline& deadline) {
     Uncount();
     Sm().refused.Inc();
     Response res = MakeError(Code::service_unavailable, "too_many_connections",
@@ -271,15 +279,16 @@ struct HttpServer::Impl {
                                  std::to_string(opts.max_connections) +
                                  " connections and none of them is idle; retry later");
     res.set(Field::retry_after, "1");
-    co_await WriteFinal(stream, std::move(res), nullptr, nullptr);
+    co_await WriteFinal(sock, deadline, std::move(res), nullptr, nullptr);
     // Reads and drops what the client sent (its request, usually) until it closes, for at most a
     // second: closing a socket with unread bytes resets the connection, and the reset can
     // destroy the answer before the client reads it.
-    stream.expires_after(std::min<std::chrono::milliseconds>(opts.header_timeout,
-                                                             std::chrono::milliseconds(1000)));
+    deadline.Set(std::chrono::steady_clock::now() +
+                 std::min<std::chrono::milliseconds>(opts.header_timeout,
+                                                     std::chrono::milliseconds(1000)));
     std::array<char, 2048> sink;
     for (size_t total = 0; total < (64 << 10);) {
-      auto [ec, n] = co_await stream.async_read_some(asio::buffer(sink), kTuple);
+      auto [ec, n] = co_await sock.async_read_some(asio::buffer(sink), kTuple);
       if (ec) break;
       total += n;
     }
@@ -300,16 +309,17 @@ struct HttpServer::Impl {
   }
 
   // Writes a gateway-generated error and reports whether the write succeeded.
-  Task<void> WriteFinal(beast::tcp_stream& stream, Response res, RequestInfo* info,
+  Task<void> WriteFinal(tcp::socket& sock, Deadline& deadline, Response res, RequestInfo* info,
                         const Request* req) {
     res.keep_alive(false);
     if (info) res.set("x-request-id", info->request_id);
     res.prepare_payload();
-    stream.expires_after(opts.body_timeout);
-    co_await bhttp::async_write(stream, res, kTuple);
+    deadline.Set(std::chrono::steady_clock::now() + opts.body_timeout);
+    co_await bhttp::async_write(sock, res, kTuple);
+    deadline.Clear();
     if (info && req) Finish(*info, *req, res);
     beast::error_code ignored;
-    stream.socket().shutdown(tcp::socket::shutdown_send, ignored);
+    sock.shutdown(tcp::socket::shutdown_send, ignored);
   }
 
   void Finish(const RequestInfo& info, const Request& req, const Response& res) {
@@ -331,42 +341,57 @@ struct HttpServer::Impl {
 
   // Writes what remains of `bufs` after the first `sent` bytes; the body timeout bounds the whole
   // remainder. Each write offers everything left (asio::async_write would cap it at 64 KiB).
-  Task<beast::error_code> WriteRest(beast::tcp_stream& stream,
+  Task<beast::error_code> WriteRest(tcp::socket& sock, Deadline& deadline,
                                     const std::array<asio::const_buffer, 2>& bufs, size_t sent) {
     beast::buffers_suffix<std::array<asio::const_buffer, 2>> rest(bufs);
     rest.consume(sent);
-    stream.expires_after(opts.body_timeout);
+    deadline.Set(std::chrono::steady_clock::now() + opts.body_timeout);
+    beast::error_code ec;
     while (beast::buffer_bytes(rest) > 0) {
-      auto [ec, n] = co_await stream.async_write_some(rest, kTuple);
-      if (ec) co_return ec;
+      auto [wec, n] = co_await sock.async_write_some(rest, kTuple);
+      if (wec) {
+        ec = wec;
+        break;
+      }
       rest.consume(n);
     }
-    co_return beast::error_code{};
+    deadline.Clear();
+    co_return ec;
   }
 
-  // Serves one connection; false when the connection cap already uncounted it.
+  // Serves one connection; false when the connection cap already uncounted it. Its timeouts
+  // (idle, header, body) are one Deadline for the connection's life, set before each wait and
+  // cleared while the handler runs: a request costs no timer operation. An expired deadline
+  // closes the socket, as Beast's tcp_stream did.
   Task<bool> Serve(tcp::socket sock, int worker) {
     beast::error_code nb_ec;
     sock.non_blocking(true, nb_ec);  // the direct write of a response must never block the thread
     if (nb_ec) co_return true;
-    beast::tcp_stream stream(std::move(sock));
+    Deadline deadline(sock.get_executor(), [&sock] {
+      beast::error_code ignored;
+      sock.close(ignored);
+    });
+    auto timed_out = [&deadline](beast::error_code& ec) {
+      if (ec && deadline.expired()) ec = beast::error::timeout;
+    };
     if (owner->connections_.load() > static_cast<int64_t>(opts.max_connections) &&
         !CloseOldestIdle(worker)) {
-      co_await Refuse(stream);
+      co_await Refuse(sock, deadline);
       co_return false;
     }
     beast::flat_buffer buffer;
     std::string head;  // the response head, rebuilt for every response of the connection
     IdleConn idle_node;
-    idle_node.stream = &stream;
+    idle_node.sock = &sock;
     for (;;) {
       if (buffer.size() == 0) {
         // Idle keep-alive wait: nothing of the next request has arrived yet. Over the cap, the
-        // connection that has waited longest here is closed first.
+        // connection that has waited longest here is closed first. (Asio reads at once only if
+        // the previous read filled its buffer; otherwise it waits for readability.)
         idle_node.closed = false;
         idle[worker].push_back(idle_node);
-        stream.expires_after(opts.idle_timeout);
-        auto [ec, n] = co_await stream.async_read_some(buffer.prepare(16 << 10), kTuple);
+        deadline.Set(std::chrono::steady_clock::now() + opts.idle_timeout);
+        auto [ec, n] = co_await sock.async_read_some(buffer.prepare(16 << 10), kTuple);
         if (idle_node.closed) co_return false;  // closed by CloseOldestIdle: unlinked, uncounted
         idle[worker].erase(idle[worker].iterator_to(idle_node));
         if (ec) co_return true;
@@ -378,11 +403,13 @@ struct HttpServer::Impl {
       auto [ec, n] = ParseBufferedHead(buffer, parser);
       if (!ec && !parser.is_header_done()) {
         // The head is not all here yet: Beast reads the rest under the header timeout.
-        stream.expires_after(opts.header_timeout);
+        deadline.Set(std::chrono::steady_clock::now() + opts.header_timeout);
         size_t more = 0;
-        std::tie(ec, more) = co_await bhttp::async_read_header(stream, buffer, parser, kTuple);
+        std::tie(ec, more) = co_await bhttp::async_read_header(sock, buffer, parser, kTuple);
+        timed_out(ec);
         n += more;
       }
+      deadline.Clear();
       // Beast enforces header_limit only while it waits for more bytes; a head that arrived
       // whole in one read is measured here.
       if (!ec && n > opts.max_header_bytes) ec = bhttp::error::header_limit;
@@ -392,23 +419,23 @@ struct HttpServer::Impl {
           co_return true;
         }
         if (ec == beast::error::timeout) {
-          co_await WriteFinal(stream,
+          co_await WriteFinal(sock, deadline,
                               MakeError(Code::request_timeout, "request_timeout",
                                         "request head not received in time"),
                               nullptr, nullptr);
         } else if (ec == bhttp::error::header_limit) {
-          co_await WriteFinal(stream,
+          co_await WriteFinal(sock, deadline,
                               MakeError(Code::request_header_fields_too_large,
                                         "header_too_large", "request header fields too large"),
                               nullptr, nullptr);
         } else if (ec == bhttp::error::body_limit) {
-          co_await WriteFinal(stream,
+          co_await WriteFinal(sock, deadline,
                               MakeError(Code::payload_too_large, "payload_too_large",
                                         "request body exceeds the limit of " +
                                             std::to_string(opts.max_body_bytes) + " bytes"),
                               nullptr, nullptr);
         } else {
-          co_await WriteFinal(stream,
+          co_await WriteFinal(sock, deadline,
                               MakeError(Code::bad_request, "bad_request",
                                         "malformed HTTP request: " + ec.message()),
                               nullptr, nullptr);
@@ -416,7 +443,7 @@ struct HttpServer::Impl {
         co_return true;
       }
 
-      ExchangeImpl ex(stream, buffer, parser, opts.body_timeout);
+      ExchangeImpl ex(sock, deadline, buffer, parser, opts.body_timeout);
       ex.info.start = std::chrono::steady_clock::now();
       auto rid = parser.get()["x-request-id"];
       ex.info.request_id = ValidRequestId(rid) ? std::string(rid) : MintRequestId();
@@ -442,17 +469,19 @@ struct HttpServer::Impl {
       std::array<asio::const_buffer, 2> bufs{
           asio::buffer(head), head_request ? asio::const_buffer() : asio::buffer(res.body())};
       beast::error_code wec;
-      size_t sent = stream.socket().write_some(bufs, wec);
+      size_t sent = sock.write_some(bufs, wec);
       if (wec == asio::error::would_block || wec == asio::error::try_again) {
         wec = {};
         sent = 0;
       }
-      if (!wec && sent < beast::buffer_bytes(bufs)) wec = co_await WriteRest(stream, bufs, sent);
+      if (!wec && sent < beast::buffer_bytes(bufs)) {
+        wec = co_await WriteRest(sock, deadline, bufs, sent);
+      }
       Finish(ex.info, req, res);
       if (wec) co_return true;
       if (!keep) {
         beast::error_code ignored;
-        stream.socket().shutdown(tcp::socket::shutdown_send, ignored);
+        sock.shutdown(tcp::socket::shutdown_send, ignored);
         co_return true;
       }
     }
