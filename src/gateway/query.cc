@@ -1,5 +1,6 @@
 #include "gateway/query.h"
 
+#include <boost/beast/core/string.hpp>
 #include <boost/json.hpp>
 
 #include "common/json_text.h"
@@ -10,7 +11,38 @@ namespace layer::gateway {
 
 namespace json = boost::json;
 
+namespace {
+
+// Whether `body` may hold a key HideReservedAttributes acts on: an "exclude_attributes" key, or an
+// "include_attributes" key whose value is `true`, at any depth. Without a backslash every quote
+// in valid JSON opens or closes a string, so such a key appears verbatim; a body with a backslash
+// (perhaps an escaped key) always takes the full parse. Most queries are answered here without
+// being parsed.
+bool MayHideReserved(std::string_view body) {
+  if (body.find('\\') != std::string_view::npos) return true;
+  if (body.find("\"exclude_attributes\"") != std::string_view::npos) return true;
+  constexpr std::string_view kInclude = "\"include_attributes\"";
+  auto skip_space = [body](size_t i) {
+    while (i < body.size() &&
+           (body[i] == ' ' || body[i] == '\t' || body[i] == '\n' || body[i] == '\r')) {
+      ++i;
+    }
+    return i;
+  };
+  for (size_t pos = body.find(kInclude); pos != std::string_view::npos;
+       pos = body.find(kInclude, pos + 1)) {
+    size_t i = skip_space(pos + kInclude.size());
+    if (i >= body.size() || body[i] != ':') continue;
+    i = skip_space(i + 1);
+    if (body.substr(i, 4) == "true") return true;
+  }
+  return false;
+}
+
+}  // namespace
+
 std::optional<std::string> HideReservedAttributes(std::string_view query_body) {
+  if (!MayHideReserved(query_body)) return std::nullopt;
   boost::system::error_code ec;
   json::value root = ParseJson(query_body, ec);  // exact doubles: it is forwarded again
   if (ec || !root.is_object()) return std::nullopt;
@@ -46,9 +78,13 @@ Task<http::Response> Query(RequestContext& ctx, http::Upstream& upstream,
                            const watermark::ConsistencyWatcher* watcher,
                            const std::string& public_url) {
   if (auto err = co_await ReadBodyOrError(ctx)) co_return std::move(*err);
-  auto decoded = DecodedBody(ctx, ctx.ex.body().size() * 64 + (64u << 20));
   std::optional<std::string> rewritten;
-  if (decoded) rewritten = HideReservedAttributes(*decoded);
+  const auto encoding = ctx.ex.request()[http::Field::content_encoding];
+  if (encoding.empty() || boost::beast::iequals(encoding, "identity")) {
+    rewritten = HideReservedAttributes(ctx.ex.body());  // no copy of a body that is not changed
+  } else if (auto decoded = DecodedBody(ctx, ctx.ex.body().size() * 64 + (64u << 20))) {
+    rewritten = HideReservedAttributes(*decoded);
+  }
   auto sent = co_await Forward(ctx, upstream, std::move(rewritten), false);
   if (!sent.ok()) co_return UpstreamError(sent.status());
   http::Response res = RelayResponse(ctx, *sent, upstream.base(), public_url);

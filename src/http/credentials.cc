@@ -1,14 +1,18 @@
 #include "http/credentials.h"
 
+#include <openssl/crypto.h>
 #include <openssl/sha.h>
 
+#include <array>
 #include <mutex>
 
 #include "common/tenant.h"
 
 namespace layer::http {
 
-std::string TenantTag(std::string_view token) {
+namespace {
+
+std::string ComputeTenantTag(std::string_view token) {
   unsigned char digest[SHA256_DIGEST_LENGTH];
   SHA256(reinterpret_cast<const unsigned char*>(token.data()), token.size(), digest);
   static constexpr char kHex[] = "0123456789abcdef";
@@ -17,6 +21,30 @@ std::string TenantTag(std::string_view token) {
     tag[2 * i] = kHex[digest[i] >> 4];
     tag[2 * i + 1] = kHex[digest[i] & 0xf];
   }
+  return tag;
+}
+
+}  // namespace
+
+std::string TenantTag(std::string_view token) {
+  // A request thread sees the same few keys again and again: the last few tags are kept per
+  // thread, so a request costs a comparison (constant-time) instead of a SHA-256.
+  struct Recent {
+    std::string token, tag;
+  };
+  constexpr size_t kRecent = 4;
+  thread_local std::array<Recent, kRecent> recent;
+  thread_local size_t next = 0;
+  for (const Recent& r : recent) {
+    if (!r.tag.empty() && r.token.size() == token.size() &&
+        CRYPTO_memcmp(r.token.data(), token.data(), token.size()) == 0) {
+      return r.tag;
+    }
+  }
+  std::string tag = ComputeTenantTag(token);
+  Recent& slot = recent[next++ % kRecent];
+  slot.token.assign(token);
+  slot.tag = tag;
   return tag;
 }
 

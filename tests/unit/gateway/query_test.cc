@@ -39,6 +39,23 @@ TEST(HideReservedAttributes, UntouchedBodiesPassVerbatim) {
   EXPECT_FALSE(HideReservedAttributes(R"({"include_attributes":true,"exclude_attributes":[]})"));
 }
 
+// A body is parsed only when it may hold a key to rewrite; every spelling of one still is.
+TEST(HideReservedAttributes, KeysFoundWithoutAParseInEverySpelling) {
+  const std::string hidden = R"("exclude_attributes":["_hevlayer_upserted_at"])";
+  auto spaced = HideReservedAttributes("{\n  \"include_attributes\" :\t true\n}");
+  ASSERT_TRUE(spaced);
+  EXPECT_EQ(*spaced, "{" + hidden + "}");
+  auto escaped = HideReservedAttributes(R"({"\u0069nclude_attributes":true})");
+  ASSERT_TRUE(escaped);
+  EXPECT_EQ(*escaped, "{" + hidden + "}");
+  auto nested = HideReservedAttributes(R"({"queries":[{"top_k":1,"include_attributes":true}]})");
+  ASSERT_TRUE(nested);
+  EXPECT_EQ(*nested, R"({"queries":[{"top_k":1,)" + hidden + "}]}");
+  // The name as a value, or a key named like it inside a filter value, changes nothing.
+  EXPECT_FALSE(HideReservedAttributes(R"({"filters":["t","Eq","include_attributes"],"top_k":1})"));
+  EXPECT_FALSE(HideReservedAttributes(R"({"filters":["t","Eq",{"include_attributes":true}]})"));
+}
+
 TEST(StripReservedFromInfo, SchemaMetadataAndExport) {
   auto s = StripReservedFromInfo(tpuf::RouteId::kGetSchema,
                                  R"({"id":{"type":"uint"},"_hevlayer_upserted_at":{"type":"uint"}})");
