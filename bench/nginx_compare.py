@@ -114,6 +114,25 @@ def cpu_seconds(pids):
     return total / tick
 
 
+def context_switches(pids):
+    """Voluntary + involuntary context switches of every thread of the processes."""
+    total = 0
+    for pid in pids:
+        try:
+            tasks = os.listdir(f"/proc/{pid}/task")
+        except FileNotFoundError:
+            continue
+        for tid in tasks:
+            try:
+                with open(f"/proc/{pid}/task/{tid}/status") as f:
+                    for line in f:
+                        if line.startswith(("voluntary_ctxt_switches", "nonvoluntary_ctxt")):
+                            total += int(line.split()[1])
+            except FileNotFoundError:
+                pass
+    return total
+
+
 def nginx_pids(master_pid):
     out = [master_pid]
     for entry in os.listdir("/proc"):
@@ -238,6 +257,8 @@ def main():
     ap.add_argument("--layer-threads", type=int, default=2)
     ap.add_argument("--nginx-workers", type=int, default=2)
     ap.add_argument("--body-bytes", type=int, default=1024, help="origin answer / document size")
+    ap.add_argument("--layer-arg", action="append", default=[],
+                    help="extra `layer serve` argument (repeatable), e.g. --layer-arg=--threads=1")
     ap.add_argument("--only", default="a,b,c", help="comparisons to run (a,b,c)")
     ap.add_argument("--keep-tmp", action="store_true")
     args = ap.parse_args()
@@ -269,7 +290,8 @@ def main():
             p = start(name, [args.layer_bin, "serve", "--listen", "127.0.0.1:0", "--port-file", pf,
                              "--upstream", f"http://127.0.0.1:{upstream_port}", "--data-dir",
                              os.path.join(tmp, name + "-data"), "--access-log", "false",
-                             "--log-level", "warn", "--threads", str(args.layer_threads)])
+                             "--log-level", "warn", "--threads", str(args.layer_threads)] +
+                      args.layer_arg)
             port = wait_port_file(pf, p, name)
             wait_http(port, "/health", p, name)
             return p, port
@@ -318,7 +340,6 @@ def main():
         nginx = start("nginx", [args.nginx, "-c", conf, "-p", tmp])
         wait_http(proxy_port, "/", nginx, "nginx")
         wait_http(static_port, "/", nginx, "nginx")
-        nginx_procs = nginx_pids(nginx.pid)
 
         # The three paths answer the same bytes.
         qpath = f"/v2/namespaces/{NS}/query"
@@ -337,8 +358,9 @@ def main():
             f"query answer {len(direct[2])} B, document {len(doc)} B")
 
         post, paced, get = write_wrk_scripts(tmp, args.latency_delay_ms)
-        pids = {"layer": [layer.pid], "layer_fetch": [layer_fetch.pid], "nginx": nginx_procs,
-                "direct": [origin.pid]}
+        # nginx's workers are looked up at each measurement (the master may still be starting them).
+        pids = {"layer": lambda: [layer.pid], "layer_fetch": lambda: [layer_fetch.pid],
+                "nginx": lambda: nginx_pids(nginx.pid), "direct": lambda: [origin.pid]}
         comparisons = {
             "a": ("throughput", post, qpath, args.connections, args.seconds,
                   [("nginx", proxy_port, "nginx"), ("layer", layer_port, "layer")]),
@@ -362,12 +384,16 @@ def main():
                 order = targets if rep % 2 == 0 else list(reversed(targets))
                 for target, port, who in order:
                     la = loadavg()
-                    c0 = cpu_seconds(pids[who])
+                    procs_of = pids[who]()
+                    c0, s0 = cpu_seconds(procs_of), context_switches(procs_of)
                     r = run_wrk(args, script, port, path, threads, conns, secs)
-                    cpu = cpu_seconds(pids[who]) - c0
+                    cpu = cpu_seconds(procs_of) - c0
+                    switches = context_switches(procs_of) - s0
                     r.update({"measurement": name, "target": target, "rep": rep,
                               "connections": conns, "wrk_threads": threads, "seconds": secs,
                               "server_cpu_us_per_req": round(cpu / max(r["requests"], 1) * 1e6, 2),
+                              "server_switches_per_req": round(switches / max(r["requests"], 1),
+                                                               3),
                               "loadavg": la, "rps": round(r["rps"], 1)})
                     print(json.dumps(r), flush=True)
                     results.setdefault((name, target), []).append(r)

@@ -52,7 +52,8 @@ std::string RewriteLocation(std::string_view location, const std::string& upstre
 
 void CopyForwardedHeaders(const RequestContext& ctx, http::Request& up) {
   for (const auto& f : ctx.ex.request()) {
-    if (IsForwardedRequestHeader(f.name_string())) up.insert(f.name_string(), f.value());
+    // The parsed field id is passed along: no second lookup of the name.
+    if (IsForwardedRequestHeader(f.name_string())) up.insert(f.name(), f.name_string(), f.value());
   }
   if (!ctx.auth.upstream_authorization.empty()) {
     up.set(http::Field::authorization, ctx.auth.upstream_authorization);
@@ -96,7 +97,7 @@ http::Response RelayResponse(const RequestContext& ctx, http::Response& ur,
   out.result(ur.result_int());
   out.reason(ur.reason());
   for (const auto& f : ur) {
-    if (IsRelayedResponseHeader(f.name_string())) out.insert(f.name_string(), f.value());
+    if (IsRelayedResponseHeader(f.name_string())) out.insert(f.name(), f.name_string(), f.value());
   }
   if (auto loc = ur[http::Field::location]; !loc.empty()) {
     std::string origin = public_url;
@@ -148,6 +149,8 @@ std::string TargetWithQuery(const RequestContext& ctx) {
   return target;
 }
 
+// Not a coroutine: it builds the request and returns SendUpstream's (lazy) task, which the caller
+// awaits at once, so a request costs no coroutine frame here.
 Task<Result<http::Response>> Forward(RequestContext& ctx, http::Upstream& upstream,
                                            std::optional<std::string> replacement,
                                            bool read_response) {
@@ -161,7 +164,7 @@ Task<Result<http::Response>> Forward(RequestContext& ctx, http::Upstream& upstre
     up.body() = std::move(ctx.ex.body());
   }
   if (read_response) up.erase(http::Field::accept_encoding);
-  co_return co_await SendUpstream(ctx, upstream, std::move(up));
+  return SendUpstream(ctx, upstream, std::move(up));
 }
 
 Task<http::Response> Passthrough(RequestContext& ctx, http::Upstream& upstream,

@@ -147,7 +147,13 @@ class HttpUpstream final : public Upstream {
       parser.body_limit(opts_.max_response_bytes);
       parser.header_limit(1 << 20);
       if (head) parser.skip(true);
+      // A plain connection's deadline bounds the whole round trip (TLS: the stream's timer).
+      if (conn->deadline) conn->deadline->Set(Clock::now() + opts_.response_timeout);
       beast::error_code ec = co_await RoundTrip(*conn, req, parser);
+      if (conn->deadline) {
+        conn->deadline->Clear();
+        if (ec && conn->deadline->expired()) ec = beast::error::timeout;
+      }
       if (!ec) {
         Response res = parser.release();
         metrics_.duration.Observe(std::chrono::duration<double>(Clock::now() - started).count());
@@ -249,23 +255,20 @@ class HttpUpstream final : public Upstream {
     co_return conn;
   }
 
+  // Not a coroutine: returns the (lazy) task of the connection's kind, which Send awaits at once.
   Task<beast::error_code> RoundTrip(Connection& c, const Request& req, Parser& parser) {
     if (c.tls) {
       c.lowest().expires_after(opts_.response_timeout);
-      co_return co_await RoundTripOn(*c.tls, c, req, parser);
+      return RoundTripOn(*c.tls, c, req, parser);
     }
-    c.deadline->Set(Clock::now() + opts_.response_timeout);
-    beast::error_code ec = co_await RoundTripPlain(c, req, parser);
-    c.deadline->Clear();
-    if (ec && c.deadline->expired()) ec = beast::error::timeout;
-    co_return ec;
+    return RoundTripPlain(c, req, parser);
   }
 
   // The plain-TCP round trip without Beast's stream algorithms: the request goes out as one
   // gather write of a hand-serialised head and the body, straight from this coroutine while the
   // kernel takes it; the answer is read into the connection's buffer and parsed in place as it
   // arrives. A large body of announced length takes
-  // RoundTripOn's direct path. The socket is non-blocking; the caller's Deadline bounds it all.
+  // RoundTripOn's direct path. The socket is non-blocking; Send's Deadline bounds it all.
   Task<beast::error_code> RoundTripPlain(Connection& c, const Request& req, Parser& parser) {
     tcp::socket& sock = c.tcp->socket();
     SerializeRequestHead(req, c.head);
