@@ -10,27 +10,36 @@ namespace {
 
 namespace beast = boost::beast;
 
-bool IsForwardedRequestHeader(std::string_view name) {
-  static constexpr std::string_view kNames[] = {"content-type", "content-encoding", "accept",
-                                                "accept-encoding", "prefer", "user-agent"};
-  for (auto n : kNames) {
-    if (beast::iequals(name, n)) return true;
-  }
-  constexpr std::string_view kStainlessPrefix = "x-stainless-";
-  return name.size() > kStainlessPrefix.size() &&
-         beast::iequals(name.substr(0, kStainlessPrefix.size()), kStainlessPrefix);
+bool HasPrefix(std::string_view name, std::string_view prefix) {
+  return name.size() > prefix.size() && beast::iequals(name.substr(0, prefix.size()), prefix);
 }
 
-bool IsRelayedResponseHeader(std::string_view name) {
-  static constexpr std::string_view kNames[] = {"content-type",   "content-encoding",
-                                                "retry-after",    "retry-after-ms",
-                                                "x-should-retry", "preference-applied"};
-  for (auto n : kNames) {
-    if (beast::iequals(name, n)) return true;
+// The common names are matched by the parser's field id; any other name is compared as text.
+bool IsForwardedRequestHeader(http::Field id, std::string_view name) {
+  switch (id) {
+    case http::Field::content_type:
+    case http::Field::content_encoding:
+    case http::Field::accept:
+    case http::Field::accept_encoding:
+    case http::Field::prefer:
+    case http::Field::user_agent:
+      return true;
+    default:
+      return HasPrefix(name, "x-stainless-");
   }
-  constexpr std::string_view kTurbopufferPrefix = "x-turbopuffer-";
-  return name.size() > kTurbopufferPrefix.size() &&
-         beast::iequals(name.substr(0, kTurbopufferPrefix.size()), kTurbopufferPrefix);
+}
+
+bool IsRelayedResponseHeader(http::Field id, std::string_view name) {
+  switch (id) {
+    case http::Field::content_type:
+    case http::Field::content_encoding:
+    case http::Field::retry_after:
+    case http::Field::preference_applied:
+      return true;
+    default:
+      return beast::iequals(name, "retry-after-ms") || beast::iequals(name, "x-should-retry") ||
+             HasPrefix(name, "x-turbopuffer-");
+  }
 }
 
 // If `location` is under the upstream base URL, re-anchor it at the gateway's origin.
@@ -53,7 +62,9 @@ std::string RewriteLocation(std::string_view location, const std::string& upstre
 void CopyForwardedHeaders(const RequestContext& ctx, http::Request& up) {
   for (const auto& f : ctx.ex.request()) {
     // The parsed field id is passed along: no second lookup of the name.
-    if (IsForwardedRequestHeader(f.name_string())) up.insert(f.name(), f.name_string(), f.value());
+    if (IsForwardedRequestHeader(f.name(), f.name_string())) {
+      up.insert(f.name(), f.name_string(), f.value());
+    }
   }
   if (!ctx.auth.upstream_authorization.empty()) {
     up.set(http::Field::authorization, ctx.auth.upstream_authorization);
@@ -97,7 +108,9 @@ http::Response RelayResponse(const RequestContext& ctx, http::Response& ur,
   out.result(ur.result_int());
   out.reason(ur.reason());
   for (const auto& f : ur) {
-    if (IsRelayedResponseHeader(f.name_string())) out.insert(f.name(), f.name_string(), f.value());
+    if (IsRelayedResponseHeader(f.name(), f.name_string())) {
+      out.insert(f.name(), f.name_string(), f.value());
+    }
   }
   if (auto loc = ur[http::Field::location]; !loc.empty()) {
     std::string origin = public_url;
