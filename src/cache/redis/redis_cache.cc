@@ -1359,7 +1359,9 @@ Result<std::vector<std::pair<std::string, std::string>>> RedisCache::ListNamespa
     }
     g->second.push_back(i);
   }
-  for (const auto& [node, indexes] : groups) {
+  for (const auto& group : groups) {
+    const auto& node = group.first;  // named, not bound: lambdas capture them (clang 14)
+    const std::vector<size_t>& indexes = group.second;
     std::vector<size_t> redirected;  // HGETs whose slot moved: asked again one by one
     Status st = node->Run(
         false,
