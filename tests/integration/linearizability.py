@@ -294,43 +294,28 @@ def explain(value: dict, writes: Sequence[Op]) -> Optional[Tuple[Op, List[Op]]]:
     for base in upserts:
         row = {k: v for k, v in base.arg.items() if v is not None}
         used: List[Op] = []
-        ok = True
-        # Every attribute comes from the base or from a patch that may follow it.
-        for k, v in value.items():
-            if row.get(k) == v:
-                continue
-            src = [p for p in patches if p.arg.get(k) == v and not precedes(p, base)]
-            if not src:
-                ok = False
-                break
-            if src[0] not in used:
+
+        def chained(sets) -> bool:
+            """A patch that may follow the base and `sets` (a predicate on its arg) joins the
+            chain; False when there is none."""
+            src = [p for p in patches if sets(p.arg) and not precedes(p, base)]
+            if src and src[0] not in used:
                 used.append(src[0])
-        if not ok:
+            return bool(src)
+
+        # Every attribute comes from the base or from a patch that may follow it, and an attribute
+        # of the base missing from the row was removed by a patch of the chain.
+        if not all(row.get(k) == v or chained(lambda a, k=k, v=v: a.get(k) == v)
+                   for k, v in value.items()):
             continue
-        # An attribute of the base missing from the row was removed by a patch of the chain.
-        for k in row:
-            if k in value:
-                continue
-            src = [p for p in patches if k in p.arg and p.arg[k] is None and not precedes(p, base)]
-            if not src:
-                ok = False
-                break
-            if src[0] not in used:
-                used.append(src[0])
-        if not ok:
+        if not all(k in value or chained(lambda a, k=k: k in a and a[k] is None) for k in row):
             continue
         # Every attribute a patch of the chain sets is in the row, unless another patch of the
         # chain (which may follow it) replaced or removed it.
-        for p in used:
-            for k, v in p.arg.items():
-                shown = value.get(k)
-                if shown == v:
-                    continue
-                if any(q is not p and k in q.arg and q.arg[k] == shown and not precedes(q, p)
-                       for q in used):
-                    continue
-                ok = False
-        if ok:
+        if all(value.get(k) == v or
+               any(q is not p and k in q.arg and q.arg[k] == value.get(k) and not precedes(q, p)
+                   for q in used)
+               for p in used for k, v in p.arg.items()):
             return base, used
     return None
 
