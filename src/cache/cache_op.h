@@ -26,9 +26,14 @@ enum class CacheOp : uint8_t {
   kScanNamespace,
   kPing,
   kStats,
+  // WriteIntents (write_intents.h)
+  kBeginIntent,
+  kEndIntent,
+  kLookup,
+  kGeneration,
 };
 
-inline constexpr size_t kCacheOpCount = static_cast<size_t>(CacheOp::kStats) + 1;
+inline constexpr size_t kCacheOpCount = static_cast<size_t>(CacheOp::kGeneration) + 1;
 
 // The metric label of an op: "get", "multi_get", "put_if_newer", ...
 constexpr std::string_view CacheOpName(CacheOp op) {
@@ -65,6 +70,14 @@ constexpr std::string_view CacheOpName(CacheOp op) {
       return "ping";
     case CacheOp::kStats:
       return "stats";
+    case CacheOp::kBeginIntent:
+      return "begin_intent";
+    case CacheOp::kEndIntent:
+      return "end_intent";
+    case CacheOp::kLookup:
+      return "lookup";
+    case CacheOp::kGeneration:
+      return "generation";
   }
   return "unknown";
 }

@@ -43,6 +43,8 @@ namespace layer::cache {
 using tpuf::DocId;
 using tpuf::IdType;
 
+class WriteIntents;  // write_intents.h
+
 struct CachedDoc {
   std::string attributes_json;  // JSON object text; "{}" for a row with no attributes
   uint64_t upserted_at = 0;     // `_hevlayer_upserted_at` (epoch ms); 0 when unstamped
@@ -56,6 +58,12 @@ struct CachedDoc {
   // repairable, or one stamped after the bound). Neither is stored.
   bool repair = false;
   uint64_t repair_bound = 0;
+  // Only a backend with write intents (write_intents.h) reads these; others ignore them. Puts of
+  // full rows read upstream: the write generation the read began at (dropped when a write of the
+  // id began since or is in flight). Puts of a write's own rows: the write's generation (dropped
+  // when a whole-namespace write began after it).
+  std::optional<uint64_t> read_generation;
+  std::optional<uint64_t> write_generation;
 };
 
 // What TryGet answers: nullopt when answering would have needed I/O (nothing was done; use Get),
@@ -137,6 +145,10 @@ class DocumentCache {
   // for limit 0.
   virtual Result<ScanPage> ScanNamespace(std::string_view ns, const std::optional<DocId>& after,
                                          size_t limit) = 0;
+
+  // The writes in flight through every replica (write_intents.h), when several replicas share
+  // this cache; null for a cache one process owns. Lives as long as the cache.
+  virtual WriteIntents* write_intents() { return nullptr; }
 
   // Cheap liveness check.
   virtual Status Ping() = 0;

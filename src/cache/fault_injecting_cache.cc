@@ -181,4 +181,33 @@ CacheStats FaultInjectingCache::Stats() {
   return inner_->Stats();
 }
 
+WriteIntents* FaultInjectingCache::write_intents() {
+  return inner_->write_intents() ? this : nullptr;
+}
+
+Result<IntentStart> FaultInjectingCache::BeginIntent(std::string_view ns,
+                                                     std::span<const DocId> ids,
+                                                     bool whole_namespace, uint64_t proposed_stamp,
+                                                     std::chrono::milliseconds deadline) {
+  if (Status s = Before(CacheOp::kBeginIntent); !s.ok()) return s;
+  return inner_->write_intents()->BeginIntent(ns, ids, whole_namespace, proposed_stamp, deadline);
+}
+
+Status FaultInjectingCache::EndIntent(std::string_view ns, std::span<const DocId> ids,
+                                      bool whole_namespace, uint64_t generation) {
+  if (Status s = Before(CacheOp::kEndIntent); !s.ok()) return s;
+  return inner_->write_intents()->EndIntent(ns, ids, whole_namespace, generation);
+}
+
+Result<std::vector<IntentLookup>> FaultInjectingCache::Lookup(std::string_view ns,
+                                                              std::span<const DocId> ids) {
+  if (Status s = Before(CacheOp::kLookup); !s.ok()) return s;
+  return inner_->write_intents()->Lookup(ns, ids);
+}
+
+Result<uint64_t> FaultInjectingCache::Generation(std::string_view ns) {
+  if (Status s = Before(CacheOp::kGeneration); !s.ok()) return s;
+  return inner_->write_intents()->Generation(ns);
+}
+
 }  // namespace layer::cache

@@ -25,10 +25,11 @@
 
 #include "cache/cache_op.h"
 #include "cache/document_cache.h"
+#include "cache/write_intents.h"
 
 namespace layer::cache {
 
-class FaultInjectingCache final : public DocumentCache {
+class FaultInjectingCache final : public DocumentCache, public WriteIntents {
  public:
   explicit FaultInjectingCache(std::shared_ptr<DocumentCache> inner);
 
@@ -68,6 +69,16 @@ class FaultInjectingCache final : public DocumentCache {
       std::string_view key) override;
   Status Ping() override;
   CacheStats Stats() override;
+  // The inner backend's write intents, behind the same knobs (null when it has none).
+  WriteIntents* write_intents() override;
+  Result<IntentStart> BeginIntent(std::string_view ns, std::span<const DocId> ids,
+                                  bool whole_namespace, uint64_t proposed_stamp,
+                                  std::chrono::milliseconds deadline) override;
+  Status EndIntent(std::string_view ns, std::span<const DocId> ids, bool whole_namespace,
+                   uint64_t generation) override;
+  Result<std::vector<IntentLookup>> Lookup(std::string_view ns,
+                                           std::span<const DocId> ids) override;
+  Result<uint64_t> Generation(std::string_view ns) override;
 
  private:
   // Applies latency, then returns the failure to inject for `op`, if any.

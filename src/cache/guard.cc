@@ -102,6 +102,7 @@ std::string_view BreakerStateName(BreakerState s) {
 
 CacheGuard::CacheGuard(std::shared_ptr<DocumentCache> backend, CacheGuardOptions options)
     : backend_(std::move(backend)),
+      intents_(backend_ ? backend_->write_intents() : nullptr),
       options_(std::move(options)),
       metrics_(MetricsOr(options_.metrics)),
       pool_(std::make_unique<asio::thread_pool>(std::max(1, options_.threads))),
@@ -421,6 +422,44 @@ Task<Status> CacheGuard::Ping() {
 Task<Result<CacheStats>> CacheGuard::Stats() {
   return Call<Result<CacheStats>>(CacheOp::kStats,
                                   [b = backend_]() -> Result<CacheStats> { return b->Stats(); });
+}
+
+Task<Result<IntentStart>> CacheGuard::BeginIntent(std::string ns, std::vector<DocId> ids,
+                                                  bool whole_namespace, uint64_t proposed_stamp,
+                                                  std::chrono::milliseconds deadline) {
+  return Call<Result<IntentStart>>(
+      CacheOp::kBeginIntent,
+      [b = backend_, w = intents_, ns = std::move(ns), ids = std::move(ids), whole_namespace,
+       proposed_stamp, deadline]() -> Result<IntentStart> {
+        if (!w) return Status::Internal("the cache keeps no write intents");
+        return w->BeginIntent(ns, ids, whole_namespace, proposed_stamp, deadline);
+      });
+}
+
+Task<Status> CacheGuard::EndIntent(std::string ns, std::vector<DocId> ids, bool whole_namespace,
+                                   uint64_t generation) {
+  return Call<Status>(CacheOp::kEndIntent, [b = backend_, w = intents_, ns = std::move(ns),
+                                            ids = std::move(ids), whole_namespace, generation] {
+    if (!w) return Status::Internal("the cache keeps no write intents");
+    return w->EndIntent(ns, ids, whole_namespace, generation);
+  });
+}
+
+Task<Result<std::vector<IntentLookup>>> CacheGuard::Lookup(std::string ns, std::vector<DocId> ids) {
+  return Call<Result<std::vector<IntentLookup>>>(
+      CacheOp::kLookup, [b = backend_, w = intents_, ns = std::move(ns),
+                         ids = std::move(ids)]() -> Result<std::vector<IntentLookup>> {
+        if (!w) return Status::Internal("the cache keeps no write intents");
+        return w->Lookup(ns, ids);
+      });
+}
+
+Task<Result<uint64_t>> CacheGuard::Generation(std::string ns) {
+  return Call<Result<uint64_t>>(
+      CacheOp::kGeneration, [b = backend_, w = intents_, ns = std::move(ns)]() -> Result<uint64_t> {
+        if (!w) return Status::Internal("the cache keeps no write intents");
+        return w->Generation(ns);
+      });
 }
 
 Status CacheGuard::PingSync() {

@@ -57,6 +57,7 @@
 
 #include "cache/cache_op.h"
 #include "cache/document_cache.h"
+#include "cache/write_intents.h"
 #include "common/clock.h"
 #include "common/metrics.h"
 #include "common/task.h"
@@ -122,6 +123,17 @@ class CacheGuard {
   Task<Status> Ping();
   Task<Result<CacheStats>> Stats();
 
+  // The backend's WriteIntents (write_intents.h), when it has them: shares_writes() tells. The
+  // calls answer Internal otherwise.
+  bool shares_writes() const { return intents_ != nullptr; }
+  Task<Result<IntentStart>> BeginIntent(std::string ns, std::vector<DocId> ids,
+                                        bool whole_namespace, uint64_t proposed_stamp,
+                                        std::chrono::milliseconds deadline);
+  Task<Status> EndIntent(std::string ns, std::vector<DocId> ids, bool whole_namespace,
+                         uint64_t generation);
+  Task<Result<std::vector<IntentLookup>>> Lookup(std::string ns, std::vector<DocId> ids);
+  Task<Result<uint64_t>> Generation(std::string ns);
+
   // Blocking variants for callers off the event loop (/health, start-up): same pool, deadline and
   // breaker; block the calling thread for at most op_timeout.
   Status PingSync();
@@ -160,6 +172,7 @@ class CacheGuard {
   void SetStateLocked(BreakerState s);
 
   const std::shared_ptr<DocumentCache> backend_;
+  WriteIntents* const intents_;  // backend_->write_intents(), owned by it
   const CacheGuardOptions options_;
   MetricsRegistry& metrics_;
   std::unique_ptr<boost::asio::thread_pool> pool_;

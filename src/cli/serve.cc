@@ -168,6 +168,10 @@ Result<std::unique_ptr<coherence::CacheCoherence>> OpenCache(
   // bound does not order (docs/design.md §4.2.7).
   options.repair = !shared;
   options.unknown_write_hold = std::chrono::milliseconds(cfg.unknown_write_hold_ms);
+  // How long this replica may hold a write in flight (docs/design.md §4.9): two upstream attempts,
+  // the hold of an unknown outcome, and a margin for mirroring it.
+  options.shared_write_deadline = std::chrono::milliseconds(
+      2 * cfg.upstream_timeout_ms + cfg.unknown_write_hold_ms + 10000);
   if (shared) {
     auto ropts = cache::ParseRedisCacheUrl(cfg.cache);  // parsed by OpenRedisCache already
     if (ropts.ok()) options.tombstone_ttl = ropts->tombstone_ttl;

@@ -248,17 +248,35 @@ Task<Result<FetchOneResult>> CacheCoherence::FetchOne(const std::string& ns, con
   // flight, which a write joins before it counts as begun (BeginWrite): a write is either seen
   // in flight or counted after this.
   const uint64_t begun = WritesBegun(ns, id);
-  const bool writing = WriteInFlight(ns, id);
+  bool writing = WriteInFlight(ns, id);
   bool cache_error = !guard_ || writing;
+  uint64_t shared_begun = 0;  // with a shared cache: the lookup's write generation (§4.9)
   if (guard_ && !writing) {
-    // A record in memory is read right here on the I/O thread; anything that needs I/O (or a
-    // breaker that is not closed) takes the guarded path with its deadline.
-    cache::TryGetResult got = guard_->TryGet(ns, id);
-    if (!got) {
-      auto slow = co_await guard_->Get(ns, id);
-      got.emplace(std::move(slow));
+    cache::TryGetResult got;
+    if (shared()) {
+      // The record and the writes in flight through every replica, in one step (§4.9).
+      std::vector<tpuf::DocId> one(1, id);
+      auto looked = co_await guard_->Lookup(ns, std::move(one));
+      if (!looked.ok()) {
+        got.emplace(looked.status());
+      } else {
+        cache::IntentLookup& entry = (*looked)[0];
+        shared_begun = entry.begun;
+        writing = entry.write_in_flight;
+        got.emplace(std::move(entry.record));
+      }
+    } else {
+      // A record in memory is read right here on the I/O thread; anything that needs I/O (or a
+      // breaker that is not closed) takes the guarded path with its deadline.
+      got = guard_->TryGet(ns, id);
+      if (!got) {
+        auto slow = co_await guard_->Get(ns, id);
+        got.emplace(std::move(slow));
+      }
     }
-    if (!got->ok()) {
+    if (writing) {
+      cache_error = true;  // in flight through another replica: as for one through this one
+    } else if (!got->ok()) {
       cache_error = true;
     } else {
       std::optional<cache::CachedDoc>& rec = **got;
@@ -285,7 +303,7 @@ Task<Result<FetchOneResult>> CacheCoherence::FetchOne(const std::string& ns, con
 
   // Taken before the upstream read begins (docs/design.md §4.3).
   const uint64_t fence = NamespaceFence(ns);
-  const std::string flight_key = FlightKey(ns, id, fence, writing);
+  const std::string flight_key = FlightKey(ns, id, fence, writing, shared_begun);
   // The flight's leader reads, and backfills once for every caller it answers (unless its own
   // lookup met a cache error; Backfill skips ids that became pending meanwhile).
   auto fetched =
@@ -299,9 +317,11 @@ Task<Result<FetchOneResult>> CacheCoherence::FetchOne(const std::string& ns, con
           std::vector<std::pair<tpuf::DocId, FetchedRow>> fill;
           fill.emplace_back(id, it->second);
           std::vector<uint64_t> fill_begun(1, begun);
+          std::vector<uint64_t> fill_shared;
+          if (shared()) fill_shared.push_back(shared_begun);
           boost::asio::co_spawn(co_await boost::asio::this_coro::executor,
-                                Backfill(ns, std::move(fill), repair_bound,
-                                         std::move(fill_begun), fence),
+                                Backfill(ns, std::move(fill), repair_bound, std::move(fill_begun),
+                                         std::move(fill_shared), fence),
                                 boost::asio::detached);
         }
         co_return std::optional<FetchedRow>(std::move(it->second));
@@ -326,9 +346,32 @@ Task<Result<FetchManyResult>> CacheCoherence::FetchMany(const std::string& ns,
     writing[i] = WriteInFlight(ns, ids[i]) ? 1 : 0;
     n_writing += writing[i];
   }
-  if (n_writing > 0) cache_error = true;
+  std::vector<uint64_t> shared_begun(ids.size(), 0);  // with a shared cache (§4.9)
   if (guard_ && n_writing < ids.size()) {
-    auto got = co_await guard_->MultiGet(ns, ids);
+    Result<std::vector<std::optional<cache::CachedDoc>>> got = Status::Unavailable("");
+    if (shared()) {
+      // The records and the writes in flight through every replica, in one step (§4.9).
+      std::vector<tpuf::DocId> all = ids;
+      auto looked = co_await guard_->Lookup(ns, std::move(all));
+      if (!looked.ok()) {
+        got = looked.status();
+      } else {
+        std::vector<std::optional<cache::CachedDoc>> recs;
+        recs.reserve(ids.size());
+        for (size_t i = 0; i < ids.size(); ++i) {
+          cache::IntentLookup& entry = (*looked)[i];
+          shared_begun[i] = entry.begun;
+          if (entry.write_in_flight && !writing[i]) {
+            writing[i] = 1;
+            ++n_writing;
+          }
+          recs.push_back(std::move(entry.record));
+        }
+        got = std::move(recs);
+      }
+    } else {
+      got = co_await guard_->MultiGet(ns, ids);
+    }
     if (!got.ok()) {
       cache_error = true;
     } else {
@@ -350,6 +393,7 @@ Task<Result<FetchManyResult>> CacheCoherence::FetchMany(const std::string& ns,
       }
     }
   }
+  if (n_writing > 0) cache_error = true;
   const size_t hits = out.rows.size();
   std::vector<tpuf::DocId> misses;
   std::vector<size_t> miss_at;  // each miss's position in `ids`
@@ -369,7 +413,8 @@ Task<Result<FetchManyResult>> CacheCoherence::FetchMany(const std::string& ns,
     std::vector<std::string> keys;
     keys.reserve(misses.size());
     for (size_t j = 0; j < misses.size(); ++j) {
-      keys.push_back(FlightKey(ns, misses[j], fence, writing[miss_at[j]] != 0));
+      keys.push_back(
+          FlightKey(ns, misses[j], fence, writing[miss_at[j]] != 0, shared_begun[miss_at[j]]));
     }
     auto read_led = [&](const std::vector<size_t>& led)
         -> Task<std::vector<Result<std::optional<FetchedRow>>>> {
@@ -385,6 +430,7 @@ Task<Result<FetchManyResult>> CacheCoherence::FetchMany(const std::string& ns,
       }
       std::vector<std::pair<tpuf::DocId, FetchedRow>> fill;
       std::vector<uint64_t> fill_begun;
+      std::vector<uint64_t> fill_shared;
       for (size_t j = 0; j < ids.size(); ++j) {
         const tpuf::DocId& id = ids[j];
         auto it = rows->find(IdKey(id));
@@ -395,13 +441,14 @@ Task<Result<FetchManyResult>> CacheCoherence::FetchMany(const std::string& ns,
         if (!cache_error) {
           fill.emplace_back(id, it->second);
           fill_begun.push_back(begun[miss_at[led[j]]]);
+          if (shared()) fill_shared.push_back(shared_begun[miss_at[led[j]]]);
         }
         results.emplace_back(std::optional<FetchedRow>(std::move(it->second)));
       }
       if (!fill.empty()) {
         boost::asio::co_spawn(co_await boost::asio::this_coro::executor,
                               Backfill(ns, std::move(fill), repair_bound,
-                                       std::move(fill_begun), fence),
+                                       std::move(fill_begun), std::move(fill_shared), fence),
                               boost::asio::detached);
       }
       co_return results;
@@ -423,7 +470,7 @@ Task<Result<FetchManyResult>> CacheCoherence::FetchMany(const std::string& ns,
 Task<void> CacheCoherence::Backfill(std::string ns,
                                     std::vector<std::pair<tpuf::DocId, FetchedRow>> rows,
                                     uint64_t repair_bound, std::vector<uint64_t> begun,
-                                    uint64_t fence) {
+                                    std::vector<uint64_t> shared_begun, uint64_t fence) {
   std::vector<std::pair<tpuf::DocId, cache::CachedDoc>> docs;
   // A strong read that began with no write to the id in flight (else it would not backfill)
   // reflects every write acknowledged before it began; the repairable tombstones of those are
@@ -441,6 +488,9 @@ Task<void> CacheCoherence::Backfill(std::string ns,
     doc.upserted_at = row.stamp;
     doc.repair = repair;
     doc.repair_bound = repair_bound;
+    // Writes through other replicas: the shared cache drops the row when one of the id began
+    // after the lookup or is in flight (§4.9).
+    if (i < shared_begun.size()) doc.read_generation = shared_begun[i];
     docs.emplace_back(std::move(id), std::move(doc));
   }
   if (docs.empty()) co_return;
@@ -472,8 +522,15 @@ void CacheCoherence::OnCleanMiss(const std::string& ns) {
 class CacheCoherence::Mirror {
  public:
   // `known`: the upstream acknowledged the write (WriteOutcome::outcome_known).
-  Mirror(CacheCoherence& core, const std::string& ns, uint64_t stamp, bool known)
-      : core_(core), guard_(*core.guard_), ns_(ns), stamp_(stamp), known_(known) {}
+  // `generation`: the write's intent in a shared cache (§4.9), carried by its row puts.
+  Mirror(CacheCoherence& core, const std::string& ns, uint64_t stamp, bool known,
+         std::optional<uint64_t> generation)
+      : core_(core),
+        guard_(*core.guard_),
+        ns_(ns),
+        stamp_(stamp),
+        known_(known),
+        generation_(generation) {}
 
   // Tombstones `ids`. `repairable`: the ids' versions are unknown only for their order or their
   // rows (not deleted), so once the write is acknowledged a strong read may repair them (§4.2.7).
@@ -502,6 +559,7 @@ class CacheCoherence::Mirror {
       cache::CachedDoc doc;
       doc.attributes_json = r.attributes_json;
       doc.upserted_at = stamp_;
+      doc.write_generation = generation_;
       docs.emplace_back(r.id, std::move(doc));
     }
     std::optional<Result<std::vector<bool>>> res;
@@ -557,6 +615,7 @@ class CacheCoherence::Mirror {
       cache::CachedDoc doc;
       doc.attributes_json = SerializeJson(base);
       doc.upserted_at = stamp_;
+      doc.write_generation = generation_;
       merged.emplace_back(rows[i].id, std::move(doc));
     }
     if (!merged.empty()) {
@@ -612,6 +671,7 @@ class CacheCoherence::Mirror {
   uint64_t stamp_;
   uint64_t ack_stamp_ = 0;  // of repairable tombstones, taken at the first one
   bool known_;
+  std::optional<uint64_t> generation_;
   bool failed_ = false;
   bool superseded_ = false;
 };
@@ -688,6 +748,13 @@ uint64_t CacheCoherence::NewStampAfter(uint64_t floor) {
   return next;
 }
 
+void CacheCoherence::AdoptStamp(uint64_t stamp) {
+  uint64_t last = last_stamp_.load();
+  while (last < stamp && !last_stamp_.compare_exchange_weak(last, stamp)) {
+  }
+  if (options_.persist_stamp_ceiling && stamp > stamp_ceiling_.load()) RaiseStampCeiling(stamp);
+}
+
 void CacheCoherence::RaiseStampCeiling(uint64_t stamp) {
   // Rare (once per kStampLeaseMs of stamps); a caller whose stamp passed the ceiling waits here
   // until a ceiling above it is durable.
@@ -734,6 +801,12 @@ std::unique_ptr<CacheCoherence::WriteTicket> CacheCoherence::BeginWrite(
 }
 
 CacheCoherence::WriteTicket::~WriteTicket() {
+  if (shared_generation_ && !keep_intent_ && executor_) {
+    boost::asio::co_spawn(*executor_,
+                          core_.EndSharedWrite(ns_, std::move(shared_ids_), whole_namespace_,
+                                               *shared_generation_),
+                          boost::asio::detached);
+  }
   if (whole_namespace_) {
     core_.active_ns_writes_[ns_stripe_].fetch_sub(1);
     core_.ended_ns_writes_[ns_stripe_].fetch_add(1);
@@ -744,6 +817,49 @@ CacheCoherence::WriteTicket::~WriteTicket() {
     core_.ended_writes_[s].fetch_add(1);
   }
   core_.active_any_writes_[ns_stripe_].fetch_sub(1);
+}
+
+Task<uint64_t> CacheCoherence::ShareWrite(WriteTicket& ticket, uint64_t stamp) {
+  if (!shared()) co_return stamp;
+  ticket.executor_ = co_await boost::asio::this_coro::executor;
+  std::vector<tpuf::DocId> ids;
+  if (!ticket.whole_namespace_) {
+    std::set<std::string> seen;
+    for (const auto& id : ticket.ids_) {
+      if (seen.insert(IdKey(id)).second) ids.push_back(id);
+    }
+  }
+  auto started = co_await guard_->BeginIntent(ticket.ns_, ids, ticket.whole_namespace_, stamp,
+                                              options_.shared_write_deadline);
+  if (!started.ok()) {
+    // Other replicas cannot know of this write: none of its rows is mirrored (§4.9).
+    spdlog::warn("registering a write to '{}' in the shared cache failed ({}); its ids are "
+                 "invalidated instead of mirrored",
+                 ticket.ns_, started.status().ToString());
+    ticket.shared_failed_ = true;
+    co_return stamp;
+  }
+  ticket.shared_generation_ = started->generation;
+  if (ticket.whole_namespace_) {
+    ticket.shared_ns_overlapped_ = !started->overlapped.empty() && started->overlapped[0];
+  } else {
+    for (size_t i = 0; i < ids.size() && i < started->overlapped.size(); ++i) {
+      if (started->overlapped[i]) ticket.shared_overlapped_.insert(IdKey(ids[i]));
+    }
+  }
+  ticket.shared_ids_ = std::move(ids);
+  if (started->stamp != stamp) AdoptStamp(started->stamp);
+  co_return started->stamp;
+}
+
+Task<void> CacheCoherence::EndSharedWrite(std::string ns, std::vector<tpuf::DocId> ids, bool whole,
+                                          uint64_t generation) {
+  Status st = co_await guard_->EndIntent(ns, std::move(ids), whole, generation);
+  if (!st.ok()) {
+    // The intent stays until its deadline; lookups then invalidate what it names (§4.9).
+    spdlog::warn("ending a write intent of '{}' in the shared cache failed ({})", ns,
+                 st.ToString());
+  }
 }
 
 Task<void> CacheCoherence::HoldUnknownWrite(std::unique_ptr<WriteTicket> ticket) {
@@ -762,6 +878,9 @@ bool CacheCoherence::WriteInFlight(std::string_view ns, const tpuf::DocId& id) c
 }
 
 bool CacheCoherence::WriteTicket::Overlapped(std::string_view ns, const tpuf::DocId& id) const {
+  // Through other replicas (§4.9): this write could not be registered, or another was in flight.
+  if (shared_failed_ || shared_ns_overlapped_) return true;
+  if (!shared_overlapped_.empty() && shared_overlapped_.count(IdKey(id))) return true;
   if (whole_namespace_) {
     // Its ids were not registered one by one: any other write of the namespace may have touched
     // them.
@@ -779,7 +898,7 @@ bool CacheCoherence::WriteTicket::Overlapped(std::string_view ns, const tpuf::Do
 }
 
 std::string CacheCoherence::FlightKey(std::string_view ns, const tpuf::DocId& id,
-                                      uint64_t fence, bool solo) {
+                                      uint64_t fence, bool solo, uint64_t shared_begun) {
   if (solo) return "\x01solo:" + std::to_string(solo_reads_.fetch_add(1));
   // The flight is of this id as of the last write acknowledged for it and the namespace's fence:
   // a read that began before such a write is not joined.
@@ -790,6 +909,8 @@ std::string CacheCoherence::FlightKey(std::string_view ns, const tpuf::DocId& id
   key += std::to_string(IdWrites(ns, id).load(std::memory_order_acquire));
   key += '.';
   key += std::to_string(fence);
+  key += '.';
+  key += std::to_string(shared_begun);
   return key;
 }
 
@@ -832,15 +953,16 @@ Task<bool> CacheCoherence::ApplyWrite(const std::string& ns, WriteOutcome outcom
   // Other tenants' partitions first: nothing of this write may be missing there once it is
   // acknowledged, whatever this partition's own mirror does below.
   bool siblings_ok = co_await InvalidateSiblings(ns, outcome, overlapped_ids);
-  if (outcome.kind == WriteOutcome::Kind::kInvalidateNamespace) {
-    co_return co_await InvalidateNamespace(ns) && siblings_ok;
+  if (outcome.kind == WriteOutcome::Kind::kInvalidateNamespace ||
+      outcome.deletes.size() + overlapped_ids.size() > kMaxIdInvalidations) {
+    // Past kMaxIdInvalidations tombstones (they go one id at a time), one O(1) namespace
+    // invalidation is both quicker and kinder to other requests (docs/design.md §4.2.2).
+    const bool ok = co_await InvalidateNamespace(ns) && siblings_ok;
+    if (!ok && ticket) ticket->keep_intent_ = true;  // as below
+    co_return ok;
   }
-  if (outcome.deletes.size() + overlapped_ids.size() > kMaxIdInvalidations) {
-    // Tombstones go one id at a time: past this many, one O(1) namespace invalidation is both
-    // quicker and kinder to other requests (docs/design.md §4.2.2).
-    co_return co_await InvalidateNamespace(ns) && siblings_ok;
-  }
-  Mirror mirror(*this, ns, outcome.stamp, outcome.outcome_known);
+  Mirror mirror(*this, ns, outcome.stamp, outcome.outcome_known,
+                ticket ? ticket->shared_generation_ : std::nullopt);
   // Deletes, and the ids of a write whose outcome or rows are unknown, are never repaired: the
   // tombstone refuses older rows (a lagging or late upstream) until it expires.
   co_await mirror.Invalidate(outcome.deletes, /*repairable=*/false);
@@ -867,6 +989,9 @@ Task<bool> CacheCoherence::ApplyWrite(const std::string& ns, WriteOutcome outcom
     // Ids the gateway cannot key: the namespace cannot be trusted in the cache any more.
     ok = co_await InvalidateNamespace(ns) && ok;
   }
+  // Effects left pending here: the write's shared intent stays, so that other replicas do not
+  // serve what it names, and invalidate it once the intent's deadline passed (§4.9).
+  if (!ok && ticket) ticket->keep_intent_ = true;
   // Ids left without their row: a cache scan no longer answers for the namespace (§7.8).
   if (!ok || outcome.kind != WriteOutcome::Kind::kRows || !outcome.outcome_known ||
       !overlapped_ids.empty() || mirror.superseded()) {
@@ -1047,7 +1172,7 @@ Task<bool> CacheCoherence::InvalidateSiblings(const std::string& ns, const Write
     }
     // What this write did is unknown there (another key may see other rows): no version from
     // before it may be served, as for a write whose outcome is unknown (§4.2.5).
-    Mirror mirror(*this, sibling, outcome.stamp, outcome.outcome_known);
+    Mirror mirror(*this, sibling, outcome.stamp, outcome.outcome_known, std::nullopt);
     co_await mirror.Invalidate(outcome.deletes, /*repairable=*/false);
     co_await mirror.Invalidate(rows, /*repairable=*/true);
     ok = !mirror.failed() && ok;
@@ -1074,14 +1199,19 @@ Task<void> CacheCoherence::RetryPending() {
 
 // ---- Warm pages ----
 
-std::shared_ptr<const CacheCoherence::WarmReadMark> CacheCoherence::MarkWarmRead(
-    std::string_view ns) const {
+Task<std::shared_ptr<const CacheCoherence::WarmReadMark>> CacheCoherence::MarkWarmRead(
+    std::string ns) {
   auto mark = std::make_shared<WarmReadMark>();
   mark->fence_ = ns_writes_[NsStripe(ns)].load();
   mark->ns_ended_ = ended_ns_writes_[NsStripe(ns)].load();
   mark->ended_.resize(kWriteStripes);
   for (size_t s = 0; s < kWriteStripes; ++s) mark->ended_[s] = ended_writes_[s].load();
-  return mark;
+  if (shared()) {
+    mark->shared_ = true;
+    auto gen = co_await guard_->Generation(ns);
+    if (gen.ok()) mark->shared_generation_ = *gen;
+  }
+  co_return mark;
 }
 
 Task<Result<std::vector<bool>>> CacheCoherence::PutWarmPage(
@@ -1094,6 +1224,13 @@ Task<Result<std::vector<bool>>> CacheCoherence::PutWarmPage(
     const size_t s = IdStripe(ns, d.first);
     return ns_written || begun_writes_[s].load() != mark->ended_[s];
   });
+  if (mark->shared_) {
+    // Writes through other replicas: the shared cache drops the rows of ids written since (§4.9).
+    if (!mark->shared_generation_) {
+      co_return Status::Unavailable("the shared cache's write generation could not be read");
+    }
+    for (auto& d : docs) d.second.read_generation = *mark->shared_generation_;
+  }
   if (docs.empty()) co_return std::vector<bool>();
   co_return co_await FencedPut(ns, std::move(docs), mark->fence_, cache::CacheLane::kBulk);
 }

@@ -207,6 +207,10 @@ struct CoherenceOptions {
   // How long HoldUnknownWrite keeps a write whose outcome is unknown in flight
   // (docs/design.md §4.2.5).
   std::chrono::milliseconds unknown_write_hold{60000};
+  // How long a replica may take to end a write it registered in a shared cache's write intents
+  // (docs/design.md §4.9): its upstream timeout, unknown_write_hold and a margin. Past it, other
+  // replicas treat the write's ids as invalidated.
+  std::chrono::milliseconds shared_write_deadline{190000};
   // How long the backend keeps a tombstone (docs/design.md §3.4): WholeNamespace's margin.
   std::chrono::milliseconds tombstone_ttl = std::chrono::minutes(10);
   // Set only under --test-faults: the decorator between the guard and the backend.
@@ -270,13 +274,25 @@ class CacheCoherence {
     WriteTicket(const WriteTicket&) = delete;
     WriteTicket& operator=(const WriteTicket&) = delete;
     // Whether another write to (a stripe of) `id`, or to the whole namespace, overlapped this one
-    // so far; for a whole-namespace write, whether any other write of its namespace did.
+    // so far; for a whole-namespace write, whether any other write of its namespace did. With a
+    // shared cache, also whether a write through another replica was in flight when this one
+    // began, or this one could not be registered there (ShareWrite).
     bool Overlapped(std::string_view ns, const tpuf::DocId& id) const;
 
    private:
     friend class CacheCoherence;
     explicit WriteTicket(CacheCoherence& core) : core_(core) {}
     CacheCoherence& core_;
+    // Its write intent in a shared cache (ShareWrite; docs/design.md §4.9), ended when the ticket
+    // is destroyed -- unless ApplyWrite left some of its effects pending: the intent then stays
+    // until its deadline, after which every replica's lookups invalidate what it names.
+    std::optional<uint64_t> shared_generation_;
+    bool shared_failed_ = false;               // registering it failed
+    bool shared_ns_overlapped_ = false;        // (whole-namespace) another one was in flight
+    std::set<std::string> shared_overlapped_;  // IdKey of the ids another write overlapped
+    std::vector<tpuf::DocId> shared_ids_;      // registered, distinct (id writes)
+    mutable bool keep_intent_ = false;         // set by ApplyWrite when effects are pending
+    std::optional<boost::asio::any_io_executor> executor_;  // where the intent is ended
     std::string ns_;
     std::vector<tpuf::DocId> ids_;       // registered in InFlightIds (id writes)
     std::vector<size_t> stripes_;        // distinct, sorted
@@ -292,6 +308,13 @@ class CacheCoherence {
   // `whole_namespace`: the write may change any row of the namespace; `ids` are then ignored.
   std::unique_ptr<WriteTicket> BeginWrite(std::string_view ns, const std::vector<tpuf::DocId>& ids,
                                           bool whole_namespace = false);
+  // Registers the write in the shared cache's write intents (docs/design.md §4.9), when the
+  // cache is shared by replicas; call it right after BeginWrite, before the write is sent.
+  // Answers the stamp the write must carry: `stamp` (from NewStamp), or a later one when a write
+  // begun earlier through another replica was stamped `stamp` or later (stamps grow in the order
+  // writes begin across the fleet). When the cache cannot register it, the write goes on and
+  // none of its rows is mirrored (its ids are invalidated instead).
+  Task<uint64_t> ShareWrite(WriteTicket& ticket, uint64_t stamp);
   // Keeps a write whose outcome is unknown (the gateway gave up on its answer, or got a 5xx) in
   // flight for CoherenceOptions::unknown_write_hold more: the upstream may still apply it, so
   // until then fetches of what it names neither serve nor backfill the cache, and writes to its
@@ -332,9 +355,14 @@ class CacheCoherence {
     uint64_t fence_ = 0;
     uint64_t ns_ended_ = 0;        // ended_ns_writes_ of the namespace's stripe
     std::vector<uint64_t> ended_;  // ended_writes_, by id stripe
+    // With a shared cache: its write generation (nullopt when it could not be read: no row of
+    // the page is put).
+    bool shared_ = false;
+    std::optional<uint64_t> shared_generation_;
   };
-  // Take it right before a warm page is read upstream, and hand it to PutWarmPage.
-  std::shared_ptr<const WarmReadMark> MarkWarmRead(std::string_view ns) const;
+  // Take it right before a warm page is read upstream, and hand it to PutWarmPage. With a shared
+  // cache it also holds the namespace's write generation there (docs/design.md §4.9).
+  Task<std::shared_ptr<const WarmReadMark>> MarkWarmRead(std::string ns);
   // Writes a page of full rows read after `mark` was taken with newer-wins on the cache's bulk
   // lane, unless the namespace was invalidated since (Aborted then: the rows may predate the
   // invalidation). Leaves out the row of every id a write may have changed since the mark (a
@@ -439,8 +467,18 @@ class CacheCoherence {
   // invalidation, and not a row of an id whose WritesBegun() moved from `begun[i]` (taken at the
   // read's lookup). `repair_bound` is RepairBound() taken before the lookup checked for writes
   // in flight: a strong read repairs repairable tombstones stamped up to it (§4.2.7).
+  // `shared_begun`: with a shared cache, the generation the lookup answered per row (the put is
+  // dropped there when a write of the id began since, through any replica); empty otherwise.
   Task<void> Backfill(std::string ns, std::vector<std::pair<tpuf::DocId, FetchedRow>> rows,
-                      uint64_t repair_bound, std::vector<uint64_t> begun, uint64_t fence);
+                      uint64_t repair_bound, std::vector<uint64_t> begun,
+                      std::vector<uint64_t> shared_begun, uint64_t fence);
+  // Whether lookups go through the shared cache's write intents (docs/design.md §4.9).
+  bool shared() const { return guard_ && guard_->shares_writes(); }
+  // Raises the last stamp given to at least `stamp` (one a shared cache handed out).
+  void AdoptStamp(uint64_t stamp);
+  // Ends a ticket's shared write intent (from its destructor, detached).
+  Task<void> EndSharedWrite(std::string ns, std::vector<tpuf::DocId> ids, bool whole,
+                            uint64_t generation);
   // The last stamp given so far. Taken by a fetch before it checks for writes in flight: every
   // tombstone a write acknowledged later writes is stamped after it (NewStampAfter), so a repair
   // bounded by it never undoes one (docs/design.md §4.2.7).
@@ -514,7 +552,10 @@ class CacheCoherence {
   std::atomic<uint64_t>& NsWrites(std::string_view ns);
   // The single-flight key of a read of `id` begun under `fence`; with `solo`, a key no other
   // read has (a write that may change the id is in flight: no earlier read may answer for it).
-  std::string FlightKey(std::string_view ns, const tpuf::DocId& id, uint64_t fence, bool solo);
+  // With a shared cache, `shared_begun` (the lookup's generation for the id) is part of the key: a
+  // read is never joined by a fetch that began after a write through another replica began.
+  std::string FlightKey(std::string_view ns, const tpuf::DocId& id, uint64_t fence, bool solo,
+                        uint64_t shared_begun = 0);
   std::atomic<uint64_t>& NsPuts(std::string_view ns);
 
   // Applies a write's invalidations to the namespace's other partitions (RegisterPartition).

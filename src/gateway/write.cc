@@ -57,8 +57,9 @@ coherence::WriteOutcome UnknownOutcome(const WritePlan& plan) {
 Task<http::Response> ForwardOpaqueWrite(RequestContext& ctx, http::Upstream& upstream,
                                         coherence::CacheCoherence& cache,
                                         const std::string& public_url) {
-  // It may change any row of the namespace (docs/design.md §4.2.6).
+  // It may change any row of the namespace (docs/design.md §4.2.6, §4.9).
   auto ticket = cache.BeginWrite(ctx.partition, {}, /*whole_namespace=*/true);
+  (void)co_await cache.ShareWrite(*ticket, cache.NewStamp());
   http::Response res = co_await Passthrough(ctx, upstream, public_url);
   if (MayHaveApplied(res.result_int())) {
     (void)co_await cache.ApplyWrite(ctx.partition, NamespaceInvalidation(cache.NewStamp()));
@@ -81,7 +82,7 @@ Task<http::Response> Write(RequestContext& ctx, http::Upstream& upstream,
   auto decoded = DecodedBody(ctx, ctx.ex.body().size() * 64 + (64u << 20));
   if (!decoded) co_return co_await ForwardOpaqueWrite(ctx, upstream, cache, public_url);
 
-  const uint64_t stamp = cache.NewStamp();
+  uint64_t stamp = cache.NewStamp();
   auto planned =
       PlanWrite(*decoded, stamp, cache.KnownIdType(ns), cache.KnownAttributeTypes(ns).get());
   if (!planned.ok()) {
@@ -97,11 +98,23 @@ Task<http::Response> Write(RequestContext& ctx, http::Upstream& upstream,
   // (docs/design.md §4.2.6). A by-filter or conditional write may change any row.
   auto ticket = plan.by_affected_ids ? cache.BeginWrite(ns, {}, /*whole_namespace=*/true)
                                      : cache.BeginWrite(ns, NamedIds(plan));
+  // Replicas sharing the cache see it too; stamps grow in the order writes begin across them
+  // (docs/design.md §4.9), so a write begun after another through any replica wins over it.
+  if (const uint64_t shared = co_await cache.ShareWrite(*ticket, stamp); shared != stamp) {
+    auto again =
+        PlanWrite(*decoded, shared, cache.KnownIdType(ns), cache.KnownAttributeTypes(ns).get());
+    if (!again.ok()) {  // it planned with the first stamp; a stamp changes no validation
+      co_return http::MakeError(http::Code::unprocessable_entity, "validation_error",
+                                again.status().message());
+    }
+    stamp = shared;
+    plan = std::move(*again);
+  }
   auto sent = co_await Forward(ctx, upstream, std::move(plan.upstream_body), true);
   if (sent.ok() ? sent->result_int() >= 500 : MayHaveBeenSent(sent.status())) {
     // The answer was lost or is a 5xx: the write may have been applied. No version from before it
     // may be served.
-    if (!co_await cache.ApplyWrite(ns, UnknownOutcome(plan))) {
+    if (!co_await cache.ApplyWrite(ns, UnknownOutcome(plan), ticket.get())) {
       spdlog::warn("invalidating the ids of a write to '{}' with an unknown outcome failed; held "
                    "as pending invalidations (request_id={})",
                    ns, ctx.ex.info.request_id);
@@ -171,6 +184,7 @@ Task<http::Response> DeleteNamespace(RequestContext& ctx, http::Upstream& upstre
   if (auto err = co_await ReadBodyOrError(ctx)) co_return std::move(*err);
   const std::string& ns = ctx.partition;
   auto ticket = cache.BeginWrite(ns, {}, /*whole_namespace=*/true);  // docs/design.md §4.2.6
+  (void)co_await cache.ShareWrite(*ticket, cache.NewStamp());           // §4.9
   auto sent = co_await Forward(ctx, upstream, std::nullopt, false);
   const bool deleted = sent.ok() ? MayHaveApplied(sent->result_int()) || sent->result_int() == 404
                                  : MayHaveBeenSent(sent.status());

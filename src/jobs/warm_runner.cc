@@ -312,7 +312,6 @@ Task<std::shared_ptr<WarmRunner::PageRead>> WarmRunner::StartRead(
 void WarmRunner::LaunchRead(const asio::any_io_executor& ex, std::shared_ptr<PageRead> read,
                             const std::string& ns, size_t page_size,
                             const std::optional<std::string>& cursor) {
-  read->mark = cache_.MarkWarmRead(ns);
   asio::co_spawn(ex,
                  ReadPage(std::move(read), ns,
                           "/v2/namespaces/" + std::string(PartitionNamespace(ns)) + "/query",
@@ -322,6 +321,7 @@ void WarmRunner::LaunchRead(const asio::any_io_executor& ex, std::shared_ptr<Pag
 
 Task<void> WarmRunner::ReadPage(std::shared_ptr<PageRead> read, std::string partition,
                                 std::string target, std::string body) {
+  read->mark = co_await cache_.MarkWarmRead(partition);  // before the read begins (§5.4)
   Result<http::Response> res = Status::Unavailable("not sent");
   for (int attempt = 0; attempt < options_.max_attempts && !read->abandoned; ++attempt) {
     if (attempt > 0) {

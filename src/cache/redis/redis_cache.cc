@@ -35,21 +35,37 @@ return out
 )lua";
 
 // Compare-and-put of records, in order (docs/design.md §3.3, §3.4, §4.2.7; the RocksDB
-// backend's PutBatch is the same rule). KEYS[2] is the namespace's tombstone index; record i has
-// KEYS[1 + 2i] (document) and KEYS[2 + 2i] (vector). ARGV: epoch, now, tombstone expiry (both 20
-// digits), document TTL (ms), then per record its head (kind + 20-digit stamp; kind 'd' a row,
-// 'R' a repair row, followed by its repair bound in 20 digits, 't' a tombstone, 'r' a repairable
-// tombstone) and its attributes.
+// backend's PutBatch is the same rule). KEYS[2] is the namespace's tombstone index, KEYS[3] its
+// whole-namespace write intent; record i has KEYS[1 + 3i] (document), KEYS[2 + 3i] (vector) and
+// KEYS[3 + 3i] (its id's write intent). ARGV: epoch, now, tombstone expiry (both 20 digits),
+// document TTL (ms), then per record its head (kind + 20-digit stamp; kind 'd' a row, 'R' a
+// repair row, followed by its repair bound in 20 digits, 't' a tombstone, 'r' a repairable
+// tombstone), its attributes and its generation check ('' none; 'r' + the generation a read
+// began at: dropped when a write of the id is in flight or began since; 'w' + a write's own
+// generation: dropped when a whole-namespace write began after it; write_intents.h).
 // Answers {1, stored 0|1 per record}. Then deletes up to 64 expired tombstones of the namespace.
 constexpr std::string_view kPutScript = R"lua(
 local e = redis.call('GET', KEYS[1]) or '0'
 if e ~= ARGV[1] then return {0, e} end
 local now, expiry, ttl = ARGV[2], ARGV[3], ARGV[4]
+local wn, wg = nil, nil
+local function written_since(gm, ikey)
+  if gm == '' then return false end
+  if not wn then
+    local h = redis.call('HMGET', KEYS[3], 'n', 'g')
+    wn, wg = tonumber(h[1] or '0'), tonumber(h[2] or '0')
+  end
+  local g = tonumber(string.sub(gm, 2))
+  if string.sub(gm, 1, 1) == 'w' then return wg > g end
+  if wn > 0 or wg > g then return true end
+  local h = redis.call('HMGET', ikey, 'n', 'g')
+  return tonumber(h[1] or '0') > 0 or tonumber(h[2] or '0') > g
+end
 local out = {1}
-local n = (#KEYS - 2) / 2
+local n = (#KEYS - 3) / 3
 for i = 1, n do
-  local key, vkey = KEYS[1 + 2 * i], KEYS[2 + 2 * i]
-  local head, attrs = ARGV[3 + 2 * i], ARGV[4 + 2 * i]
+  local key, vkey, ikey = KEYS[1 + 3 * i], KEYS[2 + 3 * i], KEYS[3 + 3 * i]
+  local head, attrs, gm = ARGV[2 + 3 * i], ARGV[3 + 3 * i], ARGV[4 + 3 * i]
   local kind, stamp = string.sub(head, 1, 1), string.sub(head, 2, 21)
   local old = redis.call('GET', key)
   local ek, es = nil, nil
@@ -59,7 +75,9 @@ for i = 1, n do
   end
   local wins = ek == nil or es <= stamp or
                (kind == 'R' and ek == 'r' and es <= string.sub(head, 22, 41))
-  if wins then
+  if wins and written_since(gm, ikey) then
+    out[i + 1] = 0
+  elseif wins then
     if kind == 't' or kind == 'r' then
       local k = 't'
       if kind == 'r' and ek ~= 't' then k = 'r' end
@@ -90,6 +108,119 @@ end
 return out
 )lua";
 
+// Write intents (write_intents.h, docs/design.md §4.9). An intent is a hash: n (writes in
+// flight), g (generation of the last one begun), x (server ms by which they must have ended),
+// s (their highest stamp, 20 digits) and c (the generation at which a lookup closed it after x
+// had passed: ends of writes begun by then are ignored). No TTL while n > 0; the retention
+// (ARGV) once n is 0, so that g outlives every read that may still put what it saw.
+
+// Begins a write. KEYS: the write generation, the last stamp, the whole-namespace intent, then
+// the intent of each id (none for a whole-namespace write). ARGV: '1' for a whole-namespace
+// write, the proposed stamp (20 digits), the deadline (ms from now). Answers {generation, stamp,
+// overlapped 0|1 per intent registered}.
+constexpr std::string_view kBeginScript = R"lua(
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local gen = redis.call('INCR', KEYS[1])
+local last = redis.call('GET', KEYS[2]) or '00000000000000000000'
+local stamp = ARGV[2]
+if stamp <= last then stamp = string.format('%020d', tonumber(last) + 1) end
+redis.call('SET', KEYS[2], stamp)
+local dl = now + tonumber(ARGV[3])
+local function reg(k)
+  local h = redis.call('HMGET', k, 'n', 'x', 's')
+  local n = tonumber(h[1] or '0')
+  local x, s = tonumber(h[2] or '0'), h[3] or stamp
+  if n <= 0 then n, x, s = 0, dl, stamp end
+  if dl > x then x = dl end
+  if stamp > s then s = stamp end
+  redis.call('HSET', k, 'n', n + 1, 'g', gen, 'x', x, 's', s)
+  redis.call('PERSIST', k)
+  return n > 0
+end
+local out = {gen, stamp}
+if ARGV[1] == '1' then
+  out[3] = reg(KEYS[3]) and 1 or 0
+else
+  local whole = tonumber(redis.call('HGET', KEYS[3], 'n') or '0') > 0
+  for i = 4, #KEYS do
+    out[i - 1] = (reg(KEYS[i]) or whole) and 1 or 0
+  end
+end
+return out
+)lua";
+
+// Ends a write begun with generation ARGV[1]: KEYS are the intents it registered. ARGV[2]: the
+// retention (ms).
+constexpr std::string_view kEndScript = R"lua(
+local gen = tonumber(ARGV[1])
+for i = 1, #KEYS do
+  local h = redis.call('HMGET', KEYS[i], 'n', 'c')
+  local n = tonumber(h[1] or '0')
+  if n > 0 and gen > tonumber(h[2] or '0') then
+    redis.call('HSET', KEYS[i], 'n', n - 1)
+    if n == 1 then redis.call('PEXPIRE', KEYS[i], ARGV[2]) end
+  end
+end
+return 1
+)lua";
+
+// Reads records with their write state. KEYS: the epoch, the write generation, the
+// whole-namespace intent, the tombstone index, the namespace records, then per id its document
+// key and its intent. ARGV: epoch, tombstone TTL (ms), retention (ms). Answers {1, then per id:
+// the record (or nil), 1 if a write that may change it is in flight, the generation of the last
+// write of it (or of the namespace) begun}. An intent past its deadline with writes counted is
+// closed: an id's by a tombstone with its highest stamp, the whole namespace's by an epoch bump
+// (answered {0, new epoch}, like a bump through another replica).
+constexpr std::string_view kLookupScript = R"lua(
+local e = redis.call('GET', KEYS[1]) or '0'
+if e ~= ARGV[1] then return {0, e} end
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local function state(k)
+  local h = redis.call('HMGET', k, 'n', 'g', 'x', 's')
+  local n, g = tonumber(h[1] or '0'), tonumber(h[2] or '0')
+  if n <= 0 then return 0, g, h[4] end
+  if tonumber(h[3] or '0') > now then return 1, g, h[4] end
+  return 2, g, h[4]
+end
+local function close(k)
+  local gen = redis.call('GET', KEYS[2]) or '0'
+  redis.call('HSET', k, 'n', 0, 'c', gen)
+  redis.call('PEXPIRE', k, ARGV[3])
+end
+local ws, wg = state(KEYS[3])
+if ws == 2 then
+  close(KEYS[3])
+  local ne = redis.call('INCR', KEYS[1])
+  redis.call('DEL', KEYS[5])
+  return {0, tostring(ne)}
+end
+local out = {1}
+local n = (#KEYS - 5) / 2
+for i = 1, n do
+  local key, ikey = KEYS[4 + 2 * i], KEYS[5 + 2 * i]
+  local st, g, s = state(ikey)
+  if st == 2 then
+    local old = redis.call('GET', key)
+    local nowd = string.format('%020d', now)
+    local live = old and #old >= 21 and not ((string.sub(old, 1, 1) == 't' or
+        string.sub(old, 1, 1) == 'r') and string.sub(old, 22, 41) <= nowd)
+    if not live or string.sub(old, 2, 21) <= s then
+      local expiry = string.format('%020d', now + tonumber(ARGV[2]))
+      redis.call('SET', key, 't' .. s .. expiry)
+      redis.call('ZADD', KEYS[4], expiry, key)
+    end
+    close(ikey)
+    st = 0
+  end
+  out[#out + 1] = redis.call('GET', key) or false
+  out[#out + 1] = (st == 1 or ws == 1) and 1 or 0
+  out[#out + 1] = math.max(g, wg)
+end
+return out
+)lua";
+
 // Deletes KEYS[2..] (documents, tombstones, vectors).
 constexpr std::string_view kDeleteScript = R"lua(
 local e = redis.call('GET', KEYS[1]) or '0'
@@ -113,9 +244,20 @@ redis.call('DEL', KEYS[2])
 return e
 )lua";
 
-enum Script : size_t { kGet = 0, kPut, kDelete, kPutVector, kBump, kScriptCount };
+enum Script : size_t {
+  kGet = 0,
+  kPut,
+  kDelete,
+  kPutVector,
+  kBump,
+  kBegin,
+  kEnd,
+  kLookup,
+  kScriptCount
+};
 constexpr std::array<std::string_view, kScriptCount> kScripts = {
-    kGetScript, kPutScript, kDeleteScript, kPutVectorScript, kBumpScript};
+    kGetScript,  kPutScript,   kDeleteScript, kPutVectorScript,
+    kBumpScript, kBeginScript, kEndScript,    kLookupScript};
 
 // Policies that never evict a key without a TTL (tombstones, epochs, namespace records), and
 // evict keys with one oldest-used (or soonest-expiring) first.
@@ -152,6 +294,16 @@ std::string NsTag(std::string_view ns) {
 }
 
 std::string EpochKey(std::string_view ns) { return NsTag(ns) + "e"; }
+std::string GenerationKey(std::string_view ns) { return NsTag(ns) + "g"; }
+std::string LastStampKey(std::string_view ns) { return NsTag(ns) + "s"; }
+std::string NsIntentKey(std::string_view ns) { return NsTag(ns) + "W"; }
+std::string IntentKey(std::string_view ns, const DocId& id) {
+  std::string key = NsTag(ns);
+  key.append("w:");
+  key.push_back(static_cast<char>('0' + static_cast<int>(id.type)));
+  key.append(id.bytes);
+  return key;
+}
 std::string TombIndexKey(std::string_view ns) { return NsTag(ns) + "t"; }
 std::string RecordsKey(std::string_view ns) { return NsTag(ns) + "r"; }
 std::string RegistryKey(std::string_view record) { return "L:records:" + std::string(record); }
@@ -1186,18 +1338,29 @@ Result<std::vector<bool>> RedisCache::PutIfNewerBatch(
         const size_t chunk = std::max<size_t>(options_.batch_chunk, 1);
         for (size_t at = 0; at < sent.size(); at += chunk) {
           const size_t end = std::min(sent.size(), at + chunk);
-          std::vector<std::string> keys = {EpochKey(ns), TombIndexKey(ns)};
+          std::vector<std::string> keys = {EpochKey(ns), TombIndexKey(ns), NsIntentKey(ns)};
           std::vector<std::string> args = {epoch_s, now_s, expiry_s, ttl_s};
-          keys.reserve(2 + 2 * (end - at));
-          args.reserve(4 + 2 * (end - at));
+          keys.reserve(3 + 3 * (end - at));
+          args.reserve(4 + 3 * (end - at));
           for (size_t j = at; j < end; ++j) {
             const auto& [id, doc] = docs[sent[j]];
             keys.push_back(DocKey(ns, epoch, id, /*vector=*/false));
             keys.push_back(DocKey(ns, epoch, id, /*vector=*/true));
+            keys.push_back(IntentKey(ns, id));
             char kind = doc.tombstone ? (doc.repairable ? 'r' : 't') : (doc.repair ? 'R' : 'd');
             args.push_back(kind + Digits20(doc.upserted_at) +
                            (kind == 'R' ? Digits20(doc.repair_bound) : std::string()));
             args.push_back(doc.tombstone ? std::string() : doc.attributes_json);
+            // Rows only: a tombstone is never held back by a write (write_intents.h).
+            if (doc.tombstone) {
+              args.emplace_back();
+            } else if (doc.read_generation) {
+              args.push_back("r" + std::to_string(*doc.read_generation));
+            } else if (doc.write_generation) {
+              args.push_back("w" + std::to_string(*doc.write_generation));
+            } else {
+              args.emplace_back();
+            }
           }
           calls.emplace_back(kPut, ScriptArgs(std::move(keys), std::move(args)));
         }
@@ -1287,6 +1450,138 @@ Status RedisCache::BumpEpoch(std::string_view ns) {
     SawEpoch(ns, static_cast<uint64_t>(r->integer));
     return Status::Ok();
   });
+}
+
+Result<IntentStart> RedisCache::BeginIntent(std::string_view ns, std::span<const DocId> ids,
+                                            bool whole_namespace, uint64_t proposed_stamp,
+                                            std::chrono::milliseconds deadline) {
+  if (Status s = CheckNs(ns); !s.ok()) return s;
+  std::vector<std::string> keys = {GenerationKey(ns), LastStampKey(ns), NsIntentKey(ns)};
+  if (!whole_namespace) {
+    keys.reserve(3 + ids.size());
+    for (const auto& id : ids) keys.push_back(IntentKey(ns, id));
+  }
+  std::vector<std::string> args = {whole_namespace ? "1" : "0", Digits20(proposed_stamp),
+                                    std::to_string(std::max<int64_t>(deadline.count(), 1))};
+  const size_t registered = whole_namespace ? 1 : ids.size();
+  IntentStart out;
+  Status st = OnSlot(NamespaceSlot(ns), [&](Conn& conn) -> Status {
+    std::vector<std::pair<Script, std::vector<std::string>>> calls;
+    calls.emplace_back(kBegin, ScriptArgs(keys, args));
+    std::vector<Reply> replies;
+    if (Status s = conn.Eval("begin intent", calls, &replies); !s.ok()) return s;
+    const redisReply* r = replies[0].get();
+    if (r->type == REDIS_REPLY_ERROR) return FromErrorReply("begin intent", ReplyText(r));
+    bool ok = r->type == REDIS_REPLY_ARRAY && r->elements == 2 + registered &&
+              r->element[0]->type == REDIS_REPLY_INTEGER && r->element[0]->integer > 0 &&
+              r->element[1]->type == REDIS_REPLY_STRING;
+    if (ok) {
+      out.generation = static_cast<uint64_t>(r->element[0]->integer);
+      out.stamp = ParseU64(ReplyText(r->element[1]), &ok);
+    }
+    if (!ok) return Status::Internal("redis begin intent: unexpected answer");
+    out.overlapped.assign(registered, false);
+    for (size_t i = 0; i < registered; ++i) {
+      out.overlapped[i] = r->element[2 + i]->type == REDIS_REPLY_INTEGER &&
+                          r->element[2 + i]->integer == 1;
+    }
+    return Status::Ok();
+  });
+  if (!st.ok()) return st;
+  return out;
+}
+
+Status RedisCache::EndIntent(std::string_view ns, std::span<const DocId> ids,
+                             bool whole_namespace, uint64_t generation) {
+  if (Status s = CheckNs(ns); !s.ok()) return s;
+  std::vector<std::string> keys;
+  if (whole_namespace) {
+    keys.push_back(NsIntentKey(ns));
+  } else {
+    keys.reserve(ids.size());
+    for (const auto& id : ids) keys.push_back(IntentKey(ns, id));
+  }
+  if (keys.empty()) return Status::Ok();
+  std::vector<std::string> args = {std::to_string(generation),
+                                   std::to_string(options_.tombstone_ttl.count())};
+  return OnSlot(NamespaceSlot(ns), [&](Conn& conn) -> Status {
+    std::vector<std::pair<Script, std::vector<std::string>>> calls;
+    calls.emplace_back(kEnd, ScriptArgs(keys, args));
+    std::vector<Reply> replies;
+    if (Status s = conn.Eval("end intent", calls, &replies); !s.ok()) return s;
+    const redisReply* r = replies[0].get();
+    if (r->type == REDIS_REPLY_ERROR) return FromErrorReply("end intent", ReplyText(r));
+    return Status::Ok();
+  });
+}
+
+Result<std::vector<IntentLookup>> RedisCache::Lookup(std::string_view ns,
+                                                     std::span<const DocId> ids) {
+  std::vector<IntentLookup> out;
+  if (ids.empty()) {
+    if (Status s = CheckNs(ns); !s.ok()) return s;
+    return out;
+  }
+  Status st =
+      WithEpoch(ns, [&](Conn& conn, uint64_t epoch, std::optional<uint64_t>* moved) -> Status {
+        out.clear();
+        std::vector<std::pair<Script, std::vector<std::string>>> calls;
+        const size_t chunk = std::max<size_t>(options_.batch_chunk, 1);
+        const std::vector<std::string> args = {std::to_string(epoch),
+                                               std::to_string(options_.tombstone_ttl.count()),
+                                               std::to_string(options_.tombstone_ttl.count())};
+        for (size_t at = 0; at < ids.size(); at += chunk) {
+          std::vector<std::string> keys = {EpochKey(ns), GenerationKey(ns), NsIntentKey(ns),
+                                           TombIndexKey(ns), RecordsKey(ns)};
+          for (size_t i = at; i < std::min(ids.size(), at + chunk); ++i) {
+            keys.push_back(DocKey(ns, epoch, ids[i], /*vector=*/false));
+            keys.push_back(IntentKey(ns, ids[i]));
+          }
+          calls.emplace_back(kLookup, ScriptArgs(std::move(keys), args));
+        }
+        std::vector<Reply> replies;
+        if (Status s = conn.Eval("lookup", calls, &replies); !s.ok()) return s;
+        for (const auto& r : replies) {
+          auto a = ReadAnswer("lookup", r.get());
+          if (!a.ok()) return a.status();
+          if (a->moved_to) {
+            *moved = a->moved_to;  // a bump, or a whole-namespace intent closed: all again
+            return Status::Ok();
+          }
+          const redisReply* v = a->values;
+          if ((v->elements - 1) % 3 != 0) return Status::Internal("redis lookup: bad answer");
+          for (size_t i = 1; i + 2 < v->elements; i += 3) {
+            std::optional<std::string> raw;
+            if (v->element[i]->type == REDIS_REPLY_STRING) raw.emplace(ReplyText(v->element[i]));
+            auto rec = Decode(raw);
+            if (!rec.ok()) return rec.status();
+            IntentLookup entry;
+            entry.record = std::move(*rec);
+            entry.write_in_flight = v->element[i + 1]->integer == 1;
+            entry.begun = static_cast<uint64_t>(std::max<long long>(v->element[i + 2]->integer, 0));
+            out.push_back(std::move(entry));
+          }
+        }
+        if (out.size() != ids.size()) return Status::Internal("redis lookup: wrong number of ids");
+        return Status::Ok();
+      });
+  if (!st.ok()) return st;
+  return out;
+}
+
+Result<uint64_t> RedisCache::Generation(std::string_view ns) {
+  if (Status s = CheckNs(ns); !s.ok()) return s;
+  uint64_t gen = 0;
+  Status st = CommandOnSlot("generation", {"GET", GenerationKey(ns)},
+                            [&](const redisReply& r) -> Status {
+                              if (r.type == REDIS_REPLY_NIL) return Status::Ok();
+                              bool ok = false;
+                              gen = ParseU64(ReplyText(&r), &ok);
+                              return ok ? Status::Ok()
+                                        : Status::Corruption("redis: bad write generation");
+                            });
+  if (!st.ok()) return st;
+  return gen;
 }
 
 Status RedisCache::CommandOnSlot(std::string_view what, const std::vector<std::string>& cmd,

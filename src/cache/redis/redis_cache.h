@@ -80,6 +80,7 @@
 #include <vector>
 
 #include "cache/document_cache.h"
+#include "cache/write_intents.h"
 #include "common/clock.h"
 
 struct redisContext;
@@ -131,7 +132,7 @@ struct RedisClusterCounters {
 // The URL with its password replaced by "***", for logs.
 std::string RedactRedisUrl(std::string_view url);
 
-class RedisCache final : public DocumentCache {
+class RedisCache final : public DocumentCache, public WriteIntents {
  public:
   // Connects once (checking the eviction policy and loading the scripts) and keeps that
   // connection in the pool; on a cluster, reads the slot map and does so on every master. Sets
@@ -166,6 +167,16 @@ class RedisCache final : public DocumentCache {
                                  size_t limit) override;
   Result<std::vector<std::pair<std::string, std::string>>> ListNamespaceRecords(
       std::string_view key) override;
+  // Write intents (write_intents.h): keys and scripts in docs/design.md §4.9.
+  WriteIntents* write_intents() override { return this; }
+  Result<IntentStart> BeginIntent(std::string_view ns, std::span<const DocId> ids,
+                                  bool whole_namespace, uint64_t proposed_stamp,
+                                  std::chrono::milliseconds deadline) override;
+  Status EndIntent(std::string_view ns, std::span<const DocId> ids, bool whole_namespace,
+                   uint64_t generation) override;
+  Result<std::vector<IntentLookup>> Lookup(std::string_view ns,
+                                           std::span<const DocId> ids) override;
+  Result<uint64_t> Generation(std::string_view ns) override;
   Status Ping() override;       // every master of a cluster
   CacheStats Stats() override;  // summed over the masters of a cluster
 

@@ -862,14 +862,14 @@ std::vector<std::pair<DocId, CachedDoc>> WarmPage(const std::vector<DocId>& ids)
 }
 
 TEST_F(NamespaceDeletedTest, AWarmPageReadBeforeTheDeleteIsRefused) {
-  auto mark = core_->MarkWarmRead(kNs);
+  auto mark = Run(core_->MarkWarmRead(kNs));
   Run(core_->NamespaceDeleted(kNs));
   auto put = Run(core_->PutWarmPage(kNs, WarmPage({DocId::U64(1)}), mark));
   ASSERT_FALSE(put.ok());
   EXPECT_EQ(put.status().code(), StatusCode::kAborted);
   EXPECT_FALSE(HasLiveRecord(DocId::U64(1)));
   // A page read after the delete is written.
-  put = Run(core_->PutWarmPage(kNs, WarmPage({DocId::U64(1)}), core_->MarkWarmRead(kNs)));
+  put = Run(core_->PutWarmPage(kNs, WarmPage({DocId::U64(1)}), Run(core_->MarkWarmRead(kNs))));
   ASSERT_TRUE(put.ok()) << put.status().ToString();
   EXPECT_TRUE(HasLiveRecord(DocId::U64(1)));
 }
@@ -884,7 +884,7 @@ TEST_F(WarmPageTest, RowsOfIdsAWriteMayHaveChangedDuringTheReadAreLeftOut) {
   auto done = core_->BeginWrite(kNs, {settled});
   done.reset();  // begun and ended before the read: its effect is in what the read sees
   auto in_flight = core_->BeginWrite(kNs, {racing});
-  auto mark = core_->MarkWarmRead(kNs);
+  auto mark = Run(core_->MarkWarmRead(kNs));
   // The write in flight when the read began ends before the put: it may have been applied
   // before or after what the read saw.
   in_flight.reset();
@@ -899,7 +899,7 @@ TEST_F(WarmPageTest, RowsOfIdsAWriteMayHaveChangedDuringTheReadAreLeftOut) {
   EXPECT_TRUE(HasLiveRecord(settled));
   after.reset();
   // A page read once those writes ended is written whole.
-  put = Run(core_->PutWarmPage(kNs, WarmPage({racing, later}), core_->MarkWarmRead(kNs)));
+  put = Run(core_->PutWarmPage(kNs, WarmPage({racing, later}), Run(core_->MarkWarmRead(kNs))));
   ASSERT_TRUE(put.ok()) << put.status().ToString();
   EXPECT_TRUE(HasLiveRecord(racing));
   EXPECT_TRUE(HasLiveRecord(later));
@@ -908,8 +908,8 @@ TEST_F(WarmPageTest, RowsOfIdsAWriteMayHaveChangedDuringTheReadAreLeftOut) {
 TEST_F(WarmPageTest, AWholeNamespaceWriteDuringTheReadLeavesThePageOut) {
   const DocId id = DocId::U64(1), other_ns_id = DocId::U64(2);
   auto by_filter = core_->BeginWrite(kNs, {}, /*whole_namespace=*/true);
-  auto mark = core_->MarkWarmRead(kNs);
-  auto other_mark = core_->MarkWarmRead(kOtherNs);
+  auto mark = Run(core_->MarkWarmRead(kNs));
+  auto other_mark = Run(core_->MarkWarmRead(kOtherNs));
   by_filter.reset();
   auto put = Run(core_->PutWarmPage(kNs, WarmPage({id}), mark));
   ASSERT_TRUE(put.ok()) << put.status().ToString();
@@ -930,7 +930,7 @@ TEST_F(WarmPageTest, TheRowOfOneOfTwoRacingWritesReadBetweenThemIsNotCached) {
   auto second = core_->BeginWrite(kNs, {id});
   EXPECT_TRUE(Run(core_->ApplyWrite(kNs, Upserts(101, {Row(id, R"({"v":2})")}), second.get())));
   second.reset();
-  auto mark = core_->MarkWarmRead(kNs);  // reads {"v":2}, stamp 101
+  auto mark = Run(core_->MarkWarmRead(kNs));  // reads {"v":2}, stamp 101
   std::vector<std::pair<DocId, CachedDoc>> page;
   CachedDoc row;
   row.attributes_json = R"({"v":2})";
