@@ -23,6 +23,7 @@
 #include <thread>
 
 #include "unit/cache/document_cache_contract.h"
+#include "unit/cache/write_intents_contract.h"
 #include "unit/cache/test_util.h"
 
 namespace layer::cache {
@@ -201,6 +202,9 @@ class RedisContractBackend final : public DocumentCacheBackend {
 };
 
 INSTANTIATE_TEST_SUITE_P(Redis, DocumentCacheContractTest,
+                         ::testing::Values(DocumentCacheContractParam{
+                             "Redis", &RedisContractBackend::Open}));
+INSTANTIATE_TEST_SUITE_P(Redis, WriteIntentsContractTest,
                          ::testing::Values(DocumentCacheContractParam{
                              "Redis", &RedisContractBackend::Open}));
 

@@ -26,6 +26,7 @@
 
 #include "cache/redis/redis_cache.h"
 #include "unit/cache/document_cache_contract.h"
+#include "unit/cache/write_intents_contract.h"
 #include "unit/cache/test_util.h"
 
 namespace layer::cache {
@@ -335,6 +336,9 @@ class RedisClusterContractBackend final : public DocumentCacheBackend {
 };
 
 INSTANTIATE_TEST_SUITE_P(RedisCluster, DocumentCacheContractTest,
+                         ::testing::Values(DocumentCacheContractParam{
+                             "RedisCluster", &RedisClusterContractBackend::Open}));
+INSTANTIATE_TEST_SUITE_P(RedisCluster, WriteIntentsContractTest,
                          ::testing::Values(DocumentCacheContractParam{
                              "RedisCluster", &RedisClusterContractBackend::Open}));
 
