@@ -243,7 +243,10 @@ def run_workload(gw, origin, ns: str, writers: int = 3, writer_ops: int = 150,
                  readers: int = 4, reader_ops: int = 400, query_reads: int = 200,
                  seed: int = 1) -> Run:
     """Runs the concurrent workload to completion; the origin's write faults switch from
-    apply-then-drop to apply-then-late half way through the writes."""
+    apply-then-drop to apply-then-late half way through the writes. `gw` is a gateway or a list
+    of replicas sharing one cache: writers and readers are then spread over them in turn."""
+    gws = gw if isinstance(gw, list) else [gw]
+    gw = gws[0]
     run = Run()
     # Every id exists before the concurrent part (sequential, recorded like the rest).
     c = Client(gw)
@@ -263,14 +266,15 @@ def run_workload(gw, origin, ns: str, writers: int = 3, writer_ops: int = 150,
             switched.set()
             set_origin_faults(origin, LATE)
 
-    threads = [threading.Thread(target=writer, args=(run, gw, ns, f"w{k}", writer_ops,
-                                                     seed * 100 + k, on_half))
+    threads = [threading.Thread(target=writer, args=(run, gws[k % len(gws)], ns, f"w{k}",
+                                                     writer_ops, seed * 100 + k, on_half))
                for k in range(writers)]
-    threads += [threading.Thread(target=gateway_reader, args=(run, gw, ns, f"r{k}", reader_ops,
-                                                              seed * 100 + 50 + k))
+    threads += [threading.Thread(target=gateway_reader,
+                                 args=(run, gws[(k + 1) % len(gws)], ns, f"r{k}", reader_ops,
+                                       seed * 100 + 50 + k))
                 for k in range(readers)]
     threads.append(threading.Thread(target=query_reader,
-                                    args=(run, gw, origin, ns, "q", query_reads)))
+                                    args=(run, gws[-1], origin, ns, "q", query_reads)))
     for t in threads:
         t.start()
     for t in threads:
