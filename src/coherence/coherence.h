@@ -16,12 +16,13 @@
 // - Namespaces: the id and attribute types of each namespace, epochs (a delete bumps it), the
 //   cache state (cold, warming, warm) and `cache_warmed_through`.
 //
-// Process-local state (must live in the shared backend when several replicas share one cache;
-// docs/design.md §4.7): NamespaceTypes, PendingInvalidations, the fetch single-flight, the
-// reactive-warm generations, the write sequences and namespace fences with their in-flight put
-// counts, the writes in flight (WriteTicket, InFlightIds), the last stamp given, and the partition
-// registry (authoritative in memory; the cache keeps a copy start-up reads). Everything else is in
-// the cache itself.
+// Process-local state (docs/design.md §4.7): NamespaceTypes, PendingInvalidations, the fetch
+// single-flight, the reactive-warm generations, the write sequences and namespace fences with
+// their in-flight put counts, the writes in flight (WriteTicket, InFlightIds), the last stamp
+// given, and the partition registry (authoritative in memory; the cache keeps a copy start-up
+// reads). Everything else is in the cache itself. When replicas share the cache
+// (CacheGuard::shares_writes), the writes in flight are also registered there as write intents
+// (ShareWrite, docs/design.md §4.9), and lookups, backfills, warm pages and mirrors check them.
 //
 // Thread-safe. Every Task runs on the caller's executor; cache calls go through the CacheGuard
 // (its own threads, per-op deadline, breaker).

@@ -8,6 +8,10 @@
 //    L<len>{ns}r                   hash: the namespace records                         no TTL
 //    L<len>{ns}d<epoch>:<t><id>    a document or tombstone (t = '0' + IdType)          see below
 //    L<len>{ns}v<epoch>:<t><id>    a vector (little-endian f32 bytes)                 doc TTL
+//    L<len>{ns}g                   the namespace's write generation (write intents)    no TTL
+//    L<len>{ns}s                   the last write stamp given (write intents)          no TTL
+//    L<len>{ns}W                   hash: the whole-namespace write intent    none while in flight
+//    L<len>{ns}w:<t><id>           hash: an id's write intent                none while in flight
 //    L:records:<record key>        set: the namespaces that hold that record           no TTL
 // `len` is the namespace's length in bytes, so ("a", "bc") and ("ab", "c") never meet.
 // A stored document is 'd' + stamp (20 zero-padded digits, so string order is numeric order) +
@@ -58,6 +62,11 @@
 // one command, which a redirect never ran). The per-record-key registry `L:records:<key>` is one
 // key (one slot) like any other; ListNamespaceRecords reads it, then groups the namespaces'
 // HGETs by master and pipelines each group. Ping and Stats ask every master.
+//
+// Write intents (WriteIntents, docs/design.md §4.9): BeginIntent, EndIntent and Lookup are one
+// script each on the namespace's slot; a put checks a row's read or write generation against the
+// intents in its own script. An intent keeps no TTL while writes are counted in it, and the
+// tombstone TTL once they ended (so that its generation outlives any read still in flight).
 //
 // TLS (rediss://) needs hiredis >= 1.0 (hiredis_ssl); Debian 12's is 0.14, so such URLs are
 // refused.
