@@ -16,6 +16,7 @@ import threading
 
 import pytest
 
+from layer_testlib import wait_until
 from test_cache_support import (TOKEN, fetch, stack, stack_factory, upstream_row,  # noqa: F401
                                 write)
 
@@ -51,8 +52,9 @@ def test_a_delete_after_a_restart_wins_over_rows_stamped_before_it(stack, restar
     stack.gw.stop()
     stack.start_gateway()
     for i in (1, 2):  # cached again (a miss backfills the upstream's row with its stamp)
-        fetch(stack.gw, ns, i)
-        assert fetch(stack.gw, ns, i).header("x-layer-cache") == "hit"
+        # The backfill lands after the miss's answer: wait for it.
+        wait_until(lambda: fetch(stack.gw, ns, i).header("x-layer-cache") == "hit", timeout=60,
+                   what=f"id {i} to be cached again")
     assert write(stack.gw, ns, {"deletes": [1]}).status == 200
     assert write(stack.gw, ns, {"delete_by_filter": ["g", "Eq", 0]}).status == 200
     for i in (1, 2):

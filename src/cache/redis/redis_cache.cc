@@ -1,6 +1,15 @@
 #include "cache/redis/redis_cache.h"
 
+#include <arpa/inet.h>
+// hiredis 0.14's sds.h has no C++ guard of its own, and hiredis.h includes it outside its own:
+// included first, in C linkage.
+extern "C" {
+#include <hiredis/sds.h>
+}
 #include <hiredis/hiredis.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
 #include <signal.h>
 #include <sys/time.h>
 
@@ -420,7 +429,34 @@ class RedisCache::Conn {
  public:
   Conn(redisContext* ctx, std::string host) : ctx_(ctx), host_(std::move(host)) {}
   ~Conn() {
+    if (ssl_) SSL_free(ssl_);
     if (ctx_) redisFree(ctx_);
+  }
+
+  // Makes the connection TLS (a handshake on hiredis's socket, bounded by its timeouts): from
+  // then on hiredis only formats commands and parses replies, and OpenSSL moves the bytes.
+  Status StartTls(SSL_CTX* tls, const RedisCacheOptions& o, const std::string& where) {
+    ssl_ = SSL_new(tls);
+    if (!ssl_ || SSL_set_fd(ssl_, ctx_->fd) != 1) return TlsError("tls setup at " + where);
+    const std::string& name = o.tls_server_name.empty() ? host_ : o.tls_server_name;
+    in6_addr addr6;
+    in_addr addr4;
+    const bool ip = inet_pton(AF_INET, name.c_str(), &addr4) == 1 ||
+                    inet_pton(AF_INET6, name.c_str(), &addr6) == 1;
+    if (!ip) SSL_set_tlsext_host_name(ssl_, name.c_str());
+    if (o.tls_verify) {
+      X509_VERIFY_PARAM* param = SSL_get0_param(ssl_);
+      const int set = ip ? X509_VERIFY_PARAM_set1_ip_asc(param, name.c_str())
+                         : X509_VERIFY_PARAM_set1_host(param, name.c_str(), name.size());
+      if (set != 1) return TlsError("tls name " + name);
+      SSL_set_verify(ssl_, SSL_VERIFY_PEER, nullptr);
+    }
+    if (SSL_connect(ssl_) != 1) {
+      const long verify = SSL_get_verify_result(ssl_);
+      std::string why = verify != X509_V_OK ? X509_verify_cert_error_string(verify) : "";
+      return TlsError("tls handshake with " + where + (why.empty() ? "" : ": " + why));
+    }
+    return Status::Ok();
   }
   Conn(const Conn&) = delete;
   Conn& operator=(const Conn&) = delete;
@@ -467,9 +503,12 @@ class RedisCache::Conn {
         return IoStatus(what);
       }
     }
+    if (ssl_ && !TlsFlush()) return IoStatus(what);
     for (size_t i = 0; i < cmds.size() * (asking_ ? 2 : 1); ++i) {
       void* raw = nullptr;
-      if (redisGetReply(ctx_, &raw) != REDIS_OK || raw == nullptr) return IoStatus(what);
+      if ((ssl_ ? TlsGetReply(&raw) : redisGetReply(ctx_, &raw)) != REDIS_OK || raw == nullptr) {
+        return IoStatus(what);
+      }
       Reply reply(static_cast<redisReply*>(raw));
       if (asking_ && i % 2 == 0) continue;  // ASKING's +OK
       replies->push_back(std::move(reply));
@@ -539,7 +578,62 @@ class RedisCache::Conn {
   }
 
  private:
+  // The context's error state, as hiredis sets it, so that broken() and IoStatus() tell.
+  void SetError(int err, const std::string& what) {
+    ctx_->err = err;
+    std::snprintf(ctx_->errstr, sizeof(ctx_->errstr), "%s", what.c_str());
+  }
+  Status TlsError(const std::string& what) {
+    std::string msg = what;
+    if (unsigned long e = ERR_get_error(); e != 0) {
+      char buf[256];
+      ERR_error_string_n(e, buf, sizeof(buf));
+      msg += std::string(": ") + buf;
+    }
+    ERR_clear_error();
+    SetError(REDIS_ERR_IO, msg);
+    return Status::Unavailable("redis " + msg);
+  }
+  // Writes what hiredis formatted (its output buffer) through TLS.
+  bool TlsFlush() {
+    const size_t len = sdslen(ctx_->obuf);
+    for (size_t off = 0; off < len;) {
+      const int n = SSL_write(ssl_, ctx_->obuf + off, static_cast<int>(len - off));
+      if (n <= 0) {
+        ERR_clear_error();
+        SetError(REDIS_ERR_IO, "tls write failed or timed out");
+        return false;
+      }
+      off += static_cast<size_t>(n);
+    }
+    sdsfree(ctx_->obuf);
+    ctx_->obuf = sdsempty();
+    return true;
+  }
+  // The next reply, reading through TLS into hiredis's parser as needed.
+  int TlsGetReply(void** reply) {
+    char buf[16 * 1024];
+    while (true) {
+      if (redisReaderGetReply(ctx_->reader, reply) != REDIS_OK) {
+        SetError(REDIS_ERR_PROTOCOL, "protocol error");
+        return REDIS_ERR;
+      }
+      if (*reply) return REDIS_OK;
+      const int n = SSL_read(ssl_, buf, sizeof(buf));
+      if (n <= 0) {
+        ERR_clear_error();
+        SetError(n == 0 ? REDIS_ERR_EOF : REDIS_ERR_IO, "tls read failed, timed out or closed");
+        return REDIS_ERR;
+      }
+      if (redisReaderFeed(ctx_->reader, buf, static_cast<size_t>(n)) != REDIS_OK) {
+        SetError(REDIS_ERR_PROTOCOL, "protocol error");
+        return REDIS_ERR;
+      }
+    }
+  }
+
   redisContext* ctx_;
+  SSL* ssl_ = nullptr;      // TLS connections only
   const std::string host_;  // of the node, for a redirection that names no host
   bool asking_ = false;
   std::optional<Redirect> redirect_;
@@ -632,14 +726,13 @@ Result<RedisCacheOptions> ParseRedisCacheUrl(std::string_view url) {
     rest = url.substr(13);
     unix_socket = true;
   } else if (url.starts_with("rediss://")) {
-    return bad(
-        "TLS (rediss://) needs hiredis 1.0 or later with hiredis_ssl; this build has "
-        "hiredis 0.14 (use a TLS proxy such as stunnel, or redis:// on a trusted network)");
+    rest = url.substr(9);
+    o.tls = true;
   } else if (url.starts_with("redis-cluster://")) {
     rest = url.substr(16);
     cluster = true;
   } else {
-    return bad("not a redis://, redis+unix:// or redis-cluster:// URL");
+    return bad("not a redis://, rediss://, redis+unix:// or redis-cluster:// URL");
   }
   std::string_view query;
   if (size_t q = rest.find('?'); q != std::string_view::npos) {
@@ -728,6 +821,32 @@ Result<RedisCacheOptions> ParseRedisCacheUrl(std::string_view url) {
     if (*v != "0" && *v != "1") return bad("check_policy must be 0 or 1");
     o.check_policy = *v == "1";
   }
+  if (auto v = QueryParam(query, "tls")) {
+    if (*v != "0" && *v != "1") return bad("tls must be 0 or 1");
+    if (*v == "0" && o.tls) return bad("rediss:// is TLS: tls=0 contradicts it");
+    o.tls = *v == "1";
+  }
+  if (auto v = QueryParam(query, "verify")) {
+    if (*v != "0" && *v != "1") return bad("verify must be 0 or 1");
+    o.tls_verify = *v == "1";
+  }
+  for (auto [name, out] : {std::pair<std::string_view, std::string*>{"ca", &o.tls_ca_file},
+                           {"cert", &o.tls_cert_file},
+                           {"key", &o.tls_key_file},
+                           {"sni", &o.tls_server_name}}) {
+    if (auto v = QueryParam(query, name)) {
+      if (v->empty()) return bad(std::string(name) + " must not be empty");
+      *out = std::move(*v);
+    }
+  }
+  const bool tls_options = !o.tls_ca_file.empty() || !o.tls_cert_file.empty() ||
+                           !o.tls_key_file.empty() || !o.tls_server_name.empty() ||
+                           QueryParam(query, "verify");
+  if (tls_options && !o.tls) return bad("TLS options need rediss:// (or tls=1)");
+  if (o.tls_cert_file.empty() != o.tls_key_file.empty()) {
+    return bad("a client certificate needs both cert= and key=");
+  }
+  if (o.tls && unix_socket) return bad("TLS needs a TCP connection, not a unix socket");
   if (cluster && o.db != 0) return bad("a Redis Cluster has only database 0");
   return o;
 }
@@ -748,11 +867,51 @@ std::string RedactRedisUrl(std::string_view url) {
   return out;
 }
 
+namespace {
+
+// The TLS client context of a cache's connections: TLS 1.2 or later, the server verified against
+// the CA file (or the system's CAs), a client certificate when one is given.
+Result<std::shared_ptr<SSL_CTX>> MakeTlsContext(const RedisCacheOptions& o) {
+  std::shared_ptr<SSL_CTX> ctx(SSL_CTX_new(TLS_client_method()), SSL_CTX_free);
+  auto fail = [](const std::string& what) {
+    std::string msg = "redis tls: " + what;
+    if (unsigned long e = ERR_get_error(); e != 0) {
+      char buf[256];
+      ERR_error_string_n(e, buf, sizeof(buf));
+      msg += std::string(": ") + buf;
+    }
+    ERR_clear_error();
+    return Status::InvalidArgument(msg);
+  };
+  if (!ctx) return fail("no TLS context");
+  SSL_CTX_set_min_proto_version(ctx.get(), TLS1_2_VERSION);
+  if (o.tls_verify) {
+    const int loaded = o.tls_ca_file.empty()
+                           ? SSL_CTX_set_default_verify_paths(ctx.get())
+                           : SSL_CTX_load_verify_locations(ctx.get(), o.tls_ca_file.c_str(), nullptr);
+    if (loaded != 1) return fail("cannot load the CA file '" + o.tls_ca_file + "'");
+  }
+  if (!o.tls_cert_file.empty()) {
+    if (SSL_CTX_use_certificate_chain_file(ctx.get(), o.tls_cert_file.c_str()) != 1) {
+      return fail("cannot load the client certificate '" + o.tls_cert_file + "'");
+    }
+    if (SSL_CTX_use_PrivateKey_file(ctx.get(), o.tls_key_file.c_str(), SSL_FILETYPE_PEM) != 1) {
+      return fail("cannot load the client key '" + o.tls_key_file + "'");
+    }
+  }
+  // A write to a connection the server closed is an error, not a SIGPIPE (Open ignores it).
+  return ctx;
+}
+
+}  // namespace
+
 // One server and its pool of connections.
 class RedisCache::Node {
  public:
-  Node(const RedisCacheOptions& options, std::string host, int port, std::string unix_socket)
+  Node(const RedisCacheOptions& options, SSL_CTX* tls, std::string host, int port,
+       std::string unix_socket)
       : options_(options),
+        tls_(tls),
         host_(std::move(host)),
         port_(port),
         unix_socket_(std::move(unix_socket)),
@@ -848,6 +1007,9 @@ class RedisCache::Node {
     if (ctx->err) return Status::Unavailable("redis connect " + where + ": " + ctx->errstr);
     redisSetTimeout(ctx, ToTimeval(options_.op_timeout));
     if (unix_socket_.empty()) (void)redisEnableKeepAlive(ctx);
+    if (tls_) {
+      if (Status s = conn->StartTls(tls_, options_, where); !s.ok()) return s;
+    }
     if (!options_.password.empty()) {
       std::vector<std::string> auth = {"AUTH"};
       if (!options_.username.empty()) auth.push_back(options_.username);
@@ -891,6 +1053,7 @@ class RedisCache::Node {
   }
 
   const RedisCacheOptions& options_;
+  SSL_CTX* const tls_;  // null: plain connections
   const std::string host_;
   const int port_;
   const std::string unix_socket_;
@@ -932,11 +1095,20 @@ uint16_t RedisCache::NamespaceSlot(std::string_view ns) { return RedisKeySlot(Ep
 
 RedisCache::RedisCache(RedisCacheOptions options)
     : options_(std::move(options)), cluster_(!options_.cluster_seeds.empty()) {
+  if (options_.tls) {
+    auto made = MakeTlsContext(options_);
+    if (made.ok()) {
+      tls_ = std::move(*made);
+    } else {
+      tls_status_ = made.status();
+    }
+  }
   if (cluster_) {
     slots_.resize(kSlots);
     for (const auto& [host, port] : options_.cluster_seeds) (void)NodeAt(host, port);
   } else {
-    single_ = std::make_shared<Node>(options_, options_.host, options_.port, options_.unix_socket);
+    single_ = std::make_shared<Node>(options_, tls_.get(), options_.host, options_.port,
+                                     options_.unix_socket);
   }
 }
 
@@ -956,6 +1128,7 @@ Result<std::unique_ptr<RedisCache>> RedisCache::Open(RedisCacheOptions options) 
     signal(SIGPIPE, SIG_IGN);
   }
   std::unique_ptr<RedisCache> cache(new RedisCache(std::move(options)));
+  if (!cache->tls_status_.ok()) return cache->tls_status_;
   if (cache->cluster_) {
     if (Status s = cache->RefreshSlots(cache->map_gen_.load(), nullptr, nullptr); !s.ok()) return s;
   }
@@ -970,7 +1143,7 @@ std::shared_ptr<RedisCache::Node> RedisCache::NodeAt(const std::string& host, in
   std::string key = host + ":" + std::to_string(port);
   std::lock_guard lk(nodes_mu_);
   auto& node = nodes_[key];
-  if (!node) node = std::make_shared<Node>(options_, host, port, std::string());
+  if (!node) node = std::make_shared<Node>(options_, tls_.get(), host, port, std::string());
   return node;
 }
 

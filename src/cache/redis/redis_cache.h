@@ -68,8 +68,9 @@
 // intents in its own script. An intent keeps no TTL while writes are counted in it, and the
 // tombstone TTL once they ended (so that its generation outlives any read still in flight).
 //
-// TLS (rediss://) needs hiredis >= 1.0 (hiredis_ssl); Debian 12's is 0.14, so such URLs are
-// refused.
+// TLS (rediss://): hiredis 0.14 (Debian 12's) has no TLS, so it only formats commands and parses
+// replies on a TLS connection; the bytes go through OpenSSL on the socket it connected (with the
+// same connect and call timeouts).
 //
 // TryGet always answers nullopt (a network cache). Thread-safe; every other call blocks on the
 // network, at most about op_timeout per round trip.
@@ -94,6 +95,7 @@
 
 struct redisContext;
 struct redisReply;
+struct ssl_ctx_st;
 
 namespace layer::cache {
 
@@ -112,6 +114,16 @@ struct RedisCacheOptions {
   std::chrono::milliseconds op_timeout{2000};  // per round trip, and for a free pool slot
   std::chrono::milliseconds tombstone_ttl = std::chrono::minutes(10);
   std::chrono::milliseconds doc_ttl = std::chrono::hours(24 * 7);  // documents and vectors
+  // TLS (rediss://, or tls=1 in a cluster URL): every connection, to every node, is TLS. The
+  // server's certificate is verified against `tls_ca_file` (the system's CAs when empty) and its
+  // name or IP address against `tls_server_name` (the host connected to when empty), unless
+  // `tls_verify` is off. A client certificate is sent when `tls_cert_file` is set.
+  bool tls = false;
+  std::string tls_ca_file;
+  std::string tls_cert_file;
+  std::string tls_key_file;
+  std::string tls_server_name;
+  bool tls_verify = true;
   bool check_policy = true;      // refuse a maxmemory-policy that may evict tombstones or epochs
   size_t batch_chunk = 256;      // records per script of a batch put
   const Clock* clock = nullptr;  // wall time for tombstone expiry; null = Clock::System()
@@ -119,11 +131,13 @@ struct RedisCacheOptions {
 
 // Parses a --cache URL:
 //   redis://[[USER]:PASSWORD@]HOST[:PORT][/DB][?OPTIONS]
+//   rediss://[[USER]:PASSWORD@]HOST[:PORT][/DB][?OPTIONS]          (TLS)
 //   redis+unix://[[USER]:PASSWORD@]/PATH/TO/SOCKET[?db=N&OPTIONS]
 //   redis-cluster://[[USER]:PASSWORD@]HOST[:PORT][,HOST[:PORT]...][?OPTIONS]
 // OPTIONS: pool=N (per node), timeout=DURATION, connect_timeout=DURATION, doc_ttl=DURATION,
-// tombstone_ttl=DURATION, check_policy=0|1. InvalidArgument for anything else, including
-// rediss:// (not available in this build; see above) and a database in a cluster URL.
+// tombstone_ttl=DURATION, check_policy=0|1, and for TLS tls=1 (implied by rediss://), ca=PATH,
+// cert=PATH, key=PATH, sni=NAME, verify=0|1. InvalidArgument for anything else, including a
+// database in a cluster URL.
 Result<RedisCacheOptions> ParseRedisCacheUrl(std::string_view url);
 
 // The Redis Cluster hash slot of a key: CRC16 (XMODEM) of its hash tag -- the bytes between the
@@ -237,6 +251,9 @@ class RedisCache final : public DocumentCache, public WriteIntents {
 
   const RedisCacheOptions options_;
   const bool cluster_;
+  // The TLS context of every connection (options_.tls); declared before the nodes, which use it.
+  std::shared_ptr<ssl_ctx_st> tls_;
+  Status tls_status_;  // why tls_ could not be made
 
   std::shared_ptr<Node> single_;  // the one server, when not a cluster
 

@@ -6,10 +6,13 @@
 // A missing redis-server skips these tests, except under CI (CI=true), where it fails them.
 #include "cache/redis/redis_cache.h"
 
+#include <arpa/inet.h>
 #include <hiredis/hiredis.h>
+#include <netinet/in.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -44,10 +47,29 @@ bool UnderCi() {
   return ci && std::string_view(ci) == "true";
 }
 
-// A redis-server child process on a unix socket (no TCP port) in its own directory.
+// A free loopback TCP port (bound, then released for the server to take).
+int FreePort() {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof(a);
+  int port = 0;
+  if (bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) == 0 &&
+      getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) == 0) {
+    port = ntohs(a.sin_port);
+  }
+  close(fd);
+  return port;
+}
+
+// A redis-server child process on a unix socket (no TCP port) in its own directory; with `tls`,
+// also on a TLS port of 127.0.0.1 with a self-signed certificate (made by the openssl command),
+// which Options() then connects to.
 class RedisServer {
  public:
-  explicit RedisServer(std::string policy = "volatile-lru") : policy_(std::move(policy)) {}
+  explicit RedisServer(std::string policy = "volatile-lru", bool tls = false)
+      : policy_(std::move(policy)), tls_(tls) {}
   ~RedisServer() { Stop(); }
 
   const std::string& socket() const { return socket_; }
@@ -58,14 +80,31 @@ class RedisServer {
     const std::string bin = RedisServerBinary();
     if (bin.empty()) return false;
     socket_ = dir_.Sub("redis.sock");
+    std::vector<std::string> args = {bin, "--port", "0", "--unixsocket", socket_,
+                                     "--unixsocketperm", "700", "--save", "", "--appendonly",
+                                     "no", "--dir", dir_.path(), "--logfile",
+                                     dir_.Sub("redis.log"), "--maxmemory-policy", policy_};
+    if (tls_) {
+      const std::string make_cert =
+          "openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=localhost -addext "
+          "subjectAltName=IP:127.0.0.1,DNS:localhost -keyout " + dir_.Sub("key.pem") +
+          " -out " + dir_.Sub("cert.pem") + " >/dev/null 2>&1";
+      if (std::system(make_cert.c_str()) != 0) return false;
+      tls_port_ = FreePort();
+      for (std::string a : {std::string("--tls-port"), std::to_string(tls_port_),
+                            std::string("--tls-cert-file"), dir_.Sub("cert.pem"),
+                            std::string("--tls-key-file"), dir_.Sub("key.pem"),
+                            std::string("--tls-auth-clients"), std::string("no")}) {
+        args.push_back(std::move(a));
+      }
+    }
+    std::vector<char*> argv;
+    for (auto& a : args) argv.push_back(a.data());
+    argv.push_back(nullptr);
     pid_ = fork();
     if (pid_ == 0) {
       prctl(PR_SET_PDEATHSIG, SIGKILL);  // never outlive the test process
-      const std::string log = dir_.Sub("redis.log");
-      execl(bin.c_str(), bin.c_str(), "--port", "0", "--unixsocket", socket_.c_str(),
-            "--unixsocketperm", "700", "--save", "", "--appendonly", "no", "--dir",
-            dir_.path().c_str(), "--logfile", log.c_str(), "--maxmemory-policy", policy_.c_str(),
-            static_cast<char*>(nullptr));
+      execv(bin.c_str(), argv.data());
       _exit(127);
     }
     if (pid_ < 0) return false;
@@ -137,13 +176,23 @@ class RedisServer {
 
   RedisCacheOptions Options() const {
     RedisCacheOptions o;
-    o.unix_socket = socket_;
+    if (tls_) {
+      o.host = "127.0.0.1";
+      o.port = tls_port_;
+      o.tls = true;
+      o.tls_ca_file = dir_.Sub("cert.pem");
+    } else {
+      o.unix_socket = socket_;
+    }
     o.pool_size = 4;
     return o;
   }
+  std::string CertFile() const { return dir_.Sub("cert.pem"); }
 
  private:
   std::string policy_;
+  bool tls_ = false;
+  int tls_port_ = 0;
   TempDir dir_;
   std::string socket_;
   pid_t pid_ = -1;
@@ -168,10 +217,21 @@ RedisServer* SharedServer() {
     }                                                                              \
   } while (0)
 
+// The TLS server shared by the contract cases over TLS (stopped at exit).
+RedisServer* SharedTlsServer() {
+  static std::unique_ptr<RedisServer> server = [] {
+    auto s = std::make_unique<RedisServer>("volatile-lru", /*tls=*/true);
+    if (!s->Start()) s.reset();
+    return s;
+  }();
+  return server.get();
+}
+
 class RedisContractBackend final : public DocumentCacheBackend {
  public:
-  static std::unique_ptr<DocumentCacheBackend> Open() {
-    RedisServer* server = SharedServer();
+  static std::unique_ptr<DocumentCacheBackend> Open() { return OpenOn(SharedServer()); }
+  static std::unique_ptr<DocumentCacheBackend> OpenTls() { return OpenOn(SharedTlsServer()); }
+  static std::unique_ptr<DocumentCacheBackend> OpenOn(RedisServer* server) {
     if (!server) {
       if (!RedisServerBinary().empty()) {
         ADD_FAILURE() << "redis-server did not start";
@@ -207,6 +267,13 @@ INSTANTIATE_TEST_SUITE_P(Redis, DocumentCacheContractTest,
 INSTANTIATE_TEST_SUITE_P(Redis, WriteIntentsContractTest,
                          ::testing::Values(DocumentCacheContractParam{
                              "Redis", &RedisContractBackend::Open}));
+// Over TLS (rediss://): the same suites on a TLS port.
+INSTANTIATE_TEST_SUITE_P(RedisTls, DocumentCacheContractTest,
+                         ::testing::Values(DocumentCacheContractParam{
+                             "RedisTls", &RedisContractBackend::OpenTls}));
+INSTANTIATE_TEST_SUITE_P(RedisTls, WriteIntentsContractTest,
+                         ::testing::Values(DocumentCacheContractParam{
+                             "RedisTls", &RedisContractBackend::OpenTls}));
 
 class RedisCacheTest : public ::testing::Test {
  protected:
@@ -492,6 +559,45 @@ TEST_F(RedisCacheTest, AnUnreachableServerIsUnavailable) {
   EXPECT_EQ(c.status().code(), StatusCode::kUnavailable);
 }
 
+TEST(RedisTlsTest, TheServersCertificateAndNameAreVerified) {
+  REQUIRE_REDIS_SERVER();
+  RedisServer server("volatile-lru", /*tls=*/true);
+  ASSERT_TRUE(server.Start()) << "redis-server did not start with TLS";
+  {
+    auto c = RedisCache::Open(server.Options());
+    ASSERT_TRUE(c.ok()) << c.status().ToString();
+    ASSERT_TRUE(*(*c)->PutIfNewer("ns", DocId::U64(1), Doc(R"({"v":1})", 1)));
+    auto got = (*c)->Get("ns", DocId::U64(1));
+    ASSERT_TRUE(got.ok() && got->has_value());
+    EXPECT_EQ((*got)->attributes_json, R"({"v":1})");
+  }
+  RedisCacheOptions o = server.Options();
+  o.tls_ca_file.clear();  // the system's CAs: the self-signed certificate is not among them
+  auto c = RedisCache::Open(o);
+  ASSERT_FALSE(c.ok());
+  EXPECT_EQ(c.status().code(), StatusCode::kUnavailable);
+  EXPECT_NE(c.status().message().find("certificate"), std::string::npos) << c.status().message();
+  o.tls_verify = false;  // verify=0: any certificate
+  EXPECT_TRUE(RedisCache::Open(o).ok());
+  o = server.Options();
+  o.tls_server_name = "other.example";  // not the certificate's name
+  c = RedisCache::Open(o);
+  ASSERT_FALSE(c.ok());
+  EXPECT_EQ(c.status().code(), StatusCode::kUnavailable);
+  o = server.Options();
+  o.tls_server_name = "localhost";  // the certificate's DNS name
+  EXPECT_TRUE(RedisCache::Open(o).ok());
+  o = server.Options();
+  o.tls = false;  // plain text to a TLS port: refused, not hung
+  o.op_timeout = 500ms;
+  EXPECT_FALSE(RedisCache::Open(o).ok());
+  o = server.Options();
+  o.tls_ca_file = "/nonexistent/ca.pem";
+  c = RedisCache::Open(o);
+  ASSERT_FALSE(c.ok());
+  EXPECT_EQ(c.status().code(), StatusCode::kInvalidArgument);
+}
+
 TEST(RedisCacheUrlTest, ParsesHostPortDbCredentialsAndOptions) {
   auto o = ParseRedisCacheUrl("redis://cache.internal:6380/3?pool=8&timeout=500ms&doc_ttl=1d");
   ASSERT_TRUE(o.ok()) << o.status().ToString();
@@ -518,9 +624,26 @@ TEST(RedisCacheUrlTest, ParsesHostPortDbCredentialsAndOptions) {
   EXPECT_EQ(o->unix_socket, "/run/redis.sock");
   EXPECT_EQ(o->db, 2);
   EXPECT_FALSE(o->check_policy);
-  for (std::string bad : {"rediss://h:6379", "http://h", "redis://h:0",
-                          "redis://h:x", "redis://h/db", "redis://h?pool=0",
-                          "redis://h?timeout=soon", "redis+unix://relative.sock"}) {
+  o = ParseRedisCacheUrl("rediss://:pw@cache.internal:6380?ca=/etc/ca.pem&sni=redis.example");
+  ASSERT_TRUE(o.ok()) << o.status().ToString();
+  EXPECT_TRUE(o->tls);
+  EXPECT_TRUE(o->tls_verify);
+  EXPECT_EQ(o->host, "cache.internal");
+  EXPECT_EQ(o->port, 6380);
+  EXPECT_EQ(o->tls_ca_file, "/etc/ca.pem");
+  EXPECT_EQ(o->tls_server_name, "redis.example");
+  o = ParseRedisCacheUrl("redis-cluster://a:1,b:2?tls=1&cert=/c.pem&key=/k.pem&verify=0");
+  ASSERT_TRUE(o.ok()) << o.status().ToString();
+  EXPECT_TRUE(o->tls);
+  EXPECT_FALSE(o->tls_verify);
+  EXPECT_EQ(o->tls_cert_file, "/c.pem");
+  EXPECT_EQ(o->tls_key_file, "/k.pem");
+  EXPECT_FALSE(ParseRedisCacheUrl("redis://h").value().tls);
+  for (std::string bad :
+       {"http://h", "redis://h:0", "redis://h:x", "redis://h/db", "redis://h?pool=0",
+        "redis://h?timeout=soon", "redis+unix://relative.sock", "redis://h?ca=/ca.pem",
+        "rediss://h?tls=0", "rediss://h?cert=/c.pem", "rediss://h?verify=2", "rediss://h?ca=",
+        "redis+unix:///s.sock?tls=1"}) {
     EXPECT_EQ(ParseRedisCacheUrl(bad).status().code(), StatusCode::kInvalidArgument) << bad;
   }
   EXPECT_EQ(RedactRedisUrl("redis://bob:secret@h:1/0?pool=2"), "redis://bob:***@h:1/0?pool=2");
