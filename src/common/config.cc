@@ -240,8 +240,8 @@ Status ServeConfig::Validate() const {
     if (!rocks && !cache.starts_with("redis://") && !cache.starts_with("redis+unix://") &&
         !cache.starts_with("rediss://") && !cache.starts_with("redis-cluster://")) {
       return Status::InvalidArgument(
-          "--cache must be redis://HOST:PORT[/DB], redis+unix:///SOCKET, "
-          "redis-cluster://HOST:PORT,HOST:PORT,... or rocksdb:///PATH");
+          "--cache must be redis://HOST:PORT[/DB], rediss://HOST:PORT[/DB], "
+          "redis+unix:///SOCKET, redis-cluster://HOST:PORT,HOST:PORT,... or rocksdb:///PATH");
     }
     if (rocks && !cache_dir.empty()) {
       return Status::InvalidArgument("--cache and --cache-dir both name the cache: give one");

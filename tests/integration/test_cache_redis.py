@@ -52,14 +52,28 @@ def redis_cli(port: int, *args: str) -> str:
 
 
 class RedisServer:
-    def __init__(self, workdir: str, policy: str = "volatile-lru"):
+    """With `tls`, also listens with TLS on `tls_port` (a self-signed certificate for 127.0.0.1,
+    `ca`, made by the openssl command); `port` stays plain for the test's own commands."""
+
+    def __init__(self, workdir: str, policy: str = "volatile-lru", tls: bool = False):
         self.port = free_port()
         self.dir = workdir
         os.makedirs(workdir, exist_ok=True)
+        extra = []
+        if tls:
+            self.ca = os.path.join(workdir, "cert.pem")
+            key = os.path.join(workdir, "key.pem")
+            subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days",
+                            "1", "-subj", "/CN=localhost", "-addext",
+                            "subjectAltName=IP:127.0.0.1", "-keyout", key, "-out", self.ca],
+                           check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            self.tls_port = free_port()
+            extra = ["--tls-port", str(self.tls_port), "--tls-cert-file", self.ca,
+                     "--tls-key-file", key, "--tls-auth-clients", "no"]
         self.proc = subprocess.Popen(
             [REDIS_SERVER, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
              "--appendonly", "no", "--dir", workdir, "--maxmemory-policy", policy,
-             "--logfile", os.path.join(workdir, "redis.log")],
+             "--logfile", os.path.join(workdir, "redis.log"), *extra],
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
         def up():
@@ -220,6 +234,35 @@ def test_an_unsafe_eviction_policy_is_refused_at_start(tmp_path):
                                  env=clean_env({"LAYER_CACHE": r.url}), timeout=20)
         assert rc not in (0, None) and "maxmemory-policy" in out + err, (rc, out, err)
     finally:
+        r.stop()
+
+
+def test_two_gateways_share_a_cache_over_tls(tmp_path):
+    """`--cache rediss://…?ca=…`: the gateways' cache connections are TLS, verified by the
+    server's certificate, and the fleet works through them as over plain TCP."""
+    if not os.path.exists(REDIS_SERVER):
+        if os.environ.get("CI") == "true":
+            pytest.fail("redis-server is not installed (scripts/setup.sh installs it)")
+        pytest.skip("redis-server is not installed")
+    r = RedisServer(str(tmp_path / "redis"), tls=True)
+    f = Fleet(tmp_path, f"rediss://127.0.0.1:{r.tls_port}?ca={r.ca}")
+    try:
+        for gw in (f.a, f.b):
+            c = health_cache(gw)
+            assert c["backend"] == "redis" and c["connected"] is True, c
+        assert write(f.a, "tls", {"upsert_rows": [{"id": 1, "v": "one"}]}).status == 200
+        got = fetch(f.b, "tls", 1)
+        assert doc(got) == {"v": "one"} and cache_header(got) == "hit", (got, got.headers)
+        # The rows are on the server (read over its plain port).
+        assert redis_cli(r.port, "DBSIZE") not in (":0", ""), "nothing reached the server"
+        # A gateway that cannot verify the server's certificate does not start.
+        rc, out, err = run_layer(["serve", "--listen", "127.0.0.1:0", "--data-dir",
+                                  str(tmp_path / "d"), "--upstream", "http://127.0.0.1:9",
+                                  "--cache", f"rediss://127.0.0.1:{r.tls_port}"],
+                                 env=clean_env(), timeout=20)
+        assert rc not in (0, None) and "certificate" in out + err, (rc, out, err)
+    finally:
+        f.close()
         r.stop()
 
 
