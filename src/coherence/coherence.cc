@@ -803,7 +803,7 @@ std::unique_ptr<CacheCoherence::WriteTicket> CacheCoherence::BeginWrite(
 CacheCoherence::WriteTicket::~WriteTicket() {
   if (shared_generation_ && !keep_intent_ && executor_) {
     boost::asio::co_spawn(*executor_,
-                          core_.EndSharedWrite(ns_, std::move(shared_ids_), whole_namespace_,
+                          core_.EndIntent(ns_, std::move(shared_ids_), whole_namespace_,
                                                *shared_generation_),
                           boost::asio::detached);
   }
@@ -852,8 +852,15 @@ Task<uint64_t> CacheCoherence::ShareWrite(WriteTicket& ticket, uint64_t stamp) {
   co_return started->stamp;
 }
 
-Task<void> CacheCoherence::EndSharedWrite(std::string ns, std::vector<tpuf::DocId> ids, bool whole,
-                                          uint64_t generation) {
+Task<void> CacheCoherence::EndSharedWrite(WriteTicket& ticket) {
+  if (!ticket.shared_generation_ || ticket.keep_intent_) co_return;
+  const uint64_t generation = *std::exchange(ticket.shared_generation_, std::nullopt);
+  co_await EndIntent(ticket.ns_, std::move(ticket.shared_ids_), ticket.whole_namespace_,
+                     generation);
+}
+
+Task<void> CacheCoherence::EndIntent(std::string ns, std::vector<tpuf::DocId> ids, bool whole,
+                                     uint64_t generation) {
   Status st = co_await guard_->EndIntent(ns, std::move(ids), whole, generation);
   if (!st.ok()) {
     // The intent stays until its deadline; lookups then invalidate what it names (§4.9).

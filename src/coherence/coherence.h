@@ -316,6 +316,11 @@ class CacheCoherence {
   // writes begin across the fleet). When the cache cannot register it, the write goes on and
   // none of its rows is mirrored (its ids are invalidated instead).
   Task<uint64_t> ShareWrite(WriteTicket& ticket, uint64_t stamp);
+  // Ends the write's shared intent now, once its effects are in the cache and before it is
+  // answered, so that a fetch through another replica right after the answer finds the write
+  // ended (docs/design.md §4.9). Otherwise the ticket's destruction ends it, detached. Nothing
+  // to do when the intent is kept (ApplyWrite left effects pending) or there is none.
+  Task<void> EndSharedWrite(WriteTicket& ticket);
   // Keeps a write whose outcome is unknown (the gateway gave up on its answer, or got a 5xx) in
   // flight for CoherenceOptions::unknown_write_hold more: the upstream may still apply it, so
   // until then fetches of what it names neither serve nor backfill the cache, and writes to its
@@ -477,9 +482,9 @@ class CacheCoherence {
   bool shared() const { return guard_ && guard_->shares_writes(); }
   // Raises the last stamp given to at least `stamp` (one a shared cache handed out).
   void AdoptStamp(uint64_t stamp);
-  // Ends a ticket's shared write intent (from its destructor, detached).
-  Task<void> EndSharedWrite(std::string ns, std::vector<tpuf::DocId> ids, bool whole,
-                            uint64_t generation);
+  // Ends a write intent in the shared cache (EndSharedWrite, or a ticket's destructor).
+  Task<void> EndIntent(std::string ns, std::vector<tpuf::DocId> ids, bool whole,
+                       uint64_t generation);
   // The last stamp given so far. Taken by a fetch before it checks for writes in flight: every
   // tombstone a write acknowledged later writes is stamped after it (NewStampAfter), so a repair
   // bounded by it never undoes one (docs/design.md §4.2.7).

@@ -68,6 +68,8 @@ Task<http::Response> ForwardOpaqueWrite(RequestContext& ctx, http::Upstream& ups
     // Its outcome is unknown: the upstream may still apply it (docs/design.md §4.2.5).
     boost::asio::co_spawn(co_await boost::asio::this_coro::executor,
                           cache.HoldUnknownWrite(std::move(ticket)), boost::asio::detached);
+  } else {
+    co_await cache.EndSharedWrite(*ticket);  // before the answer (§4.9)
   }
   co_return res;
 }
@@ -164,6 +166,7 @@ Task<http::Response> Write(RequestContext& ctx, http::Upstream& upstream,
     }
   }
 
+  co_await cache.EndSharedWrite(*ticket);  // its effects are in the cache: before the answer (§4.9)
   if (applied) ctx.RememberCaller();  // the watcher polls with it
   if (applied && watcher) watcher->Register(ns, /*due_now=*/true);
   if (applied && plan.by_affected_ids && !plan.client_asked_affected_ids) {
@@ -199,6 +202,7 @@ Task<http::Response> DeleteNamespace(RequestContext& ctx, http::Upstream& upstre
     }
     co_await cache.NamespaceDeleted(ns);
   }
+  co_await cache.EndSharedWrite(*ticket);  // before the answer (§4.9)
   if (!sent.ok()) co_return UpstreamError(sent.status());
   co_return RelayResponse(ctx, *sent, upstream.base(), public_url);
 }

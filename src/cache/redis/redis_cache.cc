@@ -1397,48 +1397,66 @@ Result<std::optional<CachedDoc>> RedisCache::Decode(const std::optional<std::str
   return std::optional<CachedDoc>(std::move(doc));
 }
 
+Status RedisCache::EvalIdChunks(
+    std::string_view what, std::string_view ns, std::span<const DocId> ids, size_t script,
+    const std::function<void(uint64_t epoch, std::vector<std::string>* keys)>& head,
+    const std::function<void(uint64_t epoch, const DocId& id, std::vector<std::string>* keys)>& keys,
+    const std::vector<std::string>& args, const std::function<void()>& start,
+    const std::function<Status(const redisReply& values)>& read) {
+  if (ids.empty()) return CheckNs(ns);
+  return WithEpoch(ns, [&](Conn& conn, uint64_t epoch, std::optional<uint64_t>* moved) -> Status {
+    if (start) start();
+    std::vector<std::pair<Script, std::vector<std::string>>> calls;
+    std::vector<std::string> argv = {std::to_string(epoch)};
+    argv.insert(argv.end(), args.begin(), args.end());
+    const size_t chunk = std::max<size_t>(options_.batch_chunk, 1);
+    for (size_t at = 0; at < ids.size(); at += chunk) {
+      std::vector<std::string> k;
+      head(epoch, &k);
+      for (size_t i = at; i < std::min(ids.size(), at + chunk); ++i) keys(epoch, ids[i], &k);
+      calls.emplace_back(static_cast<Script>(script), ScriptArgs(std::move(k), argv));
+    }
+    std::vector<Reply> replies;
+    if (Status s = conn.Eval(what, calls, &replies); !s.ok()) return s;
+    for (const auto& r : replies) {
+      auto a = ReadAnswer(what, r.get());
+      if (!a.ok()) return a.status();
+      if (a->moved_to) {
+        *moved = a->moved_to;  // all chunks again, in the new epoch
+        return Status::Ok();
+      }
+      if (read) {
+        if (Status s = read(*a->values); !s.ok()) return s;
+      }
+    }
+    return Status::Ok();
+  });
+}
+
 Result<std::vector<std::optional<std::string>>> RedisCache::GetRaw(std::string_view ns,
                                                                    std::span<const DocId> ids,
                                                                    bool vectors) {
   std::vector<std::optional<std::string>> out;
-  if (ids.empty()) {
-    if (Status s = CheckNs(ns); !s.ok()) return s;
-    return out;
-  }
-  Status st =
-      WithEpoch(ns, [&](Conn& conn, uint64_t epoch, std::optional<uint64_t>* moved) -> Status {
-        out.clear();
-        std::vector<std::pair<Script, std::vector<std::string>>> calls;
-        const size_t chunk = std::max<size_t>(options_.batch_chunk, 1);
-        for (size_t at = 0; at < ids.size(); at += chunk) {
-          std::vector<std::string> keys = {EpochKey(ns)};
-          for (size_t i = at; i < std::min(ids.size(), at + chunk); ++i) {
-            keys.push_back(DocKey(ns, epoch, ids[i], vectors));
-          }
-          calls.emplace_back(kGet, ScriptArgs(std::move(keys), {std::to_string(epoch)}));
-        }
-        std::vector<Reply> replies;
-        if (Status s = conn.Eval("get", calls, &replies); !s.ok()) return s;
-        for (const auto& r : replies) {
-          auto a = ReadAnswer("get", r.get());
-          if (!a.ok()) return a.status();
-          if (a->moved_to) {
-            *moved = a->moved_to;
-            return Status::Ok();
-          }
-          for (size_t i = 1; i < a->values->elements; ++i) {
-            const redisReply* v = a->values->element[i];
-            if (v->type == REDIS_REPLY_STRING) {
-              out.emplace_back(std::string(ReplyText(v)));
-            } else {
-              out.emplace_back();
-            }
+  Status st = EvalIdChunks(
+      "get", ns, ids, kGet,
+      [&](uint64_t, std::vector<std::string>* k) { k->push_back(EpochKey(ns)); },
+      [&](uint64_t epoch, const DocId& id, std::vector<std::string>* k) {
+        k->push_back(DocKey(ns, epoch, id, vectors));
+      },
+      {}, [&] { out.clear(); },
+      [&](const redisReply& values) -> Status {
+        for (size_t i = 1; i < values.elements; ++i) {
+          const redisReply* v = values.element[i];
+          if (v->type == REDIS_REPLY_STRING) {
+            out.emplace_back(std::string(ReplyText(v)));
+          } else {
+            out.emplace_back();
           }
         }
-        if (out.size() != ids.size()) return Status::Internal("redis get: wrong number of values");
         return Status::Ok();
       });
   if (!st.ok()) return st;
+  if (out.size() != ids.size()) return Status::Internal("redis get: wrong number of values");
   return out;
 }
 
@@ -1561,30 +1579,14 @@ Result<std::vector<bool>> RedisCache::PutIfNewerBatch(
 }
 
 Status RedisCache::Invalidate(std::string_view ns, std::span<const DocId> ids) {
-  if (ids.empty()) return CheckNs(ns);
-  return WithEpoch(ns, [&](Conn& conn, uint64_t epoch, std::optional<uint64_t>* moved) -> Status {
-    std::vector<std::pair<Script, std::vector<std::string>>> calls;
-    const size_t chunk = std::max<size_t>(options_.batch_chunk, 1);
-    for (size_t at = 0; at < ids.size(); at += chunk) {
-      std::vector<std::string> keys = {EpochKey(ns)};
-      for (size_t i = at; i < std::min(ids.size(), at + chunk); ++i) {
-        keys.push_back(DocKey(ns, epoch, ids[i], false));
-        keys.push_back(DocKey(ns, epoch, ids[i], true));
-      }
-      calls.emplace_back(kDelete, ScriptArgs(std::move(keys), {std::to_string(epoch)}));
-    }
-    std::vector<Reply> replies;
-    if (Status s = conn.Eval("invalidate", calls, &replies); !s.ok()) return s;
-    for (const auto& r : replies) {
-      auto a = ReadAnswer("invalidate", r.get());
-      if (!a.ok()) return a.status();
-      if (a->moved_to) {
-        *moved = a->moved_to;  // all chunks again, in the new epoch
-        return Status::Ok();
-      }
-    }
-    return Status::Ok();
-  });
+  return EvalIdChunks(
+      "invalidate", ns, ids, kDelete,
+      [&](uint64_t, std::vector<std::string>* k) { k->push_back(EpochKey(ns)); },
+      [&](uint64_t epoch, const DocId& id, std::vector<std::string>* k) {
+        k->push_back(DocKey(ns, epoch, id, false));
+        k->push_back(DocKey(ns, epoch, id, true));
+      },
+      {}, nullptr, nullptr);
 }
 
 Status RedisCache::PutVector(std::string_view ns, const DocId& id, std::string_view f32le) {
@@ -1691,54 +1693,35 @@ Status RedisCache::EndIntent(std::string_view ns, std::span<const DocId> ids,
 Result<std::vector<IntentLookup>> RedisCache::Lookup(std::string_view ns,
                                                      std::span<const DocId> ids) {
   std::vector<IntentLookup> out;
-  if (ids.empty()) {
-    if (Status s = CheckNs(ns); !s.ok()) return s;
-    return out;
-  }
-  Status st =
-      WithEpoch(ns, [&](Conn& conn, uint64_t epoch, std::optional<uint64_t>* moved) -> Status {
-        out.clear();
-        std::vector<std::pair<Script, std::vector<std::string>>> calls;
-        const size_t chunk = std::max<size_t>(options_.batch_chunk, 1);
-        const std::vector<std::string> args = {std::to_string(epoch),
-                                               std::to_string(options_.tombstone_ttl.count()),
-                                               std::to_string(options_.tombstone_ttl.count())};
-        for (size_t at = 0; at < ids.size(); at += chunk) {
-          std::vector<std::string> keys = {EpochKey(ns), GenerationKey(ns), NsIntentKey(ns),
-                                           TombIndexKey(ns), RecordsKey(ns)};
-          for (size_t i = at; i < std::min(ids.size(), at + chunk); ++i) {
-            keys.push_back(DocKey(ns, epoch, ids[i], /*vector=*/false));
-            keys.push_back(IntentKey(ns, ids[i]));
-          }
-          calls.emplace_back(kLookup, ScriptArgs(std::move(keys), args));
+  const std::string ttl = std::to_string(options_.tombstone_ttl.count());
+  Status st = EvalIdChunks(
+      "lookup", ns, ids, kLookup,
+      [&](uint64_t, std::vector<std::string>* k) {
+        *k = {EpochKey(ns), GenerationKey(ns), NsIntentKey(ns), TombIndexKey(ns), RecordsKey(ns)};
+      },
+      [&](uint64_t epoch, const DocId& id, std::vector<std::string>* k) {
+        k->push_back(DocKey(ns, epoch, id, /*vector=*/false));
+        k->push_back(IntentKey(ns, id));
+      },
+      {ttl, ttl},  // the tombstone TTL, and the retention of an ended intent
+      [&] { out.clear(); },
+      [&](const redisReply& v) -> Status {
+        if ((v.elements - 1) % 3 != 0) return Status::Internal("redis lookup: bad answer");
+        for (size_t i = 1; i + 2 < v.elements; i += 3) {
+          std::optional<std::string> raw;
+          if (v.element[i]->type == REDIS_REPLY_STRING) raw.emplace(ReplyText(v.element[i]));
+          auto rec = Decode(raw);
+          if (!rec.ok()) return rec.status();
+          IntentLookup entry;
+          entry.record = std::move(*rec);
+          entry.write_in_flight = v.element[i + 1]->integer == 1;
+          entry.begun = static_cast<uint64_t>(std::max<long long>(v.element[i + 2]->integer, 0));
+          out.push_back(std::move(entry));
         }
-        std::vector<Reply> replies;
-        if (Status s = conn.Eval("lookup", calls, &replies); !s.ok()) return s;
-        for (const auto& r : replies) {
-          auto a = ReadAnswer("lookup", r.get());
-          if (!a.ok()) return a.status();
-          if (a->moved_to) {
-            *moved = a->moved_to;  // a bump, or a whole-namespace intent closed: all again
-            return Status::Ok();
-          }
-          const redisReply* v = a->values;
-          if ((v->elements - 1) % 3 != 0) return Status::Internal("redis lookup: bad answer");
-          for (size_t i = 1; i + 2 < v->elements; i += 3) {
-            std::optional<std::string> raw;
-            if (v->element[i]->type == REDIS_REPLY_STRING) raw.emplace(ReplyText(v->element[i]));
-            auto rec = Decode(raw);
-            if (!rec.ok()) return rec.status();
-            IntentLookup entry;
-            entry.record = std::move(*rec);
-            entry.write_in_flight = v->element[i + 1]->integer == 1;
-            entry.begun = static_cast<uint64_t>(std::max<long long>(v->element[i + 2]->integer, 0));
-            out.push_back(std::move(entry));
-          }
-        }
-        if (out.size() != ids.size()) return Status::Internal("redis lookup: wrong number of ids");
         return Status::Ok();
       });
   if (!st.ok()) return st;
+  if (out.size() != ids.size()) return Status::Internal("redis lookup: wrong number of ids");
   return out;
 }
 

@@ -244,6 +244,18 @@ class RedisCache final : public DocumentCache, public WriteIntents {
   Status WithEpoch(
       std::string_view ns,
       const std::function<Status(Conn&, uint64_t epoch, std::optional<uint64_t>* moved)>& fn);
+  // The id scripts of one call (GetRaw, Invalidate, Lookup): `script` over `ids` in chunks of
+  // batch_chunk, pipelined on one connection, with the epoch last seen (all chunks again when it
+  // moved, WithEpoch). A chunk's keys are `head`'s and then `keys`' for each of its ids; its
+  // ARGV the epoch and `args`. `start` (when set) runs before every attempt, `read` (when set)
+  // takes each chunk's answer (values from element 1).
+  Status EvalIdChunks(
+      std::string_view what, std::string_view ns, std::span<const DocId> ids, size_t script,
+      const std::function<void(uint64_t epoch, std::vector<std::string>* keys)>& head,
+      const std::function<void(uint64_t epoch, const DocId& id, std::vector<std::string>* keys)>&
+          keys,
+      const std::vector<std::string>& args, const std::function<void()>& start,
+      const std::function<Status(const redisReply& values)>& read);
   Result<std::vector<std::optional<std::string>>> GetRaw(std::string_view ns,
                                                          std::span<const DocId> ids, bool vectors);
   Result<std::optional<CachedDoc>> Decode(const std::optional<std::string>& value) const;

@@ -1,7 +1,11 @@
 // Helpers for the cache tests: a temporary directory and a way to run a coroutine to completion.
 #pragma once
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <stdlib.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <gtest/gtest.h>
 
@@ -19,6 +23,26 @@
 #include "common/task.h"
 
 namespace layer::cache::testing {
+
+// A free loopback TCP port (bound, then released for a server to take) whose Redis Cluster bus
+// port (port + 10000) is a valid port too; 0 when none was found.
+inline int FreePort() {
+  for (int attempt = 0; attempt < 100; ++attempt) {
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof(addr);
+    int port = 0;
+    if (bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0 &&
+        getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0) {
+      port = ntohs(addr.sin_port);
+    }
+    close(fd);
+    if (port > 0 && port + 10000 <= 65535) return port;
+  }
+  return 0;
+}
 
 // A fresh directory under $TMPDIR (or /tmp), removed with its contents on destruction.
 class TempDir {

@@ -34,6 +34,7 @@ namespace {
 
 using namespace std::chrono_literals;
 using testing::Doc;
+using testing::FreePort;
 using testing::TempDir;
 
 std::string RedisServerBinary() {
@@ -45,22 +46,6 @@ std::string RedisServerBinary() {
 bool UnderCi() {
   const char* ci = getenv("CI");
   return ci && std::string_view(ci) == "true";
-}
-
-// A free loopback TCP port (bound, then released for the server to take).
-int FreePort() {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof(a);
-  int port = 0;
-  if (bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) == 0 &&
-      getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) == 0) {
-    port = ntohs(a.sin_port);
-  }
-  close(fd);
-  return port;
 }
 
 // A redis-server child process on a unix socket (no TCP port) in its own directory; with `tls`,

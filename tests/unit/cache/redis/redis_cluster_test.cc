@@ -34,6 +34,7 @@ namespace {
 
 using namespace std::chrono_literals;
 using testing::Doc;
+using testing::FreePort;
 using testing::TempDir;
 
 std::string Binary(const char* env_name, const char* fallback) {
@@ -47,26 +48,6 @@ std::string RedisCliBinary() { return Binary("LAYER_REDIS_CLI", "/usr/bin/redis-
 bool UnderCi() {
   const char* ci = getenv("CI");
   return ci && std::string_view(ci) == "true";
-}
-
-// A free TCP port whose cluster bus port (port + 10000) is a valid port too.
-int FreePort() {
-  for (int attempt = 0; attempt < 100; ++attempt) {
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    addr.sin_port = 0;
-    socklen_t len = sizeof(addr);
-    int port = 0;
-    if (bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0 &&
-        getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0) {
-      port = ntohs(addr.sin_port);
-    }
-    close(fd);
-    if (port > 0 && port + 10000 <= 65535) return port;
-  }
-  return 0;
 }
 
 // One command on a fresh TCP connection. The reply as text (an integer in decimal, an error as
