@@ -221,19 +221,23 @@ void CacheGuard::Finish(CacheOp op, const Ticket& ticket, const Status& status,
   if (state_ == BreakerState::kClosed && !connected_) {
     connected_ = true;
     ++generation_;
+    connected_at_ = SteadyClock::now();
   }
 }
 
 template <typename R, typename Fn>
-Task<R> CacheGuard::Call(CacheOp op, Fn fn, CacheLane lane) {
-  const Ticket ticket = Admit();
-  if (!ticket.admitted) {
+Task<R> CacheGuard::Call(CacheOp op, Fn fn, CacheLane lane, bool always) {
+  Ticket ticket = Admit();
+  if (!ticket.admitted && always) {
+    ticket.admitted = true;  // not a probe: its outcome moves nothing (Finish)
+  } else if (!ticket.admitted) {
     RecordRejected(op);
     co_return Status::Unavailable("cache circuit open");
   }
   const SteadyClock::time_point start = SteadyClock::now();
   const bool bulk = lane == CacheLane::kBulk;
-  const std::chrono::milliseconds deadline = bulk ? options_.bulk_op_timeout : options_.op_timeout;
+  const std::chrono::milliseconds deadline =
+      bulk || always ? options_.bulk_op_timeout : options_.op_timeout;
   asio::steady_timer timer(co_await asio::this_coro::executor, deadline);
   auto call = std::make_shared<PendingCall<R>>();
   call->timer = &timer;
@@ -433,16 +437,20 @@ Task<Result<IntentStart>> CacheGuard::BeginIntent(std::string ns, std::vector<Do
        proposed_stamp, deadline]() -> Result<IntentStart> {
         if (!w) return Status::Internal("the cache keeps no write intents");
         return w->BeginIntent(ns, ids, whole_namespace, proposed_stamp, deadline);
-      });
+      },
+      CacheLane::kRequest, /*always=*/true);
 }
 
 Task<Status> CacheGuard::EndIntent(std::string ns, std::vector<DocId> ids, bool whole_namespace,
                                    uint64_t generation) {
-  return Call<Status>(CacheOp::kEndIntent, [b = backend_, w = intents_, ns = std::move(ns),
-                                            ids = std::move(ids), whole_namespace, generation] {
-    if (!w) return Status::Internal("the cache keeps no write intents");
-    return w->EndIntent(ns, ids, whole_namespace, generation);
-  });
+  return Call<Status>(
+      CacheOp::kEndIntent,
+      [b = backend_, w = intents_, ns = std::move(ns), ids = std::move(ids), whole_namespace,
+       generation] {
+        if (!w) return Status::Internal("the cache keeps no write intents");
+        return w->EndIntent(ns, ids, whole_namespace, generation);
+      },
+      CacheLane::kRequest, /*always=*/true);
 }
 
 Task<Result<std::vector<IntentLookup>>> CacheGuard::Lookup(std::string ns, std::vector<DocId> ids) {
@@ -474,6 +482,11 @@ Result<CacheStats> CacheGuard::StatsSync() {
 bool CacheGuard::connected() const {
   std::lock_guard lk(mu_);
   return connected_;
+}
+
+std::chrono::steady_clock::time_point CacheGuard::connected_at() const {
+  std::lock_guard lk(mu_);
+  return connected_at_;
 }
 
 uint64_t CacheGuard::generation() const {

@@ -124,7 +124,10 @@ class CacheGuard {
   Task<Result<CacheStats>> Stats();
 
   // The backend's WriteIntents (write_intents.h), when it has them: shares_writes() tells. The
-  // calls answer Internal otherwise.
+  // calls answer Internal otherwise. BeginIntent and EndIntent are tried even while the breaker
+  // is open (their outcome does not move it), with the bulk deadline: a write that cannot be
+  // registered is one other replicas do not know of (docs/design.md §4.9), and a write can wait
+  // for it.
   bool shares_writes() const { return intents_ != nullptr; }
   Task<Result<IntentStart>> BeginIntent(std::string ns, std::vector<DocId> ids,
                                         bool whole_namespace, uint64_t proposed_stamp,
@@ -141,6 +144,8 @@ class CacheGuard {
 
   bool connected() const;
   uint64_t generation() const;
+  // When the cache last became connected (the start of generation()); the epoch when never.
+  std::chrono::steady_clock::time_point connected_at() const;
   // Increases after every PutNamespaceRecord or BumpEpoch call has run on the backend (whatever
   // its outcome), so a caller that keeps namespace records in memory can tell when to re-read.
   uint64_t namespace_records_version() const {
@@ -157,7 +162,9 @@ class CacheGuard {
   };
   // R is Status or Result<X>; fn() -> R runs on the pool.
   template <typename R, typename Fn>
-  Task<R> Call(CacheOp op, Fn fn, CacheLane lane = CacheLane::kRequest);
+  // `always`: the call is made even while the breaker rejects calls, on the request pool with the
+  // bulk deadline, and its outcome leaves the breaker as it is.
+  Task<R> Call(CacheOp op, Fn fn, CacheLane lane = CacheLane::kRequest, bool always = false);
   template <typename R, typename Fn>
   R CallSync(CacheOp op, Fn fn);
 
@@ -191,6 +198,7 @@ class CacheGuard {
   std::chrono::steady_clock::time_point probe_started_{};
   bool connected_ = false;
   uint64_t generation_ = 0;
+  std::chrono::steady_clock::time_point connected_at_{};
   Status last_error_;
 };
 

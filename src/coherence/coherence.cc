@@ -251,7 +251,12 @@ Task<Result<FetchOneResult>> CacheCoherence::FetchOne(const std::string& ns, con
   bool writing = WriteInFlight(ns, id);
   bool cache_error = !guard_ || writing;
   uint64_t shared_begun = 0;  // with a shared cache: the lookup's write generation (§4.9)
-  if (guard_ && !writing) {
+  // With a shared cache whose lookup failed, writes through other replicas are unknown: the read
+  // joins no other (one begun before such a write was acknowledged could answer it).
+  bool solo = writing || shared();
+  // Just reconnected: other replicas may still be writing what they could not meanwhile (§4.9).
+  if (shared() && SharedCacheSettling()) cache_error = true;
+  if (guard_ && !cache_error) {
     cache::TryGetResult got;
     if (shared()) {
       // The record and the writes in flight through every replica, in one step (§4.9).
@@ -263,6 +268,7 @@ Task<Result<FetchOneResult>> CacheCoherence::FetchOne(const std::string& ns, con
         cache::IntentLookup& entry = (*looked)[0];
         shared_begun = entry.begun;
         writing = entry.write_in_flight;
+        solo = writing;
         got.emplace(std::move(entry.record));
       }
     } else {
@@ -303,7 +309,7 @@ Task<Result<FetchOneResult>> CacheCoherence::FetchOne(const std::string& ns, con
 
   // Taken before the upstream read begins (docs/design.md §4.3).
   const uint64_t fence = NamespaceFence(ns);
-  const std::string flight_key = FlightKey(ns, id, fence, writing, shared_begun);
+  const std::string flight_key = FlightKey(ns, id, fence, solo, shared_begun);
   // The flight's leader reads, and backfills once for every caller it answers (unless its own
   // lookup met a cache error; Backfill skips ids that became pending meanwhile).
   auto fetched =
@@ -347,7 +353,10 @@ Task<Result<FetchManyResult>> CacheCoherence::FetchMany(const std::string& ns,
     n_writing += writing[i];
   }
   std::vector<uint64_t> shared_begun(ids.size(), 0);  // with a shared cache (§4.9)
-  if (guard_ && n_writing < ids.size()) {
+  // As in FetchOne: unless the shared cache's lookup answered, no miss joins another read.
+  bool shared_unknown = shared();
+  if (shared() && SharedCacheSettling()) cache_error = true;  // as in FetchOne
+  if (guard_ && !cache_error && n_writing < ids.size()) {
     Result<std::vector<std::optional<cache::CachedDoc>>> got = Status::Unavailable("");
     if (shared()) {
       // The records and the writes in flight through every replica, in one step (§4.9).
@@ -356,6 +365,7 @@ Task<Result<FetchManyResult>> CacheCoherence::FetchMany(const std::string& ns,
       if (!looked.ok()) {
         got = looked.status();
       } else {
+        shared_unknown = false;
         std::vector<std::optional<cache::CachedDoc>> recs;
         recs.reserve(ids.size());
         for (size_t i = 0; i < ids.size(); ++i) {
@@ -414,7 +424,8 @@ Task<Result<FetchManyResult>> CacheCoherence::FetchMany(const std::string& ns,
     keys.reserve(misses.size());
     for (size_t j = 0; j < misses.size(); ++j) {
       keys.push_back(
-          FlightKey(ns, misses[j], fence, writing[miss_at[j]] != 0, shared_begun[miss_at[j]]));
+          FlightKey(ns, misses[j], fence, writing[miss_at[j]] != 0 || shared_unknown,
+                    shared_begun[miss_at[j]]));
     }
     auto read_led = [&](const std::vector<size_t>& led)
         -> Task<std::vector<Result<std::optional<FetchedRow>>>> {
@@ -817,6 +828,13 @@ CacheCoherence::WriteTicket::~WriteTicket() {
     core_.ended_writes_[s].fetch_add(1);
   }
   core_.active_any_writes_[ns_stripe_].fetch_sub(1);
+}
+
+bool CacheCoherence::SharedCacheSettling() const {
+  // Not after the first connection: no outage, nothing another replica could not write.
+  return guard_->generation() >= 2 &&
+         std::chrono::steady_clock::now() - guard_->connected_at() <
+             options_.shared_reconnect_grace;
 }
 
 Task<uint64_t> CacheCoherence::ShareWrite(WriteTicket& ticket, uint64_t stamp) {

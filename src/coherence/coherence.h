@@ -212,6 +212,10 @@ struct CoherenceOptions {
   // (docs/design.md §4.9): its upstream timeout, unknown_write_hold and a margin. Past it, other
   // replicas treat the write's ids as invalidated.
   std::chrono::milliseconds shared_write_deadline{190000};
+  // How long after the shared cache becomes connected again (after an outage, not the first
+  // time) fetches do not trust it (docs/design.md §4.9): long enough for the other replicas,
+  // reconnected too, to write what they could not while it was away (they retry every 250 ms).
+  std::chrono::milliseconds shared_reconnect_grace{2000};
   // How long the backend keeps a tombstone (docs/design.md §3.4): WholeNamespace's margin.
   std::chrono::milliseconds tombstone_ttl = std::chrono::minutes(10);
   // Set only under --test-faults: the decorator between the guard and the backend.
@@ -480,6 +484,8 @@ class CacheCoherence {
                       std::vector<uint64_t> shared_begun, uint64_t fence);
   // Whether lookups go through the shared cache's write intents (docs/design.md §4.9).
   bool shared() const { return guard_ && guard_->shares_writes(); }
+  // Whether the shared cache became connected less than shared_reconnect_grace ago.
+  bool SharedCacheSettling() const;
   // Raises the last stamp given to at least `stamp` (one a shared cache handed out).
   void AdoptStamp(uint64_t stamp);
   // Ends a write intent in the shared cache (EndSharedWrite, or a ticket's destructor).

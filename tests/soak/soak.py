@@ -6,7 +6,9 @@ The stack: the strict origin (`layer origin --api-key`, with --test-faults) and 
 front of it (`layer serve --test-faults`, `--upstream-timeout-ms 600`), on the embedded RocksDB
 cache (`--cache rocksdb`, the default) or on a redis-server the soak starts (`--cache redis`,
 append-only file fsynced on every write, so that a restart keeps what it acknowledged: the
-configuration docs/design.md §3.11 asks for).
+configuration docs/design.md §3.11 asks for). With `--replicas 2` (redis only), two gateways
+share that cache, as a fleet does (docs/design.md §4.9): the clients are spread over them, a
+gateway fault hits one of them, a cache fault both.
 
 Clients, all on the same ids at once:
 - raw HTTP writers (upserts of one or two rows, patches, deletes, delete_by_filter, namespace
@@ -40,7 +42,8 @@ namespace delete whose outcome is unknown is not considered for ids first used m
 UNKNOWN_HORIZON seconds after it was invoked.
 Output: JSON lines (faults, recoveries, progress) and a summary JSON line, then one text line.
 
-  tests/soak/soak.py [--duration SECONDS] [--seed N] [--cache rocksdb|redis] [--workdir DIR]
+  tests/soak/soak.py [--duration SECONDS] [--seed N] [--cache rocksdb|redis] [--replicas N]
+                     [--workdir DIR]
   (LAYER_BIN: the layer binary; LAYER_SOAK_SECONDS: the default duration, else 600)
 """
 
@@ -177,9 +180,10 @@ class Redis:
 
 
 class Stack:
-    """The origin, the gateway (restartable on the same port and data dir) and perhaps redis."""
+    """The origin, the gateways (each restartable on its own port and data dir) and perhaps
+    redis. `port`, `gw`: the first gateway's."""
 
-    def __init__(self, workdir: str, cache: str):
+    def __init__(self, workdir: str, cache: str, replicas: int = 1):
         self.workdir = workdir
         self.redis: Optional[Redis] = None
         if cache == "redis":
@@ -191,53 +195,67 @@ class Stack:
                             "--data-dir", os.path.join(workdir, "origin-data"),
                             "--api-key", TOKEN, "--test-faults", "--access-log", "false"]
         self.origin.start()
-        self.gw_data = os.path.join(workdir, "gw-data")
-        self.port = 0
-        self.gw: Optional[Gateway] = None
+        self.ports = [0] * replicas
+        self.gws: List[Optional[Gateway]] = [None] * replicas
         self.starts = 0
-        self.start_gateway()
+        for i in range(replicas):
+            self.start_gateway(i)
 
-    def start_gateway(self) -> None:
+    @property
+    def port(self) -> int:
+        return self.ports[0]
+
+    @property
+    def gw(self) -> Gateway:
+        return self.gws[0]
+
+    def start_gateway(self, i: int = 0) -> None:
         g = Gateway([], clean_env(), self.workdir, f"gw{self.starts}")
         self.starts += 1
-        g.argv = [layer_bin(), "serve", "--listen", f"127.0.0.1:{self.port}", "--port-file",
-                  g.port_file, "--upstream", self.origin.url, "--data-dir", self.gw_data,
+        data = os.path.join(self.workdir, "gw-data" if i == 0 else f"gw{i}-data")
+        g.argv = [layer_bin(), "serve", "--listen", f"127.0.0.1:{self.ports[i]}", "--port-file",
+                  g.port_file, "--upstream", self.origin.url, "--data-dir", data,
                   "--test-faults", "--access-log", "false",
                   "--upstream-timeout-ms", str(UPSTREAM_TIMEOUT_MS)]
         if self.redis is not None:
             g.argv += ["--cache", self.redis.url]
         g.start(timeout=RECOVERY_TIMEOUT)
-        self.port = g.port
-        self.gw = g
-        wait_until(lambda: self.ready(), timeout=RECOVERY_TIMEOUT, interval=0.02,
+        self.ports[i] = g.port
+        self.gws[i] = g
+        wait_until(lambda: self.ready(i), timeout=RECOVERY_TIMEOUT, interval=0.02,
                    what="the gateway's /ready")
 
-    def ready(self) -> bool:
+    def ready(self, i: Optional[int] = None) -> bool:
+        """Whether gateway `i` (or every gateway) answers /ready."""
         try:
-            return http_request(self.port, "GET", "/ready", timeout=5).status == 200
+            return all(http_request(port, "GET", "/ready", timeout=5).status == 200
+                       for port in (self.ports if i is None else [self.ports[i]]))
         except OSError:
             return False
 
-    def health_cache(self) -> dict:
-        r = http_request(self.port, "GET", "/health", timeout=10)
+    def health_cache(self, port: int) -> dict:
+        r = http_request(port, "GET", "/health", timeout=10)
         return r.json()["cache"] if r.status == 200 else {}
 
     def cache_healthy(self) -> bool:
+        """Every gateway's cache is connected, its breaker closed, nothing pending."""
         try:
-            c = self.health_cache()
+            caches = [self.health_cache(port) for port in self.ports]
         except (OSError, ValueError, http.client.HTTPException):
             return False
-        return bool(c.get("connected")) and c.get("breaker") == "closed" and \
-            c.get("pending_invalidations") == 0
+        return all(bool(c.get("connected")) and c.get("breaker") == "closed" and
+                   c.get("pending_invalidations") == 0 for c in caches)
 
     def set_cache_faults(self, faults: dict) -> None:
-        r = http_request(self.port, "PUT", "/_test/cache-faults", json.dumps(faults).encode(),
-                         headers={"Content-Type": "application/json"})
-        assert r.status == 200, r
+        for port in self.ports:
+            r = http_request(port, "PUT", "/_test/cache-faults", json.dumps(faults).encode(),
+                             headers={"Content-Type": "application/json"})
+            assert r.status == 200, r
 
     def clear_cache_faults(self) -> None:
-        r = http_request(self.port, "DELETE", "/_test/cache-faults")
-        assert r.status == 200, r
+        for port in self.ports:
+            r = http_request(port, "DELETE", "/_test/cache-faults")
+            assert r.status == 200, r
 
     def set_origin_faults(self, faults: dict) -> None:
         r = http_request(self.origin, "PUT", "/_test/faults", json.dumps(faults).encode())
@@ -248,7 +266,7 @@ class Stack:
         assert r.status in (200, 204), r
 
     def close(self) -> None:
-        for p in (self.gw, self.origin):
+        for p in (*self.gws, self.origin):
             if p is not None:
                 p.stop()
         if self.redis is not None:
@@ -535,9 +553,15 @@ def guarded(run: Run, name: str, fn, *args) -> None:
         run.stop.set()
 
 
+def replica_of(stack: Stack, name: str) -> int:
+    """The gateway a client talks to: writers and readers of one number go to different ones."""
+    return (int(name[1:]) + (name[0] == "r")) % len(stack.ports)
+
+
 def raw_writer(run: Run, stack: Stack, name: str, seed: int) -> None:
     rng = random.Random(seed)
-    c = Client(lambda: stack.port)
+    i = replica_of(stack, name)
+    c = Client(lambda: stack.ports[i])
     n = 0
     while not run.stop.is_set():
         n += 1
@@ -549,7 +573,8 @@ def raw_writer(run: Run, stack: Stack, name: str, seed: int) -> None:
 
 def raw_reader(run: Run, stack: Stack, name: str, seed: int) -> None:
     rng = random.Random(seed)
-    c = Client(lambda: stack.port)
+    i = replica_of(stack, name)
+    c = Client(lambda: stack.ports[i])
     while not run.stop.is_set():
         run.begin(name)
         raw_request(run, c, plan_read(rng, run, batch=rng.random() < 0.4), name)
@@ -577,7 +602,8 @@ class SdkWorker:
         node = shutil.which("node") or "node"
         self.stderr = open(os.path.join(workdir, "sdk_worker.stderr"), "wb")
         self.proc = subprocess.Popen(
-            [node, os.path.join(HERE, "sdk_worker.mjs"), f"http://127.0.0.1:{stack.port}", TOKEN],
+            [node, os.path.join(HERE, "sdk_worker.mjs"), f"http://127.0.0.1:{stack.ports[-1]}",
+             TOKEN],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.stderr, cwd=HERE)
         self.lock = threading.Lock()
         self.seq = 0
@@ -690,15 +716,19 @@ class Faults:
         return k
 
     def check_alive(self) -> None:
-        gw = self.stack.gw
-        if not gw.alive():
-            self.crashes.append(f"the gateway exited with {gw.proc.returncode}:\n"
-                                f"{gw.output()[-3000:]}")
-            self.restart_gateway(kill=False)
+        for i, gw in enumerate(self.stack.gws):
+            if not gw.alive():
+                self.crashes.append(f"gateway {i} exited with {gw.proc.returncode}:\n"
+                                    f"{gw.output()[-3000:]}")
+                self.restart_gateway(kill=False, i=i)
 
-    def restart_gateway(self, kill: bool = True, term: bool = False) -> None:
+    def restart_gateway(self, kill: bool = True, term: bool = False,
+                        i: Optional[int] = None) -> None:
+        """Restarts gateway `i` (a random one when None)."""
+        if i is None:
+            i = self.rng.randrange(len(self.stack.gws))
         self.run.gw_up.clear()
-        gw = self.stack.gw
+        gw = self.stack.gws[i]
         if term:
             gw.sigterm()
             rc = gw.wait_exit(RECOVERY_TIMEOUT)
@@ -706,7 +736,7 @@ class Faults:
         if kill:
             gw.stop()  # SIGKILL and reap
         gw.stop()  # closes its log files
-        self.stack.start_gateway()
+        self.stack.start_gateway(i)
         self.run.gw_up.set()
 
     def restart_redis(self) -> None:
@@ -784,7 +814,7 @@ def converge(run: Run, stack: Stack) -> Tuple[int, List[str], Counter]:
     diffs: List[str] = []
     seen: Counter = Counter()
     compared = 0
-    gw = http.client.HTTPConnection("127.0.0.1", stack.port, timeout=30)
+    gws = [http.client.HTTPConnection("127.0.0.1", port, timeout=30) for port in stack.ports]
     auth = {"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"}
     for ns in NAMESPACES:
         ids = [s * 100 + i for s in (run.segment - 1, run.segment) if s >= 1
@@ -800,7 +830,7 @@ def converge(run: Run, stack: Stack) -> Tuple[int, List[str], Counter]:
                 want[row["id"]] = json.dumps(attrs_of(row), separators=(",", ":")).encode()
         for i in ids:
             compared += 1
-            for _ in range(2):
+            for gw in (g for g in gws for _ in range(2)):  # twice through every gateway
                 gw.request("GET", f"/v2/namespaces/{ns}/documents/{i}", headers=auth)
                 res = gw.getresponse()
                 body = res.read()
@@ -815,7 +845,8 @@ def converge(run: Run, stack: Stack) -> Tuple[int, List[str], Counter]:
                 if res.status != 200 or body != expected:
                     diffs.append(f"{ns}/{i}: origin {expected!r}, gateway {res.status} {cache} "
                                  f"{body[:300]!r}")
-    gw.close()
+    for gw in gws:
+        gw.close()
     return compared, diffs, seen
 
 
@@ -946,15 +977,20 @@ def main() -> int:
     ap.add_argument("--seed", type=int, default=int(os.environ.get("LAYER_SOAK_SEED", "1")))
     ap.add_argument("--cache", choices=("rocksdb", "redis"),
                     default=os.environ.get("LAYER_SOAK_CACHE", "rocksdb"))
+    ap.add_argument("--replicas", type=int, default=int(os.environ.get("LAYER_SOAK_REPLICAS", "1")),
+                    help="gateways sharing the cache (more than 1 needs --cache redis)")
     ap.add_argument("--workdir", default=None)
     ap.add_argument("--keep", action="store_true", help="keep the work dir after a pass")
     args = ap.parse_args()
+    if args.replicas < 1 or (args.replicas > 1 and args.cache != "redis"):
+        ap.error("--replicas: 1, or more with --cache redis (replicas share a cache)")
 
     workdir = args.workdir or tempfile.mkdtemp(prefix="layer-soak-")
     os.makedirs(workdir, exist_ok=True)
     log_json({"event": "start", "duration_s": args.duration, "seed": args.seed,
-              "cache": args.cache, "workdir": workdir, "binary": layer_bin()})
-    stack = Stack(workdir, args.cache)
+              "cache": args.cache, "replicas": args.replicas, "workdir": workdir,
+              "binary": layer_bin()})
+    stack = Stack(workdir, args.cache, args.replicas)
     sdk = None
     threads: List[threading.Thread] = []
     rng = random.Random(args.seed)
@@ -1007,7 +1043,8 @@ def main() -> int:
 
         ops_per_s = {k: round(n / workload_s, 1) for k, n in sorted(run.ops.items())}
         summary = {
-            "event": "summary", "cache": args.cache, "seed": args.seed,
+            "event": "summary", "cache": args.cache, "replicas": args.replicas,
+            "seed": args.seed,
             "duration_s": round(workload_s, 1), "requests": run.requests,
             "requests_per_s": round(run.requests / workload_s, 1),
             "ops_per_s": ops_per_s, "ops": dict(sorted(run.ops.items())),
@@ -1043,6 +1080,7 @@ def main() -> int:
                   and not diffs and not faults.crashes and not run.errors
                   and not run.unexpected and not missing)
         print(f"soak {'PASS' if passed else 'FAIL'}: cache={args.cache} "
+              f"replicas={args.replicas} "
               f"{round(workload_s)}s {run.requests} requests "
               f"({summary['requests_per_s']}/s), faults={sum(faults.injected.values())} "
               f"recoveries={sum(faults.recoveries.values())} "

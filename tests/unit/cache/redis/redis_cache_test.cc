@@ -25,6 +25,9 @@
 #include <random>
 #include <thread>
 
+#include "cache/fault_injecting_cache.h"
+#include "cache/guard.h"
+#include "common/metrics.h"
 #include "unit/cache/document_cache_contract.h"
 #include "unit/cache/write_intents_contract.h"
 #include "unit/cache/test_util.h"
@@ -542,6 +545,45 @@ TEST_F(RedisCacheTest, AnUnreachableServerIsUnavailable) {
   auto c = RedisCache::Open(o);
   ASSERT_FALSE(c.ok());
   EXPECT_EQ(c.status().code(), StatusCode::kUnavailable);
+}
+
+// A write that cannot register its intent is one the other replicas do not know of, so the guard
+// tries intents even while its breaker is open (docs/design.md §4.9), and leaves the breaker as
+// it is whatever they answer.
+TEST_F(RedisCacheTest, TheGuardTriesWriteIntentsWhileItsBreakerIsOpen) {
+  auto c = RedisCache::Open(server_.Options());
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  auto faults = std::make_shared<FaultInjectingCache>(std::shared_ptr<DocumentCache>(
+      std::move(*c)));
+  MetricsRegistry metrics;
+  CacheGuardOptions o;
+  o.metrics = &metrics;
+  o.open_interval = std::chrono::hours(1);  // no probe during the test
+  CacheGuard guard(faults, o);
+  ASSERT_TRUE(guard.shares_writes());
+  ASSERT_TRUE(testing::RunTask(guard.Ping()).ok());
+  faults->FailOp(CacheOp::kGet, Status::IoError("boom"));
+  EXPECT_FALSE(testing::RunTask(guard.Get("ns", DocId::U64(1))).ok());
+  ASSERT_EQ(guard.breaker_state(), BreakerState::kOpen);
+  EXPECT_EQ(testing::RunTask(guard.Lookup("ns", {DocId::U64(1)})).status().message(),
+            "cache circuit open");
+
+  auto started = testing::RunTask(guard.BeginIntent("ns", {DocId::U64(1)}, false, 100, 60s));
+  ASSERT_TRUE(started.ok()) << started.status().ToString();
+  EXPECT_EQ(started->generation, 1u);
+  EXPECT_EQ(guard.breaker_state(), BreakerState::kOpen);  // a success closes nothing
+  // Registered on the server: another replica's lookup sees the write in flight.
+  auto seen = faults->Lookup("ns", std::vector<DocId>{DocId::U64(1)});
+  ASSERT_TRUE(seen.ok());
+  EXPECT_TRUE((*seen)[0].write_in_flight);
+  EXPECT_TRUE(testing::RunTask(guard.EndIntent("ns", {DocId::U64(1)}, false, 1)).ok());
+  seen = faults->Lookup("ns", std::vector<DocId>{DocId::U64(1)});
+  ASSERT_TRUE(seen.ok());
+  EXPECT_FALSE((*seen)[0].write_in_flight);
+  faults->FailAll(Status::Unavailable("down"));
+  EXPECT_FALSE(testing::RunTask(guard.BeginIntent("ns", {DocId::U64(2)}, false, 100, 60s)).ok());
+  EXPECT_EQ(guard.breaker_state(), BreakerState::kOpen);
+  faults->ClearFailures();
 }
 
 TEST(RedisTlsTest, TheServersCertificateAndNameAreVerified) {
