@@ -51,6 +51,33 @@ def redis_cli(port: int, *args: str) -> str:
         return data.decode("utf-8", "replace").strip()
 
 
+# Counts the keys matching ARGV[1] (SCAN with MATCH, on the server), only those whose value
+# starts with ARGV[2] when it is not empty (a document key's value starts with its kind: `d` a row,
+# `t` or `r` a tombstone, src/cache/redis/redis_cache.h).
+COUNT_KEYS = """local n, cursor = 0, '0'
+repeat
+  local r = redis.call('SCAN', cursor, 'MATCH', ARGV[1], 'COUNT', 1000)
+  cursor = r[1]
+  for _, k in ipairs(r[2]) do
+    if ARGV[2] == '' or string.sub(redis.call('GET', k), 1, #ARGV[2]) == ARGV[2] then n = n + 1 end
+  end
+until cursor == '0'
+return n"""
+
+
+def doc_key_prefix(ns: str, epoch: int = 0) -> str:
+    """The prefix of namespace `ns`'s document and tombstone keys in `epoch` (redis_cache.h)."""
+    return f"L{len(ns)}{{{ns}}}d{epoch}:"
+
+
+def count_doc_keys(port: int, ns: str, kind: str = "", epoch: int = 0) -> int:
+    """How many document keys of `ns` (of one kind when `kind` is given) the server holds (`ns`
+    must hold no glob character: `{` and `}` are none)."""
+    reply = redis_cli(port, "EVAL", COUNT_KEYS, "0", doc_key_prefix(ns, epoch) + "*", kind)
+    assert reply.startswith(":"), reply
+    return int(reply[1:])
+
+
 class RedisServer:
     """With `tls`, also listens with TLS on `tls_port` (a self-signed certificate for 127.0.0.1,
     `ca`, made by the openssl command); `port` stays plain for the test's own commands."""

@@ -20,8 +20,9 @@ import time
 import pytest
 
 from layer_testlib import wait_until
+from test_cache_redis import count_doc_keys, redis  # noqa: F401
 from test_cache_support import (TOKEN, clear_origin_faults, doc, fetch, gateway_process, start,  # noqa: F401,E501
-                                kill9_and_reap, stack_factory, strip_reserved)
+                                keepalive, kill9_and_reap, stack_factory, strip_reserved)
 from test_warm_support import (attrs_for, cancel_job, job, list_jobs, seed_origin,
                                slow_origin_queries, start_warm, wait_job)
 
@@ -110,18 +111,29 @@ def postgres():
     server.close()
 
 
-@pytest.fixture
-def fleet(stack_factory, postgres):
-    """One origin and two gateways (A, B) on it, each with its own data dir (and cache), sharing
-    the PostgreSQL job store. An upstream key lets a taken-over job run without its caller's key
-    (docs/design.md §9.7)."""
-    args = ("--upstream-api-key", TOKEN, "--job-store", postgres.url(password=SECRET))
+def start_fleet(stack_factory, postgres, *extra: str):
+    """One origin and two gateways (A, B) on it, each with its own data dir, sharing the
+    PostgreSQL job store (and whatever `extra` adds, e.g. a shared cache). An upstream key lets a
+    taken-over job run without its caller's key (docs/design.md §9.7)."""
+    args = ("--upstream-api-key", TOKEN, "--job-store", postgres.url(password=SECRET), *extra)
     stack = stack_factory(gw_args=args)
     b = gateway_process(stack.tmp, stack.origin.url, os.path.join(stack.tmp, "gw-b-data"), *args,
                         name="gw-b")
     stack.procs.append(b)
     start(b)
     return stack, stack.gw, b
+
+
+@pytest.fixture
+def fleet(stack_factory, postgres):
+    """A and B with embedded caches of their own."""
+    return start_fleet(stack_factory, postgres)
+
+
+@pytest.fixture
+def redis_fleet(stack_factory, postgres, redis):
+    """A and B sharing one Redis cache as well (docs/design.md §3.11)."""
+    return start_fleet(stack_factory, postgres, "--cache", redis.url)
 
 
 def test_job_store_is_logged_without_its_password(fleet, postgres):
@@ -135,11 +147,11 @@ def test_job_store_is_logged_without_its_password(fleet, postgres):
     assert postgres.sql("SELECT version FROM layer_schema_version WHERE component = 'jobs'") == "1"
 
 
-def test_a_killed_replicas_warm_is_taken_over_and_completed_from_its_checkpoint(fleet):
-    stack, a, b = fleet
+def kill_a_mid_warm_and_let_b_finish(stack, a, b, ns: str, total: int, page: int) -> str:
+    """Starts a warm of `total` documents on A, kills A (SIGKILL) once it checkpointed a few
+    pages, and waits until B took the job over from A's last checkpoint and completed it with
+    every document counted once. Returns the job's id."""
     o = stack.origin
-    ns = "fleet_warm"
-    total, page = 2000, 100
     seed_origin(o, ns, range(1, total + 1))
     slow_origin_queries(o, 300)  # A is still paging when it is killed
 
@@ -172,6 +184,14 @@ def test_a_killed_replicas_warm_is_taken_over_and_completed_from_its_checkpoint(
     assert j["documents_scanned"] == total, j  # neither double counted nor lost
     for x, y in zip(polls, polls[1:]):
         assert y["documents_scanned"] >= x["documents_scanned"], (x, y)
+    return jid
+
+
+def test_a_killed_replicas_warm_is_taken_over_and_completed_from_its_checkpoint(fleet):
+    stack, a, b = fleet
+    ns = "fleet_warm"
+    total, page = 2000, 100
+    jid = kill_a_mid_warm_and_let_b_finish(stack, a, b, ns, total, page)
 
     # B's cache has what B paged (after the checkpoint) and not what A paged before it: B did not
     # start over.
@@ -186,6 +206,31 @@ def test_a_killed_replicas_warm_is_taken_over_and_completed_from_its_checkpoint(
     assert [x["id"] for x in list_jobs(b, ns)] == [jid]
     r = start_warm(b, ns, page)
     assert r.status == 202 and r.json()["id"] != jid, r
+
+
+def test_a_killed_replicas_warm_on_a_shared_redis_cache_caches_every_document_once(redis_fleet,
+                                                                                    redis):
+    """As above, with A and B sharing one Redis cache: what A cached before it was killed is the
+    fleet's (§5.3.1), so after B completed the job every document is served from the cache,
+    through B and through A restarted, and the namespace has one document key per document."""
+    stack, a, b = redis_fleet
+    ns = "fleet_warm_shared"
+    total, page = 2000, 100
+    kill_a_mid_warm_and_let_b_finish(stack, a, b, ns, total, page)
+    assert count_doc_keys(redis.port, ns) == total
+    assert count_doc_keys(redis.port, ns, kind="d") == total  # rows, no tombstone
+    a2 = stack.start_gateway()  # A again, on its data dir
+    for gw in (b, a2):
+        conn = keepalive(gw)
+        try:
+            for i in range(1, total + 1):
+                r = fetch(gw, ns, i, conn=conn)
+                assert r.header("x-layer-cache") == "hit", (gw.port, i, r)
+                assert strip_reserved(doc(r)) == attrs_for(i), (gw.port, i, r)
+        finally:
+            conn.close()
+    # The fetches were hits: nothing was backfilled again.
+    assert count_doc_keys(redis.port, ns) == total
 
 
 def test_a_warm_running_on_one_replica_is_cancelled_through_the_other(fleet):
