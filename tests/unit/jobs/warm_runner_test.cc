@@ -573,8 +573,6 @@ TEST_F(WarmRunnerTest, NewerRecordsAndPendingInvalidationsWinOverWarmData) {
   EXPECT_TRUE(Cached(8));
 }
 
-// The sweep, with a runner that sweeps every few milliseconds instead of every lease / 3. Waits
-// are for the store's state, never for a time: the limits only turn a hang into a failure.
 TEST_F(WarmRunnerTest, ACheckpointTheStoreCannotTakeForAMomentIsTriedAgain) {
   // The store is out of reach (a restart) for the fourth page's checkpoint and its next retries:
   // the job waits for it, and then completes with every document counted once.
@@ -590,6 +588,8 @@ TEST_F(WarmRunnerTest, ACheckpointTheStoreCannotTakeForAMomentIsTriedAgain) {
   EXPECT_EQ(invariant_violations_.load(), 0);
 }
 
+// The sweep, with a runner that sweeps every few milliseconds instead of every lease / 3. Waits
+// are for the store's state, never for a time: the limits only turn a hang into a failure.
 TEST_F(WarmRunnerTest, AJobWhoseStoreFailsIsMarkedFailedAndNeverBlocksTheNextWarm) {
   // The first checkpoint fails, and so does the first attempt to record the job's end.
   store_->failing_checkpoints = 1;
