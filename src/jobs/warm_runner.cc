@@ -35,6 +35,8 @@ using SteadyClock = std::chrono::steady_clock;
 namespace {
 
 constexpr size_t kTopKLimit = 10000;
+// The longest pause between two attempts of a checkpoint the store failed to take (WritePage).
+constexpr std::chrono::milliseconds kMaxCheckpointBackoff{2000};
 // Pages whose cache write and checkpoint may be in flight at once (each holds its rows).
 constexpr size_t kWritesInFlight = 2;
 
@@ -653,6 +655,29 @@ Task<void> WarmRunner::WritePage(std::shared_ptr<PageWrite> w,
                     : 0.0;
   SteadyClock::time_point t0 = SteadyClock::now();
   Status st = co_await Blocking([&] { return store_.Checkpoint(id, options_.owner, cp); });
+  if (!st.ok() && st.retryable()) {
+    // A store out of reach for a moment (a restart, a failover, a connection broken mid-call)
+    // may answer shortly: the checkpoint is tried again, with backoff, for up to a lease, while
+    // the pages behind it wait (checkpoints go in page order). Repeating is safe: a checkpoint
+    // that committed before its connection broke writes the same values again, and a lease that
+    // ran out meanwhile lets another replica claim the job, which the repeat then finds
+    // (Aborted: this runner stops).
+    spdlog::warn(
+        "warm job {}: checkpointing after {} documents failed: {}; trying again for up "
+        "to {} s",
+        id, cp.documents_scanned, st.ToString(),
+        std::chrono::duration_cast<std::chrono::seconds>(options_.lease).count());
+    asio::steady_timer backoff(co_await asio::this_coro::executor);
+    std::chrono::milliseconds delay = options_.retry_base;
+    const SteadyClock::time_point give_up = SteadyClock::now() + options_.lease;
+    while (!st.ok() && st.retryable() && SteadyClock::now() < give_up && !StopRequested(id)) {
+      backoff.expires_after(delay);
+      co_await backoff.async_wait(asio::as_tuple(asio::use_awaitable));
+      delay = std::min(delay * 2, kMaxCheckpointBackoff);
+      st = co_await Blocking([&] { return store_.Checkpoint(id, options_.owner, cp); });
+    }
+    if (st.ok()) spdlog::info("warm job {}: checkpointed again; the job store answers", id);
+  }
   progress->checkpoint += SteadyClock::now() - t0;
   if (!st.ok() && st.code() != StatusCode::kAborted && st.code() != StatusCode::kNotFound) {
     // The store could not record the page: the job fails (End keeps trying to record that), so a

@@ -51,6 +51,33 @@ def redis_cli(port: int, *args: str) -> str:
         return data.decode("utf-8", "replace").strip()
 
 
+# Counts the keys matching ARGV[1] (SCAN with MATCH, on the server), only those whose value
+# starts with ARGV[2] when it is not empty (a document key's value starts with its kind: `d` a row,
+# `t` or `r` a tombstone, src/cache/redis/redis_cache.h).
+COUNT_KEYS = """local n, cursor = 0, '0'
+repeat
+  local r = redis.call('SCAN', cursor, 'MATCH', ARGV[1], 'COUNT', 1000)
+  cursor = r[1]
+  for _, k in ipairs(r[2]) do
+    if ARGV[2] == '' or string.sub(redis.call('GET', k), 1, #ARGV[2]) == ARGV[2] then n = n + 1 end
+  end
+until cursor == '0'
+return n"""
+
+
+def doc_key_prefix(ns: str, epoch: int = 0) -> str:
+    """The prefix of namespace `ns`'s document and tombstone keys in `epoch` (redis_cache.h)."""
+    return f"L{len(ns)}{{{ns}}}d{epoch}:"
+
+
+def count_doc_keys(port: int, ns: str, kind: str = "", epoch: int = 0) -> int:
+    """How many document keys of `ns` (of one kind when `kind` is given) the server holds (`ns`
+    must hold no glob character: `{` and `}` are none)."""
+    reply = redis_cli(port, "EVAL", COUNT_KEYS, "0", doc_key_prefix(ns, epoch) + "*", kind)
+    assert reply.startswith(":"), reply
+    return int(reply[1:])
+
+
 class RedisServer:
     """With `tls`, also listens with TLS on `tls_port` (a self-signed certificate for 127.0.0.1,
     `ca`, made by the openssl command); `port` stays plain for the test's own commands."""
@@ -356,28 +383,27 @@ def test_a_write_in_flight_through_a_is_not_served_by_b(fleet):
     assert doc(r) == {"v": 2} and cache_header(r) == "hit", (cache_header(r), r.body)
 
 
+# As the single-gateway linearizability test: a late answer (1.5 s) is a 502 after 600 ms.
+STRICT_GW_ARGS = ("--upstream-timeout-ms", "600")
+
+
 @pytest.fixture
 def strict_fleet(tmp_path, redis):
-    # As the single-gateway linearizability test: a late answer (1.5 s) is a 502 after 600 ms.
-    f = Fleet(tmp_path, redis.url, "--upstream-timeout-ms", "600")
+    f = Fleet(tmp_path, redis.url, *STRICT_GW_ARGS)
     yield f
     f.close()
 
 
-def test_reads_through_two_replicas_are_linearizable_per_id(strict_fleet, capsys):
-    """The per-id linearizability checker (test_linearizability.py) with writers and readers
-    spread over two replicas on one Redis, writes racing on the same ids through both, and the
-    origin applying writes and then dropping or delaying their answers: 0 stale, resurrected or
-    partial reads, and both replicas converge on the origin's rows."""
+def assert_fleet_run_linearizable(f: Fleet, ns: str, run, capsys, title: str) -> None:
+    """Checks a run of test_linearizability's workload over the fleet's two replicas: 0 stale,
+    resurrected or partial reads, then (faults off) both replicas converge on the origin's rows.
+    Prints the checker's summary line."""
     from linearizability import check
-    from test_linearizability import assert_converged, dump_context, run_workload
-    f = strict_fleet
-    ns = "linz-fleet"
-    run = run_workload([f.a, f.b], f.origin, ns)
+    from test_linearizability import assert_converged, dump_context
     assert not run.unexpected, run.unexpected[:5]
     report = check(run.history)
     converged = [assert_converged(gw, f.origin, ns) for gw in (f.a, f.b)]
-    line = (f"linearizability over two replicas: {report.summary()} "
+    line = (f"{title}: {report.summary()} "
             f"read_errors={run.read_errors} gateway_reads_by_cache_result={run.cache} "
             f"convergence_fetches={converged}")
     with capsys.disabled():
@@ -385,3 +411,15 @@ def test_reads_through_two_replicas_are_linearizable_per_id(strict_fleet, capsys
     assert report.linearizable, report.details() + "\n" + dump_context(report, run.history)
     assert report.unknown_writes > 0, line
     assert run.cache.get("hit", 0) > 0, line
+
+
+def test_reads_through_two_replicas_are_linearizable_per_id(strict_fleet, capsys):
+    """The per-id linearizability checker (test_linearizability.py) with writers and readers
+    spread over two replicas on one Redis, writes racing on the same ids through both, and the
+    origin applying writes and then dropping or delaying their answers: 0 stale, resurrected or
+    partial reads, and both replicas converge on the origin's rows."""
+    from test_linearizability import run_workload
+    f = strict_fleet
+    ns = "linz-fleet"
+    run = run_workload([f.a, f.b], f.origin, ns)
+    assert_fleet_run_linearizable(f, ns, run, capsys, "linearizability over two replicas")

@@ -166,8 +166,12 @@ class RecordingStore final : public JobStore {
   std::function<void(const WarmJobCheckpoint&)> before_checkpoint;
   std::function<void(const WarmJobCheckpoint&)> after_checkpoint;
   // Store faults: the next `failing_checkpoints` checkpoints and `failing_finishes` finishes fail
-  // with IoError without reaching the store.
+  // with IoError without reaching the store; the next `unreachable_checkpoints` checkpoints fail
+  // Unavailable (a store restarting), after `unreachable_after` documents.
   std::atomic<int> failing_checkpoints{0};
+  std::atomic<int> unreachable_checkpoints{0};
+  std::atomic<int> checkpoint_attempts{0};
+  uint64_t unreachable_after = 0;
   std::atomic<int> failing_finishes{0};
   std::atomic<int> finishes{0};
 
@@ -181,7 +185,11 @@ class RecordingStore final : public JobStore {
   Status Checkpoint(std::string_view id, std::string_view owner,
                     const WarmJobCheckpoint& cp) override {
     if (before_checkpoint) before_checkpoint(cp);
+    ++checkpoint_attempts;
     if (failing_checkpoints.fetch_sub(1) > 0) return Status::IoError("injected store fault");
+    if (cp.documents_scanned > unreachable_after && unreachable_checkpoints.fetch_sub(1) > 0) {
+      return Status::Unavailable("injected: the store is restarting");
+    }
     Status st = inner_.Checkpoint(id, owner, cp);
     if (after_checkpoint) after_checkpoint(cp);
     return st;
@@ -563,6 +571,21 @@ TEST_F(WarmRunnerTest, NewerRecordsAndPendingInvalidationsWinOverWarmData) {
   EXPECT_EQ((*five)->attributes_json, R"({"n":"newer"})");
   EXPECT_FALSE(Cached(7));
   EXPECT_TRUE(Cached(8));
+}
+
+TEST_F(WarmRunnerTest, ACheckpointTheStoreCannotTakeForAMomentIsTriedAgain) {
+  // The store is out of reach (a restart) for the fourth page's checkpoint and its next retries:
+  // the job waits for it, and then completes with every document counted once.
+  store_->unreachable_after = 3 * kPage;
+  store_->unreachable_checkpoints = 4;
+  WarmJob job = WaitEnded(StartJob().id);
+  EXPECT_EQ(job.status, JobStatus::kCompleted) << job.error.value_or("");
+  EXPECT_EQ(job.documents_scanned, kDocs);
+  EXPECT_EQ(job.cache_errors, 0u);
+  const int pages = static_cast<int>((kDocs + kPage - 1) / kPage);
+  EXPECT_EQ(store_->checkpoint_attempts.load(), pages + 4);
+  for (uint64_t id = 1; id <= kDocs; ++id) EXPECT_TRUE(Cached(id)) << id;
+  EXPECT_EQ(invariant_violations_.load(), 0);
 }
 
 // The sweep, with a runner that sweeps every few milliseconds instead of every lease / 3. Waits
