@@ -411,9 +411,6 @@ def persistent_cluster(tmp_path):
 # in that replica's memory only; the other replica, whose calls succeed, finds neither an intent
 # nor a tombstone and serves the row the write deleted from the shared cache (docs/design.md
 # §4.9 covers a write whose intent was registered, not one that could not be).
-@pytest.mark.xfail(strict=False, reason="a write whose intent could not be registered (its "
-                   "replica's breaker open) is not seen by the other replica, which serves the "
-                   "row it replaced from the shared cache until the pending invalidation applies")
 def test_reads_stay_linearizable_while_the_namespaces_master_is_killed_and_restarts(
         tmp_path, persistent_cluster, capsys):
     """The master holding the namespace's slot is killed (SIGKILL) while the workload runs, and
