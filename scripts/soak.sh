@@ -3,7 +3,7 @@
 # overlapping ids while cache, upstream and process faults come and go; passes with 0 stale,
 # resurrected and partial reads. CI runs the same soak for 2 minutes (ctest -L soak).
 #
-#   scripts/soak.sh [SECONDS] [-- extra soak.py arguments, e.g. --cache redis --seed 7]
+#   scripts/soak.sh [SECONDS] [-- extra soak.py arguments, e.g. --cache redis --replicas 2]
 #   (default 600 s; the build directory is build/, or LAYER_BUILD_DIR)
 set -euo pipefail
 cd "$(dirname "$0")/.."
