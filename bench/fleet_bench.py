@@ -38,15 +38,17 @@ comparison interleaved in alternating order (ABBA...):
       `--warm-docs` documents (a fresh one per repetition), into Redis (through A) and into
       RocksDB (through R); GET /v2/namespaces/<ns>/warm-jobs/<id> every `--poll-ms` ms until the
       job is `completed`; docs/s = documents_scanned / (POST to the poll that saw it completed),
-      and by the job's own created_at / completed_at. Then `--warm-check` random ids of it must
-      be hits through that gateway.
+      and by the job's own created_at / completed_at; server CPU per document (the gateway's,
+      with Redis's for A; the gateway's includes the poller's requests). Then `--warm-check`
+      random ids of it must be hits through that gateway.
 
 Prints one JSON line per measurement and a summary line (medians over repetitions, ratios) on
-stdout; progress on stderr. Every line carries the 1-minute load average. Installs nothing
+stdout; progress on stderr. Every line carries the 1-minute load average (which counts this
+run's own processes too: `loadavg_start` in the summary is the machine before it). Installs nothing
 (scripts/setup.sh installs nginx, redis-server and wrk).
 
-  /usr/bin/python3 bench/fleet_bench.py --layer-bin build/layer      # defaults: ~2.5 min
-  /usr/bin/python3 bench/fleet_bench.py --reps 1 --seconds 1         # smoke run, ~25 s
+  /usr/bin/python3 bench/fleet_bench.py --layer-bin build/layer      # defaults: ~100 s
+  /usr/bin/python3 bench/fleet_bench.py --reps 1 --seconds 1         # smoke run, ~20 s
 """
 
 import argparse
@@ -656,16 +658,18 @@ def main():
                         f"{r['misses_per_distinct_id']} misses per distinct id, {delta}")
 
         if "c" in only:
-            warm_targets = [("redis", port_a), ("rocksdb", port_r)]
+            warm_targets = [("redis", port_a, [gw_a.pid], [redis.pid]),
+                            ("rocksdb", port_r, [gw_r.pid], [])]
             for rep in range(args.reps):
                 ns = f"warm{rep}"
                 t0 = time.time()
                 seed(origin_port, ns, 1, args.warm_docs, args.doc_bytes, args.upsert_batch)
                 log(f"seeded {ns}: {args.warm_docs} documents in {time.time() - t0:.1f} s")
                 order = warm_targets if rep % 2 == 0 else list(reversed(warm_targets))
-                for target, port in order:
+                for target, port, server, cache in order:
                     la = loadavg()
                     c = Conn(port)
+                    c0, k0 = cpu_seconds(server), cpu_seconds(cache)
                     t0 = time.time()
                     st, _, body = c.request("POST", f"/v2/namespaces/{ns}/warm?page_size="
                                             f"{args.page_size}", b"", AUTH)
@@ -682,6 +686,7 @@ def main():
                             raise RuntimeError(f"warm job poll answered {st} {body[:200]!r}")
                         job = json.loads(body)
                     elapsed = time.time() - t0
+                    cpu, kcpu = cpu_seconds(server) - c0, cpu_seconds(cache) - k0
                     if job["status"] != "completed":
                         raise RuntimeError(f"warm job ended {job}")
                     rng = random.Random(rep)
@@ -701,6 +706,8 @@ def main():
                          "docs_per_s": round(n / elapsed, 1),
                          "job_seconds": round(server_s, 3),
                          "job_docs_per_s": round(n / server_s, 1) if server_s > 0 else None,
+                         "server_cpu_us_per_doc": round((cpu + kcpu) / max(n, 1) * 1e6, 2),
+                         "redis_cpu_us_per_doc": round(kcpu / max(n, 1) * 1e6, 2),
                          "polls": polls, "loadavg": la}
                     emit(r)
                     log(f"warm rep {rep} {target}: {n} documents in {elapsed:.2f} s, "
@@ -764,6 +771,10 @@ def main():
                 "warm_ratio_redis_over_rocksdb": ratio(wr, wk),
                 "warm_ratio_redis_over_rocksdb_per_rep": per_rep("warm", "redis", "rocksdb",
                                                                  "docs_per_s"),
+                "warm_redis_server_cpu_us_per_doc": med("warm", "redis", "server_cpu_us_per_doc"),
+                "warm_redis_cpu_us_per_doc_of_redis": med("warm", "redis", "redis_cpu_us_per_doc"),
+                "warm_rocksdb_server_cpu_us_per_doc": med("warm", "rocksdb",
+                                                          "server_cpu_us_per_doc"),
                 "warm_redis_job_docs_per_s": med("warm", "redis", "job_docs_per_s"),
                 "warm_rocksdb_job_docs_per_s": med("warm", "rocksdb", "job_docs_per_s")})
         summary["elapsed_s"] = round(time.time() - started, 1)
