@@ -24,7 +24,9 @@ comparison interleaved in alternating order (ABBA...):
       files. Throughput (`--connections`, `--seconds`), p50, p99 through A (Redis), R (RocksDB)
       and nginx; ratios Redis/RocksDB and each/nginx; server CPU and context switches per
       request (Redis's own included for A), and the commands Redis ran per request
-      (`INFO commandstats`, which also counts the calls made inside a script).
+      (`INFO commandstats`, which also counts the calls made inside a script). Then the same
+      at a moderate fixed rate, for latency: `--latency-connections` connections, each waiting
+      `--latency-delay-ms` ms between its requests (wrk's delay()), `--latency-seconds` s.
   (b) two replicas against one. Hit throughput: the load of (a) on A alone against the same
       connections split over A and B (two wrk processes at once); aggregate req/s. Hit ratio:
       one fixed sequence of `--hr-requests` fetches of random ids of a namespace of `--hr-docs`
@@ -380,6 +382,10 @@ def main():
     ap.add_argument("--warmup", type=int, default=1, help="seconds per wrk target, discarded")
     ap.add_argument("--threads", type=int, default=2, help="wrk threads")
     ap.add_argument("--connections", type=int, default=64)
+    ap.add_argument("--latency-seconds", type=int, default=3,
+                    help="per paced measurement of (a); 0 skips it")
+    ap.add_argument("--latency-connections", type=int, default=4)
+    ap.add_argument("--latency-delay-ms", type=int, default=1)
     ap.add_argument("--layer-threads", type=int, default=2)
     ap.add_argument("--nginx-workers", type=int, default=2)
     ap.add_argument("--docs", type=int, default=1000, help="ids of the fetch-hit set (a)")
@@ -527,6 +533,10 @@ def main():
         with open(script, "w") as f:
             f.write(WRK_SCRIPT % {"token": TOKEN, "first": 1, "count": args.docs,
                                   "prefix": f"/v2/namespaces/{NS}/documents/"})
+        paced = os.path.join(tmp, "fetch_paced.lua")
+        with open(paced, "w") as f:
+            f.write(open(script).read())
+            f.write(f"delay = function() return {args.latency_delay_ms} end\n")
         results = {}  # (measurement, target) -> list of lines
 
         def emit(r):
@@ -541,30 +551,36 @@ def main():
             for _, port, _, _ in targets:
                 if args.warmup > 0:
                     run_wrk(args, script, port, threads, args.connections, args.warmup)
-            for rep in range(args.reps):
-                order = targets if rep % 2 == 0 else list(reversed(targets))
-                for target, port, server, cache in order:
-                    la = loadavg()
-                    s, k = server(), cache()
-                    c0, k0, w0 = cpu_seconds(s), cpu_seconds(k), context_switches(s + k)
-                    calls0 = redis_calls(redis_port)
-                    r = run_wrk(args, script, port, threads, args.connections, args.seconds)
-                    n = max(r["requests"], 1)
-                    calls = redis_calls(redis_port)
-                    calls = {c: round((v - calls0.get(c, 0)) / n, 3) for c, v in calls.items()
-                             if v - calls0.get(c, 0) > 1}
-                    r.update({"measurement": "fetch_hit", "target": target, "rep": rep,
-                              "connections": args.connections, "wrk_threads": threads,
-                              "seconds": args.seconds, "docs": args.docs,
-                              "server_cpu_us_per_req": round((cpu_seconds(s) - c0 +
-                                                              cpu_seconds(k) - k0) / n * 1e6, 2),
-                              "redis_cpu_us_per_req": round((cpu_seconds(k) - k0) / n * 1e6, 2),
-                              "server_switches_per_req": round(
-                                  (context_switches(s + k) - w0) / n, 3),
-                              "redis_commands_per_req": calls, "loadavg": la})
-                    emit(r)
-                    log(f"fetch_hit rep {rep} {target}: {r['rps']:.0f} req/s, p50 {r['p50_us']} "
-                        f"us, p99 {r['p99_us']} us, errors {r['errors']}, non-2xx {r['non2xx']}")
+            kinds = [("fetch_hit", script, args.connections, args.seconds)]
+            if args.latency_seconds > 0:
+                kinds.append(("fetch_hit_paced", paced, args.latency_connections,
+                              args.latency_seconds))
+            for name, lua, conns, secs in kinds:
+                for rep in range(args.reps):
+                    order = targets if rep % 2 == 0 else list(reversed(targets))
+                    for target, port, server, cache in order:
+                        la = loadavg()
+                        s, k = server(), cache()
+                        c0, k0, w0 = cpu_seconds(s), cpu_seconds(k), context_switches(s + k)
+                        calls0 = redis_calls(redis_port)
+                        r = run_wrk(args, lua, port, min(threads, conns), conns, secs)
+                        n = max(r["requests"], 1)
+                        calls = redis_calls(redis_port)
+                        calls = {c: round((v - calls0.get(c, 0)) / n, 3)
+                                 for c, v in calls.items() if v - calls0.get(c, 0) > 1}
+                        cpu, kcpu = cpu_seconds(s) - c0, cpu_seconds(k) - k0
+                        r.update({"measurement": name, "target": target, "rep": rep,
+                                  "connections": conns, "wrk_threads": min(threads, conns),
+                                  "seconds": secs, "docs": args.docs,
+                                  "server_cpu_us_per_req": round((cpu + kcpu) / n * 1e6, 2),
+                                  "redis_cpu_us_per_req": round(kcpu / n * 1e6, 2),
+                                  "server_switches_per_req": round(
+                                      (context_switches(s + k) - w0) / n, 3),
+                                  "redis_commands_per_req": calls, "loadavg": la})
+                        emit(r)
+                        log(f"{name} rep {rep} {target}: {r['rps']:.0f} req/s, p50 "
+                            f"{r['p50_us']} us, p99 {r['p99_us']} us, errors {r['errors']}, "
+                            f"non-2xx {r['non2xx']}")
 
         if "b" in only:
             # Hit throughput: A alone against A and B at once, the same connections.
@@ -736,6 +752,9 @@ def main():
                 for field in ("rps", "p50_us", "p99_us", "server_cpu_us_per_req",
                               "server_switches_per_req"):
                     summary[f"fetch_{t}_{field}"] = med("fetch_hit", t, field)
+                if args.latency_seconds > 0:
+                    for field in ("rps", "p50_us", "p99_us", "server_cpu_us_per_req"):
+                        summary[f"paced_{t}_{field}"] = med("fetch_hit_paced", t, field)
             summary["fetch_redis_cpu_us_per_req_of_redis"] = med("fetch_hit", "redis",
                                                                  "redis_cpu_us_per_req")
             summary["fetch_redis_commands_per_req"] = results[("fetch_hit", "redis")][-1][
