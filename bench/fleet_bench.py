@@ -253,6 +253,34 @@ def lookup_delta(before, after):
     return {k: int(v) for k, v in sorted(d.items())}, (d.get("hit", 0) / total if total else None)
 
 
+def cache_generation(port):
+    """The gateway's cache connection generation (/health): it grows at every reconnect, i.e.
+    after the guard's breaker opened (a cache call failed or passed its deadline, §3.9)."""
+    st, _, body = http_once(port, "GET", "/health")
+    return json.loads(body)["cache"]["generation"]
+
+
+class Watch:
+    """What the caches of some gateways did during a measurement: lookups by result (summed),
+    the hit ratio, and reconnects. A measurement is `disturbed` when a gateway's cache
+    reconnected (the breaker opened: misses on error for 2 s, then reactive warms, §4.5) or a
+    lookup failed; medians leave disturbed repetitions out when there are others."""
+
+    def __init__(self, ports):
+        self.ports = ports
+        self.gen = [cache_generation(p) for p in ports]
+        self.before = [lookups(p) for p in ports]
+
+    def done(self, expect_hits=False):
+        delta, ratio = lookup_delta(self.before, [lookups(p) for p in self.ports])
+        reconnects = sum(cache_generation(p) - g for p, g in zip(self.ports, self.gen))
+        bad = reconnects > 0 or delta.get("error", 0) > 0
+        if expect_hits and ratio is not None and ratio < 1:
+            bad = True
+        return {"lookups": delta, "hit_ratio": round(ratio, 4) if ratio is not None else None,
+                "cache_reconnects": reconnects, "disturbed": bad}
+
+
 WRK_SCRIPT = r"""
 wrk.headers["Authorization"] = "Bearer %(token)s"
 local first, count, prefix = %(first)d, %(count)d, "%(prefix)s"
@@ -545,10 +573,11 @@ def main():
 
         threads = min(args.threads, args.connections)
         if "a" in only:
-            targets = [("redis", port_a, lambda: [gw_a.pid], lambda: [redis.pid]),
-                       ("rocksdb", port_r, lambda: [gw_r.pid], lambda: []),
-                       ("nginx_static", static_port, lambda: nginx_pids(nginx.pid), lambda: [])]
-            for _, port, _, _ in targets:
+            targets = [("redis", port_a, lambda: [gw_a.pid], lambda: [redis.pid], [port_a]),
+                       ("rocksdb", port_r, lambda: [gw_r.pid], lambda: [], [port_r]),
+                       ("nginx_static", static_port, lambda: nginx_pids(nginx.pid), lambda: [],
+                        [])]
+            for _, port, _, _, _ in targets:
                 if args.warmup > 0:
                     run_wrk(args, script, port, threads, args.connections, args.warmup)
             kinds = [("fetch_hit", script, args.connections, args.seconds)]
@@ -558,9 +587,10 @@ def main():
             for name, lua, conns, secs in kinds:
                 for rep in range(args.reps):
                     order = targets if rep % 2 == 0 else list(reversed(targets))
-                    for target, port, server, cache in order:
+                    for target, port, server, cache, gws in order:
                         la = loadavg()
                         s, k = server(), cache()
+                        watch = Watch(gws)
                         c0, k0, w0 = cpu_seconds(s), cpu_seconds(k), context_switches(s + k)
                         calls0 = redis_calls(redis_port)
                         r = run_wrk(args, lua, port, min(threads, conns), conns, secs)
@@ -569,6 +599,7 @@ def main():
                         calls = {c: round((v - calls0.get(c, 0)) / n, 3)
                                  for c, v in calls.items() if v - calls0.get(c, 0) > 1}
                         cpu, kcpu = cpu_seconds(s) - c0, cpu_seconds(k) - k0
+                        r.update(watch.done(expect_hits=True))
                         r.update({"measurement": name, "target": target, "rep": rep,
                                   "connections": conns, "wrk_threads": min(threads, conns),
                                   "seconds": secs, "docs": args.docs,
@@ -580,7 +611,8 @@ def main():
                         emit(r)
                         log(f"{name} rep {rep} {target}: {r['rps']:.0f} req/s, p50 "
                             f"{r['p50_us']} us, p99 {r['p99_us']} us, errors {r['errors']}, "
-                            f"non-2xx {r['non2xx']}")
+                            f"non-2xx {r['non2xx']}" +
+                            (f", DISTURBED {r['lookups']}" if r["disturbed"] else ""))
 
         if "b" in only:
             # Hit throughput: A alone against A and B at once, the same connections.
@@ -592,14 +624,13 @@ def main():
                 for target in order:
                     la = loadavg()
                     ports = [port_a] if target == "one" else [port_a, port_b]
-                    before = [lookups(p) for p in ports]
+                    watch = Watch(ports)
                     if target == "one":
                         runs = [run_wrk(args, script, port_a, threads, args.connections,
                                         args.seconds)]
                     else:
                         runs = run_wrk_parallel(args, script, ports, args.connections,
                                                 args.seconds)
-                    delta, ratio = lookup_delta(before, [lookups(p) for p in ports])
                     r = {"measurement": "replicas_hit_throughput", "target": target, "rep": rep,
                          "connections": args.connections, "seconds": args.seconds,
                          "rps": round(sum(x["rps"] for x in runs), 1),
@@ -608,10 +639,11 @@ def main():
                          "p99_us": max(x["p99_us"] for x in runs),
                          "errors": sum(x["errors"] for x in runs),
                          "non2xx": sum(x["non2xx"] for x in runs),
-                         "lookups": delta, "hit_ratio": ratio, "loadavg": la}
+                         **watch.done(expect_hits=True), "loadavg": la}
                     emit(r)
                     log(f"replicas_hit_throughput rep {rep} {target}: {r['rps']:.0f} req/s "
-                        f"({r['rps_per_replica']}), hit ratio {ratio}")
+                        f"({r['rps_per_replica']}), hit ratio {r['hit_ratio']}" +
+                        (f", DISTURBED {r['lookups']}" if r["disturbed"] else ""))
 
             # Hit ratio: one fixed sequence of fetches of a namespace no cache holds yet.
             configs = [("one", [port_a]), ("two_shared", [port_a, port_b]),
@@ -624,7 +656,7 @@ def main():
                     ns = f"hr{rep}{target.replace('_', '')}"
                     seed(origin_port, ns, 1, args.hr_docs, args.doc_bytes, args.upsert_batch)
                     la = loadavg()
-                    before = [lookups(p) for p in ports]
+                    watch = Watch(ports)
                     seen = {}
                     failures = []
                     lock = threading.Lock()
@@ -659,19 +691,31 @@ def main():
                     elapsed = time.time() - t0
                     if failures:
                         raise failures[0]
-                    delta, ratio = lookup_delta(before, [lookups(p) for p in ports])
+                    w = watch.done()
+                    delta = w["lookups"]
+                    # A gateway whose cache reconnected at any time before warms each namespace
+                    # after its first clean miss (§4.5), which turns later misses into hits.
+                    reactive = 0
+                    for p in ports:
+                        st, _, body = http_once(p, "GET", f"/v2/namespaces/{ns}/warm-jobs",
+                                                None, AUTH)
+                        reactive += len(json.loads(body)["warm_jobs"]) if st == 200 else 0
+                    w["reactive_warms"] = reactive
+                    w["disturbed"] = w["disturbed"] or reactive > 0
                     distinct = len(set(seq))
                     r = {"measurement": "replicas_hit_ratio", "target": target, "rep": rep,
                          "namespace": ns, "docs": args.hr_docs, "requests": len(seq),
                          "distinct_ids": distinct, "clients": args.hr_clients,
-                         "lookups": delta, "hit_ratio": round(ratio, 4),
+                         **w,
                          "misses_per_distinct_id": round(
                              (sum(delta.values()) - delta.get("hit", 0)) / distinct, 3),
                          "x_layer_cache": dict(sorted(seen.items())),
                          "client_rps": round(len(seq) / elapsed, 1), "loadavg": la}
                     emit(r)
                     log(f"replicas_hit_ratio rep {rep} {target}: hit ratio {r['hit_ratio']}, "
-                        f"{r['misses_per_distinct_id']} misses per distinct id, {delta}")
+                        f"{r['misses_per_distinct_id']} misses per distinct id, {delta}" +
+                        (f", DISTURBED: {reactive} reactive warms, {w['cache_reconnects']} "
+                         "reconnects" if r["disturbed"] else ""))
 
         if "c" in only:
             warm_targets = [("redis", port_a, [gw_a.pid], [redis.pid]),
@@ -685,6 +729,7 @@ def main():
                 for target, port, server, cache in order:
                     la = loadavg()
                     c = Conn(port)
+                    watch = Watch([port])
                     c0, k0 = cpu_seconds(server), cpu_seconds(cache)
                     t0 = time.time()
                     st, _, body = c.request("POST", f"/v2/namespaces/{ns}/warm?page_size="
@@ -714,6 +759,7 @@ def main():
                             raise RuntimeError(f"{ns}/{i} after the warm through {target}: {st} "
                                                f"{h.get('x-layer-cache')}")
                     c.close()
+                    w = watch.done()
                     server_s = parse_time(job["completed_at"]) - parse_time(job["created_at"])
                     n = job["documents_scanned"]
                     r = {"measurement": "warm", "target": target, "rep": rep, "namespace": ns,
@@ -724,21 +770,29 @@ def main():
                          "job_docs_per_s": round(n / server_s, 1) if server_s > 0 else None,
                          "server_cpu_us_per_doc": round((cpu + kcpu) / max(n, 1) * 1e6, 2),
                          "redis_cpu_us_per_doc": round(kcpu / max(n, 1) * 1e6, 2),
-                         "polls": polls, "loadavg": la}
+                         "polls": polls, "cache_reconnects": w["cache_reconnects"],
+                         "disturbed": w["cache_reconnects"] > 0 or job["cache_errors"] > 0,
+                         "loadavg": la}
                     emit(r)
                     log(f"warm rep {rep} {target}: {n} documents in {elapsed:.2f} s, "
-                        f"{r['docs_per_s']:.0f} docs/s (job {r['job_docs_per_s']})")
+                        f"{r['docs_per_s']:.0f} docs/s (job {r['job_docs_per_s']})" +
+                        (", DISTURBED" if r["disturbed"] else ""))
+
+        def kept(measurement, target):
+            runs = results.get((measurement, target)) or []
+            calm = [r for r in runs if not r.get("disturbed")]
+            return calm or runs
 
         def med(measurement, target, field):
-            runs = results.get((measurement, target))
+            runs = kept(measurement, target)
             return statistics.median(r[field] for r in runs) if runs else None
 
         def ratio(x, y):
             return round(x / y, 3) if x is not None and y else None
 
         def per_rep(measurement, num, den, field):
-            return [round(a[field] / b[field], 3) for a, b in zip(
-                results[(measurement, num)], results[(measurement, den)])]
+            return [round(a[field] / b[field], 3) if a[field] and b[field] else None
+                    for a, b in zip(results[(measurement, num)], results[(measurement, den)])]
 
         summary = {"measurement": "summary", "reps": args.reps, "seconds": args.seconds,
                    "nproc": os.cpu_count(), "loadavg_start": load_start, "loadavg_end": loadavg(),
@@ -746,7 +800,13 @@ def main():
                    if results else None,
                    "errors": sum(r.get("errors", 0) + r.get("non2xx", 0)
                                  for runs in results.values() for r in runs),
-                   "doc_bytes": doc_size}
+                   "doc_bytes": doc_size,
+                   # Repetitions during which a cache reconnected or failed a lookup (or, for
+                   # (b)'s hit ratio, a reactive warm ran); medians leave them out when the
+                   # same measurement has undisturbed repetitions.
+                   "disturbed": sorted(f"{r['measurement']}/{r['target']}/{r['rep']}"
+                                       for runs in results.values() for r in runs
+                                       if r.get("disturbed"))}
         if "a" in only:
             for t in ("redis", "rocksdb", "nginx_static"):
                 for field in ("rps", "p50_us", "p99_us", "server_cpu_us_per_req",
@@ -777,7 +837,7 @@ def main():
                 "replicas_one_p99_us": med("replicas_hit_throughput", "one", "p99_us"),
                 "replicas_two_p99_us": med("replicas_hit_throughput", "two", "p99_us"),
                 "replicas_throughput_hit_ratio_min": min(
-                    r["hit_ratio"] for t in ("one", "two")
+                    r["hit_ratio"] or 0 for t in ("one", "two")
                     for r in results[("replicas_hit_throughput", t)])})
             for t in ("one", "two_shared", "two_separate"):
                 summary[f"hit_ratio_{t}"] = med("replicas_hit_ratio", t, "hit_ratio")
