@@ -49,7 +49,7 @@ stdout; progress on stderr. Every line carries the 1-minute load average (which 
 run's own processes too: `loadavg_start` in the summary is the machine before it). Installs nothing
 (scripts/setup.sh installs nginx, redis-server and wrk).
 
-  /usr/bin/python3 bench/fleet_bench.py --layer-bin build/layer      # defaults: ~100 s
+  /usr/bin/python3 bench/fleet_bench.py --layer-bin build/layer      # defaults: ~95-125 s
   /usr/bin/python3 bench/fleet_bench.py --reps 1 --seconds 1         # smoke run, ~20 s
 """
 
@@ -163,10 +163,10 @@ def redis_ping(port):
         return s.recv(64).startswith(b"+PONG")
 
 
-def redis_calls(port):
-    """Commands the Redis server has run, by name (`INFO commandstats`)."""
+def redis_info(port, section):
+    """The text of `INFO <section>`."""
     with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
-        s.sendall(b"INFO commandstats\r\n")
+        s.sendall(f"INFO {section}\r\n".encode())
         data = b""
         while b"\r\n" not in data:
             data += s.recv(65536)
@@ -174,8 +174,13 @@ def redis_calls(port):
         size = int(head[1:])
         while len(rest) < size + 2:
             rest += s.recv(65536)
+    return rest[:size].decode()
+
+
+def redis_calls(port):
+    """Commands the Redis server has run, by name (`INFO commandstats`)."""
     out = {}
-    for line in rest[:size].decode().splitlines():
+    for line in redis_info(port, "commandstats").splitlines():
         if line.startswith("cmdstat_"):
             name, stats = line[len("cmdstat_"):].split(":", 1)
             out[name] = int(stats.split("calls=", 1)[1].split(",", 1)[0])
@@ -476,6 +481,8 @@ def main():
             if time.time() > deadline:
                 raise RuntimeError("redis-server does not answer PING")
             time.sleep(0.02)
+        if f"process_id:{redis.pid}\r" not in redis_info(redis_port, "server"):
+            raise RuntimeError(f"another redis-server answers on port {redis_port}")
 
         def serve(name, *cache):
             pf = os.path.join(tmp, name + ".port")
