@@ -28,7 +28,7 @@ APT_PACKAGES=(
   redis-server postgresql wrk python3 python3-pytest python3-httpx python3-venv golang-go
   clang libclang-rt-14-dev  # the libFuzzer targets (scripts/fuzz.sh)
   python3-botocore python3-boto3  # the S3 tests' signature checks and reference client
-  nginx  # bench/nginx_compare.py: the reference reverse proxy (started by the bench, not as a service)
+  nginx  # bench/nginx_compare.py, bench/fleet_bench.py: the reference server (started by the bench, not as a service)
   ccache  # rebuilds in later clones (and the sanitizer and fuzz builds) reuse earlier objects
 )
 # Node.js may already come from another source (which bundles npm); only add Debian's if absent.
