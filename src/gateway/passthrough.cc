@@ -182,7 +182,9 @@ Task<Result<http::Response>> Forward(RequestContext& ctx, http::Upstream& upstre
 
 Task<http::Response> Passthrough(RequestContext& ctx, http::Upstream& upstream,
                                        const std::string& public_url) {
-  if (auto err = co_await ReadBodyOrError(ctx)) co_return std::move(*err);
+  if (!ctx.ex.ReadBufferedBody()) {
+    if (auto err = co_await ReadBodyOrError(ctx)) co_return std::move(*err);
+  }
   auto res = co_await Forward(ctx, upstream, std::nullopt, false);
   if (!res.ok()) co_return UpstreamError(res.status());
   co_return RelayResponse(ctx, *res, upstream.base(), public_url);

@@ -77,7 +77,9 @@ std::optional<std::string> HideReservedAttributes(std::string_view query_body) {
 Task<http::Response> Query(RequestContext& ctx, http::Upstream& upstream,
                            const watermark::ConsistencyWatcher* watcher,
                            const std::string& public_url) {
-  if (auto err = co_await ReadBodyOrError(ctx)) co_return std::move(*err);
+  if (!ctx.ex.ReadBufferedBody()) {
+    if (auto err = co_await ReadBodyOrError(ctx)) co_return std::move(*err);
+  }
   std::optional<std::string> rewritten;
   const auto encoding = ctx.ex.request()[http::Field::content_encoding];
   if (encoding.empty() || boost::beast::iequals(encoding, "identity")) {

@@ -129,12 +129,32 @@ class ExchangeImpl final : public Exchange {
   const Request& request() const override { return parser_.get(); }
   std::string& body() override { return parser_.get().body(); }
 
+  bool ReadBufferedBody() override {
+    if (failed_) return false;
+    if (!parser_.is_done()) {
+      beast::error_code ec;
+      while (buffer_.size() > 0 && !parser_.is_done()) {
+        size_t n = parser_.put(buffer_.data(), ec);
+        buffer_.consume(n);
+        if (ec == bhttp::error::need_more || (!ec && n == 0)) break;
+        if (ec) {  // ReadBody() reports it
+          failed_ = true;
+          too_large_ = ec == bhttp::error::body_limit;
+          return false;
+        }
+      }
+      if (!parser_.is_done()) return false;
+    }
+    info.bytes_in = parser_.get().body().size();
+    return true;
+  }
+
   Task<BodyStatus> ReadBody() override {
     if (parser_.is_done()) {
       info.bytes_in = parser_.get().body().size();
       co_return BodyStatus::kOk;
     }
-    if (failed_) co_return BodyStatus::kFailed;
+    if (failed_) co_return too_large_ ? BodyStatus::kTooLarge : BodyStatus::kFailed;
     const auto& req = parser_.get();
     auto expect = req[Field::expect];
     if (!sent_continue_ && beast::iequals(expect, "100-continue")) {
@@ -169,6 +189,7 @@ class ExchangeImpl final : public Exchange {
   std::chrono::milliseconds body_timeout_;
   bool sent_continue_ = false;
   bool failed_ = false;
+  bool too_large_ = false;  // with failed_: the body exceeds the limit
 };
 
 // A connection waiting for its next request, in its I/O thread's list (oldest first). The node
