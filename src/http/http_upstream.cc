@@ -62,7 +62,7 @@ struct Connection {
   }
 };
 
-using Parser = bhttp::response_parser<bhttp::string_body>;
+using Parser = ResponseParser;
 
 // Bodies from this size on are read by RoundTripOn's direct path.
 constexpr uint64_t kDirectBodyBytes = 64 << 10;

@@ -98,7 +98,7 @@ std::string MintRequestId() {
   return id;
 }
 
-using Parser = bhttp::request_parser<bhttp::string_body>;
+using Parser = RequestParser;
 
 // Parses as much of the next request head as `buffer` already holds, consuming it. Returns the
 // parser's error (need_more is not one: the head is simply incomplete) and the bytes consumed.
