@@ -122,7 +122,8 @@ class HttpUpstream final : public Upstream {
     if (!base_path_.empty()) req.target(base_path_ + std::string(req.target()));
     req.set(Field::host, host_header_);
     req.version(11);
-    req.keep_alive(true);
+    // HTTP/1.1 keeps the connection alive by default: only a Connection field needs rewriting.
+    if (req.find(Field::connection) != req.end()) req.keep_alive(true);
     if (!req.body().empty() || req.method() == Verb::post || req.method() == Verb::put ||
         req.method() == Verb::patch) {
       req.content_length(req.body().size());

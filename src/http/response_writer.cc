@@ -1,5 +1,7 @@
 #include "http/response_writer.h"
 
+#include <boost/beast/core/string.hpp>
+
 namespace layer::http {
 
 namespace {
@@ -23,6 +25,24 @@ size_t FieldsSize(const Fields& fields) {
   return size;
 }
 
+// "HTTP/x.y ### " for `version` and `code`.
+void AppendStatusStart(unsigned version, unsigned code, std::string& out) {
+  const char start[13] = {'H',
+                          'T',
+                          'T',
+                          'P',
+                          '/',
+                          static_cast<char>('0' + version / 10 % 10),
+                          '.',
+                          static_cast<char>('0' + version % 10),
+                          ' ',
+                          static_cast<char>('0' + code / 100 % 10),
+                          static_cast<char>('0' + code / 10 % 10),
+                          static_cast<char>('0' + code % 10),
+                          ' '};
+  out.append(start, sizeof(start));
+}
+
 }  // namespace
 
 void PrepareResponse(Response& res, bool keep_alive, std::string_view request_id,
@@ -43,23 +63,66 @@ void SerializeResponseHead(const Response& res, std::string& out) {
   const size_t size = 13 + reason.size() + 2 + FieldsSize(res);  // "HTTP/x.y ### " reason CRLF
   out.clear();
   out.reserve(size);
-  const char start[13] = {'H',
-                          'T',
-                          'T',
-                          'P',
-                          '/',
-                          static_cast<char>('0' + version / 10 % 10),
-                          '.',
-                          static_cast<char>('0' + version % 10),
-                          ' ',
-                          static_cast<char>('0' + code / 100 % 10),
-                          static_cast<char>('0' + code / 10 % 10),
-                          static_cast<char>('0' + code % 10),
-                          ' '};
-  out.append(start, sizeof(start));
+  AppendStatusStart(version, code, out);
   out.append(reason);
   out.append("\r\n", 2);
   AppendFields(res, out);
+}
+
+bool SerializePreparedResponseHead(const Response& res, bool keep_alive,
+                                   std::string_view request_id, bool head_request,
+                                   std::string& out) {
+  const unsigned code = res.result_int();
+  if (head_request || res.version() != 11 || code < 200 || code == 204 || code == 304) {
+    return false;
+  }
+  size_t fields = 0;
+  for (const auto& f : res) {
+    switch (f.name()) {
+      case Field::connection:
+      case Field::content_length:
+      case Field::transfer_encoding:
+        return false;
+      case Field::unknown:
+        if (boost::beast::iequals(f.name_string(), "x-request-id")) return false;
+        break;
+      default:
+        break;
+    }
+    fields += f.name_string().size() + 2 + f.value().size() + 2;
+  }
+  // What PrepareResponse appends, in its order: "Connection: close" (keep_alive(false) on
+  // HTTP/1.1; nothing for true), x-request-id, then Content-Length from prepare_payload().
+  char length[24];
+  const size_t body = res.body().size();
+  size_t digits = 0;
+  for (size_t v = body;; v /= 10) {
+    length[sizeof(length) - 1 - digits++] = static_cast<char>('0' + v % 10);
+    if (v < 10) break;
+  }
+  const std::string_view reason = res.reason();
+  constexpr std::string_view kClose = "Connection: close\r\n";
+  constexpr std::string_view kId = "x-request-id: ";
+  constexpr std::string_view kLength = "\r\nContent-Length: ";
+  out.clear();
+  out.reserve(13 + reason.size() + 2 + fields + kClose.size() + kId.size() + request_id.size() +
+              kLength.size() + digits + 4);
+  AppendStatusStart(11, code, out);
+  out.append(reason);
+  out.append("\r\n", 2);
+  for (const auto& f : res) {
+    out.append(f.name_string());
+    out.append(": ", 2);
+    out.append(f.value());
+    out.append("\r\n", 2);
+  }
+  if (!keep_alive) out.append(kClose);
+  out.append(kId);
+  out.append(request_id);
+  out.append(kLength);
+  out.append(length + sizeof(length) - digits, digits);
+  out.append("\r\n\r\n", 4);
+  return true;
 }
 
 void SerializeRequestHead(const Request& req, std::string& out) {

@@ -35,6 +35,16 @@ void PrepareResponse(Response& res, bool keep_alive, std::string_view request_id
 // wire, as is, unless the request was HEAD.
 void SerializeResponseHead(const Response& res, std::string& out);
 
+// PrepareResponse(res, keep_alive, request_id, false) and SerializeResponseHead together, for the
+// common answer, without changing `res`: HTTP/1.1, not to a HEAD request, a status with a body
+// (not 1xx, 204 or 304), and none of the fields PrepareResponse rewrites (Connection,
+// Content-Length, Transfer-Encoding, x-request-id). `out` then holds the same bytes the two calls
+// would have produced and the result is true; for any other answer it is false and `out` is
+// unspecified (the caller takes the two calls).
+bool SerializePreparedResponseHead(const Response& res, bool keep_alive,
+                                   std::string_view request_id, bool head_request,
+                                   std::string& out);
+
 // The same for a request (the upstream client's hot path): "METHOD target HTTP/x.y", every field
 // as "Name: value", each line ending in CRLF, then the blank line; byte for byte what Beast's
 // request serializer writes for the head. The body (if any) follows as is.

@@ -482,8 +482,10 @@ struct HttpServer::Impl {
       }
       bool keep = req.keep_alive() && ex.body_complete() && !owner->draining() && res.keep_alive();
       const bool head_request = req.method() == Verb::head;
-      PrepareResponse(res, keep, ex.info.request_id, head_request);
-      SerializeResponseHead(res, head);
+      if (!SerializePreparedResponseHead(res, keep, ex.info.request_id, head_request, head)) {
+        PrepareResponse(res, keep, ex.info.request_id, head_request);
+        SerializeResponseHead(res, head);
+      }
       // One gather write of head and body. The socket is non-blocking: what the kernel takes at
       // once is written right here, without the post and timer of an asynchronous write; only a
       // remainder (a slow reader, a large body) waits, under the body timeout.
