@@ -19,6 +19,7 @@
 
 #include <algorithm>
 #include <array>
+#include <optional>
 #include <random>
 #include <tuple>
 #include <unordered_map>
@@ -27,6 +28,7 @@
 #include "http/deadline.h"
 #include "http/errors.h"
 #include "http/response_writer.h"
+#include "http/simple_request.h"
 
 namespace layer::http {
 
@@ -116,20 +118,27 @@ std::pair<beast::error_code, size_t> ParseBufferedHead(beast::flat_buffer& buffe
   return {ec, used};
 }
 
+// A request's exchange. Its request comes either whole from ParseSimpleRequest (`simple`, body
+// included) or from Beast's `parser`, which reads the body on demand.
 class ExchangeImpl final : public Exchange {
  public:
-  ExchangeImpl(tcp::socket& sock, Deadline& deadline, beast::flat_buffer& buffer, Parser& parser,
-               std::chrono::milliseconds body_timeout)
+  ExchangeImpl(tcp::socket& sock, Deadline& deadline, beast::flat_buffer& buffer,
+               Request& simple, Parser* parser, std::chrono::milliseconds body_timeout)
       : sock_(sock),
         deadline_(deadline),
         buffer_(buffer),
-        parser_(parser),
-        body_timeout_(body_timeout) {}
+        simple_(simple),
+        parser_ptr_(parser),
+        body_timeout_(body_timeout) {
+    if (!parser_ptr_) info.bytes_in = simple_.body().size();
+  }
 
-  const Request& request() const override { return parser_.get(); }
-  std::string& body() override { return parser_.get().body(); }
+  const Request& request() const override { return parser_ptr_ ? parser_ptr_->get() : simple_; }
+  std::string& body() override { return parser_ptr_ ? parser_ptr_->get().body() : simple_.body(); }
 
   bool ReadBufferedBody() override {
+    if (!parser_ptr_) return true;
+    Parser& parser_ = *parser_ptr_;
     if (failed_) return false;
     if (!parser_.is_done()) {
       beast::error_code ec;
@@ -150,6 +159,8 @@ class ExchangeImpl final : public Exchange {
   }
 
   Task<BodyStatus> ReadBody() override {
+    if (!parser_ptr_) co_return BodyStatus::kOk;
+    Parser& parser_ = *parser_ptr_;
     if (parser_.is_done()) {
       info.bytes_in = parser_.get().body().size();
       co_return BodyStatus::kOk;
@@ -179,13 +190,14 @@ class ExchangeImpl final : public Exchange {
     co_return BodyStatus::kOk;
   }
 
-  bool body_complete() const { return parser_.is_done() && !failed_; }
+  bool body_complete() const { return !parser_ptr_ || (parser_ptr_->is_done() && !failed_); }
 
  private:
   tcp::socket& sock_;
   Deadline& deadline_;
   beast::flat_buffer& buffer_;
-  Parser& parser_;
+  Request& simple_;
+  Parser* parser_ptr_;  // null for a simple request
   std::chrono::milliseconds body_timeout_;
   bool sent_continue_ = false;
   bool failed_ = false;
@@ -418,55 +430,67 @@ struct HttpServer::Impl {
         if (ec) co_return true;
         buffer.commit(n);
       }
-      Parser parser;
-      parser.header_limit(opts.max_header_bytes);
-      parser.body_limit(opts.max_body_bytes);
-      auto [ec, n] = ParseBufferedHead(buffer, parser);
-      if (!ec && !parser.is_header_done()) {
-        // The head is not all here yet: Beast reads the rest under the header timeout.
-        deadline.Set(std::chrono::steady_clock::now() + opts.header_timeout);
-        size_t more = 0;
-        std::tie(ec, more) = co_await bhttp::async_read_header(sock, buffer, parser, kTuple);
-        timed_out(ec);
-        n += more;
-      }
-      deadline.Clear();
-      // Beast enforces header_limit only while it waits for more bytes; a head that arrived
-      // whole in one read is measured here.
-      if (!ec && n > opts.max_header_bytes) ec = bhttp::error::header_limit;
-      if (ec) {
-        if (ec == bhttp::error::end_of_stream || ec == asio::error::eof ||
-            ec == asio::error::connection_reset) {
+      // Most requests arrive whole in one read, and ParseSimpleRequest takes them in one pass;
+      // whatever it declines, Beast's parser reads (and answers its errors) as before.
+      Request simple;
+      std::optional<Parser> parser;
+      const size_t taken = ParseSimpleRequest(
+          std::string_view(static_cast<const char*>(buffer.data().data()), buffer.size()),
+          opts.max_header_bytes, opts.max_body_bytes, simple);
+      if (taken > 0) {
+        buffer.consume(taken);
+      } else {
+        parser.emplace();
+        parser->header_limit(opts.max_header_bytes);
+        parser->body_limit(opts.max_body_bytes);
+        auto [ec, n] = ParseBufferedHead(buffer, *parser);
+        if (!ec && !parser->is_header_done()) {
+          // The head is not all here yet: Beast reads the rest under the header timeout.
+          deadline.Set(std::chrono::steady_clock::now() + opts.header_timeout);
+          size_t more = 0;
+          std::tie(ec, more) = co_await bhttp::async_read_header(sock, buffer, *parser, kTuple);
+          timed_out(ec);
+          n += more;
+        }
+        deadline.Clear();
+        // Beast enforces header_limit only while it waits for more bytes; a head that arrived
+        // whole in one read is measured here.
+        if (!ec && n > opts.max_header_bytes) ec = bhttp::error::header_limit;
+        if (ec) {
+          if (ec == bhttp::error::end_of_stream || ec == asio::error::eof ||
+              ec == asio::error::connection_reset) {
+            co_return true;
+          }
+          if (ec == beast::error::timeout) {
+            co_await WriteFinal(sock, deadline,
+                                MakeError(Code::request_timeout, "request_timeout",
+                                          "request head not received in time"),
+                                nullptr, nullptr);
+          } else if (ec == bhttp::error::header_limit) {
+            co_await WriteFinal(sock, deadline,
+                                MakeError(Code::request_header_fields_too_large,
+                                          "header_too_large", "request header fields too large"),
+                                nullptr, nullptr);
+          } else if (ec == bhttp::error::body_limit) {
+            co_await WriteFinal(sock, deadline,
+                                MakeError(Code::payload_too_large, "payload_too_large",
+                                          "request body exceeds the limit of " +
+                                              std::to_string(opts.max_body_bytes) + " bytes"),
+                                nullptr, nullptr);
+          } else {
+            co_await WriteFinal(sock, deadline,
+                                MakeError(Code::bad_request, "bad_request",
+                                          "malformed HTTP request: " + ec.message()),
+                                nullptr, nullptr);
+          }
           co_return true;
         }
-        if (ec == beast::error::timeout) {
-          co_await WriteFinal(sock, deadline,
-                              MakeError(Code::request_timeout, "request_timeout",
-                                        "request head not received in time"),
-                              nullptr, nullptr);
-        } else if (ec == bhttp::error::header_limit) {
-          co_await WriteFinal(sock, deadline,
-                              MakeError(Code::request_header_fields_too_large,
-                                        "header_too_large", "request header fields too large"),
-                              nullptr, nullptr);
-        } else if (ec == bhttp::error::body_limit) {
-          co_await WriteFinal(sock, deadline,
-                              MakeError(Code::payload_too_large, "payload_too_large",
-                                        "request body exceeds the limit of " +
-                                            std::to_string(opts.max_body_bytes) + " bytes"),
-                              nullptr, nullptr);
-        } else {
-          co_await WriteFinal(sock, deadline,
-                              MakeError(Code::bad_request, "bad_request",
-                                        "malformed HTTP request: " + ec.message()),
-                              nullptr, nullptr);
-        }
-        co_return true;
       }
 
-      ExchangeImpl ex(sock, deadline, buffer, parser, opts.body_timeout);
+      ExchangeImpl ex(sock, deadline, buffer, simple, parser ? &*parser : nullptr,
+                      opts.body_timeout);
       ex.info.start = std::chrono::steady_clock::now();
-      auto rid = parser.get()["x-request-id"];
+      auto rid = ex.request()["x-request-id"];
       ex.info.request_id = ValidRequestId(rid) ? std::string(rid) : MintRequestId();
 
       owner->inflight_.fetch_add(1);
@@ -475,7 +499,7 @@ struct HttpServer::Impl {
       owner->inflight_.fetch_sub(1);
       Sm().inflight.Add(-1);
 
-      const Request& req = parser.get();
+      const Request& req = ex.request();
       if (ex.info.drop_connection) {
         Finish(ex.info, req, res);
         co_return true;
