@@ -25,6 +25,7 @@
 #include "common/metrics.h"
 #include "http/deadline.h"
 #include "http/response_writer.h"
+#include "http/simple_message.h"
 #include "http/upstream.h"
 
 namespace layer::http {
@@ -63,6 +64,9 @@ struct Connection {
 };
 
 using Parser = ResponseParser;
+
+// The longest answer head ParseSimpleResponse takes (Beast's parser takes up to 1 MiB).
+constexpr size_t kSimpleHeadBytes = 64 << 10;
 
 // Bodies from this size on are read by RoundTripOn's direct path.
 constexpr uint64_t kDirectBodyBytes = 64 << 10;
@@ -288,7 +292,22 @@ class HttpUpstream final : public Upstream {
       if (ec) co_return ec;
       sent += n;
     }
+    const bool head_request = req.method() == Verb::head;
     for (;;) {
+      // A plain answer that arrived whole is parsed in one pass (ParseSimpleResponse) and handed
+      // over in the parser's message, which Send releases; anything else, or an answer that is
+      // not all here at the first read, Beast parses.
+      if (!parser.got_some() && !head_request && c.buffer.size() > 0) {
+        Response simple;
+        const size_t taken = ParseSimpleResponse(
+            std::string_view(static_cast<const char*>(c.buffer.data().data()), c.buffer.size()),
+            kSimpleHeadBytes, opts_.max_response_bytes, simple);
+        if (taken > 0) {
+          c.buffer.consume(taken);
+          parser.get() = std::move(simple);
+          co_return beast::error_code{};
+        }
+      }
       // Parse what is buffered.
       while (c.buffer.size() > 0 && !parser.is_done()) {
         size_t n = parser.put(c.buffer.data(), ec);

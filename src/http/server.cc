@@ -28,7 +28,7 @@
 #include "http/deadline.h"
 #include "http/errors.h"
 #include "http/response_writer.h"
-#include "http/simple_request.h"
+#include "http/simple_message.h"
 
 namespace layer::http {
 

@@ -1,10 +1,12 @@
-#include "http/simple_request.h"
+#include "http/simple_message.h"
 
 #include <gtest/gtest.h>
 
 #include <boost/beast/http/parser.hpp>
 
+#include <optional>
 #include <string>
+#include <tuple>
 #include <vector>
 
 namespace layer::http {
@@ -186,6 +188,115 @@ TEST(SimpleRequest, AgreesWithBeastOnMutations) {
     }
   }
   EXPECT_GT(accepted, 100u);
+}
+
+// ------------------------------------------------------------------------------------------------
+// Responses
+// ------------------------------------------------------------------------------------------------
+
+std::optional<Response> BeastResponse(std::string_view in, size_t* used) {
+  ResponseParser parser;
+  parser.header_limit(static_cast<std::uint32_t>(kHeadLimit));
+  parser.body_limit(kBodyLimit);
+  parser.eager(true);
+  boost::beast::error_code ec;
+  size_t n = parser.put(boost::asio::buffer(in.data(), in.size()), ec);
+  if (ec || !parser.is_done()) return std::nullopt;
+  *used = n;
+  return parser.release();
+}
+
+void ExpectSameResponse(const Response& a, const Response& b) {
+  EXPECT_EQ(a.result_int(), b.result_int());
+  EXPECT_EQ(a.reason(), b.reason());
+  EXPECT_EQ(a.version(), b.version());
+  EXPECT_EQ(a.body(), b.body());
+  EXPECT_EQ(a.keep_alive(), b.keep_alive());
+  std::vector<std::tuple<Field, std::string, std::string>> fa, fb;
+  for (const auto& f : a) fa.emplace_back(f.name(), f.name_string(), f.value());
+  for (const auto& f : b) fb.emplace_back(f.name(), f.name_string(), f.value());
+  EXPECT_EQ(fa, fb);
+}
+
+void ExpectResponseAccepted(const std::string& in) {
+  SCOPED_TRACE(in);
+  Response simple;
+  const size_t taken = ParseSimpleResponse(in, kHeadLimit, kBodyLimit, simple);
+  size_t used = 0;
+  auto beast = BeastResponse(in, &used);
+  ASSERT_TRUE(beast.has_value());
+  ASSERT_GT(taken, 0u);
+  EXPECT_EQ(taken, used);
+  ExpectSameResponse(simple, *beast);
+}
+
+void ExpectResponseDeclined(const std::string& in) {
+  SCOPED_TRACE(in);
+  Response simple;
+  EXPECT_EQ(ParseSimpleResponse(in, kHeadLimit, kBodyLimit, simple), 0u);
+}
+
+TEST(SimpleResponse, PlainAnswers) {
+  ExpectResponseAccepted("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                         "Content-Length: " + std::to_string(kQuery.size()) + "\r\n\r\n" + kQuery);
+  ExpectResponseAccepted("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n");
+  // Turbopuffer's kind of answer: many fields, retry hints, a custom reason, an odd code.
+  ExpectResponseAccepted("HTTP/1.1 429 Too Many Requests\r\ndate: Thu, 03 Dec 2026 12:00:00 GMT\r\n"
+                         "content-type: application/json\r\nretry-after: 2\r\n"
+                         "retry-after-ms: 1500\r\nx-turbopuffer-request-id: abc\r\n"
+                         "Vary: a\r\nVary: b\r\ncontent-length: 2\r\nConnection: keep-alive\r\n\r\n{}");
+  ExpectResponseAccepted("HTTP/1.1 418 I'm a teapot\r\nContent-Length: 1\r\n\r\nx");
+  ExpectResponseAccepted("HTTP/1.1 599 Whatever It Says\r\nContent-Length: 1\r\n\r\nx");
+  ExpectResponseAccepted("HTTP/1.1 200 Fine\r\nContent-Length: 1\r\nConnection: close\r\n\r\nx");
+  ExpectResponseAccepted("HTTP/1.0 202 Accepted\r\nContent-Encoding: gzip\r\n"
+                         "Content-Length: 3\r\n\r\n\x1f\x8b\x08");
+  ExpectResponseAccepted("HTTP/1.1 307 Temporary Redirect\r\nLocation: http://up/v2/x\r\n"
+                         "Content-Length: 0\r\n\r\n");
+}
+
+TEST(SimpleResponse, DeclinesWhatBeastParsesItself) {
+  const std::string full = "HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nabcd";
+  for (size_t cut = 0; cut < full.size(); ++cut) ExpectResponseDeclined(full.substr(0, cut));
+  const std::vector<std::string> other = {
+      "HTTP/1.1 200 OK\r\n\r\nbody to the end",                           // no length
+      "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\n\r\n",
+      "HTTP/1.1 204 No Content\r\n\r\n",
+      "HTTP/1.1 304 Not Modified\r\nContent-Length: 5\r\n\r\n",
+      "HTTP/1.1 100 Continue\r\n\r\n",
+      "HTTP/1.1 200\r\nContent-Length: 0\r\n\r\n",                       // no reason
+      "HTTP/1.1 200 \r\nContent-Length: 0\r\n\r\n",                      // empty reason
+      "HTTP/1.1 200 OK \r\nContent-Length: 0\r\n\r\n",                   // trailing blank
+      "HTTP/1.1 20 OK\r\nContent-Length: 0\r\n\r\n",
+      "HTTP/1.1 2000 OK\r\nContent-Length: 0\r\n\r\n",
+      "HTTP/2 200 OK\r\nContent-Length: 0\r\n\r\n",
+      "HTTP/1.1 200 OK\r\nX: a\r\n b\r\nContent-Length: 0\r\n\r\n",       // obs-fold
+      "HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 1\r\n\r\nx",
+  };
+  for (const std::string& in : other) ExpectResponseDeclined(in);
+}
+
+TEST(SimpleResponse, AgreesWithBeastOnMutations) {
+  const std::string seed =
+      "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nX-T:  a \r\n"
+      "Content-Length: 2\r\n\r\n{}";
+  const std::string alphabet = std::string("\r\n :\t\x01\x7f\x80" "AaZz0159-/?%") + '\0';
+  size_t accepted = 0;
+  for (size_t i = 0; i < seed.size(); ++i) {
+    for (char c : alphabet) {
+      std::string in = seed;
+      in[i] = c;
+      Response simple;
+      const size_t taken = ParseSimpleResponse(in, kHeadLimit, kBodyLimit, simple);
+      if (taken == 0) continue;
+      ++accepted;
+      size_t used = 0;
+      auto beast = BeastResponse(in, &used);
+      ASSERT_TRUE(beast.has_value()) << testing::PrintToString(in);
+      EXPECT_EQ(taken, used) << testing::PrintToString(in);
+      ExpectSameResponse(simple, *beast);
+    }
+  }
+  EXPECT_GT(accepted, 50u);
 }
 
 }  // namespace
