@@ -90,9 +90,13 @@ Task<Result<http::Response>> SendUpstream(RequestContext& ctx, http::Upstream& u
                                                 http::Request req) {
   auto t0 = std::chrono::steady_clock::now();
   auto res = co_await upstream.Send(std::move(req), ctx.route.idempotent);
-  ctx.ex.info.upstream_seconds +=
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  AddUpstreamTime(ctx, t0);
   co_return res;
+}
+
+void AddUpstreamTime(RequestContext& ctx, std::chrono::steady_clock::time_point since) {
+  ctx.ex.info.upstream_seconds +=
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - since).count();
 }
 
 http::Response UpstreamError(const Status& st) {
@@ -162,11 +166,8 @@ std::string TargetWithQuery(const RequestContext& ctx) {
   return target;
 }
 
-// Not a coroutine: it builds the request and returns SendUpstream's (lazy) task, which the caller
-// awaits at once, so a request costs no coroutine frame here.
-Task<Result<http::Response>> Forward(RequestContext& ctx, http::Upstream& upstream,
-                                           std::optional<std::string> replacement,
-                                           bool read_response) {
+http::Request ForwardRequest(RequestContext& ctx, std::optional<std::string> replacement,
+                             bool read_response) {
   http::Request up{ctx.ex.request().method(), TargetWithQuery(ctx), 11};
   CopyForwardedHeaders(ctx, up);
   if (replacement) {
@@ -177,7 +178,16 @@ Task<Result<http::Response>> Forward(RequestContext& ctx, http::Upstream& upstre
     up.body() = std::move(ctx.ex.body());
   }
   if (read_response) up.erase(http::Field::accept_encoding);
-  return SendUpstream(ctx, upstream, std::move(up));
+  return up;
+}
+
+// Not a coroutine: it builds the request and returns SendUpstream's (lazy) task, which the caller
+// awaits at once, so a request costs no coroutine frame here.
+Task<Result<http::Response>> Forward(RequestContext& ctx, http::Upstream& upstream,
+                                           std::optional<std::string> replacement,
+                                           bool read_response) {
+  return SendUpstream(ctx, upstream,
+                      ForwardRequest(ctx, std::move(replacement), read_response));
 }
 
 Task<http::Response> Passthrough(RequestContext& ctx, http::Upstream& upstream,
@@ -185,7 +195,11 @@ Task<http::Response> Passthrough(RequestContext& ctx, http::Upstream& upstream,
   if (!ctx.ex.ReadBufferedBody()) {
     if (auto err = co_await ReadBodyOrError(ctx)) co_return std::move(*err);
   }
-  auto res = co_await Forward(ctx, upstream, std::nullopt, false);
+  // Forward, timed here rather than in SendUpstream's frame.
+  http::Request up = ForwardRequest(ctx, std::nullopt, false);
+  const auto t0 = std::chrono::steady_clock::now();
+  auto res = co_await upstream.Send(std::move(up), ctx.route.idempotent);
+  AddUpstreamTime(ctx, t0);
   if (!res.ok()) co_return UpstreamError(res.status());
   co_return RelayResponse(ctx, *res, upstream.base(), public_url);
 }

@@ -90,14 +90,23 @@ bool ValidRequestId(std::string_view id) {
   return true;
 }
 
+// 24 hex digits (96 bits) from a per-thread splitmix64 sequence seeded from std::random_device:
+// ids only need to be unique in practice, not unpredictable.
 std::string MintRequestId() {
-  thread_local std::mt19937_64 rng{std::random_device{}()};
+  thread_local uint64_t state = (static_cast<uint64_t>(std::random_device{}()) << 32) ^
+                                std::random_device{}();
+  auto next = [] {
+    uint64_t z = (state += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+  };
   static constexpr char kHex[] = "0123456789abcdef";
-  std::string id(24, '0');
-  uint64_t a = rng(), b = rng();
+  char id[24];
+  const uint64_t a = next(), b = next();
   for (int i = 0; i < 16; ++i) id[i] = kHex[(a >> (i * 4)) & 15];
   for (int i = 16; i < 24; ++i) id[i] = kHex[(b >> ((i - 16) * 4)) & 15];
-  return id;
+  return std::string(id, sizeof(id));
 }
 
 using Parser = RequestParser;
