@@ -1,6 +1,7 @@
 #include "gateway/query.h"
 
-#include <string.h>  // memmem
+#include <cstddef>
+#include <cstring>
 
 #include <boost/beast/core/string.hpp>
 #include <boost/json.hpp>
@@ -22,14 +23,7 @@ namespace {
 // being parsed.
 bool MayHideReserved(std::string_view body) {
   if (body.find('\\') != std::string_view::npos) return true;
-  // memmem: the JSON's many quotes make a first-byte search (string_view::find) slow.
-  auto find = [body](std::string_view needle, size_t from) -> size_t {
-    if (from > body.size()) return std::string_view::npos;
-    const void* at = ::memmem(body.data() + from, body.size() - from, needle.data(), needle.size());
-    return at ? static_cast<size_t>(static_cast<const char*>(at) - body.data())
-              : std::string_view::npos;
-  };
-  if (find("\"exclude_attributes\"", 0) != std::string_view::npos) return true;
+  constexpr std::string_view kExclude = "\"exclude_attributes\"";
   constexpr std::string_view kInclude = "\"include_attributes\"";
   auto skip_space = [body](size_t i) {
     while (i < body.size() &&
@@ -38,9 +32,16 @@ bool MayHideReserved(std::string_view body) {
     }
     return i;
   };
-  for (size_t pos = find(kInclude, 0); pos != std::string_view::npos;
-       pos = find(kInclude, pos + 1)) {
-    size_t i = skip_space(pos + kInclude.size());
+  // One pass over the quotes for both keys (both are 20 bytes long).
+  static_assert(kExclude.size() == kInclude.size());
+  const char* const begin = body.data();
+  const char* const end = begin + body.size();
+  for (const char* q = begin; end - q >= static_cast<ptrdiff_t>(kInclude.size()); ++q) {
+    q = static_cast<const char*>(std::memchr(q, '"', static_cast<size_t>(end - q)));
+    if (!q || end - q < static_cast<ptrdiff_t>(kInclude.size())) break;
+    if (q[1] == 'e' && std::memcmp(q, kExclude.data(), kExclude.size()) == 0) return true;
+    if (q[1] != 'i' || std::memcmp(q, kInclude.data(), kInclude.size()) != 0) continue;
+    size_t i = skip_space(static_cast<size_t>(q - begin) + kInclude.size());
     if (i >= body.size() || body[i] != ':') continue;
     i = skip_space(i + 1);
     if (body.substr(i, 4) == "true") return true;

@@ -23,6 +23,31 @@ constexpr std::array<bool, 256> kTchar = MakeTchar();
 bool IsVisible(unsigned char c) { return c >= 0x21 && c <= 0x7e; }
 bool IsBlank(char c) { return c == ' ' || c == '\t'; }
 
+// Whether [p, end) holds only field-value bytes this parser takes: 0x21-0x7e, space and tab.
+// Eight bytes at a time: a word passes when none of its bytes is below 0x20, 0x7f or above.
+bool ValueBytes(const char* p, const char* end) {
+  constexpr uint64_t kOnes = 0x0101010101010101ull;
+  constexpr uint64_t kHigh = 0x8080808080808080ull;
+  while (end - p >= 8) {
+    uint64_t x;
+    std::memcpy(&x, p, 8);
+    const uint64_t below_space = (x - kOnes * 0x20) & ~x & kHigh;
+    const uint64_t del = ((x ^ (kOnes * 0x7f)) - kOnes) & ~(x ^ (kOnes * 0x7f)) & kHigh;
+    if ((below_space | del | (x & kHigh)) != 0) {  // a tab, or a byte refused below
+      for (int i = 0; i < 8; ++i) {
+        const unsigned char c = static_cast<unsigned char>(p[i]);
+        if (!IsVisible(c) && c != ' ' && c != '\t') return false;
+      }
+    }
+    p += 8;
+  }
+  for (; p < end; ++p) {
+    const unsigned char c = static_cast<unsigned char>(*p);
+    if (!IsVisible(c) && c != ' ' && c != '\t') return false;
+  }
+  return true;
+}
+
 // A Content-Length of 1-18 digits (no overflow to check).
 bool ParseLength(std::string_view v, uint64_t* out) {
   if (v.empty() || v.size() > 18) return false;
@@ -59,19 +84,11 @@ bool ParseFields(const char* begin, const char* end, size_t max_head_bytes, cons
     ++p;
     while (p < end && IsBlank(*p)) ++p;
     const char* v = p;
-    const char* last = p;  // one past the last visible byte of the value
-    while (p < end) {
-      const unsigned char c = static_cast<unsigned char>(*p);
-      if (IsVisible(c)) {
-        last = ++p;
-      } else if (IsBlank(static_cast<char>(c))) {
-        ++p;
-      } else {
-        break;
-      }
-    }
-    if (end - p < 2 || p[0] != '\r' || p[1] != '\n') return false;
-    p += 2;
+    const char* cr = static_cast<const char*>(std::memchr(p, '\r', static_cast<size_t>(end - p)));
+    if (!cr || end - cr < 2 || cr[1] != '\n' || !ValueBytes(v, cr)) return false;
+    const char* last = cr;  // one past the last visible byte of the value
+    while (last > v && IsBlank(last[-1])) --last;
+    p = cr + 2;
     const std::string_view value(v, static_cast<size_t>(last - v));
     const Field id = bhttp::string_to_field(name);
     switch (id) {
