@@ -105,32 +105,38 @@ http::Response UpstreamError(const Status& st) {
 
 http::Response RelayResponse(const RequestContext& ctx, http::Response& ur,
                              const std::string& upstream_base, const std::string& public_url) {
-  http::Response out;
-  out.version(11);
-  // The code and reason phrase as the upstream sent them: `result()` would turn a code Beast has no
-  // name for (418, 599, ...) into 0.
-  out.result(ur.result_int());
-  out.reason(ur.reason());
-  for (const auto& f : ur) {
-    if (IsRelayedResponseHeader(f.name(), f.name_string())) {
-      out.insert(f.name(), f.name_string(), f.value());
+  // In place: the upstream's answer keeps its code and reason phrase as sent, its relayed fields
+  // in their order and its body; every other field goes (the first Location and, for HEAD, the
+  // first Content-Length come back at the end, as set() would append them).
+  std::string location, length;
+  bool has_location = false, has_length = false;
+  for (auto it = ur.begin(); it != ur.end();) {
+    if (IsRelayedResponseHeader(it->name(), it->name_string())) {
+      ++it;
+      continue;
     }
+    if (it->name() == http::Field::location && !has_location) {
+      location = it->value();
+      has_location = true;
+    } else if (it->name() == http::Field::content_length && !has_length) {
+      length = it->value();
+      has_length = true;
+    }
+    it = ur.erase(it);
   }
-  if (auto loc = ur[http::Field::location]; !loc.empty()) {
+  ur.version(11);
+  if (!location.empty()) {
     std::string origin = public_url;
     if (origin.empty()) {
       auto host = ctx.ex.request()[http::Field::host];
       if (!host.empty()) origin = "http://" + std::string(host);
     }
-    out.set(http::Field::location, RewriteLocation(loc, upstream_base, origin));
+    ur.set(http::Field::location, RewriteLocation(location, upstream_base, origin));
   }
-  if (ctx.ex.request().method() == http::Verb::head) {
-    if (auto len = ur[http::Field::content_length]; !len.empty()) {
-      out.set(http::Field::content_length, len);
-    }
+  if (ctx.ex.request().method() == http::Verb::head && !length.empty()) {
+    ur.set(http::Field::content_length, length);
   }
-  out.body() = std::move(ur.body());
-  return out;
+  return std::move(ur);
 }
 
 Task<std::optional<http::Response>> ReadBodyOrError(RequestContext& ctx) {

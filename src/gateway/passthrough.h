@@ -58,7 +58,8 @@ void CopyForwardedHeaders(const RequestContext& ctx, http::Request& up);
 http::Request GatewayRequest(const RequestContext& ctx, http::Verb method, std::string target,
                              std::string body);
 
-// Builds the client response from an upstream response: status, relayed headers, body (moved).
+// Builds the client response from an upstream response: status, relayed headers, body. It reuses
+// `upstream_res` (its other fields are erased) and moves it out.
 http::Response RelayResponse(const RequestContext& ctx, http::Response& upstream_res,
                              const std::string& upstream_base, const std::string& public_url);
 

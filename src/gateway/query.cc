@@ -104,7 +104,7 @@ Task<http::Response> Query(RequestContext& ctx, http::Upstream& upstream,
   AddUpstreamTime(ctx, t0);
   if (!sent.ok()) co_return UpstreamError(sent.status());
   http::Response res = RelayResponse(ctx, *sent, upstream.base(), public_url);
-  if (watcher && sent->result_int() / 100 == 2) {
+  if (watcher && res.result_int() / 100 == 2) {
     if (auto wm = watcher->StableAsOf(ctx.partition)) {
       res.set("x-layer-stable-as-of", std::to_string(*wm));
     }
