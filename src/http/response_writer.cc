@@ -140,4 +140,53 @@ void SerializeRequestHead(const Request& req, std::string& out) {
   AppendFields(req, out);
 }
 
+bool SerializeRequestHeadWith(const Request& req, std::string_view host,
+                              std::optional<uint64_t> content_length, std::string& out) {
+  if (req.version() != 11) return false;
+  for (const auto& f : req) {
+    switch (f.name()) {
+      case Field::host:
+      case Field::content_length:
+      case Field::transfer_encoding:
+      case Field::connection:
+        return false;
+      default:
+        break;
+    }
+  }
+  char length[24];
+  size_t digits = 0;
+  if (content_length) {
+    for (uint64_t v = *content_length;; v /= 10) {
+      length[sizeof(length) - 1 - digits++] = static_cast<char>('0' + v % 10);
+      if (v < 10) break;
+    }
+  }
+  const std::string_view method = req.method_string();
+  const std::string_view target = req.target();
+  out.clear();
+  out.reserve(method.size() + 1 + target.size() + 11 + FieldsSize(req) + 8 + host.size() + 18 +
+              digits);
+  out.append(method);
+  out.push_back(' ');
+  out.append(target);
+  out.append(" HTTP/1.1\r\n", 11);
+  for (const auto& f : req) {
+    out.append(f.name_string());
+    out.append(": ", 2);
+    out.append(f.value());
+    out.append("\r\n", 2);
+  }
+  out.append("Host: ", 6);
+  out.append(host);
+  out.append("\r\n", 2);
+  if (content_length) {
+    out.append("Content-Length: ", 16);
+    out.append(length + sizeof(length) - digits, digits);
+    out.append("\r\n", 2);
+  }
+  out.append("\r\n", 2);
+  return true;
+}
+
 }  // namespace layer::http

@@ -10,6 +10,8 @@
 // Pure functions on values: no I/O, no locks, safe on any thread.
 #pragma once
 
+#include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -49,5 +51,14 @@ bool SerializePreparedResponseHead(const Response& res, bool keep_alive,
 // as "Name: value", each line ending in CRLF, then the blank line; byte for byte what Beast's
 // request serializer writes for the head. The body (if any) follows as is.
 void SerializeRequestHead(const Request& req, std::string& out);
+
+// The head SerializeRequestHead writes for `req` after req.set(Host, host), req.keep_alive(true)
+// and, given a `content_length`, req.content_length(*content_length) (what the upstream client
+// does to every request), without changing `req`: its fields in order, then "Host", then
+// "Content-Length". True when written; false, with `out` unspecified, when `req` is not HTTP/1.1
+// or has a field those calls would rewrite in place (Host, Content-Length, Transfer-Encoding,
+// Connection): the caller then makes the calls and serialises.
+bool SerializeRequestHeadWith(const Request& req, std::string_view host,
+                              std::optional<uint64_t> content_length, std::string& out);
 
 }  // namespace layer::http

@@ -4,6 +4,7 @@
 
 #include <boost/beast/http/write.hpp>
 
+#include <optional>
 #include <sstream>
 #include <string>
 #include <utility>
@@ -215,6 +216,56 @@ TEST(ResponseWriter, PreparedHeadEqualsPrepareThenSerialize) {
   std::string fast;
   ASSERT_TRUE(SerializePreparedResponseHead(custom, true, "c", false, fast));
   EXPECT_EQ(fast, "HTTP/1.1 200 Fine\r\nx-request-id: c\r\nContent-Length: 0\r\n\r\n");
+}
+
+// The upstream client's one-step head equals set(Host) + keep_alive(true) + content_length() and
+// SerializeRequestHead, and declines the requests whose fields those calls rewrite in place.
+TEST(ResponseWriter, RequestHeadWithHostAndLengthEqualsSetThenSerialize) {
+  struct Case {
+    Verb method;
+    std::string target;
+    std::vector<std::pair<std::string, std::string>> fields;
+    std::optional<uint64_t> length;
+    bool applies;
+  };
+  const std::vector<Case> cases = {
+      {Verb::post, "/v2/namespaces/ns/query", {{"Content-Type", "application/json"},
+                                               {"Authorization", "Bearer k"}}, 83, true},
+      {Verb::post, "/v2/namespaces/ns/query?x=1", {{"content-type", "application/json"},
+                                                   {"accept-encoding", "gzip"},
+                                                   {"x-stainless-lang", "js"},
+                                                   {"x-stainless-lang", "py"},
+                                                   {"User-Agent", "sdk/1"},
+                                                   {"Authorization", "Bearer k"}}, 0, true},
+      {Verb::get, "/v1/namespaces", {{"Accept", "application/json"}}, std::nullopt, true},
+      {Verb::delete_, "/v2/namespaces/a", {}, std::nullopt, true},
+      {Verb::patch, "/v1/namespaces/a/metadata", {{"Prefer", "x"}}, 123456789012ull, true},
+      {Verb::post, "/q", {{"Host", "client"}}, 2, false},
+      {Verb::post, "/q", {{"Content-Length", "2"}}, 2, false},
+      {Verb::post, "/q", {{"Transfer-Encoding", "chunked"}}, 2, false},
+      {Verb::get, "/q", {{"Connection", "close"}}, std::nullopt, false},
+  };
+  for (const Case& c : cases) {
+    Request req{c.method, c.target, 11};
+    for (const auto& [name, value] : c.fields) req.insert(name, value);
+    std::string fast = "stale";
+    const bool applied = SerializeRequestHeadWith(req, "up.example:8443", c.length, fast);
+    EXPECT_EQ(applied, c.applies) << c.target;
+    if (!applied) continue;
+    Request copy = req;
+    copy.set(Field::host, "up.example:8443");
+    copy.keep_alive(true);
+    if (c.length) copy.content_length(*c.length);
+    std::string slow;
+    SerializeRequestHead(copy, slow);
+    EXPECT_EQ(fast, slow) << c.target;
+    std::ostringstream os;
+    os << copy.base();
+    EXPECT_EQ(fast, os.str());
+  }
+  Request old{Verb::get, "/q", 10};
+  std::string out;
+  EXPECT_FALSE(SerializeRequestHeadWith(old, "h", std::nullopt, out));
 }
 
 TEST(ResponseWriter, RequestHeadIsByteExact) {
