@@ -84,32 +84,51 @@ std::optional<std::string> HideReservedAttributes(std::string_view query_body) {
   return SerializeJson(root);
 }
 
+namespace {
+
+// The body to forward in place of the client's: its reserved attributes hidden (decoded first when
+// it is gzip), or nullopt to forward the client's body as it is.
+std::optional<std::string> RewrittenQuery(const RequestContext& ctx) {
+  const auto encoding = ctx.ex.request()[http::Field::content_encoding];
+  if (encoding.empty() || boost::beast::iequals(encoding, "identity")) {
+    return HideReservedAttributes(ctx.ex.body());  // no copy of a body that is not changed
+  }
+  if (auto decoded = DecodedBody(ctx, ctx.ex.body().size() * 64 + (64u << 20))) {
+    return HideReservedAttributes(*decoded);
+  }
+  return std::nullopt;
+}
+
+// The client's answer from the upstream's: relayed, with the stable watermark on a 2xx.
+http::Response QueryAnswer(const RequestContext& ctx, http::Response& upstream_res,
+                           const watermark::ConsistencyWatcher* watcher,
+                           const std::string& upstream_base, const std::string& public_url) {
+  http::Response res = RelayResponse(ctx, upstream_res, upstream_base, public_url);
+  if (watcher && res.result_int() / 100 == 2) {
+    if (auto wm = watcher->StableAsOf(ctx.partition)) {
+      res.set("x-layer-stable-as-of", std::to_string(*wm));
+    }
+  }
+  return res;
+}
+
+}  // namespace
+
+// The coroutine keeps only what lives across its awaits (its frame stays within Asio's frame
+// cache); the work before and after them is in the helpers above.
 Task<http::Response> Query(RequestContext& ctx, http::Upstream& upstream,
                            const watermark::ConsistencyWatcher* watcher,
                            const std::string& public_url) {
   if (!ctx.ex.ReadBufferedBody()) {
     if (auto err = co_await ReadBodyOrError(ctx)) co_return std::move(*err);
   }
-  std::optional<std::string> rewritten;
-  const auto encoding = ctx.ex.request()[http::Field::content_encoding];
-  if (encoding.empty() || boost::beast::iequals(encoding, "identity")) {
-    rewritten = HideReservedAttributes(ctx.ex.body());  // no copy of a body that is not changed
-  } else if (auto decoded = DecodedBody(ctx, ctx.ex.body().size() * 64 + (64u << 20))) {
-    rewritten = HideReservedAttributes(*decoded);
-  }
   // Forward, timed here rather than in SendUpstream's frame.
-  http::Request up = ForwardRequest(ctx, std::move(rewritten), false);
+  http::Request up = ForwardRequest(ctx, RewrittenQuery(ctx), false);
   const auto t0 = std::chrono::steady_clock::now();
   auto sent = co_await upstream.Send(std::move(up), ctx.route.idempotent);
   AddUpstreamTime(ctx, t0);
   if (!sent.ok()) co_return UpstreamError(sent.status());
-  http::Response res = RelayResponse(ctx, *sent, upstream.base(), public_url);
-  if (watcher && res.result_int() / 100 == 2) {
-    if (auto wm = watcher->StableAsOf(ctx.partition)) {
-      res.set("x-layer-stable-as-of", std::to_string(*wm));
-    }
-  }
-  co_return res;
+  co_return QueryAnswer(ctx, *sent, watcher, upstream.base(), public_url);
 }
 
 namespace {
