@@ -6,16 +6,32 @@ namespace layer::http {
 
 namespace {
 
-// Appends every field as "Name: value\r\n" and the blank line.
+// Appends every field as "Name: value\r\n".
 template <typename Fields>
-void AppendFields(const Fields& fields, std::string& out) {
+void AppendFieldLines(const Fields& fields, std::string& out) {
   for (const auto& f : fields) {
     out.append(f.name_string());
     out.append(": ", 2);
     out.append(f.value());
     out.append("\r\n", 2);
   }
+}
+
+// Appends every field as "Name: value\r\n" and the blank line.
+template <typename Fields>
+void AppendFields(const Fields& fields, std::string& out) {
+  AppendFieldLines(fields, out);
   out.append("\r\n", 2);
+}
+
+// `v` in decimal, written at the end of `buf`; returns the view of the digits.
+std::string_view Decimal(uint64_t v, char (&buf)[24]) {
+  size_t digits = 0;
+  for (;; v /= 10) {
+    buf[sizeof(buf) - 1 - digits++] = static_cast<char>('0' + v % 10);
+    if (v < 10) break;
+  }
+  return std::string_view(buf + sizeof(buf) - digits, digits);
 }
 
 template <typename Fields>
@@ -93,34 +109,24 @@ bool SerializePreparedResponseHead(const Response& res, bool keep_alive,
   }
   // What PrepareResponse appends, in its order: "Connection: close" (keep_alive(false) on
   // HTTP/1.1; nothing for true), x-request-id, then Content-Length from prepare_payload().
-  char length[24];
-  const size_t body = res.body().size();
-  size_t digits = 0;
-  for (size_t v = body;; v /= 10) {
-    length[sizeof(length) - 1 - digits++] = static_cast<char>('0' + v % 10);
-    if (v < 10) break;
-  }
+  char buf[24];
+  const std::string_view length = Decimal(res.body().size(), buf);
   const std::string_view reason = res.reason();
   constexpr std::string_view kClose = "Connection: close\r\n";
   constexpr std::string_view kId = "x-request-id: ";
   constexpr std::string_view kLength = "\r\nContent-Length: ";
   out.clear();
   out.reserve(13 + reason.size() + 2 + fields + kClose.size() + kId.size() + request_id.size() +
-              kLength.size() + digits + 4);
+              kLength.size() + length.size() + 4);
   AppendStatusStart(11, code, out);
   out.append(reason);
   out.append("\r\n", 2);
-  for (const auto& f : res) {
-    out.append(f.name_string());
-    out.append(": ", 2);
-    out.append(f.value());
-    out.append("\r\n", 2);
-  }
+  AppendFieldLines(res, out);
   if (!keep_alive) out.append(kClose);
   out.append(kId);
   out.append(request_id);
   out.append(kLength);
-  out.append(length + sizeof(length) - digits, digits);
+  out.append(length);
   out.append("\r\n\r\n", 4);
   return true;
 }
@@ -154,35 +160,24 @@ bool SerializeRequestHeadWith(const Request& req, std::string_view host,
         break;
     }
   }
-  char length[24];
-  size_t digits = 0;
-  if (content_length) {
-    for (uint64_t v = *content_length;; v /= 10) {
-      length[sizeof(length) - 1 - digits++] = static_cast<char>('0' + v % 10);
-      if (v < 10) break;
-    }
-  }
+  char buf[24];
+  const std::string_view length = content_length ? Decimal(*content_length, buf) : "";
   const std::string_view method = req.method_string();
   const std::string_view target = req.target();
   out.clear();
   out.reserve(method.size() + 1 + target.size() + 11 + FieldsSize(req) + 8 + host.size() + 18 +
-              digits);
+              length.size());
   out.append(method);
   out.push_back(' ');
   out.append(target);
   out.append(" HTTP/1.1\r\n", 11);
-  for (const auto& f : req) {
-    out.append(f.name_string());
-    out.append(": ", 2);
-    out.append(f.value());
-    out.append("\r\n", 2);
-  }
+  AppendFieldLines(req, out);
   out.append("Host: ", 6);
   out.append(host);
   out.append("\r\n", 2);
   if (content_length) {
     out.append("Content-Length: ", 16);
-    out.append(length + sizeof(length) - digits, digits);
+    out.append(length);
     out.append("\r\n", 2);
   }
   out.append("\r\n", 2);

@@ -112,6 +112,16 @@ bool ParseFields(const char* begin, const char* end, size_t max_head_bytes, cons
   }
 }
 
+// The body of `length` bytes at `p` into `out`; false when it is over `max_body_bytes` or not all
+// in [p, end).
+template <typename Message>
+bool TakeBody(const char* p, const char* end, uint64_t length, uint64_t max_body_bytes,
+              Message& out) {
+  if (length > max_body_bytes || length > static_cast<uint64_t>(end - p)) return false;
+  if (length > 0) out.body().assign(p, static_cast<size_t>(length));
+  return true;
+}
+
 }  // namespace
 
 size_t ParseSimpleRequest(std::string_view in, size_t max_head_bytes, uint64_t max_body_bytes,
@@ -142,13 +152,11 @@ size_t ParseSimpleRequest(std::string_view in, size_t max_head_bytes, uint64_t m
   bool has_length = false;
   uint64_t length = 0;
   if (!ParseFields(begin, end, max_head_bytes, p, has_length, length, out)) return 0;
-  const size_t head = static_cast<size_t>(p - begin);
-  if (length > max_body_bytes || length > static_cast<uint64_t>(end - p)) return 0;
+  if (!TakeBody(p, end, length, max_body_bytes, out)) return 0;
   out.target(target);
   out.method(verb);
   out.version(version);
-  if (length > 0) out.body().assign(p, static_cast<size_t>(length));
-  return head + static_cast<size_t>(length);
+  return static_cast<size_t>(p - begin) + static_cast<size_t>(length);
 }
 
 size_t ParseSimpleResponse(std::string_view in, size_t max_head_bytes, uint64_t max_body_bytes,
@@ -182,13 +190,11 @@ size_t ParseSimpleResponse(std::string_view in, size_t max_head_bytes, uint64_t 
   if (!ParseFields(begin, end, max_head_bytes, p, has_length, length, out)) return 0;
   // Without a Content-Length the body runs to the end of the connection: left to Beast.
   if (!has_length) return 0;
-  const size_t head = static_cast<size_t>(p - begin);
-  if (length > max_body_bytes || length > static_cast<uint64_t>(end - p)) return 0;
+  if (!TakeBody(p, end, length, max_body_bytes, out)) return 0;
   out.result(code);
   out.version(version);
   out.reason(reason);
-  if (length > 0) out.body().assign(p, static_cast<size_t>(length));
-  return head + static_cast<size_t>(length);
+  return static_cast<size_t>(p - begin) + static_cast<size_t>(length);
 }
 
 }  // namespace layer::http
