@@ -137,22 +137,22 @@ class ExchangeImpl final : public Exchange {
         deadline_(deadline),
         buffer_(buffer),
         simple_(simple),
-        parser_ptr_(parser),
+        parser_(parser),
         body_timeout_(body_timeout) {
-    if (!parser_ptr_) info.bytes_in = simple_.body().size();
+    if (!parser_) info.bytes_in = simple_.body().size();
   }
 
-  const Request& request() const override { return parser_ptr_ ? parser_ptr_->get() : simple_; }
-  std::string& body() override { return parser_ptr_ ? parser_ptr_->get().body() : simple_.body(); }
+  const Request& request() const override { return parser_ ? parser_->get() : simple_; }
+  std::string& body() override { return parser_ ? parser_->get().body() : simple_.body(); }
 
   bool ReadBufferedBody() override {
-    if (!parser_ptr_) return true;
-    Parser& parser_ = *parser_ptr_;
+    if (!parser_) return true;
+    Parser& parser = *parser_;
     if (failed_) return false;
-    if (!parser_.is_done()) {
+    if (!parser.is_done()) {
       beast::error_code ec;
-      while (buffer_.size() > 0 && !parser_.is_done()) {
-        size_t n = parser_.put(buffer_.data(), ec);
+      while (buffer_.size() > 0 && !parser.is_done()) {
+        size_t n = parser.put(buffer_.data(), ec);
         buffer_.consume(n);
         if (ec == bhttp::error::need_more || (!ec && n == 0)) break;
         if (ec) {  // ReadBody() reports it
@@ -161,21 +161,21 @@ class ExchangeImpl final : public Exchange {
           return false;
         }
       }
-      if (!parser_.is_done()) return false;
+      if (!parser.is_done()) return false;
     }
-    info.bytes_in = parser_.get().body().size();
+    info.bytes_in = parser.get().body().size();
     return true;
   }
 
   Task<BodyStatus> ReadBody() override {
-    if (!parser_ptr_) co_return BodyStatus::kOk;
-    Parser& parser_ = *parser_ptr_;
-    if (parser_.is_done()) {
-      info.bytes_in = parser_.get().body().size();
+    if (!parser_) co_return BodyStatus::kOk;
+    Parser& parser = *parser_;
+    if (parser.is_done()) {
+      info.bytes_in = parser.get().body().size();
       co_return BodyStatus::kOk;
     }
     if (failed_) co_return too_large_ ? BodyStatus::kTooLarge : BodyStatus::kFailed;
-    const auto& req = parser_.get();
+    const auto& req = parser.get();
     auto expect = req[Field::expect];
     if (!sent_continue_ && beast::iequals(expect, "100-continue")) {
       sent_continue_ = true;
@@ -189,24 +189,24 @@ class ExchangeImpl final : public Exchange {
       }
     }
     deadline_.Set(std::chrono::steady_clock::now() + body_timeout_);
-    auto [ec, n] = co_await bhttp::async_read(sock_, buffer_, parser_, kTuple);
+    auto [ec, n] = co_await bhttp::async_read(sock_, buffer_, parser, kTuple);
     deadline_.Clear();
     if (ec) {
       failed_ = true;
       co_return ec == bhttp::error::body_limit ? BodyStatus::kTooLarge : BodyStatus::kFailed;
     }
-    info.bytes_in = parser_.get().body().size();
+    info.bytes_in = parser.get().body().size();
     co_return BodyStatus::kOk;
   }
 
-  bool body_complete() const { return !parser_ptr_ || (parser_ptr_->is_done() && !failed_); }
+  bool body_complete() const { return !parser_ || (parser_->is_done() && !failed_); }
 
  private:
   tcp::socket& sock_;
   Deadline& deadline_;
   beast::flat_buffer& buffer_;
   Request& simple_;
-  Parser* parser_ptr_;  // null for a simple request
+  Parser* parser_;  // null for a simple request
   std::chrono::milliseconds body_timeout_;
   bool sent_continue_ = false;
   bool failed_ = false;
