@@ -10,7 +10,7 @@ cd "$(dirname "$0")/.."
 SECONDS_PER_TARGET="${1:-60}"
 shift || true
 TARGETS=("$@")
-[ ${#TARGETS[@]} -gt 0 ] || TARGETS=(routes write_plan ids warm_page snapshots config origin_query)
+[ ${#TARGETS[@]} -gt 0 ] || TARGETS=(routes write_plan ids warm_page snapshots config origin_query simple_message)
 
 CC=clang CXX=clang++ cmake -S . -B build-fuzz -G Ninja -DCMAKE_BUILD_TYPE=Release -DLAYER_FUZZ=ON \
   -DLAYER_BUILD_TESTS=OFF -DLAYER_BUILD_BENCH=OFF >/dev/null

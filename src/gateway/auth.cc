@@ -12,6 +12,14 @@
 namespace layer::gateway {
 namespace {
 
+// "Bearer " + token, in one allocation.
+std::string BearerHeader(std::string_view token) {
+  std::string out;
+  out.reserve(7 + token.size());
+  out.append("Bearer ", 7).append(token);
+  return out;
+}
+
 http::Response Unauthorized() {
   return http::MakeJson(http::Code::unauthorized,
                         boost::json::object{{"error", "missing or malformed Authorization: Bearer header"}});
@@ -53,7 +61,7 @@ AuthResult Authenticator::Check(std::string_view authorization, unsigned require
   auto token = http::ParseBearer(authorization);
   if (mode_ == AuthMode::kOpen) {
     r.upstream_authorization = !upstream_authorization_.empty() ? upstream_authorization_
-                               : token ? "Bearer " + std::string(*token)
+                               : token ? BearerHeader(*token)
                                        : std::string();
     return r;
   }
@@ -62,7 +70,7 @@ AuthResult Authenticator::Check(std::string_view authorization, unsigned require
     return r;
   }
   if (keys_.empty()) {  // derive mode without an upstream key: the upstream validates the token
-    r.upstream_authorization = "Bearer " + std::string(*token);
+    r.upstream_authorization = BearerHeader(*token);
     if (per_key_tenancy_) r.tenant = http::TenantTag(*token);
     return r;
   }

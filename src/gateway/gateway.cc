@@ -52,8 +52,12 @@ bool AnsweredFromLayerState(const RouteMatch& route, std::string_view query) {
   }
 }
 
+// An answer known before any I/O, as a task.
+Task<http::Response> Ready(http::Response res) { co_return res; }
+
 }  // namespace
 
+// Not a coroutine (see gateway.h).
 Task<http::Response> Gateway::Handle(http::Exchange& ex) {
   const auto& req = ex.request();
   std::string_view target = req.target();
@@ -62,54 +66,61 @@ Task<http::Response> Gateway::Handle(http::Exchange& ex) {
   std::string_view query = qpos == std::string_view::npos ? std::string_view()
                                                           : target.substr(qpos + 1);
 
-  if (cache_.faults() && path == kCacheFaultsPath) {
-    co_return co_await HandleCacheFaults(ex, *cache_.faults());
-  }
+  if (cache_.faults() && path == kCacheFaultsPath) return HandleCacheFaults(ex, *cache_.faults());
   auto route = MatchRoute(req.method(), path);
   if (!route) {
     ex.info.route = "unknown";
-    co_return http::MakeError(http::Code::not_found, "not_found",
-                              "no route for " + std::string(req.method_string()) + " " +
-                                  std::string(path));
+    return Ready(http::MakeError(
+        http::Code::not_found, "not_found",
+        "no route for " + std::string(req.method_string()) + " " + std::string(path)));
   }
   ex.info.route = route->family;
 
   switch (route->id) {
     case RouteId::kHealth:
-    case RouteId::kReady: {
-      HealthInfo health{cfg_.upstream.empty() ? "embedded_origin" : "turbopuffer", upstream_.base(),
-                        draining(), &cache_, watcher_, &cache_states_};
-      if (route->id == RouteId::kHealth) co_return co_await HealthResponse(health);
-      co_return co_await ReadyResponse(health);
-    }
-    case RouteId::kMetrics: co_return MetricsResponse();
-    default: break;
+    case RouteId::kReady:
+      return HealthRoute(route->id);
+    case RouteId::kMetrics:
+      return Ready(MetricsResponse());
+    default:
+      break;
   }
 
   if (draining()) {
     auto res = http::MakeError(http::Code::service_unavailable, "gateway_draining",
                                "the gateway is shutting down; retry on another replica");
     res.keep_alive(false);
-    co_return res;
+    return Ready(std::move(res));
   }
 
   unsigned scope = route->required_scope;
   if (route->Is(tpuf::RouteId::kHintCacheWarm)) scope = HintRequiredScope(query);
   AuthResult auth = auth_.Check(req[http::Field::authorization], scope);
-  if (auth.denied) co_return std::move(*auth.denied);
+  if (auth.denied) return Ready(std::move(*auth.denied));
 
   if (route->ns_error != NamespaceNameError::kNone) {
     std::string text = NamespaceNameErrorText(route->ns_error, route->raw_ns);
-    if (route->turbopuffer_route) co_return http::MakeText(http::Code::bad_request, text);
-    co_return http::MakeError(http::Code::unprocessable_entity, "validation_error", text);
+    if (route->turbopuffer_route) return Ready(http::MakeText(http::Code::bad_request, text));
+    return Ready(http::MakeError(http::Code::unprocessable_entity, "validation_error", text));
   }
+  return Serve(ex, std::move(*route), std::move(auth), query);
+}
 
+Task<http::Response> Gateway::HealthRoute(RouteId id) {
+  HealthInfo health{cfg_.upstream.empty() ? "embedded_origin" : "turbopuffer", upstream_.base(),
+                    draining(), &cache_, watcher_, &cache_states_};
+  if (id == RouteId::kHealth) co_return co_await HealthResponse(health);
+  co_return co_await ReadyResponse(health);
+}
+
+Task<http::Response> Gateway::Serve(http::Exchange& ex, RouteMatch route, AuthResult auth,
+                                    std::string_view query) {
   std::string tenant_partition;
-  if (!auth.tenant.empty()) tenant_partition = PartitionName(route->ns, auth.tenant);
-  RequestContext ctx{ex,          *route,      query,
-                     auth,        auth.tenant.empty() ? route->ns : tenant_partition,
+  if (!auth.tenant.empty()) tenant_partition = PartitionName(route.ns, auth.tenant);
+  RequestContext ctx{ex,          route,       query,
+                     auth,        auth.tenant.empty() ? route.ns : tenant_partition,
                      auth.tenant, credentials_};
-  if (AnsweredFromLayerState(*route, query)) {
+  if (AnsweredFromLayerState(route, query)) {
     if (validator_ && !auth.tenant.empty()) {
       if (auto refused = co_await validator_->Admit(ctx)) co_return std::move(*refused);
     }
@@ -117,12 +128,6 @@ Task<http::Response> Gateway::Handle(http::Exchange& ex) {
   }
   co_return co_await Dispatch(ctx);
 }
-
-namespace {
-
-Task<http::Response> Ready(http::Response res) { co_return res; }
-
-}  // namespace
 
 // Not a coroutine: it picks the route family's handler and returns that handler's (lazy) task,
 // which Handle awaits at once, so a request costs no extra coroutine frame here. Everything the

@@ -55,9 +55,17 @@ class Gateway {
   // Set once, before serving: the consistency watcher (stable watermarks; none without it).
   void AttachWatcher(watermark::ConsistencyWatcher* watcher) { watcher_ = watcher; }
 
+  // Not a coroutine: routes and authenticates `ex` at once and returns the task that answers it
+  // (not yet started; the server awaits it at once, and `ex` outlives it).
   Task<http::Response> Handle(http::Exchange& ex);
 
  private:
+  // The answer to an authenticated request for `route` (a coroutine: its frame keeps the route,
+  // the caller and the RequestContext the handler refers to).
+  Task<http::Response> Serve(http::Exchange& ex, RouteMatch route, AuthResult auth,
+                             std::string_view query);
+  // /health and /ready.
+  Task<http::Response> HealthRoute(RouteId id);
   // The route family's handler task for ctx (not yet started; the caller awaits it at once).
   Task<http::Response> Dispatch(RequestContext& ctx);
   Task<http::Response> DispatchTurbopuffer(RequestContext& ctx);

@@ -90,9 +90,13 @@ Task<Result<http::Response>> SendUpstream(RequestContext& ctx, http::Upstream& u
                                                 http::Request req) {
   auto t0 = std::chrono::steady_clock::now();
   auto res = co_await upstream.Send(std::move(req), ctx.route.idempotent);
-  ctx.ex.info.upstream_seconds +=
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  AddUpstreamTime(ctx, t0);
   co_return res;
+}
+
+void AddUpstreamTime(RequestContext& ctx, std::chrono::steady_clock::time_point since) {
+  ctx.ex.info.upstream_seconds +=
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - since).count();
 }
 
 http::Response UpstreamError(const Status& st) {
@@ -101,32 +105,38 @@ http::Response UpstreamError(const Status& st) {
 
 http::Response RelayResponse(const RequestContext& ctx, http::Response& ur,
                              const std::string& upstream_base, const std::string& public_url) {
-  http::Response out;
-  out.version(11);
-  // The code and reason phrase as the upstream sent them: `result()` would turn a code Beast has no
-  // name for (418, 599, ...) into 0.
-  out.result(ur.result_int());
-  out.reason(ur.reason());
-  for (const auto& f : ur) {
-    if (IsRelayedResponseHeader(f.name(), f.name_string())) {
-      out.insert(f.name(), f.name_string(), f.value());
+  // In place: the upstream's answer keeps its code and reason phrase as sent, its relayed fields
+  // in their order and its body; every other field goes (the first Location and, for HEAD, the
+  // first Content-Length come back at the end, as set() would append them).
+  std::string location, length;
+  bool has_location = false, has_length = false;
+  for (auto it = ur.begin(); it != ur.end();) {
+    if (IsRelayedResponseHeader(it->name(), it->name_string())) {
+      ++it;
+      continue;
     }
+    if (it->name() == http::Field::location && !has_location) {
+      location = it->value();
+      has_location = true;
+    } else if (it->name() == http::Field::content_length && !has_length) {
+      length = it->value();
+      has_length = true;
+    }
+    it = ur.erase(it);
   }
-  if (auto loc = ur[http::Field::location]; !loc.empty()) {
+  ur.version(11);
+  if (!location.empty()) {
     std::string origin = public_url;
     if (origin.empty()) {
       auto host = ctx.ex.request()[http::Field::host];
       if (!host.empty()) origin = "http://" + std::string(host);
     }
-    out.set(http::Field::location, RewriteLocation(loc, upstream_base, origin));
+    ur.set(http::Field::location, RewriteLocation(location, upstream_base, origin));
   }
-  if (ctx.ex.request().method() == http::Verb::head) {
-    if (auto len = ur[http::Field::content_length]; !len.empty()) {
-      out.set(http::Field::content_length, len);
-    }
+  if (ctx.ex.request().method() == http::Verb::head && !length.empty()) {
+    ur.set(http::Field::content_length, length);
   }
-  out.body() = std::move(ur.body());
-  return out;
+  return std::move(ur);
 }
 
 Task<std::optional<http::Response>> ReadBodyOrError(RequestContext& ctx) {
@@ -162,11 +172,8 @@ std::string TargetWithQuery(const RequestContext& ctx) {
   return target;
 }
 
-// Not a coroutine: it builds the request and returns SendUpstream's (lazy) task, which the caller
-// awaits at once, so a request costs no coroutine frame here.
-Task<Result<http::Response>> Forward(RequestContext& ctx, http::Upstream& upstream,
-                                           std::optional<std::string> replacement,
-                                           bool read_response) {
+http::Request ForwardRequest(RequestContext& ctx, std::optional<std::string> replacement,
+                             bool read_response) {
   http::Request up{ctx.ex.request().method(), TargetWithQuery(ctx), 11};
   CopyForwardedHeaders(ctx, up);
   if (replacement) {
@@ -177,13 +184,28 @@ Task<Result<http::Response>> Forward(RequestContext& ctx, http::Upstream& upstre
     up.body() = std::move(ctx.ex.body());
   }
   if (read_response) up.erase(http::Field::accept_encoding);
-  return SendUpstream(ctx, upstream, std::move(up));
+  return up;
+}
+
+// Not a coroutine: it builds the request and returns SendUpstream's (lazy) task, which the caller
+// awaits at once, so a request costs no coroutine frame here.
+Task<Result<http::Response>> Forward(RequestContext& ctx, http::Upstream& upstream,
+                                           std::optional<std::string> replacement,
+                                           bool read_response) {
+  return SendUpstream(ctx, upstream,
+                      ForwardRequest(ctx, std::move(replacement), read_response));
 }
 
 Task<http::Response> Passthrough(RequestContext& ctx, http::Upstream& upstream,
                                        const std::string& public_url) {
-  if (auto err = co_await ReadBodyOrError(ctx)) co_return std::move(*err);
-  auto res = co_await Forward(ctx, upstream, std::nullopt, false);
+  if (!ctx.ex.ReadBufferedBody()) {
+    if (auto err = co_await ReadBodyOrError(ctx)) co_return std::move(*err);
+  }
+  // Forward, timed here rather than in SendUpstream's frame.
+  http::Request up = ForwardRequest(ctx, std::nullopt, false);
+  const auto t0 = std::chrono::steady_clock::now();
+  auto res = co_await upstream.Send(std::move(up), ctx.route.idempotent);
+  AddUpstreamTime(ctx, t0);
   if (!res.ok()) co_return UpstreamError(res.status());
   co_return RelayResponse(ctx, *res, upstream.base(), public_url);
 }

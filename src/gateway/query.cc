@@ -1,5 +1,8 @@
 #include "gateway/query.h"
 
+#include <cstddef>
+#include <cstring>
+
 #include <boost/beast/core/string.hpp>
 #include <boost/json.hpp>
 
@@ -20,7 +23,7 @@ namespace {
 // being parsed.
 bool MayHideReserved(std::string_view body) {
   if (body.find('\\') != std::string_view::npos) return true;
-  if (body.find("\"exclude_attributes\"") != std::string_view::npos) return true;
+  constexpr std::string_view kExclude = "\"exclude_attributes\"";
   constexpr std::string_view kInclude = "\"include_attributes\"";
   auto skip_space = [body](size_t i) {
     while (i < body.size() &&
@@ -29,9 +32,16 @@ bool MayHideReserved(std::string_view body) {
     }
     return i;
   };
-  for (size_t pos = body.find(kInclude); pos != std::string_view::npos;
-       pos = body.find(kInclude, pos + 1)) {
-    size_t i = skip_space(pos + kInclude.size());
+  // One pass over the quotes for both keys (both are 20 bytes long).
+  static_assert(kExclude.size() == kInclude.size());
+  const char* const begin = body.data();
+  const char* const end = begin + body.size();
+  for (const char* q = begin; end - q >= static_cast<ptrdiff_t>(kInclude.size()); ++q) {
+    q = static_cast<const char*>(std::memchr(q, '"', static_cast<size_t>(end - q)));
+    if (!q || end - q < static_cast<ptrdiff_t>(kInclude.size())) break;
+    if (q[1] == 'e' && std::memcmp(q, kExclude.data(), kExclude.size()) == 0) return true;
+    if (q[1] != 'i' || std::memcmp(q, kInclude.data(), kInclude.size()) != 0) continue;
+    size_t i = skip_space(static_cast<size_t>(q - begin) + kInclude.size());
     if (i >= body.size() || body[i] != ':') continue;
     i = skip_space(i + 1);
     if (body.substr(i, 4) == "true") return true;
@@ -74,26 +84,51 @@ std::optional<std::string> HideReservedAttributes(std::string_view query_body) {
   return SerializeJson(root);
 }
 
-Task<http::Response> Query(RequestContext& ctx, http::Upstream& upstream,
-                           const watermark::ConsistencyWatcher* watcher,
-                           const std::string& public_url) {
-  if (auto err = co_await ReadBodyOrError(ctx)) co_return std::move(*err);
-  std::optional<std::string> rewritten;
+namespace {
+
+// The body to forward in place of the client's: its reserved attributes hidden (decoded first when
+// it is gzip), or nullopt to forward the client's body as it is.
+std::optional<std::string> RewrittenQuery(const RequestContext& ctx) {
   const auto encoding = ctx.ex.request()[http::Field::content_encoding];
   if (encoding.empty() || boost::beast::iequals(encoding, "identity")) {
-    rewritten = HideReservedAttributes(ctx.ex.body());  // no copy of a body that is not changed
-  } else if (auto decoded = DecodedBody(ctx, ctx.ex.body().size() * 64 + (64u << 20))) {
-    rewritten = HideReservedAttributes(*decoded);
+    return HideReservedAttributes(ctx.ex.body());  // no copy of a body that is not changed
   }
-  auto sent = co_await Forward(ctx, upstream, std::move(rewritten), false);
-  if (!sent.ok()) co_return UpstreamError(sent.status());
-  http::Response res = RelayResponse(ctx, *sent, upstream.base(), public_url);
-  if (watcher && sent->result_int() / 100 == 2) {
+  if (auto decoded = DecodedBody(ctx, ctx.ex.body().size() * 64 + (64u << 20))) {
+    return HideReservedAttributes(*decoded);
+  }
+  return std::nullopt;
+}
+
+// The client's answer from the upstream's: relayed, with the stable watermark on a 2xx.
+http::Response QueryAnswer(const RequestContext& ctx, http::Response& upstream_res,
+                           const watermark::ConsistencyWatcher* watcher,
+                           const std::string& upstream_base, const std::string& public_url) {
+  http::Response res = RelayResponse(ctx, upstream_res, upstream_base, public_url);
+  if (watcher && res.result_int() / 100 == 2) {
     if (auto wm = watcher->StableAsOf(ctx.partition)) {
       res.set("x-layer-stable-as-of", std::to_string(*wm));
     }
   }
-  co_return res;
+  return res;
+}
+
+}  // namespace
+
+// The coroutine keeps only what lives across its awaits (its frame stays within Asio's frame
+// cache); the work before and after them is in the helpers above.
+Task<http::Response> Query(RequestContext& ctx, http::Upstream& upstream,
+                           const watermark::ConsistencyWatcher* watcher,
+                           const std::string& public_url) {
+  if (!ctx.ex.ReadBufferedBody()) {
+    if (auto err = co_await ReadBodyOrError(ctx)) co_return std::move(*err);
+  }
+  // Forward, timed here rather than in SendUpstream's frame.
+  http::Request up = ForwardRequest(ctx, RewrittenQuery(ctx), false);
+  const auto t0 = std::chrono::steady_clock::now();
+  auto sent = co_await upstream.Send(std::move(up), ctx.route.idempotent);
+  AddUpstreamTime(ctx, t0);
+  if (!sent.ok()) co_return UpstreamError(sent.status());
+  co_return QueryAnswer(ctx, *sent, watcher, upstream.base(), public_url);
 }
 
 namespace {

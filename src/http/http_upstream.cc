@@ -18,6 +18,7 @@
 #include <openssl/ssl.h>
 
 #include <array>
+#include <optional>
 #include <cassert>
 #include <cstring>
 #include <vector>
@@ -25,6 +26,7 @@
 #include "common/metrics.h"
 #include "http/deadline.h"
 #include "http/response_writer.h"
+#include "http/simple_message.h"
 #include "http/upstream.h"
 
 namespace layer::http {
@@ -46,9 +48,8 @@ struct Connection {
   std::unique_ptr<ssl::stream<beast::tcp_stream>> tls;  // https upstream
   beast::flat_buffer buffer;
   Clock::time_point idle_since;
-  // Plain upstream only: the request head, rebuilt for every request, and the response timeout
-  // (one lazily re-armed timer for the connection's life instead of one per operation).
-  std::string head;
+  // Plain upstream only: the response timeout (one lazily re-armed timer for the connection's
+  // life instead of one per operation).
   std::unique_ptr<Deadline> deadline;
 
   beast::tcp_stream& lowest() { return tls ? tls->next_layer() : *tcp; }
@@ -62,7 +63,10 @@ struct Connection {
   }
 };
 
-using Parser = bhttp::response_parser<bhttp::string_body>;
+using Parser = ResponseParser;
+
+// The longest answer head ParseSimpleResponse takes (Beast's parser takes up to 1 MiB).
+constexpr size_t kSimpleHeadBytes = 64 << 10;
 
 // Bodies from this size on are read by RoundTripOn's direct path.
 constexpr uint64_t kDirectBodyBytes = 64 << 10;
@@ -120,12 +124,20 @@ class HttpUpstream final : public Upstream {
     assert(IoPool::Current() == &pool_ && idx >= 0 && idx < static_cast<int>(shards_.size()));
     Shard& shard = shards_[idx];
     if (!base_path_.empty()) req.target(base_path_ + std::string(req.target()));
-    req.set(Field::host, host_header_);
     req.version(11);
-    req.keep_alive(true);
+    std::optional<uint64_t> length;
     if (!req.body().empty() || req.method() == Verb::post || req.method() == Verb::put ||
         req.method() == Verb::patch) {
-      req.content_length(req.body().size());
+      length = req.body().size();
+    }
+    // The plain path's head (RoundTripPlain). Host and Content-Length go straight into it when
+    // `req` has none of the fields they would replace; otherwise they are set on `req` first.
+    std::string wire_head;
+    if (tls_ || !SerializeRequestHeadWith(req, host_header_, length, wire_head)) {
+      req.set(Field::host, host_header_);
+      req.keep_alive(true);
+      if (length) req.content_length(*length);
+      if (!tls_) SerializeRequestHead(req, wire_head);
     }
     const bool head = req.method() == Verb::head;
     auto started = Clock::now();
@@ -149,7 +161,7 @@ class HttpUpstream final : public Upstream {
       if (head) parser.skip(true);
       // A plain connection's deadline bounds the whole round trip (TLS: the stream's timer).
       if (conn->deadline) conn->deadline->Set(Clock::now() + opts_.response_timeout);
-      beast::error_code ec = co_await RoundTrip(*conn, req, parser);
+      beast::error_code ec = co_await RoundTrip(*conn, req, wire_head, parser);
       if (conn->deadline) {
         conn->deadline->Clear();
         if (ec && conn->deadline->expired()) ec = beast::error::timeout;
@@ -256,12 +268,14 @@ class HttpUpstream final : public Upstream {
   }
 
   // Not a coroutine: returns the (lazy) task of the connection's kind, which Send awaits at once.
-  Task<beast::error_code> RoundTrip(Connection& c, const Request& req, Parser& parser) {
+  // `wire_head` is the plain path's serialised head of `req`.
+  Task<beast::error_code> RoundTrip(Connection& c, const Request& req,
+                                    const std::string& wire_head, Parser& parser) {
     if (c.tls) {
       c.lowest().expires_after(opts_.response_timeout);
       return RoundTripOn(*c.tls, c, req, parser);
     }
-    return RoundTripPlain(c, req, parser);
+    return RoundTripPlain(c, req, wire_head, parser);
   }
 
   // The plain-TCP round trip without Beast's stream algorithms: the request goes out as one
@@ -269,11 +283,12 @@ class HttpUpstream final : public Upstream {
   // kernel takes it; the answer is read into the connection's buffer and parsed in place as it
   // arrives. A large body of announced length takes
   // RoundTripOn's direct path. The socket is non-blocking; Send's Deadline bounds it all.
-  Task<beast::error_code> RoundTripPlain(Connection& c, const Request& req, Parser& parser) {
+  Task<beast::error_code> RoundTripPlain(Connection& c, const Request& req,
+                                         const std::string& wire_head, Parser& parser) {
     tcp::socket& sock = c.tcp->socket();
-    SerializeRequestHead(req, c.head);
-    const std::array<asio::const_buffer, 2> bufs{asio::buffer(c.head), asio::buffer(req.body())};
-    const size_t total = c.head.size() + req.body().size();
+    const std::array<asio::const_buffer, 2> bufs{asio::buffer(wire_head),
+                                                 asio::buffer(req.body())};
+    const size_t total = wire_head.size() + req.body().size();
     beast::error_code ec;
     for (size_t sent = 0; sent < total;) {
       beast::buffers_suffix<std::array<asio::const_buffer, 2>> rest(bufs);
@@ -287,7 +302,22 @@ class HttpUpstream final : public Upstream {
       if (ec) co_return ec;
       sent += n;
     }
+    const bool head_request = req.method() == Verb::head;
     for (;;) {
+      // A plain answer that arrived whole is parsed in one pass (ParseSimpleResponse) and handed
+      // over in the parser's message, which Send releases; anything else, or an answer that is
+      // not all here at the first read, Beast parses.
+      if (!parser.got_some() && !head_request && c.buffer.size() > 0) {
+        Response simple;
+        const size_t taken = ParseSimpleResponse(
+            std::string_view(static_cast<const char*>(c.buffer.data().data()), c.buffer.size()),
+            kSimpleHeadBytes, opts_.max_response_bytes, simple);
+        if (taken > 0) {
+          c.buffer.consume(taken);
+          parser.get() = std::move(simple);
+          co_return beast::error_code{};
+        }
+      }
       // Parse what is buffered.
       while (c.buffer.size() > 0 && !parser.is_done()) {
         size_t n = parser.put(c.buffer.data(), ec);
@@ -307,8 +337,10 @@ class HttpUpstream final : public Upstream {
         if (n == 0) break;
       }
       if (parser.is_done()) co_return beast::error_code{};
-      // Asio tries a read at once only when the previous one filled its buffer; after a short
-      // read it waits for the socket to become readable, so no read finds nothing.
+      // Asio 1.81 tries a read before it waits whenever the previous read returned data, so the
+      // first read after the request usually finds nothing. Waiting without that attempt
+      // (async_wait, or a read while an error wait is queued) makes Asio re-arm the descriptor
+      // with epoll_ctl instead: one system call either way.
       const size_t room = std::max(kReadBufferBytes, c.buffer.capacity() - c.buffer.size());
       auto [rec, n] = co_await sock.async_read_some(c.buffer.prepare(room), kTuple);
       if (rec == asio::error::eof) {

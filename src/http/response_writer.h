@@ -10,6 +10,8 @@
 // Pure functions on values: no I/O, no locks, safe on any thread.
 #pragma once
 
+#include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -35,9 +37,28 @@ void PrepareResponse(Response& res, bool keep_alive, std::string_view request_id
 // wire, as is, unless the request was HEAD.
 void SerializeResponseHead(const Response& res, std::string& out);
 
+// PrepareResponse(res, keep_alive, request_id, false) and SerializeResponseHead together, for the
+// common answer, without changing `res`: HTTP/1.1, not to a HEAD request, a status with a body
+// (not 1xx, 204 or 304), and none of the fields PrepareResponse rewrites (Connection,
+// Content-Length, Transfer-Encoding, x-request-id). `out` then holds the same bytes the two calls
+// would have produced and the result is true; for any other answer it is false and `out` is
+// unspecified (the caller takes the two calls).
+bool SerializePreparedResponseHead(const Response& res, bool keep_alive,
+                                   std::string_view request_id, bool head_request,
+                                   std::string& out);
+
 // The same for a request (the upstream client's hot path): "METHOD target HTTP/x.y", every field
 // as "Name: value", each line ending in CRLF, then the blank line; byte for byte what Beast's
 // request serializer writes for the head. The body (if any) follows as is.
 void SerializeRequestHead(const Request& req, std::string& out);
+
+// The head SerializeRequestHead writes for `req` after req.set(Host, host), req.keep_alive(true)
+// and, given a `content_length`, req.content_length(*content_length) (what the upstream client
+// does to every request), without changing `req`: its fields in order, then "Host", then
+// "Content-Length". True when written; false, with `out` unspecified, when `req` is not HTTP/1.1
+// or has a field those calls would rewrite in place (Host, Content-Length, Transfer-Encoding,
+// Connection): the caller then makes the calls and serialises.
+bool SerializeRequestHeadWith(const Request& req, std::string_view host,
+                              std::optional<uint64_t> content_length, std::string& out);
 
 }  // namespace layer::http

@@ -19,6 +19,7 @@
 
 #include <algorithm>
 #include <array>
+#include <optional>
 #include <random>
 #include <tuple>
 #include <unordered_map>
@@ -27,6 +28,7 @@
 #include "http/deadline.h"
 #include "http/errors.h"
 #include "http/response_writer.h"
+#include "http/simple_message.h"
 
 namespace layer::http {
 
@@ -88,17 +90,26 @@ bool ValidRequestId(std::string_view id) {
   return true;
 }
 
+// 24 hex digits (96 bits) from a per-thread splitmix64 sequence seeded from std::random_device:
+// ids only need to be unique in practice, not unpredictable.
 std::string MintRequestId() {
-  thread_local std::mt19937_64 rng{std::random_device{}()};
+  thread_local uint64_t state = (static_cast<uint64_t>(std::random_device{}()) << 32) ^
+                                std::random_device{}();
+  auto next = [] {
+    uint64_t z = (state += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+  };
   static constexpr char kHex[] = "0123456789abcdef";
-  std::string id(24, '0');
-  uint64_t a = rng(), b = rng();
+  char id[24];
+  const uint64_t a = next(), b = next();
   for (int i = 0; i < 16; ++i) id[i] = kHex[(a >> (i * 4)) & 15];
   for (int i = 16; i < 24; ++i) id[i] = kHex[(b >> ((i - 16) * 4)) & 15];
-  return id;
+  return std::string(id, sizeof(id));
 }
 
-using Parser = bhttp::request_parser<bhttp::string_body>;
+using Parser = RequestParser;
 
 // Parses as much of the next request head as `buffer` already holds, consuming it. Returns the
 // parser's error (need_more is not one: the head is simply incomplete) and the bytes consumed.
@@ -116,26 +127,55 @@ std::pair<beast::error_code, size_t> ParseBufferedHead(beast::flat_buffer& buffe
   return {ec, used};
 }
 
+// A request's exchange. Its request comes either whole from ParseSimpleRequest (`simple`, body
+// included) or from Beast's `parser`, which reads the body on demand.
 class ExchangeImpl final : public Exchange {
  public:
-  ExchangeImpl(tcp::socket& sock, Deadline& deadline, beast::flat_buffer& buffer, Parser& parser,
-               std::chrono::milliseconds body_timeout)
+  ExchangeImpl(tcp::socket& sock, Deadline& deadline, beast::flat_buffer& buffer,
+               Request& simple, Parser* parser, std::chrono::milliseconds body_timeout)
       : sock_(sock),
         deadline_(deadline),
         buffer_(buffer),
+        simple_(simple),
         parser_(parser),
-        body_timeout_(body_timeout) {}
+        body_timeout_(body_timeout) {
+    if (!parser_) info.bytes_in = simple_.body().size();
+  }
 
-  const Request& request() const override { return parser_.get(); }
-  std::string& body() override { return parser_.get().body(); }
+  const Request& request() const override { return parser_ ? parser_->get() : simple_; }
+  std::string& body() override { return parser_ ? parser_->get().body() : simple_.body(); }
+
+  bool ReadBufferedBody() override {
+    if (!parser_) return true;
+    Parser& parser = *parser_;
+    if (failed_) return false;
+    if (!parser.is_done()) {
+      beast::error_code ec;
+      while (buffer_.size() > 0 && !parser.is_done()) {
+        size_t n = parser.put(buffer_.data(), ec);
+        buffer_.consume(n);
+        if (ec == bhttp::error::need_more || (!ec && n == 0)) break;
+        if (ec) {  // ReadBody() reports it
+          failed_ = true;
+          too_large_ = ec == bhttp::error::body_limit;
+          return false;
+        }
+      }
+      if (!parser.is_done()) return false;
+    }
+    info.bytes_in = parser.get().body().size();
+    return true;
+  }
 
   Task<BodyStatus> ReadBody() override {
-    if (parser_.is_done()) {
-      info.bytes_in = parser_.get().body().size();
+    if (!parser_) co_return BodyStatus::kOk;
+    Parser& parser = *parser_;
+    if (parser.is_done()) {
+      info.bytes_in = parser.get().body().size();
       co_return BodyStatus::kOk;
     }
-    if (failed_) co_return BodyStatus::kFailed;
-    const auto& req = parser_.get();
+    if (failed_) co_return too_large_ ? BodyStatus::kTooLarge : BodyStatus::kFailed;
+    const auto& req = parser.get();
     auto expect = req[Field::expect];
     if (!sent_continue_ && beast::iequals(expect, "100-continue")) {
       sent_continue_ = true;
@@ -149,26 +189,28 @@ class ExchangeImpl final : public Exchange {
       }
     }
     deadline_.Set(std::chrono::steady_clock::now() + body_timeout_);
-    auto [ec, n] = co_await bhttp::async_read(sock_, buffer_, parser_, kTuple);
+    auto [ec, n] = co_await bhttp::async_read(sock_, buffer_, parser, kTuple);
     deadline_.Clear();
     if (ec) {
       failed_ = true;
       co_return ec == bhttp::error::body_limit ? BodyStatus::kTooLarge : BodyStatus::kFailed;
     }
-    info.bytes_in = parser_.get().body().size();
+    info.bytes_in = parser.get().body().size();
     co_return BodyStatus::kOk;
   }
 
-  bool body_complete() const { return parser_.is_done() && !failed_; }
+  bool body_complete() const { return !parser_ || (parser_->is_done() && !failed_); }
 
  private:
   tcp::socket& sock_;
   Deadline& deadline_;
   beast::flat_buffer& buffer_;
-  Parser& parser_;
+  Request& simple_;
+  Parser* parser_;  // null for a simple request
   std::chrono::milliseconds body_timeout_;
   bool sent_continue_ = false;
   bool failed_ = false;
+  bool too_large_ = false;  // with failed_: the body exceeds the limit
 };
 
 // A connection waiting for its next request, in its I/O thread's list (oldest first). The node
@@ -397,55 +439,67 @@ struct HttpServer::Impl {
         if (ec) co_return true;
         buffer.commit(n);
       }
-      Parser parser;
-      parser.header_limit(opts.max_header_bytes);
-      parser.body_limit(opts.max_body_bytes);
-      auto [ec, n] = ParseBufferedHead(buffer, parser);
-      if (!ec && !parser.is_header_done()) {
-        // The head is not all here yet: Beast reads the rest under the header timeout.
-        deadline.Set(std::chrono::steady_clock::now() + opts.header_timeout);
-        size_t more = 0;
-        std::tie(ec, more) = co_await bhttp::async_read_header(sock, buffer, parser, kTuple);
-        timed_out(ec);
-        n += more;
-      }
-      deadline.Clear();
-      // Beast enforces header_limit only while it waits for more bytes; a head that arrived
-      // whole in one read is measured here.
-      if (!ec && n > opts.max_header_bytes) ec = bhttp::error::header_limit;
-      if (ec) {
-        if (ec == bhttp::error::end_of_stream || ec == asio::error::eof ||
-            ec == asio::error::connection_reset) {
+      // Most requests arrive whole in one read, and ParseSimpleRequest takes them in one pass;
+      // whatever it declines, Beast's parser reads (and answers its errors) as before.
+      Request simple;
+      std::optional<Parser> parser;
+      const size_t taken = ParseSimpleRequest(
+          std::string_view(static_cast<const char*>(buffer.data().data()), buffer.size()),
+          opts.max_header_bytes, opts.max_body_bytes, simple);
+      if (taken > 0) {
+        buffer.consume(taken);
+      } else {
+        parser.emplace();
+        parser->header_limit(opts.max_header_bytes);
+        parser->body_limit(opts.max_body_bytes);
+        auto [ec, n] = ParseBufferedHead(buffer, *parser);
+        if (!ec && !parser->is_header_done()) {
+          // The head is not all here yet: Beast reads the rest under the header timeout.
+          deadline.Set(std::chrono::steady_clock::now() + opts.header_timeout);
+          size_t more = 0;
+          std::tie(ec, more) = co_await bhttp::async_read_header(sock, buffer, *parser, kTuple);
+          timed_out(ec);
+          n += more;
+        }
+        deadline.Clear();
+        // Beast enforces header_limit only while it waits for more bytes; a head that arrived
+        // whole in one read is measured here.
+        if (!ec && n > opts.max_header_bytes) ec = bhttp::error::header_limit;
+        if (ec) {
+          if (ec == bhttp::error::end_of_stream || ec == asio::error::eof ||
+              ec == asio::error::connection_reset) {
+            co_return true;
+          }
+          if (ec == beast::error::timeout) {
+            co_await WriteFinal(sock, deadline,
+                                MakeError(Code::request_timeout, "request_timeout",
+                                          "request head not received in time"),
+                                nullptr, nullptr);
+          } else if (ec == bhttp::error::header_limit) {
+            co_await WriteFinal(sock, deadline,
+                                MakeError(Code::request_header_fields_too_large,
+                                          "header_too_large", "request header fields too large"),
+                                nullptr, nullptr);
+          } else if (ec == bhttp::error::body_limit) {
+            co_await WriteFinal(sock, deadline,
+                                MakeError(Code::payload_too_large, "payload_too_large",
+                                          "request body exceeds the limit of " +
+                                              std::to_string(opts.max_body_bytes) + " bytes"),
+                                nullptr, nullptr);
+          } else {
+            co_await WriteFinal(sock, deadline,
+                                MakeError(Code::bad_request, "bad_request",
+                                          "malformed HTTP request: " + ec.message()),
+                                nullptr, nullptr);
+          }
           co_return true;
         }
-        if (ec == beast::error::timeout) {
-          co_await WriteFinal(sock, deadline,
-                              MakeError(Code::request_timeout, "request_timeout",
-                                        "request head not received in time"),
-                              nullptr, nullptr);
-        } else if (ec == bhttp::error::header_limit) {
-          co_await WriteFinal(sock, deadline,
-                              MakeError(Code::request_header_fields_too_large,
-                                        "header_too_large", "request header fields too large"),
-                              nullptr, nullptr);
-        } else if (ec == bhttp::error::body_limit) {
-          co_await WriteFinal(sock, deadline,
-                              MakeError(Code::payload_too_large, "payload_too_large",
-                                        "request body exceeds the limit of " +
-                                            std::to_string(opts.max_body_bytes) + " bytes"),
-                              nullptr, nullptr);
-        } else {
-          co_await WriteFinal(sock, deadline,
-                              MakeError(Code::bad_request, "bad_request",
-                                        "malformed HTTP request: " + ec.message()),
-                              nullptr, nullptr);
-        }
-        co_return true;
       }
 
-      ExchangeImpl ex(sock, deadline, buffer, parser, opts.body_timeout);
+      ExchangeImpl ex(sock, deadline, buffer, simple, parser ? &*parser : nullptr,
+                      opts.body_timeout);
       ex.info.start = std::chrono::steady_clock::now();
-      auto rid = parser.get()["x-request-id"];
+      auto rid = ex.request()["x-request-id"];
       ex.info.request_id = ValidRequestId(rid) ? std::string(rid) : MintRequestId();
 
       owner->inflight_.fetch_add(1);
@@ -454,15 +508,17 @@ struct HttpServer::Impl {
       owner->inflight_.fetch_sub(1);
       Sm().inflight.Add(-1);
 
-      const Request& req = parser.get();
+      const Request& req = ex.request();
       if (ex.info.drop_connection) {
         Finish(ex.info, req, res);
         co_return true;
       }
       bool keep = req.keep_alive() && ex.body_complete() && !owner->draining() && res.keep_alive();
       const bool head_request = req.method() == Verb::head;
-      PrepareResponse(res, keep, ex.info.request_id, head_request);
-      SerializeResponseHead(res, head);
+      if (!SerializePreparedResponseHead(res, keep, ex.info.request_id, head_request, head)) {
+        PrepareResponse(res, keep, ex.info.request_id, head_request);
+        SerializeResponseHead(res, head);
+      }
       // One gather write of head and body. The socket is non-blocking: what the kernel takes at
       // once is written right here, without the post and timer of an asynchronous write; only a
       // remainder (a slow reader, a large body) waits, under the body timeout.

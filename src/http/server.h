@@ -49,6 +49,11 @@ class Exchange {
   virtual const Request& request() const = 0;  // head always; body only after ReadBody()
   // Reads the whole body (sending 100 Continue first if the client asked for it). Idempotent.
   virtual Task<BodyStatus> ReadBody() = 0;
+  // Parses what the connection has already received of the body, without waiting: true when the
+  // whole body is read (then ReadBody() returns kOk at once), false when the handler must still
+  // call ReadBody(). A handler that usually gets a small body in the same read as its head calls
+  // this first and skips a suspension. (The default never reads: an exchange without a buffer.)
+  virtual bool ReadBufferedBody() { return false; }
   // The body; the handler may move from it after ReadBody() returned kOk.
   virtual std::string& body() = 0;
   RequestInfo info;

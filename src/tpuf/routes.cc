@@ -107,21 +107,31 @@ std::optional<Route> MatchRoute(Verb method, std::string_view path) {
 
   r->ns = DecodeNamespaceSegment(s[2]);
   if (r->ns.ns_error == NamespaceNameError::kNone) {
+    // Built in place: "/v{1,2}/namespaces/" ns and the route's tail.
     const std::string& ns = r->ns.ns;
-    std::string base = std::string(v1 ? "/v1" : "/v2") + "/namespaces/" + ns;
+    std::string_view prefix = v1 ? "/v1/namespaces/" : "/v2/namespaces/";
+    std::string_view tail, last;
     switch (r->id) {
       case RouteId::kQueryV1:
-        r->upstream_path = "/v2/namespaces/" + ns + "/query";
+        prefix = "/v2/namespaces/";
+        tail = "/query";
         break;
       case RouteId::kRecall:
-        r->upstream_path = base + "/_debug/recall";
+        tail = "/_debug/recall";
         break;
       case RouteId::kOperation:
-        r->upstream_path = base + "/operations/" + std::string(s[4]);
+        tail = "/operations/";
+        last = s[4];
         break;
       default:
-        r->upstream_path = n == 3 ? base : base + "/" + std::string(op);
+        if (n != 3) {
+          tail = "/";
+          last = op;
+        }
     }
+    std::string& up = r->upstream_path;
+    up.reserve(prefix.size() + ns.size() + tail.size() + last.size());
+    up.append(prefix).append(ns).append(tail).append(last);
   }
   return r;
 }

@@ -4,8 +4,11 @@
 
 #include <boost/beast/http/write.hpp>
 
+#include <optional>
 #include <sstream>
 #include <string>
+#include <utility>
+#include <vector>
 
 namespace layer::http {
 namespace {
@@ -155,6 +158,114 @@ TEST(ResponseWriter, CustomAndUnknownReasons) {
   PrepareResponse(odd, true, "c", false);
   EXPECT_EQ(Head(odd), BeastHead(odd));
   EXPECT_TRUE(Head(odd).starts_with("HTTP/1.1 299 "));
+}
+
+// The one-step head equals PrepareResponse + SerializeResponseHead wherever it applies, and
+// declines exactly the answers PrepareResponse would rewrite.
+TEST(ResponseWriter, PreparedHeadEqualsPrepareThenSerialize) {
+  struct Case {
+    unsigned code;
+    unsigned version;
+    std::vector<std::pair<std::string, std::string>> fields;
+    std::string body;
+    bool head_request;
+    bool applies;
+  };
+  const std::vector<Case> cases = {
+      {200, 11, {{"Content-Type", "application/json"}}, std::string(1024, 'x'), false, true},
+      {200, 11, {}, "", false, true},
+      {404, 11, {{"content-type", "text/plain"}, {"X-Turbopuffer-Thing", "a"}}, "nope", false, true},
+      {429, 11, {{"Retry-After", "2"}, {"retry-after-ms", "1500"}, {"Retry-After", "3"}}, "{}",
+       false, true},
+      {418, 11, {{"Content-Type", "application/json"}}, "{}", false, true},
+      {599, 11, {{"x-odd", ""}}, "b", false, true},
+      {201, 11, {{"Location", "http://gw/v2/namespaces/a"}}, std::string(70000, 'y'), false, true},
+      {200, 11, {{"Connection", "close"}}, "b", false, false},
+      {200, 11, {{"Content-Length", "1"}}, "b", false, false},
+      {200, 11, {{"Transfer-Encoding", "chunked"}}, "b", false, false},
+      {200, 11, {{"X-Request-Id", "handler"}}, "b", false, false},
+      {200, 11, {}, "b", true, false},
+      {200, 10, {}, "b", false, false},
+      {204, 11, {}, "", false, false},
+      {304, 11, {}, "", false, false},
+      {101, 11, {}, "", false, false},
+  };
+  for (const Case& c : cases) {
+    for (bool keep : {true, false}) {
+      for (std::string_view id : {"a", "0123456789abcdef01234567"}) {
+        Response res;
+        res.version(c.version);
+        res.result(c.code);
+        for (const auto& [name, value] : c.fields) res.insert(name, value);
+        res.body() = c.body;
+        std::string fast = "stale";
+        const bool applied = SerializePreparedResponseHead(res, keep, id, c.head_request, fast);
+        EXPECT_EQ(applied, c.applies) << c.code << " keep=" << keep;
+        if (!applied) continue;
+        Response copy = res;
+        PrepareResponse(copy, keep, id, c.head_request);
+        EXPECT_EQ(fast, Head(copy)) << c.code << " keep=" << keep;
+        EXPECT_EQ(fast, BeastHead(copy));
+        EXPECT_EQ(res.body(), c.body);  // untouched
+      }
+    }
+  }
+  // A custom reason phrase is kept.
+  Response custom{Code::ok, 11};
+  custom.reason("Fine");
+  std::string fast;
+  ASSERT_TRUE(SerializePreparedResponseHead(custom, true, "c", false, fast));
+  EXPECT_EQ(fast, "HTTP/1.1 200 Fine\r\nx-request-id: c\r\nContent-Length: 0\r\n\r\n");
+}
+
+// The upstream client's one-step head equals set(Host) + keep_alive(true) + content_length() and
+// SerializeRequestHead, and declines the requests whose fields those calls rewrite in place.
+TEST(ResponseWriter, RequestHeadWithHostAndLengthEqualsSetThenSerialize) {
+  struct Case {
+    Verb method;
+    std::string target;
+    std::vector<std::pair<std::string, std::string>> fields;
+    std::optional<uint64_t> length;
+    bool applies;
+  };
+  const std::vector<Case> cases = {
+      {Verb::post, "/v2/namespaces/ns/query", {{"Content-Type", "application/json"},
+                                               {"Authorization", "Bearer k"}}, 83, true},
+      {Verb::post, "/v2/namespaces/ns/query?x=1", {{"content-type", "application/json"},
+                                                   {"accept-encoding", "gzip"},
+                                                   {"x-stainless-lang", "js"},
+                                                   {"x-stainless-lang", "py"},
+                                                   {"User-Agent", "sdk/1"},
+                                                   {"Authorization", "Bearer k"}}, 0, true},
+      {Verb::get, "/v1/namespaces", {{"Accept", "application/json"}}, std::nullopt, true},
+      {Verb::delete_, "/v2/namespaces/a", {}, std::nullopt, true},
+      {Verb::patch, "/v1/namespaces/a/metadata", {{"Prefer", "x"}}, 123456789012ull, true},
+      {Verb::post, "/q", {{"Host", "client"}}, 2, false},
+      {Verb::post, "/q", {{"Content-Length", "2"}}, 2, false},
+      {Verb::post, "/q", {{"Transfer-Encoding", "chunked"}}, 2, false},
+      {Verb::get, "/q", {{"Connection", "close"}}, std::nullopt, false},
+  };
+  for (const Case& c : cases) {
+    Request req{c.method, c.target, 11};
+    for (const auto& [name, value] : c.fields) req.insert(name, value);
+    std::string fast = "stale";
+    const bool applied = SerializeRequestHeadWith(req, "up.example:8443", c.length, fast);
+    EXPECT_EQ(applied, c.applies) << c.target;
+    if (!applied) continue;
+    Request copy = req;
+    copy.set(Field::host, "up.example:8443");
+    copy.keep_alive(true);
+    if (c.length) copy.content_length(*c.length);
+    std::string slow;
+    SerializeRequestHead(copy, slow);
+    EXPECT_EQ(fast, slow) << c.target;
+    std::ostringstream os;
+    os << copy.base();
+    EXPECT_EQ(fast, os.str());
+  }
+  Request old{Verb::get, "/q", 10};
+  std::string out;
+  EXPECT_FALSE(SerializeRequestHeadWith(old, "h", std::nullopt, out));
 }
 
 TEST(ResponseWriter, RequestHeadIsByteExact) {
