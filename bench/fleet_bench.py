@@ -69,20 +69,15 @@ import tempfile
 import threading
 import time
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from bench_proc import (context_switches, cpu_seconds, loadavg, log, nginx_pids,  # noqa: E402
+                        wait_port_file)
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 NS = "bench"
 TOKEN = "bench"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 JSON_AUTH = {**AUTH, "Content-Type": "application/json"}
-
-
-def log(msg):
-    print(msg, file=sys.stderr, flush=True)
-
-
-def loadavg():
-    with open("/proc/loadavg") as f:
-        return float(f.read().split()[0])
 
 
 def free_port():
@@ -91,22 +86,6 @@ def free_port():
     port = s.getsockname()[1]
     s.close()
     return port
-
-
-def wait_port_file(path, proc, what, timeout=30):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"{what} exited with {proc.returncode}")
-        try:
-            with open(path) as f:
-                text = f.read().strip()
-            if text:
-                return int(text)
-        except FileNotFoundError:
-            pass
-        time.sleep(0.02)
-    raise RuntimeError(f"{what} did not write {path}")
 
 
 class Conn:
@@ -184,53 +163,6 @@ def redis_calls(port):
         if line.startswith("cmdstat_"):
             name, stats = line[len("cmdstat_"):].split(":", 1)
             out[name] = int(stats.split("calls=", 1)[1].split(",", 1)[0])
-    return out
-
-
-def cpu_seconds(pids):
-    """User + system CPU of the processes (and their threads), in seconds."""
-    tick = os.sysconf("SC_CLK_TCK")
-    total = 0
-    for pid in pids:
-        try:
-            with open(f"/proc/{pid}/stat") as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-            total += int(fields[11]) + int(fields[12])
-        except (FileNotFoundError, ProcessLookupError):
-            pass
-    return total / tick
-
-
-def context_switches(pids):
-    """Voluntary + involuntary context switches of every thread of the processes."""
-    total = 0
-    for pid in pids:
-        try:
-            tasks = os.listdir(f"/proc/{pid}/task")
-        except FileNotFoundError:
-            continue
-        for tid in tasks:
-            try:
-                with open(f"/proc/{pid}/task/{tid}/status") as f:
-                    for line in f:
-                        if line.startswith(("voluntary_ctxt_switches", "nonvoluntary_ctxt")):
-                            total += int(line.split()[1])
-            except FileNotFoundError:
-                pass
-    return total
-
-
-def nginx_pids(master_pid):
-    out = [master_pid]
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/stat") as f:
-                    ppid = int(f.read().rsplit(")", 1)[1].split()[1])
-                if ppid == master_pid:
-                    out.append(int(entry))
-            except (FileNotFoundError, ProcessLookupError, ValueError):
-                pass
     return out
 
 
