@@ -25,6 +25,7 @@
 
 #include "common/metrics.h"
 #include "http/deadline.h"
+#include "http/draining_read.h"
 #include "http/response_writer.h"
 #include "http/simple_message.h"
 #include "http/upstream.h"
@@ -243,7 +244,9 @@ class HttpUpstream final : public Upstream {
     low.socket().set_option(tcp::no_delay(true));
     conn->buffer.reserve(kReadBufferBytes);
     if (!tls_) {
-      // The plain path writes and reads the socket directly (RoundTripPlain).
+      // The plain path writes and reads the socket directly (RoundTripPlain), and waits for
+      // each answer without a wasted read attempt (DrainingBuffer).
+      EnableReadHints(low.socket());
       beast::error_code nb_ec;
       low.socket().non_blocking(true, nb_ec);
       if (nb_ec) co_return Status::Unavailable("cannot set up the upstream socket: " +
@@ -337,12 +340,10 @@ class HttpUpstream final : public Upstream {
         if (n == 0) break;
       }
       if (parser.is_done()) co_return beast::error_code{};
-      // Asio 1.81 tries a read before it waits whenever the previous read returned data, so the
-      // first read after the request usually finds nothing. Waiting without that attempt
-      // (async_wait, or a read while an error wait is queued) makes Asio re-arm the descriptor
-      // with epoll_ctl instead: one system call either way.
+      // Through DrainingBuffer, a read that follows one which left nothing queued (the usual end
+      // of the previous answer) waits for the answer without first trying a read.
       const size_t room = std::max(kReadBufferBytes, c.buffer.capacity() - c.buffer.size());
-      auto [rec, n] = co_await sock.async_read_some(c.buffer.prepare(room), kTuple);
+      auto [rec, n] = co_await sock.async_read_some(DrainingBuffer(c.buffer.prepare(room)), kTuple);
       if (rec == asio::error::eof) {
         if (!parser.got_some()) co_return rec;
         parser.put_eof(ec);  // a body delimited by the end of the connection ends here

@@ -26,6 +26,7 @@
 
 #include "common/metrics.h"
 #include "http/deadline.h"
+#include "http/draining_read.h"
 #include "http/errors.h"
 #include "http/response_writer.h"
 #include "http/simple_message.h"
@@ -283,6 +284,7 @@ struct HttpServer::Impl {
         continue;
       }
       sock.set_option(tcp::no_delay(true));
+      EnableReadHints(sock);  // reads of the next request wait without a wasted attempt
       owner->connections_.fetch_add(1);
       Sm().connections.Add(1);
       asio::co_spawn(target, Session(std::move(sock), worker), asio::detached);
@@ -428,12 +430,12 @@ struct HttpServer::Impl {
     for (;;) {
       if (buffer.size() == 0) {
         // Idle keep-alive wait: nothing of the next request has arrived yet. Over the cap, the
-        // connection that has waited longest here is closed first. (Asio reads at once only if
-        // the previous read filled its buffer; otherwise it waits for readability.)
+        // connection that has waited longest here is closed first. (Through DrainingBuffer, the read
+        // waits for readability first when the previous read left nothing queued.)
         idle_node.closed = false;
         idle[worker].push_back(idle_node);
         deadline.Set(std::chrono::steady_clock::now() + opts.idle_timeout);
-        auto [ec, n] = co_await sock.async_read_some(buffer.prepare(16 << 10), kTuple);
+        auto [ec, n] = co_await sock.async_read_some(DrainingBuffer(buffer.prepare(16 << 10)), kTuple);
         if (idle_node.closed) co_return false;  // closed by CloseOldestIdle: unlinked, uncounted
         idle[worker].erase(idle[worker].iterator_to(idle_node));
         if (ec) co_return true;
