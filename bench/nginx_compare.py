@@ -6,6 +6,8 @@ Starts, each on a free loopback port in a temp dir (and stops them at the end):
     same ~1 KiB Turbopuffer-shaped query result;
   - `layer serve` in front of it (the query route: a passthrough with Layer's query handling);
   - `layer origin` and a second `layer serve` in front of that (fetch hits from Layer's cache);
+  - with `--affinity`, both proxies one core per thread: `layer serve --pin-threads true` and
+    nginx's `worker_cpu_affinity auto`;
   - nginx (Debian's package, `--nginx`) with `--nginx-workers` workers and two servers: a
     reverse proxy to the same fixed origin with a keep-alive upstream pool
     (`upstream { server 127.0.0.1:P; keepalive 64; }`, `proxy_http_version 1.1`,
@@ -19,6 +21,8 @@ alternating order (ABBA...) so that drift on a shared machine hits both alike:
   (b) latency: the same request on `--latency-connections` connections, each waiting
       `--latency-delay-ms` ms between its requests (wrk's delay(): a fixed moderate rate),
       straight to the origin, through nginx and through Layer; added p50 = p50 - direct p50;
+      at each `--latency-placement`: free, or with the origin and wrk pinned to one CPU (same)
+      or to two (split), the proxies left to the scheduler;
   (c) fetch hits: GET /v2/namespaces/cmp/documents/1 from Layer's cache vs nginx serving the same
       bytes as a static file, as (a).
 
@@ -28,6 +32,7 @@ stdout; progress on stderr. Installs nothing (scripts/setup.sh installs nginx an
   ninja -C build -j1 layer_bin fixed_origin
   /usr/bin/python3 bench/nginx_compare.py                   # defaults: 5 reps of 5 s
   /usr/bin/python3 bench/nginx_compare.py --reps 1 --seconds 1    # smoke run
+  /usr/bin/python3 bench/nginx_compare.py --only b --latency-placement free,same,split
 """
 
 import argparse
@@ -110,9 +115,11 @@ def write_wrk_scripts(tmp, delay_ms):
     return post, paced, get
 
 
-def run_wrk(args, script, port, path, threads, connections, seconds):
+def run_wrk(args, script, port, path, threads, connections, seconds, cpu=None):
     cmd = [args.wrk, "-t", str(threads), "-c", str(connections), "-d", f"{seconds}s", "-s", script,
            f"http://127.0.0.1:{port}{path}"]
+    if cpu is not None:
+        cmd = ["taskset", "-c", str(cpu)] + cmd
     out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
     line = [ln for ln in out.splitlines() if ln.startswith("{")][-1]
     r = json.loads(line)
@@ -120,10 +127,11 @@ def run_wrk(args, script, port, path, threads, connections, seconds):
     return r
 
 
-def nginx_conf(tmp, workers, origin_port, proxy_port, static_port, www):
+def nginx_conf(tmp, workers, origin_port, proxy_port, static_port, www, affinity=False):
     return f"""
 daemon off;
 worker_processes {workers};
+{"worker_cpu_affinity auto;" if affinity else ""}
 pid {tmp}/nginx.pid;
 error_log {tmp}/nginx-error.log warn;
 events {{ worker_connections 4096; }}
@@ -186,6 +194,13 @@ def main():
     ap.add_argument("--connections", type=int, default=64)
     ap.add_argument("--latency-connections", type=int, default=4)
     ap.add_argument("--latency-delay-ms", type=int, default=1)
+    ap.add_argument("--latency-placement", default="free",
+                    help="comma list for (b): free (the scheduler places everything), same (the "
+                         "origin and wrk pinned to CPU 0), split (origin on CPU 0, wrk on CPU 1); "
+                         "the proxies are never pinned")
+    ap.add_argument("--affinity", action="store_true",
+                    help="one core per proxy thread for both: `layer serve --pin-threads true` "
+                         "and nginx's `worker_cpu_affinity auto`")
     ap.add_argument("--layer-threads", type=int, default=2)
     ap.add_argument("--nginx-workers", type=int, default=2)
     ap.add_argument("--body-bytes", type=int, default=1024, help="origin answer / document size")
@@ -223,7 +238,7 @@ def main():
                              "--upstream", f"http://127.0.0.1:{upstream_port}", "--data-dir",
                              os.path.join(tmp, name + "-data"), "--access-log", "false",
                              "--log-level", "warn", "--threads", str(args.layer_threads)] +
-                      args.layer_arg)
+                      (["--pin-threads", "true"] if args.affinity else []) + args.layer_arg)
             port = wait_port_file(pf, p, name)
             wait_http(port, "/health", p, name)
             return p, port
@@ -268,7 +283,8 @@ def main():
         proxy_port, static_port = free_port(), free_port()
         conf = os.path.join(tmp, "nginx.conf")
         with open(conf, "w") as f:
-            f.write(nginx_conf(tmp, args.nginx_workers, origin_port, proxy_port, static_port, www))
+            f.write(nginx_conf(tmp, args.nginx_workers, origin_port, proxy_port, static_port, www,
+                               args.affinity))
         nginx = start("nginx", [args.nginx, "-c", conf, "-p", tmp])
         wait_http(proxy_port, "/", nginx, "nginx")
         wait_http(static_port, "/", nginx, "nginx")
@@ -303,22 +319,44 @@ def main():
                   [("nginx_static", static_port, "nginx"),
                    ("layer_cache", layer_fetch_port, "layer_fetch")]),
         }
-        results = {}  # (comparison, target) -> list of runs
+        # (b) at each placement: where the scheduler puts the origin and the load generator
+        # decides whether every request crosses CPUs, and so the latency, more than either proxy
+        # does (docs/benchmarks.md); pinning both makes the placement the same for each proxy.
+        placements = [x for x in args.latency_placement.split(",") if x]
+        plan = []  # (key, measurement name, origin CPUs, wrk CPU)
         for key in ("a", "b", "c"):
             if key not in only:
                 continue
-            name, script, path, conns, secs, targets = comparisons[key]
+            if key != "b":
+                plan.append((key, comparisons[key][0], None, None))
+                continue
+            for pl in placements:
+                if pl not in ("free", "same", "split"):
+                    sys.exit(f"error: unknown placement {pl}")
+                name = "latency" if pl == "free" else f"latency_{pl}_cpu"
+                plan.append((key, name, None if pl == "free" else {0},
+                             None if pl == "free" else (0 if pl == "same" else 1)))
+        all_cpus = os.sched_getaffinity(0)
+
+        def pin_origin(cpus):
+            for tid in os.listdir(f"/proc/{origin.pid}/task"):
+                os.sched_setaffinity(int(tid), cpus or all_cpus)
+
+        results = {}  # (comparison, target) -> list of runs
+        for key, name, origin_cpus, wrk_cpu in plan:
+            _, script, path, conns, secs, targets = comparisons[key]
             threads = min(args.threads, conns)
+            pin_origin(origin_cpus)
             for target, port, _ in targets:
                 if args.warmup > 0:
-                    run_wrk(args, script, port, path, threads, conns, args.warmup)
+                    run_wrk(args, script, port, path, threads, conns, args.warmup, wrk_cpu)
             for rep in range(args.reps):
                 order = targets if rep % 2 == 0 else list(reversed(targets))
                 for target, port, who in order:
                     la = loadavg()
                     procs_of = pids[who]()
                     c0, s0 = cpu_seconds(procs_of), context_switches(procs_of)
-                    r = run_wrk(args, script, port, path, threads, conns, secs)
+                    r = run_wrk(args, script, port, path, threads, conns, secs, wrk_cpu)
                     cpu = cpu_seconds(procs_of) - c0
                     switches = context_switches(procs_of) - s0
                     r.update({"measurement": name, "target": target, "rep": rep,
@@ -331,6 +369,7 @@ def main():
                     results.setdefault((name, target), []).append(r)
                     log(f"{name} rep {rep} {target}: {r['rps']:.0f} req/s, p50 {r['p50_us']} us, "
                         f"errors {r['errors']}, non-2xx {r['non2xx']}")
+            pin_origin(None)
 
         def med(name, target, field):
             runs = results.get((name, target))
@@ -349,18 +388,23 @@ def main():
                     results[("throughput", "nginx")], results[("throughput", "layer")])],
                 "cpu_us_per_req_nginx": med("throughput", "nginx", "server_cpu_us_per_req"),
                 "cpu_us_per_req_layer": med("throughput", "layer", "server_cpu_us_per_req")})
-        if "b" in only:
-            d = med("latency", "direct", "p50_us")
-            n, l = med("latency", "nginx", "p50_us"), med("latency", "layer", "p50_us")
-            added = lambda t: [b["p50_us"] - a["p50_us"] for a, b in zip(
-                results[("latency", "direct")], results[("latency", t)])]
+        for key, name, _, _ in plan:
+            if key != "b":
+                continue
+            # "latency" keys its fields as before; a pinned placement prefixes them.
+            tag = "" if name == "latency" else name[len("latency_"):] + "_"
+            d = med(name, "direct", "p50_us")
+            n, l = med(name, "nginx", "p50_us"), med(name, "layer", "p50_us")
+            added = lambda t, name=name: [b["p50_us"] - a["p50_us"] for a, b in zip(
+                results[(name, "direct")], results[(name, t)])]
             summary.update({
-                "latency_p50_direct_us": d, "latency_p50_nginx_us": n, "latency_p50_layer_us": l,
-                "added_p50_nginx_us_per_rep": added("nginx"),
-                "added_p50_layer_us_per_rep": added("layer"),
-                "added_p50_nginx_us": statistics.median(added("nginx")),
-                "added_p50_layer_us": statistics.median(added("layer")),
-                "latency_rps_layer": med("latency", "layer", "rps")})
+                f"{tag}latency_p50_direct_us": d, f"{tag}latency_p50_nginx_us": n,
+                f"{tag}latency_p50_layer_us": l,
+                f"{tag}added_p50_nginx_us_per_rep": added("nginx"),
+                f"{tag}added_p50_layer_us_per_rep": added("layer"),
+                f"{tag}added_p50_nginx_us": statistics.median(added("nginx")),
+                f"{tag}added_p50_layer_us": statistics.median(added("layer")),
+                f"{tag}latency_rps_layer": med(name, "layer", "rps")})
         if "c" in only:
             n, l = med("fetch_hit", "nginx_static", "rps"), med("fetch_hit", "layer_cache", "rps")
             summary.update({
@@ -375,7 +419,7 @@ def main():
         print(json.dumps(summary), flush=True)
         log("ratios (medians): " + ", ".join(
             f"{k}={v}" for k, v in summary.items()
-            if k.endswith("ratio_layer_over_nginx") or k.startswith("added_p50_") and
+            if k.endswith("ratio_layer_over_nginx") or "added_p50_" in k and
             not k.endswith("per_rep")))
     finally:
         for p in reversed(procs):

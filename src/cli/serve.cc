@@ -237,7 +237,8 @@ int RunServe(const ServeConfig& cfg) {
     return 1;
   }
   coherence::CacheCoherence& cache = **opened;
-  http::IoPool pool(cfg.threads, std::chrono::microseconds(cfg.request_slice_us));
+  http::IoPool pool(cfg.threads, std::chrono::microseconds(cfg.request_slice_us), "layer-io",
+                    cfg.pin_threads);
   std::unique_ptr<EmbeddedOrigin> local_origin;
   std::string upstream_url = cfg.upstream;
   if (upstream_url.empty()) {

@@ -310,7 +310,7 @@ std::string ServeConfig::Redacted() const {
     keys += fmt::format("{}:{}", kRedacted, ScopeNames(k.scopes));
   }
   return fmt::format(
-      "listen={} threads={} request_slice_us={} upstream={} upstream_api_key={} "
+      "listen={} threads={} request_slice_us={} pin_threads={} upstream={} upstream_api_key={} "
       "upstream_ca_file={} upstream_connect_timeout_ms={} upstream_timeout_ms={} "
       "upstream_max_idle={} upstream_idle_ttl_ms={} auth_mode={} gateway_keys=[{}] "
       "key_validation_ttl_ms={} "
@@ -318,7 +318,8 @@ std::string ServeConfig::Redacted() const {
       "idle_timeout_ms={} max_connections={} drain_grace_ms={} drain_delay_ms={} data_dir={} "
       "cache_dir={} cache_max_bytes={} cache_reset_on_start={} cache_op_timeout_ms={} fetch_consistency={} "
       "job_store={} object_store={} s3_endpoint={} s3_region={} public_url={} log_level={} access_log={}",
-      listen, threads, request_slice_us, upstream.empty() ? "<embedded origin>" : upstream,
+      listen, threads, request_slice_us, pin_threads,
+      upstream.empty() ? "<embedded origin>" : upstream,
       upstream_api_key.empty() ? "<none>" : kRedacted,
       upstream_ca_file.empty() ? "<system>" : upstream_ca_file, upstream_connect_timeout_ms,
       upstream_timeout_ms, upstream_max_idle, upstream_idle_ttl_ms, AuthModeName(auth_mode), keys,
@@ -364,6 +365,10 @@ void AddServeFlags(CLI::App& app, ServeConfig& cfg) {
   app.add_option("--request-slice-us", cfg.request_slice_us,
                  "scheduler time slice of request threads in microseconds (0 = kernel default)")
       ->envname("LAYER_REQUEST_SLICE_US")
+      ->capture_default_str();
+  app.add_option("--pin-threads", cfg.pin_threads,
+                 "pin I/O worker i to the i-th CPU the process may use (one worker per core)")
+      ->envname("LAYER_PIN_THREADS")
       ->capture_default_str();
   app.add_option("--upstream", cfg.upstream, "Turbopuffer base URL (empty = embedded origin)")
       ->envname("TURBOPUFFER_BASE_URL");

@@ -40,6 +40,8 @@ struct ServeConfig {
   // that they get a core as soon as they wake even while a warm or a flush keeps both busy;
   // 0 = the kernel's default slice. LAYER_REQUEST_SLICE_US, 100..100000 or 0.
   int64_t request_slice_us = 100;
+  // Pins I/O worker i to the i-th CPU the process may use. LAYER_PIN_THREADS.
+  bool pin_threads = false;
 
   // Upstream (Turbopuffer or the local origin).
   std::string upstream;                 // TURBOPUFFER_BASE_URL; empty = embedded local origin

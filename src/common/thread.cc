@@ -53,6 +53,24 @@ bool SetCurrentThreadSlice(std::chrono::microseconds slice) {
 #endif
 }
 
+int PinCurrentThread(int index) {
+  cpu_set_t allowed;
+  CPU_ZERO(&allowed);
+  if (sched_getaffinity(0, sizeof allowed, &allowed) != 0) return -1;
+  const int n = CPU_COUNT(&allowed);
+  if (n <= 0 || index < 0) return -1;
+  int want = index % n;
+  for (int cpu = 0; cpu < CPU_SETSIZE; ++cpu) {
+    if (!CPU_ISSET(cpu, &allowed)) continue;
+    if (want-- > 0) continue;
+    cpu_set_t one;
+    CPU_ZERO(&one);
+    CPU_SET(cpu, &one);
+    return pthread_setaffinity_np(pthread_self(), sizeof one, &one) == 0 ? cpu : -1;
+  }
+  return -1;
+}
+
 bool PerThreadSlicesSupported() {
   utsname u{};
   if (uname(&u) != 0) return false;

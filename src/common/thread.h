@@ -21,6 +21,12 @@ void NameCurrentThread(std::string_view name);
 // the kernel refuses the call. A zero `slice` changes nothing and returns true.
 bool SetCurrentThreadSlice(std::chrono::microseconds slice);
 
+// Pins the calling thread to one CPU: the `index`-th (modulo their number) of the CPUs the
+// process may run on, so worker i of N stays on its own core as nginx's worker_cpu_affinity does.
+// Returns the CPU, or -1 when the kernel refuses (the thread then runs where the scheduler puts
+// it).
+int PinCurrentThread(int index);
+
 // True when the kernel honours per-thread slices (Linux 6.12 or later, reporting `se.slice`).
 bool PerThreadSlicesSupported();
 

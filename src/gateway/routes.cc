@@ -71,7 +71,7 @@ std::optional<RouteMatch> MatchRoute(Verb method, std::string_view path) {
     return std::nullopt;
   }
   if (auto layer = MatchLayerRoute(method, p)) return layer;
-  auto r = tpuf::MatchRoute(method, path);
+  auto r = tpuf::MatchRoute(method, p);
   if (!r) return std::nullopt;
   RouteMatch m =
       Make(RouteId::kTurbopuffer, r->family, r->writes ? kScopeWrite : kScopeRead, r->idempotent);

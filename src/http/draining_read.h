@@ -5,7 +5,7 @@
 // stream socket as exhausted only at the end of the stream. On a keep-alive connection that
 // attempt almost always fails: the gateway has just answered (or just sent the upstream its
 // request) and the peer has not written yet. It costs a `recvfrom` that returns EAGAIN on every
-// request and every upstream exchange (docs/design.md §3.2).
+// request and every upstream exchange (docs/design.md §9.11).
 //
 // A read into a DrainingBuffer asks the kernel, with the read itself, how many bytes are left
 // in the receive queue (TCP_INQ, enabled per socket by EnableReadHints). When none are left and

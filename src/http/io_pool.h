@@ -22,8 +22,9 @@ class IoPool {
  public:
   // `threads` <= 0: one per core. A non-zero `slice` is the workers' scheduler time slice
   // (SetCurrentThreadSlice): request threads wake onto a core ahead of background work. Worker i
-  // is named `<name>-<i>`.
-  explicit IoPool(int threads, std::chrono::microseconds slice = {}, std::string name = "layer-io");
+  // is named `<name>-<i>` and, with `pin`, runs on the i-th CPU only (PinCurrentThread).
+  explicit IoPool(int threads, std::chrono::microseconds slice = {}, std::string name = "layer-io",
+                  bool pin = false);
   ~IoPool();
   IoPool(const IoPool&) = delete;
   IoPool& operator=(const IoPool&) = delete;
@@ -46,6 +47,7 @@ class IoPool {
   std::vector<std::thread> threads_;
   std::chrono::microseconds slice_;
   std::string name_;
+  bool pin_ = false;
   std::atomic<unsigned> next_{0};
   using Guard = boost::asio::executor_work_guard<boost::asio::io_context::executor_type>;
   std::vector<Guard> guards_;

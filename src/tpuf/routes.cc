@@ -52,7 +52,12 @@ NamespaceSegment DecodeNamespaceSegment(std::string_view raw) {
 
 std::optional<Route> MatchRoute(Verb method, std::string_view path) {
   PathSegments p;
-  if (!p.Split(path) || p.n < 2) return std::nullopt;
+  if (!p.Split(path)) return std::nullopt;
+  return MatchRoute(method, p);
+}
+
+std::optional<Route> MatchRoute(Verb method, const PathSegments& p) {
+  if (p.n < 2) return std::nullopt;
   const auto& s = p.s;
   const int n = p.n;
   if (s[1] != "namespaces" || (s[0] != "v1" && s[0] != "v2")) return std::nullopt;
@@ -68,43 +73,51 @@ std::optional<Route> MatchRoute(Verb method, std::string_view path) {
     return std::nullopt;
   }
 
-  std::optional<Route> r;
+  // The route's kind first; the Route, with its strings, is built once it is known.
+  struct Kind {
+    RouteId id;
+    std::string_view family;
+    bool writes;
+    bool idempotent;
+  };
+  std::optional<Kind> k;
   std::string_view op = n >= 4 ? s[3] : std::string_view();
   if (n == 3) {
     if (!v1 && method == Verb::post) {
-      r = Make(RouteId::kWrite, "write", true, false);
+      k = Kind{RouteId::kWrite, "write", true, false};
     } else if (!v1 && method == Verb::delete_) {
-      r = Make(RouteId::kDeleteNamespace, "delete_namespace", true, false);
+      k = Kind{RouteId::kDeleteNamespace, "delete_namespace", true, false};
     } else if (v1 && (get || method == Verb::head)) {
-      r = Make(RouteId::kLegacyNamespace, "legacy", false, true);
+      k = Kind{RouteId::kLegacyNamespace, "legacy", false, true};
     } else if (v1 && (method == Verb::post || method == Verb::delete_)) {
-      r = Make(RouteId::kLegacyNamespace, "legacy", true, false);
+      k = Kind{RouteId::kLegacyNamespace, "legacy", true, false};
     }
   } else if (n == 4) {
     if (op == "query" && method == Verb::post) {
-      r = Make(v1 ? RouteId::kQueryV1 : RouteId::kQuery, "query", false, true);
+      k = Kind{v1 ? RouteId::kQueryV1 : RouteId::kQuery, "query", false, true};
     } else if (!v1 && op == "explain_query" && method == Verb::post) {
-      r = Make(RouteId::kExplainQuery, "explain_query", false, true);
+      k = Kind{RouteId::kExplainQuery, "explain_query", false, true};
     } else if (op == "metadata" && get) {
-      r = Make(v1 ? RouteId::kMetadataV1 : RouteId::kMetadataV2, "metadata", false, true);
+      k = Kind{v1 ? RouteId::kMetadataV1 : RouteId::kMetadataV2, "metadata", false, true};
     } else if (v1 && op == "metadata" && method == Verb::patch) {
-      r = Make(RouteId::kPatchMetadata, "metadata", true, false);
+      k = Kind{RouteId::kPatchMetadata, "metadata", true, false};
     } else if (v1 && op == "schema" && get) {
-      r = Make(RouteId::kGetSchema, "schema", false, true);
+      k = Kind{RouteId::kGetSchema, "schema", false, true};
     } else if (v1 && op == "schema" && method == Verb::post) {
-      r = Make(RouteId::kUpdateSchema, "schema", true, false);
+      k = Kind{RouteId::kUpdateSchema, "schema", true, false};
     } else if (v1 && op == "hint_cache_warm" && get) {
-      r = Make(RouteId::kHintCacheWarm, "hint_cache_warm", false, true);
+      k = Kind{RouteId::kHintCacheWarm, "hint_cache_warm", false, true};
     }
   } else if (n == 5) {
     if (v1 && op == "_debug" && s[4] == "recall" && method == Verb::post) {
-      r = Make(RouteId::kRecall, "recall", false, true);
+      k = Kind{RouteId::kRecall, "recall", false, true};
     } else if (op == "operations" && get && SafeOpaqueId(s[4])) {
-      r = Make(RouteId::kOperation, "operations", false, true);
+      k = Kind{RouteId::kOperation, "operations", false, true};
     }
   }
-  if (!r) return std::nullopt;
+  if (!k) return std::nullopt;
 
+  std::optional<Route> r(std::in_place, Make(k->id, k->family, k->writes, k->idempotent));
   r->ns = DecodeNamespaceSegment(s[2]);
   if (r->ns.ns_error == NamespaceNameError::kNone) {
     // Built in place: "/v{1,2}/namespaces/" ns and the route's tail.

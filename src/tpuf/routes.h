@@ -72,5 +72,7 @@ struct Route {
 
 // Returns nullopt for a method/path combination Turbopuffer does not serve.
 std::optional<Route> MatchRoute(Verb method, std::string_view path);
+// The same for a path already split.
+std::optional<Route> MatchRoute(Verb method, const PathSegments& path);
 
 }  // namespace layer::tpuf

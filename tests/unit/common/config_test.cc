@@ -109,6 +109,21 @@ TEST(Config, MaxConnectionsIsPositiveWithAnEnvironmentTwin) {
   EXPECT_FALSE(Parse({"--max-connections", "-1"}).ok());
 }
 
+TEST(Config, PinThreadsIsOffUnlessAsked) {
+  auto d = Parse({});
+  ASSERT_TRUE(d.ok());
+  EXPECT_FALSE(d->pin_threads);
+  auto on = Parse({"--pin-threads", "true"});
+  ASSERT_TRUE(on.ok()) << on.status().ToString();
+  EXPECT_TRUE(on->pin_threads);
+  setenv("LAYER_PIN_THREADS", "true", 1);
+  auto env = Parse({});
+  unsetenv("LAYER_PIN_THREADS");
+  ASSERT_TRUE(env.ok());
+  EXPECT_TRUE(env->pin_threads);
+  EXPECT_FALSE(Parse({"--pin-threads", "sometimes"}).ok());
+}
+
 TEST(Config, RequestSliceIsZeroOrWithinTheKernelsRange) {
   auto d = Parse({});
   ASSERT_TRUE(d.ok());

@@ -2,11 +2,13 @@
 
 #include <gtest/gtest.h>
 #include <pthread.h>
+#include <sched.h>
 
 #include <boost/asio/post.hpp>
 #include <chrono>
 #include <future>
 #include <string>
+#include <vector>
 
 #include "common/thread.h"
 
@@ -21,7 +23,19 @@ struct WorkerView {
   int index = -2;
   std::string name;
   nanoseconds slice{-1};
+  std::vector<int> cpus;  // the CPUs the worker may run on
 };
+
+std::vector<int> CpusOf(pid_t tid) {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  EXPECT_EQ(sched_getaffinity(tid, sizeof set, &set), 0);
+  std::vector<int> cpus;
+  for (int c = 0; c < CPU_SETSIZE; ++c) {
+    if (CPU_ISSET(c, &set)) cpus.push_back(c);
+  }
+  return cpus;
+}
 
 WorkerView Look(IoPool& pool, int i) {
   std::promise<WorkerView> seen;
@@ -33,6 +47,7 @@ WorkerView Look(IoPool& pool, int i) {
     pthread_getname_np(pthread_self(), name, sizeof(name));
     v.name = name;
     v.slice = CurrentThreadSlice();
+    v.cpus = CpusOf(0);
     seen.set_value(v);
   });
   return seen.get_future().get();
@@ -88,6 +103,24 @@ TEST(IoPool, WorkersRunWithTheRequestedSlice) {
   plain.Stop();
   sliced.Join();
   plain.Join();
+}
+
+TEST(IoPool, PinnedWorkersEachRunOnOneCpuInTurn) {
+  const std::vector<int> all = CpusOf(0);
+  IoPool pinned(3, {}, "layer-io", /*pin=*/true);
+  IoPool unpinned(1);
+  pinned.Start();
+  unpinned.Start();
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_EQ(Look(pinned, i).cpus, std::vector<int>{all[static_cast<size_t>(i) % all.size()]})
+        << "worker " << i;
+  }
+  EXPECT_EQ(Look(unpinned, 0).cpus, all);  // not asked: the process's CPUs
+  EXPECT_EQ(CpusOf(0), all);
+  pinned.Stop();
+  unpinned.Stop();
+  pinned.Join();
+  unpinned.Join();
 }
 
 }  // namespace
