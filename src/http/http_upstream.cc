@@ -343,7 +343,8 @@ class HttpUpstream final : public Upstream {
       // Through DrainingBuffer, a read that follows one which left nothing queued (the usual end
       // of the previous answer) waits for the answer without first trying a read.
       const size_t room = std::max(kReadBufferBytes, c.buffer.capacity() - c.buffer.size());
-      auto [rec, n] = co_await sock.async_read_some(DrainingBuffer(c.buffer.prepare(room)), kTuple);
+      auto [rec, n] =
+          co_await sock.async_read_some(DrainingBuffer(c.buffer.prepare(room)), kTuple);
       if (rec == asio::error::eof) {
         if (!parser.got_some()) co_return rec;
         parser.put_eof(ec);  // a body delimited by the end of the connection ends here

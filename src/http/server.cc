@@ -430,12 +430,13 @@ struct HttpServer::Impl {
     for (;;) {
       if (buffer.size() == 0) {
         // Idle keep-alive wait: nothing of the next request has arrived yet. Over the cap, the
-        // connection that has waited longest here is closed first. (Through DrainingBuffer, the read
-        // waits for readability first when the previous read left nothing queued.)
+        // connection that has waited longest here is closed first. (Through DrainingBuffer, the
+        // read waits for readability first when the previous read left nothing queued.)
         idle_node.closed = false;
         idle[worker].push_back(idle_node);
         deadline.Set(std::chrono::steady_clock::now() + opts.idle_timeout);
-        auto [ec, n] = co_await sock.async_read_some(DrainingBuffer(buffer.prepare(16 << 10)), kTuple);
+        auto [ec, n] =
+            co_await sock.async_read_some(DrainingBuffer(buffer.prepare(16 << 10)), kTuple);
         if (idle_node.closed) co_return false;  // closed by CloseOldestIdle: unlinked, uncounted
         idle[worker].erase(idle[worker].iterator_to(idle_node));
         if (ec) co_return true;
