@@ -109,29 +109,7 @@ class RedisCluster {
     // (15 s) keeps a slow machine from being taken for a failed node.
     const std::string node_timeout = replicas > 0 ? "2000" : "15000";
     for (int i = 0; i < nodes_; ++i) {
-      const int port = FreePort();
-      const std::string dir = dir_.Sub("node" + std::to_string(i));
-      std::filesystem::create_directories(dir);
-      pid_t pid = fork();
-      if (pid == 0) {
-        prctl(PR_SET_PDEATHSIG, SIGKILL);  // never outlive the test process
-        const std::string port_s = std::to_string(port);
-        const std::string conf = dir + "/nodes.conf", log = dir + "/redis.log";
-        execl(bin.c_str(), bin.c_str(), "--port", port_s.c_str(), "--bind", "127.0.0.1",
-              "--cluster-enabled", "yes", "--cluster-config-file", conf.c_str(), "--save", "",
-              "--appendonly", "no", "--dir", dir.c_str(), "--logfile", log.c_str(),
-              "--maxmemory-policy", "volatile-lru", "--cluster-node-timeout", node_timeout.c_str(),
-              static_cast<char*>(nullptr));
-        _exit(127);
-      }
-      if (pid < 0) return Fail(why, "fork failed");
-      pids_.push_back(pid);
-      ports_.push_back(port);
-    }
-    for (int port : ports_) {
-      if (!WaitFor([&] { return Cmd(port, {"PING"}) == "PONG"; })) {
-        return Fail(why, "redis-server on port " + std::to_string(port) + " did not answer PING");
-      }
+      if (!StartNode(bin, i, node_timeout, why)) return false;
     }
     std::string create = RedisCliBinary() + " --cluster create";
     for (int port : ports_) create += " 127.0.0.1:" + std::to_string(port);
@@ -145,6 +123,51 @@ class RedisCluster {
     }
     if (!WaitFor([&] { return Converged(); })) return Fail(why, "cluster_state never became ok");
     return true;
+  }
+
+  // Starts node `i` on a free port and waits until the port answers as this node's own process.
+  // Another test process may take the same free port at the same moment (ctest runs them side by
+  // side); then this node cannot bind it and exits, or the port answers with the other process's
+  // pid, and the node is started again on another port.
+  bool StartNode(const std::string& bin, int i, const std::string& node_timeout,
+                 std::string* why) {
+    const std::string dir = dir_.Sub("node" + std::to_string(i));
+    std::filesystem::create_directories(dir);
+    for (int attempt = 0; attempt < 5; ++attempt) {
+      const int port = FreePort();
+      if (port == 0) return Fail(why, "no free port");
+      std::filesystem::remove(dir + "/nodes.conf");
+      pid_t pid = fork();
+      if (pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL);  // never outlive the test process
+        const std::string port_s = std::to_string(port);
+        const std::string conf = dir + "/nodes.conf", log = dir + "/redis.log";
+        execl(bin.c_str(), bin.c_str(), "--port", port_s.c_str(), "--bind", "127.0.0.1",
+              "--cluster-enabled", "yes", "--cluster-config-file", conf.c_str(), "--save", "",
+              "--appendonly", "no", "--dir", dir.c_str(), "--logfile", log.c_str(),
+              "--maxmemory-policy", "volatile-lru", "--cluster-node-timeout", node_timeout.c_str(),
+              static_cast<char*>(nullptr));
+        _exit(127);
+      }
+      if (pid < 0) return Fail(why, "fork failed");
+      bool exited = false;
+      const bool ours = WaitFor([&] {
+        int status = 0;
+        if (waitpid(pid, &status, WNOHANG) == pid) exited = true;
+        return exited || Info(port, "server", "process_id") == std::to_string(pid);
+      });
+      if (ours && !exited) {
+        pids_.push_back(pid);
+        ports_.push_back(port);
+        return true;
+      }
+      if (!exited) {
+        kill(pid, SIGKILL);
+        int status = 0;
+        waitpid(pid, &status, 0);
+      }
+    }
+    return Fail(why, "node " + std::to_string(i) + " found no port of its own");
   }
 
   // Every live node says cluster_state:ok and knows every node.
