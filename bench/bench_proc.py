@@ -1,10 +1,53 @@
 """Process helpers shared by the benchmark scripts in bench/ (nginx_compare.py, fleet_bench.py):
-progress lines, the load average, waiting for a server's port file, and the CPU time and context
-switches of processes read from /proc."""
+the servers a run starts and stops, progress lines, the load average, waiting for a server's port
+file, and the CPU time and context switches of processes read from /proc."""
 
 import os
+import shutil
+import signal
+import subprocess
 import sys
+import tempfile
 import time
+
+
+class Servers:
+    """The processes a benchmark run starts, in a temp dir of its own (world-readable: nginx's
+    workers run as an unprivileged user), each logging to <dir>/<name>.log. close() stops them in
+    reverse order (SIGTERM, or SIGKILL for those started with kill=True), waits up to
+    `stop_timeout` s each before killing, and removes the dir unless `keep`."""
+
+    def __init__(self, prefix, stop_timeout, keep=False):
+        self.dir = tempfile.mkdtemp(prefix=prefix)
+        os.chmod(self.dir, 0o755)
+        self.stop_timeout = stop_timeout
+        self.keep = keep
+        self._procs = []  # (process, kill)
+
+    def path(self, name):
+        return os.path.join(self.dir, name)
+
+    def start(self, name, cmd, kill=False):
+        with open(self.path(name + ".log"), "w") as logf:
+            p = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=logf,
+                                 stderr=subprocess.STDOUT)
+        self._procs.append((p, kill))
+        return p
+
+    def close(self):
+        for p, kill in reversed(self._procs):
+            if p.poll() is None:
+                p.send_signal(signal.SIGKILL if kill else signal.SIGTERM)
+        for p, _ in self._procs:
+            try:
+                p.wait(timeout=self.stop_timeout)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+        if self.keep:
+            log(f"kept {self.dir}")
+        else:
+            shutil.rmtree(self.dir, ignore_errors=True)
 
 def log(msg):
     print(msg, file=sys.stderr, flush=True)

@@ -60,18 +60,16 @@ import json
 import os
 import random
 import shutil
-import signal
 import socket
 import statistics
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from bench_proc import (context_switches, cpu_seconds, loadavg, log, nginx_pids,  # noqa: E402
-                        wait_port_file)
+from bench_proc import (Servers, context_switches, cpu_seconds, loadavg, log,  # noqa: E402
+                        nginx_pids, wait_port_file)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 NS = "bench"
@@ -374,15 +372,8 @@ def main():
         if not os.access(path, os.X_OK):
             sys.exit(f"error: {path} is missing (build layer_bin; scripts/setup.sh installs "
                      "nginx, redis-server and wrk)")
-    tmp = tempfile.mkdtemp(prefix="fleet-bench-")
-    os.chmod(tmp, 0o755)  # nginx workers run as an unprivileged user
-    procs = []
-
-    def start(name, cmd):
-        logf = open(os.path.join(tmp, name + ".log"), "w")
-        p = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=logf, stderr=subprocess.STDOUT)
-        procs.append(p)
-        return p
+    servers = Servers("fleet-bench-", stop_timeout=40, keep=args.keep_tmp)
+    tmp, start = servers.dir, servers.start
 
     try:
         started = time.time()
@@ -800,19 +791,7 @@ def main():
         log("summary: " + ", ".join(f"{k}={v}" for k, v in summary.items()
                                     if "ratio" in k and not k.endswith("per_rep")))
     finally:
-        for p in reversed(procs):
-            if p.poll() is None:
-                p.send_signal(signal.SIGTERM)
-        for p in procs:
-            try:
-                p.wait(timeout=40)
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait()
-        if args.keep_tmp:
-            log(f"kept {tmp}")
-        else:
-            shutil.rmtree(tmp, ignore_errors=True)
+        servers.close()
 
 
 if __name__ == "__main__":

@@ -39,17 +39,15 @@ import argparse
 import json
 import os
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from bench_proc import (context_switches, cpu_seconds, loadavg, log, nginx_pids,  # noqa: E402
-                        wait_port_file)
+from bench_proc import (Servers, context_switches, cpu_seconds, loadavg, log,  # noqa: E402
+                        nginx_pids, wait_port_file)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 NS = "cmp"
@@ -215,21 +213,14 @@ def main():
         if not os.access(path, os.X_OK):
             sys.exit(f"error: {path} is missing (build layer_bin and fixed_origin; "
                      "scripts/setup.sh installs nginx and wrk)")
-    tmp = tempfile.mkdtemp(prefix="nginx-compare-")
-    os.chmod(tmp, 0o755)  # nginx workers run as an unprivileged user
-    procs = []
-
-    def start(name, cmd):
-        logf = open(os.path.join(tmp, name + ".log"), "w")
-        p = subprocess.Popen(cmd, stdout=logf, stderr=subprocess.STDOUT)
-        procs.append(p)
-        return p
+    servers = Servers("nginx-compare-", stop_timeout=10, keep=args.keep_tmp)
+    tmp, start = servers.dir, servers.start
 
     try:
         started = time.time()
         origin_pf = os.path.join(tmp, "origin.port")
         origin = start("fixed_origin", [args.origin_bin, "--port-file", origin_pf,
-                                        "--body-bytes", str(args.body_bytes)])
+                                        "--body-bytes", str(args.body_bytes)], kill=True)
         origin_port = wait_port_file(origin_pf, origin, "fixed_origin")
 
         def serve(name, upstream_port):
@@ -422,18 +413,7 @@ def main():
             if k.endswith("ratio_layer_over_nginx") or "added_p50_" in k and
             not k.endswith("per_rep")))
     finally:
-        for p in reversed(procs):
-            if p.poll() is None:
-                p.send_signal(signal.SIGTERM if p is not procs[0] else signal.SIGKILL)
-        for p in procs:
-            try:
-                p.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                p.kill()
-        if args.keep_tmp:
-            log(f"kept {tmp}")
-        else:
-            shutil.rmtree(tmp, ignore_errors=True)
+        servers.close()
 
 
 if __name__ == "__main__":
