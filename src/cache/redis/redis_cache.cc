@@ -577,6 +577,18 @@ class RedisCache::Conn {
     return Status::Unavailable("redis " + std::string(what) + ": scripts keep disappearing");
   }
 
+  // Runs one script (Eval) and returns its reply; an error reply is returned as its Status.
+  Result<Reply> EvalOne(std::string_view what, Script script, std::vector<std::string> args) {
+    std::vector<std::pair<Script, std::vector<std::string>>> calls;
+    calls.emplace_back(script, std::move(args));
+    std::vector<Reply> replies;
+    if (Status s = Eval(what, calls, &replies); !s.ok()) return s;
+    if (replies[0]->type == REDIS_REPLY_ERROR) {
+      return FromErrorReply(what, ReplyText(replies[0].get()));
+    }
+    return std::move(replies[0]);
+  }
+
  private:
   // The context's error state, as hiredis sets it, so that broken() and IoStatus() tell.
   void SetError(int err, const std::string& what) {
@@ -1591,13 +1603,12 @@ Status RedisCache::Invalidate(std::string_view ns, std::span<const DocId> ids) {
 
 Status RedisCache::PutVector(std::string_view ns, const DocId& id, std::string_view f32le) {
   return WithEpoch(ns, [&](Conn& conn, uint64_t epoch, std::optional<uint64_t>* moved) -> Status {
-    std::vector<std::pair<Script, std::vector<std::string>>> calls;
-    calls.emplace_back(kPutVector, ScriptArgs({EpochKey(ns), DocKey(ns, epoch, id, true)},
-                                              {std::to_string(epoch), std::string(f32le),
-                                               std::to_string(options_.doc_ttl.count())}));
-    std::vector<Reply> replies;
-    if (Status s = conn.Eval("put vector", calls, &replies); !s.ok()) return s;
-    auto a = ReadAnswer("put vector", replies[0].get());
+    auto reply = conn.EvalOne("put vector", kPutVector,
+                              ScriptArgs({EpochKey(ns), DocKey(ns, epoch, id, true)},
+                                         {std::to_string(epoch), std::string(f32le),
+                                          std::to_string(options_.doc_ttl.count())}));
+    if (!reply.ok()) return reply.status();
+    auto a = ReadAnswer("put vector", reply->get());
     if (!a.ok()) return a.status();
     *moved = a->moved_to;
     return Status::Ok();
@@ -1613,12 +1624,9 @@ Result<std::optional<std::string>> RedisCache::GetVector(std::string_view ns, co
 Status RedisCache::BumpEpoch(std::string_view ns) {
   if (Status s = CheckNs(ns); !s.ok()) return s;
   return OnSlot(NamespaceSlot(ns), [&](Conn& conn) -> Status {
-    std::vector<std::pair<Script, std::vector<std::string>>> calls;
-    calls.emplace_back(kBump, ScriptArgs({EpochKey(ns), RecordsKey(ns)}, {}));
-    std::vector<Reply> replies;
-    if (Status s = conn.Eval("bump epoch", calls, &replies); !s.ok()) return s;
-    const redisReply* r = replies[0].get();
-    if (r->type == REDIS_REPLY_ERROR) return FromErrorReply("bump epoch", ReplyText(r));
+    auto reply = conn.EvalOne("bump epoch", kBump, ScriptArgs({EpochKey(ns), RecordsKey(ns)}, {}));
+    if (!reply.ok()) return reply.status();
+    const redisReply* r = reply->get();
     if (r->type != REDIS_REPLY_INTEGER || r->integer < 0) {
       return Status::Internal("redis bump epoch: unexpected answer");
     }
@@ -1641,12 +1649,9 @@ Result<IntentStart> RedisCache::BeginIntent(std::string_view ns, std::span<const
   const size_t registered = whole_namespace ? 1 : ids.size();
   IntentStart out;
   Status st = OnSlot(NamespaceSlot(ns), [&](Conn& conn) -> Status {
-    std::vector<std::pair<Script, std::vector<std::string>>> calls;
-    calls.emplace_back(kBegin, ScriptArgs(keys, args));
-    std::vector<Reply> replies;
-    if (Status s = conn.Eval("begin intent", calls, &replies); !s.ok()) return s;
-    const redisReply* r = replies[0].get();
-    if (r->type == REDIS_REPLY_ERROR) return FromErrorReply("begin intent", ReplyText(r));
+    auto reply = conn.EvalOne("begin intent", kBegin, ScriptArgs(keys, args));
+    if (!reply.ok()) return reply.status();
+    const redisReply* r = reply->get();
     bool ok = r->type == REDIS_REPLY_ARRAY && r->elements == 2 + registered &&
               r->element[0]->type == REDIS_REPLY_INTEGER && r->element[0]->integer > 0 &&
               r->element[1]->type == REDIS_REPLY_STRING;
@@ -1680,13 +1685,7 @@ Status RedisCache::EndIntent(std::string_view ns, std::span<const DocId> ids,
   std::vector<std::string> args = {std::to_string(generation),
                                    std::to_string(options_.tombstone_ttl.count())};
   return OnSlot(NamespaceSlot(ns), [&](Conn& conn) -> Status {
-    std::vector<std::pair<Script, std::vector<std::string>>> calls;
-    calls.emplace_back(kEnd, ScriptArgs(keys, args));
-    std::vector<Reply> replies;
-    if (Status s = conn.Eval("end intent", calls, &replies); !s.ok()) return s;
-    const redisReply* r = replies[0].get();
-    if (r->type == REDIS_REPLY_ERROR) return FromErrorReply("end intent", ReplyText(r));
-    return Status::Ok();
+    return conn.EvalOne("end intent", kEnd, ScriptArgs(keys, args)).status();
   });
 }
 
