@@ -141,7 +141,12 @@ void CacheGuard::PrepareRequestThread() const {
   if (prepared) return;
   prepared = true;
   NameCurrentThread("layer-cache");
-  (void)SetCurrentThreadSlice(options_.request_slice);
+  if (options_.request_slices) {
+    // Ends with the thread (the pool's threads are joined before the guard, and so before the
+    // RequestSlices, goes).
+    thread_local RequestSlices::Enrollment enrolled;
+    enrolled = options_.request_slices->EnrollCurrentThread();
+  }
 }
 
 SteadyClock::time_point CacheGuard::Now() const { return ClockOr(options_.clock).Steady(); }

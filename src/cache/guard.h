@@ -61,6 +61,7 @@
 #include "common/clock.h"
 #include "common/metrics.h"
 #include "common/task.h"
+#include "common/thread.h"
 
 namespace boost::asio {
 class thread_pool;
@@ -81,9 +82,10 @@ struct CacheGuardOptions {
   std::chrono::milliseconds bulk_op_timeout{2000};  // deadline of kBulk calls
   std::chrono::milliseconds open_interval{2000};    // how long the breaker stays open
   int threads = 2;                                  // backend threads
-  // Scheduler slice of the request-lane threads (SetCurrentThreadSlice); zero = the default.
-  // The bulk lane keeps the default: it is background work.
-  std::chrono::microseconds request_slice{0};
+  // Where the request-lane threads enroll for the short scheduler slice they have while
+  // background work runs (common/thread.h); null: they keep the default. It must outlive the
+  // guard. The bulk lane keeps the default: it is background work.
+  RequestSlices* request_slices = nullptr;
   // Clock for the breaker's open interval (its steady time). Null = Clock::System(). Op
   // durations in the metrics are always real time.
   const Clock* clock = nullptr;

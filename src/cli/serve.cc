@@ -105,8 +105,10 @@ Result<std::shared_ptr<cache::DocumentCache>> OpenRedisCache(const ServeConfig& 
 }
 
 // Opens the cache (`*db`: the embedded one; null for a shared one) and the coherence core over it.
+// Its request-lane threads enroll in `slices`.
 Result<std::unique_ptr<coherence::CacheCoherence>> OpenCache(
-    const ServeConfig& cfg, std::shared_ptr<cache::RocksDbCache>* db_out, bool* started_empty) {
+    const ServeConfig& cfg, RequestSlices* slices, std::shared_ptr<cache::RocksDbCache>* db_out,
+    bool* started_empty) {
   std::shared_ptr<cache::DocumentCache> shared;
   if (cfg.cache.starts_with("redis")) {
     auto redis = OpenRedisCache(cfg);
@@ -159,7 +161,7 @@ Result<std::unique_ptr<coherence::CacheCoherence>> OpenCache(
   }
   cache::CacheGuardOptions gopts;
   gopts.op_timeout = std::chrono::milliseconds(cfg.cache_op_timeout_ms);
-  gopts.request_slice = std::chrono::microseconds(cfg.request_slice_us);
+  gopts.request_slices = slices;
   if (!shared) *db_out = std::shared_ptr<cache::RocksDbCache>(std::move(*db));
   std::shared_ptr<cache::DocumentCache> backend = shared ? shared : *db_out;
   coherence::CoherenceOptions options;
@@ -227,18 +229,20 @@ int RunServe(const ServeConfig& cfg) {
     spdlog::info("this kernel has no per-thread scheduler slices (Linux 6.12+): "
                  "--request-slice-us has no effect");
   }
+  // Request threads have the short slice while warm and snapshot jobs run (docs/design.md §9.11).
+  // It outlives every thread that enrolls.
+  RequestSlices slices(std::chrono::microseconds(cfg.request_slice_us));
   // The cache is opened first so that it is destroyed last: coroutines still pending on the I/O
   // pools when they are destroyed (a backfill, a mirror) may refer to it until then.
   bool cache_started_empty = false;
   std::shared_ptr<cache::RocksDbCache> db;
-  auto opened = OpenCache(cfg, &db, &cache_started_empty);
+  auto opened = OpenCache(cfg, &slices, &db, &cache_started_empty);
   if (!opened.ok()) {
     spdlog::error("cannot open the document cache: {}", opened.status().ToString());
     return 1;
   }
   coherence::CacheCoherence& cache = **opened;
-  http::IoPool pool(cfg.threads, std::chrono::microseconds(cfg.request_slice_us), "layer-io",
-                    cfg.pin_threads);
+  http::IoPool pool(cfg.threads, &slices, "layer-io", cfg.pin_threads);
   std::unique_ptr<EmbeddedOrigin> local_origin;
   std::string upstream_url = cfg.upstream;
   if (upstream_url.empty()) {
@@ -272,7 +276,7 @@ int RunServe(const ServeConfig& cfg) {
   // Warm jobs page through the upstream on a thread of their own, with their own upstream
   // connections: reading a warm's pages (a MiB each) never takes an I/O thread from requests, and
   // the I/O threads' CPU time, which the scheduler weighs when they wake, stays the requests'.
-  http::IoPool background(1, {}, "layer-warm-io");
+  http::IoPool background(1, nullptr, "layer-warm-io");
   auto background_upstream = http::MakeHttpUpstream(background, uopts);
   if (!background_upstream.ok()) {
     spdlog::error("upstream: {}", background_upstream.status().message());
@@ -299,6 +303,7 @@ int RunServe(const ServeConfig& cfg) {
   jobs::WarmRunnerOptions wopts;
   wopts.owner = jobs::NewJobId();
   wopts.credentials = &credentials;
+  wopts.request_slices = &slices;
   jobs::WarmRunner warm_runner(background, job_store, **background_upstream, cache, &watcher,
                                wopts);
   snapshots::ObjectStoreSettings object_settings;
@@ -319,6 +324,7 @@ int RunServe(const ServeConfig& cfg) {
   snapshots::MeteredObjectStore object_store(std::move(objects->store));
   jobs::SnapshotWriterOptions snap_opts;
   snap_opts.credentials = &credentials;
+  snap_opts.request_slices = &slices;
   snap_opts.sweep_interval = std::chrono::milliseconds(cfg.snapshot_sweep_interval_ms);
   jobs::SnapshotWriter snapshot_writer(background, **background_upstream, object_store, cache,
                                        snap_opts);
@@ -332,6 +338,7 @@ int RunServe(const ServeConfig& cfg) {
   jobs::SnapshotJobRunnerOptions snap_job_opts;
   snap_job_opts.owner = wopts.owner;
   snap_job_opts.credentials = &credentials;
+  snap_job_opts.request_slices = &slices;
   jobs::SnapshotJobRunner snapshot_jobs(background, job_store, **background_upstream,
                                         snapshot_writer, &watcher, snap_job_opts);
   gateway::WarmServices warm{job_store, warm_runner, object_store, snapshot_writer,

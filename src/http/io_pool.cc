@@ -12,8 +12,8 @@ thread_local const IoPool* t_pool = nullptr;
 thread_local int t_worker_index = -1;
 }  // namespace
 
-IoPool::IoPool(int threads, std::chrono::microseconds slice, std::string name, bool pin)
-    : slice_(slice), name_(std::move(name)), pin_(pin) {
+IoPool::IoPool(int threads, RequestSlices* slices, std::string name, bool pin)
+    : slices_(slices), name_(std::move(name)), pin_(pin) {
   if (threads <= 0) threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   for (int i = 0; i < threads; ++i) {
     contexts_.push_back(std::make_unique<boost::asio::io_context>(1));
@@ -36,9 +36,8 @@ void IoPool::Start() {
       t_pool = this;
       t_worker_index = i;
       NameCurrentThread(name_ + "-" + std::to_string(i));
-      if (!SetCurrentThreadSlice(slice_)) {
-        spdlog::warn("worker {}: the kernel refused a {} us scheduler slice", i, slice_.count());
-      }
+      RequestSlices::Enrollment enrolled;
+      if (slices_) enrolled = slices_->EnrollCurrentThread();
       if (pin_ && PinCurrentThread(i) < 0) {
         spdlog::warn("worker {}: the kernel refused to pin it to a CPU", i);
       }

@@ -16,14 +16,17 @@
 #include <thread>
 #include <vector>
 
+#include "common/thread.h"
+
 namespace layer::http {
 
 class IoPool {
  public:
-  // `threads` <= 0: one per core. A non-zero `slice` is the workers' scheduler time slice
-  // (SetCurrentThreadSlice): request threads wake onto a core ahead of background work. Worker i
-  // is named `<name>-<i>` and, with `pin`, runs on the i-th CPU only (PinCurrentThread).
-  explicit IoPool(int threads, std::chrono::microseconds slice = {}, std::string name = "layer-io",
+  // `threads` <= 0: one per core. With `slices` (not null; it must outlive the workers), each
+  // worker is enrolled there: request threads have the short scheduler slice while background
+  // work runs, so that they wake onto a core ahead of it (common/thread.h). Worker i is named
+  // `<name>-<i>` and, with `pin`, runs on the i-th CPU only (PinCurrentThread).
+  explicit IoPool(int threads, RequestSlices* slices = nullptr, std::string name = "layer-io",
                   bool pin = false);
   ~IoPool();
   IoPool(const IoPool&) = delete;
@@ -45,7 +48,7 @@ class IoPool {
  private:
   std::vector<std::unique_ptr<boost::asio::io_context>> contexts_;
   std::vector<std::thread> threads_;
-  std::chrono::microseconds slice_;
+  RequestSlices* slices_;
   std::string name_;
   bool pin_ = false;
   std::atomic<unsigned> next_{0};

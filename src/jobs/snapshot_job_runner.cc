@@ -599,6 +599,7 @@ Task<void> SnapshotJobRunner::Run(Job job) {
     Forget(id);
     co_return;
   }
+  const RequestSlices::BackgroundWork busy = RequestSlices::BackgroundIn(options_.request_slices);
   Result<Outcome> outcome = Status::Internal("not run");
   switch (params->source) {
     case SnapshotSource::kStored:

@@ -57,6 +57,7 @@
 
 #include "common/clock.h"
 #include "common/task.h"
+#include "common/thread.h"
 #include "http/credentials.h"
 #include "http/io_pool.h"
 #include "http/upstream.h"
@@ -112,6 +113,8 @@ struct SnapshotJobRunnerOptions {
   // The upstream credential of each job's tenant; null: jobs send none (the writer's own
   // credentials are what upstream reads use; this only decides whether a job must wait).
   const http::Credentials* credentials = nullptr;
+  // Request threads have the short slice while a job runs (common/thread.h); null: no effect.
+  RequestSlices* request_slices = nullptr;
   int64_t safety_margin_ms = 500;  // stable watermark = metadata poll start − margin
   const Clock* clock = nullptr;    // null: Clock::System()
   std::chrono::milliseconds lease = std::chrono::seconds(30);  // as the job store's

@@ -265,6 +265,7 @@ Task<Status> SnapshotWriter::ReadRows(const std::string& partition,
 
 Task<Result<SnapshotWrite>> SnapshotWriter::Write(std::string partition, uint64_t watermark_ms,
                                                   std::vector<std::string> fields) {
+  const RequestSlices::BackgroundWork busy = RequestSlices::BackgroundIn(options_.request_slices);
   using SteadyClock = std::chrono::steady_clock;
   const SteadyClock::time_point started = SteadyClock::now();
   snapshots::FacetAggregator agg(fields);

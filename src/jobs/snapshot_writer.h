@@ -42,6 +42,7 @@
 #include "common/clock.h"
 #include "common/metrics.h"
 #include "common/task.h"
+#include "common/thread.h"
 #include "http/credentials.h"
 #include "http/io_pool.h"
 #include "http/upstream.h"
@@ -54,6 +55,9 @@ namespace layer::jobs {
 
 struct SnapshotWriterOptions {
   const http::Credentials* credentials = nullptr;  // null: upstream reads send none
+  // Request threads have the short slice while a snapshot is written (common/thread.h); null:
+  // no effect.
+  RequestSlices* request_slices = nullptr;
   const Clock* clock = nullptr;                    // null: Clock::System()
   MetricsRegistry* metrics = nullptr;              // null: layer::Metrics()
   size_t page_size = 1000;                         // rows per upstream page

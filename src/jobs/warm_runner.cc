@@ -418,6 +418,7 @@ Task<void> WarmRunner::Run(WarmJob job) {
     co_await WaitForCredential(job);
     co_return;
   }
+  const RequestSlices::BackgroundWork busy = RequestSlices::BackgroundIn(options_.request_slices);
   // Before any page is read: writes through the namespace's other partitions reach this one.
   co_await cache_.RegisterPartition(ns);
 

@@ -57,6 +57,7 @@
 #include "http/credentials.h"
 #include "http/io_pool.h"
 #include "common/task.h"
+#include "common/thread.h"
 #include "http/upstream.h"
 #include "jobs/job_store.h"
 #include "watermark/consistency_watcher.h"
@@ -74,6 +75,8 @@ struct WarmRunnerOptions {
   // A job whose tenant has none waits (its record says why) until a caller of that tenant warms
   // the namespace again.
   const http::Credentials* credentials = nullptr;
+  // Request threads have the short slice while a job runs (common/thread.h); null: no effect.
+  RequestSlices* request_slices = nullptr;
   int max_attempts = 5;                // per page, for transient upstream errors
   std::chrono::milliseconds retry_base{200};
   int64_t safety_margin_ms = 500;      // stable watermark = metadata poll start − margin

@@ -420,7 +420,7 @@ TEST_F(CacheGuardTest, NamespaceRecordsVersionMovesAfterRecordWritesAndEpochBump
   EXPECT_GT(guard.namespace_records_version(), v1);
 }
 
-TEST_F(CacheGuardTest, RequestLaneThreadsTakeTheRequestSliceAndTheBulkLaneKeepsTheDefault) {
+TEST_F(CacheGuardTest, RequestLaneThreadsHaveTheShortSliceWhileBackgroundWorkRunsAndTheBulkLaneNever) {
   // The hook runs inside every batch write, on the backend thread that does it.
   std::mutex mu;
   std::string thread_name;
@@ -437,26 +437,40 @@ TEST_F(CacheGuardTest, RequestLaneThreadsTakeTheRequestSliceAndTheBulkLaneKeepsT
   auto backend = RocksDbCache::Open(o);
   ASSERT_TRUE(backend.ok()) << backend.status().ToString();
   CacheGuardOptions go = Options();
-  go.request_slice = 300us;
+  RequestSlices slices(300us);
+  go.request_slices = &slices;
   CacheGuard guard(std::shared_ptr<DocumentCache>(std::move(backend).value()), go);
-  const bool slices = PerThreadSlicesSupported();
+  const bool supported = PerThreadSlicesSupported();
   const std::chrono::nanoseconds default_slice = CurrentThreadSlice();
 
+  // The request lane's thread enrolls: the default slice with nothing in the background, the
+  // short one while background work runs.
   ASSERT_TRUE(RunTask(guard.PutIfNewer("ns", DocId::U64(1), CachedDoc{"{}", 1, false})).ok());
   {
     std::lock_guard lk(mu);
     EXPECT_EQ(thread_name, "layer-cache");
-    if (slices) {
+    if (supported) {
+      EXPECT_EQ(slice, default_slice);
+    }
+  }
+  EXPECT_GE(slices.enrolled(), 1u);
+  {
+    RequestSlices::BackgroundWork busy = slices.Background();
+    ASSERT_TRUE(RunTask(guard.PutIfNewer("ns", DocId::U64(3), CachedDoc{"{}", 1, false})).ok());
+    std::lock_guard lk(mu);
+    if (supported) {
       EXPECT_EQ(slice, std::chrono::nanoseconds(300'000));
     }
   }
-  ASSERT_TRUE(RunTask(guard.PutIfNewerBatch("ns", {{DocId::U64(2), CachedDoc{"{}", 1, false}}},
-                                            CacheLane::kBulk))
-                  .ok());
   {
+    // The bulk lane is background work: never enrolled, so the default even while work runs.
+    RequestSlices::BackgroundWork busy = slices.Background();
+    ASSERT_TRUE(RunTask(guard.PutIfNewerBatch("ns", {{DocId::U64(2), CachedDoc{"{}", 1, false}}},
+                                              CacheLane::kBulk))
+                    .ok());
     std::lock_guard lk(mu);
     EXPECT_EQ(thread_name, "layer-cache-bul");  // the kernel keeps 15 bytes of a name
-    if (slices) {
+    if (supported) {
       EXPECT_EQ(slice, default_slice);
     }
   }

@@ -87,22 +87,35 @@ TEST(IoPool, EachWorkerKnowsItsOwnPool) {
   background.Join();
 }
 
-TEST(IoPool, WorkersRunWithTheRequestedSlice) {
+TEST(IoPool, WorkersHaveTheShortSliceOnlyWhileBackgroundWorkRuns) {
   if (!PerThreadSlicesSupported()) GTEST_SKIP() << "kernel without per-task scheduler slices";
   const nanoseconds mine = CurrentThreadSlice();
   ASSERT_NE(mine, nanoseconds(300'000));
-  IoPool sliced(2, microseconds(300));
-  IoPool plain(1);
-  sliced.Start();
-  plain.Start();
-  EXPECT_EQ(Look(sliced, 0).slice, nanoseconds(300'000));
-  EXPECT_EQ(Look(sliced, 1).slice, nanoseconds(300'000));
-  EXPECT_EQ(Look(plain, 0).slice, mine);  // no slice asked: the default stays
-  EXPECT_EQ(CurrentThreadSlice(), mine);
-  sliced.Stop();
-  plain.Stop();
-  sliced.Join();
-  plain.Join();
+  RequestSlices slices(microseconds(300));
+  {
+    IoPool sliced(2, &slices);
+    IoPool plain(1);
+    sliced.Start();
+    plain.Start();
+    Look(sliced, 0);
+    Look(sliced, 1);
+    EXPECT_EQ(slices.enrolled(), 2u);
+    EXPECT_EQ(Look(sliced, 0).slice, mine);  // nothing in the background: the default
+    {
+      RequestSlices::BackgroundWork busy = slices.Background();
+      EXPECT_EQ(Look(sliced, 0).slice, nanoseconds(300'000));
+      EXPECT_EQ(Look(sliced, 1).slice, nanoseconds(300'000));
+      EXPECT_EQ(Look(plain, 0).slice, mine);  // not enrolled
+      EXPECT_EQ(CurrentThreadSlice(), mine);
+    }
+    EXPECT_EQ(Look(sliced, 0).slice, mine);
+    EXPECT_EQ(Look(sliced, 1).slice, mine);
+    sliced.Stop();
+    plain.Stop();
+    sliced.Join();
+    plain.Join();
+  }
+  EXPECT_EQ(slices.enrolled(), 0u);  // the workers left as they ended
 }
 
 TEST(IoPool, PinnedWorkersEachRunOnOneCpuInTurn) {

@@ -256,6 +256,7 @@ class WarmRunnerTest : public ::testing::Test {
     wopts.owner = "gw-test";
     wopts.max_attempts = 3;
     wopts.retry_base = 1ms;
+    wopts.request_slices = &slices_;
     runner_ = std::make_unique<WarmRunner>(pool_, *store_, origin_, *cache_, nullptr, wopts);
   }
 
@@ -309,6 +310,7 @@ class WarmRunnerTest : public ::testing::Test {
   }
 
   cache::testing::TempDir dir_;
+  RequestSlices slices_{std::chrono::microseconds(300)};  // no thread enrolls: only the holds
   ScriptedOrigin origin_{kDocs};
   std::shared_ptr<cache::DocumentCache> backend_;
   std::shared_ptr<cache::FaultInjectingCache> faults_;
@@ -416,6 +418,17 @@ TEST_F(TenantWarmRunnerTest, TheOneTenantWithoutAKeyPagesWithNone) {
   WarmJob job = WaitEnded(StartJob().id);
   EXPECT_EQ(job.status, JobStatus::kCompleted);
   for (const auto& a : origin_.authorizations()) EXPECT_EQ(a, "");
+}
+
+TEST_F(WarmRunnerTest, RequestThreadsHaveTheShortSliceWhileAJobRunsOnly) {
+  EXPECT_FALSE(slices_.short_now());
+  origin_.held_page = 2;
+  WarmJob job = StartJob();
+  ASSERT_TRUE(WaitFor([&] { return origin_.holding(); }));
+  EXPECT_TRUE(slices_.short_now());
+  origin_.Release();
+  EXPECT_EQ(WaitEnded(job.id).status, JobStatus::kCompleted);
+  EXPECT_FALSE(slices_.short_now());
 }
 
 TEST_F(WarmRunnerTest, CancelAtACheckpointAbandonsTheReadAheadWithoutWaitingForIt) {
