@@ -7,6 +7,7 @@
 #include "cli/origin.h"
 #include "cli/serve.h"
 #include "common/config.h"
+#include "common/malloc_cache.h"
 #include "common/version.h"
 
 int main(int argc, char** argv) {
@@ -43,6 +44,7 @@ int main(int argc, char** argv) {
       std::fprintf(stderr, "layer serve: invalid configuration: %s\n", st.message().c_str());
       return 2;
     }
+    layer::RestartWithMallocCache(argv);  // once, before anything starts (common/malloc_cache.h)
     return layer::cli::RunServe(serve_cfg);
   }
   if (origin->parsed()) {
@@ -50,6 +52,7 @@ int main(int argc, char** argv) {
       std::fprintf(stderr, "layer origin: invalid configuration: %s\n", st.message().c_str());
       return 2;
     }
+    layer::RestartWithMallocCache(argv);
     return layer::cli::RunOrigin(origin_cfg);
   }
   return 0;

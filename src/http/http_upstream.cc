@@ -146,7 +146,8 @@ class HttpUpstream final : public Upstream {
     for (int attempt = 0;; ++attempt) {
       // A first attempt of a request safe to repeat skips the liveness probe of a connection
       // that was busy a moment ago: a stale one costs a retry, not an error.
-      std::unique_ptr<Connection> conn = TakeIdle(shard, idempotent && attempt == 0);
+      std::unique_ptr<Connection> conn =
+          TakeIdle(shard, idempotent && attempt == 0, attempt == 0 ? started : Clock::now());
       const bool reused = conn != nullptr;
       if (reused) {
         metrics_.reused.Inc();
@@ -160,8 +161,12 @@ class HttpUpstream final : public Upstream {
       parser.body_limit(opts_.max_response_bytes);
       parser.header_limit(1 << 20);
       if (head) parser.skip(true);
-      // A plain connection's deadline bounds the whole round trip (TLS: the stream's timer).
-      if (conn->deadline) conn->deadline->Set(Clock::now() + opts_.response_timeout);
+      // A plain connection's deadline bounds the whole round trip (TLS: the stream's timer). A
+      // pooled connection taken at the first attempt is used at once: `started` is now.
+      if (conn->deadline) {
+        conn->deadline->Set((reused && attempt == 0 ? started : Clock::now()) +
+                            opts_.response_timeout);
+      }
       beast::error_code ec = co_await RoundTrip(*conn, req, wire_head, parser);
       if (conn->deadline) {
         conn->deadline->Clear();
@@ -169,10 +174,11 @@ class HttpUpstream final : public Upstream {
       }
       if (!ec) {
         Response res = parser.release();
-        metrics_.duration.Observe(std::chrono::duration<double>(Clock::now() - started).count());
+        const Clock::time_point done = Clock::now();
+        metrics_.duration.Observe(std::chrono::duration<double>(done - started).count());
         if (res.keep_alive() && shard.idle.size() < per_shard_idle_) {
           if (conn->tls) conn->lowest().expires_never();
-          conn->idle_since = Clock::now();
+          conn->idle_since = done;
           shard.idle.push_back(std::move(conn));
         }
         co_return res;
@@ -207,9 +213,8 @@ class HttpUpstream final : public Upstream {
 
   // The newest idle connection that is within its TTL and looks alive (Connection::LooksAlive, a
   // recv(MSG_PEEK) system call). With `trust_recent`, a connection idle for less than
-  // kTrustIdleFor is taken without the probe when it has nothing buffered.
-  std::unique_ptr<Connection> TakeIdle(Shard& shard, bool trust_recent) {
-    auto now = Clock::now();
+  // kTrustIdleFor is taken without the probe when it has nothing buffered. `now`: the time.
+  std::unique_ptr<Connection> TakeIdle(Shard& shard, bool trust_recent, Clock::time_point now) {
     while (!shard.idle.empty()) {
       std::unique_ptr<Connection> c = std::move(shard.idle.back());
       shard.idle.pop_back();

@@ -366,9 +366,11 @@ struct HttpServer::Impl {
     sock.shutdown(tcp::socket::shutdown_send, ignored);
   }
 
-  void Finish(const RequestInfo& info, const Request& req, const Response& res) {
-    double total = std::chrono::duration<double>(std::chrono::steady_clock::now() - info.start)
-                       .count();
+  // Records the request (metrics, access log); returns the time it ended.
+  std::chrono::steady_clock::time_point Finish(const RequestInfo& info, const Request& req,
+                                               const Response& res) {
+    const auto now = std::chrono::steady_clock::now();
+    double total = std::chrono::duration<double>(now - info.start).count();
     unsigned status = res.result_int();
     Sm().Requests(info.route, status).Inc();
     Sm().Duration(info.route).Observe(total);
@@ -381,6 +383,7 @@ struct HttpServer::Impl {
                    status, total * 1e3, info.upstream_seconds * 1e3, info.bytes_in,
                    res.body().size(), info.request_id);
     }
+    return now;
   }
 
   // Writes what remains of `bufs` after the first `sent` bytes; the body timeout bounds the whole
@@ -427,6 +430,8 @@ struct HttpServer::Impl {
     std::string head;  // the response head, rebuilt for every response of the connection
     IdleConn idle_node;
     idle_node.sock = &sock;
+    // When the previous request ended (Finish): the idle wait that follows is timed from it.
+    std::optional<std::chrono::steady_clock::time_point> finished;
     for (;;) {
       if (buffer.size() == 0) {
         // Idle keep-alive wait: nothing of the next request has arrived yet. Over the cap, the
@@ -434,7 +439,7 @@ struct HttpServer::Impl {
         // read waits for readability first when the previous read left nothing queued.)
         idle_node.closed = false;
         idle[worker].push_back(idle_node);
-        deadline.Set(std::chrono::steady_clock::now() + opts.idle_timeout);
+        deadline.Set(finished.value_or(std::chrono::steady_clock::now()) + opts.idle_timeout);
         auto [ec, n] =
             co_await sock.async_read_some(DrainingBuffer(buffer.prepare(16 << 10)), kTuple);
         if (idle_node.closed) co_return false;  // closed by CloseOldestIdle: unlinked, uncounted
@@ -536,7 +541,7 @@ struct HttpServer::Impl {
       if (!wec && sent < beast::buffer_bytes(bufs)) {
         wec = co_await WriteRest(sock, deadline, bufs, sent);
       }
-      Finish(ex.info, req, res);
+      finished = Finish(ex.info, req, res);
       if (wec) co_return true;
       if (!keep) {
         beast::error_code ignored;

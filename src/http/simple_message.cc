@@ -48,6 +48,44 @@ bool ValueBytes(const char* p, const char* end) {
   return true;
 }
 
+// The field of `name`, as bhttp::string_to_field gives it: the names most requests and answers
+// carry are told apart by their length and compared once; any other name is Beast's lookup.
+Field FieldOf(std::string_view name) {
+  using boost::beast::iequals;
+  switch (name.size()) {
+    case 4:
+      if (iequals(name, "host")) return Field::host;
+      if (iequals(name, "date")) return Field::date;
+      break;
+    case 6:
+      if (iequals(name, "accept")) return Field::accept;
+      if (iequals(name, "server")) return Field::server;
+      break;
+    case 10:
+      if (iequals(name, "connection")) return Field::connection;
+      if (iequals(name, "user-agent")) return Field::user_agent;
+      break;
+    case 12:
+      if (iequals(name, "content-type")) return Field::content_type;
+      break;
+    case 13:
+      if (iequals(name, "authorization")) return Field::authorization;
+      break;
+    case 14:
+      if (iequals(name, "content-length")) return Field::content_length;
+      break;
+    case 15:
+      if (iequals(name, "accept-encoding")) return Field::accept_encoding;
+      break;
+    case 16:
+      if (iequals(name, "content-encoding")) return Field::content_encoding;
+      break;
+    default:
+      break;
+  }
+  return bhttp::string_to_field(name);
+}
+
 // A Content-Length of 1-18 digits (no overflow to check).
 bool ParseLength(std::string_view v, uint64_t* out) {
   if (v.empty() || v.size() > 18) return false;
@@ -90,7 +128,7 @@ bool ParseFields(const char* begin, const char* end, size_t max_head_bytes, cons
     while (last > v && IsBlank(last[-1])) --last;
     p = cr + 2;
     const std::string_view value(v, static_cast<size_t>(last - v));
-    const Field id = bhttp::string_to_field(name);
+    const Field id = FieldOf(name);
     switch (id) {
       case Field::content_length:
         if (has_length || !ParseLength(value, &length)) return false;

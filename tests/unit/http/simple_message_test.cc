@@ -4,6 +4,8 @@
 
 #include <boost/beast/http/parser.hpp>
 
+#include <cctype>
+#include <iterator>
 #include <optional>
 #include <string>
 #include <tuple>
@@ -120,6 +122,33 @@ TEST(SimpleRequest, FieldSpellingsBlanksAndRepeats) {
   ExpectAccepted("GET /a?b=c&d=%20e HTTP/1.1\r\nX-Tab:\tv\t\r\n\r\n");
   ExpectAccepted("POST /q HTTP/1.1\r\nContent-Length: 007\r\n\r\n1234567");
   ExpectAccepted("POST /q HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 1\r\n\r\n1");
+}
+
+TEST(SimpleRequest, EveryFieldNameGetsBeastsFieldInAnySpelling) {
+  // Every name Beast knows, lower case, upper case and as registered, and a few it does not.
+  std::vector<std::string> names = {"x-request-id", "x-stainless-lang", "hosts", "contenttype"};
+  for (unsigned f = 1; f <= static_cast<unsigned>(Field::xref); ++f) {
+    const std::string name(bhttp::to_string(static_cast<Field>(f)));
+    if (name.empty() || name == "<unknown-field>") continue;
+    std::string lower = name, upper = name;
+    for (char& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    for (char& c : upper) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+    names.insert(names.end(), {name, lower, upper});
+  }
+  for (const std::string& name : names) {
+    // Fields whose values the parser checks (lengths, codings, upgrades) get acceptable values.
+    std::string value = "v";
+    const Field want = bhttp::string_to_field(name);
+    if (want == Field::content_length) value = "0";
+    if (want == Field::connection || want == Field::proxy_connection) value = "keep-alive";
+    if (want == Field::transfer_encoding || want == Field::upgrade) continue;  // declined
+    const std::string text = "GET / HTTP/1.1\r\n" + name + ": " + value + "\r\n\r\n";
+    Request req;
+    ASSERT_EQ(ParseSimpleRequest(text, 8192, 1 << 20, req), text.size()) << name;
+    ASSERT_EQ(std::distance(req.begin(), req.end()), 1) << name;
+    EXPECT_EQ(req.begin()->name(), want) << name;
+    EXPECT_EQ(req.begin()->name_string(), name);
+  }
 }
 
 TEST(SimpleRequest, TakesOneRequestOfAPipeline) {
