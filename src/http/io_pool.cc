@@ -16,7 +16,10 @@ IoPool::IoPool(int threads, RequestSlices* slices, std::string name, bool pin)
     : slices_(slices), name_(std::move(name)), pin_(pin) {
   if (threads <= 0) threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   for (int i = 0; i < threads; ++i) {
-    contexts_.push_back(std::make_unique<boost::asio::io_context>(1));
+    // One thread runs each context, and only that thread operates on the context's sockets
+    // (io_pool.h): the reactor's per-socket locking is off. Posting from any thread stays safe.
+    contexts_.push_back(
+        std::make_unique<boost::asio::io_context>(BOOST_ASIO_CONCURRENCY_HINT_UNSAFE_IO));
     guards_.emplace_back(contexts_.back()->get_executor());
   }
 }

@@ -1,7 +1,11 @@
 // A pool of single-threaded io_contexts, one thread each ("one thread per core").
 //
 // Every connection and every coroutine lives on exactly one io_context, so per-connection state
-// needs no strand and per-thread state (the upstream pool's shards) needs no lock.
+// needs no strand and per-thread state (the upstream pool's shards) needs no lock. Contract: a
+// socket, acceptor or timer of a worker's context is operated on only from that worker's thread
+// (or before the worker starts and after it ends): the contexts run without the reactor's
+// per-socket locks (BOOST_ASIO_CONCURRENCY_HINT_UNSAFE_IO). Posting work to a context, or
+// spawning a coroutine on it, is safe from any thread.
 // Current() and CurrentIndex() tell a coroutine which pool and worker it runs on (nullptr and -1
 // off every pool). A process may run several pools (requests, background work); a worker's
 // threads are named `<name>-<index>`.
