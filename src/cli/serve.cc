@@ -242,7 +242,7 @@ int RunServe(const ServeConfig& cfg) {
     return 1;
   }
   coherence::CacheCoherence& cache = **opened;
-  http::IoPool pool(cfg.threads, &slices, "layer-io", cfg.pin_threads);
+  http::IoPool pool(cfg.threads, &slices, "layer-io", cfg.PinsThreads());
   std::unique_ptr<EmbeddedOrigin> local_origin;
   std::string upstream_url = cfg.upstream;
   if (upstream_url.empty()) {

@@ -187,6 +187,10 @@ Status ServeConfig::Validate() const {
   if (request_slice_us != 0 && (request_slice_us < 100 || request_slice_us > 100000)) {
     return Status::InvalidArgument("--request-slice-us must be 0 or 100..100000");
   }
+  if (pin_threads != "auto" && pin_threads != "true" && pin_threads != "false") {
+    return Status::InvalidArgument("--pin-threads must be auto, true or false (got '" +
+                                   pin_threads + "')");
+  }
   if (!upstream.empty()) {
     auto u = boost::urls::parse_absolute_uri(upstream);
     if (!u || (u->scheme() != "http" && u->scheme() != "https") || u->host().empty()) {
@@ -367,7 +371,8 @@ void AddServeFlags(CLI::App& app, ServeConfig& cfg) {
       ->envname("LAYER_REQUEST_SLICE_US")
       ->capture_default_str();
   app.add_option("--pin-threads", cfg.pin_threads,
-                 "pin I/O worker i to the i-th CPU the process may use (one worker per core)")
+                 "pin I/O worker i to the i-th CPU the process may use: true, false, or auto "
+                 "(pinned when there is one worker per core, --threads 0)")
       ->envname("LAYER_PIN_THREADS")
       ->capture_default_str();
   app.add_option("--upstream", cfg.upstream, "Turbopuffer base URL (empty = embedded origin)")

@@ -40,8 +40,13 @@ struct ServeConfig {
   // that they get a core as soon as they wake even while a warm or a flush keeps both busy;
   // 0 = the kernel's default slice. LAYER_REQUEST_SLICE_US, 100..100000 or 0.
   int64_t request_slice_us = 100;
-  // Pins I/O worker i to the i-th CPU the process may use. LAYER_PIN_THREADS.
-  bool pin_threads = false;
+  // Pins I/O worker i to the i-th CPU the process may use: "true", "false", or "auto" (pinned
+  // when the gateway runs one worker per core, `threads` 0). LAYER_PIN_THREADS.
+  std::string pin_threads = "auto";
+  // Whether the I/O workers are pinned, from `pin_threads` and `threads`.
+  bool PinsThreads() const {
+    return pin_threads == "true" || (pin_threads == "auto" && threads == 0);
+  }
 
   // Upstream (Turbopuffer or the local origin).
   std::string upstream;                 // TURBOPUFFER_BASE_URL; empty = embedded local origin

@@ -109,19 +109,29 @@ TEST(Config, MaxConnectionsIsPositiveWithAnEnvironmentTwin) {
   EXPECT_FALSE(Parse({"--max-connections", "-1"}).ok());
 }
 
-TEST(Config, PinThreadsIsOffUnlessAsked) {
+TEST(Config, PinThreadsIsAutoPinnedWithOneWorkerPerCoreOnly) {
   auto d = Parse({});
   ASSERT_TRUE(d.ok());
-  EXPECT_FALSE(d->pin_threads);
-  auto on = Parse({"--pin-threads", "true"});
+  EXPECT_EQ(d->pin_threads, "auto");
+  EXPECT_TRUE(d->PinsThreads());  // --threads 0: one worker per core
+  auto counted = Parse({"--threads", "3"});
+  ASSERT_TRUE(counted.ok());
+  EXPECT_FALSE(counted->PinsThreads());
+  auto on = Parse({"--pin-threads", "true", "--threads", "3"});
   ASSERT_TRUE(on.ok()) << on.status().ToString();
-  EXPECT_TRUE(on->pin_threads);
-  setenv("LAYER_PIN_THREADS", "true", 1);
+  EXPECT_TRUE(on->PinsThreads());
+  auto off = Parse({"--pin-threads", "false"});
+  ASSERT_TRUE(off.ok());
+  EXPECT_FALSE(off->PinsThreads());
+  setenv("LAYER_PIN_THREADS", "false", 1);
   auto env = Parse({});
   unsetenv("LAYER_PIN_THREADS");
   ASSERT_TRUE(env.ok());
-  EXPECT_TRUE(env->pin_threads);
-  EXPECT_FALSE(Parse({"--pin-threads", "sometimes"}).ok());
+  EXPECT_FALSE(env->PinsThreads());
+  auto bad = Parse({"--pin-threads", "sometimes"});
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.status().message().find("--pin-threads must be auto, true or false"),
+            std::string::npos);
 }
 
 TEST(Config, RequestSliceIsZeroOrWithinTheKernelsRange) {
