@@ -3,7 +3,7 @@
 # run through the gateway's request paths (bench/pgo_train.py), then the optimised build
 # (build-release/layer) from the profile that run wrote, in the same build directory. GCC lays the hot
 # paths out together, predicts their branches and turns their indirect calls (the coroutine and
-# executor machinery) into direct ones: about a sixth less CPU per proxied request
+# executor machinery) into direct ones: about a sixth less user CPU per proxied request
 # (docs/benchmarks.md, "Fourth round"). Every run trains afresh: a profile of other sources
 # fails the build.
 #
