@@ -1,6 +1,7 @@
-"""Process helpers shared by the benchmark scripts in bench/ (nginx_compare.py, fleet_bench.py):
+"""Process helpers shared by the scripts in bench/ (nginx_compare.py, fleet_bench.py, pgo_train.py):
 the servers a run starts and stops, progress lines, the load average, waiting for a server's port
-file, and the CPU time and context switches of processes read from /proc."""
+file and for it to answer HTTP, and the CPU time and context switches of processes read from
+/proc."""
 
 import os
 import shutil
@@ -9,6 +10,8 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.error
+import urllib.request
 
 
 class Servers:
@@ -72,6 +75,23 @@ def wait_port_file(path, proc, what, timeout=30):
             pass
         time.sleep(0.02)
     raise RuntimeError(f"{what} did not write {path}")
+
+
+def wait_http(port, path, proc, what, timeout=30):
+    """Waits until GET `path` on the loopback `port` gets any HTTP answer; raises when `proc`
+    exits first or nothing answers within `timeout` s."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{what} exited with {proc.returncode}")
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=2).read()
+            return
+        except urllib.error.HTTPError:
+            return  # it answers
+        except OSError:
+            time.sleep(0.02)
+    raise RuntimeError(f"nothing answers on port {port} ({what})")
 
 
 def cpu_seconds(pids):

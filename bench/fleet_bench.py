@@ -69,7 +69,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from bench_proc import (Servers, context_switches, cpu_seconds, loadavg, log,  # noqa: E402
-                        nginx_pids, wait_port_file)
+                        nginx_pids, wait_http, wait_port_file)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 NS = "bench"
@@ -119,19 +119,6 @@ def http_once(port, method, path, body=None, headers=None):
         return c.request(method, path, body, headers)
     finally:
         c.close()
-
-
-def wait_http(port, path, proc, what, timeout=30):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"{what} exited with {proc.returncode}")
-        try:
-            http_once(port, "GET", path)
-            return
-        except OSError:
-            time.sleep(0.02)
-    raise RuntimeError(f"nothing answers on port {port} ({what})")
 
 
 def redis_ping(port):

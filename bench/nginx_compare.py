@@ -47,27 +47,12 @@ import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from bench_proc import (Servers, context_switches, cpu_seconds, loadavg, log,  # noqa: E402
-                        nginx_pids, wait_port_file)
+                        nginx_pids, wait_http, wait_port_file)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 NS = "cmp"
 TOKEN = "bench"
 QUERY_BODY = '{"rank_by":["vector","ANN",[0.1,0.2,0.3]],"top_k":10,"include_attributes":["text"]}'
-
-
-def wait_http(port, path, proc, what, timeout=30):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"{what} exited with {proc.returncode}")
-        try:
-            urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=2).read()
-            return
-        except urllib.error.HTTPError:
-            return  # it answers
-        except OSError:
-            time.sleep(0.02)
-    raise RuntimeError(f"nothing answers on port {port}")
 
 
 def http(port, method, path, body=None, headers=None):

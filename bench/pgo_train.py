@@ -27,7 +27,7 @@ import urllib.error
 import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from bench_proc import Servers, log, wait_port_file  # noqa: E402
+from bench_proc import Servers, log, wait_http, wait_port_file  # noqa: E402
 
 NS = "train"
 TOKEN = "train"
@@ -96,21 +96,6 @@ def http(port, method, path, body=None):
         return e.code, e.read()
 
 
-def wait_http(port, proc, what, timeout=30):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"{what} exited with {proc.returncode}")
-        try:
-            urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2).read()
-            return
-        except urllib.error.HTTPError:
-            return
-        except OSError:
-            time.sleep(0.05)
-    raise RuntimeError(f"{what} does not answer on port {port}")
-
-
 def main():
     here = os.path.dirname(os.path.abspath(__file__))
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -139,7 +124,7 @@ def main():
                              servers.path(name + "-data"), "--access-log", "false",
                              "--log-level", "warn"])
             port = wait_port_file(pf, p, name)
-            wait_http(port, p, name)
+            wait_http(port, "/health", p, name)
             return port
 
         passthrough = serve("layer_passthrough", fixed_port)

@@ -9,25 +9,14 @@
 #include <cstring>
 #include <string_view>
 
+#include "common/sanitizers.h"
+
 namespace layer {
 namespace {
 
 constexpr std::string_view kTunable = "glibc.malloc.tcache_count";
 // Set in the restarted process: it never restarts again, whatever its environment says.
 constexpr const char* kRestarted = "LAYER_MALLOC_CACHE_SET";
-
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-constexpr bool kSanitized = true;
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer) || \
-    __has_feature(memory_sanitizer)
-constexpr bool kSanitized = true;
-#else
-constexpr bool kSanitized = false;
-#endif
-#else
-constexpr bool kSanitized = false;
-#endif
 
 }  // namespace
 
@@ -61,7 +50,7 @@ std::optional<int> MallocCacheFromEnv(const char* value) {
 
 void RestartWithMallocCache(char** argv) {
 #ifdef __GLIBC__
-  if (kSanitized || std::getenv(kRestarted)) return;
+  if (kSanitizerBuild || std::getenv(kRestarted)) return;
   const char* asked = std::getenv("LAYER_MALLOC_CACHE");
   const std::optional<int> count = MallocCacheFromEnv(asked);
   if (!count) {

@@ -18,22 +18,13 @@
 #include <cstddef>
 #include <new>
 
+#include "common/sanitizers.h"
+
 namespace layer::http {
 
 namespace field_pool {
 
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-inline constexpr bool kEnabled = false;
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer) || \
-    __has_feature(memory_sanitizer)
-inline constexpr bool kEnabled = false;
-#else
-inline constexpr bool kEnabled = true;
-#endif
-#else
-inline constexpr bool kEnabled = true;
-#endif
+inline constexpr bool kEnabled = !kSanitizerBuild;
 
 inline constexpr size_t kClasses = 4;     // 64, 128, 256, 512 bytes
 inline constexpr size_t kMaxBlock = 512;  // larger blocks are not pooled

@@ -146,8 +146,10 @@ class HttpUpstream final : public Upstream {
     for (int attempt = 0;; ++attempt) {
       // A first attempt of a request safe to repeat skips the liveness probe of a connection
       // that was busy a moment ago: a stale one costs a retry, not an error.
-      std::unique_ptr<Connection> conn =
-          TakeIdle(shard, idempotent && attempt == 0, attempt == 0 ? started : Clock::now());
+      // The attempt's start: a pooled connection is used at once, so it also starts the
+      // response deadline (a new one is timed from when it is connected).
+      const Clock::time_point now = attempt == 0 ? started : Clock::now();
+      std::unique_ptr<Connection> conn = TakeIdle(shard, idempotent && attempt == 0, now);
       const bool reused = conn != nullptr;
       if (reused) {
         metrics_.reused.Inc();
@@ -161,11 +163,9 @@ class HttpUpstream final : public Upstream {
       parser.body_limit(opts_.max_response_bytes);
       parser.header_limit(1 << 20);
       if (head) parser.skip(true);
-      // A plain connection's deadline bounds the whole round trip (TLS: the stream's timer). A
-      // pooled connection taken at the first attempt is used at once: `started` is now.
+      // A plain connection's deadline bounds the whole round trip (TLS: the stream's timer).
       if (conn->deadline) {
-        conn->deadline->Set((reused && attempt == 0 ? started : Clock::now()) +
-                            opts_.response_timeout);
+        conn->deadline->Set((reused ? now : Clock::now()) + opts_.response_timeout);
       }
       beast::error_code ec = co_await RoundTrip(*conn, req, wire_head, parser);
       if (conn->deadline) {
