@@ -16,6 +16,7 @@
 #include <boost/intrusive/list.hpp>
 #include <spdlog/spdlog.h>
 #include <sys/resource.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <array>
@@ -28,6 +29,7 @@
 #include "http/deadline.h"
 #include "http/draining_read.h"
 #include "http/errors.h"
+#include "http/placement.h"
 #include "http/response_writer.h"
 #include "http/simple_message.h"
 
@@ -53,6 +55,9 @@ struct ServerMetrics {
       "layer_http_connections_shed_total",
       "Connections the server closed or refused because --max-connections were open",
       {{"reason", "refused"}});
+  Counter& moved = Metrics().GetCounter(
+      "layer_http_connections_moved_total",
+      "Connections handed from a busy I/O worker to a less busy one between two requests");
 
   Counter& Requests(std::string_view route, unsigned status) {
     // Series are resolved once per (route, status) per thread; route labels are static strings.
@@ -258,15 +263,15 @@ struct HttpServer::Impl {
   HttpServer* owner;
   std::unique_ptr<tcp::acceptor> acceptor;
   std::vector<IdleList> idle;  // per I/O thread; each touched only on its own thread
+  std::unique_ptr<Placement> placement;  // which worker serves each connection
+  tcp protocol = tcp::v4();              // the listening socket's
 
+  // Accepts on worker 0's thread; Place hands each connection to the worker Placement picks.
   Task<void> AcceptLoop() {
-    size_t next = 0;
     auto last_warning = std::chrono::steady_clock::time_point::min();
     uint64_t failures = 0;
     for (;;) {
-      const int worker = static_cast<int>(next++ % idle.size());
-      asio::io_context& target = pool.at(worker);
-      auto [ec, sock] = co_await acceptor->async_accept(target, kTuple);
+      auto [ec, sock] = co_await acceptor->async_accept(kTuple);
       if (ec) {
         if (ec == asio::error::operation_aborted || !acceptor->is_open()) co_return;
         ++failures;
@@ -287,8 +292,40 @@ struct HttpServer::Impl {
       EnableReadHints(sock);  // reads of the next request wait without a wasted attempt
       owner->connections_.fetch_add(1);
       Sm().connections.Add(1);
-      asio::co_spawn(target, Session(std::move(sock), worker), asio::detached);
+      Place(sock, 0, placement->Pick(std::chrono::steady_clock::now()), false);
     }
+  }
+
+  // Starts serving `sock`, a counted connection of worker `from`'s context, on worker `to`
+  // (placement.h); runs on `from`'s thread. A socket that changes worker is released from
+  // `from`'s reactor here and registered with `to`'s on `to`'s thread (Adopt). `moved`: the
+  // connection was served on `from` (it already passed the connection cap). Returns false, and
+  // leaves `sock` as it was, when the socket cannot be released.
+  bool Place(tcp::socket& sock, int from, int to, bool moved) {
+    if (to == from) {
+      placement->Joined(to);
+      asio::co_spawn(pool.at(to), Session(std::move(sock), to, moved), asio::detached);
+      return true;
+    }
+    beast::error_code ec;
+    const int fd = sock.release(ec);
+    if (ec) return false;
+    placement->Joined(to);
+    asio::co_spawn(pool.at(to), Adopt(fd, to, moved), asio::detached);
+    return true;
+  }
+
+  Task<void> Adopt(int fd, int worker, bool moved) {
+    tcp::socket sock(pool.at(worker));
+    beast::error_code ec;
+    sock.assign(protocol, fd, ec);
+    if (ec) {
+      ::close(fd);
+      placement->Left(worker);
+      Uncount();
+      co_return;
+    }
+    co_await Session(std::move(sock), worker, moved);
   }
 
   void Uncount() {
@@ -341,14 +378,18 @@ struct HttpServer::Impl {
   // One connection; counted in connections_ from accept until the session ends or the cap closes
   // or refuses it. (A session destroyed unfinished, when the pool is torn down at exit, is not
   // uncounted: the server may be gone by then.)
-  Task<void> Session(tcp::socket sock, int worker) {
+  // A connection handed to another worker (Place) ends this session without uncounting it: the
+  // session that adopts it does. `moved`: the connection was served on another worker before.
+  Task<void> Session(tcp::socket sock, int worker, bool moved) {
     bool counted = true;
     try {
-      counted = co_await Serve(std::move(sock), worker);
+      counted = co_await Serve(std::move(sock), worker, moved);
     } catch (...) {  // std::bad_alloc, say: the connection ends and must not stay counted
+      placement->Left(worker);
       Uncount();
       throw;
     }
+    placement->Left(worker);
     if (counted) Uncount();
   }
 
@@ -410,7 +451,7 @@ struct HttpServer::Impl {
   // (idle, header, body) are one Deadline for the connection's life, set before each wait and
   // cleared while the handler runs: a request costs no timer operation. An expired deadline
   // closes the socket, as Beast's tcp_stream did.
-  Task<bool> Serve(tcp::socket sock, int worker) {
+  Task<bool> Serve(tcp::socket sock, int worker, bool moved) {
     beast::error_code nb_ec;
     sock.non_blocking(true, nb_ec);  // the direct write of a response must never block the thread
     if (nb_ec) co_return true;
@@ -421,7 +462,7 @@ struct HttpServer::Impl {
     auto timed_out = [&deadline](beast::error_code& ec) {
       if (ec && deadline.expired()) ec = beast::error::timeout;
     };
-    if (owner->connections_.load() > static_cast<int64_t>(opts.max_connections) &&
+    if (!moved && owner->connections_.load() > static_cast<int64_t>(opts.max_connections) &&
         !CloseOldestIdle(worker)) {
       co_await Refuse(sock, deadline);
       co_return false;
@@ -437,6 +478,14 @@ struct HttpServer::Impl {
         // Idle keep-alive wait: nothing of the next request has arrived yet. Over the cap, the
         // connection that has waited longest here is closed first. (Through DrainingBuffer, the
         // read waits for readability first when the previous read left nothing queued.)
+        // Between two requests a busy worker may hand the connection to a less busy one.
+        if (finished && !owner->draining()) {
+          const int to = placement->Rebalance(worker, *finished);
+          if (to >= 0 && Place(sock, worker, to, true)) {
+            Sm().moved.Inc();
+            co_return false;  // the session on `to` serves it and keeps it counted
+          }
+        }
         idle_node.closed = false;
         idle[worker].push_back(idle_node);
         deadline.Set(finished.value_or(std::chrono::steady_clock::now()) + opts.idle_timeout);
@@ -555,6 +604,7 @@ struct HttpServer::Impl {
 HttpServer::HttpServer(IoPool& pool, ServerOptions options, Handler handler)
     : impl_(new Impl{pool, std::move(options), std::move(handler), this, nullptr, {}}) {
   impl_->idle.resize(pool.size());
+  impl_->placement = std::make_unique<Placement>(pool.size());
 }
 
 HttpServer::~HttpServer() = default;
@@ -574,6 +624,7 @@ Status HttpServer::Listen() {
                                std::to_string(impl_->opts.port) + ": " + ec.message());
   }
   bound_port_ = acc->local_endpoint().port();
+  impl_->protocol = ep.protocol();
   impl_->acceptor = std::move(acc);
   return Status::Ok();
 }
