@@ -292,7 +292,8 @@ struct HttpServer::Impl {
       EnableReadHints(sock);  // reads of the next request wait without a wasted attempt
       owner->connections_.fetch_add(1);
       Sm().connections.Add(1);
-      Place(sock, 0, placement->Pick(std::chrono::steady_clock::now()), false);
+      const int to = placement->Pick(std::chrono::steady_clock::now());
+      if (!Place(sock, 0, to, false)) Place(sock, 0, 0, false);  // not released: stays here
     }
   }
 
@@ -475,9 +476,6 @@ struct HttpServer::Impl {
     std::optional<std::chrono::steady_clock::time_point> finished;
     for (;;) {
       if (buffer.size() == 0) {
-        // Idle keep-alive wait: nothing of the next request has arrived yet. Over the cap, the
-        // connection that has waited longest here is closed first. (Through DrainingBuffer, the
-        // read waits for readability first when the previous read left nothing queued.)
         // Between two requests a busy worker may hand the connection to a less busy one.
         if (finished && !owner->draining()) {
           const int to = placement->Rebalance(worker, *finished);
@@ -486,6 +484,9 @@ struct HttpServer::Impl {
             co_return false;  // the session on `to` serves it and keeps it counted
           }
         }
+        // Idle keep-alive wait: nothing of the next request has arrived yet. Over the cap, the
+        // connection that has waited longest here is closed first. (Through DrainingBuffer, the
+        // read waits for readability first when the previous read left nothing queued.)
         idle_node.closed = false;
         idle[worker].push_back(idle_node);
         deadline.Set(finished.value_or(std::chrono::steady_clock::now()) + opts.idle_timeout);
