@@ -26,7 +26,7 @@ struct alignas(64) Placement::Slot {
   std::atomic<int64_t> measured_ns{kNever};
   // Owned by the worker's thread (Measure).
   int schedstat_fd = -2;  // -2: not opened yet, -1: not available
-  uint64_t busy_ns = 0;   // run time plus run-queue wait at the last measurement
+  uint64_t busy_ns = 0;   // CPU time plus run-queue wait at the last measurement
   Clock::time_point last{};
 
   ~Slot() {
@@ -103,9 +103,8 @@ void Placement::Measure(int w, Clock::time_point now) {
   const ssize_t n = ::pread(s.schedstat_fd, buf, sizeof buf - 1, 0);
   if (n <= 0) return;
   buf[n] = '\0';
-  uint64_t run = 0;
   uint64_t wait = 0;
-  if (std::sscanf(buf, "%" SCNu64 " %" SCNu64, &run, &wait) != 2) return;
+  if (std::sscanf(buf, "%*s %" SCNu64, &wait) != 1) return;
   timespec cpu{};
   if (::clock_gettime(CLOCK_THREAD_CPUTIME_ID, &cpu) != 0) return;
   const uint64_t busy_ns =

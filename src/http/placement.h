@@ -46,8 +46,6 @@ class Placement {
   Placement(const Placement&) = delete;
   Placement& operator=(const Placement&) = delete;
 
-  int workers() const { return workers_; }
-
   // The worker for a new connection (the rules above). Does not count it: see Joined.
   int Pick(Clock::time_point now) const;
   // A connection starts or stops being served by worker `w`.
