@@ -225,6 +225,7 @@ class ExchangeImpl final : public Exchange {
 struct IdleConn : boost::intrusive::list_base_hook<
                       boost::intrusive::link_mode<boost::intrusive::normal_link>> {
   tcp::socket* sock = nullptr;
+  std::chrono::steady_clock::time_point since;  // when it began to wait
   bool closed = false;  // set by the thread's cap enforcement, which also unlinked the node
 };
 using IdleList = boost::intrusive::list<IdleConn>;
@@ -292,7 +293,12 @@ struct HttpServer::Impl {
       EnableReadHints(sock);  // reads of the next request wait without a wasted attempt
       owner->connections_.fetch_add(1);
       Sm().connections.Add(1);
-      const int to = placement->Pick(std::chrono::steady_clock::now());
+      // Over the cap, the worker whose idle connection has waited longest closes it (Serve).
+      int to = -1;
+      if (owner->connections_.load() > static_cast<int64_t>(opts.max_connections)) {
+        to = placement->OldestIdle();
+      }
+      if (to < 0) to = placement->Pick(std::chrono::steady_clock::now());
       if (!Place(sock, 0, to, false)) Place(sock, 0, 0, false);  // not released: stays here
     }
   }
@@ -343,12 +349,21 @@ struct HttpServer::Impl {
     if (list.empty()) return false;
     IdleConn& victim = list.front();
     list.pop_front();
+    NoteOldestIdle(worker);
     victim.closed = true;
     beast::error_code ignored;
     victim.sock->close(ignored);  // its pending read ends with operation_aborted; the fd is free now
     Uncount();
     Sm().idle_closed.Inc();
     return true;
+  }
+
+  // Tells placement how long worker's oldest idle connection has waited; on the worker's thread,
+  // after its list's front changed.
+  void NoteOldestIdle(int worker) {
+    const IdleList& list = idle[worker];
+    placement->NoteOldestIdle(
+        worker, list.empty() ? std::chrono::steady_clock::time_point::max() : list.front().since);
   }
 
   // Answers a connection over the cap with 503 and closes it. It is uncounted at once: for the
@@ -487,13 +502,18 @@ struct HttpServer::Impl {
         // Idle keep-alive wait: nothing of the next request has arrived yet. Over the cap, the
         // connection that has waited longest here is closed first. (Through DrainingBuffer, the
         // read waits for readability first when the previous read left nothing queued.)
+        IdleList& waiting = idle[worker];
         idle_node.closed = false;
-        idle[worker].push_back(idle_node);
-        deadline.Set(finished.value_or(std::chrono::steady_clock::now()) + opts.idle_timeout);
+        idle_node.since = finished.value_or(std::chrono::steady_clock::now());
+        waiting.push_back(idle_node);
+        if (&waiting.front() == &idle_node) NoteOldestIdle(worker);
+        deadline.Set(idle_node.since + opts.idle_timeout);
         auto [ec, n] =
             co_await sock.async_read_some(DrainingBuffer(buffer.prepare(16 << 10)), kTuple);
         if (idle_node.closed) co_return false;  // closed by CloseOldestIdle: unlinked, uncounted
-        idle[worker].erase(idle[worker].iterator_to(idle_node));
+        const bool was_oldest = &waiting.front() == &idle_node;
+        waiting.erase(waiting.iterator_to(idle_node));
+        if (was_oldest) NoteOldestIdle(worker);
         if (ec) co_return true;
         buffer.commit(n);
       }
