@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <charconv>
 #include <fstream>
+#include <limits>
 
 namespace layer {
 namespace {
@@ -350,13 +351,25 @@ Result<int64_t> ParseDurationMs(std::string_view text) {
   if (digits == 0 || digits > 12) return bad();
   int64_t n = 0;
   for (size_t i = 0; i < digits; ++i) n = n * 10 + (text[i] - '0');
-  std::string_view unit = text.substr(digits);
-  if (unit.empty() || unit == "s") return n * 1000;
-  if (unit == "ms") return n;
-  if (unit == "m") return n * 60'000;
-  if (unit == "h") return n * 3'600'000;
-  if (unit == "d") return n * 86'400'000;
-  return bad();
+  const std::string_view unit = text.substr(digits);
+  int64_t unit_ms = 0;
+  if (unit.empty() || unit == "s") {
+    unit_ms = 1000;
+  } else if (unit == "ms") {
+    unit_ms = 1;
+  } else if (unit == "m") {
+    unit_ms = 60'000;
+  } else if (unit == "h") {
+    unit_ms = 3'600'000;
+  } else if (unit == "d") {
+    unit_ms = 86'400'000;
+  } else {
+    return bad();
+  }
+  if (n > std::numeric_limits<int64_t>::max() / unit_ms) {
+    return Status::InvalidArgument("'" + std::string(text) + "' is too long a duration");
+  }
+  return n * unit_ms;
 }
 
 void AddServeFlags(CLI::App& app, ServeConfig& cfg) {

@@ -359,8 +359,9 @@ bool DecodeVector(const json::value& v, std::vector<float>* out) {
     auto bytes = Base64Decode(v.get_string());
     if (!bytes.ok() || bytes->size() % 4 != 0) return false;
     out->resize(bytes->size() / 4);
-    // Little-endian f32; this host is little-endian (x86-64/arm64).
-    std::memcpy(out->data(), bytes->data(), bytes->size());
+    // Little-endian f32; this host is little-endian (x86-64/arm64). (An empty vector's data() may
+    // be null, which memcpy must not get even for 0 bytes.)
+    if (!bytes->empty()) std::memcpy(out->data(), bytes->data(), bytes->size());
     return true;
   }
   if (!v.is_array()) return false;

@@ -57,6 +57,11 @@ TEST(Config, DurationsParse) {
   EXPECT_EQ(*ParseDurationMs("0ms"), 0);
   EXPECT_FALSE(ParseDurationMs("1000000000000000s").ok());
   EXPECT_FALSE(ParseDurationMs("ms").ok());
+  // Found by fuzz_config: twelve digits of days overflowed the milliseconds.
+  EXPECT_FALSE(ParseDurationMs("222022222222d").ok());
+  EXPECT_EQ(*ParseDurationMs("106751991167d"), 106751991167 * 86'400'000);  // the longest
+  EXPECT_FALSE(ParseDurationMs("106751991168d").ok());
+  EXPECT_EQ(*ParseDurationMs("999999999999ms"), 999999999999);
 }
 
 TEST(Config, FlagsOverrideAndGatewayKeysParse) {

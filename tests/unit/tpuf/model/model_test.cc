@@ -89,6 +89,19 @@ TEST(Filter, Glob) {
   EXPECT_TRUE(GlobMatch("**", "", false));
 }
 
+TEST(Schema, DecodesVectorsOfNumbersOrBase64) {
+  std::vector<float> v;
+  ASSERT_TRUE(DecodeVector(boost::json::parse("[1, 2.5]"), &v));
+  EXPECT_EQ(v, (std::vector<float>{1.0f, 2.5f}));
+  ASSERT_TRUE(DecodeVector(boost::json::value("AACAPwAAIEA="), &v));  // 1.0f, 2.5f
+  EXPECT_EQ(v, (std::vector<float>{1.0f, 2.5f}));
+  // Found by fuzz_origin_query (rank_by ["vector", "ANN", ""]): no bytes, no copy from null.
+  ASSERT_TRUE(DecodeVector(boost::json::value(""), &v));
+  EXPECT_TRUE(v.empty());
+  EXPECT_FALSE(DecodeVector(boost::json::value("AAA="), &v));  // not a multiple of 4 bytes
+  EXPECT_FALSE(DecodeVector(boost::json::parse("[1, \"x\"]"), &v));
+}
+
 TEST(DocModel, ValueOrder) {
   EXPECT_LT(CompareValues(json::value(nullptr), json::value(false)), 0);
   EXPECT_LT(CompareValues(json::value(-1), json::value(uint64_t{18446744073709551615ull})), 0);
