@@ -426,19 +426,21 @@ def assert_cache_serves_again(f: Fleet, ns: str) -> int:
     §4.2.7, §4.9); a whole-namespace intent that a fault kept from ending overlaps new writes until
     a lookup closes it past its deadline. So each attempt writes a new id, and the wait ends on the
     first hit (bounded well past the intents' deadline). Returns the number of rows written."""
-    deadline = time.monotonic() + 120
     seen = []
-    for i in range(10_000, 1_000_000):
+
+    def new_row_hits() -> bool:
+        i = 10_000 + len(seen) // 2
         r = write(f.a, ns, {"upsert_rows": [{"id": i, "after": f"run.{i}"}]})
         assert r.status == 200, r
         for gw in (f.b, f.a):
             r = fetch(gw, ns, i)
             assert doc(r) == {"after": f"run.{i}"}, (i, r.body)
             seen.append(cache_header(r))
-        if seen[-2] == "hit" and seen[-1] == "hit":
-            return len(seen) // 2
-        assert time.monotonic() < deadline, f"no hit through both replicas after the run: {seen}"
-        time.sleep(0.2)
+        return seen[-2:] == ["hit", "hit"]
+
+    wait_until(new_row_hits, timeout=120, interval=0.2,
+               what="a new row to be a hit through both replicas after the run")
+    return len(seen) // 2
 
 
 def test_reads_through_two_replicas_are_linearizable_per_id(strict_fleet, capsys):
