@@ -80,12 +80,13 @@ int RunOrigin(const OriginConfig& cfg) {
   sopts.max_body_bytes = cfg.max_body_bytes;
   sopts.access_log = cfg.access_log;
   http::HttpServer server(pool, sopts, [&handler](http::Exchange& ex) { return handler.Handle(ex); });
+  // Caught from before the port is announced (see serve.cc).
+  boost::asio::signal_set signals(pool.at(0), SIGTERM, SIGINT);
   if (Status st = ListenAndWritePort(server, cfg.port_file); !st.ok()) {
     spdlog::error("{}", st.message());
     return 1;
   }
   spdlog::info("origin listening on http://{}:{}", sopts.host, server.port());
-  boost::asio::signal_set signals(pool.at(0), SIGTERM, SIGINT);
   signals.async_wait([&](const boost::system::error_code& e, int) {
     if (e) return;
     spdlog::info("origin stopping");

@@ -378,6 +378,9 @@ int RunServe(const ServeConfig& cfg) {
   sopts.access_log = cfg.access_log;
   http::HttpServer server(pool, sopts, [&gw](http::Exchange& ex) { return gw.Handle(ex); });
   gw.AttachServer(&server);
+  // Caught from before the port is announced: whoever reads the port file may signal at once
+  // (a signal that comes before the wait below begins is queued for it).
+  asio::signal_set signals(pool.at(0), SIGTERM, SIGINT);
   if (Status st = ListenAndWritePort(server, cfg.port_file); !st.ok()) {
     spdlog::error("{}", st.message());
     return 1;
@@ -389,7 +392,6 @@ int RunServe(const ServeConfig& cfg) {
   asio::co_spawn(pool.Next(), watcher.Run(), asio::detached);
   asio::co_spawn(background.at(0), snapshot_writer.SweepLoop(), asio::detached);
   asio::co_spawn(background.at(0), snapshot_jobs.SweepLoop(), asio::detached);
-  asio::signal_set signals(pool.at(0), SIGTERM, SIGINT);
   asio::co_spawn(pool.at(0), DrainOnSignal(signals, server, pool, cfg), asio::detached);
   server.Start();
   background.Start();
