@@ -95,7 +95,7 @@ Task<http::Response> Gateway::Handle(http::Exchange& ex) {
 
   unsigned scope = route->required_scope;
   if (route->Is(tpuf::RouteId::kHintCacheWarm)) scope = HintRequiredScope(query);
-  AuthResult auth = auth_.Check(req[http::Field::authorization], scope);
+  AuthResult auth = auth_.Check(http::FieldValue(req, http::Field::authorization), scope);
   if (auth.denied) return Ready(std::move(*auth.denied));
 
   if (route->ns_error != NamespaceNameError::kNone) {

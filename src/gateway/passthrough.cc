@@ -76,7 +76,7 @@ http::Request GatewayRequest(const RequestContext& ctx, http::Verb method, std::
   http::Request up{method, std::move(target), 11};
   up.set(http::Field::accept, "application/json");
   if (!body.empty()) up.set(http::Field::content_type, "application/json");
-  if (auto ua = ctx.ex.request()[http::Field::user_agent]; !ua.empty()) {
+  if (auto ua = http::FieldValue(ctx.ex.request(), http::Field::user_agent); !ua.empty()) {
     up.set(http::Field::user_agent, ua);
   }
   if (!ctx.auth.upstream_authorization.empty()) {
@@ -128,7 +128,7 @@ http::Response RelayResponse(const RequestContext& ctx, http::Response& ur,
   if (!location.empty()) {
     std::string origin = public_url;
     if (origin.empty()) {
-      auto host = ctx.ex.request()[http::Field::host];
+      auto host = http::FieldValue(ctx.ex.request(), http::Field::host);
       if (!host.empty()) origin = "http://" + std::string(host);
     }
     ur.set(http::Field::location, RewriteLocation(location, upstream_base, origin));
@@ -155,7 +155,7 @@ Task<std::optional<http::Response>> ReadBodyOrError(RequestContext& ctx) {
 }
 
 std::optional<std::string> DecodedBody(const RequestContext& ctx, size_t max_bytes) {
-  auto enc = ctx.ex.request()[http::Field::content_encoding];
+  auto enc = http::FieldValue(ctx.ex.request(), http::Field::content_encoding);
   if (enc.empty() || beast::iequals(enc, "identity")) return ctx.ex.body();
   if (!beast::iequals(enc, "gzip")) return std::nullopt;
   auto raw = GzipDecompress(ctx.ex.body(), max_bytes);

@@ -89,7 +89,7 @@ namespace {
 // The body to forward in place of the client's: its reserved attributes hidden (decoded first when
 // it is gzip), or nullopt to forward the client's body as it is.
 std::optional<std::string> RewrittenQuery(const RequestContext& ctx) {
-  const auto encoding = ctx.ex.request()[http::Field::content_encoding];
+  const auto encoding = http::FieldValue(ctx.ex.request(), http::Field::content_encoding);
   if (encoding.empty() || boost::beast::iequals(encoding, "identity")) {
     return HideReservedAttributes(ctx.ex.body());  // no copy of a body that is not changed
   }

@@ -577,7 +577,7 @@ struct HttpServer::Impl {
       ExchangeImpl ex(sock, deadline, buffer, simple, parser ? &*parser : nullptr,
                       opts.body_timeout);
       ex.info.start = std::chrono::steady_clock::now();
-      auto rid = ex.request()["x-request-id"];
+      auto rid = FieldValue(ex.request(), "x-request-id");
       ex.info.request_id = ValidRequestId(rid) ? std::string(rid) : MintRequestId();
 
       owner->inflight_.fetch_add(1);

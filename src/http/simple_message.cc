@@ -3,6 +3,7 @@
 #include <boost/beast/core/string.hpp>
 
 #include <array>
+#include <cstdint>
 #include <cstring>
 
 namespace layer::http {
@@ -48,37 +49,55 @@ bool ValueBytes(const char* p, const char* end) {
   return true;
 }
 
+// Whether the field name `name` (tchars only, as ParseFields takes them) is `lower` in any case.
+// `lower` holds only lower-case letters and '-': a tchar with the 0x20 bit set is then equal to
+// a byte of `lower` exactly when it is that byte or its capital. Eight bytes at a time.
+bool NameIs(std::string_view name, std::string_view lower) {
+  if (name.size() != lower.size()) return false;
+  constexpr uint64_t kCase = 0x2020202020202020ull;
+  size_t i = 0;
+  for (; i + 8 <= name.size(); i += 8) {
+    uint64_t a, b;
+    std::memcpy(&a, name.data() + i, 8);
+    std::memcpy(&b, lower.data() + i, 8);
+    if ((a | kCase) != b) return false;
+  }
+  for (; i < name.size(); ++i) {
+    if ((name[i] | 0x20) != lower[i]) return false;
+  }
+  return true;
+}
+
 // The field of `name`, as bhttp::string_to_field gives it: the names most requests and answers
 // carry are told apart by their length and compared once; any other name is Beast's lookup.
 Field FieldOf(std::string_view name) {
-  using boost::beast::iequals;
   switch (name.size()) {
     case 4:
-      if (iequals(name, "host")) return Field::host;
-      if (iequals(name, "date")) return Field::date;
+      if (NameIs(name, "host")) return Field::host;
+      if (NameIs(name, "date")) return Field::date;
       break;
     case 6:
-      if (iequals(name, "accept")) return Field::accept;
-      if (iequals(name, "server")) return Field::server;
+      if (NameIs(name, "accept")) return Field::accept;
+      if (NameIs(name, "server")) return Field::server;
       break;
     case 10:
-      if (iequals(name, "connection")) return Field::connection;
-      if (iequals(name, "user-agent")) return Field::user_agent;
+      if (NameIs(name, "connection")) return Field::connection;
+      if (NameIs(name, "user-agent")) return Field::user_agent;
       break;
     case 12:
-      if (iequals(name, "content-type")) return Field::content_type;
+      if (NameIs(name, "content-type")) return Field::content_type;
       break;
     case 13:
-      if (iequals(name, "authorization")) return Field::authorization;
+      if (NameIs(name, "authorization")) return Field::authorization;
       break;
     case 14:
-      if (iequals(name, "content-length")) return Field::content_length;
+      if (NameIs(name, "content-length")) return Field::content_length;
       break;
     case 15:
-      if (iequals(name, "accept-encoding")) return Field::accept_encoding;
+      if (NameIs(name, "accept-encoding")) return Field::accept_encoding;
       break;
     case 16:
-      if (iequals(name, "content-encoding")) return Field::content_encoding;
+      if (NameIs(name, "content-encoding")) return Field::content_encoding;
       break;
     default:
       break;
