@@ -17,7 +17,6 @@ int64_t Nanos(Placement::Clock::time_point t) {
 }
 
 constexpr int64_t kNever = std::numeric_limits<int64_t>::min();
-constexpr int64_t kNoneIdle = std::numeric_limits<int64_t>::max();
 
 }  // namespace
 
@@ -25,7 +24,6 @@ struct alignas(64) Placement::Slot {
   std::atomic<int> connections{0};
   std::atomic<float> busy{0};
   std::atomic<int64_t> measured_ns{kNever};
-  std::atomic<int64_t> oldest_idle_ns{kNoneIdle};
   // Owned by the worker's thread (Measure).
   int schedstat_fd = -2;  // -2: not opened yet, -1: not available
   uint64_t busy_ns = 0;   // CPU time plus run-queue wait at the last measurement
@@ -67,24 +65,6 @@ int Placement::Pick(Clock::time_point now) const {
     if (connections(w) < connections(fewest)) fewest = w;
   }
   return fewest;
-}
-
-void Placement::NoteOldestIdle(int w, Clock::time_point since) {
-  slots_[w].oldest_idle_ns.store(since == Clock::time_point::max() ? kNoneIdle : Nanos(since),
-                                 std::memory_order_relaxed);
-}
-
-int Placement::OldestIdle() const {
-  int oldest = -1;
-  int64_t oldest_ns = kNoneIdle;
-  for (int w = 0; w < workers_; ++w) {
-    const int64_t ns = slots_[w].oldest_idle_ns.load(std::memory_order_relaxed);
-    if (ns < oldest_ns) {
-      oldest = w;
-      oldest_ns = ns;
-    }
-  }
-  return oldest;
 }
 
 int Placement::MoveTarget(int w, Clock::time_point now) const {

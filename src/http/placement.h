@@ -9,8 +9,6 @@
 //     waiting for a CPU, not asleep) less than kPackBelow of its recent time; when every worker
 //     is that busy, to the one serving the fewest connections. At a light load all connections
 //     share one worker, and one wake-up serves the requests that arrive together.
-//   - A new connection over the connection cap goes to the worker holding the connection that
-//     has waited longest for its next request (OldestIdle), the one the cap closes for it.
 //   - A worker busy kSpreadAbove of its time or more hands a connection over, between two of its
 //     requests, to the least busy worker when that one is busy at least kSpreadMargin less and
 //     serves at least two connections fewer (Rebalance). Connections that all arrived while the
@@ -23,8 +21,8 @@
 // kStale (no requests) counts as idle. Without that accounting every worker counts as idle and
 // placement packs.
 //
-// Thread safety: Pick, Joined, Left, Busy and OldestIdle from any thread; Rebalance and
-// NoteOldestIdle on worker `w`'s thread only (it owns w's measurement and its idle list).
+// Thread safety: Pick, Joined, Left and Busy from any thread; Rebalance on worker `w`'s thread
+// only (it owns w's measurement).
 #pragma once
 
 #include <atomic>
@@ -54,12 +52,6 @@ class Placement {
   void Joined(int w);
   void Left(int w);
   int connections(int w) const;
-
-  // Worker `w`'s connection that has waited longest for its next request has waited since
-  // `since`; Clock::time_point::max() when w has none waiting.
-  void NoteOldestIdle(int w, Clock::time_point since);
-  // The worker whose waiting connection has waited longest, or -1 when none waits.
-  int OldestIdle() const;
 
   // On worker `w`'s thread, between two requests of one of its connections: measures w when its
   // window has passed, then returns the worker that connection should move to, or -1 to stay.

@@ -4,6 +4,7 @@
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/core/buffer_traits.hpp>
@@ -13,7 +14,6 @@
 #include <boost/beast/http/parser.hpp>
 #include <boost/beast/http/read.hpp>
 #include <boost/beast/http/write.hpp>
-#include <boost/intrusive/list.hpp>
 #include <spdlog/spdlog.h>
 #include <sys/resource.h>
 #include <unistd.h>
@@ -29,6 +29,7 @@
 #include "http/deadline.h"
 #include "http/draining_read.h"
 #include "http/errors.h"
+#include "http/idle_connections.h"
 #include "http/placement.h"
 #include "http/response_writer.h"
 #include "http/simple_message.h"
@@ -219,17 +220,6 @@ class ExchangeImpl final : public Exchange {
   bool too_large_ = false;  // with failed_: the body exceeds the limit
 };
 
-// A connection waiting for its next request, in its I/O thread's list (oldest first). The node
-// lives in the session's coroutine frame; only that thread touches the list. normal_link: a frame
-// destroyed unfinished at exit must not assert on a node still linked.
-struct IdleConn : boost::intrusive::list_base_hook<
-                      boost::intrusive::link_mode<boost::intrusive::normal_link>> {
-  tcp::socket* sock = nullptr;
-  std::chrono::steady_clock::time_point since;  // when it began to wait
-  bool closed = false;  // set by the thread's cap enforcement, which also unlinked the node
-};
-using IdleList = boost::intrusive::list<IdleConn>;
-
 bool OutOfDescriptors(const beast::error_code& ec) {
   namespace errc = boost::system::errc;
   return ec == errc::too_many_files_open || ec == errc::too_many_files_open_in_system ||
@@ -263,7 +253,7 @@ struct HttpServer::Impl {
   Handler handler;
   HttpServer* owner;
   std::unique_ptr<tcp::acceptor> acceptor;
-  std::vector<IdleList> idle;  // per I/O thread; each touched only on its own thread
+  std::unique_ptr<IdleConnections> idle;  // the connections the cap may close
   std::unique_ptr<Placement> placement;  // which worker serves each connection
   tcp protocol = tcp::v4();              // the listening socket's
 
@@ -291,38 +281,43 @@ struct HttpServer::Impl {
       }
       sock.set_option(tcp::no_delay(true));
       EnableReadHints(sock);  // reads of the next request wait without a wasted attempt
-      owner->connections_.fetch_add(1);
-      Sm().connections.Add(1);
-      // Over the cap, the worker whose idle connection has waited longest closes it (Serve).
-      int to = -1;
+      Count();
+      // Over the cap, the connection that has waited longest for its next request, on whichever
+      // worker, is closed for this one; when none waits, this one is refused (Serve).
+      bool refuse = false;
       if (owner->connections_.load() > static_cast<int64_t>(opts.max_connections)) {
-        to = placement->OldestIdle();
+        if (idle->CloseOldest()) {
+          Uncount();  // now, not when its session ends: the next accept must not close one more
+          Sm().idle_closed.Inc();
+        } else {
+          refuse = true;
+        }
       }
-      if (to < 0) to = placement->Pick(std::chrono::steady_clock::now());
-      if (!Place(sock, 0, to, false)) Place(sock, 0, 0, false);  // not released: stays here
+      const int to = placement->Pick(std::chrono::steady_clock::now());
+      if (!Place(sock, 0, to, refuse)) Place(sock, 0, 0, refuse);  // not released: stays here
     }
   }
 
   // Starts serving `sock`, a counted connection of worker `from`'s context, on worker `to`
   // (placement.h); runs on `from`'s thread. A socket that changes worker is released from
-  // `from`'s reactor here and registered with `to`'s on `to`'s thread (Adopt). `moved`: the
-  // connection was served on `from` (it already passed the connection cap). Returns false, and
+  // `from`'s reactor here and registered with `to`'s on `to`'s thread (Adopt). `refuse`: a
+  // new connection over the cap with none idle to close for it, answered 503. Returns false, and
   // leaves `sock` as it was, when the socket cannot be released.
-  bool Place(tcp::socket& sock, int from, int to, bool moved) {
+  bool Place(tcp::socket& sock, int from, int to, bool refuse) {
     if (to == from) {
       placement->Joined(to);
-      asio::co_spawn(pool.at(to), Session(std::move(sock), to, moved), asio::detached);
+      asio::co_spawn(pool.at(to), Session(std::move(sock), to, refuse), asio::detached);
       return true;
     }
     beast::error_code ec;
     const int fd = sock.release(ec);
     if (ec) return false;
     placement->Joined(to);
-    asio::co_spawn(pool.at(to), Adopt(fd, to, moved), asio::detached);
+    asio::co_spawn(pool.at(to), Adopt(fd, to, refuse), asio::detached);
     return true;
   }
 
-  Task<void> Adopt(int fd, int worker, bool moved) {
+  Task<void> Adopt(int fd, int worker, bool refuse) {
     tcp::socket sock(pool.at(worker));
     beast::error_code ec;
     sock.assign(protocol, fd, ec);
@@ -332,7 +327,7 @@ struct HttpServer::Impl {
       Uncount();
       co_return;
     }
-    co_await Session(std::move(sock), worker, moved);
+    co_await Session(std::move(sock), worker, refuse);
   }
 
   void Uncount() {
@@ -340,30 +335,9 @@ struct HttpServer::Impl {
     Sm().connections.Add(-1);
   }
 
-  // Closes the connection of `worker` that has waited longest for its next request; false when
-  // the thread has none. Runs on the worker's thread. The victim is uncounted here and now, not
-  // when its session wakes up to end: the next connection over the cap must not see it and close
-  // one more.
-  bool CloseOldestIdle(int worker) {
-    IdleList& list = idle[worker];
-    if (list.empty()) return false;
-    IdleConn& victim = list.front();
-    list.pop_front();
-    NoteOldestIdle(worker);
-    victim.closed = true;
-    beast::error_code ignored;
-    victim.sock->close(ignored);  // its pending read ends with operation_aborted; the fd is free now
-    Uncount();
-    Sm().idle_closed.Inc();
-    return true;
-  }
-
-  // Tells placement how long worker's oldest idle connection has waited; on the worker's thread,
-  // after its list's front changed.
-  void NoteOldestIdle(int worker) {
-    const IdleList& list = idle[worker];
-    placement->NoteOldestIdle(
-        worker, list.empty() ? std::chrono::steady_clock::time_point::max() : list.front().since);
+  void Count() {
+    owner->connections_.fetch_add(1);
+    Sm().connections.Add(1);
   }
 
   // Answers a connection over the cap with 503 and closes it. It is uncounted at once: for the
@@ -395,11 +369,11 @@ struct HttpServer::Impl {
   // or refuses it. (A session destroyed unfinished, when the pool is torn down at exit, is not
   // uncounted: the server may be gone by then.)
   // A connection handed to another worker (Place) ends this session without uncounting it: the
-  // session that adopts it does. `moved`: the connection was served on another worker before.
-  Task<void> Session(tcp::socket sock, int worker, bool moved) {
+  // session that adopts it does. `refuse`: answer 503 and close (Place).
+  Task<void> Session(tcp::socket sock, int worker, bool refuse) {
     bool counted = true;
     try {
-      counted = co_await Serve(std::move(sock), worker, moved);
+      counted = co_await Serve(std::move(sock), worker, refuse);
     } catch (...) {  // std::bad_alloc, say: the connection ends and must not stay counted
       placement->Left(worker);
       Uncount();
@@ -467,26 +441,27 @@ struct HttpServer::Impl {
   // (idle, header, body) are one Deadline for the connection's life, set before each wait and
   // cleared while the handler runs: a request costs no timer operation. An expired deadline
   // closes the socket, as Beast's tcp_stream did.
-  Task<bool> Serve(tcp::socket sock, int worker, bool moved) {
+  Task<bool> Serve(tcp::socket sock, int worker, bool refuse) {
     beast::error_code nb_ec;
     sock.non_blocking(true, nb_ec);  // the direct write of a response must never block the thread
     if (nb_ec) co_return true;
-    Deadline deadline(sock.get_executor(), [&sock] {
+    IdleConnections::Node idle_node;
+    idle_node.fd = sock.native_handle();
+    // An expiring idle timeout takes the connection out of the idle lists before it closes it.
+    Deadline deadline(sock.get_executor(), [this, &sock, &idle_node, worker] {
+      idle->Leave(worker, idle_node);
       beast::error_code ignored;
       sock.close(ignored);
     });
     auto timed_out = [&deadline](beast::error_code& ec) {
       if (ec && deadline.expired()) ec = beast::error::timeout;
     };
-    if (!moved && owner->connections_.load() > static_cast<int64_t>(opts.max_connections) &&
-        !CloseOldestIdle(worker)) {
+    if (refuse) {
       co_await Refuse(sock, deadline);
       co_return false;
     }
     beast::flat_buffer buffer;
     std::string head;  // the response head, rebuilt for every response of the connection
-    IdleConn idle_node;
-    idle_node.sock = &sock;
     // When the previous request ended (Finish): the idle wait that follows is timed from it.
     std::optional<std::chrono::steady_clock::time_point> finished;
     for (;;) {
@@ -494,26 +469,21 @@ struct HttpServer::Impl {
         // Between two requests a busy worker may hand the connection to a less busy one.
         if (finished && !owner->draining()) {
           const int to = placement->Rebalance(worker, *finished);
-          if (to >= 0 && Place(sock, worker, to, true)) {
+          if (to >= 0 && Place(sock, worker, to, false)) {
             Sm().moved.Inc();
             co_return false;  // the session on `to` serves it and keeps it counted
           }
         }
         // Idle keep-alive wait: nothing of the next request has arrived yet. Over the cap, the
-        // connection that has waited longest here is closed first. (Through DrainingBuffer, the
-        // read waits for readability first when the previous read left nothing queued.)
-        IdleList& waiting = idle[worker];
-        idle_node.closed = false;
+        // connection that has waited longest is closed first (AcceptLoop). (Through
+        // DrainingBuffer, the read waits for readability first when the previous read left
+        // nothing queued.)
         idle_node.since = finished.value_or(std::chrono::steady_clock::now());
-        waiting.push_back(idle_node);
-        if (&waiting.front() == &idle_node) NoteOldestIdle(worker);
+        idle->Add(worker, idle_node);
         deadline.Set(idle_node.since + opts.idle_timeout);
         auto [ec, n] =
             co_await sock.async_read_some(DrainingBuffer(buffer.prepare(16 << 10)), kTuple);
-        if (idle_node.closed) co_return false;  // closed by CloseOldestIdle: unlinked, uncounted
-        const bool was_oldest = &waiting.front() == &idle_node;
-        waiting.erase(waiting.iterator_to(idle_node));
-        if (was_oldest) NoteOldestIdle(worker);
+        if (!idle->Remove(worker, idle_node)) co_return false;  // closed over the cap: uncounted
         if (ec) co_return true;
         buffer.commit(n);
       }
@@ -624,7 +594,7 @@ struct HttpServer::Impl {
 
 HttpServer::HttpServer(IoPool& pool, ServerOptions options, Handler handler)
     : impl_(new Impl{pool, std::move(options), std::move(handler), this, nullptr, {}}) {
-  impl_->idle.resize(pool.size());
+  impl_->idle = std::make_unique<IdleConnections>(pool.size());
   impl_->placement = std::make_unique<Placement>(pool.size());
 }
 

@@ -39,23 +39,6 @@ TEST(Placement, WhenEveryWorkerIsBusyTheOneWithFewestConnectionsGetsIt) {
   EXPECT_EQ(p.connections(0), 1);
 }
 
-// Over the connection cap a new connection goes where the connection that has waited longest is,
-// whatever the workers' load: the cap closes that one for it.
-TEST(Placement, OverTheCapTheWorkerOfTheLongestWaitingConnectionGetsIt) {
-  Placement p(3);
-  const auto now = Clock::now();
-  EXPECT_EQ(p.OldestIdle(), -1);  // nothing waits
-  p.NoteOldestIdle(0, now);
-  p.NoteOldestIdle(2, now - milliseconds(5));
-  EXPECT_EQ(p.OldestIdle(), 2);
-  p.Record(2, 0.9, now);  // busy: Pick would not choose it
-  EXPECT_EQ(p.OldestIdle(), 2);
-  p.NoteOldestIdle(2, Clock::time_point::max());  // its waiting connection went
-  EXPECT_EQ(p.OldestIdle(), 0);
-  p.NoteOldestIdle(0, Clock::time_point::max());
-  EXPECT_EQ(p.OldestIdle(), -1);
-}
-
 TEST(Placement, AStaleMeasurementCountsAsIdle) {
   Placement p(2);
   const auto then = Clock::now();
