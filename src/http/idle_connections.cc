@@ -6,7 +6,6 @@
 #include <atomic>
 #include <mutex>
 #include <thread>
-#include <vector>
 
 namespace layer::http {
 
@@ -38,9 +37,7 @@ struct alignas(64) IdleConnections::Slot {
 IdleConnections::IdleConnections(int workers)
     : workers_(workers), slots_(std::make_unique<Slot[]>(workers)) {}
 
-IdleConnections::~IdleConnections() {
-  for (int w = 0; w < workers_; ++w) slots_[w].list.clear();
-}
+IdleConnections::~IdleConnections() = default;
 
 void IdleConnections::Add(int worker, Node& node) {
   Slot& s = slots_[worker];
@@ -61,14 +58,6 @@ bool IdleConnections::Remove(int worker, Node& node) {
   return true;
 }
 
-void IdleConnections::Leave(int worker, Node& node) {
-  Slot& s = slots_[worker];
-  std::lock_guard lock(s.mu);
-  if (!node.linked) return;
-  s.list.erase(s.list.iterator_to(node));
-  node.linked = false;
-}
-
 namespace {
 
 // Bytes queued on `fd`: the first of its next request. An error counts as none (it is closable).
@@ -82,12 +71,10 @@ bool HasQueued(int fd) {
 bool IdleConnections::CloseOldest() {
   // Every list is held while the oldest is chosen and shut down: the choice is the true oldest,
   // and the next call sees it gone. Only this function holds more than one lock, in index order.
-  std::vector<std::unique_lock<SpinLock>> locks;
-  locks.reserve(workers_);
   Node* victim = nullptr;
   int victim_worker = -1;
   for (int w = 0; w < workers_; ++w) {
-    locks.emplace_back(slots_[w].mu);
+    slots_[w].mu.lock();
     for (Node& n : slots_[w].list) {
       if (victim && n.since >= victim->since) break;  // the rest of this list waited less
       if (HasQueued(n.fd)) continue;
@@ -96,13 +83,15 @@ bool IdleConnections::CloseOldest() {
       break;
     }
   }
-  if (!victim) return false;
-  auto& list = slots_[victim_worker].list;
-  list.erase(list.iterator_to(*victim));
-  victim->linked = false;
-  victim->closed = true;
-  ::shutdown(victim->fd, SHUT_RDWR);
-  return true;
+  if (victim) {
+    auto& list = slots_[victim_worker].list;
+    list.erase(list.iterator_to(*victim));
+    victim->linked = false;
+    victim->closed = true;
+    ::shutdown(victim->fd, SHUT_RDWR);
+  }
+  for (int w = 0; w < workers_; ++w) slots_[w].mu.unlock();
+  return victim != nullptr;
 }
 
 }  // namespace layer::http

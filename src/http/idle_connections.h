@@ -10,11 +10,11 @@
 //
 // CloseOldest does not close the victim's socket, which belongs to its worker's thread: it shuts
 // it down (both directions), so the client sees the close at once and the session's pending read
-// ends; Remove then tells the session. A session must take its node out (Remove, or Leave before
-// it closes the socket itself, as an expiring idle timeout does) before the descriptor is closed:
+// ends; Remove then tells the session. A session must take its node out (Remove, also before it
+// closes the socket itself, as an expiring idle timeout does) before the descriptor is closed:
 // CloseOldest must never shut down a descriptor number that was closed and reused.
 //
-// Thread safety: Add, Remove and Leave on the node's worker thread; CloseOldest from any thread.
+// Thread safety: Add and Remove on the node's worker thread; CloseOldest from any thread.
 // Each worker's list has its own lock: a worker's own Add and Remove wait only for CloseOldest.
 #pragma once
 
@@ -46,11 +46,10 @@ class IdleConnections {
 
   // Starts `node`'s wait on `worker` (fd and since set; since no earlier than the list's last).
   void Add(int worker, Node& node);
-  // Ends the wait of `node` (its session's read completed): false when CloseOldest shut it down
-  // (the session ends; the acceptor already uncounted it), true otherwise.
+  // Ends the wait of `node` if it is still waiting (its session's read completed, or its session
+  // is about to close the socket): false when CloseOldest shut it down (the session ends; the
+  // acceptor already uncounted it), true otherwise. Calling it again answers the same.
   bool Remove(int worker, Node& node);
-  // Takes `node` out if it is still waiting, before its session closes the socket itself.
-  void Leave(int worker, Node& node);
   // Shuts down the socket of the connection, of all workers, that has waited longest and has no
   // byte queued; unlinks it and marks it closed. False when there is none.
   bool CloseOldest();

@@ -448,7 +448,7 @@ struct HttpServer::Impl {
     idle_node.fd = sock.native_handle();
     // An expiring idle timeout takes the connection out of the idle lists before it closes it.
     Deadline deadline(sock.get_executor(), [this, &sock, &idle_node, worker] {
-      idle->Leave(worker, idle_node);
+      idle->Remove(worker, idle_node);
       beast::error_code ignored;
       sock.close(ignored);
     });

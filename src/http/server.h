@@ -10,7 +10,8 @@
 // connection accepted beyond the cap closes the connection, of any I/O thread, that has waited
 // longest for its next request (an idle keep-alive connection: HTTP/1.1 lets a server close it at
 // any time; one whose request has begun to arrive is not idle); when there is none, the new
-// connection gets `503 too_many_connections` and is closed. Accepting backs off while the process is out of file descriptors instead of spinning.
+// connection gets `503 too_many_connections` and is closed. Accepting backs off while the process
+// is out of file descriptors instead of spinning.
 //
 // The handler sees an Exchange: the request head at once, the body only on ReadBody(). A handler
 // that answers without reading an announced body causes the connection to close afterwards.
